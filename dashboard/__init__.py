@@ -1,0 +1,1 @@
+"""Dashboard: GP view, service-centre triage, patient vitals, FHIR export."""

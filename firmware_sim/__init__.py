@@ -1,0 +1,1 @@
+"""Simulated BLE health devices speaking the real GATT protocols, and the patients wearing them."""

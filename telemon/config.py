@@ -1,0 +1,60 @@
+"""Settings from environment variables (prefix ``TELEMON_``) or a ``.env`` file.
+
+Leave ``TELEMON_DATABASE_URL`` or ``TELEMON_MQTT_URL`` unset and the demo brings its own embedded
+PostgreSQL and MQTT broker; every long-running service requires them to be set.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TELEMON_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL, e.g. postgresql://telemon@db:5432/telemon"
+    )
+    mqtt_url: str | None = Field(
+        default=None, description="Broker URL: mqtt://user:pass@host:1883 or mqtts://host:8883"
+    )
+    mqtt_ca_file: Path | None = None
+    data_dir: Path = Field(default=Path(".telemon"), description="Local state: embedded servers")
+    language: Literal["it", "en"] = "it"
+
+    # Storage
+    observation_retention_days: int = Field(default=3650, ge=30)
+    compress_after_days: int = Field(default=7, ge=1)
+
+    # Ingest
+    ingest_batch_size: int = Field(default=5000, ge=1)
+    ingest_batch_ms: int = Field(default=200, ge=1)
+    ingest_shared_group: str | None = "ingest"
+    ingest_metrics_port: int = 9464
+
+    # Dashboard
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8000
+    public_url: str = Field(default="http://127.0.0.1:8000", description="Base of links in SMS")
+    secret_key: SecretStr = SecretStr("change-me-in-production")
+
+    # SMS (Twilio); without credentials, messages go to the outbox table shown in the dashboard
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = Field(
+        default=None, description="E.164 sender or Messaging Service SID"
+    )
+    twilio_base_url: str | None = Field(
+        default=None, description="Override the Twilio API host (tests use a local fake)"
+    )
+    service_centre_phone: str | None = None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,292 @@
+"""MQTT payloads, contract v1: encode on the gateway, validate on the server.
+
+One function, :func:`decode_observations`, turns an ``obs`` message into observations. A message
+whose envelope is unusable raises :class:`PayloadError`; inside a usable envelope each observation
+stands alone, so one bad reading is rejected with its reason and its neighbours are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from telemon.metrics import METRICS
+from telemon.observation import Identifier, Observation, iso_z
+from telemon.topics import Channel, parse_topic
+
+PAYLOAD_VERSION = 1
+MAX_PAYLOAD_BYTES = 512 * 1024
+MAX_BATCH = 1000
+FUTURE_TOLERANCE = timedelta(minutes=10)
+# Devices with an unset clock report dates around 1970 or 2000; such a reading has no usable time.
+EARLIEST_MEASUREMENT = datetime(2010, 1, 1, tzinfo=UTC)
+
+
+class RejectReason(StrEnum):
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    MALFORMED_JSON = "malformed_json"
+    INVALID_SCHEMA = "invalid_schema"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    TOPIC_MISMATCH = "topic_mismatch"
+    BATCH_TOO_LARGE = "batch_too_large"
+    INVALID_OBSERVATION = "invalid_observation"
+    UNKNOWN_METRIC = "unknown_metric"
+    WRONG_UNIT = "wrong_unit"
+    OUT_OF_RANGE = "out_of_range"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    IMPLAUSIBLE_TIMESTAMP = "implausible_timestamp"
+    # Decided by ingest against the store, listed here so that every reason has one name.
+    UNKNOWN_GATEWAY = "unknown_gateway"
+    PATIENT_NOT_PAIRED = "patient_not_paired"
+
+
+class PayloadError(ValueError):
+    """The whole message is unusable."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedItem:
+    index: int
+    reason: RejectReason
+    detail: str
+    item: Any  # the raw item as received, for the dead-letter table
+
+
+@dataclass(slots=True)
+class DecodedMessage:
+    gateway_id: str
+    sent_at: datetime | None
+    observations: list[Observation] = field(default_factory=list)
+    rejected: list[RejectedItem] = field(default_factory=list)
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    v: int
+    gateway_id: Identifier
+    sent_at: AwareDatetime | None = None
+    observations: list[Any]
+
+
+def encode_observations(
+    gateway_id: str, observations: Sequence[Observation], *, sent_at: datetime | None = None
+) -> bytes:
+    if not observations:
+        raise ValueError("an obs message carries at least one observation")
+    if len(observations) > MAX_BATCH:
+        raise ValueError(f"at most {MAX_BATCH} observations per message")
+    for obs in observations:
+        if obs.gateway_id != gateway_id:
+            raise ValueError(f"observation of gateway {obs.gateway_id!r} in {gateway_id!r}'s batch")
+    envelope: dict[str, Any] = {"v": PAYLOAD_VERSION, "gateway_id": gateway_id}
+    if sent_at is not None:
+        envelope["sent_at"] = iso_z(sent_at)
+    envelope["observations"] = [o.wire_item() for o in observations]
+    return json.dumps(envelope, separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode_observations(
+    topic: str, payload: bytes, *, now: datetime | None = None
+) -> DecodedMessage:
+    """Validate an ``obs`` message received on ``topic``.
+
+    Raises :class:`PayloadError` when the envelope is unusable; otherwise returns the valid
+    observations and, separately, each rejected item with its reason.
+    """
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(
+            RejectReason.PAYLOAD_TOO_LARGE,
+            f"{len(payload)} bytes, at most {MAX_PAYLOAD_BYTES}",
+        )
+    try:
+        parsed_topic = parse_topic(topic)
+    except ValueError as exc:
+        raise PayloadError(RejectReason.TOPIC_MISMATCH, str(exc)) from None
+    if parsed_topic.channel is not Channel.OBS:
+        raise PayloadError(RejectReason.TOPIC_MISMATCH, f"{topic!r} is not an obs topic")
+    try:
+        raw = json.loads(payload, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise PayloadError(RejectReason.MALFORMED_JSON, _short(str(exc))) from None
+    if isinstance(raw, dict) and raw.get("v") != PAYLOAD_VERSION and "v" in raw:
+        raise PayloadError(
+            RejectReason.UNSUPPORTED_VERSION,
+            f"payload version {raw.get('v')!r}, this server speaks {PAYLOAD_VERSION}",
+        )
+    try:
+        envelope = _Envelope.model_validate(raw)
+    except ValidationError as exc:
+        raise PayloadError(RejectReason.INVALID_SCHEMA, describe_validation_error(exc)) from None
+    if envelope.gateway_id != parsed_topic.gateway_id:
+        raise PayloadError(
+            RejectReason.TOPIC_MISMATCH,
+            f"payload gateway_id {envelope.gateway_id!r} differs from the topic's "
+            f"{parsed_topic.gateway_id!r}",
+        )
+    if not envelope.observations:
+        raise PayloadError(RejectReason.INVALID_SCHEMA, "observations: empty batch")
+    if len(envelope.observations) > MAX_BATCH:
+        raise PayloadError(
+            RejectReason.BATCH_TOO_LARGE,
+            f"{len(envelope.observations)} observations, at most {MAX_BATCH}",
+        )
+    now = now or datetime.now(UTC)
+    message = DecodedMessage(envelope.gateway_id, envelope.sent_at)
+    for index, item in enumerate(envelope.observations):
+        outcome = _decode_item(envelope.gateway_id, item, now)
+        if isinstance(outcome, Observation):
+            message.observations.append(outcome)
+        else:
+            reason, detail = outcome
+            message.rejected.append(
+                RejectedItem(index, reason, f"observations[{index}]: {detail}", item)
+            )
+    return message
+
+
+def _decode_item(
+    gateway_id: str, item: Any, now: datetime
+) -> Observation | tuple[RejectReason, str]:
+    if not isinstance(item, dict):
+        return RejectReason.INVALID_OBSERVATION, f"expected an object, got {type(item).__name__}"
+    metric = METRICS.get(item.get("metric"))  # type: ignore[arg-type]
+    if metric is None:
+        return RejectReason.UNKNOWN_METRIC, f"unknown metric {_short(repr(item.get('metric')))}"
+    if "gateway_id" in item:
+        return RejectReason.INVALID_OBSERVATION, "gateway_id belongs to the envelope, not the item"
+    try:
+        obs = Observation.model_validate({**item, "gateway_id": gateway_id})
+    except ValidationError as exc:
+        return RejectReason.INVALID_OBSERVATION, describe_validation_error(exc)
+    if obs.unit != metric.unit:
+        return (
+            RejectReason.WRONG_UNIT,
+            f"{metric.key} must be sent in {metric.unit!r}, got {obs.unit!r}",
+        )
+    if not metric.is_plausible(obs.value):
+        return (
+            RejectReason.OUT_OF_RANGE,
+            f"{metric.key} {obs.value:g} {metric.unit} outside "
+            f"[{metric.plausible_min:g}, {metric.plausible_max:g}]",
+        )
+    if obs.measured_at > now + FUTURE_TOLERANCE:
+        return (
+            RejectReason.FUTURE_TIMESTAMP,
+            f"measured_at {iso_z(obs.measured_at)} is more than "
+            f"{int(FUTURE_TOLERANCE.total_seconds() // 60)} min ahead of {iso_z(now)}",
+        )
+    if obs.measured_at < EARLIEST_MEASUREMENT:
+        return (
+            RejectReason.IMPLAUSIBLE_TIMESTAMP,
+            f"measured_at {iso_z(obs.measured_at)} is before {EARLIEST_MEASUREMENT.date()}: "
+            "device clock not set",
+        )
+    return obs
+
+
+def describe_validation_error(exc: ValidationError, *, limit: int = 3) -> str:
+    """A short, precise account of what was wrong and where."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        location = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{location}: {err['msg']}")
+    more = len(exc.errors()) - limit
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- gateway presence --------------------------------------------------------------------------
+
+
+class DeviceHealth(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: Identifier
+    kind: Literal["pulse_oximeter", "blood_pressure", "glucometer", "thermometer", "weight_scale"]
+    battery_pct: int | None = Field(default=None, ge=0, le=100)
+    last_seen_at: AwareDatetime | None = None
+    last_reading_at: AwareDatetime | None = None
+    rssi: int | None = None
+    connected: bool = False
+
+
+class GatewayStatus(BaseModel):
+    """The retained ``status`` message; its 'offline' form is the gateway's MQTT last will."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    v: Literal[1] = PAYLOAD_VERSION
+    gateway_id: Identifier
+    state: Literal["online", "offline"]
+    version: str | None = None
+    started_at: AwareDatetime | None = None
+    uptime_s: float | None = Field(default=None, ge=0)
+    outbox_depth: int | None = Field(default=None, ge=0)
+    outbox_oldest_at: AwareDatetime | None = None
+    recoveries: dict[str, int] = Field(default_factory=dict)
+    devices: list[DeviceHealth] = Field(default_factory=list, max_length=32)
+
+    def encode(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+def offline_will(gateway_id: str) -> bytes:
+    return GatewayStatus(gateway_id=gateway_id, state="offline").encode()
+
+
+def decode_status(topic: str, payload: bytes) -> GatewayStatus:
+    try:
+        parsed_topic = parse_topic(topic)
+    except ValueError as exc:
+        raise PayloadError(RejectReason.TOPIC_MISMATCH, str(exc)) from None
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(RejectReason.PAYLOAD_TOO_LARGE, f"{len(payload)} bytes")
+    try:
+        status = GatewayStatus.model_validate_json(payload)
+    except ValidationError as exc:
+        reason = (
+            RejectReason.MALFORMED_JSON
+            if any(e["type"] == "json_invalid" for e in exc.errors())
+            else RejectReason.INVALID_SCHEMA
+        )
+        raise PayloadError(reason, describe_validation_error(exc)) from None
+    if status.gateway_id != parsed_topic.gateway_id:
+        raise PayloadError(
+            RejectReason.TOPIC_MISMATCH,
+            f"payload gateway_id {status.gateway_id!r} differs from the topic's "
+            f"{parsed_topic.gateway_id!r}",
+        )
+    return status
+
+
+def iter_batches(observations: Iterable[Observation], size: int = MAX_BATCH):
+    """Split observations into message-sized batches, preserving order."""
+    batch: list[Observation] = []
+    for obs in observations:
+        batch.append(obs)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

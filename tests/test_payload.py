@@ -1,0 +1,183 @@
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from telemon.metrics import METRICS
+from telemon.observation import Observation
+from telemon.payload import (
+    MAX_BATCH,
+    MAX_PAYLOAD_BYTES,
+    GatewayStatus,
+    PayloadError,
+    RejectReason,
+    decode_observations,
+    decode_status,
+    encode_observations,
+    offline_will,
+)
+from telemon.topics import Channel, parse_topic, subscription, topic
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+TOPIC = "telemon/v1/gw/gw-0001/obs"
+
+
+def item(**overrides):
+    base = {
+        "seq": 1,
+        "device_id": "C0:FF:EE:00:00:01",
+        "patient_id": "P0001",
+        "metric": "spo2",
+        "value": 96.0,
+        "unit": "%",
+        "measured_at": "2026-11-23T11:59:00Z",
+    }
+    base.update(overrides)
+    return base
+
+
+def message(*items, **envelope):
+    body = {"v": 1, "gateway_id": "gw-0001", "observations": list(items)}
+    body.update(envelope)
+    return json.dumps(body).encode()
+
+
+def test_round_trip_of_every_metric_at_both_plausibility_edges():
+    observations = [
+        Observation(
+            gateway_id="gw-0001",
+            seq=i,
+            device_id="dev-1",
+            patient_id="P0001",
+            metric=m.key,
+            value=value,
+            unit=m.unit,
+            measured_at=NOW - timedelta(minutes=i),
+            flags=("gateway_time",),
+            context={"meal": "preprandial"},
+        )
+        for i, (m, value) in enumerate(
+            (m, v) for m in METRICS.values() for v in (m.plausible_min, m.plausible_max)
+        )
+    ]
+    decoded = decode_observations(TOPIC, encode_observations("gw-0001", observations), now=NOW)
+    assert decoded.rejected == []
+    assert decoded.observations == observations
+
+
+def test_gateway_time_flag_is_exposed():
+    decoded = decode_observations(TOPIC, message(item(flags=["gateway_time"])), now=NOW)
+    assert decoded.observations[0].time_from_gateway
+
+
+@pytest.mark.parametrize(
+    ("bad_item", "reason", "fragment"),
+    [
+        (item(value="ninety"), RejectReason.INVALID_OBSERVATION, "value"),
+        (item(seq=-1), RejectReason.INVALID_OBSERVATION, "seq"),
+        (item(measured_at="yesterday"), RejectReason.INVALID_OBSERVATION, "measured_at"),
+        (item(measured_at="2026-11-23T11:59:00"), RejectReason.INVALID_OBSERVATION, "timezone"),
+        (
+            {k: v for k, v in item().items() if k != "patient_id"},
+            RejectReason.INVALID_OBSERVATION,
+            "patient_id",
+        ),
+        (item(metric="mood"), RejectReason.UNKNOWN_METRIC, "'mood'"),
+        (item(unit="mmHg"), RejectReason.WRONG_UNIT, "'%'"),
+        (item(value=101.0), RejectReason.OUT_OF_RANGE, "[50, 100]"),
+        (item(metric="glucose", unit="mg/dL", value=1e300), RejectReason.OUT_OF_RANGE, "glucose"),
+        (item(measured_at="2026-11-23T12:30:00Z"), RejectReason.FUTURE_TIMESTAMP, "ahead"),
+        (item(measured_at="2000-01-01T00:00:00Z"), RejectReason.IMPLAUSIBLE_TIMESTAMP, "clock"),
+        (item(flags=["feels_bad"]), RejectReason.INVALID_OBSERVATION, "feels_bad"),
+        (item(extra_field=1), RejectReason.INVALID_OBSERVATION, "extra_field"),
+        (item(gateway_id="gw-0002"), RejectReason.INVALID_OBSERVATION, "envelope"),
+        ("not an object", RejectReason.INVALID_OBSERVATION, "expected an object"),
+        (item(device_id="bad id with spaces"), RejectReason.INVALID_OBSERVATION, "device_id"),
+    ],
+)
+def test_bad_item_is_rejected_with_reason_and_neighbours_are_kept(bad_item, reason, fragment):
+    decoded = decode_observations(TOPIC, message(item(seq=1), bad_item, item(seq=3)), now=NOW)
+    assert [o.seq for o in decoded.observations] == [1, 3]
+    (rejected,) = decoded.rejected
+    assert rejected.index == 1
+    assert rejected.reason is reason
+    assert fragment in rejected.detail
+    assert rejected.detail.startswith("observations[1]")
+
+
+@pytest.mark.parametrize(
+    ("payload", "topic_name", "reason", "fragment"),
+    [
+        (b"{not json", TOPIC, RejectReason.MALFORMED_JSON, ""),
+        (
+            b'{"v":1,"gateway_id":"gw-0001","observations":[{"value":NaN}]}',
+            TOPIC,
+            RejectReason.MALFORMED_JSON,
+            "NaN",
+        ),
+        (b"[]", TOPIC, RejectReason.INVALID_SCHEMA, "(root)"),
+        (message(item(), v=2), TOPIC, RejectReason.UNSUPPORTED_VERSION, "speaks 1"),
+        (message(item(), gateway_id="gw-0002"), TOPIC, RejectReason.TOPIC_MISMATCH, "gw-0002"),
+        (message(item()), "telemon/v1/gw/gw-0001/status", RejectReason.TOPIC_MISMATCH, "obs"),
+        (message(item()), "other/topic", RejectReason.TOPIC_MISMATCH, "not a telemon"),
+        (message(), TOPIC, RejectReason.INVALID_SCHEMA, "empty"),
+        (
+            json.dumps({"v": 1, "gateway_id": "gw-0001"}).encode(),
+            TOPIC,
+            RejectReason.INVALID_SCHEMA,
+            "observations",
+        ),
+        (
+            message(*[item(seq=i) for i in range(MAX_BATCH + 1)]),
+            TOPIC,
+            RejectReason.BATCH_TOO_LARGE,
+            str(MAX_BATCH),
+        ),
+        (b" " * (MAX_PAYLOAD_BYTES + 1), TOPIC, RejectReason.PAYLOAD_TOO_LARGE, "bytes"),
+        (b"[" * 100_000 + b"]" * 100_000, TOPIC, RejectReason.MALFORMED_JSON, ""),
+    ],
+)
+def test_unusable_message_raises_precise_error(payload, topic_name, reason, fragment):
+    with pytest.raises(PayloadError) as caught:
+        decode_observations(topic_name, payload, now=NOW)
+    assert caught.value.reason is reason
+    assert fragment in caught.value.detail
+
+
+def test_encoder_refuses_foreign_observations():
+    obs = Observation(
+        gateway_id="gw-0002",
+        seq=1,
+        device_id="d",
+        patient_id="P",
+        metric="spo2",
+        value=97,
+        unit="%",
+        measured_at=NOW,
+    )
+    with pytest.raises(ValueError, match="gw-0002"):
+        encode_observations("gw-0001", [obs])
+
+
+def test_status_round_trip_and_last_will():
+    status = GatewayStatus(
+        gateway_id="gw-0001",
+        state="online",
+        version="0.1.0",
+        outbox_depth=3,
+        recoveries={"scanner_restart": 1},
+    )
+    topic_name = topic("gw-0001", Channel.STATUS)
+    assert decode_status(topic_name, status.encode()) == status
+    assert decode_status(topic_name, offline_will("gw-0001")).state == "offline"
+    with pytest.raises(PayloadError) as caught:
+        decode_status("telemon/v1/gw/gw-0009/status", status.encode())
+    assert caught.value.reason is RejectReason.TOPIC_MISMATCH
+
+
+def test_topics():
+    assert topic("gw-0001", Channel.OBS) == TOPIC
+    assert parse_topic(TOPIC).gateway_id == "gw-0001"
+    assert subscription(Channel.OBS, shared_group="ingest") == "$share/ingest/telemon/v1/gw/+/obs"
+    with pytest.raises(ValueError):
+        topic("gw/+/#", Channel.OBS)
