@@ -132,3 +132,15 @@ def test_one_open_alert_per_patient_and_rule_is_enforced_by_the_database(db):
         db.execute(open_alert, (patient,))
     db.execute("UPDATE alerts SET state = 'resolved', resolved_at = now()")
     db.execute(open_alert, (patient,))  # a new episode after the first resolved
+
+
+def test_hourly_rollup_for_some_patients_only(db):
+    t0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+    db.execute("SELECT telemon_ensure_observation_partitions(%s, %s)", (t0, t0))
+    _insert(db, t0, 1, patient=1)
+    _insert(db, t0, 2, patient=2)
+    db.execute(
+        "SELECT telemon_refresh_observation_hourly(%s, %s, %s)",
+        (t0, t0 + timedelta(hours=1), [2]),
+    )
+    assert [r[0] for r in db.execute("SELECT patient_id FROM observation_hourly")] == [2]

@@ -81,7 +81,9 @@ CREATE TABLE observation_hourly (
     PRIMARY KEY (patient_id, metric_id, bucket)
 );
 
-CREATE FUNCTION telemon_refresh_observation_hourly(p_from timestamptz, p_to timestamptz)
+-- p_patients limits the refresh to the patients a batch touched (NULL: everyone).
+CREATE FUNCTION telemon_refresh_observation_hourly(
+    p_from timestamptz, p_to timestamptz, p_patients bigint[] DEFAULT NULL)
 RETURNS bigint LANGUAGE sql AS $$
     WITH refreshed AS (
         INSERT INTO observation_hourly (bucket, patient_id, metric_id, min, max, mean, count)
@@ -89,6 +91,7 @@ RETURNS bigint LANGUAGE sql AS $$
                min(value), max(value), avg(value), count(*)
         FROM observations
         WHERE measured_at >= date_trunc('hour', p_from) AND measured_at < p_to
+          AND (p_patients IS NULL OR patient_id = ANY (p_patients))
         GROUP BY 1, 2, 3
         ON CONFLICT (patient_id, metric_id, bucket) DO UPDATE
             SET min = excluded.min, max = excluded.max, mean = excluded.mean,

@@ -61,5 +61,6 @@ RETURNS integer LANGUAGE sql AS $$ SELECT 0 $$;
 CREATE FUNCTION telemon_drop_expired_observations(p_cutoff timestamptz)
 RETURNS integer LANGUAGE sql AS $$ SELECT 0 $$;
 
-CREATE FUNCTION telemon_refresh_observation_hourly(p_from timestamptz, p_to timestamptz)
+CREATE FUNCTION telemon_refresh_observation_hourly(
+    p_from timestamptz, p_to timestamptz, p_patients bigint[] DEFAULT NULL)
 RETURNS bigint LANGUAGE sql AS $$ SELECT 0::bigint $$;
