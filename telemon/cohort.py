@@ -1,0 +1,171 @@
+"""The demo cohort: GPs, a service-centre nurse, and patients across care protocols and scenarios.
+
+Deterministic, so a second run of the demo finds the same people and continues their history.
+Every name is invented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+GIVEN = (
+    "Maria",
+    "Giuseppe",
+    "Anna",
+    "Luigi",
+    "Francesca",
+    "Marco",
+    "Giovanna",
+    "Antonio",
+    "Rosa",
+    "Paolo",
+    "Lucia",
+    "Carlo",
+    "Elena",
+    "Franco",
+    "Teresa",
+    "Sergio",
+)
+FAMILY = (
+    "Rossi",
+    "Bianchi",
+    "Colombo",
+    "Ferrari",
+    "Ricci",
+    "Marino",
+    "Greco",
+    "Bruno",
+    "Gallo",
+    "Conti",
+    "Costa",
+    "Mancini",
+    "Lombardi",
+    "Moretti",
+    "Barbieri",
+    "Fontana",
+)
+
+# (care protocol, simulation scenario, devices): a spread that shows every kind of alert.
+CARE_PLANS = (
+    ("covid19_home_oximetry", "covid_deterioration", ("pulse_oximeter", "thermometer")),
+    (
+        "heart_failure",
+        "heart_failure_decompensation",
+        ("weight_scale", "blood_pressure", "pulse_oximeter"),
+    ),
+    ("hypertension", "hypertensive_crisis", ("blood_pressure",)),
+    ("diabetes", "hypoglycaemia", ("glucometer",)),
+    ("copd", "copd_exacerbation", ("pulse_oximeter", "thermometer")),
+    ("covid19_home_oximetry", "stable", ("pulse_oximeter", "thermometer")),
+    ("hypertension", "sensor_problems", ("blood_pressure",)),
+    ("diabetes", "stable", ("glucometer",)),
+    ("heart_failure", "out_of_range", ("weight_scale", "blood_pressure")),
+    ("copd", "stable", ("pulse_oximeter",)),
+    ("hypertension", "low_battery", ("blood_pressure",)),
+    ("covid19_home_oximetry", "sensor_problems", ("pulse_oximeter",)),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMember:
+    username: str
+    display_name: str
+    role: str
+    phone: str
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPatient:
+    code: str
+    given_name: str
+    family_name: str
+    gp_username: str
+    protocol: str
+    scenario: str
+    gateway_code: str
+    devices: tuple[tuple[str, str], ...]  # (BLE address, device kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Cohort:
+    staff: tuple[StaffMember, ...]
+    patients: tuple[DemoPatient, ...]
+
+
+def demo_cohort(patients: int = 12, gps: int = 3) -> Cohort:
+    staff = [
+        StaffMember(
+            f"dr.{FAMILY[i].lower()}", f"Dr {GIVEN[-1 - i]} {FAMILY[i]}", "gp", f"+39333000{i:04d}"
+        )
+        for i in range(gps)
+    ]
+    staff.append(StaffMember("nurse.greco", "Inf. Elena Greco", "nurse", "+393330009000"))
+    staff.append(StaffMember("admin", "Amministratore", "admin", "+393330009999"))
+    people = []
+    for n in range(patients):
+        protocol, scenario, kinds = CARE_PLANS[n % len(CARE_PLANS)]
+        devices = tuple(
+            (f"D0:{n // 256:02X}:{n % 256:02X}:00:00:{k:02X}", kind) for k, kind in enumerate(kinds)
+        )
+        people.append(
+            DemoPatient(
+                code=f"P{n + 1:04d}",
+                given_name=GIVEN[(n * 7) % len(GIVEN)],
+                family_name=FAMILY[(n * 5 + 3) % len(FAMILY)],
+                gp_username=staff[n % gps].username,
+                protocol=protocol,
+                scenario=scenario,
+                gateway_code=f"gw-{n + 1:04d}",
+                devices=devices,
+            )
+        )
+    return Cohort(tuple(staff), tuple(people))
+
+
+def seed(conn: psycopg.Connection, cohort: Cohort, *, service_centre_phone: str) -> None:
+    """Insert the cohort; people and devices already present are left as they are."""
+    with conn.transaction():
+        centre = conn.execute(
+            "INSERT INTO care_teams (name, kind, duty_phone) "
+            "VALUES ('Centrale servizi', 'service_centre', %s) "
+            "ON CONFLICT (name) DO UPDATE SET duty_phone = excluded.duty_phone RETURNING id",
+            (service_centre_phone,),
+        ).fetchone()[0]
+        staff_ids: dict[str, int] = {}
+        for member in cohort.staff:
+            staff_ids[member.username] = conn.execute(
+                "INSERT INTO staff (username, display_name, role, phone) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (username) DO UPDATE SET display_name = excluded.display_name "
+                "RETURNING id",
+                (member.username, member.display_name, member.role, member.phone),
+            ).fetchone()[0]
+            if member.role == "nurse":
+                conn.execute(
+                    "INSERT INTO care_team_members VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (centre, staff_ids[member.username]),
+                )
+        for p in cohort.patients:
+            patient_id = conn.execute(
+                "INSERT INTO patients (code, given_name, family_name, gp_id, care_team_id) "
+                "VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (code) DO UPDATE SET code = excluded.code RETURNING id",
+                (p.code, p.given_name, p.family_name, staff_ids[p.gp_username], centre),
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO patient_protocols (patient_id, protocol) VALUES (%s, %s) "
+                "ON CONFLICT DO NOTHING",
+                (patient_id, p.protocol),
+            )
+            gateway_id = conn.execute(
+                "INSERT INTO gateways (code, patient_id) VALUES (%s, %s) "
+                "ON CONFLICT (code) DO UPDATE SET code = excluded.code RETURNING id",
+                (p.gateway_code, patient_id),
+            ).fetchone()[0]
+            for address, kind in p.devices:
+                conn.execute(
+                    "INSERT INTO devices (gateway_id, address, kind) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (gateway_id, address) DO NOTHING",
+                    (gateway_id, address, kind),
+                )

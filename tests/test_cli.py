@@ -1,0 +1,117 @@
+"""The ``telemon`` command as a user runs it: a real process, real servers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TELEMON_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-c", "from telemon.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment,
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["migrate"], ["dashboard"]])
+def test_every_command_has_help(command):
+    result = run_cli(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+
+
+def test_migrate_on_a_configured_database(database_url):
+    result = run_cli("migrate", env={"TELEMON_DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stderr
+    assert "schema at version 2 (native storage); applied: nothing new" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "TELEMON_DATABASE_URL is not set"),
+        (
+            {"TELEMON_DATABASE_URL": "postgresql://telemon:s3cret@127.0.0.1:1/telemon"},
+            "cannot reach PostgreSQL at postgresql://telemon:***@127.0.0.1:1/telemon",
+        ),
+    ],
+)
+def test_missing_or_unreachable_database_is_explained_not_traced(env, message):
+    result = run_cli("migrate", env=env)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "s3cret" not in result.stderr
+
+
+def test_demo_with_an_unreachable_broker_is_explained(database_url):
+    result = run_cli(
+        "demo",
+        "--duration",
+        "1",
+        env={"TELEMON_DATABASE_URL": database_url, "TELEMON_MQTT_URL": "mqtt://127.0.0.1:1"},
+    )
+    assert result.returncode == 2
+    assert "cannot reach the MQTT broker at mqtt://127.0.0.1:1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_on_embedded_defaults_serves_health_and_continues_on_second_run(tmp_path):
+    """The README's first command, minus the install: embedded PostgreSQL and broker."""
+    from telemon.embedded import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from telemon.cli import main; main()",
+            "demo",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--port",
+            str(port),
+            "--duration",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TELEMON_")},
+    )
+    seen = []
+    try:
+        for line in process.stdout:
+            seen.append(line)
+            if f"http://127.0.0.1:{port}/" in line:
+                break
+        else:
+            pytest.fail("the demo never printed its URL")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as response:
+            body = response.read().decode()
+        assert response.status == 200
+        assert '"status":"ok"' in body.replace(" ", "")
+        assert '"patients":12' in body.replace(" ", "")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            assert "All services reachable" in response.read().decode()
+    finally:
+        process.send_signal(2)
+        output = "".join(seen) + process.communicate(timeout=60)[0]
+    assert process.returncode == 0, output
+    assert "Stopped cleanly" in output
+
+    second = run_cli(
+        "demo", "--data-dir", str(tmp_path / "data"), "--port", str(port), "--duration", "1"
+    )
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "applied: 0001_core, 0002_observations" in output
+    assert "applied: nothing new" in second.stdout  # the same database, continued
