@@ -1,0 +1,40 @@
+# telemon server image: one image for `telemon migrate|ingest|alerts|dashboard|sim` (compose.yaml).
+#
+# Two stages: the build stage has compilers in case a dependency has no wheel for the target
+# platform (e.g. an arm64 server); the runtime stage receives only the finished virtualenv, so no
+# build tool, pip cache or source tree ends up in the image.
+
+FROM python:3.11-slim AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential \
+    && rm -rf /var/lib/apt/lists/*
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+RUN python -m venv /opt/telemon
+WORKDIR /src
+# Only what `pip install .` needs (.dockerignore keeps the rest out of the build context).
+COPY pyproject.toml README.md ./
+COPY telemon ./telemon
+COPY gateway ./gateway
+COPY ingest ./ingest
+COPY alerts ./alerts
+COPY dashboard ./dashboard
+COPY firmware_sim ./firmware_sim
+# A regular (not editable) install: the package and its data files are copied into the venv.
+RUN /opt/telemon/bin/pip install .
+
+FROM python:3.11-slim
+# A fixed, unprivileged uid that owns nothing in the image but its home (the data directory).
+RUN useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/telemon \
+    --shell /usr/sbin/nologin telemon
+COPY --from=build /opt/telemon /opt/telemon
+ENV PATH=/opt/telemon/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    TELEMON_DATA_DIR=/var/lib/telemon
+USER telemon
+WORKDIR /var/lib/telemon
+# dashboard, ingest metrics and /healthz, alerts /healthz
+EXPOSE 8000 9464 9465
+ENTRYPOINT ["telemon"]
+CMD ["--help"]
