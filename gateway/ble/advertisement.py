@@ -1,0 +1,76 @@
+"""Translate bumble advertising reports into bleak's `AdvertisementData`."""
+
+from __future__ import annotations
+
+from bleak.backends.scanner import AdvertisementData
+from bleak.uuids import normalize_uuid_str
+from bumble.core import UUID, AdvertisingData
+from bumble.device import Advertisement
+
+__all__ = ["advertisement_data", "bleak_uuid"]
+
+_Type = AdvertisingData.Type
+
+_SERVICE_UUID_LISTS = (
+    _Type.INCOMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
+    _Type.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
+    _Type.INCOMPLETE_LIST_OF_32_BIT_SERVICE_CLASS_UUIDS,
+    _Type.COMPLETE_LIST_OF_32_BIT_SERVICE_CLASS_UUIDS,
+    _Type.INCOMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
+    _Type.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
+)
+_SERVICE_DATA = (
+    _Type.SERVICE_DATA_16_BIT_UUID,
+    _Type.SERVICE_DATA_32_BIT_UUID,
+    _Type.SERVICE_DATA_128_BIT_UUID,
+)
+# bleak reports RSSI as a plain int; controllers use 127 for "not available".
+_RSSI_UNKNOWN = -127
+
+
+def bleak_uuid(uuid: UUID) -> str:
+    """bleak's spelling of a UUID: 128-bit, lower case, dashed."""
+    return normalize_uuid_str(uuid.to_hex_str("-"))
+
+
+def advertisement_data(advertisement: Advertisement) -> AdvertisementData:
+    """The bleak view of one report (advertising PDU merged with its scan response)."""
+    data = advertisement.data
+
+    # A scan response repeats structures of the advertisement it answers; keep each once.
+    service_uuids: list[str] = []
+    for ad_type in _SERVICE_UUID_LISTS:
+        for uuids in data.get_all(ad_type):
+            for uuid in uuids:
+                if (text := bleak_uuid(uuid)) not in service_uuids:
+                    service_uuids.append(text)
+
+    service_data: dict[str, bytes] = {}
+    for ad_type in _SERVICE_DATA:
+        for uuid, payload in data.get_all(ad_type):
+            service_data[bleak_uuid(uuid)] = bytes(payload)
+
+    manufacturer_data = {
+        company: bytes(payload)
+        for company, payload in data.get_all(_Type.MANUFACTURER_SPECIFIC_DATA)
+    }
+
+    local_name = data.get(_Type.COMPLETE_LOCAL_NAME) or data.get(_Type.SHORTENED_LOCAL_NAME)
+
+    # TX Power Level is a signed octet; bumble's decoder reads it unsigned.
+    raw_tx_power = data.get(_Type.TX_POWER_LEVEL, raw=True)
+    tx_power = int.from_bytes(raw_tx_power[:1], "little", signed=True) if raw_tx_power else None
+
+    rssi = advertisement.rssi
+    if rssi == Advertisement.RSSI_NOT_AVAILABLE:
+        rssi = _RSSI_UNKNOWN
+
+    return AdvertisementData(
+        local_name=local_name,
+        manufacturer_data=manufacturer_data,
+        service_data=service_data,
+        service_uuids=service_uuids,
+        tx_power=tx_power,
+        rssi=rssi,
+        platform_data=(advertisement,),
+    )

@@ -1,0 +1,55 @@
+"""Fixtures for the bumble backend tests.
+
+Each test gets a fresh `LocalLink` made the default radio, so plain
+``BleakScanner(backend=BumbleScanner)`` / ``BleakClient(..., backend=BumbleClient)``
+talk to the peripherals created on it, and nothing leaks between tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest_asyncio
+from bumble.link import LocalLink
+
+from gateway.ble import radio
+
+from .peripherals import SimulatedPeripheral
+
+PeripheralFactory = Callable[..., Awaitable[SimulatedPeripheral]]
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def link() -> AsyncIterator[LocalLink]:
+    link = LocalLink()
+    radio.set_default_radio(link)
+    try:
+        yield link
+    finally:
+        await radio.close_central(link)
+        radio.set_default_radio(None)
+    # A clean shutdown leaves nothing running behind: no bumble task outlives its devices.
+    await asyncio.sleep(0)
+    leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    assert not leftovers, leftovers
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def make_peripheral(link: LocalLink) -> AsyncIterator[PeripheralFactory]:
+    started: list[SimulatedPeripheral] = []
+
+    async def make(name: str, **kwargs: int) -> SimulatedPeripheral:
+        peripheral = SimulatedPeripheral(link, name, **kwargs)
+        await peripheral.start()
+        started.append(peripheral)
+        return peripheral
+
+    yield make
+    for peripheral in started:
+        await peripheral.stop(link)
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def peripheral(make_peripheral: PeripheralFactory) -> SimulatedPeripheral:
+    return await make_peripheral("Oxi-1")
