@@ -1,0 +1,131 @@
+"""Alert state per (patient, rule), advanced for all patients of a rule at once.
+
+- An alert opens once ``confirm.count`` consecutive new readings are in band and span at least
+  ``confirm.duration``; one reading out of band restarts the count, so a value wobbling around a
+  threshold does not open an alert on every crossing.
+- An open alert moves up to a worse level at once, and down only when the value leaves the
+  band widened by ``clear_margin`` (``RuleResult.hold_level``), so it does not flap either.
+- Only a reading newer than the last one counted moves the state: evaluating the same data
+  again changes nothing. "No data" never clears an alert; missing_data rules report that.
+- Unacknowledged alerts are re-notified (the next escalation stage) every ``escalate_after``;
+  an acknowledgement silences the alert for ``snooze_after_ack``. A snooze holds for new
+  readings at the same or a lower level and is broken only by a worse level (anchors §2.2:
+  Nightscout snoozes that did not hold).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+
+from alerts.evaluate import NO_TIME, RuleResult
+from alerts.tables import CompiledRule
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AlertState:
+    level: np.ndarray  # int8: open alert level, 0 when no alert is open
+    count: np.ndarray  # int64: consecutive in-band readings while no alert is open
+    since: np.ndarray  # int64: time of the first reading of that streak
+    last_at: np.ndarray  # int64: time of the newest reading already counted
+    opened_at: np.ndarray  # int64
+    notified_at: np.ndarray  # int64: last notification (open, escalation, reminder)
+    stage: np.ndarray  # int64: reminders sent while unacknowledged (escalation ladder step)
+    acked: np.ndarray  # bool
+    snoozed_until: np.ndarray  # int64
+
+    @classmethod
+    def initial(cls, n_patients: int) -> AlertState:
+        times = {
+            f.name: np.full(n_patients, NO_TIME, np.int64)
+            for f in fields(cls)
+            if f.name in {"since", "last_at", "opened_at", "notified_at", "snoozed_until"}
+        }
+        return cls(
+            level=np.zeros(n_patients, np.int8),
+            count=np.zeros(n_patients, np.int64),
+            stage=np.zeros(n_patients, np.int64),
+            acked=np.zeros(n_patients, bool),
+            **times,
+        )
+
+    def __len__(self) -> int:
+        return self.level.size
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Transitions:
+    """What happened at one step, per patient; ``notify`` is what should be sent now."""
+
+    opened: np.ndarray
+    escalated: np.ndarray
+    downgraded: np.ndarray
+    cleared: np.ndarray
+    reminded: np.ndarray
+
+    @property
+    def notify(self) -> np.ndarray:
+        return self.opened | self.escalated | self.reminded
+
+
+def step(
+    state: AlertState, result: RuleResult, rule: CompiledRule, now: int
+) -> tuple[AlertState, Transitions]:
+    level, hold, at = result.level, result.hold_level, result.at
+    fresh = (level >= 0) & (at > state.last_at)
+    active = state.level > 0
+
+    escalated = fresh & active & (level > state.level)
+    lowered = fresh & active & ~escalated & (hold < state.level)
+    held_level = np.where(escalated, level, np.where(lowered, np.maximum(hold, 0), state.level))
+    cleared = lowered & (held_level == 0)
+    downgraded = lowered & (held_level > 0)
+
+    in_band = fresh & ~active & (level > 0)
+    out_of_band = fresh & ~active & (level == 0)
+    count = np.where(in_band, state.count + 1, np.where(out_of_band, 0, state.count))
+    since = np.where(in_band & (state.count == 0), at, state.since)
+    opened = in_band & (count >= rule.confirm_count) & (at - since >= rule.confirm_duration)
+    new_level = np.where(active, held_level, np.where(opened, level, 0)).astype(np.int8)
+    reset = opened | out_of_band
+    count = np.where(reset, 0, count)
+    since = np.where(reset, NO_TIME, since)
+
+    open_now = new_level > 0
+    fresh_notice = opened | escalated
+    silent = open_now & ~fresh_notice
+    overdue = silent & ~state.acked & (now - state.notified_at >= rule.escalate_after)
+    snooze_over = silent & state.acked & (now >= state.snoozed_until)
+    reminded = overdue | snooze_over
+
+    acked = np.where(fresh_notice | snooze_over | ~open_now, False, state.acked)
+    new_state = AlertState(
+        level=new_level,
+        count=count,
+        since=since,
+        last_at=np.where(fresh, at, state.last_at),
+        opened_at=np.where(opened, now, np.where(open_now, state.opened_at, NO_TIME)),
+        notified_at=np.where(
+            fresh_notice | reminded, now, np.where(open_now, state.notified_at, NO_TIME)
+        ),
+        stage=np.where(overdue, state.stage + 1, np.where(open_now & ~opened, state.stage, 0)),
+        acked=acked,
+        snoozed_until=np.where(acked, state.snoozed_until, NO_TIME),
+    )
+    return new_state, Transitions(opened, escalated, downgraded, cleared, reminded)
+
+
+def acknowledge(
+    state: AlertState, patients: np.ndarray, rule: CompiledRule, now: int
+) -> AlertState:
+    """Acknowledge the open alerts of ``patients`` (indices or a boolean mask)."""
+    chosen = np.zeros(len(state), bool)
+    chosen[patients] = True
+    chosen &= state.level > 0
+    return replace(
+        state,
+        acked=state.acked | chosen,
+        snoozed_until=np.where(chosen, now + rule.snooze_after_ack, state.snoozed_until),
+        stage=np.where(chosen, 0, state.stage),
+    )

@@ -1,0 +1,227 @@
+"""Evaluate every rule of a protocol for every patient at once.
+
+Each rule kind reduces the readings to one value per channel and patient (latest reading,
+change over a window, windowed mean, score, hours since the last reading); the rule's bands then
+turn those values into a severity per patient. Loops run over rules, metrics and bands only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from alerts.protocol import NO_DATA, Protocol
+from alerts.scores import OXYGEN_POINTS, news2_points
+from alerts.tables import CompiledProtocol, CompiledRule, compile_protocol
+from alerts.trends import deltas, ols_slopes, theil_sen_slopes
+from alerts.windows import (
+    MetricWindow,
+    distinct_count,
+    in_lookback,
+    keep_last,
+    last_index,
+    local_day_and_hour,
+    masked_count,
+    masked_mean,
+    segment_reduce,
+    take,
+)
+
+NO_TIME = -1  # ``at`` of a result without data
+
+# Reason codes that are not a band: indices -3, -2, -1 into the reason table.
+DISABLED, NO_DATA_REASON, IN_RANGE = "disabled", "no_data", "ok"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RuleResult:
+    """One rule over all patients, each array indexed by patient.
+
+    ``level``: -1 no data, 0 none, 1 amber, 2 red. ``hold_level``: the level the value still
+    supports once each threshold is moved back by the clear margin; the debouncer keeps an open
+    alert up to this level. ``value``: the value that decided the level, in the channel's unit.
+    ``at``: epoch seconds of the newest reading behind ``value`` (for missing_data, the
+    evaluation time). ``reason``: ``"<channel>:<amber|red>"``, ``"ok"``, ``"no_data"`` or
+    ``"disabled"``.
+    """
+
+    key: str
+    level: np.ndarray
+    hold_level: np.ndarray
+    value: np.ndarray
+    at: np.ndarray
+    reason: np.ndarray
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Channels:
+    values: np.ndarray  # (channels, patients) float64, NaN: no data
+    at: np.ndarray  # (channels, patients) int64, NO_TIME: no data
+
+
+def as_epoch_seconds(now: int | datetime | np.datetime64) -> int:
+    if isinstance(now, datetime):
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        return int(now.timestamp())
+    if isinstance(now, np.datetime64):
+        return int(now.astype("datetime64[s]").astype(np.int64))
+    return int(now)
+
+
+def _latest(w: MetricWindow, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    index = last_index(w.offsets, mask)
+    return take(w.v, index, np.nan), take(w.t, index, NO_TIME)
+
+
+def _threshold(rule: CompiledRule, windows: Mapping[str, MetricWindow], now: int) -> Channels:
+    latest = [_latest(w, in_lookback(w, now, rule.rule.lookback)) for w in _of(rule, windows)]
+    return Channels(np.array([v for v, _ in latest]), np.array([t for _, t in latest]))
+
+
+def _missing_data(rule: CompiledRule, windows: Mapping[str, MetricWindow], now: int) -> Channels:
+    hours = []
+    for w in _of(rule, windows):
+        _, last = _latest(w, w.reliable & (w.t <= now))
+        hours.append(np.where(last == NO_TIME, np.inf, (now - last) / 3600.0))
+    values = np.array(hours)
+    return Channels(values, np.full(values.shape, now, dtype=np.int64))
+
+
+def _trend(rule: CompiledRule, windows: Mapping[str, MetricWindow], now: int) -> Channels:
+    spec = rule.rule
+    values, ats = [], []
+    for w in _of(rule, windows):
+        mask = keep_last(w.offsets, in_lookback(w, now, spec.window), spec.max_points)
+        change, first, last = deltas(w.offsets, w.v, mask)
+        span = take(w.t, last, 0) - take(w.t, first, 0)
+        if spec.method == "ols":
+            change = ols_slopes(w.offsets, w.t, w.v, mask, now) * spec.window
+        elif spec.method == "theil_sen":
+            slopes = theil_sen_slopes(w.offsets, w.t, w.v, mask, now, spec.max_points)
+            change = slopes * spec.window
+        enough = (masked_count(w.offsets, mask) >= spec.min_points) & (span >= spec.min_span)
+        enough &= span > 0
+        values.append(np.where(enough, change, np.nan))
+        ats.append(np.where(enough, take(w.t, last, NO_TIME), NO_TIME))
+    return Channels(np.array(values), np.array(ats))
+
+
+def _aggregate(rule: CompiledRule, windows: Mapping[str, MetricWindow], now: int) -> Channels:
+    spec = rule.rule
+    today = int(local_day_and_hour(np.array([now]), spec.timezone)[0][0])
+    values, ats = [], []
+    for w in _of(rule, windows):
+        # Local times only for readings that can fall in the window keeps the zone lookup short.
+        mask = w.reliable & (w.t <= now) & (w.t > now - (spec.days + 1) * 86400)
+        day = np.full(w.t.shape, np.iinfo(np.int64).min)
+        hour = np.full(w.t.shape, -1)
+        day[mask], hour[mask] = local_day_and_hour(w.t[mask], spec.timezone)
+        mask &= day > today - spec.days
+        mask &= np.logical_or.reduce([(hour >= a) & (hour < b) for a, b in spec.sessions])
+        if spec.discard_first_day:
+            big = np.iinfo(np.int64).max
+            first_day = segment_reduce(np.minimum, np.where(mask, day, big), w.offsets, big)
+            mask &= day != np.repeat(first_day, w.counts)
+        enough = distinct_count(w.offsets, day, mask) >= spec.min_days
+        values.append(np.where(enough, masked_mean(w.offsets, w.v, mask), np.nan))
+        ats.append(np.where(enough, take(w.t, last_index(w.offsets, mask), NO_TIME), NO_TIME))
+    return Channels(np.array(values), np.array(ats))
+
+
+def _score(rule: CompiledRule, windows: Mapping[str, MetricWindow], now: int) -> Channels:
+    spec = rule.rule
+    n = rule.enabled.size
+    points, at = [], np.full(n, NO_TIME, dtype=np.int64)
+    for metric, w in zip(spec.metrics, _of(rule, windows), strict=True):
+        value, t = _latest(w, in_lookback(w, now, spec.lookback))
+        points.append(news2_points(metric, value, rule.spo2_scale, rule.supplemental_oxygen))
+        at = np.maximum(at, t)
+    table = np.array(points)
+    present = (table >= 0).sum(axis=0)
+    oxygen = np.where(rule.supplemental_oxygen, OXYGEN_POINTS, 0)
+    total = np.maximum(table, 0).sum(axis=0) + oxygen
+    worst = np.maximum(table.max(axis=0), oxygen)
+    enough = present >= spec.min_parameters
+    values = np.where(enough, np.array([total, worst], dtype=np.float64), np.nan)
+    return Channels(values, np.where(enough, np.array([at, at]), NO_TIME))
+
+
+_STATISTICS: Mapping[str, Callable[[CompiledRule, Mapping[str, MetricWindow], int], Channels]] = {
+    "threshold": _threshold,
+    "trend": _trend,
+    "aggregate": _aggregate,
+    "score": _score,
+    "missing_data": _missing_data,
+}
+
+
+def _of(rule: CompiledRule, windows: Mapping[str, MetricWindow]) -> list[MetricWindow]:
+    n = rule.enabled.size
+    out = []
+    for metric in rule.rule.metrics:
+        w = windows[metric] if metric in windows else MetricWindow.empty(n)
+        if w.n_patients != n:
+            raise ValueError(f"window of {metric!r} has {w.n_patients} patients, expected {n}")
+        out.append(w)
+    return out
+
+
+def classify(rule: CompiledRule, channels: Channels) -> RuleResult:
+    """Apply the rule's bands: the highest level wins, ties go to the earlier channel."""
+    values = channels.values
+    n = values.shape[1]
+    level = np.zeros(n, dtype=np.int8)
+    hold = np.zeros(n, dtype=np.int8)
+    reason = np.full(n, -1, dtype=np.int64)
+    decider = np.full(n, -1, dtype=np.int64)
+    for index, slot in enumerate(rule.slots):
+        v = values[slot.channel]
+        hit = slot.matches(v) & (slot.level > level)
+        level = np.where(hit, slot.level, level).astype(np.int8)
+        reason = np.where(hit, index, reason)
+        decider = np.where(hit, slot.channel, decider)
+        held = slot.matches(v, rule.clear_margin) & (slot.level > hold)
+        hold = np.where(held, slot.level, hold).astype(np.int8)
+    present = ~np.isnan(values)
+    has_data = present.any(axis=0)
+    decider = np.where(decider >= 0, decider, np.argmax(present, axis=0))
+    patients = np.arange(n)
+    valid = has_data & rule.enabled
+    reason = np.where(has_data, reason, -2)
+    reason = np.where(rule.enabled, reason, -3)
+    codes = np.array([slot.code for slot in rule.slots] + [DISABLED, NO_DATA_REASON, IN_RANGE])
+    return RuleResult(
+        key=rule.key,
+        level=np.where(valid, level, NO_DATA).astype(np.int8),
+        hold_level=np.where(valid, hold, NO_DATA).astype(np.int8),
+        value=np.where(valid, values[decider, patients], np.nan),
+        at=np.where(valid, channels.at[decider, patients], NO_TIME),
+        reason=codes[reason],
+    )
+
+
+def evaluate_rule(
+    rule: CompiledRule, windows: Mapping[str, MetricWindow], now: int | datetime | np.datetime64
+) -> RuleResult:
+    now = as_epoch_seconds(now)
+    return classify(rule, _STATISTICS[rule.rule.kind](rule, windows, now))
+
+
+def evaluate(
+    protocol: CompiledProtocol | Protocol,
+    windows: Mapping[str, MetricWindow],
+    now: int | datetime | np.datetime64,
+) -> dict[str, RuleResult]:
+    """Every rule of ``protocol`` for every patient of ``windows`` at time ``now``."""
+    if isinstance(protocol, Protocol):
+        sizes = {w.n_patients for w in windows.values()}
+        if len(sizes) != 1:
+            raise ValueError(
+                "windows must cover the same patients; with no windows, pass a CompiledProtocol"
+            )
+        protocol = compile_protocol(protocol, sizes.pop())
+    return {rule.key: evaluate_rule(rule, windows, now) for rule in protocol.rules}

@@ -1,0 +1,248 @@
+"""A per-patient, plain-Python evaluator: slow, obvious, and the yardstick for the fast one.
+
+It reads the rules straight from a (possibly overridden) ``Protocol`` and loops over readings,
+so tests can check that the vectorised evaluator and debouncer give identical answers, and a
+benchmark can measure what vectorising buys.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from alerts.protocol import NO_DATA, Protocol
+from alerts.scores import NEWS2_TABLES, OXYGEN_POINTS, spo2_table
+from alerts.windows import Reading
+
+NO_TIME = -1
+_OPS: Mapping[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+
+Channel = tuple[float | None, int]  # (value or None when there is no data, time)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    level: int
+    hold_level: int
+    value: float
+    at: int
+    reason: str
+
+
+def _reliable(readings: Sequence[Reading], lo: float, now: int) -> list[Reading]:
+    """Reliable readings with lo < t <= now, oldest first (ties keep their input order)."""
+    return sorted((r for r in readings if r[2] and lo < r[0] <= now), key=lambda r: r[0])
+
+
+def _latest(readings: Sequence[Reading], lo: float, now: int) -> Channel:
+    chosen = _reliable(readings, lo, now)
+    return (chosen[-1][1], chosen[-1][0]) if chosen else (None, NO_TIME)
+
+
+def _threshold(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Channel]:
+    return [_latest(data.get(m, ()), now - rule.lookback, now) for m in rule.metrics]
+
+
+def _missing_data(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Channel]:
+    out = []
+    for metric in rule.metrics:
+        _, last = _latest(data.get(metric, ()), -math.inf, now)
+        out.append((math.inf if last == NO_TIME else (now - last) / 3600.0, now))
+    return out
+
+
+def _slope_ols(points: list[Reading], now: int) -> float:
+    xs = [float(t - now) for t, _, _ in points]
+    vs = [v for _, v, _ in points]
+    mx, mv = sum(xs) / len(xs), sum(vs) / len(vs)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    sxy = sum((x - mx) * (v - mv) for x, v in zip(xs, vs, strict=True))
+    return sxy / sxx
+
+
+def _slope_theil_sen(points: list[Reading], now: int) -> float:
+    slopes = [
+        (points[j][1] - points[i][1]) / (float(points[j][0] - now) - float(points[i][0] - now))
+        for i in range(len(points))
+        for j in range(i + 1, len(points))
+        if points[j][0] != points[i][0]
+    ]
+    return statistics.median(slopes)
+
+
+def _trend(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Channel]:
+    out: list[Channel] = []
+    for metric in rule.metrics:
+        points = _reliable(data.get(metric, ()), now - rule.window, now)[-rule.max_points :]
+        if len(points) < rule.min_points:
+            out.append((None, NO_TIME))
+            continue
+        span = points[-1][0] - points[0][0]
+        if span <= 0 or span < rule.min_span:
+            out.append((None, NO_TIME))
+            continue
+        if rule.method == "delta":
+            change = points[-1][1] - points[0][1]
+        elif rule.method == "ols":
+            change = _slope_ols(points, now) * rule.window
+        else:
+            change = _slope_theil_sen(points, now) * rule.window
+        out.append((change, points[-1][0]))
+    return out
+
+
+def _local_day_hour(t: int, zone: ZoneInfo) -> tuple[int, int]:
+    local = datetime.fromtimestamp(t, UTC).astimezone(zone)
+    return local.date().toordinal() - _EPOCH_DAY, local.hour
+
+
+def _aggregate(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Channel]:
+    zone = ZoneInfo(rule.timezone)
+    today, _ = _local_day_hour(now, zone)
+    out: list[Channel] = []
+    for metric in rule.metrics:
+        chosen = []
+        for t, v, _ in _reliable(data.get(metric, ()), -math.inf, now):
+            day, hour = _local_day_hour(t, zone)
+            if day > today - rule.days and any(a <= hour < b for a, b in rule.sessions):
+                chosen.append((t, v, day))
+        if rule.discard_first_day and chosen:
+            first_day = min(day for _, _, day in chosen)
+            chosen = [c for c in chosen if c[2] != first_day]
+        if len({day for _, _, day in chosen}) < rule.min_days:
+            out.append((None, NO_TIME))
+            continue
+        out.append((sum(v for _, v, _ in chosen) / len(chosen), chosen[-1][0]))
+    return out
+
+
+def _score(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Channel]:
+    points, at = [], NO_TIME
+    for metric in rule.metrics:
+        value, t = _latest(data.get(metric, ()), now - rule.lookback, now)
+        if value is None:
+            continue
+        table = (
+            spo2_table(rule.spo2_scale, rule.supplemental_oxygen)
+            if metric == "spo2"
+            else NEWS2_TABLES[metric]
+        )
+        points.append(table.score_one(value))
+        at = max(at, t)
+    if len(points) < rule.min_parameters:
+        return [(None, NO_TIME), (None, NO_TIME)]
+    oxygen = OXYGEN_POINTS if rule.supplemental_oxygen else 0
+    return [(float(sum(points) + oxygen), at), (float(max([*points, oxygen])), at)]
+
+
+_STATISTICS = {
+    "threshold": _threshold,
+    "trend": _trend,
+    "aggregate": _aggregate,
+    "score": _score,
+    "missing_data": _missing_data,
+}
+
+
+def _classify(rule: Any, channels: list[Channel]) -> Outcome:
+    if not rule.enabled:
+        return Outcome(NO_DATA, NO_DATA, math.nan, NO_TIME, "disabled")
+    if all(value is None for value, _ in channels):
+        return Outcome(NO_DATA, NO_DATA, math.nan, NO_TIME, "no_data")
+    level, hold, decider, reason = 0, 0, None, "ok"
+    for index, name in enumerate(rule.channels):
+        value = channels[index][0]
+        if value is None:
+            continue
+        for band in sorted((b for b in rule.bands if b.on == name), key=lambda b: b.severity):
+            compare = _OPS[band.op]
+            if compare(value, band.value) and band.severity > level:
+                level, decider, reason = band.severity, index, f"{name}:{band.level}"
+            margin = rule.clear_margin if band.is_low else -rule.clear_margin
+            if compare(value, band.value + margin) and band.severity > hold:
+                hold = band.severity
+    if decider is None:
+        decider = next(i for i, (value, _) in enumerate(channels) if value is not None)
+    value, at = channels[decider]
+    return Outcome(level, hold, float(value), at, reason)
+
+
+def evaluate_patient(
+    protocol: Protocol, readings: Mapping[str, Sequence[Reading]], now: int
+) -> dict[str, Outcome]:
+    """Every rule of ``protocol`` (already overridden for this patient) for one patient."""
+    return {
+        rule.key: _classify(rule, _STATISTICS[rule.kind](rule, readings, now))
+        for rule in protocol.rules
+    }
+
+
+@dataclass(slots=True)
+class PatientAlert:
+    """Debounce state of one (patient, rule), mirroring ``alerts.debounce.AlertState``."""
+
+    level: int = 0
+    count: int = 0
+    since: int = NO_TIME
+    last_at: int = NO_TIME
+    opened_at: int = NO_TIME
+    notified_at: int = NO_TIME
+    stage: int = 0
+    acked: bool = False
+    snoozed_until: int = NO_TIME
+
+
+def step_patient(alert: PatientAlert, outcome: Outcome, rule: Any, now: int) -> set[str]:
+    """Advance ``alert`` in place; returns the transitions that happened."""
+    events: set[str] = set()
+    if outcome.level >= 0 and outcome.at > alert.last_at:
+        alert.last_at = outcome.at
+        if alert.level > 0:
+            if outcome.level > alert.level:
+                alert.level = outcome.level
+                alert.notified_at, alert.acked, alert.snoozed_until = now, False, NO_TIME
+                events.add("escalated")
+            elif outcome.hold_level < alert.level:
+                alert.level = max(outcome.hold_level, 0)
+                events.add("downgraded" if alert.level else "cleared")
+        elif outcome.level > 0:
+            alert.count += 1
+            if alert.count == 1:
+                alert.since = outcome.at
+            confirmed = outcome.at - alert.since >= rule.confirm.duration
+            if alert.count >= rule.confirm.count and confirmed:
+                alert.level, alert.count, alert.since = outcome.level, 0, NO_TIME
+                alert.opened_at = alert.notified_at = now
+                alert.stage, alert.acked, alert.snoozed_until = 0, False, NO_TIME
+                events.add("opened")
+        else:
+            alert.count, alert.since = 0, NO_TIME
+    if alert.level == 0:
+        alert.opened_at = alert.notified_at = alert.snoozed_until = NO_TIME
+        alert.stage, alert.acked = 0, False
+    elif not events & {"opened", "escalated"}:
+        if not alert.acked and now - alert.notified_at >= rule.escalate_after:
+            alert.stage += 1
+            alert.notified_at = now
+            events.add("reminded")
+        elif alert.acked and now >= alert.snoozed_until:
+            alert.acked, alert.snoozed_until, alert.notified_at = False, NO_TIME, now
+            events.add("reminded")
+    return events
+
+
+def acknowledge_patient(alert: PatientAlert, rule: Any, now: int) -> None:
+    if alert.level > 0:
+        alert.acked, alert.snoozed_until, alert.stage = True, now + rule.snooze_after_ack, 0

@@ -1,0 +1,133 @@
+"""A protocol compiled for a cohort: every per-patient parameter becomes an array over patients.
+
+Overrides change numbers (thresholds, margins, confirm, escalation, snooze, NEWS2 scale), never
+structure, so one compiled rule evaluates every patient with the same array code. Band
+thresholds live in "slots" keyed by (channel, level, op); a patient without a band in a slot
+gets NaN there, and a comparison with NaN never matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from alerts.protocol import LOW_OPS, PatientOverride, Protocol, apply_override
+
+_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BandSlot:
+    channel: int
+    on: str
+    level: int
+    op: str
+    threshold: np.ndarray  # float64 per patient, NaN: no such band for that patient
+
+    @property
+    def code(self) -> str:
+        return f"{self.on}:{'red' if self.level == 2 else 'amber'}"
+
+    def matches(self, values: np.ndarray, margin: np.ndarray | float = 0.0) -> np.ndarray:
+        """Whether each value is in band; ``margin`` widens the band (for holding an alert)."""
+        threshold = self.threshold + margin if self.op in LOW_OPS else self.threshold - margin
+        with np.errstate(invalid="ignore"):
+            return _COMPARE[self.op](values, threshold)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledRule:
+    rule: Any  # the protocol's rule: structure shared by every patient
+    enabled: np.ndarray
+    slots: tuple[BandSlot, ...]
+    clear_margin: np.ndarray
+    confirm_count: np.ndarray
+    confirm_duration: np.ndarray
+    escalate_after: np.ndarray
+    snooze_after_ack: np.ndarray
+    spo2_scale: np.ndarray
+    supplemental_oxygen: np.ndarray
+
+    @property
+    def key(self) -> str:
+        return self.rule.key
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledProtocol:
+    protocol: Protocol
+    n_patients: int
+    rules: tuple[CompiledRule, ...]
+
+    def rule(self, key: str) -> CompiledRule:
+        for rule in self.rules:
+            if rule.key == key:
+                return rule
+        raise KeyError(f"protocol {self.protocol.key!r} has no rule {key!r}")
+
+
+_SCALARS = {
+    "enabled": (bool, lambda r: r.enabled),
+    "clear_margin": (np.float64, lambda r: r.clear_margin),
+    "confirm_count": (np.int64, lambda r: r.confirm.count),
+    "confirm_duration": (np.int64, lambda r: r.confirm.duration),
+    "escalate_after": (np.int64, lambda r: r.escalate_after),
+    "snooze_after_ack": (np.int64, lambda r: r.snooze_after_ack),
+    "spo2_scale": (np.int8, lambda r: getattr(r, "spo2_scale", 1)),
+    "supplemental_oxygen": (bool, lambda r: getattr(r, "supplemental_oxygen", False)),
+}
+
+
+def _slot(thresholds: dict[tuple[str, int, str], np.ndarray], band: Any, n: int) -> np.ndarray:
+    return thresholds.setdefault((band.on, band.severity, band.op), np.full(n, np.nan))
+
+
+def compile_protocol(
+    protocol: Protocol,
+    n_patients: int,
+    overrides: Mapping[int, PatientOverride] | None = None,
+) -> CompiledProtocol:
+    """Compile ``protocol`` for patients ``0..n_patients-1``; ``overrides`` by patient index.
+
+    Overrides are validated by applying them to the protocol; identical overrides are applied
+    once, so the cost grows with the number of distinct overrides, not of patients.
+    """
+    groups: dict[str, tuple[PatientOverride, list[int]]] = {}
+    for patient, override in (overrides or {}).items():
+        if not 0 <= patient < n_patients:
+            raise IndexError(f"override for patient index {patient} outside 0..{n_patients - 1}")
+        entry = groups.setdefault(override.model_dump_json(), (override, []))
+        entry[1].append(patient)
+    variants = [
+        (apply_override(protocol, override), np.asarray(patients, dtype=np.int64))
+        for override, patients in groups.values()
+    ]
+    compiled = []
+    for index, base in enumerate(protocol.rules):
+        arrays = {
+            name: np.full(n_patients, get(base), dtype=dtype)
+            for name, (dtype, get) in _SCALARS.items()
+        }
+        thresholds: dict[tuple[str, int, str], np.ndarray] = {}
+        for band in base.bands:
+            _slot(thresholds, band, n_patients)[:] = band.value
+        for variant, patients in variants:
+            rule = variant.rules[index]
+            for name, (_, get) in _SCALARS.items():
+                arrays[name][patients] = get(rule)
+            for values in thresholds.values():
+                values[patients] = np.nan
+            for band in rule.bands:
+                _slot(thresholds, band, n_patients)[patients] = band.value
+        channels = base.channels
+        slots = tuple(
+            BandSlot(channels.index(on), on, level, op, values)
+            for (on, level, op), values in sorted(
+                thresholds.items(), key=lambda kv: (channels.index(kv[0][0]), kv[0][1], kv[0][2])
+            )
+        )
+        compiled.append(CompiledRule(rule=base, slots=slots, **arrays))
+    return CompiledProtocol(protocol, n_patients, tuple(compiled))

@@ -1,0 +1,215 @@
+"""Ragged per-patient readings of one metric, and the segment reductions the rules are built on.
+
+All patients' readings of a metric live in three flat arrays sorted by (patient, time);
+``offsets[p]:offsets[p + 1]`` is patient ``p``'s segment. Every helper here works on all
+segments at once; none loops over patients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+Reading = tuple[int, float, bool]  # (epoch seconds, value, reliable)
+
+
+def _as_epoch_seconds(t: np.ndarray) -> np.ndarray:
+    t = np.asarray(t)
+    if np.issubdtype(t.dtype, np.datetime64):
+        return t.astype("datetime64[s]").astype(np.int64)
+    return t.astype(np.int64, copy=False)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MetricWindow:
+    """Readings of one metric for patients ``0..n_patients-1``, in a fixed patient order.
+
+    ``t`` is int64 epoch seconds (datetime64 is converted), sorted within each segment.
+    ``reliable`` is False for readings carrying an unreliable flag; rules skip them.
+    """
+
+    offsets: np.ndarray
+    t: np.ndarray
+    v: np.ndarray
+    reliable: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        offsets = np.asarray(self.offsets, dtype=np.int64)
+        t = _as_epoch_seconds(self.t)
+        v = np.asarray(self.v, dtype=np.float64)
+        reliable = (
+            np.ones(t.shape, dtype=bool)
+            if self.reliable is None
+            else np.asarray(self.reliable, dtype=bool)
+        )
+        if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0:
+            raise ValueError("offsets must be a 1-d array starting at 0")
+        if np.any(np.diff(offsets) < 0):
+            raise ValueError("offsets must be non-decreasing")
+        if not (t.shape == v.shape == reliable.shape == (int(offsets[-1]),)):
+            raise ValueError("t, v and reliable must all have offsets[-1] elements")
+        if t.size > 1:
+            backwards = np.diff(t) < 0
+            backwards[offsets[1:-1][(offsets[1:-1] > 0) & (offsets[1:-1] < t.size)] - 1] = False
+            if np.any(backwards):
+                raise ValueError("t must be sorted within each patient's segment")
+        object.__setattr__(self, "offsets", offsets)
+        object.__setattr__(self, "t", t)
+        object.__setattr__(self, "v", v)
+        object.__setattr__(self, "reliable", reliable)
+
+    @property
+    def n_patients(self) -> int:
+        return self.offsets.size - 1
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def patient_of_reading(self) -> np.ndarray:
+        return np.repeat(np.arange(self.n_patients, dtype=np.int64), self.counts)
+
+    @classmethod
+    def empty(cls, n_patients: int) -> MetricWindow:
+        return cls(np.zeros(n_patients + 1, np.int64), np.empty(0, np.int64), np.empty(0))
+
+    @classmethod
+    def from_arrays(
+        cls,
+        patient_index: np.ndarray,
+        t: np.ndarray,
+        v: np.ndarray,
+        reliable: np.ndarray | None = None,
+        *,
+        n_patients: int,
+    ) -> MetricWindow:
+        """Build from unsorted flat arrays, e.g. the rows of one database query."""
+        patient_index = np.asarray(patient_index, dtype=np.int64)
+        t = _as_epoch_seconds(t)
+        if patient_index.size and (patient_index.min() < 0 or patient_index.max() >= n_patients):
+            raise ValueError("patient_index out of range")
+        order = np.lexsort((t, patient_index))
+        offsets = np.zeros(n_patients + 1, np.int64)
+        np.cumsum(np.bincount(patient_index, minlength=n_patients), out=offsets[1:])
+        rel = None if reliable is None else np.asarray(reliable, dtype=bool)[order]
+        return cls(offsets, t[order], np.asarray(v, dtype=np.float64)[order], rel)
+
+    @classmethod
+    def from_readings(cls, per_patient: Sequence[Sequence[Reading]]) -> MetricWindow:
+        """Build from per-patient lists of ``(t, value, reliable)``; meant for tests and tools."""
+        counts = [len(r) for r in per_patient]
+        patient_index = np.repeat(np.arange(len(per_patient)), counts)
+        flat = [r for readings in per_patient for r in readings]
+        t = np.array([r[0] for r in flat], dtype=np.int64)
+        v = np.array([r[1] for r in flat], dtype=np.float64)
+        rel = np.array([r[2] for r in flat], dtype=bool)
+        return cls.from_arrays(patient_index, t, v, rel, n_patients=len(per_patient))
+
+
+def windows_from_patients(
+    patients: Sequence[Mapping[str, Sequence[Reading]]], metrics: Sequence[str]
+) -> dict[str, MetricWindow]:
+    return {m: MetricWindow.from_readings([p.get(m, ()) for p in patients]) for m in metrics}
+
+
+def segment_reduce(
+    ufunc: np.ufunc, values: np.ndarray, offsets: np.ndarray, identity: float | int
+) -> np.ndarray:
+    """``ufunc`` reduced over each segment; ``identity`` for empty segments.
+
+    ``reduceat`` returns an element, not the identity, for an empty segment, and cannot take an
+    index equal to the array length; a trailing identity element fixes both.
+    """
+    values = np.asarray(values)
+    padded = np.append(values, np.array(identity, dtype=values.dtype))
+    out = ufunc.reduceat(padded, offsets[:-1])
+    return np.where(np.diff(offsets) > 0, out, identity).astype(out.dtype, copy=False)
+
+
+def masked_count(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return segment_reduce(np.add, mask.astype(np.int64), offsets, 0)
+
+
+def masked_sum(offsets: np.ndarray, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return segment_reduce(np.add, np.where(mask, values, 0.0), offsets, 0.0)
+
+
+def masked_mean(offsets: np.ndarray, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean per segment over ``mask``; NaN where nothing is selected."""
+    n = masked_count(offsets, mask)
+    total = masked_sum(offsets, values, mask)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def last_index(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Index of the last selected reading of each segment, -1 if none."""
+    idx = np.where(mask, np.arange(mask.size, dtype=np.int64), -1)
+    return segment_reduce(np.maximum, idx, offsets, -1)
+
+
+def first_index(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Index of the first selected reading of each segment, -1 if none."""
+    big = np.iinfo(np.int64).max
+    idx = np.where(mask, np.arange(mask.size, dtype=np.int64), big)
+    first = segment_reduce(np.minimum, idx, offsets, big)
+    return np.where(first == big, -1, first)
+
+
+def keep_last(offsets: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
+    """``mask`` restricted to the last ``k`` selected readings of each segment."""
+    inclusive = np.cumsum(mask, dtype=np.int64)
+    before_end = np.concatenate(([0], inclusive))[offsets[1:]]
+    after = np.repeat(before_end, np.diff(offsets)) - inclusive
+    return mask & (after < k)
+
+
+def distinct_count(offsets: np.ndarray, keys: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Distinct ``keys`` among selected readings per segment; keys must be sorted per segment."""
+    selected = np.flatnonzero(mask)
+    seg = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))[selected]
+    k = keys[selected]
+    new = np.ones(selected.size, dtype=bool)
+    new[1:] = (k[1:] != k[:-1]) | (seg[1:] != seg[:-1])
+    return np.bincount(seg[new], minlength=offsets.size - 1).astype(np.int64)
+
+
+def take(values: np.ndarray, index: np.ndarray, fill: float | int) -> np.ndarray:
+    """``values[index]`` with ``fill`` where ``index`` is -1."""
+    if values.size == 0:
+        return np.full(index.shape, fill, dtype=np.result_type(values.dtype, type(fill)))
+    return np.where(index >= 0, values[np.maximum(index, 0)], fill)
+
+
+def in_lookback(w: MetricWindow, now: int, lookback: int) -> np.ndarray:
+    """Reliable readings with ``now - lookback < t <= now``."""
+    return w.reliable & (w.t > now - lookback) & (w.t <= now)
+
+
+def utc_offsets(t: np.ndarray, tz: str) -> np.ndarray:
+    """UTC offset in seconds at each epoch second in ``t`` for the IANA zone ``tz``.
+
+    Offsets are looked up once per hour of the covered span (zone transitions fall on whole
+    hours), then spread to readings with integer division: a loop over hours, not readings.
+    """
+    if t.size == 0:
+        return np.zeros(0, np.int64)
+    zone = ZoneInfo(tz)
+    first = int(t.min()) // 3600
+    last = int(t.max()) // 3600
+    hours = range(first, last + 1)
+    table = np.array(
+        [datetime.fromtimestamp(h * 3600, UTC).astimezone(zone).utcoffset() for h in hours]
+    )
+    seconds = np.array([int(o.total_seconds()) for o in table], dtype=np.int64)
+    return seconds[t // 3600 - first]
+
+
+def local_day_and_hour(t: np.ndarray, tz: str) -> tuple[np.ndarray, np.ndarray]:
+    """Local calendar day number (days since 1970-01-01 local) and local hour, 0..23."""
+    local = t + utc_offsets(t, tz)
+    return local // 86400, (local % 86400) // 3600

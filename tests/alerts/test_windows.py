@@ -1,0 +1,97 @@
+"""Ragged windows and the segment reductions, including empty segments and local time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from alerts.windows import (
+    MetricWindow,
+    distinct_count,
+    first_index,
+    keep_last,
+    last_index,
+    local_day_and_hour,
+    masked_mean,
+    segment_reduce,
+    utc_offsets,
+)
+
+
+def test_from_arrays_sorts_by_patient_then_time_and_keeps_empty_patients():
+    w = MetricWindow.from_arrays(
+        np.array([2, 0, 2, 0]),
+        np.array([30, 20, 10, 5]),
+        np.array([3.0, 2.0, 1.0, 0.5]),
+        np.array([True, False, True, True]),
+        n_patients=4,
+    )
+    assert w.offsets.tolist() == [0, 2, 2, 4, 4]
+    assert w.t.tolist() == [5, 20, 10, 30]
+    assert w.v.tolist() == [0.5, 2.0, 1.0, 3.0]
+    assert w.reliable.tolist() == [True, False, True, True]
+    assert w.patient_of_reading().tolist() == [0, 0, 2, 2]
+
+
+def test_datetime64_times_become_epoch_seconds():
+    t = np.array(["2026-01-01T00:00:00", "2026-01-01T00:01:00"], dtype="datetime64[ms]")
+    w = MetricWindow(np.array([0, 2]), t, np.array([1.0, 2.0]))
+    assert w.t.tolist() == [1_767_225_600, 1_767_225_660]
+
+
+@pytest.mark.parametrize(
+    ("offsets", "t", "message"),
+    [
+        ([1, 2], [1, 2], "starting at 0"),
+        ([0, 2, 1], [1, 2], "non-decreasing"),
+        ([0, 3], [1, 2], "offsets\\[-1\\] elements"),
+        ([0, 2], [2, 1], "sorted within each patient"),
+    ],
+)
+def test_window_validation(offsets, t, message):
+    with pytest.raises(ValueError, match=message):
+        MetricWindow(np.array(offsets), np.array(t), np.zeros(len(t)))
+
+
+def test_time_may_go_back_across_patients():
+    w = MetricWindow(np.array([0, 1, 2]), np.array([9, 1]), np.zeros(2))
+    assert w.n_patients == 2
+
+
+def test_segment_reduce_handles_empty_segments_anywhere():
+    offsets = np.array([0, 0, 2, 2, 5, 5])
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert segment_reduce(np.add, values, offsets, 0.0).tolist() == [0, 3, 0, 12, 0]
+    assert segment_reduce(np.maximum, values, offsets, -np.inf).tolist() == [
+        -np.inf, 2, -np.inf, 5, -np.inf,
+    ]  # fmt: skip
+    assert segment_reduce(np.add, np.empty(0), np.zeros(3, np.int64), 0.0).tolist() == [0, 0]
+
+
+def test_masked_reductions():
+    offsets = np.array([0, 3, 5, 5])
+    v = np.array([1.0, 2.0, 6.0, 4.0, 8.0])
+    mask = np.array([True, False, True, False, False])
+    assert masked_mean(offsets, v, mask)[0] == 3.5
+    assert np.isnan(masked_mean(offsets, v, mask)[1:]).all()
+    assert last_index(offsets, mask).tolist() == [2, -1, -1]
+    assert first_index(offsets, mask).tolist() == [0, -1, -1]
+    assert keep_last(offsets, np.ones(5, bool), 1).tolist() == [False, False, True, False, True]
+    days = np.array([1, 1, 2, 7, 7])
+    assert distinct_count(offsets, days, np.ones(5, bool)).tolist() == [2, 1, 0]
+
+
+def test_utc_offsets_follow_daylight_saving_like_zoneinfo():
+    rome = ZoneInfo("Europe/Rome")
+    start = int(datetime(2026, 3, 28, tzinfo=UTC).timestamp())
+    t = np.arange(start, start + 3 * 86400, 599, dtype=np.int64)  # across the March change
+    expected = [datetime.fromtimestamp(x, UTC).astimezone(rome).utcoffset().seconds for x in t]
+    assert utc_offsets(t, "Europe/Rome").tolist() == expected
+    assert set(expected) == {3600, 7200}
+    day, hour = local_day_and_hour(t, "Europe/Rome")
+    local = [datetime.fromtimestamp(x, UTC).astimezone(rome) for x in t]
+    assert hour.tolist() == [x.hour for x in local]
+    assert (day - day[0]).tolist() == [(x.date() - local[0].date()).days for x in local]
