@@ -1,0 +1,32 @@
+"""SMS about alerts to the patient's GP and the service centre's duty phone, at most once each.
+
+The alerts engine calls :func:`enqueue_alert_notifications` in the transaction that opens,
+worsens or escalates an alert; a :class:`Sender` on its own connection sends the rows; the
+dashboard feeds Twilio's delivery reports to :func:`apply_status_callback`.
+"""
+
+from alerts.notify.callbacks import (
+    STATUS_CALLBACK_PATH,
+    StatusReport,
+    apply_status_callback,
+    is_valid_signature,
+    status_callback_url,
+)
+from alerts.notify.enqueue import enqueue_alert_notifications, load_alert_context
+from alerts.notify.sender import RetryPolicy, Sender, SendReport
+from alerts.notify.twilio_gateway import TwilioConfig, TwilioGateway
+
+__all__ = [
+    "STATUS_CALLBACK_PATH",
+    "RetryPolicy",
+    "SendReport",
+    "Sender",
+    "StatusReport",
+    "TwilioConfig",
+    "TwilioGateway",
+    "apply_status_callback",
+    "enqueue_alert_notifications",
+    "is_valid_signature",
+    "load_alert_context",
+    "status_callback_url",
+]

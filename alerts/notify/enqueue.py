@@ -1,0 +1,155 @@
+"""Writing the notifications an alert calls for, before anything is sent.
+
+Run it in the transaction that opens, worsens or escalates the alert: then either both the alert
+change and its notification rows exist, or neither does, and a crash in between loses nothing.
+The unique idempotency key makes calling it again for the same alert and reason a no-op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from alerts.notify.plan import Finding, PatientFacts, PlannedNotification, plan_notifications
+from alerts.notify.routing import AlertFacts, GpContact, ServiceCentre
+from alerts.notify.texts import Language, Reason
+from telemon.config import Settings
+from telemon.metrics import METRICS_BY_ID
+
+
+@dataclass(frozen=True, slots=True)
+class AlertContext:
+    alert: AlertFacts
+    finding: Finding
+    patient: PatientFacts
+    gp: GpContact
+    centre: ServiceCentre
+
+
+def load_alert_context(
+    conn: psycopg.Connection,
+    alert_id: int,
+    *,
+    fallback_centre_phone: str | None = None,
+    centre_language: Language = "it",
+) -> AlertContext | None:
+    row = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            """
+        SELECT a.id, a.severity, a.kind, a.state, a.metric_id, a.trigger_value,
+               p.given_name, p.family_name,
+               g.id AS gp_id, CASE WHEN g.active THEN g.phone END AS gp_phone,
+               g.language AS gp_language, g.quiet_hours_start, g.quiet_hours_end,
+               c.id AS centre_id, c.duty_phone
+        FROM alerts a
+        JOIN patients p ON p.id = a.patient_id
+        JOIN staff g ON g.id = p.gp_id
+        LEFT JOIN LATERAL (
+            -- The patient's own service centre if they have one, else the cooperative's.
+            SELECT t.id, t.duty_phone FROM care_teams t
+            WHERE t.kind = 'service_centre' AND t.duty_phone IS NOT NULL
+            ORDER BY t.id = p.care_team_id DESC, t.id
+            LIMIT 1
+        ) c ON true
+        WHERE a.id = %s
+        """,
+            (alert_id,),
+        )
+        .fetchone()
+    )
+    if row is None:
+        return None
+    metric = METRICS_BY_ID.get(row["metric_id"]) if row["metric_id"] is not None else None
+    return AlertContext(
+        alert=AlertFacts(row["id"], row["severity"], row["kind"], row["state"]),
+        finding=Finding(metric.key if metric else None, row["trigger_value"]),
+        patient=PatientFacts(row["given_name"], row["family_name"]),
+        gp=GpContact(
+            row["gp_id"],
+            row["gp_phone"],
+            row["gp_language"],
+            row["quiet_hours_start"],
+            row["quiet_hours_end"],
+        ),
+        centre=ServiceCentre(
+            row["centre_id"], row["duty_phone"] or fallback_centre_phone, centre_language
+        ),
+    )
+
+
+def enqueue_alert_notifications(
+    conn: psycopg.Connection,
+    alert_id: int,
+    reason: Reason,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+) -> list[int]:
+    """Plan and write the SMS for ``alert_id``; the ids of the rows this call created."""
+    context = load_alert_context(
+        conn,
+        alert_id,
+        fallback_centre_phone=settings.service_centre_phone,
+        centre_language=settings.language,
+    )
+    if context is None:
+        raise LookupError(f"no alert {alert_id}")
+    planned = plan_notifications(
+        context.alert,
+        context.finding,
+        context.patient,
+        context.gp,
+        context.centre,
+        reason,
+        now or datetime.now(UTC),
+        settings.public_url,
+    )
+    return insert_notifications(conn, planned, reason)
+
+
+def insert_notifications(
+    conn: psycopg.Connection, planned: list[PlannedNotification], reason: Reason
+) -> list[int]:
+    created = []
+    for item in planned:
+        row = conn.execute(
+            """
+            INSERT INTO notifications (idempotency_key, alert_id, recipient_kind, recipient_id,
+                                       to_address, body, status, next_attempt_at)
+            VALUES (%s, %s, %s, %s, %s, %s, 'pending', %s)
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING id
+            """,
+            (
+                item.idempotency_key,
+                item.alert_id,
+                item.recipient_kind,
+                item.staff_id,
+                item.to,
+                item.body,
+                item.not_before,
+            ),
+        ).fetchone()
+        if row is not None:
+            created.append(row[0])
+            conn.execute(
+                "INSERT INTO alert_events (alert_id, kind, details) VALUES (%s, %s, %s)",
+                (
+                    item.alert_id,
+                    "notify_queued",
+                    Jsonb(
+                        {
+                            "notification_id": row[0],
+                            "recipient_kind": item.recipient_kind,
+                            "reason": reason,
+                            "not_before": item.not_before.isoformat(),
+                        }
+                    ),
+                ),
+            )
+    return created

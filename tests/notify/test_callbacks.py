@@ -1,0 +1,188 @@
+"""Twilio's delivery reports: signed, applied in order, never moving a row backwards."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+from twilio.request_validator import RequestValidator
+
+from alerts.notify import (
+    StatusReport,
+    apply_status_callback,
+    enqueue_alert_notifications,
+    is_valid_signature,
+    status_callback_url,
+)
+from alerts.notify.callbacks import next_status
+from telemon.config import Settings
+from tests.fakes import FakeTwilio, Reply
+from tests.notify.conftest import SenderFactory
+from tests.notify.support import PUBLIC_URL, Clock, Cohort, events, notifications, open_alert
+
+
+@pytest.fixture
+def sent_row(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> dict:
+    db.execute("UPDATE staff SET phone = NULL")
+    enqueue_alert_notifications(
+        db, open_alert(db, cohort.patient_id), "opened", settings, now=clock()
+    )
+    make_sender().run_once()
+    return notifications(db)[0]
+
+
+def report(sid: str, status: str, **form: str) -> StatusReport:
+    return StatusReport.from_request({"MessageSid": sid, "MessageStatus": status, **form})
+
+
+def test_delivery_reports_move_the_row_forward_only(db: psycopg.Connection, sent_row: dict) -> None:
+    sid = sent_row["provider_id"]
+
+    outcomes = [
+        apply_status_callback(db, report(sid, "sent")),
+        apply_status_callback(db, report(sid, "delivered")),
+        apply_status_callback(db, report(sid, "sent")),
+        apply_status_callback(db, report(sid, "undelivered", ErrorCode="30003")),
+    ]
+
+    assert outcomes == ["unchanged", "updated", "unchanged", "unchanged"]
+    row = notifications(db)[0]
+    assert (row["status"], row["last_error"]) == ("delivered", None)
+    (delivered,) = events(db, "notify_delivered")
+    assert delivered["details"]["notification_id"] == row["id"]
+    assert delivered["details"]["recipient_kind"] == "service_centre"
+
+
+def test_an_undelivered_report_is_an_error_the_dashboard_sees(
+    db: psycopg.Connection, sent_row: dict
+) -> None:
+    sid = sent_row["provider_id"]
+
+    outcome = apply_status_callback(db, report(sid, "undelivered", ErrorCode="30003"))
+
+    assert outcome == "updated"
+    row = notifications(db)[0]
+    assert row["status"] == "undelivered"
+    assert row["last_error"] == "Twilio reported undelivered (error 30003)"
+    assert events(db, "notify_failed")[0]["details"]["error"] == row["last_error"]
+
+
+def test_a_report_about_an_unknown_message_changes_nothing(
+    db: psycopg.Connection, sent_row: dict
+) -> None:
+    outcome = apply_status_callback(db, report("SM" + "f" * 32, "delivered"))
+
+    assert outcome == "unknown"
+    assert notifications(db)[0]["status"] == "sent"
+
+
+def test_a_report_settles_a_row_whose_outcome_was_unknown(
+    db: psycopg.Connection, sent_row: dict
+) -> None:
+    # As a sender killed mid-call leaves it when Twilio's listing did not show the message yet.
+    db.execute(
+        "UPDATE notifications SET status = 'failed', provider_id = NULL, "
+        "last_error = 'outcome unknown after restart: no matching message at Twilio'"
+    )
+    late = StatusReport.from_request(
+        {"MessageSid": sent_row["provider_id"], "MessageStatus": "delivered"},
+        {"notification": str(sent_row["id"])},
+    )
+
+    assert apply_status_callback(db, late) == "updated"
+    row = notifications(db)[0]
+    assert (row["status"], row["provider_id"], row["last_error"]) == (
+        "delivered",
+        sent_row["provider_id"],
+        None,
+    )
+
+
+def test_a_report_arriving_before_the_sender_stored_the_sid(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    db.execute("UPDATE staff SET phone = NULL")
+    enqueue_alert_notifications(
+        db, open_alert(db, cohort.patient_id), "opened", settings, now=clock()
+    )
+    release = threading.Event()
+    fake_twilio.reply_with(Reply.held(release, accept=True))
+    sender = make_sender()
+    sending = threading.Thread(target=sender.run_once)
+    sending.start()
+    fake_twilio.wait_for_posts(1)
+    notification_id = notifications(db)[0]["id"]
+    early = StatusReport.from_request(
+        {"MessageSid": fake_twilio.messages[0]["sid"], "MessageStatus": "delivered"},
+        {"notification": str(notification_id)},
+    )
+
+    outcome = apply_status_callback(db, early)
+    release.set()
+    sending.join(5)
+
+    assert outcome == "updated"
+    row = notifications(db)[0]
+    assert (row["status"], row["provider_id"]) == ("delivered", fake_twilio.messages[0]["sid"])
+    assert len(fake_twilio.message_posts) == 1
+
+
+@pytest.mark.parametrize(
+    ("current", "reported", "adopting", "expected"),
+    [
+        ("sending", "queued", False, "sent"),
+        ("sent", "delivered", False, "delivered"),
+        ("sent", "failed", False, "failed"),
+        ("undelivered", "delivered", False, "delivered"),
+        ("delivered", "failed", False, None),
+        ("delivered", "delivered", False, None),
+        ("failed", "sent", False, None),
+        ("failed", "sent", True, "sent"),
+        ("delivered", "sent", True, None),
+        ("sent", "receiving", False, None),
+    ],
+)
+def test_next_status(current: str, reported: str, adopting: bool, expected: str | None) -> None:
+    assert next_status(current, reported, adopting=adopting) == expected
+
+
+def test_signatures_are_checked_with_the_auth_token() -> None:
+    token = "12345678901234567890123456789012"
+    url = status_callback_url(PUBLIC_URL, 17)
+    assert url == f"{PUBLIC_URL}/sms/status?notification=17"
+    params = {"MessageSid": "SM" + "a" * 32, "MessageStatus": "delivered", "AccountSid": "AC1"}
+    # What Twilio puts in X-Twilio-Signature, computed the way Twilio documents it.
+    signature = RequestValidator(token).compute_signature(url, params)
+
+    assert is_valid_signature(token, url, params, signature)
+    assert not is_valid_signature(token, url, params | {"MessageStatus": "failed"}, signature)
+    assert not is_valid_signature("0" * 32, url, params, signature)
+    assert not is_valid_signature(token, url.replace("17", "18"), params, signature)
+    assert not is_valid_signature(token, url, params, None)
+
+
+def test_sha256_signatures_named_in_the_signature_settings_header() -> None:
+    token = "12345678901234567890123456789012"
+    url = f"{PUBLIC_URL}/sms/status?notification=17"
+    params = {"MessageSid": "SM" + "a" * 32, "MessageStatus": "sent"}
+    signature = RequestValidator(token).compute_signature(url, params, "HMAC_SHA256")
+    settings_header = "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256"
+
+    assert is_valid_signature(token, url, params, signature, settings_header)
+    assert not is_valid_signature(token, url, params, signature)
+
+
+def test_no_status_callback_for_a_dashboard_twilio_cannot_reach() -> None:
+    assert status_callback_url("http://127.0.0.1:8000", 17) is None

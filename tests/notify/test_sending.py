@@ -1,0 +1,364 @@
+"""Sending through the real twilio client to the fake Twilio: one SMS per recipient, retries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import psycopg
+
+from alerts.notify import Sender, enqueue_alert_notifications
+from alerts.notify.routing import ROME
+from alerts.notify.sender import RetryPolicy
+from telemon.config import Settings
+from tests.fakes import FakeTwilio, Reply
+from tests.notify.conftest import SenderFactory
+from tests.notify.support import (
+    DUTY_PHONE,
+    GP_PHONE,
+    PUBLIC_URL,
+    SENDER_NUMBER,
+    Clock,
+    Cohort,
+    add_cohort,
+    events,
+    gateway_for,
+    notifications,
+    open_alert,
+)
+
+
+def test_a_red_alert_sends_one_sms_to_the_gp_and_one_to_the_duty_phone(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    alert_id = open_alert(db, cohort.patient_id, severity=2, metric_id=1, value=86)
+
+    created = enqueue_alert_notifications(db, alert_id, "opened", settings, now=clock())
+    report = make_sender().run_once()
+
+    assert len(created) == 2
+    assert (report.sent, report.failed, report.retrying) == (2, 0, 0)
+    path = f"/2010-04-01/Accounts/{fake_twilio.account_sid}/Messages.json"
+    posts = fake_twilio.message_posts
+    assert [(p.path, p.auth) for p in posts] == [
+        (path, (fake_twilio.account_sid, fake_twilio.auth_token))
+    ] * 2
+    body = (
+        "Telemon: allerta ROSSA, paziente M.R., saturazione di ossigeno 86%. "
+        f"Apri: {PUBLIC_URL}/alerts/{alert_id}"
+    )
+    rows = notifications(db)
+    assert [p.form for p in posts] == [
+        {
+            "To": row["to_address"],
+            "From": SENDER_NUMBER,
+            "Body": body,
+            "StatusCallback": f"{PUBLIC_URL}/sms/status?notification={row['id']}",
+        }
+        for row in rows
+    ]
+    assert {r["to_address"] for r in rows} == {GP_PHONE, DUTY_PHONE}
+    assert [(r["status"], r["attempts"]) for r in rows] == [("sent", 1)] * 2
+    assert sorted(r["provider_id"] for r in rows) == sorted(m["sid"] for m in fake_twilio.messages)
+    assert {r["idempotency_key"] for r in rows} == {
+        f"alert:{alert_id}:gp:{cohort.gp_id}:opened",
+        f"alert:{alert_id}:service_centre:{cohort.centre_id}:opened",
+    }
+    notified = events(db, "notified")
+    assert [(e["alert_id"], e["details"]["recipient_kind"]) for e in notified] == [
+        (alert_id, r["recipient_kind"]) for r in rows
+    ]
+    assert [e["details"]["notification_id"] for e in notified] == [r["id"] for r in rows]
+
+
+def test_the_same_alert_and_reason_is_notified_once(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    alert_id = open_alert(db, cohort.patient_id, severity=2)
+    sender = make_sender()
+
+    enqueue_alert_notifications(db, alert_id, "opened", settings, now=clock())
+    sender.run_once()
+    again = enqueue_alert_notifications(db, alert_id, "opened", settings, now=clock())
+    sender.run_once()
+
+    assert again == []
+    assert len(fake_twilio.message_posts) == 2
+    assert len(notifications(db)) == 2
+
+
+def test_amber_reaches_the_gp_only_on_escalation_and_not_measuring_never(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    amber = open_alert(db, cohort.patient_id, severity=1, rule="spo2_amber")
+    silent = open_alert(db, cohort.patient_id, severity=1, kind="not_measuring", rule="quiet")
+
+    assert enqueue_alert_notifications(db, amber, "opened", settings, now=clock()) == []
+    assert enqueue_alert_notifications(db, silent, "opened", settings, now=clock()) == []
+    assert enqueue_alert_notifications(db, silent, "escalated", settings, now=clock()) == []
+    db.execute("UPDATE alerts SET state = 'escalated' WHERE id = %s", (amber,))
+    assert len(enqueue_alert_notifications(db, amber, "escalated", settings, now=clock())) == 1
+    make_sender().run_once()
+
+    assert [p.form["To"] for p in fake_twilio.message_posts] == [GP_PHONE]
+    assert "non ancora presa in carico" in fake_twilio.message_posts[0].form["Body"]
+
+
+def test_english_gp_and_duty_phone_from_settings(
+    db: psycopg.Connection,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    cohort = add_cohort(db, gp_language="en", duty_phone=None)
+    settings = settings.model_copy(update={"service_centre_phone": "+390299999999"})
+    alert_id = open_alert(db, cohort.patient_id, severity=2, metric_id=3, value=192)
+
+    enqueue_alert_notifications(db, alert_id, "opened", settings, now=clock())
+    make_sender().run_once()
+
+    bodies = {p.form["To"]: p.form["Body"] for p in fake_twilio.message_posts}
+    assert bodies[GP_PHONE].startswith("Telemon: RED alert, patient M.R., systolic blood pressure")
+    assert bodies["+390299999999"].startswith("Telemon: allerta ROSSA, paziente M.R.")
+    assert "service_centre:default:opened" in notifications(db)[1]["idempotency_key"]
+
+
+def test_a_messaging_service_sender_is_named_as_such(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    database_url: str,
+    clock: Clock,
+) -> None:
+    enqueue_alert_notifications(
+        db, open_alert(db, cohort.patient_id), "opened", settings, now=clock()
+    )
+    service = "MG" + "0" * 32
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        Sender(
+            conn, gateway_for(fake_twilio, service), public_url="http://127.0.0.1:8000", clock=clock
+        ).run_once()
+
+    forms = [p.form for p in fake_twilio.message_posts]
+    assert [f["MessagingServiceSid"] for f in forms] == [service, service]
+    assert not any("From" in f or "StatusCallback" in f for f in forms)
+
+
+def test_the_gp_sms_waits_for_the_end_of_quiet_hours(
+    db: psycopg.Connection,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    cohort = add_cohort(db, quiet_hours=(time(22), time(7)))
+    clock.now = datetime(2026, 3, 10, 23, 40, tzinfo=ROME).astimezone(UTC)
+    alert_id = open_alert(db, cohort.patient_id, severity=2)
+    sender = make_sender()
+
+    enqueue_alert_notifications(db, alert_id, "opened", settings, now=clock())
+    sender.run_once()
+    at_night = [p.form["To"] for p in fake_twilio.message_posts]
+    clock.now = datetime(2026, 3, 11, 6, 59, tzinfo=ROME).astimezone(UTC)
+    sender.run_once()
+    before_seven = len(fake_twilio.message_posts)
+    clock.now = datetime(2026, 3, 11, 7, 0, tzinfo=ROME).astimezone(UTC)
+    sender.run_once()
+
+    assert at_night == [DUTY_PHONE]
+    assert before_seven == 1
+    assert [p.form["To"] for p in fake_twilio.message_posts] == [DUTY_PHONE, GP_PHONE]
+    gp_row = next(r for r in notifications(db) if r["recipient_kind"] == "gp")
+    assert gp_row["next_attempt_at"] is None and gp_row["status"] == "sent"
+
+
+def test_server_errors_are_retried_with_backoff_until_accepted(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    db.execute("UPDATE staff SET phone = NULL")  # only the duty phone: one row to follow
+    enqueue_alert_notifications(
+        db, open_alert(db, cohort.patient_id), "opened", settings, now=clock()
+    )
+    fake_twilio.reply_with(Reply.server_error(), Reply.server_error(503))
+    sender = make_sender()
+    start = clock()
+
+    first = sender.run_once()
+    row_after_first = notifications(db)[0]
+    too_early = sender.run_once()
+    clock.advance(timedelta(minutes=1))
+    sender.run_once()
+    row_after_second = notifications(db)[0]
+    clock.advance(timedelta(minutes=2))
+    last = sender.run_once()
+
+    assert first.retrying == 1 and too_early == type(too_early)()
+    assert row_after_first["status"] == "pending"
+    assert row_after_first["next_attempt_at"] == start + timedelta(minutes=1)
+    assert "Twilio 500 error 20500" in row_after_first["last_error"]
+    assert row_after_second["next_attempt_at"] == start + timedelta(minutes=3)
+    assert last.sent == 1
+    assert len(fake_twilio.message_posts) == 3
+    assert len(fake_twilio.messages) == 1
+    row = notifications(db)[0]
+    assert (row["status"], row["attempts"], row["last_error"]) == ("sent", 3, None)
+    assert row["provider_id"] == fake_twilio.messages[0]["sid"]
+    failed = events(db, "notify_failed")
+    assert [(e["details"]["attempt"], e["details"]["will_retry"]) for e in failed] == [
+        (1, True),
+        (2, True),
+    ]
+    assert [e["details"]["attempt"] for e in events(db, "notified")] == [3]
+
+
+def test_after_the_last_attempt_the_row_fails_for_the_dashboard(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    db.execute("UPDATE staff SET phone = NULL")
+    enqueue_alert_notifications(
+        db, open_alert(db, cohort.patient_id), "opened", settings, now=clock()
+    )
+    fake_twilio.reply_with(*[Reply.server_error()] * 3)
+    sender = make_sender(policy=RetryPolicy(max_attempts=3, first_delay=timedelta(0)))
+
+    for _ in range(5):
+        sender.run_once()
+
+    row = notifications(db)[0]
+    assert (row["status"], row["attempts"]) == ("failed", 3)
+    assert row["last_error"].startswith("gave up after 3 attempts: Twilio 500")
+    assert len(fake_twilio.message_posts) == 3
+    assert events(db, "notify_failed")[-1]["details"]["will_retry"] is False
+
+
+def test_an_invalid_number_fails_at_once(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    db.execute("UPDATE staff SET phone = NULL")
+    enqueue_alert_notifications(
+        db, open_alert(db, cohort.patient_id), "opened", settings, now=clock()
+    )
+    fake_twilio.reply_with(Reply.invalid_to())
+    sender = make_sender()
+
+    report = sender.run_once()
+    clock.advance(timedelta(hours=1))
+    sender.run_once()
+
+    assert report.failed == 1
+    row = notifications(db)[0]
+    assert (row["status"], row["attempts"]) == ("failed", 1)
+    assert "error 21211" in row["last_error"]
+    assert len(fake_twilio.message_posts) == 1
+    (event,) = events(db, "notify_failed")
+    assert event["details"]["recipient_kind"] == "service_centre"
+    assert event["details"]["will_retry"] is False
+
+
+def test_a_timeout_after_twilio_accepted_is_found_not_resent(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    db.execute("UPDATE staff SET phone = NULL")
+    enqueue_alert_notifications(
+        db, open_alert(db, cohort.patient_id), "opened", settings, now=clock()
+    )
+    fake_twilio.reply_with(Reply.slow(1.0, accept=True))
+    sender = make_sender()
+
+    first = sender.run_once()
+    clock.advance(timedelta(minutes=1))
+    second = sender.run_once()
+
+    assert first.retrying == 1
+    assert "no answer from Twilio in time" in events(db, "notify_failed")[0]["details"]["error"]
+    assert second.reconciled == 1
+    assert len(fake_twilio.message_posts) == 1
+    assert len(fake_twilio.messages) == 1
+    lookups = [r for r in fake_twilio.requests if r.method == "GET"]
+    assert [r.query["To"] for r in lookups] == [[DUTY_PHONE]]
+    row = notifications(db)[0]
+    assert (row["status"], row["attempts"]) == ("sent", 2)
+    assert row["provider_id"] == fake_twilio.messages[0]["sid"]
+    assert events(db, "notified")[0]["details"]["reconciled"] is True
+
+
+def test_a_timeout_before_twilio_accepted_is_sent_again(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    db.execute("UPDATE staff SET phone = NULL")
+    enqueue_alert_notifications(
+        db, open_alert(db, cohort.patient_id), "opened", settings, now=clock()
+    )
+    fake_twilio.reply_with(Reply.slow(1.0, accept=False))
+    sender = make_sender()
+
+    sender.run_once()
+    clock.advance(timedelta(minutes=1))
+    second = sender.run_once()
+
+    assert second.sent == 1
+    assert len(fake_twilio.message_posts) == 2
+    assert len(fake_twilio.messages) == 1
+    row = notifications(db)[0]
+    assert (row["status"], row["attempts"]) == ("sent", 2)
+
+
+def test_without_credentials_messages_go_to_the_outbox(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    fake_twilio: FakeTwilio,
+    database_url: str,
+) -> None:
+    demo = Settings(
+        public_url=PUBLIC_URL, twilio_account_sid=None, twilio_auth_token=None, twilio_from=None
+    )
+    enqueue_alert_notifications(db, open_alert(db, cohort.patient_id), "opened", demo)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        report = Sender.from_settings(conn, demo).run_once()
+
+    assert report.outboxed == 2
+    assert [r["status"] for r in notifications(db)] == ["outboxed", "outboxed"]
+    assert all(r["body"].startswith("Telemon: allerta ROSSA") for r in notifications(db))
+    assert [e["details"]["status"] for e in events(db, "notified")] == ["outboxed"] * 2
+    assert fake_twilio.requests == []

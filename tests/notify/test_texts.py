@@ -1,0 +1,131 @@
+"""SMS texts: initials and link, never the name; Italian and English; two segments at most."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from alerts.notify.texts import (
+    MAX_SMS_LENGTH,
+    TEMPLATES,
+    AlertSummary,
+    MessageTooLongError,
+    gsm7_length,
+    initials,
+    is_gsm7,
+    render_sms,
+    sms_segments,
+)
+from telemon.metrics import METRICS
+
+PUBLIC_URL = "https://telemon.example.it"
+
+
+def summary(**changes: object) -> AlertSummary:
+    fields: dict[str, object] = {
+        "alert_id": 42,
+        "severity": 2,
+        "initials": initials("Maria", "Rossi"),
+        "metric": "spo2",
+        "value": 86.0,
+    }
+    return AlertSummary(**(fields | changes))  # type: ignore[arg-type]
+
+
+def test_italian_red_alert_names_initials_finding_and_link() -> None:
+    text = render_sms(summary(), "opened", "it", PUBLIC_URL)
+
+    assert text == (
+        "Telemon: allerta ROSSA, paziente M.R., saturazione di ossigeno 86%. "
+        "Apri: https://telemon.example.it/alerts/42"
+    )
+
+
+def test_english_amber_escalation() -> None:
+    text = render_sms(
+        summary(severity=1, metric="pulse_rate", value=128), "escalated", "en", PUBLIC_URL + "/"
+    )
+
+    assert text == (
+        "Telemon: AMBER alert not yet acknowledged, patient M.R., pulse rate 128 per minute. "
+        "Open: https://telemon.example.it/alerts/42"
+    )
+
+
+def test_values_read_as_words_with_the_language_decimal_mark() -> None:
+    fever = summary(metric="body_temperature", value=38.46)
+
+    assert "temperatura corporea 38,5 gradi" in render_sms(fever, "opened", "it", PUBLIC_URL)
+    assert "body temperature 38.5 degrees C" in render_sms(fever, "opened", "en", PUBLIC_URL)
+
+
+def test_alert_without_a_metric_still_says_something() -> None:
+    text = render_sms(summary(metric=None, value=None), "worsened", "it", PUBLIC_URL)
+
+    assert "aggravata a ROSSA" in text
+    assert "valori fuori soglia" in text
+
+
+@pytest.mark.parametrize(
+    ("given", "family", "expected"),
+    [
+        ("Maria", "Rossi", "M.R."),
+        ("Maria Luisa", "De Rossi", "M.D."),
+        ("Łucja", "Żak", "L.Z."),
+        ("Ébe", "d'Ònofrio", "E.D."),
+        ("", "Rossi", "R."),
+    ],
+)
+def test_initials(given: str, family: str, expected: str) -> None:
+    assert initials(given, family) == expected
+    assert is_gsm7(expected)
+
+
+def test_the_full_name_never_appears() -> None:
+    for language, reason in itertools.product(("it", "en"), ("opened", "escalated", "worsened")):
+        text = render_sms(summary(), reason, language, PUBLIC_URL)  # type: ignore[arg-type]
+        assert "Maria" not in text
+        assert "Rossi" not in text
+
+
+def test_every_template_fits_two_gsm7_segments() -> None:
+    # A long but plausible public address of a cooperative's dashboard.
+    url = "https://telemonitoraggio.cooperativa-medici-lombardia.example.it/dashboard"
+    alert_id = 9_999_999_999
+    for language, reason, severity, metric in itertools.product(
+        TEMPLATES, ("opened", "escalated", "worsened"), (1, 2), [*METRICS, None]
+    ):
+        text = render_sms(
+            summary(alert_id=alert_id, severity=severity, metric=metric, value=188.75),
+            reason,  # type: ignore[arg-type]
+            language,  # type: ignore[arg-type]
+            url,
+        )
+        assert is_gsm7(text), text
+        assert gsm7_length(text) <= MAX_SMS_LENGTH
+        assert sms_segments(text) <= 2
+        assert text.endswith(f"{url}/alerts/{alert_id}")
+
+
+def test_a_long_public_url_drops_the_finding_before_the_link() -> None:
+    url = "https://" + "x" * 180 + ".example.it"
+
+    text = render_sms(summary(), "escalated", "it", url)
+
+    assert text.endswith(f"{url}/alerts/42")
+    assert "valori fuori soglia" in text
+    assert gsm7_length(text) <= MAX_SMS_LENGTH
+
+
+def test_an_absurd_public_url_is_refused() -> None:
+    with pytest.raises(MessageTooLongError, match="TELEMON_PUBLIC_URL"):
+        render_sms(summary(), "opened", "it", "https://" + "x" * 400)
+
+
+def test_segments_count_gsm7_septets() -> None:
+    assert sms_segments("a" * 160) == 1
+    assert sms_segments("a" * 161) == 2
+    assert sms_segments("a" * 306) == 2
+    assert sms_segments("€" * 80) == 1  # extension table: two septets each
+    assert not is_gsm7("°")
