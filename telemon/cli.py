@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ import typer
 
 from telemon.config import Settings, get_settings
 from telemon.database import DatabaseUnavailable, connect
-from telemon.mqtt import BrokerUnavailable
+from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
 
 app = typer.Typer(
     name="telemon",
@@ -97,6 +98,35 @@ def dashboard(
         host=host or settings.dashboard_host,
         port=port or settings.dashboard_port,
         log_level="info",
+    )
+
+
+@app.command()
+def ingest(
+    client_id: Annotated[
+        str | None,
+        typer.Option(help="Stable MQTT client id of this worker (default: telemon-ingest-HOST)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Store the gateways' observations; run several to share the load."""
+    from ingest.service import IngestService
+
+    settings = get_settings()
+    _check_servers(settings)
+    _configure_logging(log_level)
+    IngestService(settings, client_id=client_id).run_forever()
+
+
+def _check_servers(settings: Settings) -> None:
+    """Fail now, with a message a person can act on, rather than deep inside a service."""
+    connect(_require(settings, "database_url")).close()
+    probe(BrokerAddress.parse(_require(settings, "mqtt_url")))
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
 

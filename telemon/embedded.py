@@ -59,7 +59,11 @@ class EmbeddedPostgres:
 
 
 class EmbeddedBroker:
-    """An MQTT 3.1.1 broker (amqtt) running on its own event loop in a background thread."""
+    """An MQTT 3.1.1 broker (amqtt) running on its own event loop in a background thread.
+
+    It has no shared subscriptions and no MQTT 5: its URL says ``?protocol=3.1.1`` so that
+    clients connect accordingly, and the demo runs a single ingest worker on it.
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host = host
@@ -70,7 +74,7 @@ class EmbeddedBroker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"mqtt://{self.host}:{self.port}?protocol=3.1.1"
 
     def start(self, timeout: float = 10.0) -> str:
         ready = threading.Event()
@@ -107,7 +111,7 @@ class EmbeddedBroker:
             },
         }
         # A TCP health probe (connect, then close) is logged by amqtt as a failed session.
-        logging.getLogger("amqtt").setLevel(logging.ERROR)
+        logging.getLogger("amqtt").setLevel(logging.CRITICAL)
         self._broker = Broker(config)
         await self._broker.start()
 

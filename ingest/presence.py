@@ -1,0 +1,86 @@
+"""Gateway presence: the retained ``status`` topic and its 'offline' last will."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from ingest.inbound import StatusMessage
+
+# A retained message proves nothing about now, so it leaves last_seen_at alone; a will repeated
+# by the broker keeps the time the gateway first went offline.
+_ONLINE = """
+UPDATE gateways SET
+    online = true,
+    offline_since = NULL,
+    last_seen_at = CASE WHEN %(retained)s THEN last_seen_at ELSE now() END,
+    software_version = coalesce(%(version)s, software_version),
+    outbox_depth = %(outbox_depth)s,
+    outbox_oldest_at = %(outbox_oldest_at)s,
+    recoveries = %(recoveries)s,
+    last_status = %(status)s
+WHERE code = %(code)s
+RETURNING id
+"""
+
+_OFFLINE = """
+UPDATE gateways SET
+    online = false,
+    offline_since = CASE WHEN online OR offline_since IS NULL THEN now() ELSE offline_since END,
+    last_status = %(status)s
+WHERE code = %(code)s
+RETURNING id
+"""
+
+# The gateway's inventory is the pairing it actually uses: a device it reports is registered.
+_DEVICE = """
+INSERT INTO devices (gateway_id, address, kind, battery_pct, rssi, last_seen_at, last_reading_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (gateway_id, address) DO UPDATE SET
+    kind = excluded.kind,
+    battery_pct = coalesce(excluded.battery_pct, devices.battery_pct),
+    rssi = coalesce(excluded.rssi, devices.rssi),
+    last_seen_at = greatest(excluded.last_seen_at, devices.last_seen_at),
+    last_reading_at = greatest(excluded.last_reading_at, devices.last_reading_at)
+"""
+
+
+def apply_status(conn: psycopg.Connection, message: StatusMessage) -> bool:
+    """Record a status message; False when the gateway is unknown."""
+    status = message.status
+    document = Jsonb(status.model_dump(mode="json", exclude_none=True))
+    if status.state == "offline":
+        row = conn.execute(_OFFLINE, {"status": document, "code": status.gateway_id}).fetchone()
+        return row is not None
+    row = conn.execute(
+        _ONLINE,
+        {
+            "retained": message.retained,
+            "version": status.version,
+            "outbox_depth": status.outbox_depth,
+            "outbox_oldest_at": status.outbox_oldest_at,
+            "recoveries": Jsonb(status.recoveries),
+            "status": document,
+            "code": status.gateway_id,
+        },
+    ).fetchone()
+    if row is None:
+        return False
+    if status.devices:
+        with conn.cursor() as cur:
+            cur.executemany(
+                _DEVICE,
+                [
+                    (
+                        row[0],
+                        d.device_id,
+                        d.kind,
+                        d.battery_pct,
+                        d.rssi,
+                        d.last_seen_at,
+                        d.last_reading_at,
+                    )
+                    for d in status.devices
+                ],
+            )
+    return True

@@ -1,0 +1,389 @@
+"""The write path: one batch of inbound messages, one transaction.
+
+Observations are COPYed into a temporary staging table and moved with INSERT ... SELECT. A
+redelivered observation, known by (gateway, seq, measured_at), makes that plain insert fail; the
+batch is then written again with ON CONFLICT DO NOTHING, which counts it as a duplicate and stores
+it once. Conflict checking costs PostgreSQL more than the insert itself, and redelivery is rare,
+so only batches that need it pay for it. Dead letters, gateway presence, the rollup queue and the
+NOTIFY to the alerts engine are written in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from ingest.deadletters import STORE_ERROR, DeadLetter, write_dead_letters
+from ingest.inbound import Inbound, ObservationMessage, StatusMessage, UnusableMessage
+from ingest.notify import notify_new_observations
+from ingest.partitions import PartitionCache
+from ingest.presence import apply_status
+from telemon.database import connect
+from telemon.metrics import METRICS
+from telemon.observation import Observation
+from telemon.payload import RejectReason
+
+# Devices are registered on first sight with the kind their first reading implies; the gateway's
+# next status message carries the real kind and corrects it.
+DEVICE_KIND_BY_METRIC = {
+    "spo2": "pulse_oximeter",
+    "pulse_rate": "pulse_oximeter",
+    "respiratory_rate": "pulse_oximeter",
+    "systolic": "blood_pressure",
+    "diastolic": "blood_pressure",
+    "mean_arterial_pressure": "blood_pressure",
+    "glucose": "glucometer",
+    "body_temperature": "thermometer",
+    "body_weight": "weight_scale",
+}
+
+_STAGING_COLUMNS = (
+    "measured_at, patient_id, metric_id, value, gateway_id, seq, device_id, received_at, "
+    "flags, context"
+)
+_STAGING_TYPES = (
+    "timestamptz",
+    "int8",
+    "int2",
+    "float8",
+    "int8",
+    "int8",
+    "int8",
+    "timestamptz",
+    "text[]",
+    "jsonb",
+)
+_CREATE_STAGING = """
+CREATE TEMPORARY TABLE IF NOT EXISTS ingest_staging (
+    measured_at timestamptz, patient_id bigint, metric_id smallint, value double precision,
+    gateway_id bigint, seq bigint, device_id bigint, received_at timestamptz, flags text[],
+    context jsonb
+) ON COMMIT DELETE ROWS
+"""
+_COPY_STAGING = f"COPY ingest_staging ({_STAGING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_INSERT_STAGED = (
+    f"INSERT INTO observations ({_STAGING_COLUMNS}) SELECT {_STAGING_COLUMNS} FROM ingest_staging"
+)
+_QUEUE_ROLLUP = (
+    "INSERT INTO ingest_rollup_queue (patient_id, first_at, last_at) "
+    "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[])"
+)
+_MOVE_STAGED_IGNORING_DUPLICATES = f"""
+WITH inserted AS (
+    INSERT INTO observations ({_STAGING_COLUMNS})
+    SELECT {_STAGING_COLUMNS} FROM ingest_staging
+    ON CONFLICT DO NOTHING
+    RETURNING patient_id, measured_at
+), queued AS (
+    INSERT INTO ingest_rollup_queue (patient_id, first_at, last_at)
+    SELECT patient_id, min(measured_at), max(measured_at) FROM inserted GROUP BY patient_id
+    RETURNING patient_id
+)
+SELECT (SELECT count(*) FROM inserted), (SELECT coalesce(array_agg(patient_id), '{{}}') FROM queued)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    id: int
+    patient_id: int | None
+    patient_code: str | None
+
+
+@dataclass(slots=True)
+class WriteResult:
+    stored: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)  # dead letters by reason
+    statuses: int = 0
+    patient_ids: frozenset[int] = frozenset()
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def add(self, other: WriteResult) -> None:
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.rejected.update(other.rejected)
+        self.statuses += other.statuses
+        self.patient_ids = self.patient_ids | other.patient_ids
+
+
+@dataclass(slots=True)
+class _Plan:
+    rows: list[tuple[object, ...]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    statuses: list[StatusMessage] = field(default_factory=list)
+    spans: dict[int, tuple[datetime, datetime]] = field(default_factory=dict)  # by patient
+
+    def cover(self, patient_id: int, first: datetime, last: datetime) -> None:
+        lo, hi = self.spans.get(patient_id, (first, last))
+        self.spans[patient_id] = (min(lo, first), max(hi, last))
+
+
+class Store:
+    """Writes batches through one connection, owned by one thread."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        # Autocommit, so that every ``conn.transaction()`` below is a real transaction.
+        conn.autocommit = True
+        conn.execute(_CREATE_STAGING)
+        self.conn = conn
+        self._partitions = PartitionCache()
+
+    def write(self, messages: Sequence[Inbound]) -> WriteResult:
+        """Store a batch atomically."""
+        ignore_duplicates = False
+        partitions_checked = False
+        while True:
+            try:
+                return self._write(messages, ignore_duplicates=ignore_duplicates)
+            except psycopg.errors.UniqueViolation as exc:
+                if ignore_duplicates or not (exc.diag.table_name or "").startswith("observations"):
+                    raise
+                ignore_duplicates = True
+            except psycopg.errors.CheckViolation as exc:
+                # Retention dropped a partition this store remembered.
+                if partitions_checked or "no partition" not in str(exc):
+                    raise
+                partitions_checked = True
+                self._partitions.forget()
+
+    def write_isolated(self, messages: Sequence[Inbound]) -> WriteResult:
+        """One transaction per message; a message the database refuses becomes a dead letter.
+
+        The fallback when a batch fails for a reason other than a lost connection, so that one
+        message that passed validation but cannot be stored cannot block every other.
+        """
+        total = WriteResult()
+        for message in messages:
+            try:
+                total.add(self.write([message]))
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                letter = DeadLetter(
+                    message.topic,
+                    message.gateway_code,
+                    STORE_ERROR,
+                    f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}",
+                    message.payload,
+                )
+                with self.conn.transaction():
+                    write_dead_letters(self.conn, [letter])
+                total.rejected[STORE_ERROR] += 1
+        return total
+
+    def forget_partitions(self) -> None:
+        self._partitions.forget()
+
+    def _write(self, messages: Sequence[Inbound], *, ignore_duplicates: bool) -> WriteResult:
+        observations = [m for m in messages if isinstance(m, ObservationMessage)]
+        self._partitions.ensure(
+            self.conn, (o.measured_at for m in observations for o in m.decoded.observations)
+        )
+        result = WriteResult()
+        with self.conn.transaction():
+            gateways = self._gateways({m.gateway_code for m in messages if m.gateway_code})
+            devices = self._devices(observations, gateways)
+            plan = _plan(messages, gateways, devices)
+            staged = len(plan.rows)
+            if staged:
+                self._stage(plan.rows)
+                if ignore_duplicates:
+                    stored, patient_ids = self.conn.execute(
+                        _MOVE_STAGED_IGNORING_DUPLICATES
+                    ).fetchone()
+                else:
+                    stored, patient_ids = self._insert_all(plan)
+                result.stored, result.duplicates = stored, staged - stored
+                result.patient_ids = frozenset(patient_ids)
+            for status in plan.statuses:
+                if apply_status(self.conn, status):
+                    result.statuses += 1
+                else:
+                    plan.dead.append(_unknown_gateway(status))
+            write_dead_letters(self.conn, plan.dead)
+            result.rejected.update(letter.reason for letter in plan.dead)
+            if result.patient_ids:
+                notify_new_observations(self.conn, result.patient_ids)
+        return result
+
+    def _gateways(self, codes: set[str]) -> dict[str, Gateway]:
+        if not codes:
+            return {}
+        rows = self.conn.execute(
+            "SELECT g.code, g.id, g.patient_id, p.code FROM gateways g "
+            "LEFT JOIN patients p ON p.id = g.patient_id WHERE g.code = ANY(%s)",
+            (list(codes),),
+        )
+        return {code: Gateway(gid, pid, pcode) for code, gid, pid, pcode in rows}
+
+    def _devices(
+        self, messages: Sequence[ObservationMessage], gateways: dict[str, Gateway]
+    ) -> dict[tuple[int, str], int]:
+        wanted: dict[tuple[int, str], str] = {}
+        for message in messages:
+            gateway = gateways.get(message.gateway_code)
+            if gateway is None:
+                continue
+            first_metric = {o.device_id: o.metric for o in reversed(message.decoded.observations)}
+            for device_id, metric in first_metric.items():
+                wanted.setdefault((gateway.id, device_id), metric)
+        if not wanted:
+            return {}
+        gateway_ids = sorted({gid for gid, _ in wanted})
+        known = self._known_devices(gateway_ids)
+        # Sorted: two workers registering the same devices take their locks in the same order.
+        unknown = sorted(key for key in wanted if key not in known)
+        if unknown:
+            with self.conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO devices (gateway_id, address, kind) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (gateway_id, address) DO NOTHING",
+                    [
+                        (gid, addr, DEVICE_KIND_BY_METRIC[wanted[gid, addr]])
+                        for gid, addr in unknown
+                    ],
+                )
+            known = self._known_devices(gateway_ids)
+        return known
+
+    def _known_devices(self, gateway_ids: list[int]) -> dict[tuple[int, str], int]:
+        rows = self.conn.execute(
+            "SELECT gateway_id, address, id FROM devices WHERE gateway_id = ANY(%s)",
+            (gateway_ids,),
+        )
+        return {(gid, address): did for gid, address, did in rows}
+
+    def _stage(self, rows: list[tuple[object, ...]]) -> None:
+        with self.conn.cursor() as cur, cur.copy(_COPY_STAGING) as copy:
+            copy.set_types(_STAGING_TYPES)
+            for row in rows:
+                copy.write_row(row)
+
+    def _insert_all(self, plan: _Plan) -> tuple[int, list[int]]:
+        """The common case: no duplicate, so every staged row is new and the plan knows the
+        patients and spans; a duplicate raises UniqueViolation and aborts the transaction."""
+        stored = self.conn.execute(_INSERT_STAGED).rowcount
+        patients = list(plan.spans)
+        self.conn.execute(
+            _QUEUE_ROLLUP,
+            (patients, [plan.spans[p][0] for p in patients], [plan.spans[p][1] for p in patients]),
+        )
+        return stored, patients
+
+
+def _plan(
+    messages: Sequence[Inbound],
+    gateways: dict[str, Gateway],
+    devices: dict[tuple[int, str], int],
+) -> _Plan:
+    plan = _Plan()
+    for message in messages:
+        if isinstance(message, UnusableMessage):
+            plan.dead.append(
+                DeadLetter(
+                    message.topic,
+                    message.gateway_code,
+                    message.error.reason.value,
+                    message.error.detail,
+                    message.payload,
+                )
+            )
+        elif isinstance(message, StatusMessage):
+            plan.statuses.append(message)
+        elif isinstance(message, ObservationMessage):
+            _plan_observations(plan, message, gateways.get(message.gateway_code), devices)
+    return plan
+
+
+def _plan_observations(
+    plan: _Plan,
+    message: ObservationMessage,
+    gateway: Gateway | None,
+    devices: dict[tuple[int, str], int],
+) -> None:
+    decoded = message.decoded
+    if gateway is None:
+        plan.dead.append(
+            DeadLetter(
+                message.topic,
+                message.gateway_code,
+                RejectReason.UNKNOWN_GATEWAY.value,
+                f"gateway {message.gateway_code!r} is not registered",
+                message.payload,
+            )
+        )
+        return
+    for rejected in decoded.rejected:
+        plan.dead.append(
+            DeadLetter.for_item(
+                message.topic,
+                message.gateway_code,
+                rejected.index,
+                rejected.reason.value,
+                rejected.detail,
+                rejected.item,
+            )
+        )
+    first_row = len(plan.rows)
+    for index, obs in zip(message.item_indices(), decoded.observations, strict=True):
+        if obs.patient_id != gateway.patient_code:
+            plan.dead.append(_not_paired(message, index, obs, gateway))
+            continue
+        plan.rows.append(
+            (
+                obs.measured_at,
+                gateway.patient_id,
+                METRICS[obs.metric].id,
+                obs.value,
+                gateway.id,
+                obs.seq,
+                devices.get((gateway.id, obs.device_id)),
+                obs.received_at,
+                list(obs.flags) if obs.flags else None,
+                Jsonb(obs.context) if obs.context else None,
+            )
+        )
+    if len(plan.rows) > first_row and gateway.patient_id is not None:
+        times = [row[0] for row in plan.rows[first_row:]]
+        plan.cover(gateway.patient_id, min(times), max(times))  # type: ignore[type-var]
+
+
+def _not_paired(
+    message: ObservationMessage, index: int, obs: Observation, gateway: Gateway
+) -> DeadLetter:
+    paired = f"patient {gateway.patient_code!r}" if gateway.patient_code else "no patient"
+    return DeadLetter.for_item(
+        message.topic,
+        message.gateway_code,
+        index,
+        RejectReason.PATIENT_NOT_PAIRED.value,
+        f"observations[{index}]: patient {obs.patient_id!r} is not paired with gateway "
+        f"{message.gateway_code!r}, which is paired with {paired}",
+        obs.wire_item(),
+    )
+
+
+def _unknown_gateway(message: StatusMessage) -> DeadLetter:
+    return DeadLetter(
+        message.topic,
+        message.gateway_code,
+        RejectReason.UNKNOWN_GATEWAY.value,
+        f"status from gateway {message.gateway_code!r}, which is not registered",
+        message.payload,
+    )
+
+
+def connect_store(url: str) -> Store:
+    """A store on its own connection, named in pg_stat_activity as telemon-ingest."""
+    conn = connect(url, autocommit=True)
+    conn.execute("SET application_name = 'telemon-ingest'")
+    return Store(conn)

@@ -1,0 +1,76 @@
+"""Pure pieces: NOTIFY chunking, rollup grouping, the bounded inbox, partition weeks."""
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from ingest.housekeeping import group_rollup_ranges
+from ingest.inbound import ClearedStatus
+from ingest.inbox import Delivery, Inbox
+from ingest.notify import MAX_PAYLOAD_BYTES, notification_payloads, parse_notification
+from ingest.partitions import week_start
+
+
+def test_notifications_are_chunked_under_the_postgres_limit_and_cover_every_id_once():
+    ids = range(10**12, 10**12 + 5000)
+    payloads = notification_payloads([*ids, *ids])
+    assert len(payloads) > 1
+    assert all(len(p.encode()) <= MAX_PAYLOAD_BYTES for p in payloads)
+    assert [i for p in payloads for i in parse_notification(p)] == list(ids)
+    assert notification_payloads([]) == []
+
+
+def test_rollup_spans_are_merged_per_patient_and_grouped_by_hours():
+    t = datetime(2026, 11, 18, 9, 40, tzinfo=UTC)
+    queued = [
+        (1, t, t.replace(minute=50)),
+        (1, t.replace(hour=8), t),
+        (2, t.replace(hour=8, minute=1), t.replace(minute=5)),
+        (3, t, t),
+    ]
+    assert group_rollup_ranges(queued) == {
+        (t.replace(hour=8, minute=0), t.replace(hour=10, minute=0)): [1, 2],
+        (t.replace(minute=0), t.replace(hour=10, minute=0)): [3],
+    }
+
+
+def _delivery() -> Delivery:
+    return Delivery(ClearedStatus("t", b"", "gw"), 1, 1, 1, time.monotonic())
+
+
+def test_inbox_blocks_the_producer_when_full_and_releases_it_when_drained():
+    inbox = Inbox(capacity=3)
+    for _ in range(3):
+        inbox.put(_delivery())
+    blocked = threading.Thread(target=inbox.put, args=(_delivery(),))
+    blocked.start()
+    blocked.join(0.2)
+    assert blocked.is_alive() and inbox.depth == (3, 3)
+    assert len(inbox.take_batch(max_weight=2, max_wait=0, idle_wait=0)) == 2
+    blocked.join(2)
+    assert not blocked.is_alive() and inbox.depth == (2, 2)
+
+
+def test_inbox_batch_closes_at_its_deadline_and_after_close_refuses_new_work():
+    inbox = Inbox(capacity=100)
+    inbox.put(_delivery())
+    started = time.monotonic()
+    assert len(inbox.take_batch(max_weight=10, max_wait=0.1, idle_wait=1)) == 1
+    assert 0.05 < time.monotonic() - started < 1
+    inbox.close()
+    assert inbox.put(_delivery()) is False
+    assert inbox.take_batch(max_weight=10, max_wait=1, idle_wait=1) == []
+
+
+def test_partition_week_starts_on_monday_utc():
+    assert week_start(datetime(2026, 11, 22, 23, 59, tzinfo=UTC)) == datetime(
+        2026, 11, 16, tzinfo=UTC
+    )
+
+
+def test_week_start_agrees_with_the_calendar_across_years():
+    for day in range(0, 3000, 13):
+        ts = datetime(2018, 1, 1, 12, tzinfo=UTC) + timedelta(days=day, minutes=day)
+        start = week_start(ts)
+        assert start.weekday() == 0 and start.time() == datetime.min.time()
+        assert timedelta(0) <= ts - start < timedelta(days=7)
