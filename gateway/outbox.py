@@ -1,0 +1,194 @@
+"""The durable outbox: every reading is on disk, with its sequence number, before anything else.
+
+SQLite in WAL mode with ``synchronous=FULL``: a committed append survives a power cut. The
+publisher deletes entries only after the broker acknowledged them, so a reading leaves the
+outbox only when it has reached the server's broker.
+
+Bounded disk use: past ``max_entries`` (or when the disk's free space falls below
+``min_free_bytes``) the oldest *continuous* oximetry samples are evicted first: they arrive once
+a second and the rollup keeps their trend. Spot readings (a blood pressure, a glucose, a weight)
+are never evicted; they are a few a day and each may be the one that matters. Every eviction is
+counted and reported in the gateway's status.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from telemon.observation import Observation
+
+CONTINUOUS = "continuous"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq          INTEGER PRIMARY KEY,
+    item         TEXT NOT NULL,
+    continuous   INTEGER NOT NULL,
+    enqueued_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_continuous ON outbox (continuous, seq);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    depth: int
+    oldest_enqueued_at: datetime | None
+    last_seq: int
+    evicted: int
+
+
+class OutboxFull(RuntimeError):
+    pass
+
+
+class Outbox:
+    """Append observations (numbering them), read the oldest, remove what was acknowledged.
+
+    Thread-safe: the BLE side appends while the MQTT side drains.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        gateway_id: str,
+        *,
+        max_entries: int = 2_000_000,
+        min_free_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.path = path
+        self.gateway_id = gateway_id
+        self.max_entries = max_entries
+        self.min_free_bytes = min_free_bytes
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        owner = self._meta("gateway_id")
+        if owner is None:
+            self._set_meta("gateway_id", gateway_id)
+        elif owner != gateway_id:
+            raise ValueError(
+                f"outbox {path} belongs to gateway {owner!r}, not {gateway_id!r}: "
+                "its sequence numbers must not be reused under another identity"
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def append(self, observations: Sequence[Observation]) -> list[Observation]:
+        """Number ``observations`` with the next sequence numbers and store them durably.
+
+        The given ``seq`` values are ignored: the outbox is the only source of sequence numbers,
+        so they stay monotonic across restarts. Returns the stored observations.
+        """
+        if not observations:
+            return []
+        now = datetime.now(UTC).isoformat()
+        with self._lock, self._transaction():
+            last = int(self._meta("last_seq") or 0)
+            numbered = [
+                obs.model_copy(update={"seq": last + i, "gateway_id": self.gateway_id})
+                for i, obs in enumerate(observations, start=1)
+            ]
+            self._db.executemany(
+                "INSERT INTO outbox (seq, item, continuous, enqueued_at) VALUES (?, ?, ?, ?)",
+                [
+                    (
+                        obs.seq,
+                        json.dumps(obs.wire_item(), separators=(",", ":")),
+                        int(obs.context.get("source") == CONTINUOUS),
+                        now,
+                    )
+                    for obs in numbered
+                ],
+            )
+            self._set_meta("last_seq", str(numbered[-1].seq))
+            self._enforce_bounds()
+        return numbered
+
+    def peek(self, limit: int, *, from_seq: int = 0) -> list[Observation]:
+        """The oldest ``limit`` observations still waiting from ``from_seq`` on, in order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT item FROM outbox WHERE seq >= ? ORDER BY seq LIMIT ?", (from_seq, limit)
+            ).fetchall()
+        return [
+            Observation.model_validate({**json.loads(item), "gateway_id": self.gateway_id})
+            for (item,) in rows
+        ]
+
+    def remove(self, seqs: Iterable[int]) -> int:
+        with self._lock, self._transaction():
+            cursor = self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+            return cursor.rowcount
+
+    def stats(self) -> OutboxStats:
+        with self._lock:
+            depth, oldest = self._db.execute(
+                "SELECT count(*), min(enqueued_at) FROM outbox"
+            ).fetchone()
+            return OutboxStats(
+                depth=depth,
+                oldest_enqueued_at=datetime.fromisoformat(oldest) if oldest else None,
+                last_seq=int(self._meta("last_seq") or 0),
+                evicted=int(self._meta("evicted") or 0),
+            )
+
+    # -- internals (call with self._lock held) --------------------------------------------------
+
+    def _enforce_bounds(self) -> None:
+        depth = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        excess = depth - self.max_entries
+        if excess <= 0 and self._disk_free() >= self.min_free_bytes:
+            return
+        # Under disk pressure without an entry cap to go by, free a tenth of the samples.
+        to_evict = excess if excess > 0 else max(1, depth // 10)
+        evicted = self._db.execute(
+            "DELETE FROM outbox WHERE seq IN ("
+            " SELECT seq FROM outbox WHERE continuous = 1 ORDER BY seq LIMIT ?)",
+            (to_evict,),
+        ).rowcount
+        if evicted:
+            self._set_meta("evicted", str(int(self._meta("evicted") or 0) + evicted))
+
+    def _disk_free(self) -> int:
+        return shutil.disk_usage(self.path.parent).free
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def _transaction(self):
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error (sqlite3 in autocommit mode)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
