@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
 from telemon.flags import FLAGS
 from telemon.metrics import METRICS
@@ -59,6 +67,21 @@ class Observation(BaseModel):
         ],
         Field(max_length=16),
     ] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gateway_from_envelope(cls, data: Any, info: ValidationInfo) -> Any:
+        """Items of an ``obs`` message take the gateway id of their envelope.
+
+        The decoder passes it as validation context (``envelope_gateway_id``), so a whole
+        message validates in one pass; an item must not carry a gateway id of its own.
+        """
+        gateway_id = (info.context or {}).get("envelope_gateway_id")
+        if gateway_id is None or not isinstance(data, dict):
+            return data
+        if "gateway_id" in data:
+            raise ValueError("gateway_id belongs to the envelope, not the item")
+        return {**data, "gateway_id": gateway_id}
 
     @property
     def time_from_gateway(self) -> bool:
