@@ -181,3 +181,20 @@ def test_topics():
     assert subscription(Channel.OBS, shared_group="ingest") == "$share/ingest/telemon/v1/gw/+/obs"
     with pytest.raises(ValueError):
         topic("gw/+/#", Channel.OBS)
+
+
+def test_gateway_config_round_trip_and_limits():
+    from pydantic import ValidationError
+
+    from telemon.payload import GatewayConfig, PairedDevice
+
+    config = GatewayConfig(
+        gateway_id="gw-0001",
+        revision=2,
+        devices=[PairedDevice(address="C0:FF:EE:00:00:01", kind="glucometer", patient_id="P1")],
+    )
+    assert GatewayConfig.model_validate_json(config.encode()) == config
+    with pytest.raises(ValidationError, match="kind"):
+        PairedDevice(address="C0:FF:EE:00:00:01", kind="toaster", patient_id="P1")
+    with pytest.raises(ValidationError, match="revision"):
+        GatewayConfig(gateway_id="gw-0001", revision=-1)
