@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,10 +71,13 @@ class Uplink:
         self._started_at = datetime.now(UTC)
         self._started_monotonic = time.monotonic()
 
-        self._lock = threading.Lock()  # guards the in-flight map between asyncio and paho
-        self._in_flight: dict[int, list[int]] = {}  # mid -> sequence numbers of that batch
+        # In-flight state belongs to the asyncio thread alone: paho's callbacks run in its
+        # network thread while holding paho's own locks, so they only signal (calling back into
+        # a lock of ours from there, while we publish under it, deadlocks).
+        self._in_flight: list[tuple[mqtt.MQTTMessageInfo, list[int]]] = []
+        self._refused: dict[int, str] = {}  # mid -> reason, written by paho's thread
         self._next_seq = 0  # first sequence number not yet handed to the broker in this session
-        self._session = 0  # bumped on every connect: a batch peeked before it is stale
+        self._session = 0  # bumped on every connect: a batch peeked before one is stale
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = asyncio.Event()
         self._wake = asyncio.Event()
@@ -105,6 +107,7 @@ class Uplink:
         try:
             await asyncio.gather(self._drain(stop), self._report_status(stop))
         finally:
+            await self._settle_acknowledged()
             await self._say_goodbye()
             self._client.loop_stop()
 
@@ -115,38 +118,48 @@ class Uplink:
             if not self._connected.is_set():
                 await _first(self._connected.wait(), stop.wait())
                 continue
-            with self._lock:
-                room = len(self._in_flight) < self._window
-                after = self._next_seq
-                session = self._session
-            batch = (
-                await asyncio.to_thread(self.outbox.peek, self._batch_size, from_seq=after)
-                if room
-                else []
-            )
-            if not batch:
+            await self._settle_acknowledged()
+            batch = []
+            session = self._session
+            if len(self._in_flight) < self._window:
+                batch = await asyncio.to_thread(
+                    self.outbox.peek, self._batch_size, from_seq=self._next_seq
+                )
+            if session != self._session:
+                continue  # reconnected while reading the outbox: start again from the oldest
+            if not batch or not self._client.is_connected():
                 self._wake.clear()
                 await _first(self._wake.wait(), stop.wait(), timeout=1.0)
                 continue
             payload = encode_observations(
                 self.identity.gateway_id, batch, sent_at=datetime.now(UTC)
             )
-            with self._lock:
-                if session != self._session or not self._client.is_connected():
-                    continue  # reconnected meanwhile: start again from the oldest entry
-                info = self._client.publish(self._obs_topic, payload, qos=1)
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    continue  # the connection dropped under us; resent after reconnect
-                self._in_flight[info.mid] = [o.seq for o in batch]
-                self._next_seq = batch[-1].seq + 1
-                self.counters.published_batches += 1
+            info = self._client.publish(self._obs_topic, payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                continue  # the connection dropped under us; resent after reconnect
+            self._in_flight.append((info, [o.seq for o in batch]))
+            self._next_seq = batch[-1].seq + 1
+            self.counters.published_batches += 1
 
-    def _pending_after(self, after_seq: int):
-        return [
-            o
-            for o in self.outbox.peek(self._batch_size + self._window * self._batch_size)
-            if o.seq >= after_seq
-        ][: self._batch_size]
+    async def _settle_acknowledged(self) -> None:
+        """Delete from the outbox the batches the broker acknowledged, oldest first."""
+        done = [(info, seqs) for info, seqs in self._in_flight if info.is_published()]
+        if not done:
+            return
+        self._in_flight = [entry for entry in self._in_flight if not entry[0].is_published()]
+        accepted: list[int] = []
+        for info, seqs in done:
+            reason = self._refused.pop(info.mid, None)
+            if reason is None:
+                accepted.extend(seqs)
+            else:
+                # Not authorised, quota...: keep the batch for the next session.
+                log.warning("broker refused batch %s..%s: %s", seqs[0], seqs[-1], reason)
+                self.counters.refused_batches += 1
+                self._next_seq = min(self._next_seq, seqs[0])
+        if accepted:
+            await asyncio.to_thread(self.outbox.remove, accepted)
+            self.counters.acknowledged_observations += len(accepted)
 
     # -- presence --------------------------------------------------------------------------------
 
@@ -194,30 +207,25 @@ class Uplink:
             log.warning("broker refused the connection: %s", reason_code)
             return
         self.counters.connects += 1
-        with self._lock:
-            self._in_flight.clear()
-            self._next_seq = 0  # resend whatever the broker has not acknowledged
-            self._session += 1
         client.subscribe(self._config_topic, qos=1)
         self._publish_status()
-        self._signal(self._connected.set)
+        self._signal(self._start_session)
+
+    def _start_session(self) -> None:
+        """A new connection: resend from the oldest entry whatever was not acknowledged."""
+        self._in_flight.clear()
+        self._next_seq = 0
+        self._session += 1
+        self._connected.set()
+        self._wake.set()
 
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.counters.disconnects += 1
         self._signal(self._connected.clear)
 
     def _handle_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        with self._lock:
-            seqs = self._in_flight.pop(mid, None)
-        if seqs is None:
-            return  # a status message, or a batch from before a reconnect
         if reason_code.is_failure:
-            # The broker refused the batch (not authorised, quota): keep it for the next session.
-            log.warning("broker refused batch %s..%s: %s", seqs[0], seqs[-1], reason_code)
-            self.counters.refused_batches += 1
-            return
-        self.outbox.remove(seqs)
-        self.counters.acknowledged_observations += len(seqs)
+            self._refused[mid] = str(reason_code)
         self._signal(self._wake.set)
 
     def _handle_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
