@@ -84,6 +84,47 @@ class AcceleratedClock:
         await self.sleep_until(self.now() + duration)
 
 
+class CatchUpClock:
+    """Replays the recent past at ``speed`` until simulated time meets the wall clock, then keeps
+    pace with it.
+
+    The demo starts its patients days ago so that a deterioration shows within minutes, yet no
+    reading it times is ever in the future, which the server rightly refuses.
+    """
+
+    __slots__ = ("_accelerated", "_wall")
+
+    def __init__(
+        self,
+        start: datetime,
+        speed: float = DAY_PER_MINUTE,
+        *,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        real_time: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._accelerated = AcceleratedClock(start, speed, real_time=real_time)
+        self._wall = wall
+
+    def now(self) -> datetime:
+        return min(self._accelerated.now(), self._wall())
+
+    @property
+    def caught_up(self) -> bool:
+        return self._accelerated.now() >= self._wall()
+
+    def real_seconds_until(self, t: datetime) -> float:
+        t = as_utc(t)
+        behind_wall = (t - self._wall()).total_seconds()
+        return max(0.0, self._accelerated.real_seconds_until(t), behind_wall)
+
+    async def sleep_until(self, t: datetime) -> None:
+        while (delay := self.real_seconds_until(t)) > 0:
+            await asyncio.sleep(delay)
+
+    async def sleep(self, duration: timedelta) -> None:
+        await self.sleep_until(self.now() + duration)
+
+
 class SteppedClock:
     """Simulated time moves only when told to: for tests, and for replaying as fast as possible.
 

@@ -157,3 +157,24 @@ def test_stepped_clock_does_not_go_backwards():
 
     with pytest.raises(ValueError, match="backwards"):
         clock.advance_to(START - timedelta(seconds=1))
+
+
+def test_catch_up_clock_replays_then_keeps_pace_with_the_wall():
+    from firmware_sim.clock import CatchUpClock
+
+    wall_start = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    real = [0.0]
+    clock = CatchUpClock(
+        wall_start - timedelta(days=2),
+        speed=1440.0,
+        wall=lambda: wall_start + timedelta(seconds=real[0]),
+        real_time=lambda: real[0],
+    )
+    assert clock.now() == wall_start - timedelta(days=2)
+    assert not clock.caught_up
+    real[0] = 60.0  # a real minute replays a simulated day
+    assert clock.now() == wall_start - timedelta(days=1) + timedelta(seconds=60 * 1440 - 86400)
+    real[0] = 121.0  # past the wall clock: from now on, real time
+    assert clock.caught_up
+    assert clock.now() == wall_start + timedelta(seconds=121)
+    assert clock.real_seconds_until(wall_start + timedelta(seconds=131)) == 10.0

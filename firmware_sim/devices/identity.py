@@ -1,0 +1,61 @@
+"""Who each simulated device says it is: advertised name, appearance, Device Information.
+
+The makes and models are fictional, but shaped like real ones (a model number in the name, a
+per-unit suffix from the address) because the gateway's pairing UI and logs show them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from firmware_sim.physiology_devices import DeviceKind
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentity:
+    manufacturer: str
+    model: str
+    firmware_revision: str
+    hardware_revision: str
+    appearance: int  # GAP Appearance (Assigned Numbers, appearance values)
+    service_uuid: int  # the health profile's primary service, advertised
+
+    def name(self, address: str) -> str:
+        # Real devices append part of their address so that two units can be told apart.
+        return f"{self.model} {address.replace(':', '')[-4:]}"
+
+    def serial_number(self, address: str) -> str:
+        return f"{self.model.split('-')[-1]}{address.replace(':', '')[-8:]}"
+
+
+IDENTITIES: MappingProxyType[DeviceKind, DeviceIdentity] = MappingProxyType(
+    {
+        DeviceKind.PULSE_OXIMETER: DeviceIdentity(
+            "Medisim", "MS-PO60", "2.1.4", "B", appearance=0x0C41, service_uuid=0x1822
+        ),
+        DeviceKind.BLOOD_PRESSURE_MONITOR: DeviceIdentity(
+            "Medisim", "MS-BP651", "1.7.0", "C", appearance=0x0381, service_uuid=0x1810
+        ),
+        DeviceKind.GLUCOMETER: DeviceIdentity(
+            "Medisim", "MS-GL50", "3.0.2", "A", appearance=0x0400, service_uuid=0x1808
+        ),
+        DeviceKind.THERMOMETER: DeviceIdentity(
+            "Medisim", "MS-FT95", "1.2.1", "A", appearance=0x0301, service_uuid=0x1809
+        ),
+        DeviceKind.WEIGHT_SCALE: DeviceIdentity(
+            "Medisim", "MS-BS444", "1.0.9", "D", appearance=0x0C80, service_uuid=0x181D
+        ),
+    }
+)
+
+# The MQTT contract (telemon.payload.DeviceKind) names the cuff differently from the model.
+PAYLOAD_KINDS: MappingProxyType[DeviceKind, str] = MappingProxyType(
+    {
+        DeviceKind.PULSE_OXIMETER: "pulse_oximeter",
+        DeviceKind.BLOOD_PRESSURE_MONITOR: "blood_pressure",
+        DeviceKind.GLUCOMETER: "glucometer",
+        DeviceKind.THERMOMETER: "thermometer",
+        DeviceKind.WEIGHT_SCALE: "weight_scale",
+    }
+)
