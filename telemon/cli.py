@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ParamSpec
 
 import typer
 
-from telemon.config import Settings, get_settings
+from telemon.config import Settings
 from telemon.database import DatabaseUnavailable, connect
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
 
@@ -27,6 +28,24 @@ class ConfigurationError(RuntimeError):
     pass
 
 
+P = ParamSpec("P")
+_EXPLAINED = (DatabaseUnavailable, BrokerUnavailable, ConfigurationError)
+
+
+def command(function: Callable[P, None]) -> Callable[P, None]:
+    """Register a command whose expected failures print one clear line and exit 2."""
+
+    @functools.wraps(function)
+    def explained(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            function(*args, **kwargs)
+        except _EXPLAINED as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+
+    return app.command()(explained)
+
+
 def _require(settings: Settings, name: str) -> str:
     value = getattr(settings, name)
     if not value:
@@ -37,7 +56,7 @@ def _require(settings: Settings, name: str) -> str:
     return value
 
 
-@app.command()
+@command
 def demo(
     patients: Annotated[int, typer.Option(min=1, max=500, help="Simulated patients.")] = 12,
     speed: Annotated[
@@ -56,18 +75,18 @@ def demo(
     """Run the whole platform locally on embedded defaults and print the dashboard URL."""
     from telemon.demo import DemoOptions, run_demo
 
-    settings = get_settings()
+    settings = Settings()
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
     run_demo(settings, DemoOptions(patients=patients, speed=speed, duration=duration, port=port))
 
 
-@app.command()
+@command
 def migrate() -> None:
     """Create or upgrade the database schema, then exit."""
     from ingest.migrate import migrate as apply
 
-    settings = get_settings()
+    settings = Settings()
     with connect(_require(settings, "database_url")) as conn:
         report = apply(
             conn,
@@ -80,7 +99,7 @@ def migrate() -> None:
     )
 
 
-@app.command()
+@command
 def dashboard(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
@@ -90,7 +109,7 @@ def dashboard(
 
     from dashboard.app import create_app
 
-    settings = get_settings()
+    settings = Settings()
     database_url = _require(settings, "database_url")
     connect(database_url).close()  # fail now, clearly, rather than on the first request
     uvicorn.run(
@@ -101,7 +120,7 @@ def dashboard(
     )
 
 
-@app.command()
+@command
 def ingest(
     client_id: Annotated[
         str | None,
@@ -112,10 +131,45 @@ def ingest(
     """Store the gateways' observations; run several to share the load."""
     from ingest.service import IngestService
 
-    settings = get_settings()
+    settings = Settings()
     _check_servers(settings)
     _configure_logging(log_level)
     IngestService(settings, client_id=client_id).run_forever()
+
+
+@command
+def alerts(
+    tick: Annotated[
+        float, typer.Option(min=1.0, help="Seconds between passes over every patient.")
+    ] = 60.0,
+    health_port: Annotated[int, typer.Option(help="Port of GET /healthz.")] = 9465,
+    once: Annotated[
+        bool, typer.Option("--once", help="Evaluate everyone once, print a summary, exit.")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Evaluate every patient's care protocol, keep the alerts and send their SMS."""
+    from alerts.engine import AlertsService, Engine, system_clock
+
+    settings = Settings()
+    _configure_logging(log_level)
+    with connect(_require(settings, "database_url"), autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('alert_rule_state') IS NULL").fetchone()[0]:
+            raise ConfigurationError(
+                "the database schema is not up to date: run `telemon migrate` first"
+            )
+        if once:
+            report = Engine(conn, settings).evaluate(system_clock())
+            done = report.applied
+            typer.echo(
+                f"{report.patients} patients, {report.readings} readings: "
+                f"load {report.load_seconds:.3f} s, compute {report.compute_seconds:.3f} s, "
+                f"apply {report.apply_seconds:.3f} s; opened {done.opened}, "
+                f"worsened {done.worsened}, resolved {done.resolved}, "
+                f"escalated {done.escalated}, notifications {done.notifications}"
+            )
+            return
+    AlertsService(settings, tick=tick, health_port=health_port).run_forever()
 
 
 def _check_servers(settings: Settings) -> None:
@@ -131,8 +185,4 @@ def _configure_logging(level: str) -> None:
 
 
 def main() -> None:
-    try:
-        app()
-    except (DatabaseUnavailable, BrokerUnavailable, ConfigurationError) as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        sys.exit(2)
+    app()

@@ -6,7 +6,6 @@ PostgreSQL and MQTT broker; every long-running service requires them to be set.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -55,6 +54,6 @@ class Settings(BaseSettings):
     service_centre_phone: str | None = None
 
 
-@lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """Settings as the environment says now (read anew: tests change the environment)."""
     return Settings()

@@ -1,0 +1,154 @@
+"""One evaluation pass: load, evaluate every protocol vectorised, step the alerts, commit.
+
+Readings are loaded and evaluated outside any transaction. Then, per protocol, one transaction
+takes an advisory lock, reads the stored debounce state and the unresolved alerts, steps and
+writes. Engines racing on the same patients therefore take turns on the state; the second
+finds the readings already counted and changes nothing. The unique index on open alerts stays
+the last word should the state ever disagree with the alerts table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import psycopg
+
+from alerts.debounce import step
+from alerts.engine.decide import plan_actions, reconcile
+from alerts.engine.lifecycle import Applied, RuleContext, apply_actions, load_open_alerts
+from alerts.engine.load import (
+    Enrolment,
+    load_enrolments,
+    load_windows,
+    protocol_needs,
+    take_patients,
+)
+from alerts.engine.state import load_states, save_states
+from alerts.evaluate import RuleResult, evaluate
+from alerts.protocol import Protocol, load_protocols
+from alerts.tables import CompiledProtocol, compile_protocol
+from alerts.windows import MetricWindow
+from telemon.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class EvaluationReport:
+    patients: int = 0
+    readings: int = 0
+    load_seconds: float = 0.0
+    compute_seconds: float = 0.0
+    apply_seconds: float = 0.0
+    states_written: int = 0
+    applied: Applied = field(default_factory=Applied)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    """One protocol evaluated for its patients, before anything is written."""
+
+    enrolment: Enrolment
+    compiled: CompiledProtocol
+    results: dict[str, RuleResult]
+
+
+class Engine:
+    """Evaluates patients on an autocommit connection of its own; not shared between threads."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        settings: Settings,
+        protocols: Mapping[str, Protocol] | None = None,
+    ) -> None:
+        if not conn.autocommit:
+            raise ValueError(
+                "the engine manages its transactions: give it an autocommit connection"
+            )
+        self.conn = conn
+        self.settings = settings
+        self.protocols = dict(protocols) if protocols is not None else load_protocols()
+
+    def evaluate(self, now: datetime, patient_ids: Iterable[int] | None = None) -> EvaluationReport:
+        """Evaluate ``patient_ids`` (everyone enrolled when None) at ``now`` and apply it."""
+        report = EvaluationReport()
+        everyone = patient_ids is None
+        wanted = None if patient_ids is None else sorted(set(patient_ids))
+        started = time.perf_counter()
+        enrolments = load_enrolments(self.conn, self.protocols, now, wanted)
+        windows, ids = self.load(enrolments, now, everyone=everyone)
+        report.load_seconds = time.perf_counter() - started
+        report.patients = ids.size
+        report.readings = sum(w.t.size for w in windows.values())
+
+        started = time.perf_counter()
+        evaluated = [compute(e, windows, ids, now) for e in enrolments.values()]
+        report.compute_seconds = time.perf_counter() - started
+
+        started = time.perf_counter()
+        for item in evaluated:
+            self._apply(item, now, report, everyone=everyone)
+        report.apply_seconds = time.perf_counter() - started
+        return report
+
+    def load(
+        self, enrolments: Mapping[str, Enrolment], now: datetime, *, everyone: bool
+    ) -> tuple[dict[str, MetricWindow], np.ndarray]:
+        """Windows over the union of the enrolled patients, each metric read once for all."""
+        parts = [e.patient_ids for e in enrolments.values()]
+        ids = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+        if ids.size == 0:
+            return {}, ids
+        needs = protocol_needs(e.protocol for e in enrolments.values())
+        return load_windows(self.conn, ids, needs, now, everyone=everyone), ids
+
+    def _apply(
+        self, item: Evaluated, when: datetime, report: EvaluationReport, *, everyone: bool
+    ) -> None:
+        protocol = item.enrolment.protocol
+        ids = item.enrolment.patient_ids
+        now = int(when.timestamp())
+        rules = [rule.key for rule in protocol.rules]
+        with self.conn.transaction():
+            self.conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"telemon_alerts:{protocol.key}",)
+            )
+            stored = load_states(self.conn, protocol.key, rules, ids, everyone=everyone)
+            alerts = load_open_alerts(self.conn, protocol.key, rules, ids, everyone=everyone)
+            for compiled_rule in item.compiled.rules:
+                key = compiled_rule.key
+                before = reconcile(stored[key], alerts[key], compiled_rule.snooze_after_ack, now)
+                after, transitions = step(before, item.results[key], compiled_rule, now)
+                actions = plan_actions(before, after, transitions, item.results[key], alerts[key])
+                context = RuleContext(protocol.key, compiled_rule.rule, ids)
+                apply_actions(self.conn, context, actions, self.settings, now, report.applied)
+                report.states_written += save_states(
+                    self.conn,
+                    protocol.key,
+                    key,
+                    ids,
+                    stored[key],
+                    after,
+                    with_last_at=compiled_rule.rule.kind != "missing_data",
+                )
+
+
+def compute(
+    enrolment: Enrolment,
+    windows: Mapping[str, MetricWindow],
+    ids: np.ndarray,
+    now: datetime,
+) -> Evaluated:
+    """Evaluate one protocol for its patients out of windows loaded for a larger cohort."""
+    protocol = enrolment.protocol
+    index = np.searchsorted(ids, enrolment.patient_ids)
+    metrics = {m for rule in protocol.rules for m in rule.metrics}
+    own = {m: take_patients(windows[m], index) for m in metrics if m in windows}
+    compiled = compile_protocol(protocol, enrolment.patient_ids.size, enrolment.overrides)
+    return Evaluated(enrolment, compiled, evaluate(compiled, own, now))
