@@ -6,19 +6,37 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
+from dashboard import security
+from dashboard.routes import admin, api, auth, events, fhir, pages, sms
 from dashboard.status import ServiceStatus, StoreStatus, broker_status, store_status
 from telemon import __version__
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
+def create_app(
+    database_url: str,
+    *,
+    mqtt_url: str | None = None,
+    public_url: str | None = None,
+    language: str | None = None,
+    twilio_auth_token: str | None = None,
+    sse_interval: float = 1.0,
+) -> FastAPI:
+    """Settings not passed come from the environment (``TELEMON_*``)."""
+    if public_url is None or language is None or twilio_auth_token is None:
+        from telemon.config import get_settings
 
-def create_app(database_url: str, *, mqtt_url: str | None = None) -> FastAPI:
+        settings = get_settings()
+        public_url = public_url or settings.public_url
+        language = language or settings.language
+        if twilio_auth_token is None and settings.twilio_auth_token is not None:
+            twilio_auth_token = settings.twilio_auth_token.get_secret_value()
+
     pool = ConnectionPool(
         database_url,
         min_size=1,
@@ -36,6 +54,27 @@ def create_app(database_url: str, *, mqtt_url: str | None = None) -> FastAPI:
 
     app = FastAPI(title="telemon dashboard", version=__version__, lifespan=lifespan)
     app.state.pool = pool
+    app.state.mqtt_url = mqtt_url
+    app.state.public_url = public_url
+    app.state.language = language
+    app.state.twilio_auth_token = twilio_auth_token or None
+    app.state.sse_interval = sse_interval
+    # Browsers drop Secure cookies over plain http: only set it where the site is https.
+    app.state.secure_cookies = public_url.startswith("https://")
+
+    app.add_middleware(security.SecurityHeaders, hsts=app.state.secure_cookies)
+    security.install(app)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    for router in (
+        auth.router,
+        pages.router,
+        admin.router,
+        api.router,
+        fhir.router,
+        events.router,
+        sms.router,
+    ):
+        app.include_router(router)
 
     def current_status() -> ServiceStatus:
         try:
@@ -49,15 +88,5 @@ def create_app(database_url: str, *, mqtt_url: str | None = None) -> FastAPI:
     async def healthz() -> JSONResponse:
         status = await run_in_threadpool(current_status)
         return JSONResponse(status.as_dict(), status_code=200 if status.healthy else 503)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def status_page(request: Request) -> HTMLResponse:
-        status = await run_in_threadpool(current_status)
-        return TEMPLATES.TemplateResponse(
-            request,
-            "status.html",
-            {"status": status, "version": __version__},
-            status_code=200 if status.healthy else 503,
-        )
 
     return app

@@ -1,0 +1,195 @@
+"""Authentication, CSRF and authorisation: every route's access decision is made here.
+
+Roles get permissions from one table (``PERMISSIONS``); patient rows are visible through one
+predicate (``patient_scope``). A patient outside a user's scope is answered with 404, as if it
+did not exist, so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import psycopg
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+
+from dashboard import sessions
+
+SESSION_COOKIE = "telemon_session"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+Role = Literal["gp", "nurse", "admin"]
+Permission = Literal[
+    "clinical.read",  # patients' vitals, alerts, FHIR export (within patient_scope)
+    "alert.act",  # claim, call outcome, acknowledge, resolve, escalate
+    "triage.queue",  # the service centre's cooperative-wide queue and tasks
+    "devices.read",  # gateways offline, devices with low battery
+    "sms.read",  # failed SMS and the outbox (their text names patients)
+    "staff.manage",  # users and roles
+    "patient.enrol",  # enrol patients, register gateways and devices
+    "self.settings",  # own language, phone, quiet hours
+]
+
+# An admin manages people and equipment but, by default, reads no clinical data.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "gp": frozenset({"clinical.read", "alert.act", "self.settings"}),
+    "nurse": frozenset(
+        {"clinical.read", "alert.act", "triage.queue", "devices.read", "sms.read", "self.settings"}
+    ),
+    "admin": frozenset({"staff.manage", "patient.enrol", "devices.read", "self.settings"}),
+}
+
+
+class NotAuthenticated(Exception):
+    """No live session: HTML routes redirect to the login page, API routes answer 401."""
+
+
+class Forbidden(Exception):
+    """The role lacks the permission (403)."""
+
+
+class NotFound(Exception):
+    """Absent, or outside the user's scope: the two are indistinguishable on purpose (404)."""
+
+
+class CsrfError(Exception):
+    """A state-changing request without the session's CSRF token (403)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    language: str
+    csrf_token: str
+    client_address: str | None
+
+    def can(self, permission: Permission) -> bool:
+        return permission in PERMISSIONS[self.role]
+
+
+def patient_scope(user: Principal, alias: str = "p") -> tuple[str, dict[str, object]]:
+    """SQL predicate over ``patients AS {alias}``: the rows this user may see."""
+    params: dict[str, object] = {"scope_staff": user.id}
+    if user.role == "gp":
+        return f"{alias}.gp_id = %(scope_staff)s", params
+    if user.role == "nurse":
+        # The cooperative: patients of the care teams (service centres) the nurse works in.
+        return (
+            f"{alias}.care_team_id IN (SELECT care_team_id FROM care_team_members "
+            "WHERE staff_id = %(scope_staff)s)",
+            params,
+        )
+    return "false", params
+
+
+def ensure_patient(conn: psycopg.Connection, user: Principal, patient_id: int) -> None:
+    """Raise NotFound unless ``patient_id`` is in the user's scope and they read clinical data."""
+    if not user.can("clinical.read"):
+        raise Forbidden
+    scope, params = patient_scope(user)
+    row = conn.execute(
+        f"SELECT 1 FROM patients p WHERE p.id = %(patient)s AND {scope}",
+        {**params, "patient": patient_id},
+    ).fetchone()
+    if row is None:
+        raise NotFound
+
+
+# Escalating hands an alert from the service centre to the GP: a centre action only.
+ALERT_ACTION_PERMISSION: dict[str, Permission] = {
+    "read": "clinical.read",
+    "claim": "alert.act",
+    "outcome": "alert.act",
+    "acknowledge": "alert.act",
+    "resolve": "alert.act",
+    "escalate": "triage.queue",
+}
+
+
+def ensure_alert(
+    conn: psycopg.Connection, user: Principal, alert_id: int, action: str = "read"
+) -> int:
+    """The alert's patient id, if the user may do ``action`` on that alert."""
+    permission = ALERT_ACTION_PERMISSION.get(action)
+    if permission is None or not user.can(permission):
+        raise Forbidden
+    scope, params = patient_scope(user)
+    row = conn.execute(
+        f"SELECT a.patient_id FROM alerts a JOIN patients p ON p.id = a.patient_id "
+        f"WHERE a.id = %(alert)s AND {scope}",
+        {**params, "alert": alert_id},
+    ).fetchone()
+    if row is None:
+        raise NotFound
+    return int(row[0])
+
+
+def client_address(request: Request) -> str | None:
+    """The peer's IP address (an inet for audit_log), or None when it is not one."""
+    host = request.client.host if request.client else None
+    try:
+        return str(ipaddress.ip_address(host)) if host else None
+    except ValueError:
+        return None
+
+
+def load_principal(request: Request) -> Principal:
+    """The user behind the session cookie (a short-lived pool connection: SSE streams hold none)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise NotAuthenticated
+    with request.app.state.pool.connection() as conn:
+        session = sessions.lookup(conn, token, now=datetime.now(UTC))
+        if session is None:
+            raise NotAuthenticated
+        row = conn.execute(
+            "SELECT id, username, display_name, role, language FROM staff WHERE id = %s AND active",
+            (session.staff_id,),
+        ).fetchone()
+    if row is None:
+        raise NotAuthenticated
+    return Principal(*row, csrf_token=session.csrf_token, client_address=client_address(request))
+
+
+async def current_user(request: Request) -> Principal:
+    """Every protected route depends on this: a live session and, unless the request is safe,
+    the session's CSRF token in the X-CSRF-Token header or the csrf_token form field."""
+    user = await run_in_threadpool(load_principal, request)
+    request.state.user = user
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER)
+        if sent is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            field = (await request.form()).get(CSRF_FIELD)
+            sent = field if isinstance(field, str) else None
+        if not sent or not secrets.compare_digest(sent, user.csrf_token):
+            raise CsrfError
+    return user
+
+
+def require(permission: Permission) -> Callable[[Principal], Principal]:
+    """Dependency: the current user, who must hold ``permission``."""
+
+    def check(user: Annotated[Principal, Depends(current_user)]) -> Principal:
+        if not user.can(permission):
+            raise Forbidden
+        return user
+
+    check.permission = permission  # type: ignore[attr-defined]  # read by the route-coverage test
+    return check
+
+
+def get_conn(request: Request) -> Iterator[psycopg.Connection]:
+    with request.app.state.pool.connection() as conn:
+        yield conn

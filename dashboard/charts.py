@@ -1,0 +1,133 @@
+"""Vitals charts drawn on the server as SVG: no charting script, nothing for the CSP to allow.
+
+Only presentation attributes are used (no ``style``), so a strict ``style-src`` holds.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from html import escape
+
+from markupsafe import Markup
+
+from dashboard.models import Series
+
+WIDTH, HEIGHT = 760, 220
+LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 28
+BAND_FILL = {"amber": "#f59e0b", "red": "#dc2626"}
+BAND_OPACITY = {"amber": "0.16", "red": "0.20"}
+
+
+def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    span = hi - lo or 1.0
+    raw = span / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    start = math.ceil(lo / step) * step
+    ticks = []
+    value = start
+    while value <= hi + 1e-9:
+        ticks.append(round(value, 6))
+        value += step
+    return ticks
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 20 or value == int(value) else f"{value:.1f}"
+
+
+def render(series: Series, *, now: datetime, empty_text: str) -> Markup:
+    start = now - timedelta(days=series.days)
+    values = [p.value for p in series.points]
+    values += [p.low for p in series.points if p.low is not None]
+    values += [p.high for p in series.points if p.high is not None]
+    thresholds = [b.value for b in series.bands]
+    data_span = values or thresholds or [0.0, 1.0]
+    lo, hi = min(data_span + thresholds), max(data_span + thresholds)
+    # Leave room beyond each threshold so the band itself is visible, not a sliver at the edge.
+    reach = (hi - lo) * 0.35 or 1.0
+    if any(b.op in ("<", "<=") and b.value <= lo for b in series.bands):
+        lo -= reach
+    if any(b.op in (">", ">=") and b.value >= hi for b in series.bands):
+        hi += reach
+    pad = (hi - lo) * 0.12 or max(abs(hi) * 0.05, 1.0)
+    lo, hi = lo - pad, hi + pad
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def x(at: datetime) -> float:
+        return LEFT + plot_w * (at - start).total_seconds() / (now - start).total_seconds()
+
+    def y(value: float) -> float:
+        return TOP + plot_h * (1 - (value - lo) / (hi - lo))
+
+    title = f"{series.label} ({series.unit}), {series.days} d"
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-label="{escape(title)}" preserveAspectRatio="xMidYMid meet" '
+        f'data-metric="{escape(series.metric)}">',
+        f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#ffffff" '
+        'stroke="#e2e8f0"/>',
+    ]
+    # Bands first, so readings are drawn over them.
+    for band in sorted(series.bands, key=lambda b: b.level):
+        edge = min(max(y(band.value), TOP), TOP + plot_h)
+        top, bottom = (edge, TOP + plot_h) if band.op in ("<", "<=") else (TOP, edge)
+        parts.append(
+            f'<rect class="band band-{band.level}" x="{LEFT}" y="{top:.1f}" width="{plot_w}" '
+            f'height="{max(bottom - top, 0):.1f}" fill="{BAND_FILL[band.level]}" '
+            f'fill-opacity="{BAND_OPACITY[band.level]}"><title>{escape(band.rule)}: '
+            f"{band.level} {escape(band.op)} {_fmt(band.value)}</title></rect>"
+        )
+        parts.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{edge:.1f}" y2="{edge:.1f}" '
+            f'stroke="{BAND_FILL[band.level]}" stroke-width="1" stroke-dasharray="4 3"/>'
+        )
+    for tick in _nice_ticks(lo, hi):
+        ty = y(tick)
+        parts.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{ty:.1f}" y2="{ty:.1f}" '
+            'stroke="#eef2f7"/>'
+            f'<text x="{LEFT - 6}" y="{ty + 4:.1f}" text-anchor="end" font-size="11" '
+            f'fill="#64748b">{_fmt(tick)}</text>'
+        )
+    day_step = {7: 1, 30: 5, 90: 15}.get(series.days, max(series.days // 6, 1))
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    while day < now:
+        if (day - start).days % day_step == 0 or series.days <= 7:
+            dx = x(day)
+            parts.append(
+                f'<line x1="{dx:.1f}" x2="{dx:.1f}" y1="{TOP}" y2="{TOP + plot_h}" '
+                'stroke="#f1f5f9"/>'
+                f'<text x="{dx:.1f}" y="{HEIGHT - 9}" text-anchor="middle" font-size="11" '
+                f'fill="#64748b">{day:%d/%m}</text>'
+            )
+        day += timedelta(days=1)
+    if series.aggregated and series.points:
+        upper = " ".join(f"{x(p.at):.1f},{y(p.high or p.value):.1f}" for p in series.points)
+        lower = " ".join(
+            f"{x(p.at):.1f},{y(p.low or p.value):.1f}" for p in reversed(series.points)
+        )
+        parts.append(f'<polygon points="{upper} {lower}" fill="#2563eb" fill-opacity="0.12"/>')
+    reliable = [p for p in series.points if p.reliable]
+    if len(reliable) > 1:
+        line = " ".join(f"{x(p.at):.1f},{y(p.value):.1f}" for p in reliable)
+        parts.append(
+            f'<polyline points="{line}" fill="none" stroke="#2563eb" stroke-width="1.8" '
+            'stroke-linejoin="round"/>'
+        )
+    if not series.aggregated:
+        for p in series.points:
+            fill = "#2563eb" if p.reliable else "#ffffff"
+            parts.append(
+                f'<circle class="reading" cx="{x(p.at):.1f}" cy="{y(p.value):.1f}" r="2.6" '
+                f'fill="{fill}" stroke="#2563eb" stroke-width="1"><title>{p.at:%d/%m %H:%M} '
+                f"{_fmt(p.value)} {escape(series.unit)}</title></circle>"
+            )
+    if not series.points:
+        parts.append(
+            f'<text x="{LEFT + plot_w / 2}" y="{TOP + plot_h / 2}" text-anchor="middle" '
+            f'font-size="13" fill="#94a3b8">{escape(empty_text)}</text>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))

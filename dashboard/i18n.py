@@ -1,0 +1,148 @@
+"""Interface texts in English and Italian; the user's staff.language picks one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from telemon.metrics import METRICS
+
+LANGUAGES = ("it", "en")
+
+# key: (English, Italiano)
+TEXTS: dict[str, tuple[str, str]] = {
+    "app": ("Telemonitoring", "Telemonitoraggio"),
+    "login": ("Sign in", "Accedi"),
+    "logout": ("Sign out", "Esci"),
+    "username": ("Username", "Nome utente"),
+    "password": ("Password", "Password"),
+    "login.invalid": ("Wrong username or password.", "Nome utente o password errati."),
+    "login.locked": (
+        "Too many failed attempts: the account is locked for 15 minutes.",
+        "Troppi tentativi falliti: account bloccato per 15 minuti.",
+    ),
+    "login.throttled": (
+        "Too many failed attempts from this address. Try again later.",
+        "Troppi tentativi falliti da questo indirizzo. Riprova più tardi.",
+    ),
+    "login.expired": (
+        "Your session has ended. Please sign in again.",
+        "La sessione è scaduta. Accedi di nuovo.",
+    ),
+    "triage": ("Triage queue", "Coda di triage"),
+    "patients": ("My patients", "I miei pazienti"),
+    "all_patients": ("Patients", "Pazienti"),
+    "tasks": ("Not measuring", "Non misura"),
+    "equipment": ("Equipment", "Dispositivi"),
+    "sms": ("SMS", "SMS"),
+    "settings": ("Settings", "Impostazioni"),
+    "admin": ("Administration", "Amministrazione"),
+    "status": ("System status", "Stato del sistema"),
+    "patient": ("Patient", "Paziente"),
+    "gp": ("GP", "MMG"),
+    "severity": ("Severity", "Gravità"),
+    "red": ("Red", "Rosso"),
+    "amber": ("Amber", "Ambra"),
+    "waiting": ("Waiting", "In attesa da"),
+    "reason": ("Reason", "Motivo"),
+    "state": ("State", "Stato"),
+    "claimed_by": ("Claimed by", "Preso in carico da"),
+    "actions": ("Actions", "Azioni"),
+    "claim": ("Claim", "Prendi in carico"),
+    "acknowledge": ("Acknowledge", "Conferma presa visione"),
+    "resolve": ("Resolve", "Risolvi"),
+    "escalate": ("Escalate to GP", "Inoltra al MMG"),
+    "record_outcome": ("Record call", "Registra chiamata"),
+    "note": ("Note", "Nota"),
+    "outcome": ("Call outcome", "Esito chiamata"),
+    "outcome.reached": ("Reached", "Raggiunto"),
+    "outcome.not_reached": ("Not reached", "Non raggiunto"),
+    "outcome.advised": ("Advised", "Consigliato"),
+    "outcome.sent_to_emergency": ("Sent to emergency", "Inviato in PS / 112"),
+    "state.open": ("Open", "Aperto"),
+    "state.acknowledged": ("Acknowledged", "Preso visione"),
+    "state.escalated": ("Escalated", "Inoltrato"),
+    "state.resolved": ("Resolved", "Risolto"),
+    "queue.empty": ("The queue is empty.", "La coda è vuota."),
+    "no_patients": ("No patients.", "Nessun paziente."),
+    "latest": ("Latest readings", "Ultime misure"),
+    "open_alerts": ("Open alerts", "Allerte aperte"),
+    "none": ("None", "Nessuna"),
+    "alert_history": ("Alert history", "Storico allerte"),
+    "vitals": ("Vital signs", "Parametri vitali"),
+    "no_data": ("No readings in this period", "Nessuna misura nel periodo"),
+    "days": ("days", "giorni"),
+    "protocols": ("Care protocols", "Protocolli di cura"),
+    "gateways": ("Gateways", "Gateway"),
+    "gateways_offline": ("Gateways offline", "Gateway non in linea"),
+    "low_battery": ("Low battery", "Batteria scarica"),
+    "sms_failed": ("Failed SMS", "SMS non consegnati"),
+    "sms_outbox": ("SMS outbox", "SMS in uscita"),
+    "since": ("Since", "Da"),
+    "device": ("Device", "Dispositivo"),
+    "battery": ("Battery", "Batteria"),
+    "to": ("To", "A"),
+    "message": ("Message", "Messaggio"),
+    "error": ("Error", "Errore"),
+    "save": ("Save", "Salva"),
+    "saved": ("Saved.", "Salvato."),
+    "language": ("Language", "Lingua"),
+    "phone": ("Phone", "Telefono"),
+    "quiet_hours": ("Quiet hours (no SMS)", "Ore di silenzio (niente SMS)"),
+    "from": ("From", "Dalle"),
+    "until": ("Until", "Alle"),
+    "users": ("Users and roles", "Utenti e ruoli"),
+    "enrol": ("Enrol a patient", "Arruola un paziente"),
+    "register_gateway": ("Register a gateway", "Registra un gateway"),
+    "role": ("Role", "Ruolo"),
+    "active": ("Active", "Attivo"),
+    "locked": ("Locked", "Bloccato"),
+    "create": ("Create", "Crea"),
+    "display_name": ("Full name", "Nome e cognome"),
+    "code": ("Code", "Codice"),
+    "given_name": ("Given name", "Nome"),
+    "family_name": ("Family name", "Cognome"),
+    "birth_date": ("Birth date", "Data di nascita"),
+    "protocol": ("Care protocol", "Protocollo di cura"),
+    "overrides": ("Per-patient thresholds (JSON)", "Soglie personalizzate (JSON)"),
+    "care_team": ("Service centre", "Centrale operativa"),
+    "devices": (
+        "Devices (one per line: kind address)",
+        "Dispositivi (uno per riga: tipo indirizzo)",
+    ),
+    "live": ("Live", "In diretta"),
+    "events": ("Events", "Eventi"),
+    "conflict": ("Someone changed this alert first.", "L'allerta è stata modificata da altri."),
+    "not_found": ("Not found.", "Non trovato."),
+    "forbidden": ("You are not allowed to see this page.", "Non hai accesso a questa pagina."),
+    "server_error": (
+        "Something went wrong. It has been logged.",
+        "Si è verificato un errore. È stato registrato.",
+    ),
+    "back": ("Back", "Indietro"),
+    "opened": ("Opened", "Aperta"),
+    "ago.m": ("{n} min", "{n} min"),
+    "ago.h": ("{n} h", "{n} h"),
+    "ago.d": ("{n} d", "{n} g"),
+    "role.gp": ("GP", "MMG"),
+    "role.nurse": ("Nurse", "Infermiere"),
+    "role.admin": ("Administrator", "Amministratore"),
+    "patients_needing": ("patients with open alerts", "pazienti con allerte aperte"),
+}
+
+
+def translator(language: str) -> Callable[..., str]:
+    index = 1 if language == "it" else 0
+
+    def t(key: str, **values: object) -> str:
+        pair = TEXTS.get(key)
+        text = pair[index] if pair else key
+        return text.format(**values) if values else text
+
+    return t
+
+
+def metric_label(key: str | None, language: str) -> str:
+    if key is None or key not in METRICS:
+        return key or ""
+    metric = METRICS[key]
+    return metric.label_it if language == "it" else metric.label_en

@@ -1,0 +1,88 @@
+"""The service centre's technical worklists: offline gateways, flat batteries, undelivered SMS."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg.rows import dict_row
+
+from dashboard.authz import Principal, patient_scope
+from dashboard.models import GatewayIssue, LowBattery, NotificationItem
+
+LOW_BATTERY_PCT = 20
+
+
+def _equipment_scope(user: Principal) -> tuple[str, dict[str, object]]:
+    # Admins look after all equipment (codes, not clinical data); clinicians their patients'.
+    if user.role == "admin":
+        return "true", {}
+    scope, params = patient_scope(user)
+    return f"({scope})", params
+
+
+def offline_gateways(conn: psycopg.Connection, user: Principal) -> list[GatewayIssue]:
+    scope, params = _equipment_scope(user)
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"""
+            SELECT g.id, g.code, g.patient_id,
+                   p.given_name || ' ' || p.family_name AS patient_name,
+                   g.online, g.last_seen_at, g.offline_since, g.outbox_depth
+            FROM gateways g LEFT JOIN patients p ON p.id = g.patient_id
+            WHERE NOT g.online AND {scope}
+            ORDER BY g.offline_since NULLS FIRST, g.code
+            """,
+            params,
+        )
+        .fetchall()
+    )
+    if user.role == "admin":
+        rows = [r | {"patient_name": None} for r in rows]
+    return [GatewayIssue(**r) for r in rows]
+
+
+def low_batteries(conn: psycopg.Connection, user: Principal) -> list[LowBattery]:
+    scope, params = _equipment_scope(user)
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"""
+            SELECT d.id AS device_id, d.kind, d.battery_pct, g.code AS gateway_code,
+                   g.patient_id, p.given_name || ' ' || p.family_name AS patient_name,
+                   d.last_seen_at
+            FROM devices d JOIN gateways g ON g.id = d.gateway_id
+            LEFT JOIN patients p ON p.id = g.patient_id
+            WHERE d.unpaired_at IS NULL AND d.battery_pct <= %(low)s AND {scope}
+            ORDER BY d.battery_pct, g.code
+            """,
+            params | {"low": LOW_BATTERY_PCT},
+        )
+        .fetchall()
+    )
+    if user.role == "admin":
+        rows = [r | {"patient_name": None} for r in rows]
+    return [LowBattery(**r) for r in rows]
+
+
+def notifications(
+    conn: psycopg.Connection, user: Principal, status: str, limit: int = 200
+) -> list[NotificationItem]:
+    """Notifications in ``status`` ('failed' or 'outboxed') about patients in scope."""
+    scope, params = patient_scope(user)
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"""
+            SELECT n.id, n.alert_id, a.patient_id, n.recipient_kind, n.to_address, n.body,
+                   n.status, n.attempts, n.last_error, n.created_at
+            FROM notifications n
+            JOIN alerts a ON a.id = n.alert_id
+            JOIN patients p ON p.id = a.patient_id
+            WHERE n.status = %(status)s AND {scope}
+            ORDER BY n.created_at DESC LIMIT %(limit)s
+            """,
+            params | {"status": status, "limit": limit},
+        )
+        .fetchall()
+    )
+    return [NotificationItem(**r) for r in rows]

@@ -1,0 +1,1 @@
+"""The dashboard's routers, one module per audience or protocol."""

@@ -1,0 +1,167 @@
+"""Admin pages: users and roles, patient enrolment, gateway registration."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import psycopg
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from dashboard import administration
+from dashboard.authz import Principal, get_conn, require
+from dashboard.bands import protocols
+from dashboard.models import DeviceIn, EnrolIn, GatewayIn, StaffIn, StaffUpdate
+from dashboard.web import render
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+Conn = Annotated[psycopg.Connection, Depends(get_conn)]
+Admin = Annotated[Principal, Depends(require("staff.manage"))]
+Enroller = Annotated[Principal, Depends(require("patient.enrol"))]
+
+
+def _messages(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+def _page(
+    request: Request,
+    user: Principal,
+    conn: psycopg.Connection,
+    *,
+    error: str | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
+    form: dict[str, str] | None = None,
+) -> Response:
+    return render(
+        request,
+        "admin.html",
+        {
+            "staff": administration.list_staff(conn),
+            "teams": administration.care_teams(conn),
+            "gps": administration.gps(conn),
+            "protocol_names": sorted(protocols()),
+            "error": error,
+            "notice": notice,
+            "form": form or {},
+        },
+        user=user,
+        status_code=status_code,
+    )
+
+
+@router.get("", response_class=HTMLResponse)
+def admin_home(request: Request, user: Admin, conn: Conn) -> Response:
+    return _page(request, user, conn)
+
+
+@router.post("/staff")
+def create_staff(
+    request: Request,
+    user: Admin,
+    conn: Conn,
+    username: Annotated[str, Form(max_length=64)],
+    display_name: Annotated[str, Form(max_length=200)],
+    role: Annotated[str, Form()],
+    password: Annotated[str, Form(max_length=200)],
+    phone: Annotated[str, Form(max_length=20)] = "",
+    language: Annotated[str, Form()] = "it",
+    care_team_id: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        new = StaffIn(
+            username=username.strip().lower(),
+            display_name=display_name,
+            role=role,
+            password=password,
+            phone=phone.strip() or None,
+            language=language,
+            care_team_id=int(care_team_id) if care_team_id.isdigit() else None,
+        )
+        administration.create_staff(conn, user, new)
+    except ValidationError as exc:
+        return _page(request, user, conn, error=_messages(exc), status_code=422)
+    except administration.InvalidInput as exc:
+        return _page(request, user, conn, error=str(exc), status_code=422)
+    return RedirectResponse("/admin", status_code=303)
+
+
+@router.post("/staff/{staff_id}")
+def update_staff(
+    request: Request,
+    staff_id: int,
+    user: Admin,
+    conn: Conn,
+    role: Annotated[str, Form()] = "",
+    active: Annotated[str, Form()] = "",
+    password: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    try:
+        change = StaffUpdate(
+            role=role or None,
+            active={"true": True, "false": False}.get(active),
+            password=password or None,
+        )
+        administration.update_staff(conn, user, staff_id, change)
+    except ValidationError as exc:
+        return _page(request, user, conn, error=_messages(exc), status_code=422)
+    except administration.InvalidInput as exc:
+        return _page(request, user, conn, error=str(exc), status_code=422)
+    except LookupError:
+        return _page(request, user, conn, error="no such staff member", status_code=404)
+    return RedirectResponse("/admin", status_code=303)
+
+
+@router.post("/patients")
+async def enrol(request: Request, user: Enroller, conn: Conn) -> Response:
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    try:
+        overrides = json.loads(form.get("overrides") or "{}")
+        if not isinstance(overrides, dict):
+            raise administration.InvalidInput("overrides must be a JSON object")
+        new = EnrolIn(
+            code=form.get("code", "").strip(),
+            given_name=form.get("given_name", "").strip(),
+            family_name=form.get("family_name", "").strip(),
+            birth_date=form.get("birth_date") or None,
+            sex=form.get("sex") or None,
+            phone=form.get("phone", "").strip() or None,
+            gp_id=int(form.get("gp_id") or 0),
+            care_team_id=int(form["care_team_id"]) if form.get("care_team_id") else None,
+            protocol=form.get("protocol", ""),
+            overrides=overrides,
+        )
+        enrolled = administration.enrol_patient(conn, user, new)
+    except json.JSONDecodeError as exc:
+        return _page(request, user, conn, error=f"overrides: {exc}", status_code=422, form=form)
+    except ValidationError as exc:
+        return _page(request, user, conn, error=_messages(exc), status_code=422, form=form)
+    except (administration.InvalidInput, ValueError) as exc:
+        return _page(request, user, conn, error=str(exc), status_code=422, form=form)
+    return _page(request, user, conn, notice=f"{enrolled.code} (#{enrolled.id})")
+
+
+@router.post("/gateways")
+async def register_gateway(request: Request, user: Enroller, conn: Conn) -> Response:
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    try:
+        devices = []
+        for line in (form.get("devices") or "").splitlines():
+            if line.strip():
+                kind, _, address = line.strip().partition(" ")
+                devices.append(DeviceIn(kind=kind, address=address.strip()))  # type: ignore[arg-type]
+        new = GatewayIn(
+            code=form.get("code", "").strip(),
+            patient_id=int(form["patient_id"]) if form.get("patient_id") else None,
+            devices=devices,
+        )
+        registered = administration.register_gateway(conn, user, new)
+    except ValidationError as exc:
+        return _page(request, user, conn, error=_messages(exc), status_code=422, form=form)
+    except (administration.InvalidInput, ValueError) as exc:
+        return _page(request, user, conn, error=str(exc), status_code=422, form=form)
+    return _page(request, user, conn, notice=f"{registered.code}: {registered.devices}")

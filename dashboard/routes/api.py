@@ -1,0 +1,224 @@
+"""The JSON API: everything the pages do, for scripts and the pages' own fetch calls."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import psycopg
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
+
+from dashboard import administration, operations, services
+from dashboard.authz import Principal, current_user, get_conn, require
+from dashboard.bands import protocols
+from dashboard.models import (
+    ActionNote,
+    AlertEvent,
+    AlertItem,
+    EnrolIn,
+    Enrolled,
+    GatewayIn,
+    GatewayIssue,
+    LowBattery,
+    Me,
+    MySettings,
+    NotificationItem,
+    OutcomeIn,
+    PatientDetail,
+    PatientSummary,
+    Registered,
+    ResolveIn,
+    Series,
+    SettingsIn,
+    StaffIn,
+    StaffItem,
+    StaffUpdate,
+)
+from telemon.metrics import METRICS
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+Conn = Annotated[psycopg.Connection, Depends(get_conn)]
+Id = Annotated[int, Path(ge=1, le=2**62)]
+Clinician = Annotated[Principal, Depends(require("clinical.read"))]
+Actor = Annotated[Principal, Depends(require("alert.act"))]
+Centre = Annotated[Principal, Depends(require("triage.queue"))]
+MetricKey = Literal[tuple(METRICS)]  # type: ignore[valid-type]
+
+
+def _invalid(exc: Exception) -> HTTPException:
+    return HTTPException(422, str(exc))
+
+
+@router.get("/me", response_model=Me)
+def me(user: Annotated[Principal, Depends(current_user)]) -> Me:
+    return Me(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        language=user.language,
+        csrf_token=user.csrf_token,
+    )
+
+
+@router.get("/me/settings", response_model=MySettings)
+def get_settings(
+    user: Annotated[Principal, Depends(require("self.settings"))], conn: Conn
+) -> MySettings:
+    return services.my_settings(conn, user)
+
+
+@router.put("/me/settings", response_model=MySettings)
+def put_settings(
+    user: Annotated[Principal, Depends(require("self.settings"))], conn: Conn, change: SettingsIn
+) -> MySettings:
+    return services.update_settings(conn, user, change)
+
+
+@router.get("/triage", response_model=list[AlertItem])
+def triage(user: Centre, conn: Conn) -> list[AlertItem]:
+    return services.triage_queue(conn, user)
+
+
+@router.get("/patients", response_model=list[PatientSummary])
+def patients(user: Clinician, conn: Conn) -> list[PatientSummary]:
+    return services.patient_list(conn, user)
+
+
+@router.get("/patients/{patient_id}", response_model=PatientDetail)
+def patient(patient_id: Id, user: Clinician, conn: Conn) -> PatientDetail:
+    return services.patient_detail(conn, user, patient_id)
+
+
+@router.get("/patients/{patient_id}/alerts", response_model=list[AlertItem])
+def patient_alerts(patient_id: Id, user: Clinician, conn: Conn) -> list[AlertItem]:
+    return services.patient_alerts(conn, user, patient_id)
+
+
+@router.get("/patients/{patient_id}/series/{metric}", response_model=Series)
+def patient_series(
+    patient_id: Id,
+    metric: MetricKey,
+    user: Clinician,
+    conn: Conn,
+    days: Annotated[int, Query(description="7, 30 or 90")] = 7,
+) -> Series:
+    try:
+        return services.patient_series(conn, user, patient_id, metric, days)
+    except services.InvalidPeriod:
+        raise HTTPException(422, "days must be 7, 30 or 90") from None
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertItem)
+def alert(alert_id: Id, user: Clinician, conn: Conn) -> AlertItem:
+    return services.alert(conn, user, alert_id)
+
+
+@router.get("/alerts/{alert_id}/events", response_model=list[AlertEvent])
+def alert_events(alert_id: Id, user: Clinician, conn: Conn) -> list[AlertEvent]:
+    return services.alert_events(conn, user, alert_id)
+
+
+@router.post("/alerts/{alert_id}/claim", response_model=AlertItem)
+def claim(
+    alert_id: Id, user: Actor, conn: Conn, force: Annotated[bool, Query()] = False
+) -> AlertItem:
+    return services.act(conn, user, alert_id, "claim", force=force)
+
+
+@router.post("/alerts/{alert_id}/outcome", response_model=AlertItem)
+def outcome(alert_id: Id, user: Actor, conn: Conn, body: OutcomeIn) -> AlertItem:
+    return services.act(conn, user, alert_id, "outcome", outcome=body.outcome, note=body.note)
+
+
+@router.post("/alerts/{alert_id}/acknowledge", response_model=AlertItem)
+def acknowledge(
+    alert_id: Id, user: Actor, conn: Conn, body: Annotated[ActionNote | None, Body()] = None
+) -> AlertItem:
+    return services.act(conn, user, alert_id, "acknowledge", note=body.note if body else "")
+
+
+@router.post("/alerts/{alert_id}/resolve", response_model=AlertItem)
+def resolve(
+    alert_id: Id, user: Actor, conn: Conn, body: Annotated[ResolveIn | None, Body()] = None
+) -> AlertItem:
+    body = body or ResolveIn()
+    return services.act(conn, user, alert_id, "resolve", note=body.note, outcome=body.outcome)
+
+
+@router.post("/alerts/{alert_id}/escalate", response_model=AlertItem)
+def escalate(
+    alert_id: Id, user: Centre, conn: Conn, body: Annotated[ActionNote | None, Body()] = None
+) -> AlertItem:
+    return services.act(conn, user, alert_id, "escalate", note=body.note if body else "")
+
+
+@router.get("/gateways/offline", response_model=list[GatewayIssue])
+def gateways_offline(
+    user: Annotated[Principal, Depends(require("devices.read"))], conn: Conn
+) -> list[GatewayIssue]:
+    return operations.offline_gateways(conn, user)
+
+
+@router.get("/devices/low-battery", response_model=list[LowBattery])
+def low_battery(
+    user: Annotated[Principal, Depends(require("devices.read"))], conn: Conn
+) -> list[LowBattery]:
+    return operations.low_batteries(conn, user)
+
+
+@router.get("/notifications/{status}", response_model=list[NotificationItem])
+def notifications(
+    status: Literal["failed", "outboxed"],
+    user: Annotated[Principal, Depends(require("sms.read"))],
+    conn: Conn,
+) -> list[NotificationItem]:
+    return operations.notifications(conn, user, status)
+
+
+Admin = Annotated[Principal, Depends(require("staff.manage"))]
+Enroller = Annotated[Principal, Depends(require("patient.enrol"))]
+
+
+@router.get("/admin/staff", response_model=list[StaffItem])
+def staff(user: Admin, conn: Conn) -> list[StaffItem]:
+    return administration.list_staff(conn)
+
+
+@router.post("/admin/staff", response_model=StaffItem, status_code=201)
+def create_staff(user: Admin, conn: Conn, body: StaffIn) -> StaffItem:
+    try:
+        return administration.create_staff(conn, user, body)
+    except administration.InvalidInput as exc:
+        raise _invalid(exc) from None
+
+
+@router.patch("/admin/staff/{staff_id}", response_model=StaffItem)
+def update_staff(staff_id: Id, user: Admin, conn: Conn, body: StaffUpdate) -> StaffItem:
+    try:
+        return administration.update_staff(conn, user, staff_id, body)
+    except administration.InvalidInput as exc:
+        raise _invalid(exc) from None
+    except LookupError:
+        raise HTTPException(404, "no such staff member") from None
+
+
+@router.get("/admin/protocols", response_model=list[str])
+def protocol_names(user: Enroller) -> list[str]:
+    return sorted(protocols())
+
+
+@router.post("/admin/patients", response_model=Enrolled, status_code=201)
+def enrol(user: Enroller, conn: Conn, body: EnrolIn) -> Enrolled:
+    try:
+        return administration.enrol_patient(conn, user, body)
+    except administration.InvalidInput as exc:
+        raise _invalid(exc) from None
+
+
+@router.post("/admin/gateways", response_model=Registered, status_code=201)
+def register_gateway(user: Enroller, conn: Conn, body: GatewayIn) -> Registered:
+    try:
+        return administration.register_gateway(conn, user, body)
+    except administration.InvalidInput as exc:
+        raise _invalid(exc) from None

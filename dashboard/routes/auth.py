@@ -1,0 +1,142 @@
+"""Login, logout and the language switch."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from dashboard import accounts, audit, sessions
+from dashboard.authz import SESSION_COOKIE, Principal, client_address, current_user, require
+from dashboard.i18n import LANGUAGES
+from dashboard.web import render
+
+router = APIRouter(include_in_schema=False)
+
+LOGIN_CSRF_COOKIE = "telemon_login_csrf"
+LANGUAGE_COOKIE = "telemon_lang"
+
+
+def _cookie_args(request: Request) -> dict[str, object]:
+    return {
+        "httponly": True,
+        "samesite": "lax",
+        "secure": request.app.state.secure_cookies,
+        "path": "/",
+    }
+
+
+def _login_page(request: Request, error: str | None = None, status_code: int = 200) -> Response:
+    token = secrets.token_urlsafe(24)
+    language = request.cookies.get(LANGUAGE_COOKIE)
+    response = render(
+        request,
+        "login.html",
+        {"login_csrf": token, "error": error},
+        user=None,
+        status_code=status_code,
+        language=language if language in LANGUAGES else None,
+    )
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, **_cookie_args(request))
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> Response:
+    return _login_page(request)
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=200)],
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    # Login CSRF: the form's token must match the cookie set with the form (double submit).
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected, csrf_token):
+        return _login_page(request, "login.expired", 403)
+    now = datetime.now(UTC)
+    address = client_address(request)
+    with request.app.state.pool.connection() as conn:
+        result = accounts.authenticate(conn, username, password, client_address=address, now=now)
+        if result.staff_id is None:
+            audit.record(
+                conn,
+                None,
+                "login.failed",
+                details={"reason": result.reason},
+                username=username.strip().lower()[:64],
+                client_address=address,
+            )
+            status = 429 if result.reason == "throttled" else 401
+            return _login_page(request, f"login.{result.reason}", status)
+        token = sessions.create(
+            conn,
+            result.staff_id,
+            now=now,
+            client_address=address,
+            user_agent=request.headers.get("user-agent"),
+        )
+        row = conn.execute(
+            "SELECT id, username, display_name, role, language FROM staff WHERE id = %s",
+            (result.staff_id,),
+        ).fetchone()
+        user = Principal(*row, csrf_token="", client_address=address)
+        audit.record(conn, user, "login", object_type="staff", object_id=user.id)
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(sessions.ABSOLUTE_TIMEOUT.total_seconds()),
+        **_cookie_args(request),
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, user: Annotated[Principal, Depends(current_user)]) -> Response:
+    with request.app.state.pool.connection() as conn:
+        sessions.delete(conn, request.cookies.get(SESSION_COOKIE, ""))
+        audit.record(conn, user, "logout", object_type="staff", object_id=user.id)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.post("/language")
+async def switch_language(
+    request: Request, user: Annotated[Principal, Depends(require("self.settings"))]
+) -> Response:
+    form = await request.form()
+    language = form.get("language")
+    if language in LANGUAGES:
+
+        def save() -> None:
+            with request.app.state.pool.connection() as conn:
+                conn.execute("UPDATE staff SET language = %s WHERE id = %s", (language, user.id))
+
+        await run_in_threadpool(save)
+    back = form.get("next")
+    # Only ever back to a page of ours: the field is input.
+    target = (
+        back
+        if isinstance(back, str) and back.startswith("/") and not back.startswith("//")
+        else "/"
+    )
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/lang/{language}")
+def login_language(request: Request, language: str) -> Response:
+    """Language of the login page, before anyone is signed in."""
+    response = RedirectResponse("/login", status_code=303)
+    if language in LANGUAGES:
+        response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 86400, **_cookie_args(request))
+    return response

@@ -1,0 +1,225 @@
+"""The HTML pages of GPs and service-centre nurses."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import psycopg
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from dashboard import charts, clinical, operations, services
+from dashboard.authz import Principal, current_user, get_conn, require
+from dashboard.i18n import metric_label, translator
+from dashboard.models import SettingsIn
+from dashboard.status import ServiceStatus, StoreStatus, broker_status, store_status
+from dashboard.web import render
+
+router = APIRouter(include_in_schema=False)
+
+Conn = Annotated[psycopg.Connection, Depends(get_conn)]
+Id = Annotated[int, Path(ge=1, le=2**62)]
+Clinician = Annotated[Principal, Depends(require("clinical.read"))]
+Centre = Annotated[Principal, Depends(require("triage.queue"))]
+HOME = {"gp": "/patients", "nurse": "/triage", "admin": "/admin"}
+
+
+def safe_next(target: str | None, fallback: str) -> str:
+    """A redirect target from a form: a path of ours, never another site."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return fallback
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(user: Annotated[Principal, Depends(current_user)]) -> Response:
+    return RedirectResponse(HOME[user.role], status_code=303)
+
+
+def _triage_context(conn: psycopg.Connection, user: Principal) -> dict[str, object]:
+    queue = services.triage_queue(conn, user)
+    return {
+        "clinical": [a for a in queue if a.kind == "clinical"],
+        "tasks": [a for a in queue if a.kind == "not_measuring"],
+    }
+
+
+@router.get("/triage", response_class=HTMLResponse)
+def triage(request: Request, user: Centre, conn: Conn) -> Response:
+    context = _triage_context(conn, user)
+    context["offline"] = len(operations.offline_gateways(conn, user))
+    context["low_battery"] = len(operations.low_batteries(conn, user))
+    context["sms_failed"] = len(operations.notifications(conn, user, "failed"))
+    context["sms_outbox"] = len(operations.notifications(conn, user, "outboxed"))
+    return render(request, "triage.html", context, user=user)
+
+
+@router.get("/triage/fragment", response_class=HTMLResponse)
+def triage_fragment(request: Request, user: Centre, conn: Conn) -> Response:
+    return render(request, "_queue.html", _triage_context(conn, user), user=user)
+
+
+@router.get("/patients", response_class=HTMLResponse)
+def patients(request: Request, user: Clinician, conn: Conn) -> Response:
+    return render(
+        request, "patients.html", {"patients": services.patient_list(conn, user)}, user=user
+    )
+
+
+@router.get("/patients/fragment", response_class=HTMLResponse)
+def patients_fragment(request: Request, user: Clinician, conn: Conn) -> Response:
+    return render(
+        request, "_patients.html", {"patients": services.patient_list(conn, user)}, user=user
+    )
+
+
+@router.get("/patients/{patient_id}", response_class=HTMLResponse)
+def patient(
+    request: Request,
+    patient_id: Id,
+    user: Clinician,
+    conn: Conn,
+    days: Annotated[int, Query(description="7, 30 or 90")] = 7,
+) -> Response:
+    if days not in services.PERIODS:
+        raise HTTPException(422, "days must be 7, 30 or 90")
+    detail = services.patient_detail(conn, user, patient_id)
+    now = datetime.now(UTC)
+    t = translator(user.language)
+    chart_list = []
+    for key in clinical.charted_metrics(conn, patient_id, now=now):
+        series = clinical.series(conn, patient_id, key, days, now=now)
+        series = series.model_copy(update={"label": metric_label(key, user.language)})
+        chart_list.append((series, charts.render(series, now=now, empty_text=t("no_data"))))
+    alerts = services.patient_alerts(conn, user, patient_id)
+    latest = clinical.latest_values(conn, [patient_id]).get(patient_id, [])
+    return render(
+        request,
+        "patient.html",
+        {"patient": detail, "charts": chart_list, "alerts": alerts, "days": days, "latest": latest},
+        user=user,
+    )
+
+
+@router.get("/alerts/{alert_id}", response_class=HTMLResponse)
+def alert(request: Request, alert_id: Id, user: Clinician, conn: Conn) -> Response:
+    item = services.alert(conn, user, alert_id)
+    events = services.alert_events(conn, user, alert_id)
+    return render(request, "alert.html", {"alert": item, "events": events}, user=user)
+
+
+@router.post("/alerts/{alert_id}/{action}")
+def alert_action(
+    alert_id: Id,
+    action: Literal["claim", "outcome", "acknowledge", "resolve", "escalate"],
+    user: Annotated[Principal, Depends(require("alert.act"))],
+    conn: Conn,
+    note: Annotated[str, Form(max_length=2000)] = "",
+    outcome: Annotated[
+        Literal["", "reached", "not_reached", "advised", "sent_to_emergency"], Form()
+    ] = "",
+    next: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    services.act(conn, user, alert_id, action, note=note, outcome=outcome or None)
+    return RedirectResponse(safe_next(next, f"/alerts/{alert_id}"), status_code=303)
+
+
+@router.get("/equipment", response_class=HTMLResponse)
+def equipment(
+    request: Request, user: Annotated[Principal, Depends(require("devices.read"))], conn: Conn
+) -> Response:
+    return render(
+        request,
+        "equipment.html",
+        {
+            "gateways": operations.offline_gateways(conn, user),
+            "batteries": operations.low_batteries(conn, user),
+        },
+        user=user,
+    )
+
+
+@router.get("/sms", response_class=HTMLResponse)
+def sms(
+    request: Request, user: Annotated[Principal, Depends(require("sms.read"))], conn: Conn
+) -> Response:
+    return render(
+        request,
+        "sms.html",
+        {
+            "failed": operations.notifications(conn, user, "failed"),
+            "outbox": operations.notifications(conn, user, "outboxed"),
+        },
+        user=user,
+    )
+
+
+Self = Annotated[Principal, Depends(require("self.settings"))]
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_page(request: Request, user: Self, conn: Conn) -> Response:
+    return render(
+        request,
+        "settings.html",
+        {"settings": services.my_settings(conn, user), "error": None, "saved": False},
+        user=user,
+    )
+
+
+@router.post("/settings", response_class=HTMLResponse)
+def save_settings(
+    request: Request,
+    user: Self,
+    conn: Conn,
+    language: Annotated[str, Form()] = "",
+    phone: Annotated[str, Form(max_length=20)] = "",
+    quiet_hours_start: Annotated[str, Form(max_length=8)] = "",
+    quiet_hours_end: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    try:
+        change = SettingsIn(
+            language=language or None,
+            phone=phone.strip() or None,
+            quiet_hours_start=quiet_hours_start or None,
+            quiet_hours_end=quiet_hours_end or None,
+        )
+    except ValidationError as exc:
+        error = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        return render(
+            request,
+            "settings.html",
+            {"settings": services.my_settings(conn, user), "error": error, "saved": False},
+            user=user,
+            status_code=422,
+        )
+    saved = services.update_settings(conn, user, change)
+    fresh = replace(user, language=saved.language)
+    return render(
+        request, "settings.html", {"settings": saved, "error": None, "saved": True}, user=fresh
+    )
+
+
+@router.get("/status", response_class=HTMLResponse)
+async def status_page(request: Request) -> Response:
+    def current() -> ServiceStatus:
+        try:
+            with request.app.state.pool.connection(timeout=3.0) as conn:
+                store = store_status(conn)
+        except Exception as exc:  # a pool timeout or a dropped server: reported, not raised
+            store = StoreStatus(reachable=False, error=type(exc).__name__)
+        return ServiceStatus(store=store, broker=broker_status(request.app.state.mqtt_url))
+
+    status = await run_in_threadpool(current)
+    return render(
+        request,
+        "status.html",
+        {"status": status},
+        user=None,
+        language="en",
+        status_code=200 if status.healthy else 503,
+    )

@@ -1,0 +1,76 @@
+"""Server-side sessions: a random token in the cookie, its hash and the CSRF token in the table."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import psycopg
+
+IDLE_TIMEOUT = timedelta(minutes=30)
+ABSOLUTE_TIMEOUT = timedelta(hours=12)  # one nurse's shift, then a fresh login
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    token_hash: str
+    staff_id: int
+    csrf_token: str
+    created_at: datetime
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create(
+    conn: psycopg.Connection,
+    staff_id: int,
+    *,
+    now: datetime,
+    client_address: str | None,
+    user_agent: str | None,
+) -> str:
+    """A new session for ``staff_id``; returns the cookie's token (never stored as such)."""
+    token = secrets.token_urlsafe(32)
+    conn.execute(
+        "INSERT INTO dashboard_sessions (token_hash, staff_id, csrf_token, created_at, "
+        "last_seen_at, expires_at, client_address, user_agent) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            _hash(token),
+            staff_id,
+            secrets.token_urlsafe(32),
+            now,
+            now,
+            now + IDLE_TIMEOUT,
+            client_address,
+            (user_agent or "")[:300],
+        ),
+    )
+    # Housekeeping rides on logins: expired rows are dead anyway, this just keeps the table small.
+    conn.execute("DELETE FROM dashboard_sessions WHERE expires_at < %s", (now,))
+    return token
+
+
+def lookup(conn: psycopg.Connection, token: str, *, now: datetime) -> Session | None:
+    """The live session for ``token``, its idle expiry pushed forward; None if absent or expired."""
+    row = conn.execute(
+        "UPDATE dashboard_sessions SET last_seen_at = %s, "
+        "expires_at = least(%s, created_at + %s) "
+        "WHERE token_hash = %s AND expires_at > %s "
+        "RETURNING token_hash, staff_id, csrf_token, created_at",
+        (now, now + IDLE_TIMEOUT, ABSOLUTE_TIMEOUT, _hash(token), now),
+    ).fetchone()
+    return Session(*row) if row else None
+
+
+def delete(conn: psycopg.Connection, token: str) -> None:
+    conn.execute("DELETE FROM dashboard_sessions WHERE token_hash = %s", (_hash(token),))
+
+
+def delete_for_staff(conn: psycopg.Connection, staff_id: int) -> None:
+    """Ends every session of a staff member (deactivated, role or password changed)."""
+    conn.execute("DELETE FROM dashboard_sessions WHERE staff_id = %s", (staff_id,))

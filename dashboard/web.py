@@ -1,0 +1,69 @@
+"""Rendering server-side pages: the template environment and what every page gets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from dashboard.authz import Principal
+from dashboard.i18n import metric_label, translator
+from telemon import __version__
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+# The cooperatives are in Lombardy: times are shown in Italian local time.
+LOCAL_TZ = ZoneInfo("Europe/Rome")
+
+
+def local(at: datetime | None, fmt: str = "%d/%m %H:%M") -> str:
+    return at.astimezone(LOCAL_TZ).strftime(fmt) if at else "–"
+
+
+def age_text(t: Any, at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return "–"
+    minutes = max(int((now - at).total_seconds() // 60), 0)
+    if minutes < 120:
+        return t("ago.m", n=minutes)
+    if minutes < 48 * 60:
+        return t("ago.h", n=minutes // 60)
+    return t("ago.d", n=minutes // 1440)
+
+
+def value_text(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.0f}" if abs(value) >= 20 else f"{value:.1f}"
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    user: Principal | None,
+    status_code: int = 200,
+    language: str | None = None,
+) -> HTMLResponse:
+    lang = language or (user.language if user else None) or request.app.state.language
+    t = translator(lang)
+    now = datetime.now(UTC)
+    base = {
+        "user": user,
+        "lang": lang,
+        "t": t,
+        "now": now,
+        "version": __version__,
+        "local": local,
+        "age": lambda at: age_text(t, at, now),
+        "num": value_text,
+        "metric_label": lambda key: metric_label(key, lang),
+        "csrf": user.csrf_token if user else "",
+        "path": request.url.path,
+    }
+    return TEMPLATES.TemplateResponse(request, template, base | context, status_code=status_code)

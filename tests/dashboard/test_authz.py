@@ -1,0 +1,146 @@
+"""The authorisation matrix: each role x each patient-data route x own/other patient, no leaks."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from dashboard.authz import current_user
+from tests.dashboard.conftest import World, login
+
+ROLES = {"gp": "dr.rossi", "nurse": "nurse.greco", "admin": "admin", "anonymous": None}
+# Who may see each seeded patient: "own" is dr.rossi's in centre A, "other_gp" dr.bianchi's in
+# centre A, "far" dr.bianchi's in centre B (nurse.greco works in centre A).
+VISIBLE = {
+    "gp": {"own"},
+    "nurse": {"own", "other_gp"},
+    "admin": set(),
+    "anonymous": set(),
+}
+PATIENT_ROUTES = [
+    ("GET", "/api/patients/{p}"),
+    ("GET", "/api/patients/{p}/alerts"),
+    ("GET", "/api/patients/{p}/series/spo2?days=30"),
+    ("GET", "/patients/{p}"),
+    ("GET", "/fhir/Patient/{p}"),
+    ("GET", "/fhir/Observation?patient={p}"),
+    ("GET", "/api/alerts/{a}"),
+    ("GET", "/api/alerts/{a}/events"),
+    ("GET", "/alerts/{a}"),
+    ("POST", "/api/alerts/{a}/claim"),
+    ("POST", "/api/alerts/{a}/outcome"),
+    ("POST", "/api/alerts/{a}/acknowledge"),
+    ("POST", "/api/alerts/{a}/escalate"),
+    ("POST", "/api/alerts/{a}/resolve"),
+]
+BODIES = {"outcome": {"outcome": "advised", "note": "n"}}
+
+
+def _expected(role: str, target: str, method: str, path: str) -> int:
+    if role == "anonymous":
+        return 303 if not path.startswith(("/api", "/fhir")) else 401
+    if role == "admin":
+        return 403
+    if path.endswith("/escalate") and role == "gp":
+        return 403
+    return 200 if target in VISIBLE[role] else 404
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_patient_routes_matrix(client: TestClient, world: World, role: str) -> None:
+    csrf = login(client, ROLES[role]) if ROLES[role] else ""
+    failures = []
+    for target in ("own", "other_gp", "far"):
+        for method, template in PATIENT_ROUTES:
+            path = template.format(p=world.patients[target], a=world.alerts[target])
+            action = path.rsplit("/", 1)[-1]
+            response = client.request(
+                method,
+                path,
+                headers={"x-csrf-token": csrf},
+                json=BODIES.get(action) if method == "POST" else None,
+            )
+            expected = _expected(role, target, method, path)
+            if response.status_code != expected:
+                failures.append((target, method, path, response.status_code, expected))
+            if expected != 200:
+                # No name of any patient in any refusal.
+                for name in ("Colombo", "Ferrari", "Ricci"):
+                    assert name not in response.text, (role, path)
+    assert failures == []
+
+
+LIST_ROUTES = {
+    "/api/triage": {"nurse"},
+    "/api/patients": {"gp", "nurse"},
+    "/triage": {"nurse"},
+    "/patients": {"gp", "nurse"},
+    "/equipment": {"nurse", "admin"},
+    "/sms": {"nurse"},
+    "/api/gateways/offline": {"nurse", "admin"},
+    "/api/devices/low-battery": {"nurse", "admin"},
+    "/api/notifications/failed": {"nurse"},
+    "/api/notifications/outboxed": {"nurse"},
+    "/api/admin/staff": {"admin"},
+    "/api/admin/protocols": {"admin"},
+    "/admin": {"admin"},
+    "/api/me/settings": {"gp", "nurse", "admin"},
+    "/settings": {"gp", "nurse", "admin"},
+}
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_list_routes_matrix_and_no_leak(client: TestClient, world: World, role: str) -> None:
+    if ROLES[role]:
+        login(client, ROLES[role])
+    for path, allowed in LIST_ROUTES.items():
+        response = client.get(path)
+        if role == "anonymous":
+            assert response.status_code == (401 if path.startswith("/api") else 303), path
+        else:
+            assert response.status_code == (200 if role in allowed else 403), (role, path)
+        if response.status_code == 200:
+            hidden = {"own": "Colombo", "other_gp": "Ferrari", "far": "Ricci"}
+            for target, name in hidden.items():
+                if target not in VISIBLE[role]:
+                    assert name not in response.text, (role, path, name)
+    events = client.get("/events") if role in ("admin", "anonymous") else None
+    if events is not None:
+        assert events.status_code == (403 if role == "admin" else 401)
+
+
+def test_every_route_is_protected_or_explicitly_public(app) -> None:
+    public = {"/login", "/lang/{language}", "/healthz", "/status", "/sms/status"}
+
+    def depends_on_login(dependant) -> bool:
+        return any(d.call is current_user or depends_on_login(d) for d in dependant.dependencies)
+
+    def routes(items):
+        for route in items:
+            if isinstance(route, APIRoute):
+                yield route
+            elif hasattr(route, "routes"):
+                yield from routes(route.routes)
+            elif hasattr(route, "original_router"):  # FastAPI's include_router wrapper
+                yield from routes(route.original_router.routes)
+
+    checked = 0
+    for route in routes(app.routes):
+        checked += 1
+        if route.path in public:
+            continue
+        assert depends_on_login(route.dependant), f"{route.path} has no authorisation"
+    assert checked >= 40
+
+
+def test_state_changing_requests_need_the_csrf_token(client: TestClient, world: World) -> None:
+    login(client, "nurse.greco")
+    alert = world.alerts["own"]
+    assert client.post(f"/api/alerts/{alert}/claim").status_code == 403
+    assert (
+        client.post(f"/api/alerts/{alert}/claim", headers={"x-csrf-token": "forged"}).status_code
+        == 403
+    )
+    assert client.post(f"/alerts/{alert}/claim", data={"csrf_token": "forged"}).status_code == 403
+    assert client.get(f"/api/alerts/{alert}").json()["claimed_by"] is None

@@ -1,0 +1,139 @@
+"""In Debian's Chromium: a nurse sees a red alert arrive live and works it; a GP reads a chart.
+
+Screenshots of the main pages are saved to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from dashboard.app import create_app
+from dashboard.server import BackgroundServer
+from tests.dashboard.conftest import PASSWORD, World, insert_alert
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(database_url: str, world: World) -> Iterator[str]:
+    app = create_app(
+        database_url,
+        public_url="http://127.0.0.1",
+        language="en",
+        twilio_auth_token="",
+        sse_interval=0.25,
+    )
+    server = BackgroundServer(app, "127.0.0.1", _free_port())
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
+
+
+def _login(browser: Browser, url: str, username: str) -> Page:
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    page.goto(f"{url}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button.primary")
+    return page
+
+
+def test_nurse_sees_a_red_alert_live_and_works_it(
+    browser: Browser, server: str, world: World, db: psycopg.Connection
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    login_page = browser.new_page(viewport={"width": 1280, "height": 700})
+    login_page.goto(f"{server}/login")
+    login_page.screenshot(path=SHOTS / "login.png")
+    login_page.close()
+
+    page = _login(browser, server, "nurse.greco")
+    expect(page).to_have_url(f"{server}/triage")
+    expect(page.locator("#live")).to_be_visible()  # the event stream is connected
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+    alert = insert_alert(db, world.patients["other_gp"], 2, minutes_ago=1, rule="spo2_red_live")
+    row = page.locator(f"tr[data-alert-id='{alert}']")
+    expect(row).to_be_visible(timeout=10_000)
+    # Red before amber, the longest-waiting red first: the new one is second.
+    rows = page.locator("#queue-clinical tbody tr")
+    expect(rows.nth(1)).to_have_attribute("data-alert-id", str(alert))
+    expect(rows.nth(1)).to_have_class("sev-2 flash")
+    page.screenshot(path=SHOTS / "triage.png", full_page=True)
+
+    row.locator("button[data-action=claim]").click()
+    expect(page).to_have_url(f"{server}/alerts/{alert}")
+    page.select_option("select[name=outcome]", "reached")
+    page.locator("form[action$='/outcome'] input[name=note]").fill("Patient reached, SpO2 93%")
+    page.click("button[data-action=outcome]")
+    expect(page.locator("#alert-outcome")).to_have_text("Reached")
+    page.locator("form[action$='/resolve'] input[name=note]").fill("Advised rest, recheck 18:00")
+    page.screenshot(path=SHOTS / "alert.png", full_page=True)
+    page.click("button[data-action=resolve]")
+    expect(page.locator("#alert-state")).to_have_text("Resolved")
+    state = db.execute("SELECT state, outcome FROM alerts WHERE id = %s", (alert,)).fetchone()
+    assert state == ("resolved", "reached")
+    assert errors == []  # CSP violations and script errors show up here
+
+
+def test_gp_sees_the_chart_with_its_threshold_band(
+    browser: Browser, server: str, world: World
+) -> None:
+    page = _login(browser, server, "dr.rossi")
+    expect(page).to_have_url(f"{server}/patients")
+    page.screenshot(path=SHOTS / "patients.png", full_page=True)
+    page.click("text=Maria Colombo")
+    chart = page.locator("svg.chart[data-metric=spo2]")
+    expect(chart).to_be_visible()
+    expect(chart.locator("rect.band-amber")).to_have_count(1)
+    expect(chart.locator("rect.band-red")).to_have_count(1)
+    assert chart.locator("circle.reading").count() == 28
+    page.screenshot(path=SHOTS / "patient.png", full_page=True)
+    page.click("text=30 days")
+    expect(page).to_have_url(f"{server}/patients/{world.patients['own']}?days=30")
+    expect(page.locator("svg.chart[data-metric=spo2] polygon")).to_have_count(1)
+
+
+def test_admin_pages(browser: Browser, server: str, world: World) -> None:
+    page = _login(browser, server, "admin")
+    expect(page).to_have_url(f"{server}/admin")
+    page.fill("form[action='/admin/patients'] input[name=code]", "P-0100")
+    page.fill("input[name=given_name]", "Rosa")
+    page.fill("input[name=family_name]", "Gallo")
+    page.fill("textarea[name=overrides]", '{"rules": {"nope": {}}}')
+    page.click("form[action='/admin/patients'] button.primary")
+    expect(page.locator("p.error")).to_contain_text("nope")
+    page.screenshot(path=SHOTS / "admin.png", full_page=True)
