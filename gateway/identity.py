@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -25,9 +26,10 @@ class GatewayIdentity(BaseModel):
 
     def broker(self) -> BrokerAddress:
         """The broker address, logging in as this gateway (its username is its id)."""
-        base = BrokerAddress.parse(self.mqtt_url)
         password = self.mqtt_password.get_secret_value() if self.mqtt_password else None
-        return BrokerAddress(base.host, base.port, base.tls, self.gateway_id, password)
+        return replace(
+            BrokerAddress.parse(self.mqtt_url), username=self.gateway_id, password=password
+        )
 
     def save(self, state_dir: Path) -> Path:
         """Write atomically, readable by the owner only (it holds a credential)."""

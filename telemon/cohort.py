@@ -7,6 +7,7 @@ Every name is invented.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 
@@ -124,7 +125,13 @@ def demo_cohort(patients: int = 12, gps: int = 3) -> Cohort:
     return Cohort(tuple(staff), tuple(people))
 
 
-def seed(conn: psycopg.Connection, cohort: Cohort, *, service_centre_phone: str) -> None:
+def seed(
+    conn: psycopg.Connection,
+    cohort: Cohort,
+    *,
+    service_centre_phone: str,
+    enrolled_at: datetime | None = None,
+) -> None:
     """Insert the cohort; people and devices already present are left as they are."""
     with conn.transaction():
         centre = conn.execute(
@@ -148,15 +155,23 @@ def seed(conn: psycopg.Connection, cohort: Cohort, *, service_centre_phone: str)
                 )
         for p in cohort.patients:
             patient_id = conn.execute(
-                "INSERT INTO patients (code, given_name, family_name, gp_id, care_team_id) "
-                "VALUES (%s, %s, %s, %s, %s) "
+                "INSERT INTO patients (code, given_name, family_name, gp_id, care_team_id, "
+                "enrolled_at) VALUES (%s, %s, %s, %s, %s, coalesce(%s, now())) "
                 "ON CONFLICT (code) DO UPDATE SET code = excluded.code RETURNING id",
-                (p.code, p.given_name, p.family_name, staff_ids[p.gp_username], centre),
+                (
+                    p.code,
+                    p.given_name,
+                    p.family_name,
+                    staff_ids[p.gp_username],
+                    centre,
+                    enrolled_at,
+                ),
             ).fetchone()[0]
             conn.execute(
-                "INSERT INTO patient_protocols (patient_id, protocol) VALUES (%s, %s) "
+                "INSERT INTO patient_protocols (patient_id, protocol, started_at) "
+                "SELECT id, %s, enrolled_at FROM patients WHERE id = %s "
                 "ON CONFLICT DO NOTHING",
-                (patient_id, p.protocol),
+                (p.protocol, patient_id),
             )
             gateway_id = conn.execute(
                 "INSERT INTO gateways (code, patient_id) VALUES (%s, %s) "

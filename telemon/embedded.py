@@ -16,6 +16,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+log = logging.getLogger(__name__)
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
@@ -83,6 +85,12 @@ class EmbeddedBroker:
         def run() -> None:
             self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self._loop)
+            # amqtt 0.12 sometimes fails a session when many clients connect at once (it
+            # iterates its subscriptions while another connection changes them); the client
+            # reconnects, so the traceback is noise for the demo's console.
+            self._loop.set_exception_handler(
+                lambda loop, context: log.debug("embedded broker: %s", context.get("message"))
+            )
             try:
                 self._loop.run_until_complete(self._start_broker())
             except BaseException as exc:  # reported to the starting thread below

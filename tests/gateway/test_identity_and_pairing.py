@@ -27,6 +27,8 @@ def test_identity_is_private_and_logs_in_as_the_gateway(tmp_path):
         8883,
     )
     assert "s3cret" not in repr(loaded)
+    embedded = identity.model_copy(update={"mqtt_url": "mqtt://127.0.0.1:1884?protocol=3.1.1"})
+    assert embedded.broker().protocol == "3.1.1"
 
 
 def test_missing_identity_says_what_to_do(tmp_path):
