@@ -8,9 +8,11 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from alerts.notify import enqueue_alert_notifications
 from dashboard import audit
 from dashboard.authz import Principal
 from dashboard.bands import protocols
+from telemon.config import Settings
 
 Action = str  # "claim", "outcome", "acknowledge", "resolve", "escalate"
 
@@ -46,8 +48,12 @@ def perform(
     note: str = "",
     outcome: str | None = None,
     force: bool = False,
+    notify: Settings | None = None,
 ) -> None:
-    """Apply ``action``; the caller has checked the user may act on this alert."""
+    """Apply ``action``; the caller has checked the user may act on this alert.
+
+    An escalation queues the GP's SMS (``notify`` says how) in the same transaction.
+    """
     note = note.strip()
     with conn.transaction():
         row = conn.execute(
@@ -117,3 +123,5 @@ def perform(
             object_id=alert_id,
             details={"from": state, "to": new_state, **details},
         )
+        if action == "escalate" and notify is not None:
+            enqueue_alert_notifications(conn, alert_id, "escalated", notify, now=now)

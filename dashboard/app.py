@@ -16,6 +16,7 @@ from dashboard import security
 from dashboard.routes import admin, api, auth, events, fhir, pages, sms
 from dashboard.status import ServiceStatus, StoreStatus, broker_status, store_status
 from telemon import __version__
+from telemon.config import get_settings
 
 
 def create_app(
@@ -28,10 +29,8 @@ def create_app(
     sse_interval: float = 1.0,
 ) -> FastAPI:
     """Settings not passed come from the environment (``TELEMON_*``)."""
+    settings = get_settings()
     if public_url is None or language is None or twilio_auth_token is None:
-        from telemon.config import get_settings
-
-        settings = get_settings()
         public_url = public_url or settings.public_url
         language = language or settings.language
         if twilio_auth_token is None and settings.twilio_auth_token is not None:
@@ -59,6 +58,10 @@ def create_app(
     app.state.language = language
     app.state.twilio_auth_token = twilio_auth_token or None
     app.state.sse_interval = sse_interval
+    # What an SMS queued from here (an escalation to the GP) needs: links to this site.
+    app.state.notify_settings = settings.model_copy(
+        update={"public_url": public_url, "language": language}
+    )
     # Browsers drop Secure cookies over plain http: only set it where the site is https.
     app.state.secure_cookies = public_url.startswith("https://")
 

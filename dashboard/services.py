@@ -17,6 +17,7 @@ from dashboard.models import (
     Series,
     SettingsIn,
 )
+from telemon.config import Settings
 
 PERIODS = (7, 30, 90)
 
@@ -135,6 +136,7 @@ def act(
     note: str = "",
     outcome: str | None = None,
     force: bool = False,
+    notify: Settings | None = None,
 ) -> AlertItem:
     ensure_alert(conn, user, alert_id, action)
     alert_actions.perform(
@@ -146,6 +148,7 @@ def act(
         note=note,
         outcome=outcome,
         force=force,
+        notify=notify,
     )
     item = clinical.alert(conn, user, alert_id)
     assert item is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import psycopg
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 
 from dashboard import administration, operations, services
 from dashboard.authz import Principal, current_user, get_conn, require
@@ -148,9 +148,20 @@ def resolve(
 
 @router.post("/alerts/{alert_id}/escalate", response_model=AlertItem)
 def escalate(
-    alert_id: Id, user: Centre, conn: Conn, body: Annotated[ActionNote | None, Body()] = None
+    request: Request,
+    alert_id: Id,
+    user: Centre,
+    conn: Conn,
+    body: Annotated[ActionNote | None, Body()] = None,
 ) -> AlertItem:
-    return services.act(conn, user, alert_id, "escalate", note=body.note if body else "")
+    return services.act(
+        conn,
+        user,
+        alert_id,
+        "escalate",
+        note=body.note if body else "",
+        notify=request.app.state.notify_settings,
+    )
 
 
 @router.get("/gateways/offline", response_model=list[GatewayIssue])

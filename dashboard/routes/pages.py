@@ -114,6 +114,7 @@ def alert(request: Request, alert_id: Id, user: Clinician, conn: Conn) -> Respon
 
 @router.post("/alerts/{alert_id}/{action}")
 def alert_action(
+    request: Request,
     alert_id: Id,
     action: Literal["claim", "outcome", "acknowledge", "resolve", "escalate"],
     user: Annotated[Principal, Depends(require("alert.act"))],
@@ -124,7 +125,15 @@ def alert_action(
     ] = "",
     next: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
-    services.act(conn, user, alert_id, action, note=note, outcome=outcome or None)
+    services.act(
+        conn,
+        user,
+        alert_id,
+        action,
+        note=note,
+        outcome=outcome or None,
+        notify=request.app.state.notify_settings,
+    )
     return RedirectResponse(safe_next(next, f"/alerts/{alert_id}"), status_code=303)
 
 

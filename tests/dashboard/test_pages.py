@@ -57,10 +57,19 @@ def test_nurse_claims_records_outcome_escalates_and_resolves(
     events = [
         r[0]
         for r in db.execute(
-            "SELECT kind FROM alert_events WHERE alert_id = %s ORDER BY id", (alert,)
+            "SELECT kind FROM alert_events WHERE alert_id = %s AND kind NOT LIKE 'notify%%' "
+            "ORDER BY id",
+            (alert,),
         )
     ]
     assert events == ["claim", "outcome", "escalate", "resolve"]
+    # Escalating queued the GP's SMS, in the same transaction, once.
+    queued = db.execute(
+        "SELECT recipient_kind FROM notifications WHERE alert_id = %s "
+        "AND idempotency_key LIKE '%%:escalated'",
+        (alert,),
+    ).fetchall()
+    assert queued == [("gp",)]
     audited = [
         r[0]
         for r in db.execute(
