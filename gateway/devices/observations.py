@@ -1,0 +1,53 @@
+"""A decoded reading plus its device and time stamp becomes an ``Observation`` (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from gateway.clock_check import Stamp
+from gateway.gatt import Reading
+from gateway.outbox import CONTINUOUS
+from telemon.observation import Observation
+from telemon.payload import PairedDevice
+
+MAX_CONTEXT = 16  # Observation's limit
+
+
+def merge_context(*parts: Mapping[str, str], limit: int = MAX_CONTEXT) -> dict[str, str]:
+    """Earlier parts win, both on a repeated key and when the limit cuts the rest off."""
+    merged: dict[str, str] = {}
+    for part in parts:
+        for key, value in part.items():
+            if key not in merged and len(merged) < limit:
+                merged[key] = value
+    return merged
+
+
+def observation(
+    reading: Reading,
+    when: Stamp,
+    device: PairedDevice,
+    *,
+    gateway_id: str,
+    received_at: datetime,
+    continuous: bool = False,
+    extra_context: Mapping[str, str] | None = None,
+) -> Observation:
+    """The observation to store; ``seq`` is a placeholder the outbox replaces."""
+    ours = {"device_kind": device.kind}
+    if continuous:
+        ours["source"] = CONTINUOUS  # the outbox evicts these first under disk pressure
+    return Observation(
+        gateway_id=gateway_id,
+        seq=0,
+        device_id=device.address,
+        patient_id=device.patient_id,
+        metric=reading.metric,
+        value=reading.value,
+        unit=reading.unit,
+        measured_at=when.measured_at,
+        received_at=received_at,
+        flags=tuple(dict.fromkeys((*reading.flags, *when.flags))),
+        context=merge_context(ours, when.context, reading.context, extra_context or {}),
+    )

@@ -1,0 +1,137 @@
+"""What a session with each kind of device looks like, as data.
+
+One row per device kind: the service it advertises, the characteristics to subscribe to, whether
+it keeps a record store read through RACP, how the connection ends. The session code reads this
+table; it has no per-kind branches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+
+from bleak.uuids import normalize_uuid_16
+
+from gateway.gatt import CharacteristicUuid
+from telemon.payload import DeviceKind
+
+_C = CharacteristicUuid
+
+
+class SessionEnd(StrEnum):
+    """Who ends the connection once the data is in."""
+
+    # Cuffs, meters, thermometers, scales connect after a measurement, send, and hang up;
+    # the gateway only hangs up itself if the device goes quiet and forgets to.
+    DEVICE_DISCONNECTS = "device_disconnects"
+    # An oximeter streams while worn; the gateway stays until the stream stops.
+    STREAM = "stream"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionProfile:
+    kind: DeviceKind
+    service: int  # the 16-bit service UUID the device advertises
+    subscribe: tuple[CharacteristicUuid, ...]  # measurement characteristics (notify/indicate)
+    optional: frozenset[CharacteristicUuid]  # subscribed when present, not required
+    live: frozenset[CharacteristicUuid]  # values measured now, never from memory: clock check
+    continuous: frozenset[CharacteristicUuid]  # high-rate samples the outbox may evict first
+    record_access: bool  # the device keeps a record store read through RACP
+    end: SessionEnd
+    idle_timeout: float  # seconds without data before the gateway hangs up
+
+    @property
+    def service_uuid(self) -> str:
+        return normalize_uuid_16(self.service)
+
+
+PROFILES: MappingProxyType[DeviceKind, SessionProfile] = MappingProxyType(
+    {
+        "pulse_oximeter": SessionProfile(
+            kind="pulse_oximeter",
+            service=0x1822,
+            subscribe=(_C.PLX_SPOT_CHECK_MEASUREMENT, _C.PLX_CONTINUOUS_MEASUREMENT),
+            # PLXS requires one of the two; many finger clips have only the continuous one.
+            optional=frozenset({_C.PLX_SPOT_CHECK_MEASUREMENT, _C.PLX_CONTINUOUS_MEASUREMENT}),
+            live=frozenset({_C.PLX_SPOT_CHECK_MEASUREMENT, _C.PLX_CONTINUOUS_MEASUREMENT}),
+            continuous=frozenset({_C.PLX_CONTINUOUS_MEASUREMENT}),
+            record_access=False,
+            end=SessionEnd.STREAM,
+            idle_timeout=30.0,
+        ),
+        "blood_pressure": SessionProfile(
+            kind="blood_pressure",
+            service=0x1810,
+            subscribe=(_C.BLOOD_PRESSURE_MEASUREMENT,),
+            optional=frozenset(),
+            live=frozenset(),
+            continuous=frozenset(),
+            record_access=False,
+            end=SessionEnd.DEVICE_DISCONNECTS,
+            idle_timeout=20.0,
+        ),
+        "glucometer": SessionProfile(
+            kind="glucometer",
+            service=0x1808,
+            subscribe=(
+                _C.GLUCOSE_MEASUREMENT,
+                _C.GLUCOSE_MEASUREMENT_CONTEXT,
+                _C.RECORD_ACCESS_CONTROL_POINT,
+            ),
+            optional=frozenset({_C.GLUCOSE_MEASUREMENT_CONTEXT}),
+            live=frozenset(),
+            continuous=frozenset(),
+            record_access=True,
+            end=SessionEnd.DEVICE_DISCONNECTS,
+            idle_timeout=20.0,
+        ),
+        "thermometer": SessionProfile(
+            kind="thermometer",
+            service=0x1809,
+            subscribe=(_C.TEMPERATURE_MEASUREMENT,),
+            optional=frozenset(),
+            live=frozenset(),
+            continuous=frozenset(),
+            record_access=False,
+            end=SessionEnd.DEVICE_DISCONNECTS,
+            idle_timeout=20.0,
+        ),
+        "weight_scale": SessionProfile(
+            kind="weight_scale",
+            service=0x181D,
+            subscribe=(_C.WEIGHT_MEASUREMENT,),
+            optional=frozenset(),
+            live=frozenset(),
+            continuous=frozenset(),
+            record_access=False,
+            end=SessionEnd.DEVICE_DISCONNECTS,
+            idle_timeout=20.0,
+        ),
+    }
+)
+
+BATTERY_LEVEL = _C.BATTERY_LEVEL
+DEVICE_INFORMATION = (
+    _C.MANUFACTURER_NAME_STRING,
+    _C.MODEL_NUMBER_STRING,
+    _C.SERIAL_NUMBER_STRING,
+    _C.HARDWARE_REVISION_STRING,
+    _C.FIRMWARE_REVISION_STRING,
+    _C.SOFTWARE_REVISION_STRING,
+)
+# Current Time Service (0x1805) Current Time: a Date Time followed by day of week, fractions and
+# reason. Few health devices expose it; when one does, it is the best clock check there is.
+CURRENT_TIME = 0x2A2B
+
+_BY_SERVICE = {normalize_uuid_16(p.service): p.kind for p in PROFILES.values()}
+
+
+def kind_for_services(service_uuids: Iterable[str]) -> DeviceKind | None:
+    """The device kind announced by an advertisement's service UUIDs (bleak's 128-bit form)."""
+    for uuid in service_uuids:
+        kind = _BY_SERVICE.get(uuid.lower())
+        if kind is not None:
+            return kind
+    return None

@@ -1,0 +1,177 @@
+"""Where a session's data goes: readings into the outbox first, then everything else.
+
+The order is the point. A reading is durable (outbox, fsynced) before the uplink is woken, before
+a glucose meter's sync position moves past it, before the device health says it arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from pydantic import ValidationError
+
+from gateway.clock_check import (
+    FROM_DEVICE_STORAGE,
+    TimePolicy,
+    is_skewed,
+    localise,
+    skew_from_reading,
+    stamp,
+)
+from gateway.devices.glucose_sync import GlucoseRecord, SyncStore
+from gateway.devices.observations import observation
+from gateway.devices.recovery import DECODE_ERRORS, Recoveries
+from gateway.devices.rejected import RejectedLog, RejectedValue
+from gateway.devices.state import DeviceState
+from gateway.gatt import Reading
+from gateway.outbox import Outbox
+from telemon.observation import Observation
+
+log = logging.getLogger(__name__)
+
+
+def delivered_late(
+    device_time: datetime, received_at: datetime, policy: TimePolicy, skew: timedelta | None
+) -> bool:
+    """Whether a reading is older than the tolerance once the known clock error is taken out."""
+    measured = localise(device_time, policy.tz) - (skew or timedelta(0))
+    return received_at - measured > policy.skew_tolerance
+
+
+class Recorder:
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        notify: Callable[[], None],
+        rejected: RejectedLog,
+        sync: SyncStore,
+        recoveries: Recoveries,
+        policy: TimePolicy,
+        clock_trusted: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.outbox = outbox
+        self.notify = notify
+        self.rejected = rejected
+        self.sync = sync
+        self.recoveries = recoveries
+        self.policy = policy
+        self.clock_trusted = clock_trusted
+
+    async def readings(
+        self,
+        state: DeviceState,
+        readings: Sequence[Reading],
+        received_at: datetime,
+        *,
+        characteristic: str,
+        fresh: bool,
+        stored_kind: bool,
+        from_storage: bool = False,
+        continuous: bool = False,
+        extra_context: Mapping[str, str] | None = None,
+    ) -> list[Observation]:
+        """Stamp, store durably, then wake the uplink. Returns the stored observations."""
+        built: list[Observation] = []
+        for reading in readings:
+            self.update_skew(state, reading.measured_at, received_at, fresh=fresh)
+            late = (
+                stored_kind
+                and not fresh
+                and reading.measured_at is not None
+                and delivered_late(reading.measured_at, received_at, self.policy, state.clock_skew)
+            )
+            when = stamp(
+                reading.measured_at,
+                received_at,
+                self.policy,
+                skew=state.clock_skew,
+                from_storage=(from_storage or late) and FROM_DEVICE_STORAGE not in reading.flags,
+            )
+            try:
+                built.append(
+                    observation(
+                        reading,
+                        when,
+                        state.paired,
+                        gateway_id=self.outbox.gateway_id,
+                        received_at=received_at,
+                        continuous=continuous,
+                        extra_context=extra_context,
+                    )
+                )
+            except ValidationError as error:
+                self.reject(state, characteristic, b"", f"{reading.metric}: {error}")
+        stored = await asyncio.to_thread(self.outbox.append, built)
+        if stored:
+            self.notify()
+            state.last_reading_at = received_at
+            state.readings += len(stored)
+        return stored
+
+    async def glucose(
+        self,
+        state: DeviceState,
+        records: Sequence[GlucoseRecord],
+        received_at: datetime,
+        *,
+        from_storage: bool,
+    ) -> None:
+        """Store each record, then move the meter's sync position past it."""
+        for record in records:
+            await self.readings(
+                state,
+                record.measurement.readings,
+                received_at,
+                characteristic=record.measurement.characteristic,
+                fresh=not from_storage,
+                stored_kind=False,
+                from_storage=from_storage,
+                extra_context=record.context,
+            )
+            await asyncio.to_thread(self.sync.advance, state.address, record.sequence_number)
+
+    def update_skew(
+        self,
+        state: DeviceState,
+        device_time: datetime | None,
+        received_at: datetime,
+        *,
+        fresh: bool,
+    ) -> None:
+        if not self.clock_trusted():
+            return  # a gateway clock that is itself wrong must not blame the device
+        estimate = skew_from_reading(device_time, received_at, self.policy, fresh=fresh)
+        if estimate is None:
+            return
+        skewed = is_skewed(estimate, self.policy)
+        if skewed and not is_skewed(state.clock_skew, self.policy):
+            log.warning("%s clock is off by %+.0f s", state.address, estimate.total_seconds())
+        state.clock_skew = estimate if skewed else None
+
+    def reject(self, state: DeviceState, characteristic: str, payload: bytes, error: str) -> None:
+        """A value the decoders refused: counted, logged with its bytes, kept on disk."""
+        state.decode_errors += 1
+        self.recoveries[DECODE_ERRORS] += 1
+        log.warning(
+            "%s sent an undecodable %s value %s: %s",
+            state.address,
+            characteristic,
+            payload.hex(),
+            error,
+        )
+        try:
+            self.rejected.record(
+                RejectedValue(
+                    at=datetime.now(UTC),
+                    device_id=state.address,
+                    characteristic=characteristic,
+                    payload_hex=payload.hex(),
+                    error=error,
+                )
+            )
+        except OSError as failure:
+            log.warning("cannot write the rejected-values log: %s", failure)

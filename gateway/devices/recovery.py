@@ -1,0 +1,161 @@
+"""Bluetooth stack health: the watchdog's decision (pure) and the adapter reset (behind a protocol).
+
+BlueZ and its controllers fail in ways that never raise: discovery silently stops delivering
+advertisements, or every connection attempt times out until the adapter is power-cycled. Nobody
+in a patient's home will notice, so the gateway must.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+SCANNER_RESTART = "scanner_restart"
+ADAPTER_RESET = "adapter_reset"
+CONNECT_FAILURES = "connect_failures"
+DECODE_ERRORS = "decode_errors"
+REJECTED_CONFIGS = "rejected_configs"
+
+
+class Recoveries(Counter[str]):
+    """Every recovery and failure, counted by name, as the uplink's status reports them."""
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: int(count) for name, count in sorted(self.items())}
+
+
+class Action(StrEnum):
+    NONE = "none"
+    RESTART_SCANNER = "restart_scanner"
+    RESET_ADAPTER = "reset_adapter"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchdogPolicy:
+    # Devices advertise only around a measurement, so silence is judged over a long window.
+    silence_limit: float = 30 * 60.0
+    # Scanner restarts in a row, with no advertisement in between, before the adapter is reset.
+    restarts_before_reset: int = 2
+    # Failed connection attempts in a row (across devices) before the adapter is reset.
+    failure_limit: int = 6
+    check_interval: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class WatchdogView:
+    """What the watchdog looks at, all times on the monotonic clock."""
+
+    now: float
+    devices_expected: bool
+    last_known_advert: float  # newest advertisement (or notification) of a paired device
+    last_action: float  # the watchdog's previous restart or reset, or the start
+    restarts_without_advert: int
+    consecutive_connect_failures: int
+    connected_devices: int
+
+
+def decide(view: WatchdogView, policy: WatchdogPolicy) -> Action:
+    if not view.devices_expected:
+        return Action.NONE
+    if view.consecutive_connect_failures >= policy.failure_limit and not view.connected_devices:
+        return Action.RESET_ADAPTER
+    quiet_since = max(view.last_known_advert, view.last_action)
+    if view.now - quiet_since < policy.silence_limit:
+        return Action.NONE
+    if view.restarts_without_advert >= policy.restarts_before_reset and not view.connected_devices:
+        return Action.RESET_ADAPTER
+    return Action.RESTART_SCANNER
+
+
+class AdapterControl(Protocol):
+    """Power-cycle the Bluetooth adapter. Returns whether it worked."""
+
+    async def reset(self) -> bool: ...
+
+
+class NoAdapterControl:
+    """For platforms where the gateway cannot touch the adapter: the scanner restart must do."""
+
+    async def reset(self) -> bool:
+        return False
+
+
+class CommandAdapterControl:
+    """Reset by running commands: BlueZ's ``bluetoothctl power off`` / ``power on`` by default.
+
+    ``bluetoothctl`` talks to bluetoothd over D-Bus, which the ``bluetooth`` group may do; the
+    systemd unit grants no capabilities, so ``hciconfig hciX reset`` (CAP_NET_ADMIN) is only the
+    fallback for a gateway run as root.
+    """
+
+    BLUEZ: tuple[tuple[tuple[str, ...], ...], ...] = (
+        (("bluetoothctl", "power", "off"), ("bluetoothctl", "power", "on")),
+        (("hciconfig", "hci0", "reset"),),
+    )
+
+    def __init__(
+        self,
+        alternatives: Sequence[Sequence[Sequence[str]]] = BLUEZ,
+        *,
+        timeout: float = 15.0,
+        pause: float = 1.0,
+    ) -> None:
+        self.alternatives = alternatives
+        self.timeout = timeout
+        self.pause = pause
+
+    async def reset(self) -> bool:
+        for commands in self.alternatives:
+            if await self._run_all(commands):
+                return True
+        return False
+
+    async def _run_all(self, commands: Sequence[Sequence[str]]) -> bool:
+        for index, argv in enumerate(commands):
+            if index:
+                await asyncio.sleep(self.pause)  # let the controller settle between off and on
+            if not await self._run(argv):
+                return False
+        return True
+
+    async def _run(self, argv: Sequence[str]) -> bool:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+            )
+        except OSError as error:
+            log.warning("cannot run %s: %s", " ".join(argv), error)
+            return False
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), self.timeout)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            log.warning("%s did not finish within %g s", " ".join(argv), self.timeout)
+            return False
+        if process.returncode != 0:
+            log.warning(
+                "%s failed (%s): %s", " ".join(argv), process.returncode, output.decode()[-200:]
+            )
+            return False
+        return True
+
+
+class BumbleAdapterControl:
+    """Reset a bumble radio: power its central down; the next scan or connect powers it up."""
+
+    def __init__(self, radio: object) -> None:
+        self.radio = radio
+
+    async def reset(self) -> bool:
+        from gateway.ble.radio import close_central
+
+        await close_central(self.radio)  # type: ignore[arg-type]
+        return True

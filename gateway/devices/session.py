@@ -1,0 +1,320 @@
+"""One connection to one device: subscribe, receive, read its health, end as the device expects.
+
+Plain bleak API (``BleakClient``); only the backend class differs between the Raspberry Pi
+(BlueZ) and the simulated link (bumble). Values are queued by the notification callback and
+recorded by one consumer task, so they reach the outbox in the order they arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bleak import BleakClient
+from bleak.backends.characteristic import BleakGATTCharacteristic
+from bleak.backends.client import BaseBleakClient
+from bleak.backends.device import BLEDevice
+from bleak.exc import BleakError, BleakGATTProtocolError, BleakGATTProtocolErrorCode
+from bleak.uuids import normalize_uuid_16
+
+from gateway.devices.glucose_sync import ContextJoiner, already_stored, next_request
+from gateway.devices.profiles import (
+    BATTERY_LEVEL,
+    CURRENT_TIME,
+    DEVICE_INFORMATION,
+    SessionProfile,
+)
+from gateway.devices.recorder import Recorder
+from gateway.devices.state import DeviceState
+from gateway.gatt import (
+    BatteryLevel,
+    CharacteristicUuid,
+    Decoded,
+    DecodeError,
+    DeviceInformation,
+    GattDateTime,
+    RacpResponse,
+    decode_all,
+    short_uuid,
+)
+
+log = logging.getLogger(__name__)
+
+_C = CharacteristicUuid
+_NEEDS_SECURITY = frozenset(
+    {
+        BleakGATTProtocolErrorCode.INSUFFICIENT_AUTHENTICATION,
+        BleakGATTProtocolErrorCode.INSUFFICIENT_ENCRYPTION,
+        BleakGATTProtocolErrorCode.INSUFFICIENT_ENCRYPTION_KEY_SIZE,
+    }
+)
+# A value arriving this long after the subscriptions was measured while connected: it is fresh,
+# not part of the burst of stored records a device sends on connecting.
+SETTLE_SECONDS = 3.0
+# Exact repeats of time-stamped records remembered per device: a device resends a record whose
+# indication confirmation was lost with the link.
+RECENT_PAYLOADS = 64
+DISCONNECT_TIMEOUT = 5.0
+
+
+class SessionError(BleakError):
+    """The device does not offer what its kind requires (wrong kind in the pairing table?)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    characteristic: int
+    payload: bytes
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    connect_timeout: float = 20.0
+    racp_timeout: float = 30.0  # of silence while the meter transfers records
+    client_backend: type[BaseBleakClient] | None = None
+
+
+class DeviceSession:
+    def __init__(
+        self,
+        state: DeviceState,
+        profile: SessionProfile,
+        recorder: Recorder,
+        options: SessionOptions,
+        recent_payloads: deque[bytes],
+    ) -> None:
+        self.state = state
+        self.profile = profile
+        self.recorder = recorder
+        self.options = options
+        self._recent = recent_payloads
+        self._queue: asyncio.Queue[Received | None] = asyncio.Queue()
+        self._disconnected = asyncio.Event()
+        self._activity = 0.0
+        self._subscribed_at: datetime | None = None
+        self._joiner = ContextJoiner()
+        self._racp_active = False
+        self._racp_done: asyncio.Future[RacpResponse] | None = None
+        self._last_seq: int | None = None
+        self._handlers: dict[int, Callable[[Decoded, Received], Awaitable[None]]] = {
+            _C.GLUCOSE_MEASUREMENT: self._on_glucose,
+            _C.GLUCOSE_MEASUREMENT_CONTEXT: self._on_glucose_context,
+            _C.RECORD_ACCESS_CONTROL_POINT: self._on_racp,
+            _C.BATTERY_LEVEL: self._on_battery,
+        }
+
+    # -- the connection -------------------------------------------------------------------------
+
+    async def run(self, ble_device: BLEDevice) -> None:
+        client = BleakClient(
+            ble_device,
+            disconnected_callback=lambda _client: self._disconnected.set(),
+            timeout=self.options.connect_timeout,
+            pair=self.state.needs_pairing,
+            backend=self.options.client_backend,
+        )
+        await client.connect()
+        self._touch()
+        self.state.connected = True
+        self.state.sessions += 1
+        consumer = asyncio.create_task(self._consume(), name=f"record {self.state.address}")
+        try:
+            await self._subscribe(client)
+            await self._read_health(client)
+            if self.profile.record_access:
+                await self._sync_records(client)
+            await self._until_idle()
+        finally:
+            self.state.connected = False
+            if client.is_connected:
+                # Bounded: a stack that never confirms the disconnection must not hold the task.
+                with contextlib.suppress(BleakError, TimeoutError, OSError):
+                    async with asyncio.timeout(DISCONNECT_TIMEOUT):
+                        await client.disconnect()
+            # Everything that arrived is recorded before the session counts as over.
+            self._queue.put_nowait(None)
+            await consumer
+
+    def _touch(self) -> None:
+        self._activity = asyncio.get_running_loop().time()
+
+    async def _until_idle(self) -> None:
+        """Until the device hangs up, or has sent nothing for the kind's idle timeout."""
+        loop = asyncio.get_running_loop()
+        while not self._disconnected.is_set():
+            remaining = self._activity + self.profile.idle_timeout - loop.time()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._disconnected.wait(), remaining)
+
+    async def _subscribe(self, client: BleakClient) -> None:
+        subscribed = 0
+        for uuid in self.profile.subscribe:
+            characteristic = client.services.get_characteristic(uuid.full)
+            if characteristic is None:
+                if uuid in self.profile.optional:
+                    continue
+                raise SessionError(f"{self.state.address} has no {uuid.label} characteristic")
+            await self._secured(
+                client, lambda c=characteristic: client.start_notify(c, self._on_value)
+            )
+            subscribed += 1
+        if not subscribed:
+            raise SessionError(f"{self.state.address} offers no {self.profile.kind} measurement")
+        self._subscribed_at = datetime.now(UTC)
+
+    async def _secured(self, client: BleakClient, operation: Callable[[], Awaitable[object]]):
+        """Run a GATT operation; if the device wants an encrypted link, pair and try again."""
+        try:
+            return await operation()
+        except BleakGATTProtocolError as error:
+            if error.code not in _NEEDS_SECURITY:
+                raise
+        log.info("%s requires pairing; pairing now", self.state.address)
+        await client.pair()
+        self.state.needs_pairing = True  # later connections pair (or re-encrypt) up front
+        return await operation()
+
+    def _on_value(self, characteristic: BleakGATTCharacteristic, data: bytearray) -> None:
+        number = short_uuid(characteristic.uuid)
+        if number is None:
+            return
+        self._touch()
+        self._queue.put_nowait(Received(number, bytes(data), datetime.now(UTC)))
+
+    # -- device health --------------------------------------------------------------------------
+
+    async def _read(self, client: BleakClient, number: int) -> bytes | None:
+        characteristic = client.services.get_characteristic(normalize_uuid_16(number))
+        if characteristic is None or "read" not in characteristic.properties:
+            return None
+        try:
+            return bytes(await self._secured(client, lambda: client.read_gatt_char(characteristic)))
+        except BleakGATTProtocolError as error:
+            log.info("%s refused to read %04x: %s", self.state.address, number, error)
+            return None
+
+    async def _read_health(self, client: BleakClient) -> None:
+        now = datetime.now(UTC)
+        battery = await self._read(client, BATTERY_LEVEL)
+        if battery is not None:
+            await self._record(Received(BATTERY_LEVEL, battery, now))
+        if not self.state.information:  # strings that do not change: read once per run
+            for uuid in DEVICE_INFORMATION:
+                value = await self._read(client, uuid)
+                if value is None:
+                    continue
+                decoded = self._decode(Received(uuid, value, now))
+                if decoded is not None and isinstance(decoded.record, DeviceInformation):
+                    self.state.information[decoded.record.field] = decoded.record.value
+        current_time = await self._read(client, CURRENT_TIME)
+        if current_time is not None and len(current_time) >= 7:
+            try:
+                device_now = GattDateTime.unpack(current_time[:7]).to_datetime()
+            except ValueError as error:
+                self.recorder.reject(self.state, "current_time", current_time, str(error))
+            else:
+                self.recorder.update_skew(self.state, device_now, now, fresh=True)
+
+    # -- glucose record access -----------------------------------------------------------------
+
+    async def _sync_records(self, client: BleakClient) -> None:
+        control_point = client.services.get_characteristic(_C.RECORD_ACCESS_CONTROL_POINT.full)
+        assert control_point is not None  # required by the profile, checked when subscribing
+        self._last_seq = self.recorder.sync.last(self.state.address)
+        request = next_request(self._last_seq)
+        self._racp_done = asyncio.get_running_loop().create_future()
+        self._racp_active = True
+        await client.write_gatt_char(control_point, request.encode(), response=True)
+        loop = asyncio.get_running_loop()
+        while not self._racp_done.done() and not self._disconnected.is_set():
+            remaining = self._activity + self.options.racp_timeout - loop.time()
+            if remaining <= 0:
+                log.warning("%s stopped sending records; asks again next time", self.state.address)
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._racp_done), min(remaining, 1.0))
+
+    # -- recording, in arrival order --------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            await self._record(item)
+        await self._release_glucose(self._joiner.flush(), self._racp_active)
+
+    def _decode(self, item: Received) -> Decoded | None:
+        try:
+            return decode_all(f"{item.characteristic:04x}", item.payload)
+        except DecodeError as error:
+            label = error.characteristic or f"{item.characteristic:04x}"
+            self.recorder.reject(self.state, label, item.payload, str(error))
+            return None
+
+    async def _record(self, item: Received) -> None:
+        decoded = self._decode(item)
+        if decoded is None:
+            return
+        handler = self._handlers.get(item.characteristic, self._on_readings)
+        await handler(decoded, item)
+
+    async def _on_readings(self, decoded: Decoded, item: Received) -> None:
+        if not decoded.readings:
+            return
+        stamped = any(r.measured_at is not None for r in decoded.readings)
+        if stamped and item.payload in self._recent:
+            log.info("%s resent a record already stored; dropped", self.state.address)
+            return
+        uuid = CharacteristicUuid(item.characteristic)
+        fresh = uuid in self.profile.live or (
+            self._subscribed_at is not None
+            and (item.at - self._subscribed_at).total_seconds() > SETTLE_SECONDS
+        )
+        await self.recorder.readings(
+            self.state,
+            decoded.readings,
+            item.at,
+            characteristic=decoded.characteristic,
+            fresh=fresh,
+            stored_kind=uuid not in self.profile.live,
+            continuous=uuid in self.profile.continuous,
+        )
+        if stamped:
+            self._recent.append(item.payload)
+
+    async def _on_battery(self, decoded: Decoded, item: Received) -> None:
+        if isinstance(decoded.record, BatteryLevel):
+            self.state.battery_pct = decoded.record.percent
+
+    async def _on_glucose(self, decoded: Decoded, item: Received) -> None:
+        if already_stored(decoded.record.sequence_number, self._last_seq):
+            return  # in the outbox already: the meter resent it, or answered a wider request
+        await self._release_glucose(self._joiner.measurement(decoded), self._racp_active, item)
+
+    async def _on_glucose_context(self, decoded: Decoded, item: Received) -> None:
+        await self._release_glucose(self._joiner.context(decoded.record), self._racp_active, item)
+
+    async def _release_glucose(self, records, from_storage: bool, item: Received | None = None):
+        if not records:
+            return
+        received_at = item.at if item is not None else datetime.now(UTC)
+        await self.recorder.glucose(self.state, records, received_at, from_storage=from_storage)
+        newest = max(r.sequence_number for r in records)
+        self._last_seq = newest if self._last_seq is None else max(newest, self._last_seq)
+
+    async def _on_racp(self, decoded: Decoded, item: Received) -> None:
+        if not isinstance(decoded.record, RacpResponse):
+            return  # a record count: informative only
+        # Records before the response belong to the transfer: release the last one now.
+        await self._release_glucose(self._joiner.flush(), self._racp_active, item)
+        self._racp_active = False
+        if not decoded.record.succeeded:
+            log.info("%s answered RACP: %s", self.state.address, decoded.record.value.name)
+        if self._racp_done is not None and not self._racp_done.done():
+            self._racp_done.set_result(decoded.record)

@@ -1,0 +1,60 @@
+"""What the gateway knows about each paired device, for its sessions and its status report."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bleak.backends.device import BLEDevice
+
+from telemon.payload import DeviceHealth, PairedDevice
+
+
+@dataclass(slots=True)
+class DeviceState:
+    paired: PairedDevice
+    battery_pct: int | None = None
+    last_seen_at: datetime | None = None
+    last_reading_at: datetime | None = None
+    rssi: int | None = None
+    connected: bool = False
+    clock_skew: timedelta | None = None  # device minus gateway; None = not known
+    information: dict[str, str] = field(default_factory=dict)
+    needs_pairing: bool = False  # learnt when the device refused an unencrypted link
+    sessions: int = 0
+    readings: int = 0
+    decode_errors: int = 0
+    ble_device: BLEDevice | None = None
+    last_advert_monotonic: float = 0.0
+    _advertised: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def address(self) -> str:
+        return self.paired.address
+
+    def advertised(self, ble_device: BLEDevice, rssi: int | None, at: datetime) -> None:
+        self.ble_device = ble_device
+        self.rssi = rssi
+        self.last_seen_at = at
+        self.last_advert_monotonic = time.monotonic()
+        self._advertised.set()
+
+    async def next_advertisement(self) -> BLEDevice:
+        """Wait for an advertisement heard after this call (the device is there now)."""
+        self._advertised.clear()
+        await self._advertised.wait()
+        assert self.ble_device is not None
+        return self.ble_device
+
+    def health(self) -> DeviceHealth:
+        return DeviceHealth(
+            device_id=self.paired.address,
+            kind=self.paired.kind,
+            battery_pct=self.battery_pct,
+            last_seen_at=self.last_seen_at,
+            last_reading_at=self.last_reading_at,
+            rssi=self.rssi,
+            connected=self.connected,
+        )

@@ -1,0 +1,99 @@
+"""The gateway process: identity, pairing table, outbox, device manager and uplink, wired.
+
+The two halves share only the outbox. The device side keeps collecting while the broker is
+unreachable (the uplink retries on its own), and the uplink keeps draining while Bluetooth is
+being recovered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bleak.backends.client import BaseBleakClient
+from bleak.backends.scanner import BaseBleakScanner
+
+from gateway.clock_check import DEFAULT_TIME_ZONE, TimePolicy
+from gateway.devices import (
+    AdapterControl,
+    BumbleAdapterControl,
+    CommandAdapterControl,
+    DeviceManager,
+    ManagerOptions,
+    NoAdapterControl,
+)
+from gateway.identity import GatewayIdentity
+from gateway.outbox import Outbox
+from gateway.pairing import PairingTable
+from gateway.uplink import Uplink
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FILE = "outbox.db"
+Backends = tuple[type[BaseBleakScanner], type[BaseBleakClient]]
+
+
+def adapter_control_for(backend: Backends | None) -> AdapterControl:
+    """How this gateway can power-cycle its radio: bumble's central, BlueZ, or not at all."""
+    if backend is not None:
+        radio = getattr(backend[0], "radio", None)
+        return BumbleAdapterControl(radio) if radio is not None else NoAdapterControl()
+    if sys.platform.startswith("linux"):
+        return CommandAdapterControl()
+    return NoAdapterControl()
+
+
+class GatewayRuntime:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        backend: Backends | None = None,
+        tz: str | ZoneInfo = DEFAULT_TIME_ZONE,
+        options: ManagerOptions | None = None,
+        adapter: AdapterControl | None = None,
+        status_interval: float = 60.0,
+    ) -> None:
+        self.state_dir = state_dir
+        self.identity = GatewayIdentity.load(state_dir)  # FileNotFoundError says: provision
+        self.outbox = Outbox(state_dir / OUTBOX_FILE, self.identity.gateway_id)
+        zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+        scanner_backend, client_backend = backend or (None, None)
+        self.manager = DeviceManager(
+            state_dir,
+            self.outbox,
+            notify=self._notify,
+            table=PairingTable.load(state_dir),
+            scanner_backend=scanner_backend,
+            client_backend=client_backend,
+            adapter=adapter or adapter_control_for(backend),
+            policy=TimePolicy(tz=zone),
+            options=options,
+        )
+        self.uplink = Uplink(
+            self.identity,
+            self.outbox,
+            devices=self.manager.devices,
+            recoveries=self.manager.recovery_counts,
+            on_config=self.manager.apply_config,
+            status_interval=status_interval,
+        )
+
+    def _notify(self) -> None:
+        self.uplink.notify_new_data()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info(
+            "gateway %s for patient %s: %d paired device(s), broker %s",
+            self.identity.gateway_id,
+            self.identity.patient_id,
+            len(self.manager.table.devices),
+            self.identity.mqtt_url,
+        )
+        try:
+            await asyncio.gather(self.manager.run(stop), self.uplink.run(stop))
+        finally:
+            self.outbox.close()

@@ -1,0 +1,190 @@
+"""Clock skew, gateway time, unknown devices, the watchdog and the config topic."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.publish as mqtt_publish
+
+from firmware_sim.devices.oximeter import CONTINUOUS_SESSION
+from gateway.ble import radio
+from gateway.pairing import PairingTable
+from telemon.mqtt import BrokerAddress
+from telemon.payload import GatewayConfig, GatewayStatus, PairedDevice
+from telemon.topics import Channel, topic
+from tests.mqtt_helpers import Collector
+
+from .conftest import PATIENT, fast_options, measurement, observations
+
+
+def by_metric(collector, gateway_id, metric):
+    return [o for o in observations(collector.snapshot(), gateway_id) if o.metric == metric]
+
+
+async def test_device_clock_skew_is_flagged(gateway, make, mqtt_url) -> None:
+    ahead = await make("thermometer")
+    ahead.clock_offset = timedelta(hours=2)  # a stamp in the future: wrong whatever else
+    behind = await make("pulse_oximeter")
+    behind.clock_offset = timedelta(hours=-3)  # a spot check is measured now: wrong clock
+    gateway.pair(ahead, behind)
+    now = datetime.now(UTC).replace(microsecond=0)
+    with Collector(mqtt_url, topic(gateway.id, Channel.OBS)) as collector:
+        async with gateway.running() as runtime:
+            await ahead.record(measurement("thermometer", {"body_temperature": 37.0}, at=now))
+            await behind.record(
+                measurement("pulse_oximeter", {"spo2": 96, "pulse_rate": 70}, at=now)
+            )
+            await asyncio.to_thread(
+                collector.wait_for,
+                lambda m: (
+                    by_metric(collector, gateway.id, "body_temperature")
+                    and by_metric(collector, gateway.id, "spo2")
+                ),
+            )
+            skew = runtime.manager.state(ahead.address).clock_skew
+    [temperature] = by_metric(collector, gateway.id, "body_temperature")
+    [spo2] = by_metric(collector, gateway.id, "spo2")
+    assert "device_clock_skew" in temperature.flags and "device_clock_skew" in spo2.flags
+    # Two hours ahead cannot be stored as is: corrected by the skew, the original kept.
+    assert abs(temperature.measured_at - now) < timedelta(seconds=30)
+    assert "device_time" in temperature.context
+    assert abs(skew - timedelta(hours=2)) < timedelta(seconds=30)
+    # Three hours behind is storable: kept, flagged.
+    assert abs(spo2.measured_at - (now - timedelta(hours=3))) < timedelta(seconds=5)
+
+
+async def test_readings_without_a_time_stamp_get_gateway_time(gateway, make, mqtt_url) -> None:
+    oximeter = await make("pulse_oximeter")
+    gateway.pair(oximeter)
+    with Collector(mqtt_url, topic(gateway.id, Channel.OBS)) as collector:
+        async with gateway.running():
+            await oximeter.wait_connected(10)
+            async with asyncio.timeout(10):
+                while not oximeter.subscribed(oximeter.continuous, indicate=False):
+                    await asyncio.sleep(0.02)
+            before = datetime.now(UTC)
+            sample = {"spo2": 94, "pulse_rate": 81}
+            await oximeter.record(measurement("pulse_oximeter", sample, session=CONTINUOUS_SESSION))
+            await asyncio.to_thread(
+                collector.wait_for, lambda m: by_metric(collector, gateway.id, "spo2")
+            )
+    [spo2] = by_metric(collector, gateway.id, "spo2")
+    assert "gateway_time" in spo2.flags
+    assert before - timedelta(seconds=1) <= spo2.measured_at <= datetime.now(UTC)
+    assert spo2.context["source"] == "continuous"  # evicted first under disk pressure
+
+
+async def test_unknown_device_is_never_connected(gateway, make, mqtt_url) -> None:
+    paired = await make("thermometer")
+    stranger = await make("thermometer")  # the neighbour's, advertising the same service
+    connections = []
+    stranger.bumble.on("connection", connections.append)
+    gateway.pair(paired)
+    with Collector(mqtt_url, topic(gateway.id, Channel.OBS)) as collector:
+        async with gateway.running() as runtime:
+            await paired.record(measurement("thermometer", {"body_temperature": 36.8}))
+            await stranger.record(measurement("thermometer", {"body_temperature": 39.0}))
+            await asyncio.to_thread(
+                collector.wait_for, lambda m: by_metric(collector, gateway.id, "body_temperature")
+            )
+            await asyncio.sleep(1.5)  # several reconnection cycles of the paired one
+            assert runtime.manager.state(stranger.address) is None
+    assert connections == []
+    assert stranger.undelivered == 1
+    assert {o.device_id for o in observations(collector.snapshot(), gateway.id)} == {paired.address}
+
+
+async def test_watchdog_restarts_a_scanner_that_stopped_delivering(
+    gateway, make, link, mqtt_url
+) -> None:
+    thermometer = await make("thermometer")
+    gateway.pair(thermometer)
+    options = fast_options(silence_limit=1.0, check_interval=0.2)
+    status_topic = topic(gateway.id, Channel.STATUS)
+    with Collector(mqtt_url, topic(gateway.id, Channel.OBS), status_topic) as collector:
+        async with gateway.running(options, status_interval=0.3) as runtime:
+            await thermometer.wait_connected(10)
+            await thermometer.wait_disconnected(10)
+            # The stack stops scanning without telling anyone (a known BlueZ failure).
+            central = await radio.get_central(link)
+            await central.device.stop_scanning()
+            await asyncio.sleep(0.5)
+            await thermometer.record(measurement("thermometer", {"body_temperature": 37.4}))
+            await asyncio.to_thread(
+                collector.wait_for, lambda m: by_metric(collector, gateway.id, "body_temperature")
+            )
+            assert runtime.manager.recovery_counts()["scanner_restart"] >= 1
+
+            def restart_reported(messages) -> bool:
+                return any(
+                    m.topic == status_topic
+                    and GatewayStatus.model_validate_json(m.payload).recoveries.get(
+                        "scanner_restart", 0
+                    )
+                    >= 1
+                    for m in messages
+                )
+
+            messages = await asyncio.to_thread(collector.wait_for, restart_reported)
+    status = [
+        GatewayStatus.model_validate_json(m.payload)
+        for m in messages
+        if m.topic == status_topic and b'"online"' in m.payload
+    ][-1]
+    assert [d.device_id for d in status.devices] == [thermometer.address]
+    assert status.devices[0].battery_pct == 100 and status.devices[0].last_seen_at
+
+
+async def test_config_message_changes_the_pairing_table(gateway, make, mqtt_url) -> None:
+    thermometer = await make("thermometer")
+    await thermometer.record(measurement("thermometer", {"body_temperature": 36.9}))
+    address = BrokerAddress.parse(mqtt_url)
+    config_topic = topic(gateway.id, Channel.CONFIG)
+    device = PairedDevice(address=thermometer.address, kind="thermometer", patient_id=PATIENT)
+    with Collector(mqtt_url, topic(gateway.id, Channel.OBS)) as collector:
+        async with gateway.running() as runtime:
+            assert runtime.manager.table.devices == ()
+            config = GatewayConfig(gateway_id=gateway.id, revision=3, devices=[device])
+            await asyncio.to_thread(
+                mqtt_publish.single,
+                config_topic,
+                config.encode(),
+                qos=1,
+                retain=True,
+                hostname=address.host,
+                port=address.port,
+            )
+            await asyncio.wait_for(runtime.manager.table_changed.wait(), 10)
+            await asyncio.to_thread(
+                collector.wait_for, lambda m: by_metric(collector, gateway.id, "body_temperature")
+            )
+            # An older revision (a stale retained message, a replay) changes nothing.
+            stale = GatewayConfig(gateway_id=gateway.id, revision=2, devices=[])
+            await asyncio.to_thread(
+                mqtt_publish.single,
+                config_topic,
+                stale.encode(),
+                qos=1,
+                retain=True,
+                hostname=address.host,
+                port=address.port,
+            )
+            async with asyncio.timeout(10):
+                while runtime.manager.recovery_counts().get("rejected_configs", 0) < 1:
+                    await asyncio.sleep(0.05)
+            assert runtime.manager.table.revision == 3
+    # Clear the retained config from the shared broker.
+    await asyncio.to_thread(
+        mqtt_publish.single,
+        config_topic,
+        b"",
+        qos=1,
+        retain=True,
+        hostname=address.host,
+        port=address.port,
+    )
+    saved = PairingTable.load(gateway.state_dir)
+    assert saved.revision == 3 and saved.find(thermometer.address) == device
+    assert json.loads((gateway.state_dir / "pairing.json").read_text())["revision"] == 3
