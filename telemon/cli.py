@@ -60,8 +60,11 @@ def _require(settings: Settings, name: str) -> str:
 def demo(
     patients: Annotated[int, typer.Option(min=1, max=500, help="Simulated patients.")] = 12,
     speed: Annotated[
-        float, typer.Option(min=1.0, help="Simulated seconds per real second.")
-    ] = 1440.0,
+        float,
+        typer.Option(
+            min=1.0, help="Simulated seconds per real second while replaying the last days."
+        ),
+    ] = 7200.0,
     duration: Annotated[
         float | None, typer.Option(min=1.0, help="Stop after this many real seconds.")
     ] = None,
@@ -172,6 +175,54 @@ def alerts(
     AlertsService(settings, tick=tick, health_port=health_port).run_forever()
 
 
+@command
+def sim(
+    patients: Annotated[int, typer.Option(min=1, max=500, help="Simulated patients.")] = 12,
+    speed: Annotated[
+        float,
+        typer.Option(
+            min=1.0, help="Simulated seconds per real second while replaying the last days."
+        ),
+    ] = 7200.0,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Where the simulated gateways keep their state.")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "WARNING",
+) -> None:
+    """Simulated patients at home, with their devices and the real gateway software."""
+    import asyncio
+    import signal
+
+    from firmware_sim.fleet import SimulatedFleet
+    from telemon.demo import seed_demo_cohort, simulation_clock
+
+    settings = Settings()
+    _check_servers(settings)
+    _configure_logging(log_level)
+    with connect(_require(settings, "database_url")) as conn:
+        cohort, enrolled_at = seed_demo_cohort(
+            conn, patients, settings.service_centre_phone or "+393330000000"
+        )
+    fleet_dir = state_dir or settings.data_dir / "gateways"
+    fleet = SimulatedFleet(
+        cohort,
+        mqtt_url=_require(settings, "mqtt_url"),
+        state_dir=fleet_dir,
+        clock=simulation_clock(fleet_dir, speed),
+        enrolled_at=enrolled_at,
+    )
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await fleet.run(stop)
+
+    typer.echo(f"{len(cohort.patients)} simulated patients publishing to {settings.mqtt_url}")
+    asyncio.run(run())
+
+
 def _check_servers(settings: Settings) -> None:
     """Fail now, with a message a person can act on, rather than deep inside a service."""
     connect(_require(settings, "database_url")).close()
@@ -182,6 +233,15 @@ def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+
+
+def _mount_gateway() -> None:
+    from gateway.cli import gateway_app
+
+    app.add_typer(gateway_app, name="gateway", help="The home gateway.")
+
+
+_mount_gateway()
 
 
 def main() -> None:

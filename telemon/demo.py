@@ -14,23 +14,38 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import psycopg
+
+from alerts.engine import AlertsService
+from dashboard.accounts import set_password
 from dashboard.app import create_app
 from dashboard.server import BackgroundServer
+from firmware_sim.clock import CatchUpClock
+from firmware_sim.fleet import SimulatedFleet, load_resume_points
 from ingest.migrate import migrate
 from ingest.service import IngestService
-from telemon.cohort import demo_cohort, seed
+from telemon.background import BackgroundLoop
+from telemon.cohort import Cohort, demo_cohort, seed
 from telemon.config import Settings
 from telemon.database import connect
 from telemon.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from telemon.mqtt import BrokerAddress, probe
 
+# The demo's patients were enrolled six days ago and their last five days are replayed at
+# ``speed``, so the scenarios' deteriorations show within a minute or two; then time runs at
+# its real pace (see firmware_sim.clock.CatchUpClock).
+ENROLLED_AGO = timedelta(days=6)
+REPLAYED = timedelta(days=5)
+DEMO_PASSWORD = "telemon-demo"
+
 
 @dataclass(frozen=True, slots=True)
 class DemoOptions:
     patients: int = 12
-    speed: float = 1440.0
+    speed: float = 7200.0
     duration: float | None = None  # seconds of real time; None: until Ctrl-C
     port: int | None = None
 
@@ -79,29 +94,85 @@ def run_demo(
                 f"Schema at version {report.current_version} ({report.backend} storage); "
                 f"applied: {applied}"
             )
-            seed(
-                conn,
-                demo_cohort(options.patients),
-                service_centre_phone=settings.service_centre_phone or "+393330000000",
+            cohort, enrolled_at = seed_demo_cohort(
+                conn, options.patients, settings.service_centre_phone or "+393330000000"
             )
+        fleet_dir = settings.data_dir / "gateways"
+        clock = simulation_clock(fleet_dir, options.speed)
 
         ingest = IngestService(settings, client_id="telemon-demo-ingest", metrics_host="127.0.0.1")
         ingest.start()
         services.callback(ingest.stop)
 
         port = options.port or _port_or_free(settings.dashboard_host, settings.dashboard_port)
+        dashboard_url = f"http://{settings.dashboard_host}:{port}"
+        settings = settings.model_copy(update={"public_url": dashboard_url})
+
+        # Escalation timers and missing-data rules follow simulated time, like the readings.
+        engine = AlertsService(settings, clock=clock.now, tick=10.0, health_port=None)
+        engine.start()
+        services.callback(engine.stop)
+
+        fleet = SimulatedFleet(
+            cohort, mqtt_url=mqtt_url, state_dir=fleet_dir, clock=clock, enrolled_at=enrolled_at
+        )
+        simulation = BackgroundLoop(fleet.run, name="simulated-homes")
+        simulation.start()
+        services.callback(simulation.stop)
+
         dashboard = BackgroundServer(
-            create_app(database_url, mqtt_url=mqtt_url), settings.dashboard_host, port
+            create_app(database_url, mqtt_url=mqtt_url, public_url=dashboard_url),
+            settings.dashboard_host,
+            port,
         )
         dashboard.start()
         services.callback(dashboard.stop)
 
         say("")
         say(f"  Dashboard: {dashboard.url}/")
+        say(f"  Logins (password {DEMO_PASSWORD}):")
+        for member in cohort.staff:
+            say(f"    {member.username:<14} {member.role}")
+        say(
+            f"  {len(cohort.patients)} simulated patients; the last {REPLAYED.days} days replay at "
+            f"{options.speed:g}x, then real time."
+        )
         say("  Stop with Ctrl-C.")
         say("")
         _summarise_until(stop, database_url, options.duration)
     say("\nStopped cleanly.")
+
+
+def seed_demo_cohort(
+    conn: psycopg.Connection, patients: int, service_centre_phone: str
+) -> tuple[Cohort, dict[str, datetime]]:
+    """The demo's people, with demo passwords; returns them and each patient's enrolment."""
+    cohort = demo_cohort(patients)
+    seed(
+        conn,
+        cohort,
+        service_centre_phone=service_centre_phone,
+        enrolled_at=datetime.now(UTC) - ENROLLED_AGO,
+    )
+    without_password = {
+        row[0] for row in conn.execute("SELECT username FROM staff WHERE password_hash IS NULL")
+    }
+    for member in cohort.staff:
+        if member.username in without_password:
+            set_password(conn, member.username, DEMO_PASSWORD)
+    enrolled_at = dict(
+        conn.execute(
+            "SELECT code, enrolled_at FROM patients WHERE code = ANY(%s)",
+            ([p.code for p in cohort.patients],),
+        ).fetchall()
+    )
+    return cohort, enrolled_at
+
+
+def simulation_clock(fleet_dir: Path, speed: float) -> CatchUpClock:
+    """Replay from where the last run stopped, or from the last days on a first run."""
+    resume = load_resume_points(fleet_dir)
+    return CatchUpClock(min(resume.values(), default=datetime.now(UTC) - REPLAYED), speed=speed)
 
 
 def _summarise_until(stop: threading.Event, database_url: str, duration: float | None) -> None:
@@ -112,7 +183,8 @@ def _summarise_until(stop: threading.Event, database_url: str, duration: float |
             stored, open_alerts, sms = conn.execute(
                 "SELECT (SELECT count(*) FROM observations),"
                 " (SELECT count(*) FROM alerts WHERE state <> 'resolved'),"
-                " (SELECT count(*) FROM notifications WHERE status IN ('sent', 'delivered'))"
+                " (SELECT count(*) FROM notifications"
+                "   WHERE status IN ('sent', 'delivered', 'outboxed'))"
             ).fetchone()
             line = f"readings stored {stored:>8}   alerts open {open_alerts:>4}   SMS sent {sms:>4}"
             print(f"\r{line}", end="", flush=True) if interactive else print(line, flush=True)
