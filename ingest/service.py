@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import psycopg
 
 from ingest.housekeeping import Housekeeper
-from ingest.http import MetricsServer
 from ingest.inbound import ClearedStatus, ObservationMessage, StatusMessage, UnusableMessage
 from ingest.inbox import Delivery, Inbox
 from ingest.store import Store, WriteResult, connect_store
@@ -29,6 +28,7 @@ from ingest.telemetry import IngestTelemetry
 from telemon.config import Settings
 from telemon.database import DatabaseUnavailable
 from telemon.mqtt import BrokerAddress, probe
+from telemon.ops_http import OpsServer
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class IngestService:
             database_up=lambda: float(self._database_up),
         )
         self.metrics_host = metrics_host
-        self._metrics: MetricsServer | None = None
+        self._metrics: OpsServer | None = None
         self._on_commit = on_commit
         self._store: Store | None = None
         self._database_up = False
@@ -108,11 +108,12 @@ class IngestService:
         probe(self.broker)
         self._store = connect_store(self.settings.database_url)  # type: ignore[arg-type]
         self._database_up = True
-        self._metrics = MetricsServer(
+        self._metrics = OpsServer(
             self.metrics_host,
             self.settings.ingest_metrics_port,
-            render_metrics=self.telemetry.render,
             health=self.health,
+            metrics=self.telemetry.render,
+            name="ingest",
         )
         self._metrics.start()
         self._housekeeper.start()

@@ -29,6 +29,13 @@ class ConfigurationError(RuntimeError):
 
 
 P = ParamSpec("P")
+
+# Options shared by the commands that run simulated patients.
+Patients = Annotated[int, typer.Option(min=1, max=500, help="Simulated patients.")]
+Speed = Annotated[
+    float,
+    typer.Option(min=1.0, help="Simulated seconds per real second while replaying the last days."),
+]
 _EXPLAINED = (DatabaseUnavailable, BrokerUnavailable, ConfigurationError)
 
 
@@ -58,13 +65,8 @@ def _require(settings: Settings, name: str) -> str:
 
 @command
 def demo(
-    patients: Annotated[int, typer.Option(min=1, max=500, help="Simulated patients.")] = 12,
-    speed: Annotated[
-        float,
-        typer.Option(
-            min=1.0, help="Simulated seconds per real second while replaying the last days."
-        ),
-    ] = 7200.0,
+    patients: Patients = 12,
+    speed: Speed = 7200.0,
     duration: Annotated[
         float | None, typer.Option(min=1.0, help="Stop after this many real seconds.")
     ] = None,
@@ -177,13 +179,8 @@ def alerts(
 
 @command
 def sim(
-    patients: Annotated[int, typer.Option(min=1, max=500, help="Simulated patients.")] = 12,
-    speed: Annotated[
-        float,
-        typer.Option(
-            min=1.0, help="Simulated seconds per real second while replaying the last days."
-        ),
-    ] = 7200.0,
+    patients: Patients = 12,
+    speed: Speed = 7200.0,
     state_dir: Annotated[
         Path | None, typer.Option(help="Where the simulated gateways keep their state.")
     ] = None,

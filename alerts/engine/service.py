@@ -22,11 +22,12 @@ import psycopg
 
 from alerts.engine.clock import Clock, system_clock
 from alerts.engine.engine import Engine, EvaluationReport
-from alerts.engine.health import HealthServer, database_check
+from alerts.engine.health import database_check
 from alerts.notify import Sender, TwilioConfig, TwilioGateway
 from alerts.protocol import Protocol, load_protocols
 from ingest.notify import CHANNEL, parse_notification
 from telemon.config import Settings
+from telemon.ops_http import OpsServer
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class AlertsService:
         self._listening = threading.Event()
         self._threads: list[threading.Thread] = []
         self._health = (
-            HealthServer(health_host, health_port, database_check(self.url))
+            OpsServer(health_host, health_port, health=database_check(self.url), name="alerts")
             if health_port is not None
             else None
         )

@@ -13,8 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from alerts.engine import AlertsService, ManualClock
-from alerts.engine.health import HealthServer, database_check
+from alerts.engine.health import database_check
 from telemon.config import Settings
+from telemon.ops_http import OpsServer
 from tests.alerts_engine.support import (
     DUTY_PHONE,
     GP_PHONE,
@@ -78,8 +79,8 @@ def test_notified_readings_open_an_alert_and_each_recipient_gets_one_sms(
 
 
 def test_health_is_503_when_the_database_is_unreachable() -> None:
-    server = HealthServer(
-        "127.0.0.1", 0, database_check("postgresql://nobody@127.0.0.1:1/none", timeout=1)
+    server = OpsServer(
+        "127.0.0.1", 0, health=database_check("postgresql://nobody@127.0.0.1:1/none", timeout=1)
     )
     server.start()
     try:
