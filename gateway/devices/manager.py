@@ -147,10 +147,12 @@ class DeviceManager:
         finally:
             self._running = False
             watchdog.cancel()
-            tasks = [watchdog, *self._tasks.values(), *self._background]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            pending = {watchdog, *self._tasks.values(), *self._background}
+            while pending:
+                # Cancelled again if need be: a Bluetooth stack may swallow one cancellation.
+                for task in pending:
+                    task.cancel()
+                _, pending = await asyncio.wait(pending, timeout=1.0)
             self._tasks.clear()
             await self._monitor.stop()
 
@@ -173,7 +175,7 @@ class DeviceManager:
         profile = self.options.profiles[state.paired.kind]
         recent = self._recent.setdefault(state.address.upper(), deque(maxlen=RECENT_PAYLOADS))
         attempt = 0
-        while True:
+        while self._running:
             ble_device = await state.next_advertisement()
             try:
                 async with self._slots:

@@ -133,10 +133,7 @@ class DeviceSession:
         finally:
             self.state.connected = False
             if client.is_connected:
-                # Bounded: a stack that never confirms the disconnection must not hold the task.
-                with contextlib.suppress(BleakError, TimeoutError, OSError):
-                    async with asyncio.timeout(DISCONNECT_TIMEOUT):
-                        await client.disconnect()
+                await _disconnect(client)
             # Everything that arrived is recorded before the session counts as over.
             self._queue.put_nowait(None)
             await consumer
@@ -151,8 +148,10 @@ class DeviceSession:
             remaining = self._activity + self.profile.idle_timeout - loop.time()
             if remaining <= 0:
                 return
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._disconnected.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._disconnected.wait()
 
     async def _subscribe(self, client: BleakClient) -> None:
         subscribed = 0
@@ -240,7 +239,8 @@ class DeviceSession:
                 log.warning("%s stopped sending records; asks again next time", self.state.address)
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._racp_done), min(remaining, 1.0))
+                async with asyncio.timeout(min(remaining, 1.0)):
+                    await asyncio.shield(self._racp_done)
 
     # -- recording, in arrival order --------------------------------------------------------------
 
@@ -318,3 +318,23 @@ class DeviceSession:
             log.info("%s answered RACP: %s", self.state.address, decoded.record.value.name)
         if self._racp_done is not None and not self._racp_done.done():
             self._racp_done.set_result(decoded.record)
+
+
+async def _disconnect(client: BleakClient) -> None:
+    """Hang up, waiting at most DISCONNECT_TIMEOUT.
+
+    A stack that never confirms the disconnection (both sides hanging up at once can do it)
+    must not hold the device task; ``asyncio.wait`` neither raises nor depends on the stack
+    honouring a cancellation, so this returns even when called from a cancelled task.
+    """
+    disconnecting = asyncio.ensure_future(client.disconnect())
+    done, _ = await asyncio.wait({disconnecting}, timeout=DISCONNECT_TIMEOUT)
+    if not done:
+        log.warning("%s did not confirm the disconnection", client.address)
+        disconnecting.cancel()
+    disconnecting.add_done_callback(_ignore_outcome)
+
+
+def _ignore_outcome(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: a failed hang-up is of no further interest
