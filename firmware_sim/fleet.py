@@ -77,6 +77,7 @@ class SimulatedFleet:
                     self.state_dir / patient.gateway_code,
                     backend=backend,
                     status_interval=self.status_interval,
+                    now=self.clock.now,
                 )
             )
             self.homes.append(

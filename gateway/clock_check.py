@@ -9,6 +9,7 @@ The original stamp then travels in the context as ``device_time``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,9 @@ FROM_DEVICE_STORAGE = "from_device_storage"
 class TimePolicy:
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIME_ZONE))
     skew_tolerance: timedelta = DEFAULT_SKEW_TOLERANCE
+    # The gateway's clock. A simulation that replays past days passes its own, so that
+    # readings it receives are not judged against today's wall clock.
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -56,6 +58,7 @@ class GatewayRuntime:
         options: ManagerOptions | None = None,
         adapter: AdapterControl | None = None,
         status_interval: float = 60.0,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.identity = GatewayIdentity.load(state_dir)  # FileNotFoundError says: provision
@@ -70,7 +73,7 @@ class GatewayRuntime:
             scanner_backend=scanner_backend,
             client_backend=client_backend,
             adapter=adapter or adapter_control_for(backend),
-            policy=TimePolicy(tz=zone),
+            policy=TimePolicy(tz=zone, now=now) if now else TimePolicy(tz=zone),
             options=options,
         )
         self.uplink = Uplink(

@@ -14,7 +14,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from bleak.backends.client import BaseBleakClient
@@ -167,7 +166,7 @@ class DeviceManager:
         state = self._states.get(device.address.upper())
         if state is None:
             return  # not ours: never connected
-        state.advertised(device, advertisement.rssi, datetime.now(UTC))
+        state.advertised(device, advertisement.rssi, self.recorder.policy.now())
         self._last_known_advert = time.monotonic()
         self._restarts_without_advert = 0
 

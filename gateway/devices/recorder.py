@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -166,7 +166,7 @@ class Recorder:
         try:
             self.rejected.record(
                 RejectedValue(
-                    at=datetime.now(UTC),
+                    at=self.policy.now(),
                     device_id=state.address,
                     characteristic=characteristic,
                     payload_hex=payload.hex(),

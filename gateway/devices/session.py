@@ -13,7 +13,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -167,7 +167,7 @@ class DeviceSession:
             subscribed += 1
         if not subscribed:
             raise SessionError(f"{self.state.address} offers no {self.profile.kind} measurement")
-        self._subscribed_at = datetime.now(UTC)
+        self._subscribed_at = self.recorder.policy.now()
 
     async def _secured(self, client: BleakClient, operation: Callable[[], Awaitable[object]]):
         """Run a GATT operation; if the device wants an encrypted link, pair and try again."""
@@ -186,7 +186,7 @@ class DeviceSession:
         if number is None:
             return
         self._touch()
-        self._queue.put_nowait(Received(number, bytes(data), datetime.now(UTC)))
+        self._queue.put_nowait(Received(number, bytes(data), self.recorder.policy.now()))
 
     # -- device health --------------------------------------------------------------------------
 
@@ -201,7 +201,7 @@ class DeviceSession:
             return None
 
     async def _read_health(self, client: BleakClient) -> None:
-        now = datetime.now(UTC)
+        now = self.recorder.policy.now()
         battery = await self._read(client, BATTERY_LEVEL)
         if battery is not None:
             await self._record(Received(BATTERY_LEVEL, battery, now))
@@ -303,7 +303,7 @@ class DeviceSession:
     async def _release_glucose(self, records, from_storage: bool, item: Received | None = None):
         if not records:
             return
-        received_at = item.at if item is not None else datetime.now(UTC)
+        received_at = item.at if item is not None else self.recorder.policy.now()
         await self.recorder.glucose(self.state, records, received_at, from_storage=from_storage)
         newest = max(r.sequence_number for r in records)
         self._last_seq = newest if self._last_seq is None else max(newest, self._last_seq)
