@@ -112,8 +112,10 @@ class BumbleClient(BaseBleakClient):
                 await self._set_up(central, connection, pair)
         except BaseException:
             self._forget_connection()
+            # Bounded: a link that is already going away may never confirm the disconnection.
             with contextlib.suppress(Exception):
-                await connection.disconnect()
+                async with asyncio.timeout(5.0):
+                    await connection.disconnect()
             raise
 
     async def _find_peer(self, timeout: float) -> tuple[Central, hci.Address]:
