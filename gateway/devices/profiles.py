@@ -35,12 +35,13 @@ class SessionProfile:
     kind: DeviceKind
     service: int  # the 16-bit service UUID the device advertises
     subscribe: tuple[CharacteristicUuid, ...]  # measurement characteristics (notify/indicate)
-    optional: frozenset[CharacteristicUuid]  # subscribed when present, not required
-    live: frozenset[CharacteristicUuid]  # values measured now, never from memory: clock check
-    continuous: frozenset[CharacteristicUuid]  # high-rate samples the outbox may evict first
-    record_access: bool  # the device keeps a record store read through RACP
-    end: SessionEnd
-    idle_timeout: float  # seconds without data before the gateway hangs up
+    # The defaults describe the common device: it measures, connects, sends and hangs up.
+    optional: frozenset[CharacteristicUuid] = frozenset()  # subscribed when present
+    live: frozenset[CharacteristicUuid] = frozenset()  # measured now, never from memory
+    continuous: frozenset[CharacteristicUuid] = frozenset()  # high-rate, evicted first
+    record_access: bool = False  # the device keeps a record store read through RACP
+    end: SessionEnd = SessionEnd.DEVICE_DISCONNECTS
+    idle_timeout: float = 20.0  # seconds without data before the gateway hangs up
 
     @property
     def service_uuid(self) -> str:
@@ -57,7 +58,6 @@ PROFILES: MappingProxyType[DeviceKind, SessionProfile] = MappingProxyType(
             optional=frozenset({_C.PLX_SPOT_CHECK_MEASUREMENT, _C.PLX_CONTINUOUS_MEASUREMENT}),
             live=frozenset({_C.PLX_SPOT_CHECK_MEASUREMENT, _C.PLX_CONTINUOUS_MEASUREMENT}),
             continuous=frozenset({_C.PLX_CONTINUOUS_MEASUREMENT}),
-            record_access=False,
             end=SessionEnd.STREAM,
             idle_timeout=30.0,
         ),
@@ -65,12 +65,6 @@ PROFILES: MappingProxyType[DeviceKind, SessionProfile] = MappingProxyType(
             kind="blood_pressure",
             service=0x1810,
             subscribe=(_C.BLOOD_PRESSURE_MEASUREMENT,),
-            optional=frozenset(),
-            live=frozenset(),
-            continuous=frozenset(),
-            record_access=False,
-            end=SessionEnd.DEVICE_DISCONNECTS,
-            idle_timeout=20.0,
         ),
         "glucometer": SessionProfile(
             kind="glucometer",
@@ -81,33 +75,17 @@ PROFILES: MappingProxyType[DeviceKind, SessionProfile] = MappingProxyType(
                 _C.RECORD_ACCESS_CONTROL_POINT,
             ),
             optional=frozenset({_C.GLUCOSE_MEASUREMENT_CONTEXT}),
-            live=frozenset(),
-            continuous=frozenset(),
             record_access=True,
-            end=SessionEnd.DEVICE_DISCONNECTS,
-            idle_timeout=20.0,
         ),
         "thermometer": SessionProfile(
             kind="thermometer",
             service=0x1809,
             subscribe=(_C.TEMPERATURE_MEASUREMENT,),
-            optional=frozenset(),
-            live=frozenset(),
-            continuous=frozenset(),
-            record_access=False,
-            end=SessionEnd.DEVICE_DISCONNECTS,
-            idle_timeout=20.0,
         ),
         "weight_scale": SessionProfile(
             kind="weight_scale",
             service=0x181D,
             subscribe=(_C.WEIGHT_MEASUREMENT,),
-            optional=frozenset(),
-            live=frozenset(),
-            continuous=frozenset(),
-            record_access=False,
-            end=SessionEnd.DEVICE_DISCONNECTS,
-            idle_timeout=20.0,
         ),
     }
 )
