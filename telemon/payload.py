@@ -267,6 +267,8 @@ class DeviceHealth(BaseModel):
     last_reading_at: AwareDatetime | None = None
     rssi: int | None = None
     connected: bool = False
+    # How far the device's clock is ahead (+) or behind (-) the gateway's, when measured.
+    clock_skew_s: int | None = None
 
 
 class GatewayStatus(BaseModel):

@@ -57,4 +57,7 @@ class DeviceState:
             last_reading_at=self.last_reading_at,
             rssi=self.rssi,
             connected=self.connected,
+            clock_skew_s=(
+                round(self.clock_skew.total_seconds()) if self.clock_skew is not None else None
+            ),
         )

@@ -44,6 +44,7 @@ async def test_device_clock_skew_is_flagged(gateway, make, mqtt_url) -> None:
                 ),
             )
             skew = runtime.manager.state(ahead.address).clock_skew
+            reported = runtime.manager.state(ahead.address).health().clock_skew_s
     [temperature] = by_metric(collector, gateway.id, "body_temperature")
     [spo2] = by_metric(collector, gateway.id, "spo2")
     assert "device_clock_skew" in temperature.flags and "device_clock_skew" in spo2.flags
@@ -51,6 +52,7 @@ async def test_device_clock_skew_is_flagged(gateway, make, mqtt_url) -> None:
     assert abs(temperature.measured_at - now) < timedelta(seconds=30)
     assert "device_time" in temperature.context
     assert abs(skew - timedelta(hours=2)) < timedelta(seconds=30)
+    assert abs(reported - 7200) < 30  # and the gateway's status reports it
     # Three hours behind is storable: kept, flagged.
     assert abs(spo2.measured_at - (now - timedelta(hours=3))) < timedelta(seconds=5)
 
