@@ -257,15 +257,15 @@ def status(state_dir: StateDir = None) -> None:
     typer.echo(f"gateway {identity.gateway_id}, patient {identity.patient_id}")
     typer.echo(f"broker {identity.mqtt_url}")
     typer.echo(f"pairing table revision {table.revision}: {len(table.devices)} device(s)")
-    sync = SyncStore(directory).snapshot()
+    outbox = Outbox(directory / OUTBOX_FILE, identity.gateway_id)
+    sync = SyncStore(outbox).snapshot()
+    stats = outbox.stats()
+    outbox.close()
     for device in table.devices:
         last = sync.get(device.address.upper())
         extra = f"  last glucose record {last}" if last is not None else ""
         typer.echo(f"  {device.address}  {device.kind:<15} {device.name or ''}{extra}")
-    if (directory / OUTBOX_FILE).exists():
-        outbox = Outbox(directory / OUTBOX_FILE, identity.gateway_id)
-        stats = outbox.stats()
-        outbox.close()
+    if stats.depth or stats.last_seq:
         typer.echo(
             f"outbox: {stats.depth} waiting, last seq {stats.last_seq}, evicted {stats.evicted}"
         )

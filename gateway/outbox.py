@@ -17,7 +17,7 @@ import json
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,16 +87,26 @@ class Outbox:
         with self._lock:
             self._db.close()
 
-    def append(self, observations: Sequence[Observation]) -> list[Observation]:
+    def append(
+        self, observations: Sequence[Observation], *, state: Mapping[str, str] | None = None
+    ) -> list[Observation]:
         """Number ``observations`` with the next sequence numbers and store them durably.
 
         The given ``seq`` values are ignored: the outbox is the only source of sequence numbers,
-        so they stay monotonic across restarts. Returns the stored observations.
+        so they stay monotonic across restarts. ``state`` is written in the same transaction
+        (e.g. how far a glucometer's records have been read), so it can never run ahead of or
+        behind the readings it describes. Returns the stored observations.
         """
         if not observations:
+            if state:
+                with self._lock, self._transaction():
+                    for key, value in state.items():
+                        self._set_meta(key, value)
             return []
         now = datetime.now(UTC).isoformat()
         with self._lock, self._transaction():
+            for key, value in (state or {}).items():
+                self._set_meta(key, value)
             last = int(self._meta("last_seq") or 0)
             numbered = [
                 obs.model_copy(update={"seq": last + i, "gateway_id": self.gateway_id})
@@ -133,6 +143,14 @@ class Outbox:
         with self._lock, self._transaction():
             cursor = self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
             return cursor.rowcount
+
+    def state(self, prefix: str) -> dict[str, str]:
+        """The entries written with :meth:`append`'s ``state`` whose keys start with ``prefix``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, value FROM meta WHERE substr(key, 1, length(?)) = ?", (prefix, prefix)
+            ).fetchall()
+        return dict(rows)
 
     def stats(self) -> OutboxStats:
         with self._lock:

@@ -6,14 +6,11 @@ readings are in the outbox, and on every connection asks only for the ones after
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from gateway.gatt import Decoded, GlucoseMeasurement, GlucoseMeasurementContext, RacpRequest
-from gateway.identity import write_private_json
+from gateway.outbox import Outbox
 
-SYNC_FILE = "glucose_sync.json"
 MAX_SEQUENCE = 0xFFFF
 
 
@@ -75,26 +72,30 @@ class ContextJoiner:
 
 
 class SyncStore:
-    """Last stored sequence number per meter, in the state directory (atomic, fsynced)."""
+    """Last stored sequence number per meter, kept in the outbox.
 
-    def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / SYNC_FILE
-        try:
-            data = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            data = {}
-        self._last: dict[str, int] = {k.upper(): int(v) for k, v in data.items()}
+    Each position is written in the same transaction as the readings of its record
+    (:meth:`entry` gives what to pass as the outbox append's ``state``), so a crash can neither
+    lose a record nor make the gateway fetch a stored one again.
+    """
+
+    PREFIX = "glucose_seq:"
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._last: dict[str, int] = {
+            key.removeprefix(self.PREFIX): int(value)
+            for key, value in outbox.state(self.PREFIX).items()
+        }
 
     def last(self, address: str) -> int | None:
         return self._last.get(address.upper())
 
-    def advance(self, address: str, sequence_number: int) -> None:
-        """Remember ``sequence_number``; call only once its readings are in the outbox."""
-        key = address.upper()
-        if self._last.get(key) == sequence_number:
-            return
-        self._last[key] = sequence_number
-        write_private_json(self.path, dict(sorted(self._last.items())))
+    def entry(self, address: str, sequence_number: int) -> dict[str, str]:
+        return {f"{self.PREFIX}{address.upper()}": str(sequence_number)}
+
+    def stored(self, address: str, sequence_number: int) -> None:
+        """Note a position the outbox has committed."""
+        self._last[address.upper()] = sequence_number
 
     def snapshot(self) -> dict[str, int]:
         return dict(self._last)

@@ -94,7 +94,7 @@ class DeviceManager:
             outbox,
             notify=notify,
             rejected=self.rejected,
-            sync=SyncStore(state_dir),
+            sync=SyncStore(outbox),
             recoveries=self.recoveries,
             policy=policy or TimePolicy(),
             clock_trusted=clock_trusted,

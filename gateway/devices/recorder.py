@@ -73,6 +73,7 @@ class Recorder:
         from_storage: bool = False,
         continuous: bool = False,
         extra_context: Mapping[str, str] | None = None,
+        state_entry: Mapping[str, str] | None = None,
     ) -> list[Observation]:
         """Stamp, store durably, then wake the uplink. Returns the stored observations."""
         built: list[Observation] = []
@@ -105,7 +106,7 @@ class Recorder:
                 )
             except ValidationError as error:
                 self.reject(state, characteristic, b"", f"{reading.metric}: {error}")
-        stored = await asyncio.to_thread(self.outbox.append, built)
+        stored = await asyncio.to_thread(self.outbox.append, built, state=state_entry)
         if stored:
             self.notify()
             state.last_reading_at = received_at
@@ -131,8 +132,9 @@ class Recorder:
                 stored_kind=False,
                 from_storage=from_storage,
                 extra_context=record.context,
+                state_entry=self.sync.entry(state.address, record.sequence_number),
             )
-            await asyncio.to_thread(self.sync.advance, state.address, record.sequence_number)
+            self.sync.stored(state.address, record.sequence_number)
 
     def update_skew(
         self,

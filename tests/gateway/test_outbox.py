@@ -109,3 +109,15 @@ def test_a_power_cut_mid_write_loses_nothing_committed(tmp_path):
         outbox.close()
         assert seqs == list(range(1, len(seqs) + 1))  # contiguous: no gap, no duplicate
         assert seqs[-1] >= last_reported  # everything acknowledged to the caller survived
+
+
+def test_state_is_written_in_the_same_transaction_as_the_readings(tmp_path):
+    outbox = Outbox(tmp_path / "outbox.db", "gw-0001")
+    outbox.append([reading(1)], state={"glucose_seq:AA": "7"})
+    outbox.append([], state={"glucose_seq:BB": "3"})  # a record with no storable value
+    assert outbox.state("glucose_seq:") == {"glucose_seq:AA": "7", "glucose_seq:BB": "3"}
+    assert outbox.state("other:") == {}
+    with pytest.raises(AttributeError):  # fails mid-transaction: nothing of the call is kept
+        outbox.append([reading(2), "not an observation"], state={"glucose_seq:AA": "8"})
+    assert outbox.state("glucose_seq:")["glucose_seq:AA"] == "7"
+    assert outbox.stats().depth == 1

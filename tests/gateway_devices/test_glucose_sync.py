@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from gateway.gatt import RacpOperator
+from gateway.outbox import Outbox
 from telemon.topics import Channel, topic
 from tests.mqtt_helpers import Collector
 
@@ -76,7 +77,10 @@ async def test_records_are_never_fetched_twice(gateway, make, mqtt_url) -> None:
     later = [r.operand[0] for r in requests[1:]]
     # Every later request asks from the record after the last one stored, never from earlier.
     assert later == sorted(later) and set(later) >= {3, 5}
-    assert (gateway.state_dir / "glucose_sync.json").exists()
+    # The sync position lives in the outbox, committed with the record's readings.
+    outbox = Outbox(gateway.state_dir / "outbox.db", gateway.id)
+    assert set(outbox.state("glucose_seq:").values()) == {"5"}
+    outbox.close()
     glucose = [o for o in observations(collector.snapshot(), gateway.id) if o.metric == "glucose"]
     assert all("from_device_storage" in o.flags for o in glucose)
     assert all(o.context.get("meal") == "preprandial" for o in glucose)  # context joined
