@@ -8,8 +8,10 @@ from datetime import UTC, datetime, time, timedelta
 import psycopg
 from psycopg.rows import dict_row
 
+from alerts.notify import enqueue_alert_notifications
 from alerts.notify.sender import RetryPolicy
 from alerts.notify.twilio_gateway import TwilioConfig, TwilioGateway
+from telemon.config import Settings
 from tests.fakes import FakeTwilio
 
 PUBLIC_URL = "https://telemon.example.it"
@@ -83,6 +85,16 @@ def open_alert(
         "trigger_value) VALUES (%s, 'copd', %s, %s, %s, %s, %s, %s) RETURNING id",
         (patient_id, rule, kind, severity, state, metric_id, value),
     ).fetchone()[0]
+
+
+def queue_duty_phone_sms(
+    db: psycopg.Connection, cohort: Cohort, settings: Settings, *, now: datetime | None = None
+) -> int:
+    """Open a red alert whose only SMS goes to the duty phone (no GP phone): one row to follow."""
+    db.execute("UPDATE staff SET phone = NULL")
+    alert_id = open_alert(db, cohort.patient_id)
+    enqueue_alert_notifications(db, alert_id, "opened", settings, now=now)
+    return alert_id
 
 
 def gateway_for(fake: FakeTwilio, sender: str = SENDER_NUMBER) -> TwilioGateway:

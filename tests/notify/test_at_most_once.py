@@ -18,7 +18,14 @@ from alerts.notify.sender import OUTCOME_UNKNOWN, SendReport
 from telemon.config import Settings
 from tests.fakes import FakeTwilio, Reply
 from tests.notify.conftest import SenderFactory
-from tests.notify.support import Clock, Cohort, events, notifications, open_alert
+from tests.notify.support import (
+    Clock,
+    Cohort,
+    events,
+    notifications,
+    open_alert,
+    queue_duty_phone_sms,
+)
 
 # A sender process as deployed: real clock, own connection, the real twilio client.
 SENDER_PROCESS = """
@@ -67,8 +74,7 @@ def test_a_sender_killed_while_twilio_answers_is_never_followed_by_a_second_sms(
     make_sender: SenderFactory,
     database_url: str,
 ) -> None:
-    db.execute("UPDATE staff SET phone = NULL")  # one row: the duty phone's
-    enqueue_alert_notifications(db, open_alert(db, cohort.patient_id), "opened", settings)
+    queue_duty_phone_sms(db, cohort, settings)
     fake_twilio.reply_with(Reply.held(threading.Event(), accept=accepted))
 
     process = start_sender_process(database_url, fake_twilio)

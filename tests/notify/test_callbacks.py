@@ -11,7 +11,6 @@ from twilio.request_validator import RequestValidator
 from alerts.notify import (
     StatusReport,
     apply_status_callback,
-    enqueue_alert_notifications,
     is_valid_signature,
     status_callback_url,
 )
@@ -19,7 +18,14 @@ from alerts.notify.callbacks import next_status
 from telemon.config import Settings
 from tests.fakes import FakeTwilio, Reply
 from tests.notify.conftest import SenderFactory
-from tests.notify.support import PUBLIC_URL, Clock, Cohort, events, notifications, open_alert
+from tests.notify.support import (
+    PUBLIC_URL,
+    Clock,
+    Cohort,
+    events,
+    notifications,
+    queue_duty_phone_sms,
+)
 
 
 @pytest.fixture
@@ -30,10 +36,7 @@ def sent_row(
     make_sender: SenderFactory,
     clock: Clock,
 ) -> dict:
-    db.execute("UPDATE staff SET phone = NULL")
-    enqueue_alert_notifications(
-        db, open_alert(db, cohort.patient_id), "opened", settings, now=clock()
-    )
+    queue_duty_phone_sms(db, cohort, settings, now=clock())
     make_sender().run_once()
     return notifications(db)[0]
 
@@ -113,10 +116,7 @@ def test_a_report_arriving_before_the_sender_stored_the_sid(
     make_sender: SenderFactory,
     clock: Clock,
 ) -> None:
-    db.execute("UPDATE staff SET phone = NULL")
-    enqueue_alert_notifications(
-        db, open_alert(db, cohort.patient_id), "opened", settings, now=clock()
-    )
+    queue_duty_phone_sms(db, cohort, settings, now=clock())
     release = threading.Event()
     fake_twilio.reply_with(Reply.held(release, accept=True))
     sender = make_sender()

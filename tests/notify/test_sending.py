@@ -24,6 +24,7 @@ from tests.notify.support import (
     gateway_for,
     notifications,
     open_alert,
+    queue_duty_phone_sms,
 )
 
 
@@ -196,10 +197,7 @@ def test_server_errors_are_retried_with_backoff_until_accepted(
     make_sender: SenderFactory,
     clock: Clock,
 ) -> None:
-    db.execute("UPDATE staff SET phone = NULL")  # only the duty phone: one row to follow
-    enqueue_alert_notifications(
-        db, open_alert(db, cohort.patient_id), "opened", settings, now=clock()
-    )
+    queue_duty_phone_sms(db, cohort, settings, now=clock())
     fake_twilio.reply_with(Reply.server_error(), Reply.server_error(503))
     sender = make_sender()
     start = clock()
@@ -240,10 +238,7 @@ def test_after_the_last_attempt_the_row_fails_for_the_dashboard(
     make_sender: SenderFactory,
     clock: Clock,
 ) -> None:
-    db.execute("UPDATE staff SET phone = NULL")
-    enqueue_alert_notifications(
-        db, open_alert(db, cohort.patient_id), "opened", settings, now=clock()
-    )
+    queue_duty_phone_sms(db, cohort, settings, now=clock())
     fake_twilio.reply_with(*[Reply.server_error()] * 3)
     sender = make_sender(policy=RetryPolicy(max_attempts=3, first_delay=timedelta(0)))
 
@@ -265,10 +260,7 @@ def test_an_invalid_number_fails_at_once(
     make_sender: SenderFactory,
     clock: Clock,
 ) -> None:
-    db.execute("UPDATE staff SET phone = NULL")
-    enqueue_alert_notifications(
-        db, open_alert(db, cohort.patient_id), "opened", settings, now=clock()
-    )
+    queue_duty_phone_sms(db, cohort, settings, now=clock())
     fake_twilio.reply_with(Reply.invalid_to())
     sender = make_sender()
 
@@ -294,10 +286,7 @@ def test_a_timeout_after_twilio_accepted_is_found_not_resent(
     make_sender: SenderFactory,
     clock: Clock,
 ) -> None:
-    db.execute("UPDATE staff SET phone = NULL")
-    enqueue_alert_notifications(
-        db, open_alert(db, cohort.patient_id), "opened", settings, now=clock()
-    )
+    queue_duty_phone_sms(db, cohort, settings, now=clock())
     fake_twilio.reply_with(Reply.slow(1.0, accept=True))
     sender = make_sender()
 
@@ -326,10 +315,7 @@ def test_a_timeout_before_twilio_accepted_is_sent_again(
     make_sender: SenderFactory,
     clock: Clock,
 ) -> None:
-    db.execute("UPDATE staff SET phone = NULL")
-    enqueue_alert_notifications(
-        db, open_alert(db, cohort.patient_id), "opened", settings, now=clock()
-    )
+    queue_duty_phone_sms(db, cohort, settings, now=clock())
     fake_twilio.reply_with(Reply.slow(1.0, accept=False))
     sender = make_sender()
 
