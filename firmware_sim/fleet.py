@@ -93,10 +93,6 @@ class SimulatedFleet:
                 )
             )
 
-    @property
-    def readings_recorded(self) -> int:
-        return sum(home.recorded for home in self.homes)
-
     async def run(self, stop: asyncio.Event) -> None:
         self._provision()
         self._build()

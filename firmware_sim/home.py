@@ -60,7 +60,6 @@ class SimulatedHome:
             devices=frozenset(self.devices),
         )
         self.model = PatientModel(profile, get_scenario(scenario), seed)
-        self.recorded = 0
         self.last_recorded_at: datetime | None = None
 
     async def run(self, stop: asyncio.Event, *, resume_after: datetime | None = None) -> None:
@@ -90,7 +89,6 @@ class SimulatedHome:
                     returns.add(task)
                     task.add_done_callback(returns.discard)
                 await device.record(measurement)
-                self.recorded += 1
                 self.last_recorded_at = measurement.measured_at
         finally:
             for task in returns:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class BackgroundLoop:
@@ -18,7 +21,6 @@ class BackgroundLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
-        self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
@@ -39,6 +41,7 @@ class BackgroundLoop:
 
         try:
             asyncio.run(main())
-        except BaseException as exc:  # kept for the owner to report; the thread must not die loud
-            self.error = exc
+        except Exception:
+            # Said where the operator sees it: a silent thread would leave the demo idle.
+            log.exception("%s stopped", self._thread.name)
             self._started.set()

@@ -8,7 +8,7 @@ stands alone, so one bad reading is rejected with its reason and its neighbours 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -347,15 +347,3 @@ class GatewayConfig(BaseModel):
 
     def encode(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
-
-
-def iter_batches(observations: Iterable[Observation], size: int = MAX_BATCH):
-    """Split observations into message-sized batches, preserving order."""
-    batch: list[Observation] = []
-    for obs in observations:
-        batch.append(obs)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
