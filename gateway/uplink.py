@@ -143,10 +143,14 @@ class Uplink:
 
     async def _settle_acknowledged(self) -> None:
         """Delete from the outbox the batches the broker acknowledged, oldest first."""
-        done = [(info, seqs) for info, seqs in self._in_flight if info.is_published()]
+        # One look per batch: the PUBACK may land between two looks (paho's thread).
+        done: list[tuple[mqtt.MQTTMessageInfo, list[int]]] = []
+        waiting: list[tuple[mqtt.MQTTMessageInfo, list[int]]] = []
+        for entry in self._in_flight:
+            (done if entry[0].is_published() else waiting).append(entry)
         if not done:
             return
-        self._in_flight = [entry for entry in self._in_flight if not entry[0].is_published()]
+        self._in_flight = waiting
         accepted: list[int] = []
         for info, seqs in done:
             reason = self._refused.pop(info.mid, None)
