@@ -16,8 +16,9 @@ from pydantic import ValidationError
 from gateway.clock_check import (
     FROM_DEVICE_STORAGE,
     TimePolicy,
+    device_instant,
     is_skewed,
-    localise,
+    plausible_skew,
     skew_from_reading,
     stamp,
 )
@@ -36,9 +37,16 @@ log = logging.getLogger(__name__)
 def delivered_late(
     device_time: datetime, received_at: datetime, policy: TimePolicy, skew: timedelta | None
 ) -> bool:
-    """Whether a reading is older than the tolerance once the known clock error is taken out."""
-    measured = localise(device_time, policy.tz) - (skew or timedelta(0))
-    return received_at - measured > policy.skew_tolerance
+    """Whether a reading is older than the tolerance once the known clock error is taken out.
+
+    A stamp that is no usable time says nothing about when the reading was taken: not late.
+    """
+    instant = device_instant(device_time, received_at, policy)
+    if instant is None:
+        return False
+    # received - (instant - skew), as timedeltas only: a datetime shifted by a skew can overflow.
+    age = received_at - instant + (plausible_skew(skew, policy) or timedelta(0))
+    return age > policy.skew_tolerance
 
 
 class Recorder:
