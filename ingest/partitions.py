@@ -21,20 +21,21 @@ def week_start(ts: datetime) -> datetime:
     return _EPOCH_MONDAY + timedelta(weeks=week_index(ts))
 
 
+def weeks_of(timestamps: Iterable[datetime], first: datetime, last: datetime) -> set[int]:
+    """The weeks holding ``timestamps``, whose earliest and latest are ``first`` and ``last``."""
+    low, high = week_index(first), week_index(last)
+    # Nearly every message falls in one week: two conversions instead of one per observation.
+    return {low} if low == high else {week_index(ts) for ts in timestamps}
+
+
 class PartitionCache:
     """Remembers the weeks known to exist, so the common write costs no extra round trip."""
 
     def __init__(self) -> None:
         self._weeks: set[int] = set()
 
-    def ensure(self, conn: psycopg.Connection, timestamps: Iterable[datetime]) -> int:
+    def ensure(self, conn: psycopg.Connection, weeks: set[int]) -> int:
         """Create missing partitions in their own short transaction; return how many."""
-        timestamps = list(timestamps)
-        if not timestamps:
-            return 0
-        first, last = week_index(min(timestamps)), week_index(max(timestamps))
-        # Nearly every batch falls in one week: two conversions instead of one per observation.
-        weeks = {first} if first == last else {week_index(ts) for ts in timestamps}
         missing = sorted(weeks - self._weeks)
         if not missing:
             return 0

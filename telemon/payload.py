@@ -12,12 +12,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    ValidationError,
+    create_model,
+)
 
-from telemon.metrics import METRICS
-from telemon.observation import Identifier, Observation, iso_z
+from telemon.metrics import METRICS, Metric
+from telemon.observation import Identifier, Observation, ObservationItem, iso_z
 from telemon.topics import Channel, parse_topic
 
 PAYLOAD_VERSION = 1
@@ -67,8 +75,11 @@ class RejectedItem:
 class DecodedMessage:
     gateway_id: str
     sent_at: datetime | None
-    observations: list[Observation] = field(default_factory=list)
+    observations: list[ObservationItem] = field(default_factory=list)
     rejected: list[RejectedItem] = field(default_factory=list)
+    # Earliest and latest measured_at of the valid observations: found once here, because
+    # comparing the timestamps pydantic makes costs a method call each.
+    span: tuple[datetime, datetime] | None = None
 
 
 class _Envelope(BaseModel):
@@ -80,6 +91,19 @@ class _Envelope(BaseModel):
     observations: list[Any]
 
 
+def _checked_item(metric: Metric) -> type[ObservationItem]:
+    """An item of ``metric`` whose unit, plausible range and earliest time pydantic-core checks
+    itself, so the common message needs no Python call per item (see :func:`_check`)."""
+    return create_model(
+        f"ObservationItem[{metric.key}]",
+        __base__=ObservationItem,
+        metric=(Literal[metric.key], ...),
+        unit=(Literal[metric.unit], ...),
+        value=(Annotated[float, Field(ge=metric.plausible_min, le=metric.plausible_max)], ...),
+        measured_at=(Annotated[AwareDatetime, Field(ge=EARLIEST_MEASUREMENT)], ...),
+    )
+
+
 class _TypedEnvelope(_Envelope):
     """The same envelope with every item validated in one pass of pydantic-core.
 
@@ -87,7 +111,12 @@ class _TypedEnvelope(_Envelope):
     failure falls back to item-by-item validation, which says precisely what was wrong.
     """
 
-    observations: list[Observation]
+    observations: list[
+        Annotated[
+            Union[tuple(_checked_item(m) for m in METRICS.values())],  # noqa: UP007
+            Discriminator("metric"),
+        ]
+    ]
 
 
 def encode_observations(
@@ -127,9 +156,7 @@ def decode_observations(
     if parsed_topic.channel is not Channel.OBS:
         raise PayloadError(RejectReason.TOPIC_MISMATCH, f"{topic!r} is not an obs topic")
     try:
-        envelope: _Envelope = _TypedEnvelope.model_validate_json(
-            payload, context={"envelope_gateway_id": parsed_topic.gateway_id}
-        )
+        envelope: _Envelope = _TypedEnvelope.model_validate_json(payload)
     except ValidationError:
         envelope = _parse_loosely(payload)
     if envelope.v != PAYLOAD_VERSION:
@@ -152,20 +179,39 @@ def decode_observations(
         )
     now = now or datetime.now(UTC)
     message = DecodedMessage(envelope.gateway_id, envelope.sent_at)
-    for index, item in enumerate(envelope.observations):
-        outcome = (
-            _check(item, now)
-            if isinstance(item, Observation)
-            else _decode_item(envelope.gateway_id, item, now)
-        )
-        if isinstance(outcome, Observation):
-            message.observations.append(outcome)
-        else:
-            reason, detail = outcome
-            message.rejected.append(
-                RejectedItem(index, reason, f"observations[{index}]: {detail}", item)
-            )
+    if isinstance(envelope, _TypedEnvelope):
+        # All that is left to check is the future: once for the latest, item by item only if
+        # that fails.
+        times = [item.measured_at for item in envelope.observations]
+        first, last = min(times), max(times)
+        if last <= now + FUTURE_TOLERANCE:
+            message.observations = envelope.observations
+            message.span = (first, last)
+            return message
+        for index, item in enumerate(envelope.observations):
+            _keep(message, index, item, _check(item, now))
+    else:
+        for index, item in enumerate(envelope.observations):
+            _keep(message, index, item, _decode_item(item, now))
+    if message.observations:
+        times = [item.measured_at for item in message.observations]
+        message.span = (min(times), max(times))
     return message
+
+
+def _keep(
+    message: DecodedMessage,
+    index: int,
+    item: Any,
+    outcome: ObservationItem | tuple[RejectReason, str],
+) -> None:
+    if isinstance(outcome, ObservationItem):
+        message.observations.append(outcome)
+    else:
+        reason, detail = outcome
+        message.rejected.append(
+            RejectedItem(index, reason, f"observations[{index}]: {detail}", item)
+        )
 
 
 def _parse_loosely(payload: bytes) -> _Envelope:
@@ -185,22 +231,22 @@ def _parse_loosely(payload: bytes) -> _Envelope:
         raise PayloadError(RejectReason.INVALID_SCHEMA, describe_validation_error(exc)) from None
 
 
-def _decode_item(
-    gateway_id: str, item: Any, now: datetime
-) -> Observation | tuple[RejectReason, str]:
+def _decode_item(item: Any, now: datetime) -> ObservationItem | tuple[RejectReason, str]:
     if not isinstance(item, dict):
         return RejectReason.INVALID_OBSERVATION, f"expected an object, got {type(item).__name__}"
+    if "gateway_id" in item:
+        return RejectReason.INVALID_OBSERVATION, "gateway_id belongs to the envelope, not the item"
     metric = METRICS.get(item.get("metric"))  # type: ignore[arg-type]
     if metric is None:
         return RejectReason.UNKNOWN_METRIC, f"unknown metric {_short(repr(item.get('metric')))}"
     try:
-        obs = Observation.model_validate(item, context={"envelope_gateway_id": gateway_id})
+        obs = ObservationItem.model_validate(item)
     except ValidationError as exc:
         return RejectReason.INVALID_OBSERVATION, describe_validation_error(exc)
     return _check(obs, now)
 
 
-def _check(obs: Observation, now: datetime) -> Observation | tuple[RejectReason, str]:
+def _check(obs: ObservationItem, now: datetime) -> ObservationItem | tuple[RejectReason, str]:
     """The rules a well-typed observation must still meet: unit, plausibility, time."""
     metric = METRICS[obs.metric]
     if obs.unit != metric.unit:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from telemon.metrics import METRICS
-from telemon.observation import Observation
+from telemon.observation import Observation, ObservationItem
 from telemon.payload import (
     MAX_BATCH,
     MAX_PAYLOAD_BYTES,
@@ -62,7 +62,12 @@ def test_round_trip_of_every_metric_at_both_plausibility_edges():
     ]
     decoded = decode_observations(TOPIC, encode_observations("gw-0001", observations), now=NOW)
     assert decoded.rejected == []
-    assert decoded.observations == observations
+    # Items of the message: the observations less the gateway id, which the envelope carries.
+    assert decoded.gateway_id == "gw-0001"
+    assert all(isinstance(o, ObservationItem) for o in decoded.observations)
+    assert [o.model_dump() for o in decoded.observations] == [
+        o.model_dump(exclude={"gateway_id"}) for o in observations
+    ]
 
 
 def test_gateway_time_flag_is_exposed():
@@ -103,6 +108,21 @@ def test_bad_item_is_rejected_with_reason_and_neighbours_are_kept(bad_item, reas
     assert rejected.reason is reason
     assert fragment in rejected.detail
     assert rejected.detail.startswith("observations[1]")
+
+
+@pytest.mark.parametrize("bad", [None, item(seq=9, measured_at="2026-11-23T12:30:00Z")])
+def test_span_is_the_earliest_and_latest_valid_measurement(bad):
+    items = [
+        item(seq=1, measured_at="2026-11-23T11:40:00Z"),
+        item(seq=2, measured_at="2026-11-23T11:00:00Z"),
+        item(seq=3, measured_at="2026-11-23T11:50:00Z"),
+    ]
+    decoded = decode_observations(TOPIC, message(*items, *([bad] if bad else [])), now=NOW)
+    assert [o.seq for o in decoded.observations] == [1, 2, 3]
+    assert decoded.span == (
+        datetime(2026, 11, 23, 11, 0, tzinfo=UTC),
+        datetime(2026, 11, 23, 11, 50, tzinfo=UTC),
+    )
 
 
 @pytest.mark.parametrize(
