@@ -72,29 +72,60 @@ def as_epoch_seconds(now: int | datetime | np.datetime64) -> int:
     return int(now)
 
 
-def _latest(w: MetricWindow, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    index = last_index(w.offsets, mask)
-    return take(w.v, index, np.nan), take(w.t, index, NO_TIME)
+class _Readings:
+    """The windows of one evaluation at ``now``, with what many rules ask of a window worked out
+    once: its newest reliable reading at or before ``now`` (threshold, score and missing-data
+    rules all start from it)."""
+
+    def __init__(self, windows: Mapping[str, MetricWindow], n_patients: int, now: int) -> None:
+        self.windows = windows
+        self.n_patients = n_patients
+        self.now = now
+        self._newest: dict[str, np.ndarray] = {}
+
+    def window(self, metric: str) -> MetricWindow:
+        w = self.windows.get(metric)
+        if w is None:
+            return MetricWindow.empty(self.n_patients)
+        if w.n_patients != self.n_patients:
+            raise ValueError(
+                f"window of {metric!r} has {w.n_patients} patients, expected {self.n_patients}"
+            )
+        return w
+
+    def newest(self, metric: str, lookback: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+        """Value and time of each patient's newest reliable reading with
+        ``now - lookback < t <= now``; NaN and NO_TIME where there is none."""
+        w = self.window(metric)
+        if metric not in self._newest:
+            self._newest[metric] = last_index(w.offsets, w.reliable & (w.t <= self.now))
+        index = self._newest[metric]
+        # Times are sorted per patient: the newest reading at or before now is the newest in
+        # any window ending now, or there is none in that window.
+        t = take(w.t, index, NO_TIME)
+        inside = (index >= 0) & (t > self.now - lookback)
+        return np.where(inside, take(w.v, index, np.nan), np.nan), np.where(inside, t, NO_TIME)
 
 
-def _threshold(rule: CompiledRule, windows: Mapping[str, MetricWindow], now: int) -> Channels:
-    latest = [_latest(w, in_lookback(w, now, rule.rule.lookback)) for w in _of(rule, windows)]
+def _threshold(rule: CompiledRule, readings: _Readings) -> Channels:
+    latest = [readings.newest(m, rule.rule.lookback) for m in rule.rule.metrics]
     return Channels(np.array([v for v, _ in latest]), np.array([t for _, t in latest]))
 
 
-def _missing_data(rule: CompiledRule, windows: Mapping[str, MetricWindow], now: int) -> Channels:
+def _missing_data(rule: CompiledRule, readings: _Readings) -> Channels:
+    now = readings.now
     hours = []
-    for w in _of(rule, windows):
-        _, last = _latest(w, w.reliable & (w.t <= now))
+    for metric in rule.rule.metrics:
+        _, last = readings.newest(metric)
         hours.append(np.where(last == NO_TIME, np.inf, (now - last) / 3600.0))
     values = np.array(hours)
     return Channels(values, np.full(values.shape, now, dtype=np.int64))
 
 
-def _trend(rule: CompiledRule, windows: Mapping[str, MetricWindow], now: int) -> Channels:
-    spec = rule.rule
+def _trend(rule: CompiledRule, readings: _Readings) -> Channels:
+    spec, now = rule.rule, readings.now
     values, ats = [], []
-    for w in _of(rule, windows):
+    for w in map(readings.window, spec.metrics):
         mask = keep_last(w.offsets, in_lookback(w, now, spec.window), spec.max_points)
         change, first, last = deltas(w.offsets, w.v, mask)
         span = take(w.t, last, 0) - take(w.t, first, 0)
@@ -110,11 +141,11 @@ def _trend(rule: CompiledRule, windows: Mapping[str, MetricWindow], now: int) ->
     return Channels(np.array(values), np.array(ats))
 
 
-def _aggregate(rule: CompiledRule, windows: Mapping[str, MetricWindow], now: int) -> Channels:
-    spec = rule.rule
+def _aggregate(rule: CompiledRule, readings: _Readings) -> Channels:
+    spec, now = rule.rule, readings.now
     today = int(local_day_and_hour(np.array([now]), spec.timezone)[0][0])
     values, ats = [], []
-    for w in _of(rule, windows):
+    for w in map(readings.window, spec.metrics):
         # Local times only for readings that can fall in the window keeps the zone lookup short.
         mask = w.reliable & (w.t <= now) & (w.t > now - (spec.days + 1) * 86400)
         day = np.full(w.t.shape, np.iinfo(np.int64).min)
@@ -132,12 +163,12 @@ def _aggregate(rule: CompiledRule, windows: Mapping[str, MetricWindow], now: int
     return Channels(np.array(values), np.array(ats))
 
 
-def _score(rule: CompiledRule, windows: Mapping[str, MetricWindow], now: int) -> Channels:
+def _score(rule: CompiledRule, readings: _Readings) -> Channels:
     spec = rule.rule
     n = rule.enabled.size
     points, at = [], np.full(n, NO_TIME, dtype=np.int64)
-    for metric, w in zip(spec.metrics, _of(rule, windows), strict=True):
-        value, t = _latest(w, in_lookback(w, now, spec.lookback))
+    for metric in spec.metrics:
+        value, t = readings.newest(metric, spec.lookback)
         points.append(news2_points(metric, value, rule.spo2_scale, rule.supplemental_oxygen))
         at = np.maximum(at, t)
     table = np.array(points)
@@ -150,24 +181,13 @@ def _score(rule: CompiledRule, windows: Mapping[str, MetricWindow], now: int) ->
     return Channels(values, np.where(enough, np.array([at, at]), NO_TIME))
 
 
-_STATISTICS: Mapping[str, Callable[[CompiledRule, Mapping[str, MetricWindow], int], Channels]] = {
+_STATISTICS: Mapping[str, Callable[[CompiledRule, _Readings], Channels]] = {
     "threshold": _threshold,
     "trend": _trend,
     "aggregate": _aggregate,
     "score": _score,
     "missing_data": _missing_data,
 }
-
-
-def _of(rule: CompiledRule, windows: Mapping[str, MetricWindow]) -> list[MetricWindow]:
-    n = rule.enabled.size
-    out = []
-    for metric in rule.rule.metrics:
-        w = windows[metric] if metric in windows else MetricWindow.empty(n)
-        if w.n_patients != n:
-            raise ValueError(f"window of {metric!r} has {w.n_patients} patients, expected {n}")
-        out.append(w)
-    return out
 
 
 def classify(rule: CompiledRule, channels: Channels) -> RuleResult:
@@ -207,8 +227,11 @@ def classify(rule: CompiledRule, channels: Channels) -> RuleResult:
 def evaluate_rule(
     rule: CompiledRule, windows: Mapping[str, MetricWindow], now: int | datetime | np.datetime64
 ) -> RuleResult:
-    now = as_epoch_seconds(now)
-    return classify(rule, _STATISTICS[rule.rule.kind](rule, windows, now))
+    return _evaluate_rule(rule, _Readings(windows, rule.enabled.size, as_epoch_seconds(now)))
+
+
+def _evaluate_rule(rule: CompiledRule, readings: _Readings) -> RuleResult:
+    return classify(rule, _STATISTICS[rule.rule.kind](rule, readings))
 
 
 def evaluate(
@@ -224,4 +247,5 @@ def evaluate(
                 "windows must cover the same patients; with no windows, pass a CompiledProtocol"
             )
         protocol = compile_protocol(protocol, sizes.pop())
-    return {rule.key: evaluate_rule(rule, windows, now) for rule in protocol.rules}
+    readings = _Readings(windows, protocol.n_patients, as_epoch_seconds(now))
+    return {rule.key: _evaluate_rule(rule, readings) for rule in protocol.rules}

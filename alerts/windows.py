@@ -122,12 +122,15 @@ def segment_reduce(
     """``ufunc`` reduced over each segment; ``identity`` for empty segments.
 
     ``reduceat`` returns an element, not the identity, for an empty segment, and cannot take an
-    index equal to the array length; a trailing identity element fixes both.
+    index equal to the array length: it is given the starts of non-empty segments only, each of
+    which then runs to the next non-empty start, which is where the segment ends.
     """
     values = np.asarray(values)
-    padded = np.append(values, np.array(identity, dtype=values.dtype))
-    out = ufunc.reduceat(padded, offsets[:-1])
-    return np.where(np.diff(offsets) > 0, out, identity).astype(out.dtype, copy=False)
+    nonempty = offsets[1:] > offsets[:-1]
+    reduced = ufunc.reduceat(values, offsets[:-1][nonempty]) if values.size else values[:0]
+    out = np.full(nonempty.size, identity, dtype=np.result_type(reduced.dtype, values.dtype))
+    out[nonempty] = reduced
+    return out
 
 
 def masked_count(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -146,18 +149,28 @@ def masked_mean(offsets: np.ndarray, values: np.ndarray, mask: np.ndarray) -> np
         return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
+# The first and last selected reading of each segment are found by binary search of the segment
+# bounds among the selected indices: one pass over the mask, then work per patient only.
+
+
 def last_index(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Index of the last selected reading of each segment, -1 if none."""
-    idx = np.where(mask, np.arange(mask.size, dtype=np.int64), -1)
-    return segment_reduce(np.maximum, idx, offsets, -1)
+    selected = np.flatnonzero(mask)
+    if selected.size == 0:
+        return np.full(offsets.size - 1, -1, np.int64)
+    k = np.searchsorted(selected, offsets[1:]) - 1
+    candidate = selected[np.maximum(k, 0)]
+    return np.where((k >= 0) & (candidate >= offsets[:-1]), candidate, -1)
 
 
 def first_index(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Index of the first selected reading of each segment, -1 if none."""
-    big = np.iinfo(np.int64).max
-    idx = np.where(mask, np.arange(mask.size, dtype=np.int64), big)
-    first = segment_reduce(np.minimum, idx, offsets, big)
-    return np.where(first == big, -1, first)
+    selected = np.flatnonzero(mask)
+    if selected.size == 0:
+        return np.full(offsets.size - 1, -1, np.int64)
+    k = np.searchsorted(selected, offsets[:-1])
+    candidate = selected[np.minimum(k, selected.size - 1)]
+    return np.where((k < selected.size) & (candidate < offsets[1:]), candidate, -1)
 
 
 def keep_last(offsets: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:

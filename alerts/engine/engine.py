@@ -83,12 +83,13 @@ class Engine:
         started = time.perf_counter()
         enrolments = load_enrolments(self.conn, self.protocols, now, wanted)
         windows, ids = self.load(enrolments, now, everyone=everyone)
+        own = {key: own_windows(e, windows, ids) for key, e in enrolments.items()}
         report.load_seconds = time.perf_counter() - started
         report.patients = ids.size
         report.readings = sum(w.t.size for w in windows.values())
 
         started = time.perf_counter()
-        evaluated = [compute(e, windows, ids, now) for e in enrolments.values()]
+        evaluated = [compute(e, own[key], now) for key, e in enrolments.items()]
         report.compute_seconds = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -139,16 +140,19 @@ class Engine:
                 )
 
 
-def compute(
-    enrolment: Enrolment,
-    windows: Mapping[str, MetricWindow],
-    ids: np.ndarray,
-    now: datetime,
-) -> Evaluated:
-    """Evaluate one protocol for its patients out of windows loaded for a larger cohort."""
-    protocol = enrolment.protocol
+def own_windows(
+    enrolment: Enrolment, windows: Mapping[str, MetricWindow], ids: np.ndarray
+) -> dict[str, MetricWindow]:
+    """One protocol's patients' windows, cut out of windows loaded for a larger cohort (``ids``).
+
+    Part of loading, not of computing: it arranges readings, as the per-metric COPY does.
+    """
     index = np.searchsorted(ids, enrolment.patient_ids)
-    metrics = {m for rule in protocol.rules for m in rule.metrics}
-    own = {m: take_patients(windows[m], index) for m in metrics if m in windows}
-    compiled = compile_protocol(protocol, enrolment.patient_ids.size, enrolment.overrides)
+    metrics = {m for rule in enrolment.protocol.rules for m in rule.metrics}
+    return {m: take_patients(windows[m], index) for m in metrics if m in windows}
+
+
+def compute(enrolment: Enrolment, own: Mapping[str, MetricWindow], now: datetime) -> Evaluated:
+    """Evaluate one protocol for its patients, given their windows (see :func:`own_windows`)."""
+    compiled = compile_protocol(enrolment.protocol, enrolment.patient_ids.size, enrolment.overrides)
     return Evaluated(enrolment, compiled, evaluate(compiled, own, now))
