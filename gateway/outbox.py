@@ -134,8 +134,11 @@ class Outbox:
             rows = self._db.execute(
                 "SELECT item FROM outbox WHERE seq >= ? ORDER BY seq LIMIT ?", (from_seq, limit)
             ).fetchall()
+        # Judged as JSON, as the wire contract is (timestamps as ISO strings, strict numbers).
         return [
-            Observation.model_validate({**json.loads(item), "gateway_id": self.gateway_id})
+            Observation.model_validate_json(
+                json.dumps({**json.loads(item), "gateway_id": self.gateway_id})
+            )
             for (item,) in rows
         ]
 

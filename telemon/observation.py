@@ -35,14 +35,16 @@ class ObservationItem(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    seq: Annotated[int, Field(ge=0, lt=2**63)]
+    # Strict: a gateway that sends "seq": true, "value": "97" or a bare epoch number is broken,
+    # and guessing what it meant would store a wrong reading without anyone noticing.
+    seq: Annotated[int, Field(ge=0, lt=2**63, strict=True)]
     device_id: Identifier
     patient_id: Identifier
     metric: MetricKey
-    value: Annotated[float, Field(allow_inf_nan=False)]
+    value: Annotated[float, Field(allow_inf_nan=False, strict=True)]
     unit: Annotated[str, Field(max_length=16)]
-    measured_at: AwareDatetime
-    received_at: AwareDatetime | None = None
+    measured_at: Annotated[AwareDatetime, Field(strict=True)]
+    received_at: Annotated[AwareDatetime | None, Field(strict=True)] = None
     flags: Annotated[tuple[str, ...], Field(max_length=32), AfterValidator(_known_flags)] = ()
     context: Annotated[
         dict[

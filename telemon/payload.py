@@ -99,8 +99,11 @@ def _checked_item(metric: Metric) -> type[ObservationItem]:
         __base__=ObservationItem,
         metric=(Literal[metric.key], ...),
         unit=(Literal[metric.unit], ...),
-        value=(Annotated[float, Field(ge=metric.plausible_min, le=metric.plausible_max)], ...),
-        measured_at=(Annotated[AwareDatetime, Field(ge=EARLIEST_MEASUREMENT)], ...),
+        value=(
+            Annotated[float, Field(ge=metric.plausible_min, le=metric.plausible_max, strict=True)],
+            ...,
+        ),
+        measured_at=(Annotated[AwareDatetime, Field(ge=EARLIEST_MEASUREMENT, strict=True)], ...),
     )
 
 
@@ -240,7 +243,8 @@ def _decode_item(item: Any, now: datetime) -> ObservationItem | tuple[RejectReas
     if metric is None:
         return RejectReason.UNKNOWN_METRIC, f"unknown metric {_short(repr(item.get('metric')))}"
     try:
-        obs = ObservationItem.model_validate(item)
+        # Back to JSON, so the item is judged by the same (strict, JSON) rules as the fast path.
+        obs = ObservationItem.model_validate_json(json.dumps(item))
     except ValidationError as exc:
         return RejectReason.INVALID_OBSERVATION, describe_validation_error(exc)
     return _check(obs, now)
