@@ -46,11 +46,18 @@ class DeadLetter:
             self.gateway_code,
             self.item_index,
             self.reason,
-            self.detail[:MAX_DETAIL],
+            printable(self.detail[:MAX_DETAIL]),
             stored,
             len(self.payload),
             len(stored) < len(self.payload),
         )
+
+
+def printable(text: str) -> str:
+    """``text`` as PostgreSQL can store it: a detail may quote the input it rejects, and a NUL
+    or a lone surrogate in there would make the database refuse the dead letter itself."""
+    escaped = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return escaped.replace("\x00", "\\x00")
 
 
 def write_dead_letters(conn: psycopg.Connection, letters: Sequence[DeadLetter]) -> None:

@@ -49,7 +49,8 @@ class ObservationItem(BaseModel):
     context: Annotated[
         dict[
             Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")],
-            Annotated[str, Field(max_length=64)],
+            # No control characters: a NUL would make PostgreSQL refuse the whole batch (jsonb).
+            Annotated[str, Field(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")],
         ],
         Field(max_length=16),
     ] = Field(default_factory=dict)

@@ -85,9 +85,9 @@ class DecodedMessage:
 class _Envelope(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    v: int
+    v: Annotated[int, Field(strict=True)]
     gateway_id: Identifier
-    sent_at: AwareDatetime | None = None
+    sent_at: Annotated[AwareDatetime | None, Field(strict=True)] = None
     observations: list[Any]
 
 
@@ -239,7 +239,8 @@ def _decode_item(item: Any, now: datetime) -> ObservationItem | tuple[RejectReas
         return RejectReason.INVALID_OBSERVATION, f"expected an object, got {type(item).__name__}"
     if "gateway_id" in item:
         return RejectReason.INVALID_OBSERVATION, "gateway_id belongs to the envelope, not the item"
-    metric = METRICS.get(item.get("metric"))  # type: ignore[arg-type]
+    key = item.get("metric")
+    metric = METRICS.get(key) if isinstance(key, str) else None
     if metric is None:
         return RejectReason.UNKNOWN_METRIC, f"unknown metric {_short(repr(item.get('metric')))}"
     try:

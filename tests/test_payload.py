@@ -98,6 +98,11 @@ def test_gateway_time_flag_is_exposed():
         (item(gateway_id="gw-0002"), RejectReason.INVALID_OBSERVATION, "envelope"),
         ("not an object", RejectReason.INVALID_OBSERVATION, "expected an object"),
         (item(device_id="bad id with spaces"), RejectReason.INVALID_OBSERVATION, "device_id"),
+        (item(context={"meal": "a\u0000b"}), RejectReason.INVALID_OBSERVATION, "context"),
+        (item(metric={"not": "hashable"}), RejectReason.UNKNOWN_METRIC, "unknown metric"),
+        (item(seq=True), RejectReason.INVALID_OBSERVATION, "seq"),
+        (item(value="97"), RejectReason.INVALID_OBSERVATION, "value"),
+        (item(measured_at=1763895600), RejectReason.INVALID_OBSERVATION, "measured_at"),
     ],
 )
 def test_bad_item_is_rejected_with_reason_and_neighbours_are_kept(bad_item, reason, fragment):

@@ -74,3 +74,10 @@ def test_week_start_agrees_with_the_calendar_across_years():
         start = week_start(ts)
         assert start.weekday() == 0 and start.time() == datetime.min.time()
         assert timedelta(0) <= ts - start < timedelta(days=7)
+
+
+def test_a_dead_letter_detail_quoting_a_nul_or_a_lone_surrogate_stays_storable():
+    from ingest.deadletters import printable
+
+    assert printable("metric 'a\x00b' or '\ud800'") == "metric 'a\\x00b' or '\\ud800'"
+    assert printable("è normal") == "è normal"
