@@ -8,6 +8,7 @@ continues the first.
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import sys
 import threading
@@ -50,6 +51,31 @@ class DemoOptions:
     port: int | None = None
 
 
+@contextlib.contextmanager
+def _logging_to(path: Path):
+    """Every component's log in one file, so the console keeps the summary line readable.
+
+    At 7200x a second of network latency is two simulated hours, so the simulated devices'
+    clocks look wrong to their gateways and bumble reports links torn down mid-exchange at
+    shutdown: worth keeping, not worth scrolling the demo's console.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    # amqtt's session state machine logs every transition at INFO.
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    try:
+        yield path
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+        handler.close()
+
+
 def run_demo(
     settings: Settings, options: DemoOptions, *, say: Callable[[str], None] = print
 ) -> None:
@@ -58,6 +84,7 @@ def run_demo(
         signal.signal(signum, lambda *_: stop.set())
 
     with contextlib.ExitStack() as services:
+        log_file = services.enter_context(_logging_to(settings.data_dir / "demo.log"))
         database_url = settings.database_url
         if database_url is None:
             pg = EmbeddedPostgres(settings.data_dir / "postgres")
@@ -137,6 +164,7 @@ def run_demo(
             f"  {len(cohort.patients)} simulated patients; the last {REPLAYED.days} days replay at "
             f"{options.speed:g}x, then real time."
         )
+        say(f"  Log: {log_file}")
         say("  Stop with Ctrl-C.")
         say("")
         _summarise_until(stop, database_url, options.duration)
