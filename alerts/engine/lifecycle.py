@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from alerts.engine.decide import Action, OpenAlerts
 from alerts.evaluate import NO_TIME
-from alerts.notify import enqueue_alert_notifications
+from alerts.notify import cancel_moot_notifications, enqueue_alert_notifications
 from alerts.notify.texts import Reason
 from telemon.config import Settings
 from telemon.metrics import METRICS
@@ -81,6 +81,7 @@ class Applied:
     snooze_expired: int = 0
     conflicts: int = 0  # opens another engine got to first
     notifications: int = 0
+    cancelled: int = 0  # SMS still waiting (a GP's quiet hours) when their alert resolved
 
 
 def apply_actions(
@@ -114,9 +115,13 @@ def apply_actions(
             # The acknowledgement lapsed while the alert is still active: remind the GP.
             applied.snooze_expired += 1
             reason = "escalated"
+        elif action.kind == "resolve":
+            applied.resolved += 1
+            # SMS still waiting (a GP's quiet hours) lost their point with the alert's own.
+            applied.cancelled += cancel_moot_notifications(conn, when, action.alert_id)
+            reason = None
         else:
-            applied.downgraded += action.kind == "downgrade"
-            applied.resolved += action.kind == "resolve"
+            applied.downgraded += 1
             reason = None
         if reason is not None:
             applied.notifications += _notify(conn, context, action.alert_id, reason, settings, when)

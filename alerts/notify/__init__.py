@@ -1,8 +1,9 @@
 """SMS about alerts to the patient's GP and the service centre's duty phone, at most once each.
 
 The alerts engine calls :func:`enqueue_alert_notifications` in the transaction that opens,
-worsens or escalates an alert; a :class:`Sender` on its own connection sends the rows; the
-dashboard feeds Twilio's delivery reports to :func:`apply_status_callback`.
+worsens or escalates an alert, and :func:`cancel_moot_notifications` in the one that resolves
+it; a :class:`Sender` on its own connection sends the rows; the dashboard feeds Twilio's
+delivery reports to :func:`apply_status_callback`.
 """
 
 from alerts.notify.callbacks import (
@@ -12,6 +13,7 @@ from alerts.notify.callbacks import (
     is_valid_signature,
     status_callback_url,
 )
+from alerts.notify.cancel import cancel_moot_notifications
 from alerts.notify.enqueue import enqueue_alert_notifications, load_alert_context
 from alerts.notify.sender import RetryPolicy, Sender, SendReport
 from alerts.notify.twilio_gateway import TwilioConfig, TwilioGateway
@@ -25,6 +27,7 @@ __all__ = [
     "TwilioConfig",
     "TwilioGateway",
     "apply_status_callback",
+    "cancel_moot_notifications",
     "enqueue_alert_notifications",
     "is_valid_signature",
     "load_alert_context",

@@ -42,6 +42,7 @@ PROVIDER_STATUS: Mapping[str, str] = MappingProxyType(
 _PROGRESS: Mapping[str, int] = MappingProxyType(
     {
         "pending": 0,
+        "cancelled": 0,
         "sending": 1,
         "outboxed": 1,
         "sent": 2,
@@ -99,7 +100,8 @@ def is_valid_signature(
 
 def next_status(current: str, reported: str, *, adopting: bool = False) -> str | None:
     """The row's new status, or None to leave it. ``adopting``: the row has no SID yet, so our
-    own verdict ('failed: outcome unknown') was a guess the report overrules."""
+    own verdict ('failed: outcome unknown', or 'cancelled' after a look-up at Twilio that came
+    too early) was a guess the report overrules."""
     new = PROVIDER_STATUS.get(reported)
     if new is None or current == "delivered":
         return None
@@ -121,7 +123,8 @@ def apply_status_callback(
         if row is None and report.notification_id is not None:
             row = conn.execute(
                 "SELECT id, alert_id, recipient_kind, status, provider_id FROM notifications "
-                "WHERE id = %s AND provider_id IS NULL AND status IN ('sending', 'failed') "
+                "WHERE id = %s AND provider_id IS NULL "
+                "AND status IN ('sending', 'failed', 'cancelled') "
                 "FOR UPDATE",
                 (report.notification_id,),
             ).fetchone()
@@ -140,7 +143,7 @@ def apply_status_callback(
             """
             UPDATE notifications
             SET status = %s, provider_id = %s, last_error = %s, next_attempt_at = NULL,
-                sent_at = coalesce(sent_at, %s), updated_at = %s
+                cancel_reason = NULL, sent_at = coalesce(sent_at, %s), updated_at = %s
             WHERE id = %s
             """,
             (new, report.message_sid, error, at, at, notification_id),

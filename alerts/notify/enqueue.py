@@ -1,8 +1,10 @@
 """Writing the notifications an alert calls for, before anything is sent.
 
-Run it in the transaction that opens, worsens or escalates the alert: then either both the alert
-change and its notification rows exist, or neither does, and a crash in between loses nothing.
-The unique idempotency key makes calling it again for the same alert and reason a no-op.
+Run it in the transaction that opens, worsens or escalates the alert, after writing the alert's
+event: then either both the alert change and its notification rows exist, or neither does, and
+a crash in between loses nothing. The event also sets the stage (``alerts.notify.stages``) in
+the unique idempotency key: calling again for the same event is a no-op, while the alert's next
+escalation or lapsed snooze is a new stage, so a new SMS.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from alerts.notify.plan import Finding, PatientFacts, PlannedNotification, plan_notifications
 from alerts.notify.routing import AlertFacts, GpContact, ServiceCentre
+from alerts.notify.stages import EVENT_STAGES, Stage, stage_of
 from alerts.notify.texts import Language, Reason
 from telemon.config import Settings
 from telemon.metrics import METRICS_BY_ID
@@ -106,28 +109,38 @@ def enqueue_alert_notifications(
         context.gp,
         context.centre,
         reason,
+        load_stage(conn, alert_id, reason),
         now or datetime.now(UTC),
         settings.public_url,
     )
-    return insert_notifications(conn, planned, reason)
+    return insert_notifications(conn, planned)
 
 
-def insert_notifications(
-    conn: psycopg.Connection, planned: list[PlannedNotification], reason: Reason
-) -> list[int]:
+def load_stage(conn: psycopg.Connection, alert_id: int, reason: Reason) -> Stage:
+    """The stage the alert's events put an SMS for ``reason`` at, in the caller's transaction."""
+    kinds = conn.execute(
+        "SELECT kind FROM alert_events WHERE alert_id = %s AND kind = ANY(%s) ORDER BY id",
+        (alert_id, list(EVENT_STAGES)),
+    ).fetchall()
+    return stage_of(reason, [row[0] for row in kinds])
+
+
+def insert_notifications(conn: psycopg.Connection, planned: list[PlannedNotification]) -> list[int]:
     created = []
     for item in planned:
         row = conn.execute(
             """
-            INSERT INTO notifications (idempotency_key, alert_id, recipient_kind, recipient_id,
-                                       to_address, body, status, next_attempt_at)
-            VALUES (%s, %s, %s, %s, %s, %s, 'pending', %s)
+            INSERT INTO notifications (idempotency_key, alert_id, reason, stage, recipient_kind,
+                                       recipient_id, to_address, body, status, next_attempt_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s)
             ON CONFLICT (idempotency_key) DO NOTHING
             RETURNING id
             """,
             (
                 item.idempotency_key,
                 item.alert_id,
+                item.reason,
+                item.stage.label,
                 item.recipient_kind,
                 item.staff_id,
                 item.to,
@@ -146,7 +159,8 @@ def insert_notifications(
                         {
                             "notification_id": row[0],
                             "recipient_kind": item.recipient_kind,
-                            "reason": reason,
+                            "reason": item.reason,
+                            "stage": item.stage.label,
                             "not_before": item.not_before.isoformat(),
                         }
                     ),

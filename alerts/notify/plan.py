@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from alerts.notify.routing import AlertFacts, GpContact, RecipientKind, ServiceCentre, route
+from alerts.notify.stages import Stage
 from alerts.notify.texts import AlertSummary, Reason, initials, render_sms
 
 
@@ -25,6 +26,8 @@ class Finding:
 class PlannedNotification:
     idempotency_key: str
     alert_id: int
+    reason: Reason
+    stage: Stage
     recipient_kind: RecipientKind
     staff_id: int | None  # notifications.recipient_id references staff; a care team is not one
     to: str
@@ -33,10 +36,11 @@ class PlannedNotification:
 
 
 def idempotency_key(
-    alert_id: int, recipient_kind: RecipientKind, recipient_id: int | None, reason: Reason
+    alert_id: int, recipient_kind: RecipientKind, recipient_id: int | None, stage: Stage
 ) -> str:
+    """One SMS per alert, recipient and stage: 'alert:17:gp:4:escalated:2'."""
     recipient = "default" if recipient_id is None else str(recipient_id)
-    return f"alert:{alert_id}:{recipient_kind}:{recipient}:{reason}"
+    return f"alert:{alert_id}:{recipient_kind}:{recipient}:{stage.label}"
 
 
 def plan_notifications(
@@ -46,6 +50,7 @@ def plan_notifications(
     gp: GpContact,
     centre: ServiceCentre,
     reason: Reason,
+    stage: Stage,
     now: datetime,
     public_url: str,
 ) -> list[PlannedNotification]:
@@ -59,9 +64,11 @@ def plan_notifications(
     return [
         PlannedNotification(
             idempotency_key=idempotency_key(
-                alert.id, delivery.recipient_kind, delivery.recipient_id, reason
+                alert.id, delivery.recipient_kind, delivery.recipient_id, stage
             ),
             alert_id=alert.id,
+            reason=reason,
+            stage=stage,
             recipient_kind=delivery.recipient_kind,
             staff_id=delivery.recipient_id if delivery.recipient_kind == "gp" else None,
             to=delivery.to,

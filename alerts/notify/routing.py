@@ -8,6 +8,11 @@ measuring is a task for the service centre, not a reason to wake a GP: no SMS at
 GPs may set quiet hours (Europe/Rome local time, possibly across midnight); an SMS due to them
 then waits for the end of the quiet period, while the duty phone, staffed around the clock,
 still gets it at once.
+
+An SMS waiting for its time may lose its point meanwhile (:func:`cancel_reason`): nothing is
+sent about a resolved alert, and an escalation, which asks for an acknowledgement, is moot once
+the alert has one. A red alert's own SMS is not: the GP hears of every red alert, whoever took
+charge of it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ from alerts.notify.texts import Language, Reason
 ROME = ZoneInfo("Europe/Rome")
 
 RecipientKind = Literal["gp", "service_centre"]
+AlertState = Literal["open", "acknowledged", "escalated", "resolved"]
+
+RESOLVED = "alert resolved before sending"
+ACKNOWLEDGED = "alert acknowledged before sending"
+SUPERSEDED = "superseded by a later SMS of the same kind"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +39,7 @@ class AlertFacts:
     id: int
     severity: int  # 1 amber, 2 red
     kind: Literal["clinical", "not_measuring"]
-    state: Literal["open", "acknowledged", "escalated", "resolved"]
+    state: AlertState
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +75,31 @@ def route(
     now: datetime,
 ) -> tuple[Delivery, ...]:
     """The SMS an alert calls for on ``reason``; empty when the dashboard queue is enough."""
-    if alert.kind == "not_measuring" or alert.state == "resolved":
+    if alert.kind == "not_measuring" or cancel_reason(alert.state, reason) is not None:
         return ()
     if reason == "escalated":
-        if alert.state == "acknowledged":
-            return ()
         return _to_gp(gp, now)
     if alert.severity == 2:
         return _to_gp(gp, now) + _to_centre(centre, now)
     return ()
+
+
+def cancel_reason(
+    state: AlertState, reason: Reason | None, *, superseded: bool = False
+) -> str | None:
+    """Why an SMS not sent yet is no longer wanted, the alert being in ``state``; None if it is.
+
+    ``superseded``: a later SMS with the same reason to the same recipient exists, for instance
+    the hourly escalations of a night all waiting for a GP's quiet hours to end: the newest says
+    it all. ``reason`` None: a row from before reasons were recorded; only resolution cancels it.
+    """
+    if state == "resolved":
+        return RESOLVED
+    if reason == "escalated" and state == "acknowledged":
+        return ACKNOWLEDGED
+    if superseded:
+        return SUPERSEDED
+    return None
 
 
 def quiet_period_end(

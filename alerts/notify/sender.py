@@ -17,6 +17,10 @@ restart' for a person to check; a later status callback carrying its id may stil
 The residual risk is the one no Twilio client escapes: a request Twilio accepts only after our
 timeout, backoff and look-up have all passed would be followed by a second message.
 
+A row whose alert was resolved, or acknowledged when the SMS only asked for that, or that a
+later row superseded, is cancelled instead (``alerts.notify.cancel``): at each round for the
+rows waiting, and once more in the claim, on the alert's state locked until the claim commits.
+
 Without Twilio credentials (the demo) rows go to the outbox: status 'outboxed', nothing sent.
 """
 
@@ -33,6 +37,7 @@ import psycopg
 
 from alerts.notify import store
 from alerts.notify.callbacks import status_callback_url
+from alerts.notify.cancel import cancel, cancel_moot_notifications, moot
 from alerts.notify.store import Claim
 from alerts.notify.twilio_gateway import (
     AcceptedMessage,
@@ -66,6 +71,7 @@ class SendReport:
     retrying: int = 0
     failed: int = 0
     outcome_unknown: int = 0
+    cancelled: int = 0  # pointless by the time they were due, never sent
 
 
 def _utcnow() -> datetime:
@@ -101,16 +107,18 @@ class Sender:
         return cls(conn, gateway, public_url=settings.public_url)
 
     def run_once(self, limit: int = 100) -> SendReport:
-        """Settle abandoned rows, then try each due row at most once."""
+        """Settle abandoned rows, cancel pointless ones, then try each due row at most once."""
         report = SendReport()
         self.recover_abandoned(report)
+        self.cancel_moot(report)
         tried: list[int] = []
         while len(tried) < limit:
-            claim = self._claim_next(tried, report)
-            if claim is None:
+            taken = self._claim_next(tried, report)
+            if taken is None:
                 break
+            claim, to_twilio = taken
             tried.append(claim.id)
-            if self.gateway is not None:
+            if to_twilio and self.gateway is not None:
                 self._deliver(self.gateway, claim, report)
         return report
 
@@ -141,23 +149,47 @@ class Sender:
                     report.outcome_unknown += 1
         return report
 
-    def _claim_next(self, tried: list[int], report: SendReport) -> Claim | None:
+    def cancel_moot(self, report: SendReport | None = None) -> SendReport:
+        """Cancel the waiting rows that lost their point, e.g. by a nurse's action meanwhile."""
+        report = report if report is not None else SendReport()
+        with self.conn.transaction():
+            report.cancelled += cancel_moot_notifications(self.conn, self.clock())
+        return report
+
+    def _claim_next(self, tried: list[int], report: SendReport) -> tuple[Claim, bool] | None:
+        """The next due row and whether it goes to Twilio; settled here when it does not."""
         with self.conn.transaction():
             now = self.clock()
-            claim = store.claim_due(self.conn, now, skip=tried)
-            if claim is not None and self.gateway is None:
+            claim = store.next_due(self.conn, now, skip=tried)
+            if claim is None:
+                return None
+            why = moot(claim)
+            if why is not None and (claim.attempts == 0 or self.gateway is None):
+                # Twilio never saw it (or cannot be asked): cancelling leaves nothing in doubt.
+                if cancel(self.conn, claim, why, now):
+                    report.cancelled += 1
+                store.release(self.conn, claim.id)
+                return claim, False
+            claim = store.start_attempt(self.conn, claim, now)
+            if self.gateway is None:
                 # Claim and outbox commit together: nothing leaves, so nothing is in doubt.
                 store.mark_outboxed(self.conn, claim, now)
                 store.release(self.conn, claim.id)
                 self._event(claim, "notified", now, status="outboxed")
                 report.outboxed += 1
-            return claim
+                return claim, False
+            return claim, True
 
     def _deliver(self, gateway: SmsGateway, claim: Claim, report: SendReport) -> None:
+        # Pointless, yet claimed: an earlier attempt may have got through. Ask before cancelling.
+        why = moot(claim)
         reconciled = False
         try:
             accepted = self._find_unrecorded(gateway, claim) if claim.attempts > 1 else None
             reconciled = accepted is not None
+            if accepted is None and why is not None:
+                self._finish_cancelled(claim, why, report)
+                return
             if accepted is None:
                 callback = status_callback_url(self.public_url, claim.id)
                 accepted = gateway.send(claim.to, claim.body, callback)
@@ -190,6 +222,12 @@ class Sender:
             if store.mark_failed(self.conn, claim, error, now):
                 self._event(claim, "notify_failed", now, error=error, will_retry=False)
                 report.failed += 1
+            store.release(self.conn, claim.id)
+
+    def _finish_cancelled(self, claim: Claim, why: str, report: SendReport) -> None:
+        with self.conn.transaction():
+            if cancel(self.conn, claim, why, self.clock()):
+                report.cancelled += 1
             store.release(self.conn, claim.id)
 
     def _finish_retry(self, claim: Claim, error: str, report: SendReport) -> None:

@@ -8,23 +8,32 @@ its outcome is written: a 'sending' row whose lock is free was left by a process
 mid-call (PostgreSQL drops the locks of a closed session), one whose lock is held is in
 flight. That is exact, unlike a lease, and needs the sender's connection to be a real session
 (not a transaction-mode pgbouncer).
+
+Taking a due row also takes a share lock on its alert until the claim commits: whether the SMS
+still has a point (``alerts.notify.cancel``) is decided on the alert's committed state, and
+nobody can resolve or acknowledge the alert between that look and the row going 'sending'. A
+row whose alert is being changed at that moment is passed over until the next round, so the
+sender never waits on the engine or the dashboard.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from alerts.notify.routing import AlertState
+from alerts.notify.texts import Reason
+
 # Two-int advisory keys: (namespace, id modulo 2^31). A collision only delays a recovery.
 LOCK_NAMESPACE = 0x7E1E_0002
 _KEY_MODULUS = 2**31
 
-EventKind = Literal["notified", "notify_failed", "notify_delivered"]
+EventKind = Literal["notified", "notify_failed", "notify_delivered", "notify_cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,39 +43,88 @@ class Claim:
     recipient_kind: str
     to: str
     body: str
-    attempts: int  # including the one this claim starts
+    attempts: int  # handed to Twilio so far, counting the one under way once started
     created_at: datetime
+    reason: Reason | None = None  # None: a row written before reasons were recorded
+    alert_state: AlertState | None = None  # as the claim saw it; None: no alert, or not looked at
+    superseded: bool = False  # a later row has the same alert, reason and recipient
 
 
-_CLAIM_COLUMNS = "id, alert_id, recipient_kind, to_address, body, attempts, created_at"
+_CLAIM_COLUMNS = (
+    "n.id, n.alert_id, n.recipient_kind, n.to_address, n.body, n.attempts, n.created_at, n.reason"
+)
+# A later SMS that says the same to the same phone, and is (or will be) sent.
+_SUPERSEDED = """
+    EXISTS (
+        SELECT 1 FROM notifications later
+        WHERE later.alert_id = n.alert_id AND later.id > n.id AND later.reason = n.reason
+          AND later.recipient_kind = n.recipient_kind AND later.to_address = n.to_address
+          AND later.status NOT IN ('cancelled', 'failed', 'undelivered')
+    )
+"""
 
 
-def claim_due(conn: psycopg.Connection, now: datetime, skip: Collection[int] = ()) -> Claim | None:
-    """Take the next due row: mark it 'sending', count the attempt, lock it for this session."""
+def next_due(conn: psycopg.Connection, now: datetime, skip: Collection[int] = ()) -> Claim | None:
+    """The next due row, locked for this transaction and (advisory) for this session, with its
+    alert's state share-locked until the commit. Nothing is marked: see :func:`start_attempt`."""
     passed_over = list(skip)
     while True:
         row = conn.execute(
             f"""
-            SELECT {_CLAIM_COLUMNS} FROM notifications
-            WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
-              AND id <> ALL(%s)
-            ORDER BY next_attempt_at NULLS FIRST, id
+            SELECT {_CLAIM_COLUMNS}, {_SUPERSEDED} FROM notifications n
+            WHERE n.status = 'pending' AND (n.next_attempt_at IS NULL OR n.next_attempt_at <= %s)
+              AND n.id <> ALL(%s)
+            ORDER BY n.next_attempt_at NULLS FIRST, n.id
             LIMIT 1
-            FOR UPDATE SKIP LOCKED
+            FOR UPDATE OF n SKIP LOCKED
             """,
             (now, passed_over),
         ).fetchone()
         if row is None:
             return None
+        state: AlertState | None = None
+        if row[1] is not None:
+            held = conn.execute(
+                "SELECT state FROM alerts WHERE id = %s FOR SHARE SKIP LOCKED", (row[1],)
+            ).fetchone()
+            if held is None:
+                passed_over.append(row[0])  # its alert is being changed: look again next round
+                continue
+            state = held[0]
         if _try_lock(conn, row[0]):
-            break
+            return _claim(row, alert_state=state, superseded=row[8])
         passed_over.append(row[0])  # its key collides with a row in flight elsewhere
+
+
+def start_attempt(conn: psycopg.Connection, claim: Claim, now: datetime) -> Claim:
+    """Mark a row :func:`next_due` took 'sending' and count the attempt it starts."""
     conn.execute(
         "UPDATE notifications SET status = 'sending', attempts = attempts + 1, updated_at = %s "
         "WHERE id = %s",
-        (now, row[0]),
+        (now, claim.id),
     )
-    return _claim(row, attempts=row[5] + 1)
+    return replace(claim, attempts=claim.attempts + 1)
+
+
+def unsent_maybe_moot(conn: psycopg.Connection, alert_id: int | None = None) -> list[Claim]:
+    """Rows never handed to Twilio whose alert was resolved or acknowledged, or that a later row
+    superseded: the ones that may have lost their point. Locked like :func:`next_due`'s, skipping
+    the rows being claimed and those whose alert is being changed; ``alert_id``: its rows only.
+    """
+    rows = conn.execute(
+        f"""
+        SELECT {_CLAIM_COLUMNS}, {_SUPERSEDED} AS superseded, a.state
+        FROM notifications n JOIN alerts a ON a.id = n.alert_id
+        WHERE n.status = 'pending' AND n.attempts = 0
+          AND (%(alert)s::bigint IS NULL OR n.alert_id = %(alert)s)
+          AND (a.state IN ('resolved', 'acknowledged') OR {_SUPERSEDED})
+        ORDER BY n.id
+        FOR UPDATE OF n SKIP LOCKED
+        FOR SHARE OF a SKIP LOCKED
+        """,
+        {"alert": alert_id},
+    ).fetchall()
+    return [_claim(row, alert_state=row[9], superseded=row[8]) for row in rows]
 
 
 def sending_ids(conn: psycopg.Connection) -> list[int]:
@@ -76,7 +134,7 @@ def sending_ids(conn: psycopg.Connection) -> list[int]:
 def lock_abandoned(conn: psycopg.Connection, notification_id: int) -> Claim | None:
     """The row, if it is 'sending' and nobody alive is sending it; locked until the commit."""
     row = conn.execute(
-        f"SELECT {_CLAIM_COLUMNS} FROM notifications WHERE id = %s AND status = 'sending' "
+        f"SELECT {_CLAIM_COLUMNS} FROM notifications n WHERE n.id = %s AND n.status = 'sending' "
         "FOR UPDATE SKIP LOCKED",
         (notification_id,),
     ).fetchone()
@@ -85,7 +143,7 @@ def lock_abandoned(conn: psycopg.Connection, notification_id: int) -> Claim | No
     free = conn.execute(
         "SELECT pg_try_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, _key(notification_id))
     ).fetchone()
-    return _claim(row, attempts=row[5]) if free and free[0] else None
+    return _claim(row) if free and free[0] else None
 
 
 def release(conn: psycopg.Connection, notification_id: int) -> None:
@@ -129,6 +187,17 @@ def mark_failed(conn: psycopg.Connection, claim: Claim, error: str, now: datetim
     return cur.rowcount == 1
 
 
+def mark_cancelled(conn: psycopg.Connection, claim: Claim, why: str, now: datetime) -> bool:
+    """Never to be sent; False when the row was settled meanwhile (e.g. by a status callback)."""
+    cur = conn.execute(
+        "UPDATE notifications SET status = 'cancelled', cancel_reason = %s, "
+        "next_attempt_at = NULL, updated_at = %s "
+        "WHERE id = %s AND status IN ('pending', 'sending')",
+        (why, now, claim.id),
+    )
+    return cur.rowcount == 1
+
+
 def mark_outboxed(conn: psycopg.Connection, claim: Claim, now: datetime) -> None:
     conn.execute(
         "UPDATE notifications SET status = 'outboxed', next_attempt_at = NULL, updated_at = %s "
@@ -163,13 +232,18 @@ def _key(notification_id: int) -> int:
     return notification_id % _KEY_MODULUS
 
 
-def _claim(row: tuple[Any, ...], *, attempts: int) -> Claim:
+def _claim(
+    row: tuple[Any, ...], *, alert_state: AlertState | None = None, superseded: bool = False
+) -> Claim:
     return Claim(
         id=row[0],
         alert_id=row[1],
         recipient_kind=row[2],
         to=row[3],
         body=row[4],
-        attempts=attempts,
+        attempts=row[5],
         created_at=row[6],
+        reason=row[7],
+        alert_state=alert_state,
+        superseded=superseded,
     )

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg.rows import dict_row
 
+from alerts.engine import Engine, ManualClock
 from alerts.protocol import load_protocols
 from ingest.notify import notify_new_observations
 from telemon.metrics import METRICS
@@ -19,6 +20,7 @@ SENDER_NUMBER = "+15005550006"
 # Tuesday 10 March 2026, 10:00 in Rome: nobody's quiet hours.
 MORNING = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 PROTOCOLS = load_protocols()
+MIN = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,24 @@ def add_readings(
             notify_new_observations(db, [patient_id])
 
 
+def spo2(
+    db: psycopg.Connection, engine: Engine, clock: ManualClock, patient: int, value: float
+) -> None:
+    """One new reading a minute ago, then an evaluation of that patient, as after a NOTIFY."""
+    clock.advance(10 * MIN)
+    add_readings(db, patient, "spo2", [(clock() - MIN, value)])
+    engine.evaluate(clock(), [patient])
+
+
+def acknowledge(db: psycopg.Connection, alert_id: int, staff_id: int, clock: ManualClock) -> None:
+    """What the dashboard does when a clinician takes charge of an alert."""
+    db.execute(
+        "UPDATE alerts SET state = 'acknowledged', acknowledged_by = %s, acknowledged_at = %s, "
+        "snoozed_until = %s WHERE id = %s",
+        (staff_id, clock(), clock() + timedelta(hours=4), alert_id),
+    )
+
+
 def alerts(db: psycopg.Connection, **where: object) -> list[dict]:
     clause = " AND ".join(f"{column} = %s" for column in where) or "true"
     with db.cursor(row_factory=dict_row) as cur:
@@ -102,7 +122,8 @@ def notifications(db: psycopg.Connection) -> list[dict]:
 
 def events(db: psycopg.Connection, alert_id: int) -> list[str]:
     rows = db.execute(
-        "SELECT kind FROM alert_events WHERE alert_id = %s AND kind <> 'notify_queued' ORDER BY id",
+        # The alert's own story: not the queueing, sending and delivery of its SMS.
+        "SELECT kind FROM alert_events WHERE alert_id = %s AND kind NOT LIKE 'notif%%' ORDER BY id",
         (alert_id,),
     ).fetchall()
     return [row[0] for row in rows]

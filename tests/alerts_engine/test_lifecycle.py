@@ -15,27 +15,20 @@ from telemon.config import Settings
 from tests.alerts_engine.support import (
     DUTY_PHONE,
     GP_PHONE,
+    MIN,
     MORNING,
     PROTOCOLS,
     Cohort,
+    acknowledge,
     add_cohort,
     add_readings,
     alerts,
     events,
     notifications,
+    spo2,
 )
 
 MakeEngine = Callable[[], Engine]
-MIN = timedelta(minutes=1)
-
-
-def spo2(
-    db: psycopg.Connection, engine: Engine, clock: ManualClock, patient: int, value: float
-) -> None:
-    """One new reading a minute ago, then an evaluation of that patient, as after a NOTIFY."""
-    clock.advance(10 * MIN)
-    add_readings(db, patient, "spo2", [(clock() - MIN, value)])
-    engine.evaluate(clock(), [patient])
 
 
 def test_red_spo2_opens_one_alert_with_sms_rows_for_gp_and_centre(
@@ -163,15 +156,6 @@ def test_unacknowledged_alert_escalates_after_the_rule_time(
     assert events(db, alert["id"]) == ["opened", "escalated"]
     escalation = [n for n in notifications(db) if n["idempotency_key"].endswith(":escalated")]
     assert [(n["recipient_kind"], n["to_address"]) for n in escalation] == [("gp", GP_PHONE)]
-
-
-def acknowledge(db: psycopg.Connection, alert_id: int, staff_id: int, clock: ManualClock) -> None:
-    """What the dashboard does when a clinician takes charge of an alert."""
-    db.execute(
-        "UPDATE alerts SET state = 'acknowledged', acknowledged_by = %s, acknowledged_at = %s, "
-        "snoozed_until = %s WHERE id = %s",
-        (staff_id, clock(), clock() + timedelta(hours=4), alert_id),
-    )
 
 
 def test_acknowledged_alert_is_not_renotified_within_snooze_but_worse_breaks_it(

@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 from alerts.notify import enqueue_alert_notifications
 from alerts.notify.sender import RetryPolicy
 from alerts.notify.twilio_gateway import TwilioConfig, TwilioGateway
+from dashboard.authz import Principal
 from telemon.config import Settings
 from tests.fakes import FakeTwilio
 
@@ -95,6 +96,15 @@ def queue_duty_phone_sms(
     alert_id = open_alert(db, cohort.patient_id)
     enqueue_alert_notifications(db, alert_id, "opened", settings, now=now)
     return alert_id
+
+
+def add_nurse(db: psycopg.Connection) -> Principal:
+    """A service-centre nurse, as the dashboard's actions see her once logged in."""
+    nurse_id = db.execute(
+        "INSERT INTO staff (username, display_name, role) "
+        "VALUES ('nurse.greco', 'Anna Greco', 'nurse') RETURNING id"
+    ).fetchone()[0]
+    return Principal(nurse_id, "nurse.greco", "Anna Greco", "nurse", "it", "csrf", None)
 
 
 def gateway_for(fake: FakeTwilio, sender: str = SENDER_NUMBER) -> TwilioGateway:

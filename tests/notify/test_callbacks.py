@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -108,6 +109,46 @@ def test_a_report_settles_a_row_whose_outcome_was_unknown(
     )
 
 
+def test_a_report_overrules_a_cancellation_decided_on_an_early_look_up(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    alert_id = queue_duty_phone_sms(db, cohort, settings, now=clock())
+    fake_twilio.reply_with(Reply.slow(1.0, accept=False))
+    sender = make_sender()
+    sender.run_once()  # times out
+    db.execute(
+        "UPDATE alerts SET state = 'resolved', resolved_at = %s WHERE id = %s", (clock(), alert_id)
+    )
+    clock.advance(timedelta(minutes=1))
+    sender.run_once()  # Twilio lists no such message: cancelled rather than sent again
+    cancelled = notifications(db)[0]
+    # The residual risk of every Twilio client: the first request accepted after all, late.
+    late = StatusReport.from_request(
+        {"MessageSid": "SM" + "5" * 32, "MessageStatus": "delivered"},
+        {"notification": str(cancelled["id"])},
+    )
+
+    outcome = apply_status_callback(db, late)
+
+    assert (cancelled["status"], cancelled["cancel_reason"]) == (
+        "cancelled",
+        "alert resolved before sending",
+    )
+    assert outcome == "updated"
+    row = notifications(db)[0]
+    assert (row["status"], row["provider_id"], row["cancel_reason"]) == (
+        "delivered",
+        "SM" + "5" * 32,
+        None,
+    )
+    assert len(fake_twilio.message_posts) == 1
+
+
 def test_a_report_arriving_before_the_sender_stored_the_sid(
     db: psycopg.Connection,
     cohort: Cohort,
@@ -151,6 +192,7 @@ def test_a_report_arriving_before_the_sender_stored_the_sid(
         ("failed", "sent", False, None),
         ("failed", "sent", True, "sent"),
         ("delivered", "sent", True, None),
+        ("cancelled", "delivered", True, "delivered"),
         ("sent", "receiving", False, None),
     ],
 )

@@ -11,6 +11,7 @@ from alerts.notify.routing import (
     AlertFacts,
     GpContact,
     ServiceCentre,
+    cancel_reason,
     quiet_period_end,
     route,
 )
@@ -106,3 +107,38 @@ def test_a_red_alert_in_the_night_waits_for_the_gp_but_not_for_the_duty_phone() 
 
     assert gp.not_before == rome(2026, 3, 11, 7)
     assert centre.not_before == night
+
+
+@pytest.mark.parametrize(
+    ("state", "reason", "superseded", "expected"),
+    [
+        ("open", "opened", False, None),
+        ("escalated", "escalated", False, None),
+        ("resolved", "opened", False, "alert resolved before sending"),
+        ("resolved", "escalated", False, "alert resolved before sending"),
+        ("resolved", None, False, "alert resolved before sending"),
+        # An escalation asks for an acknowledgement; a red alert's own SMS tells the GP anyway.
+        ("acknowledged", "escalated", False, "alert acknowledged before sending"),
+        ("acknowledged", "opened", False, None),
+        ("acknowledged", "worsened", False, None),
+        ("acknowledged", None, False, None),
+        ("escalated", "escalated", True, "superseded by a later SMS of the same kind"),
+        ("open", "worsened", True, "superseded by a later SMS of the same kind"),
+    ],
+)
+def test_cancel_reason(
+    state: str, reason: str | None, superseded: bool, expected: str | None
+) -> None:
+    assert cancel_reason(state, reason, superseded=superseded) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("state", ["open", "acknowledged", "escalated", "resolved"])
+@pytest.mark.parametrize("reason", ["opened", "worsened", "escalated"])
+def test_what_route_would_not_send_is_what_a_waiting_sms_is_cancelled_for(
+    state: str, reason: str
+) -> None:
+    red = AlertFacts(1, 2, "clinical", state)  # type: ignore[arg-type]
+
+    routed = route(red, GP, CENTRE, reason, NOON)  # type: ignore[arg-type]
+
+    assert (routed == ()) == (cancel_reason(red.state, reason) is not None)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ import psycopg
 from alerts.notify import Sender, enqueue_alert_notifications
 from alerts.notify.routing import ROME
 from alerts.notify.sender import RetryPolicy
+from dashboard.alert_actions import perform
 from telemon.config import Settings
 from tests.fakes import FakeTwilio, Reply
 from tests.notify.conftest import SenderFactory
@@ -20,6 +21,7 @@ from tests.notify.support import (
     Clock,
     Cohort,
     add_cohort,
+    add_nurse,
     events,
     gateway_for,
     notifications,
@@ -95,6 +97,40 @@ def test_the_same_alert_and_reason_is_notified_once(
     assert again == []
     assert len(fake_twilio.message_posts) == 2
     assert len(notifications(db)) == 2
+
+
+def test_each_escalation_by_a_nurse_texts_the_gp_and_a_repeated_call_does_not(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    nurse = add_nurse(db)
+    alert_id = open_alert(db, cohort.patient_id, severity=1)
+    sender = make_sender()
+
+    perform(db, nurse, alert_id, "escalate", now=clock(), notify=settings)
+    sender.run_once()
+    clock.advance(timedelta(minutes=30))
+    perform(db, nurse, alert_id, "acknowledge", now=clock())
+    clock.advance(timedelta(hours=2))  # the GP did not call back: escalate again
+    perform(db, nurse, alert_id, "escalate", now=clock(), notify=settings)
+    repeated = enqueue_alert_notifications(db, alert_id, "escalated", settings, now=clock())
+    sender.run_once()
+
+    assert repeated == []
+    assert [(r["recipient_kind"], r["stage"], r["status"]) for r in notifications(db)] == [
+        ("gp", "escalated", "sent"),
+        ("gp", "escalated:2", "sent"),
+    ]
+    assert [p.form["To"] for p in fake_twilio.message_posts] == [GP_PHONE, GP_PHONE]
+    queued = events(db, "notify_queued")
+    assert [(e["details"]["reason"], e["details"]["stage"]) for e in queued] == [
+        ("escalated", "escalated"),
+        ("escalated", "escalated:2"),
+    ]
 
 
 def test_amber_reaches_the_gp_only_on_escalation_and_not_measuring_never(
