@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import psycopg
 from fastapi import Depends, Request
@@ -161,12 +162,40 @@ def load_principal(request: Request) -> Principal:
     return Principal(*row, csrf_token=session.csrf_token, client_address=client_address(request))
 
 
+def same_origin(request: Request) -> bool:
+    """False when the browser says another site's page sent this request.
+
+    The CSRF token is the defence; this refuses a cross-site request even with a valid token (one
+    leaked through a log or a screenshot), and a sibling subdomain's, to which SameSite=Lax
+    cookies still go. Sec-Fetch-Site says it best. Without it, an Origin naming another site is
+    refused; "null" is not, since under our Referrer-Policy: no-referrer browsers send it from
+    our own pages. Senders of neither header (scripts, Twilio) are no browser running another
+    site's page: the token decides.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")  # "none": the user's own navigation
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return True
+    sent = urlsplit(origin.lower())
+    public = urlsplit(request.app.state.public_url.lower())
+    if (sent.scheme, sent.netloc) == (public.scheme, public.netloc):
+        return True
+    # Behind a TLS-terminating proxy the app sees http where the browser says https: the Host
+    # header (set by the browser for the site it calls) is compared without the scheme.
+    return sent.netloc == request.headers.get("host", "").lower()
+
+
 async def current_user(request: Request) -> Principal:
     """Every protected route depends on this: a live session and, unless the request is safe,
-    the session's CSRF token in the X-CSRF-Token header or the csrf_token form field."""
+    the session's CSRF token in the X-CSRF-Token header or the csrf_token form field, sent from
+    one of our own pages (``same_origin``)."""
     user = await run_in_threadpool(load_principal, request)
     request.state.user = user
     if request.method not in SAFE_METHODS:
+        if not same_origin(request):
+            raise CsrfError
         sent = request.headers.get(CSRF_HEADER)
         if sent is None and request.headers.get("content-type", "").startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")

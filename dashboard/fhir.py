@@ -63,7 +63,7 @@ def parse_search(
     if not patient:
         raise SearchError("the patient parameter is required")
     ref = patient.removeprefix("Patient/")
-    if not ref.isdigit():
+    if not (ref.isascii() and ref.isdecimal()):  # isdigit() also takes '²', which int() refuses
         raise SearchError("patient must be a Patient id or reference")
     metrics: list[Metric] = []
     for value in (c for group in codes for c in group.split(",") if c):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
-from typing import Literal
+from datetime import date, datetime, time
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 CallOutcome = Literal["reached", "not_reached", "advised", "sent_to_emergency"]
 AlertState = Literal["open", "acknowledged", "escalated", "resolved"]
@@ -13,6 +13,52 @@ AlertState = Literal["open", "acknowledged", "escalated", "resolved"]
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+# PostgreSQL text cannot hold NUL: a pattern for free-text form fields that bypass the models.
+NO_NUL = r"^[^\x00]*$"
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class _Input(BaseModel):
+    """What clients send: refused here (422) rather than by the database (a 500)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if _has_nul(data):
+            raise ValueError("text must not contain NUL characters")
+        return data
+
+
+# A row id that fits a bigint: larger numbers are refused, not passed to PostgreSQL.
+RowId = Annotated[int, Field(ge=1, le=2**62)]
+
+
+def _calendar_date(value: str | None) -> str | None:
+    if value is not None:
+        date.fromisoformat(value)  # "2024-02-31" matches the pattern but is no date
+    return value
+
+
+def _wall_clock(value: time | None) -> time | None:
+    # Quiet hours are local wall-clock times: an offset has no meaning (and PostgreSQL's time
+    # column would reject some).
+    if value is not None and value.tzinfo is not None:
+        raise ValueError("quiet hours are local times, without a UTC offset")
+    return value
+
+
+WallClock = Annotated[time | None, AfterValidator(_wall_clock)]
 
 
 class Me(_Model):
@@ -139,16 +185,16 @@ class AlertEvent(_Model):
     note: str | None
 
 
-class ActionNote(BaseModel):
+class ActionNote(_Input):
     note: str = Field(default="", max_length=2000)
 
 
-class OutcomeIn(BaseModel):
+class OutcomeIn(_Input):
     outcome: CallOutcome
     note: str = Field(default="", max_length=2000)
 
 
-class ResolveIn(BaseModel):
+class ResolveIn(_Input):
     note: str = Field(default="", max_length=2000)
     outcome: CallOutcome | None = None
 
@@ -187,11 +233,11 @@ class NotificationItem(_Model):
     created_at: datetime
 
 
-class SettingsIn(BaseModel):
+class SettingsIn(_Input):
     language: Literal["it", "en"] | None = None
     phone: str | None = Field(default=None, pattern=r"^(\+[1-9][0-9]{6,14})?$")
-    quiet_hours_start: time | None = None
-    quiet_hours_end: time | None = None
+    quiet_hours_start: WallClock = None
+    quiet_hours_end: WallClock = None
 
 
 class MySettings(_Model):
@@ -212,31 +258,35 @@ class StaffItem(_Model):
     locked: bool
 
 
-class StaffIn(BaseModel):
+class StaffIn(_Input):
     username: str = Field(pattern=r"^[a-z0-9._-]{2,64}$")
     display_name: str = Field(min_length=1, max_length=200)
     role: Literal["gp", "nurse", "admin"]
     phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
     language: Literal["it", "en"] = "it"
     password: str = Field(min_length=10, max_length=200)
-    care_team_id: int | None = None
+    care_team_id: RowId | None = None
 
 
-class StaffUpdate(BaseModel):
+class StaffUpdate(_Input):
     role: Literal["gp", "nurse", "admin"] | None = None
     active: bool | None = None
     password: str | None = Field(default=None, min_length=10, max_length=200)
 
 
-class EnrolIn(BaseModel):
+class EnrolIn(_Input):
     code: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
     given_name: str = Field(min_length=1, max_length=200)
     family_name: str = Field(min_length=1, max_length=200)
-    birth_date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    birth_date: Annotated[
+        str | None,
+        Field(default=None, pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
+        AfterValidator(_calendar_date),
+    ] = None
     sex: Literal["female", "male", "other", "unknown"] | None = None
     phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
-    gp_id: int
-    care_team_id: int | None = None
+    gp_id: RowId
+    care_team_id: RowId | None = None
     protocol: str
     overrides: dict[str, object] = Field(default_factory=dict)
 
@@ -246,16 +296,16 @@ class Enrolled(_Model):
     code: str
 
 
-class DeviceIn(BaseModel):
+class DeviceIn(_Input):
     address: str = Field(min_length=1, max_length=64)
     kind: Literal["pulse_oximeter", "blood_pressure", "glucometer", "thermometer", "weight_scale"]
     manufacturer: str | None = None
     model: str | None = None
 
 
-class GatewayIn(BaseModel):
+class GatewayIn(_Input):
     code: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-    patient_id: int | None = None
+    patient_id: RowId | None = None
     devices: list[DeviceIn] = Field(default_factory=list)
 
 

@@ -6,12 +6,15 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from dashboard import alert_actions, audit, clinical
+from dashboard import alert_actions, audit, clinical, operations
 from dashboard.authz import NotFound, Principal, ensure_alert, ensure_patient
 from dashboard.models import (
     AlertEvent,
     AlertItem,
+    GatewayIssue,
+    LowBattery,
     MySettings,
+    NotificationItem,
     PatientDetail,
     PatientSummary,
     Series,
@@ -51,6 +54,38 @@ def triage_queue(conn: psycopg.Connection, user: Principal) -> list[AlertItem]:
         },
     )
     return queue
+
+
+def offline_gateways(conn: psycopg.Connection, user: Principal) -> list[GatewayIssue]:
+    gateways = operations.offline_gateways(conn, user)
+    _audit_worklist(conn, user, "gateways.offline.read", [g.patient_id for g in gateways])
+    return gateways
+
+
+def low_batteries(conn: psycopg.Connection, user: Principal) -> list[LowBattery]:
+    devices = operations.low_batteries(conn, user)
+    _audit_worklist(conn, user, "devices.low_battery.read", [d.patient_id for d in devices])
+    return devices
+
+
+def notifications(conn: psycopg.Connection, user: Principal, status: str) -> list[NotificationItem]:
+    # SMS bodies carry vital values: reading them is reading health data.
+    items = operations.notifications(conn, user, status)
+    _audit_worklist(conn, user, f"notifications.{status}.read", [n.patient_id for n in items])
+    return items
+
+
+def _audit_worklist(
+    conn: psycopg.Connection, user: Principal, action: str, patients: list[int | None]
+) -> None:
+    """The technical worklists name patients: which ones a user saw is on record, as for lists."""
+    audit.record(
+        conn,
+        user,
+        action,
+        object_type="worklist",
+        details={"patients": sorted({p for p in patients if p is not None})},
+    )
 
 
 def patient_detail(conn: psycopg.Connection, user: Principal, patient_id: int) -> PatientDetail:

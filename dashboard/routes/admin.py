@@ -80,12 +80,12 @@ def create_staff(
             password=password,
             phone=phone.strip() or None,
             language=language,
-            care_team_id=int(care_team_id) if care_team_id.isdigit() else None,
+            care_team_id=int(care_team_id) if care_team_id.strip() else None,
         )
         administration.create_staff(conn, user, new)
     except ValidationError as exc:
         return _page(request, user, conn, error=_messages(exc), status_code=422)
-    except administration.InvalidInput as exc:
+    except (administration.InvalidInput, ValueError) as exc:  # ValueError: int() of the team
         return _page(request, user, conn, error=str(exc), status_code=422)
     return RedirectResponse("/admin", status_code=303)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import psycopg
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 
-from dashboard import administration, operations, services
+from dashboard import administration, services
 from dashboard.authz import Principal, current_user, get_conn, require
 from dashboard.bands import protocols
 from dashboard.models import (
@@ -168,14 +168,14 @@ def escalate(
 def gateways_offline(
     user: Annotated[Principal, Depends(require("devices.read"))], conn: Conn
 ) -> list[GatewayIssue]:
-    return operations.offline_gateways(conn, user)
+    return services.offline_gateways(conn, user)
 
 
 @router.get("/devices/low-battery", response_model=list[LowBattery])
 def low_battery(
     user: Annotated[Principal, Depends(require("devices.read"))], conn: Conn
 ) -> list[LowBattery]:
-    return operations.low_batteries(conn, user)
+    return services.low_batteries(conn, user)
 
 
 @router.get("/notifications/{status}", response_model=list[NotificationItem])
@@ -184,7 +184,7 @@ def notifications(
     user: Annotated[Principal, Depends(require("sms.read"))],
     conn: Conn,
 ) -> list[NotificationItem]:
-    return operations.notifications(conn, user, status)
+    return services.notifications(conn, user, status)
 
 
 Admin = Annotated[Principal, Depends(require("staff.manage"))]

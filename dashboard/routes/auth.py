@@ -11,8 +11,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboard import accounts, audit, sessions
-from dashboard.authz import SESSION_COOKIE, Principal, client_address, current_user, require
+from dashboard.authz import (
+    SESSION_COOKIE,
+    Principal,
+    client_address,
+    current_user,
+    require,
+    same_origin,
+)
 from dashboard.i18n import LANGUAGES
+from dashboard.models import NO_NUL
 from dashboard.web import render
 
 router = APIRouter(include_in_schema=False)
@@ -53,13 +61,14 @@ def login_form(request: Request) -> Response:
 @router.post("/login")
 def login(
     request: Request,
-    username: Annotated[str, Form(max_length=64)],
+    username: Annotated[str, Form(max_length=64, pattern=NO_NUL)],
     password: Annotated[str, Form(max_length=200)],
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    # Login CSRF: the form's token must match the cookie set with the form (double submit).
+    # Login CSRF: the form's token must match the cookie set with the form (double submit), and
+    # the form must be ours.
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not secrets.compare_digest(expected, csrf_token):
+    if not expected or not secrets.compare_digest(expected, csrf_token) or not same_origin(request):
         return _login_page(request, "login.expired", 403)
     now = datetime.now(UTC)
     address = client_address(request)
@@ -76,6 +85,11 @@ def login(
             )
             status = 429 if result.reason == "throttled" else 401
             return _login_page(request, f"login.{result.reason}", status)
+        # A session this browser already had ends here: signing in on top of a colleague's session
+        # (a shared ward PC) must not leave theirs alive under a cookie that is overwritten.
+        previous = request.cookies.get(SESSION_COOKIE)
+        if previous:
+            sessions.delete(conn, previous)
         token = sessions.create(
             conn,
             result.staff_id,
@@ -119,8 +133,16 @@ async def switch_language(
     if language in LANGUAGES:
 
         def save() -> None:
-            with request.app.state.pool.connection() as conn:
+            with request.app.state.pool.connection() as conn, conn.transaction():
                 conn.execute("UPDATE staff SET language = %s WHERE id = %s", (language, user.id))
+                audit.record(
+                    conn,
+                    user,
+                    "settings.update",
+                    object_type="staff",
+                    object_id=user.id,
+                    details={"language": language},
+                )
 
         await run_in_threadpool(save)
     back = form.get("next")

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from dashboard import charts, clinical, operations, services
 from dashboard.authz import Principal, current_user, get_conn, require
 from dashboard.i18n import metric_label, translator
-from dashboard.models import SettingsIn
+from dashboard.models import NO_NUL, SettingsIn
 from dashboard.status import ServiceStatus, StoreStatus, broker_status, store_status
 from dashboard.web import render
 
@@ -51,6 +51,7 @@ def _triage_context(conn: psycopg.Connection, user: Principal) -> dict[str, obje
 @router.get("/triage", response_class=HTMLResponse)
 def triage(request: Request, user: Centre, conn: Conn) -> Response:
     context = _triage_context(conn, user)
+    # Counts only, no patient named: these reads are not audited (the worklist pages are).
     context["offline"] = len(operations.offline_gateways(conn, user))
     context["low_battery"] = len(operations.low_batteries(conn, user))
     context["sms_failed"] = len(operations.notifications(conn, user, "failed"))
@@ -119,7 +120,7 @@ def alert_action(
     action: Literal["claim", "outcome", "acknowledge", "resolve", "escalate"],
     user: Annotated[Principal, Depends(require("alert.act"))],
     conn: Conn,
-    note: Annotated[str, Form(max_length=2000)] = "",
+    note: Annotated[str, Form(max_length=2000, pattern=NO_NUL)] = "",
     outcome: Annotated[
         Literal["", "reached", "not_reached", "advised", "sent_to_emergency"], Form()
     ] = "",
@@ -145,8 +146,8 @@ def equipment(
         request,
         "equipment.html",
         {
-            "gateways": operations.offline_gateways(conn, user),
-            "batteries": operations.low_batteries(conn, user),
+            "gateways": services.offline_gateways(conn, user),
+            "batteries": services.low_batteries(conn, user),
         },
         user=user,
     )
@@ -160,8 +161,8 @@ def sms(
         request,
         "sms.html",
         {
-            "failed": operations.notifications(conn, user, "failed"),
-            "outbox": operations.notifications(conn, user, "outboxed"),
+            "failed": services.notifications(conn, user, "failed"),
+            "outbox": services.notifications(conn, user, "outboxed"),
         },
         user=user,
     )

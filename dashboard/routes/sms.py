@@ -35,7 +35,14 @@ async def status_callback(request: Request) -> Response:
             return Response(status_code=403)
     if "MessageSid" not in form or "MessageStatus" not in form:
         return Response(status_code=400)
-    report = StatusReport.from_request(form, dict(request.query_params))
+    # Unsigned when no auth token is configured: anything may arrive, and PostgreSQL text takes
+    # no NUL (nor int() a digit such as '²').
+    if any("\x00" in v for v in (*form.values(), *request.query_params.values())):
+        return Response(status_code=400)
+    try:
+        report = StatusReport.from_request(form, dict(request.query_params))
+    except ValueError:
+        return Response(status_code=400)
 
     def apply() -> None:
         with request.app.state.pool.connection() as conn:

@@ -1,0 +1,114 @@
+"""Brute force: per-account lockout and per-address throttling, refused even with the right
+password, and both expire. Time passes by moving the stored timestamps back (the HTTP flow) or by
+calling ``authenticate`` with a later ``now`` (the exact boundary)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from fastapi.testclient import TestClient
+
+from dashboard.accounts import (
+    ADDRESS_WINDOW,
+    LOCKOUT,
+    MAX_FAILED_LOGINS,
+    MAX_FAILURES_PER_ADDRESS,
+    authenticate,
+)
+from dashboard.authz import SESSION_COOKIE
+from tests.dashboard.conftest import PASSWORD, World
+
+ADDRESS = "203.0.113.7"  # the TestClient's own "testclient" is no IP: the throttle needs one
+
+
+def _post_login(client: TestClient, username: str, password: str):
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    return client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": token}
+    )
+
+
+def _signed_in(response) -> bool:
+    return response.status_code == 303 and SESSION_COOKIE in response.headers.get("set-cookie", "")
+
+
+def test_account_locks_refuses_the_right_password_then_unlocks(
+    app, world: World, db: psycopg.Connection
+) -> None:
+    with TestClient(app, follow_redirects=False, client=(ADDRESS, 40000)) as client:
+        wrong = [_post_login(client, "dr.rossi", "wrong-password").status_code]
+        wrong += [_post_login(client, "dr.rossi", f"guess-{i}").status_code for i in range(4)]
+        during = _post_login(client, "dr.rossi", PASSWORD)
+        sessions = db.execute("SELECT count(*) FROM dashboard_sessions").fetchone()[0]
+        # Another account is not affected by dr.rossi's lockout.
+        other = _post_login(client, "dr.bianchi", PASSWORD)
+        # Fifteen minutes later.
+        db.execute("UPDATE staff SET locked_until = locked_until - %s", (LOCKOUT,))
+        after = _post_login(client, "dr.rossi", PASSWORD)
+    reasons = [
+        r[0]
+        for r in db.execute(
+            "SELECT details->>'reason' FROM audit_log WHERE action = 'login.failed' "
+            "AND actor_username = 'dr.rossi' ORDER BY id"
+        )
+    ]
+    print(
+        f"brute force: {len(wrong)} wrong passwords -> {wrong}; right password while locked -> "
+        f"{during.status_code} ({sessions} sessions); other account -> {other.status_code}; "
+        f"after {LOCKOUT} -> {after.status_code}; audited reasons {reasons}"
+    )
+    assert len(wrong) == MAX_FAILED_LOGINS and set(wrong) == {401}
+    assert during.status_code == 401 and "locked" in during.text and not _signed_in(during)
+    assert sessions == 0
+    assert _signed_in(other)
+    assert _signed_in(after)
+    assert reasons == ["invalid"] * MAX_FAILED_LOGINS + ["locked"]
+    # A successful login starts the count afresh.
+    assert db.execute(
+        "SELECT failed_logins, locked_until FROM staff WHERE username = 'dr.rossi'"
+    ).fetchone() == (0, None)
+
+
+def test_an_address_spraying_usernames_is_throttled_then_released(
+    app, world: World, db: psycopg.Connection
+) -> None:
+    with TestClient(app, follow_redirects=False, client=(ADDRESS, 40000)) as client:
+        # Unknown names and one wrong guess per real account: no account reaches its lockout.
+        names = ["dr.rossi", "dr.bianchi", "nurse.greco", "admin"]
+        names += [f"user{i}" for i in range(MAX_FAILURES_PER_ADDRESS - len(names))]
+        sprayed = [_post_login(client, name, "wrong-password").status_code for name in names]
+        throttled = _post_login(client, "nurse.conti", PASSWORD)
+        locked = db.execute("SELECT count(*) FROM staff WHERE locked_until > now()").fetchone()[0]
+        # Not a context manager: leaving one would run the app's shutdown and close its pool.
+        other = TestClient(app, follow_redirects=False, client=("198.51.100.1", 40000))
+        elsewhere = _post_login(other, "nurse.conti", PASSWORD)
+        db.execute("UPDATE dashboard_login_attempts SET at = at - %s", (ADDRESS_WINDOW,))
+        released = _post_login(client, "nurse.conti", PASSWORD)
+    print(
+        f"brute force: {len(sprayed)} failures from {ADDRESS} over {len(names)} usernames "
+        f"({locked} accounts locked) -> right password refused with {throttled.status_code}; "
+        f"from another address {elsewhere.status_code}; after {ADDRESS_WINDOW} "
+        f"{released.status_code}"
+    )
+    assert set(sprayed) == {401} and locked == 0
+    assert throttled.status_code == 429 and not _signed_in(throttled)
+    assert _signed_in(elsewhere)
+    assert _signed_in(released)
+
+
+def test_lockout_ends_exactly_when_it_says(db: psycopg.Connection, world: World) -> None:
+    start = datetime.now(UTC)
+    for i in range(MAX_FAILED_LOGINS):
+        result = authenticate(db, "dr.rossi", "wrong", client_address=None, now=start)
+        assert result.reason == "invalid", i
+    just_before = authenticate(
+        db, "dr.rossi", PASSWORD, client_address=None, now=start + LOCKOUT - timedelta(seconds=1)
+    )
+    just_after = authenticate(
+        db, "dr.rossi", PASSWORD, client_address=None, now=start + LOCKOUT + timedelta(seconds=1)
+    )
+    assert just_before.reason == "locked" and just_before.staff_id is None
+    assert just_after.staff_id == world.staff["gp"]

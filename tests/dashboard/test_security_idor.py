@@ -1,0 +1,122 @@
+"""IDOR: every route with an id parameter, called with ids the caller must not reach.
+
+A GP tries the other GP's patients (and their alerts and account), a nurse the other service
+centre's; every role tries ids that do not exist. Each answer must be 403 or 404, name no hidden
+patient, change nothing and leave no audit row about a hidden patient.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.dashboard.conftest import World, login
+from tests.dashboard.test_security_routes import endpoints
+
+USERS = {"gp": "dr.rossi", "nurse": "nurse.greco", "admin": "admin"}
+# The world's records each role must not reach: conftest's "own" patient is dr.rossi's in
+# centre A, "other_gp" dr.bianchi's in centre A, "far" dr.bianchi's in centre B.
+FOREIGN = {
+    "gp": {"patient": ["other_gp", "far"], "alert": ["other_gp", "far"], "staff": ["gp2"]},
+    "nurse": {"patient": ["far"], "alert": ["far"], "staff": ["nurse_b"]},
+    # Admins read no clinical data; they manage every account by design.
+    "admin": {"patient": ["own", "other_gp", "far"], "alert": ["own", "other_gp", "far"]},
+}
+OWN = {"patient": "own", "alert": "own", "staff": None}
+NONEXISTENT = [10**9, 2**62]  # the largest id the routes accept
+PATIENT_TEXT = {
+    "own": ("Colombo", "P-0001"),
+    "other_gp": ("Ferrari", "P-0002"),
+    "far": ("Ricci", "P-0003"),
+}
+
+
+def _record_id(world: World, kind: str, key: str) -> int:
+    return {"patient": world.patients, "alert": world.alerts, "staff": world.staff}[kind][key]
+
+
+def _snapshot(db: psycopg.Connection) -> tuple:
+    return (
+        db.execute(
+            "SELECT id, state, claimed_by, outcome, updated_at FROM alerts ORDER BY id"
+        ).fetchall(),
+        db.execute("SELECT count(*) FROM alert_events").fetchone(),
+        db.execute("SELECT id, role, active, password_hash FROM staff ORDER BY id").fetchall(),
+        db.execute("SELECT count(*) FROM notifications").fetchone(),
+    )
+
+
+def _probe(client: TestClient, endpoint, ids: dict[str, int], csrf: str) -> list:
+    """Each URL variant of ``endpoint`` with ``ids``; returns the responses."""
+    return [
+        client.request(
+            endpoint.method,
+            url,
+            headers={"x-csrf-token": csrf},
+            json=endpoint.json_body() if endpoint.state_changing else None,
+        )
+        for url in endpoint.urls(ids)
+    ]
+
+
+def _param_ids(endpoint, world: World, role: str, target: tuple[str, int] | None) -> dict:
+    """Every id parameter at the caller's own record, except ``target`` (name, id)."""
+    ids = {}
+    for name, kind in endpoint.id_params().items():
+        own = OWN[kind]
+        ids[name] = _record_id(world, kind, own) if own else world.staff[role]
+    if target:
+        ids[target[0]] = target[1]
+    return ids
+
+
+@pytest.mark.parametrize("role", list(USERS))
+def test_foreign_and_nonexistent_ids_are_refused_without_leaks(
+    app, client: TestClient, world: World, db: psycopg.Connection, role: str
+) -> None:
+    csrf = login(client, USERS[role])
+    visible = {"gp": {"own"}, "nurse": {"own", "other_gp"}, "admin": set()}[role]
+    hidden = [t for k, texts in PATIENT_TEXT.items() if k not in visible for t in texts]
+    hidden_patients = [world.patients[k] for k in PATIENT_TEXT if k not in visible]
+    before = _snapshot(db)
+    routes = [e for e in endpoints(app) if e.id_params()]
+    probes, failures, foreign_ids = 0, [], set()
+    for endpoint in routes:
+        for name, kind in endpoint.id_params().items():
+            targets = [(_record_id(world, kind, k), "foreign") for k in FOREIGN[role].get(kind, [])]
+            targets += [(n, "nonexistent") for n in NONEXISTENT]
+            for record, why in targets:
+                if why == "foreign":
+                    foreign_ids.add((kind, record))
+                ids = _param_ids(endpoint, world, role, (name, record))
+                for response in _probe(client, endpoint, ids, csrf):
+                    probes += 1
+                    leaked = [t for t in hidden if t in response.text]
+                    if response.status_code not in (403, 404) or leaked:
+                        failures.append(
+                            (endpoint.key, name, why, record, response.status_code, leaked)
+                        )
+    after = _snapshot(db)
+    audited = db.execute(
+        "SELECT count(*) FROM audit_log WHERE actor_id = %s AND patient_id = ANY(%s)",
+        (world.staff[role], hidden_patients),
+    ).fetchone()[0]
+    print(
+        f"IDOR ({role}): {len(routes)} routes x {len(foreign_ids)} foreign + "
+        f"{len(NONEXISTENT)} nonexistent ids, {probes} requests: {len(failures)} not 403/404 "
+        f"or leaking, {audited} audit rows about hidden patients"
+    )
+    assert failures == []
+    assert after == before, "a refused request changed an alert, an account or the SMS queue"
+    assert audited == 0
+    assert len(routes) >= 14 and probes >= 40
+
+
+def test_own_ids_do_reach_the_data(client: TestClient, world: World) -> None:
+    """The control: with the GP's own ids the same routes answer, so the 404s above are scope."""
+    login(client, "dr.rossi")
+    own, alert = world.patients["own"], world.alerts["own"]
+    for path in (f"/api/patients/{own}", f"/fhir/Patient/{own}", f"/api/alerts/{alert}"):
+        response = client.get(path)
+        assert response.status_code == 200 and "Colombo" in response.text, path
