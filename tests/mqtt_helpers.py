@@ -10,6 +10,8 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 
 from telemon.mqtt import BrokerAddress, connect, new_client
+from telemon.payload import decode_observations
+from telemon.topics import Channel, topic
 
 
 class Collector:
@@ -70,3 +72,14 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20, message: str 
         if time.monotonic() > deadline:
             raise TimeoutError(message or "condition not met")
         time.sleep(0.05)
+
+
+def received_seqs(messages: list[mqtt.MQTTMessage], gateway_id: str) -> list[int]:
+    """The sequence numbers of ``gateway_id``'s observations in ``messages``, in arrival order."""
+    obs_topic = topic(gateway_id, Channel.OBS)
+    return [
+        o.seq
+        for m in messages
+        if m.topic == obs_topic
+        for o in decode_observations(m.topic, m.payload).observations
+    ]

@@ -18,10 +18,10 @@ from gateway.identity import GatewayIdentity
 from gateway.outbox import Outbox
 from gateway.uplink import Uplink
 from telemon.observation import Observation
-from telemon.payload import GatewayConfig, GatewayStatus, PairedDevice, decode_observations
+from telemon.payload import GatewayConfig, GatewayStatus, PairedDevice
 from telemon.topics import Channel, topic
 from tests.brokers import MosquittoProcess
-from tests.mqtt_helpers import Collector, wait_until
+from tests.mqtt_helpers import Collector, received_seqs, wait_until
 
 T0 = datetime.now(UTC) - timedelta(hours=1)
 
@@ -39,16 +39,6 @@ def readings(n: int, start: int = 0) -> list[Observation]:
             measured_at=T0 + timedelta(seconds=start + i),
         )
         for i in range(n)
-    ]
-
-
-def received_seqs(messages, gateway_id: str) -> list[int]:
-    obs_topic = topic(gateway_id, Channel.OBS)
-    return [
-        o.seq
-        for m in messages
-        if m.topic == obs_topic
-        for o in decode_observations(m.topic, m.payload).observations
     ]
 
 
