@@ -64,13 +64,17 @@ class AlertsService:
         self._full_pass = True  # catch up on whatever happened while we were not running
         self._listening = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._database_check = database_check(self.url)
         self._health = (
-            OpsServer(health_host, health_port, health=database_check(self.url), name="alerts")
+            OpsServer(health_host, health_port, health=self.health, name="alerts")
             if health_port is not None
             else None
         )
         self.passes = 0
         self.last_report: EvaluationReport | None = None
+        # What each worker last failed with, until it next succeeds: shown by health(), so an
+        # engine that cannot evaluate or send says so instead of passing for healthy.
+        self._failing: dict[str, str] = {}
 
     @property
     def health_port(self) -> int | None:
@@ -112,6 +116,26 @@ class AlertsService:
         stopping.wait()
         log.info("stopping")
         self.stop()
+
+    def health(self) -> tuple[bool, str]:
+        ok, detail = self._database_check()
+        if not ok:
+            return ok, detail
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        if dead and not self._stop.is_set():
+            return False, f"stopped unexpectedly: {', '.join(dead)}"
+        with self._lock:
+            failing = dict(self._failing)
+        if failing:
+            return False, "; ".join(f"{name} failing: {why}" for name, why in failing.items())
+        return True, "ok"
+
+    def _failed(self, worker: str, exc: BaseException | None) -> None:
+        with self._lock:
+            if exc is None:
+                self._failing.pop(worker, None)
+            else:
+                self._failing[worker] = f"{type(exc).__name__}: {exc}"[:300]
 
     def request_full_pass(self) -> None:
         with self._lock:
@@ -167,8 +191,12 @@ class AlertsService:
                 engine = engine or self._connect_engine()
                 self.last_report = engine.evaluate(self.clock(), patients)
                 self.passes += 1
-            except (psycopg.Error, OSError) as exc:
-                log.error("evaluation failed (%s); retrying", exc)
+                self._failed("evaluator", None)
+            except Exception as exc:
+                # Whatever it is (a lost connection, a bug, a protocol that cannot be applied),
+                # the thread must live to retry, and health must say it is failing.
+                log.exception("evaluation failed; retrying")
+                self._failed("evaluator", exc)
                 self._drop(engine)
                 engine = None
                 with self._lock:
@@ -193,9 +221,14 @@ class AlertsService:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self.url, autocommit=True) as conn:
-                    self._sender(conn).serve(self._stop, self.send_interval)
-            except psycopg.Error as exc:
-                log.warning("sender lost its connection (%s); retrying", exc)
+                    self._sender(conn).serve(
+                        self._stop,
+                        self.send_interval,
+                        on_round=lambda: self._failed("sender", None),
+                    )
+            except Exception as exc:
+                log.exception("sender failed; retrying")
+                self._failed("sender", exc)
                 self._stop.wait(RETRY_SECONDS)
 
     def _sender(self, conn: psycopg.Connection) -> Sender:

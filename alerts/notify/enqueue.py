@@ -125,6 +125,11 @@ def load_stage(conn: psycopg.Connection, alert_id: int, reason: Reason) -> Stage
     return stage_of(reason, [row[0] for row in kinds])
 
 
+# Senders LISTEN here: a row written in any process (engine, dashboard) wakes them at commit
+# instead of waiting for their next round.
+DUE_CHANNEL = "telemon_notifications_due"
+
+
 def insert_notifications(conn: psycopg.Connection, planned: list[PlannedNotification]) -> list[int]:
     created = []
     for item in planned:
@@ -166,4 +171,6 @@ def insert_notifications(conn: psycopg.Connection, planned: list[PlannedNotifica
                     ),
                 ),
             )
+    if created:
+        conn.execute(f"NOTIFY {DUE_CHANNEL}")
     return created

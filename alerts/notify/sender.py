@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,7 @@ import psycopg
 from alerts.notify import store
 from alerts.notify.callbacks import status_callback_url
 from alerts.notify.cancel import cancel, cancel_moot_notifications, moot
+from alerts.notify.enqueue import DUE_CHANNEL
 from alerts.notify.store import Claim
 from alerts.notify.twilio_gateway import (
     AcceptedMessage,
@@ -122,11 +124,29 @@ class Sender:
                 self._deliver(self.gateway, claim, report)
         return report
 
-    def serve(self, stop: threading.Event, interval: float = 5.0) -> None:
-        """Send due rows every ``interval`` seconds until ``stop`` is set."""
+    def serve(
+        self,
+        stop: threading.Event,
+        interval: float = 5.0,
+        on_round: Callable[[], None] | None = None,
+    ) -> None:
+        """Send due rows until ``stop`` is set: as soon as a row is written (NOTIFY on
+        ``DUE_CHANNEL``, from any process), and every ``interval`` seconds for retries, quiet
+        hours ending and rows whose notification was missed."""
+        listening = self.conn.autocommit  # in a transaction, notifications wait for its end
+        if listening:
+            self.conn.execute(f"LISTEN {DUE_CHANNEL}")
         while not stop.is_set():
             self.run_once()
-            stop.wait(interval)
+            if on_round is not None:
+                on_round()
+            deadline = time.monotonic() + interval
+            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                # Short waits, so that a stop is noticed; every pending NOTIFY is drained.
+                if not listening:
+                    stop.wait(left)
+                elif any(True for _ in self.conn.notifies(timeout=min(left, 0.5), stop_after=1)):
+                    break
 
     def recover_abandoned(self, report: SendReport | None = None) -> SendReport:
         """Settle the rows of senders that died mid-call, by asking Twilio; never resend."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, time, timedelta
 
 import psycopg
@@ -12,6 +13,7 @@ from alerts.notify.sender import RetryPolicy
 from dashboard.alert_actions import perform
 from telemon.config import Settings
 from tests.fakes import FakeTwilio, Reply
+from tests.mqtt_helpers import wait_until
 from tests.notify.conftest import SenderFactory
 from tests.notify.support import (
     DUTY_PHONE,
@@ -384,3 +386,35 @@ def test_without_credentials_messages_go_to_the_outbox(
     assert all(r["body"].startswith("Telemon: allerta ROSSA") for r in notifications(db))
     assert [e["details"]["status"] for e in events(db, "notified")] == ["outboxed"] * 2
     assert fake_twilio.requests == []
+
+
+def test_a_serving_sender_sends_a_new_row_at_once_not_at_its_next_round(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    sender = make_sender()
+    pid = sender.conn.info.backend_pid
+    stop = threading.Event()
+    serving = threading.Thread(target=sender.serve, args=(stop, 60.0), daemon=True)
+    serving.start()
+    try:
+        # LISTEN is the sender's first statement: once its connection has run anything, a row
+        # committed from now on wakes it.
+        wait_until(
+            lambda: db.execute(
+                "SELECT query <> '' FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()[0],
+            timeout=10,
+        )
+        queue_duty_phone_sms(db, cohort, settings, now=clock())
+        # Far sooner than the 60 s round: the commit's NOTIFY woke it.
+        wait_until(lambda: len(fake_twilio.message_posts) == 1, timeout=10)
+    finally:
+        stop.set()
+        serving.join(10)
+    assert not serving.is_alive()
+    assert [row["status"] for row in notifications(db)] == ["sent"]
