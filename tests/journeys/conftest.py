@@ -1,0 +1,73 @@
+"""Fixtures for the journeys: a Mosquitto of the test's own, the fake Twilio server, a browser.
+
+Each journey has its broker to itself: other engineers' test runs share the machine's broker,
+and a journey that counts every message must not see theirs (nor lose its own to a shared
+subscription group of theirs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from tests.brokers import MosquittoProcess
+from tests.fakes import FakeTwilio
+
+# Debian's Chromium, as the dashboard's browser tests use (never a downloaded browser build).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@contextlib.contextmanager
+def private_broker() -> Iterator[MosquittoProcess]:
+    """A Mosquitto whose restarts keep its sessions, as a deployment's does.
+
+    Started as root, Mosquitto drops to the 'mosquitto' user, who cannot write into pytest's
+    temporary tree (root's, mode 0700): its persistence file would silently never be written
+    and a restart would forget every session (see test_offline_day's xfail about
+    tests/brokers.py). Its directory here is one that user can write.
+    """
+    with tempfile.TemporaryDirectory(prefix="telemon-journey-mosquitto-") as workdir:
+        path = Path(workdir)
+        path.chmod(0o777)
+        broker = MosquittoProcess(path)
+        broker.start()
+        try:
+            yield broker
+        finally:
+            broker.stop()
+
+
+@pytest.fixture
+def broker() -> Iterator[MosquittoProcess]:
+    with private_broker() as broker:
+        yield broker
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    with FakeTwilio.running() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is missing: apt-get install chromium (scripts/test does)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
