@@ -11,13 +11,15 @@ NOTIFY to the alerts engine are written in the same transaction.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
+from psycopg.types.json import set_json_dumps
 
 from ingest.deadletters import STORE_ERROR, DeadLetter, write_dead_letters
 from ingest.inbound import Inbound, ObservationMessage, StatusMessage, UnusableMessage
@@ -126,12 +128,38 @@ class _Plan:
         self.spans[patient_id] = (min(lo, first), max(hi, last))
 
 
+class RememberedJson:
+    """``json.dumps`` that remembers flat objects it has dumped.
+
+    Every reading carries a context, and a gateway sends the same few of them over and over
+    (``{"device_kind": "pulse_oximeter", "source": "continuous"}``): dumping each one afresh
+    cost more than everything else in writing its row.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._known: dict[tuple[tuple[Any, Any], ...], bytes] = {}
+        self._limit = limit
+
+    def __call__(self, obj: Any) -> bytes:
+        try:
+            key = tuple(obj.items())
+            text = self._known.get(key)
+        except (AttributeError, TypeError):  # not a dict, or not a flat one
+            return json.dumps(obj).encode()
+        if text is None:
+            text = json.dumps(obj).encode()
+            if len(self._known) < self._limit:
+                self._known[key] = text
+        return text
+
+
 class Store:
     """Writes batches through one connection, owned by one thread."""
 
     def __init__(self, conn: psycopg.Connection) -> None:
         # Autocommit, so that every ``conn.transaction()`` below is a real transaction.
         conn.autocommit = True
+        set_json_dumps(RememberedJson(), context=conn)
         conn.execute(_CREATE_STAGING)
         self.conn = conn
         self._partitions = PartitionCache()
@@ -349,7 +377,7 @@ def _plan_observations(
                 devices.get((gateway.id, obs.device_id)),
                 obs.received_at,
                 list(obs.flags) if obs.flags else None,
-                Jsonb(obs.context) if obs.context else None,
+                obs.context or None,
             )
         )
     if len(plan.rows) > first_row and gateway.patient_id is not None and decoded.span:

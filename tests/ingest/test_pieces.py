@@ -81,3 +81,20 @@ def test_a_dead_letter_detail_quoting_a_nul_or_a_lone_surrogate_stays_storable()
 
     assert printable("metric 'a\x00b' or '\ud800'") == "metric 'a\\x00b' or '\\ud800'"
     assert printable("è normal") == "è normal"
+
+
+def test_remembered_json_dumps_what_json_dumps_does_and_remembers_flat_objects_only():
+    import json
+
+    from ingest.store import RememberedJson
+
+    dumps = RememberedJson(limit=2)
+    for obj in (
+        {"device_kind": "pulse_oximeter", "source": "continuous"},
+        {"source": "continuous", "device_kind": "pulse_oximeter"},  # other order, other text
+        {"nested": {"a": [1, 2]}},  # not flat: dumped every time
+        ["a", 1],
+        {"third": "beyond the limit"},
+    ):
+        assert dumps(obj) == dumps(obj) == json.dumps(obj).encode()
+    assert len(dumps._known) == 2
