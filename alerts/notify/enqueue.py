@@ -102,6 +102,7 @@ def enqueue_alert_notifications(
     )
     if context is None:
         raise LookupError(f"no alert {alert_id}")
+    now = now or datetime.now(UTC)
     planned = plan_notifications(
         context.alert,
         context.finding,
@@ -110,10 +111,10 @@ def enqueue_alert_notifications(
         context.centre,
         reason,
         load_stage(conn, alert_id, reason),
-        now or datetime.now(UTC),
+        now,
         settings.public_url,
     )
-    return insert_notifications(conn, planned)
+    return insert_notifications(conn, planned, now)
 
 
 def load_stage(conn: psycopg.Connection, alert_id: int, reason: Reason) -> Stage:
@@ -130,7 +131,11 @@ def load_stage(conn: psycopg.Connection, alert_id: int, reason: Reason) -> Stage
 DUE_CHANNEL = "telemon_notifications_due"
 
 
-def insert_notifications(conn: psycopg.Connection, planned: list[PlannedNotification]) -> list[int]:
+def insert_notifications(
+    conn: psycopg.Connection, planned: list[PlannedNotification], now: datetime
+) -> list[int]:
+    """Write the rows, each with its 'notify_queued' event at ``now``: the engine's clock, so
+    that on a simulated clock the history lists them before the SMS they queued."""
     created = []
     for item in planned:
         row = conn.execute(
@@ -156,9 +161,10 @@ def insert_notifications(conn: psycopg.Connection, planned: list[PlannedNotifica
         if row is not None:
             created.append(row[0])
             conn.execute(
-                "INSERT INTO alert_events (alert_id, kind, details) VALUES (%s, %s, %s)",
+                "INSERT INTO alert_events (alert_id, at, kind, details) VALUES (%s, %s, %s, %s)",
                 (
                     item.alert_id,
+                    now,
                     "notify_queued",
                     Jsonb(
                         {

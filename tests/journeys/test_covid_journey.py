@@ -290,8 +290,7 @@ def test_a_nurse_works_the_alert_in_the_browser_and_the_audit_trail_is_complete(
     ]
     assert staff[2]["details"] == {"outcome": "reached"}
     assert staff[3]["note"] == note
-    # Stamped on the engine's (simulated) clock, then the nurse's: never backwards. The
-    # notify_queued rows are not: see the xfail test below.
+    # Stamped on the engine's (simulated) clock, then the nurse's: never backwards.
     stamped = [opened, *notified, *staff]
     assert [e["at"] for e in stamped] == sorted(e["at"] for e in stamped)
 
@@ -312,13 +311,6 @@ def test_a_nurse_works_the_alert_in_the_browser_and_the_audit_trail_is_complete(
     assert len(twilio.message_posts) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="alerts/notify/enqueue.py insert_notifications writes its notify_queued events "
-    "with the database's now() instead of the `now` the engine passes in, so on any clock but "
-    "the system's (the demo's, the simulator's) the alert history, which the dashboard orders "
-    "by time, shows the SMS queued after they were sent",
-)
 def test_alert_history_in_time_order_is_the_order_of_events(journey: Journey) -> None:
     written = [e["kind"] for e in events(journey.conn, journey.alert["id"])]
     # How the dashboard's alert page lists them (dashboard.clinical.alert_events).
