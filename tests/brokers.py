@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 import shutil
 import subprocess
 import time
@@ -28,7 +30,12 @@ class MosquittoProcess:
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
-            "max_queued_messages 0\n"
+            # Started as root, Mosquitto drops to the 'mosquitto' user, who cannot write into
+            # pytest's temporary tree (root's, mode 0700): the save file would silently never
+            # be written and a restart would forget every session. Staying the user that
+            # started it keeps persistence real wherever the suite runs.
+            + (f"user {getpass.getuser()}\n" if os.geteuid() == 0 else "")
+            + "max_queued_messages 0\n"
             "log_dest none\n"
         )
         self._process: subprocess.Popen | None = None

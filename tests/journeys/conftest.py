@@ -33,17 +33,9 @@ CHROMIUM_ARGS = [
 
 @contextlib.contextmanager
 def private_broker() -> Iterator[MosquittoProcess]:
-    """A Mosquitto whose restarts keep its sessions, as a deployment's does.
-
-    Started as root, Mosquitto drops to the 'mosquitto' user, who cannot write into pytest's
-    temporary tree (root's, mode 0700): its persistence file would silently never be written
-    and a restart would forget every session (see test_offline_day's xfail about
-    tests/brokers.py). Its directory here is one that user can write.
-    """
+    """A Mosquitto whose restarts keep its sessions, as a deployment's does."""
     with tempfile.TemporaryDirectory(prefix="telemon-journey-mosquitto-") as workdir:
-        path = Path(workdir)
-        path.chmod(0o777)
-        broker = MosquittoProcess(path)
+        broker = MosquittoProcess(Path(workdir))
         broker.start()
         try:
             yield broker

@@ -15,7 +15,6 @@ move under the test's feet.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -302,18 +301,6 @@ def test_a_deteriorating_patients_late_readings_still_raise_the_red_alert(
         assert red[0]["trigger_value"] == crossing.red.values["spo2"]
 
 
-@pytest.mark.xfail(
-    condition=os.geteuid() == 0,
-    strict=True,
-    raises=AssertionError,
-    reason="tests/brokers.py MosquittoProcess keeps its persistence in pytest's temporary tree "
-    "(root's, mode 0700); Mosquitto started as root drops to the 'mosquitto' user, cannot write "
-    "mosquitto.db ('Error saving in-memory database ... Permission denied') and a restart "
-    "forgets every session: what a gateway publishes before the subscriber is back is "
-    "acknowledged and dropped. The broker-restart tests that use it (tests/gateway/"
-    "test_uplink.py, tests/reliability/test_faults.py) pass only when the subscriber "
-    "reconnects first",
-)
 def test_the_test_rigs_broker_keeps_a_subscribers_session_across_a_restart(
     tmp_path: Path,
 ) -> None:
