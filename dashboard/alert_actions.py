@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from alerts.notify import enqueue_alert_notifications
+from alerts.notify import cancel_moot_notifications, enqueue_alert_notifications
 from dashboard import audit
 from dashboard.authz import Principal
 from dashboard.bands import protocols
@@ -29,6 +29,10 @@ _FROM: dict[str, frozenset[str]] = {
     "resolve": frozenset({"open", "acknowledged", "escalated"}),
     "escalate": frozenset({"open", "acknowledged"}),
 }
+
+# Actions after which an SMS still waiting (a GP's quiet hours) may have lost its point:
+# cancelled in the action's own transaction, not at the sender's next round.
+_MOOTS_NOTIFICATIONS = frozenset({"acknowledge", "resolve"})
 
 
 def _snooze(protocol: str, rule: str) -> timedelta:
@@ -52,7 +56,8 @@ def perform(
 ) -> None:
     """Apply ``action``; the caller has checked the user may act on this alert.
 
-    An escalation queues the GP's SMS (``notify`` says how) in the same transaction.
+    An escalation queues the GP's SMS (``notify`` says how) in the same transaction; a
+    resolution or an acknowledgement cancels the waiting SMS it made pointless.
     """
     note = note.strip()
     with conn.transaction():
@@ -123,5 +128,7 @@ def perform(
             object_id=alert_id,
             details={"from": state, "to": new_state, **details},
         )
+        if action in _MOOTS_NOTIFICATIONS:
+            cancel_moot_notifications(conn, now, alert_id)
         if action == "escalate" and notify is not None:
             enqueue_alert_notifications(conn, alert_id, "escalated", notify, now=now)

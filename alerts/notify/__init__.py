@@ -1,9 +1,10 @@
 """SMS about alerts to the patient's GP and the service centre's duty phone, at most once each.
 
 The alerts engine calls :func:`enqueue_alert_notifications` in the transaction that opens,
-worsens or escalates an alert, and :func:`cancel_moot_notifications` in the one that resolves
-it; a :class:`Sender` on its own connection sends the rows; the dashboard feeds Twilio's
-delivery reports to :func:`apply_status_callback`.
+worsens or escalates an alert, and :func:`cancel_moot_notifications` in the one that resolves it
+(the dashboard likewise when a nurse resolves or acknowledges); a :class:`Sender` on its own
+connection sends the rows; the dashboard feeds Twilio's delivery reports to
+:func:`apply_status_callback`.
 """
 
 from alerts.notify.callbacks import (

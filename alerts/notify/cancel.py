@@ -1,11 +1,12 @@
 """Cancelling the SMS that lost their point before they left: status 'cancelled', with why.
 
-What counts as pointless is routing's rule (``routing.cancel_reason``). Three places apply it:
-the alerts engine in the transaction that resolves an alert; the sender at each round, for
-what the dashboard did meanwhile (a nurse resolving or acknowledging); and the sender's claim,
-the last look before a row goes to Twilio. Rows Twilio never saw are cancelled outright. A row
-an earlier attempt may have delivered (a timeout) is cancelled only once Twilio, asked, has no
-such message; otherwise it is recorded as sent. SMS already sent are never touched.
+What counts as pointless is routing's rule (``routing.cancel_reason``). It is applied in the
+transaction that changes the alert: the alerts engine's when it resolves one, the dashboard's
+when a nurse resolves or acknowledges; then by the sender at each round, for rows that were
+locked at that moment, and in the sender's claim, the last look before a row goes to Twilio.
+Rows Twilio never saw are cancelled outright. A row an earlier attempt may have delivered (a
+timeout) is cancelled only once Twilio, asked, has no such message; otherwise it is recorded as
+sent. SMS already sent are never touched.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def plan_notifications(
             recipient_kind=delivery.recipient_kind,
             staff_id=delivery.recipient_id if delivery.recipient_kind == "gp" else None,
             to=delivery.to,
-            body=render_sms(summary, reason, delivery.language, public_url),
+            body=render_sms(summary, stage.kind, delivery.language, public_url),
             not_before=delivery.not_before,
         )
         for delivery in route(alert, gp, centre, reason, now)

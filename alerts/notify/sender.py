@@ -12,8 +12,10 @@ outside any transaction, then its outcome in one transaction with an alert event
 
 A row found 'sending' with its advisory lock free belongs to a sender that died between the
 commit and Twilio's answer. It is never sent again: the sender asks Twilio for the message and
-records it as sent if found, and otherwise marks the row 'failed' with 'outcome unknown after
-restart' for a person to check; a later status callback carrying its id may still settle it.
+records it as sent if found; if Twilio, asked, has no such message and the row has lost its
+point (the alert resolved meanwhile), it is cancelled; otherwise the row is marked 'failed' with
+'outcome unknown after restart' for a person to check. A later status callback carrying its id
+may still settle it.
 The residual risk is the one no Twilio client escapes: a request Twilio accepts only after our
 timeout, backoff and look-up have all passed would be followed by a second message.
 
@@ -30,7 +32,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -149,24 +151,39 @@ class Sender:
                     break
 
     def recover_abandoned(self, report: SendReport | None = None) -> SendReport:
-        """Settle the rows of senders that died mid-call, by asking Twilio; never resend."""
+        """Settle the rows of senders that died mid-call, by asking Twilio; never resend.
+
+        Not at Twilio, a row that lost its point meanwhile (its alert resolved) is cancelled:
+        nothing went out, and nothing needs to. One its alert still needs, or one Twilio could
+        not be asked about, is 'failed' with its outcome unknown, for a person to check.
+        """
         report = report if report is not None else SendReport()
         for notification_id in store.sending_ids(self.conn):
             with self.conn.transaction():
                 claim = store.lock_abandoned(self.conn, notification_id)
                 if claim is None:
                     continue  # in flight in a live sender
-                found, problem = self._look_up(claim)
+                found, unasked = self._look_up(claim)
                 now = self.clock()
                 if found is not None:
                     store.mark_sent(self.conn, claim, found.sid, now)
                     self._event(claim, "notified", now, found, reconciled=True)
                     report.reconciled += 1
-                else:
-                    error = f"{OUTCOME_UNKNOWN}: {problem}"
-                    store.mark_failed(self.conn, claim, error, now)
-                    self._event(claim, "notify_failed", now, error=error, will_retry=False)
-                    report.outcome_unknown += 1
+                    continue
+                if unasked is None:
+                    # Nothing went out. The alert is read unlocked: a resolution is final, and
+                    # an acknowledgement lapsing meanwhile brings a reminder of its own.
+                    state = self.conn.execute(
+                        "SELECT state FROM alerts WHERE id = %s", (claim.alert_id,)
+                    ).fetchone()
+                    why = moot(replace(claim, alert_state=state[0])) if state else None
+                    if why is not None and cancel(self.conn, claim, why, now):
+                        report.cancelled += 1
+                        continue
+                error = f"{OUTCOME_UNKNOWN}: {unasked or 'no matching message at Twilio'}"
+                store.mark_failed(self.conn, claim, error, now)
+                self._event(claim, "notify_failed", now, error=error, will_retry=False)
+                report.outcome_unknown += 1
         return report
 
     def cancel_moot(self, report: SendReport | None = None) -> SendReport:
@@ -266,14 +283,15 @@ class Sender:
                 report.retrying += 1
             store.release(self.conn, claim.id)
 
-    def _look_up(self, claim: Claim) -> tuple[AcceptedMessage | None, str]:
+    def _look_up(self, claim: Claim) -> tuple[AcceptedMessage | None, str | None]:
+        """The row's message at Twilio, and why Twilio could not be asked (None: it was)."""
         if self.gateway is None:
             return None, "no Twilio credentials to ask with"
         try:
             found = self._find_unrecorded(self.gateway, claim)
         except SendError as exc:
             return None, f"could not ask Twilio: {exc}"
-        return found, "no matching message at Twilio"
+        return found, None
 
     def _find_unrecorded(self, gateway: SmsGateway, claim: Claim) -> AcceptedMessage | None:
         """A message at Twilio matching the row and not already the SID of another row."""

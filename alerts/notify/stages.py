@@ -30,7 +30,7 @@ EVENT_STAGES: Mapping[str, StageKind] = MappingProxyType(
     }
 )
 
-# A lapsed snooze reminds with the escalation's text ("not yet acknowledged").
+# A lapsed snooze is an escalation reason with a stage (and a text) of its own.
 _REASON_STAGES: Mapping[Reason, tuple[StageKind, ...]] = MappingProxyType(
     {"opened": ("opened",), "worsened": ("worsened",), "escalated": ("escalated", "reminded")}
 )

@@ -17,6 +17,10 @@ from telemon.metrics import METRICS
 
 Language = Literal["it", "en"]
 Reason = Literal["opened", "escalated", "worsened"]
+# What an SMS says: its reason's text, except a reminder after an acknowledgement's snooze
+# lapsed, which goes out for an escalation's reason but must not say "not yet acknowledged".
+# The stage kinds of ``alerts.notify.stages``, which cannot be imported here (it imports us).
+Wording = Literal["opened", "escalated", "worsened", "reminded"]
 
 MAX_SMS_LENGTH = 306  # two concatenated GSM-7 segments of 153 characters
 
@@ -36,7 +40,7 @@ class AlertSummary:
     value: float | None
 
 
-TEMPLATES: Mapping[Language, Mapping[Reason, str]] = MappingProxyType(
+TEMPLATES: Mapping[Language, Mapping[Wording, str]] = MappingProxyType(
     {
         "it": MappingProxyType(
             {
@@ -46,6 +50,8 @@ TEMPLATES: Mapping[Language, Mapping[Reason, str]] = MappingProxyType(
                 "{finding}. Apri: {link}",
                 "escalated": "Telemon: allerta {severity} non ancora presa in carico, "
                 "paziente {initials}, {finding}. Apri: {link}",
+                "reminded": "Telemon: allerta {severity} ancora aperta dopo la presa in carico, "
+                "paziente {initials}, {finding}. Apri: {link}",
             }
         ),
         "en": MappingProxyType(
@@ -54,6 +60,8 @@ TEMPLATES: Mapping[Language, Mapping[Reason, str]] = MappingProxyType(
                 "worsened": "Telemon: alert worsened to {severity}, patient {initials}, "
                 "{finding}. Open: {link}",
                 "escalated": "Telemon: {severity} alert not yet acknowledged, "
+                "patient {initials}, {finding}. Open: {link}",
+                "reminded": "Telemon: {severity} alert still open after acknowledgement, "
                 "patient {initials}, {finding}. Open: {link}",
             }
         ),
@@ -150,9 +158,9 @@ def finding(summary: AlertSummary, language: Language) -> str:
     return f"{label} {format_value(summary.value, language)}{separator}{unit}"
 
 
-def render_sms(summary: AlertSummary, reason: Reason, language: Language, public_url: str) -> str:
+def render_sms(summary: AlertSummary, wording: Wording, language: Language, public_url: str) -> str:
     """The SMS text; at most two GSM-7 segments, or :class:`MessageTooLongError`."""
-    template = TEMPLATES[language][reason]
+    template = TEMPLATES[language][wording]
     fields = {
         "severity": SEVERITY_WORDS[language][summary.severity],
         "initials": summary.initials or "?",

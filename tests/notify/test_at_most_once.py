@@ -14,13 +14,19 @@ import psycopg
 import pytest
 
 from alerts.notify import enqueue_alert_notifications
-from alerts.notify.sender import OUTCOME_UNKNOWN, SendReport
+from alerts.notify.sender import OUTCOME_UNKNOWN, Sender, SendReport
+from alerts.notify.twilio_gateway import TwilioConfig, TwilioGateway
+from dashboard.alert_actions import perform
 from telemon.config import Settings
 from tests.fakes import FakeTwilio, Reply
 from tests.notify.conftest import SenderFactory
 from tests.notify.support import (
+    CLIENT_TIMEOUT,
+    PUBLIC_URL,
+    SENDER_NUMBER,
     Clock,
     Cohort,
+    add_nurse,
     events,
     notifications,
     open_alert,
@@ -52,13 +58,12 @@ def start_sender_process(database_url: str, fake: FakeTwilio) -> subprocess.Pope
     return subprocess.Popen([sys.executable, "-c", SENDER_PROCESS, json.dumps(args)])
 
 
-def recover(make_sender: SenderFactory, timeout: float = 5.0) -> SendReport:
+def recover(sender: Sender, timeout: float = 5.0) -> SendReport:
     """Run a fresh sender until the dead one's session (and its lock) is gone."""
-    sender = make_sender()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         report = sender.run_once()
-        if report.reconciled or report.outcome_unknown:
+        if report.reconciled or report.outcome_unknown or report.cancelled:
             return report
         time.sleep(0.05)
     raise AssertionError("the abandoned row was never recovered")
@@ -86,7 +91,7 @@ def test_a_sender_killed_while_twilio_answers_is_never_followed_by_a_second_sms(
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-    report = recover(make_sender)
+    report = recover(make_sender())
 
     assert (in_flight["status"], in_flight["attempts"]) == ("sending", 1)
     assert bystander == SendReport()
@@ -102,6 +107,80 @@ def test_a_sender_killed_while_twilio_answers_is_never_followed_by_a_second_sms(
         assert row["status"] == "failed"
         assert row["last_error"] == f"{OUTCOME_UNKNOWN}: no matching message at Twilio"
         assert events(db, "notify_failed")[0]["details"]["error"] == row["last_error"]
+    assert make_sender().run_once() == SendReport()
+    assert len(fake_twilio.message_posts) == 1
+
+
+def kill_mid_call(database_url: str, fake: FakeTwilio) -> None:
+    """A sender process dies while Twilio holds its request, which never makes a message."""
+    fake.reply_with(Reply.held(threading.Event(), accept=False))
+    process = start_sender_process(database_url, fake)
+    try:
+        fake.wait_for_posts(1, timeout=15)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.mark.parametrize(
+    ("action", "twilio_answers", "status", "cancel_reason"),
+    [
+        ("resolve", True, "cancelled", "alert resolved before sending"),
+        # The duty phone hears of every red alert, whoever took charge of it.
+        ("acknowledge", True, "failed", None),
+        # Twilio could not be asked: the message may exist, so it may not be called cancelled.
+        ("resolve", False, "failed", None),
+    ],
+    ids=["resolved", "still-needed", "twilio-refuses-to-answer"],
+)
+def test_an_abandoned_row_twilio_never_saw_is_cancelled_only_once_pointless(
+    action: str,
+    twilio_answers: bool,
+    status: str,
+    cancel_reason: str | None,
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    database_url: str,
+    clock: Clock,
+) -> None:
+    alert_id = queue_duty_phone_sms(db, cohort, settings, now=clock())
+    kill_mid_call(database_url, fake_twilio)
+    perform(db, add_nurse(db), alert_id, action, now=clock())
+    left_by_the_action = notifications(db)[0]
+    token = fake_twilio.auth_token if twilio_answers else "a-revoked-token"
+    gateway = TwilioGateway(
+        TwilioConfig(
+            fake_twilio.account_sid, token, SENDER_NUMBER, fake_twilio.base_url, CLIENT_TIMEOUT
+        )
+    )
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        report = recover(Sender(conn, gateway, public_url=PUBLIC_URL, clock=clock))
+
+    # Perhaps delivered, the row was not the action's to cancel.
+    assert (left_by_the_action["status"], left_by_the_action["attempts"]) == ("sending", 1)
+    assert [r.method for r in fake_twilio.requests] == ["POST", "GET"]
+    assert fake_twilio.messages == []
+    row = notifications(db)[0]
+    assert (row["status"], row["cancel_reason"], row["provider_id"]) == (
+        status,
+        cancel_reason,
+        None,
+    )
+    if cancel_reason is not None:
+        assert report == SendReport(cancelled=1)
+        assert row["last_error"] is None
+        [cancelled] = events(db, "notify_cancelled")
+        assert cancelled["details"]["cancel_reason"] == cancel_reason
+        assert cancelled["details"]["attempt"] == 1
+        assert events(db, "notify_failed") == []
+    else:
+        assert report == SendReport(outcome_unknown=1)
+        problem = "no matching message at Twilio" if twilio_answers else "could not ask Twilio"
+        assert row["last_error"].startswith(f"{OUTCOME_UNKNOWN}: {problem}")
+        assert events(db, "notify_cancelled") == []
     assert make_sender().run_once() == SendReport()
     assert len(fake_twilio.message_posts) == 1
 

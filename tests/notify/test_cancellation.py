@@ -2,7 +2,8 @@
 
 A GP's SMS held for their quiet hours waits long enough for a nurse to resolve the alert, or to
 acknowledge an escalation that only existed because nobody had. The staff act through the
-dashboard's own ``perform``, the code that really changes alerts.
+dashboard's own ``perform``, the code that really changes alerts: it cancels in its own
+transaction, and the sender's rounds catch what it could not reach (rows a sender held).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import UTC, datetime, time, timedelta
 import psycopg
 import pytest
 
-from alerts.notify import Sender, enqueue_alert_notifications
+from alerts.notify import enqueue_alert_notifications
 from alerts.notify.routing import ROME
 from alerts.notify.sender import SendReport
 from dashboard.alert_actions import perform
@@ -49,7 +50,7 @@ def by_kind(db: psycopg.Connection, alert_id: int) -> dict[str, dict]:
     return {n["recipient_kind"]: n for n in notifications(db) if n["alert_id"] == alert_id}
 
 
-def test_a_gp_sms_held_for_quiet_hours_is_cancelled_when_a_nurse_resolves_the_alert(
+def test_a_gp_sms_held_for_quiet_hours_is_cancelled_by_the_nurses_resolution_itself(
     db: psycopg.Connection,
     sleeping_gp: Cohort,
     settings: Settings,
@@ -62,20 +63,25 @@ def test_a_gp_sms_held_for_quiet_hours_is_cancelled_when_a_nurse_resolves_the_al
     sender = make_sender()
     sender.run_once()
     clock.advance(timedelta(minutes=10))
-    perform(db, add_nurse(db), alert_id, "resolve", now=clock(), note="called, SpO2 96%")
+    resolved_at = clock()
+    perform(db, add_nurse(db), alert_id, "resolve", now=resolved_at, note="called, SpO2 96%")
+    rows = by_kind(db, alert_id)  # before any round of the sender
+    history = [e["kind"] for e in events(db, "resolve", "notify_cancelled")]
     after_resolution = sender.run_once()
     clock.now = SEVEN
     morning = sender.run_once()
 
-    assert after_resolution == SendReport(cancelled=1)
+    assert history == ["resolve", "notify_cancelled"]
+    assert after_resolution == SendReport()
     assert morning == SendReport()
     assert [p.form["To"] for p in fake_twilio.message_posts] == [DUTY_PHONE]
-    rows = by_kind(db, alert_id)
     assert rows["service_centre"]["status"] == "sent"
     gp = rows["gp"]
     assert (gp["status"], gp["cancel_reason"], gp["attempts"]) == ("cancelled", RESOLVED, 0)
     assert gp["next_attempt_at"] is None and gp["provider_id"] is None
+    assert by_kind(db, alert_id)["gp"] == gp
     [cancelled] = events(db, "notify_cancelled")
+    assert cancelled["at"] == resolved_at
     assert cancelled["details"] == {
         "notification_id": gp["id"],
         "recipient_kind": "gp",
@@ -103,12 +109,14 @@ def test_an_acknowledgement_cancels_a_held_escalation_but_not_a_red_alerts_sms(
     clock.advance(timedelta(minutes=5))
     for alert_id in (amber, red):
         perform(db, nurse, alert_id, "acknowledge", now=clock())
+    escalation = by_kind(db, amber)["gp"]  # before any round of the sender
+    red_sms = by_kind(db, red)["gp"]
     after_acknowledgement = sender.run_once()
     clock.now = SEVEN
     morning = sender.run_once()
 
-    assert after_acknowledgement == SendReport(cancelled=1)
-    escalation = by_kind(db, amber)["gp"]
+    assert after_acknowledgement == SendReport()
+    assert (red_sms["status"], red_sms["attempts"]) == ("pending", 0)
     assert (escalation["stage"], escalation["status"]) == ("escalated", "cancelled")
     assert escalation["cancel_reason"] == ACKNOWLEDGED
     assert morning.sent == 1
@@ -138,9 +146,13 @@ def test_a_resolution_in_progress_during_the_claim_holds_the_sms_back(
         after = sender.run_once()
 
     assert during == SendReport()
+    # The resolution's own cancellation commits with it: nothing to see before, nor to do after.
     assert (row_during["status"], row_during["attempts"]) == ("pending", 0)
-    assert after == SendReport(cancelled=1)
-    assert notifications(db)[0]["status"] == "cancelled"
+    assert after == SendReport()
+    assert (notifications(db)[0]["status"], notifications(db)[0]["cancel_reason"]) == (
+        "cancelled",
+        RESOLVED,
+    )
     assert fake_twilio.requests == []
 
 
@@ -177,15 +189,30 @@ def test_a_retry_of_a_resolved_alert_asks_twilio_before_cancelling(
         assert events(db, "notify_cancelled")[0]["details"]["attempt"] == 2
 
 
-def test_without_credentials_a_pointless_row_is_cancelled_not_outboxed(
-    db: psycopg.Connection, cohort: Cohort, database_url: str, clock: Clock
+@pytest.mark.parametrize("credentials", [True, False], ids=["twilio", "demo-outbox"])
+def test_rows_a_sender_held_during_the_resolution_are_cancelled_at_its_next_round(
+    credentials: bool,
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    database_url: str,
+    clock: Clock,
 ) -> None:
-    demo = Settings(twilio_account_sid=None, twilio_auth_token=None, twilio_from=None)
     alert_id = open_alert(db, cohort.patient_id)
-    enqueue_alert_notifications(db, alert_id, "opened", demo, now=clock())
-    perform(db, add_nurse(db), alert_id, "resolve", now=clock())
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        report = Sender(conn, None, public_url=demo.public_url, clock=clock).run_once()
+    enqueue_alert_notifications(db, alert_id, "opened", settings, now=clock())
+    with psycopg.connect(database_url, autocommit=True) as claiming, claiming.transaction():
+        # A sender's claim has the rows locked (and will pass them over: the alert is locked
+        # by the resolution), so the resolution cannot cancel them itself.
+        claiming.execute("SELECT id FROM notifications FOR UPDATE")
+        perform(db, add_nurse(db), alert_id, "resolve", now=clock())
+        after_resolution = [r["status"] for r in notifications(db)]
+    report = make_sender(outbox=not credentials).run_once()
 
-    assert report == SendReport(cancelled=2)
-    assert [r["status"] for r in notifications(db)] == ["cancelled", "cancelled"]
+    assert after_resolution == ["pending", "pending"]
+    assert report == SendReport(cancelled=2)  # not sent, and not outboxed either
+    assert [(r["status"], r["cancel_reason"]) for r in notifications(db)] == [
+        ("cancelled", RESOLVED)
+    ] * 2
+    assert fake_twilio.requests == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import get_args
 
 import pytest
 
@@ -11,6 +12,7 @@ from alerts.notify.texts import (
     TEMPLATES,
     AlertSummary,
     MessageTooLongError,
+    Wording,
     gsm7_length,
     initials,
     is_gsm7,
@@ -20,6 +22,7 @@ from alerts.notify.texts import (
 from telemon.metrics import METRICS
 
 PUBLIC_URL = "https://telemon.example.it"
+WORDINGS = get_args(Wording)
 
 
 def summary(**changes: object) -> AlertSummary:
@@ -53,6 +56,37 @@ def test_english_amber_escalation() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        (
+            "it",
+            "Telemon: allerta GIALLA ancora aperta dopo la presa in carico, paziente M.R., "
+            "frequenza cardiaca 128 al minuto. Apri: https://telemon.example.it/alerts/42",
+        ),
+        (
+            "en",
+            "Telemon: AMBER alert still open after acknowledgement, patient M.R., "
+            "pulse rate 128 per minute. Open: https://telemon.example.it/alerts/42",
+        ),
+    ],
+)
+def test_a_reminder_after_a_lapsed_snooze_does_not_deny_the_acknowledgement(
+    language: str, expected: str
+) -> None:
+    text = render_sms(
+        summary(severity=1, metric="pulse_rate", value=128),
+        "reminded",
+        language,  # type: ignore[arg-type]
+        PUBLIC_URL,
+    )
+    escalation = render_sms(summary(), "escalated", language, PUBLIC_URL)  # type: ignore[arg-type]
+
+    assert text == expected
+    assert "non ancora" in escalation or "not yet" in escalation
+    assert "non ancora" not in text and "not yet" not in text
+
+
 def test_values_read_as_words_with_the_language_decimal_mark() -> None:
     fever = summary(metric="body_temperature", value=38.46)
 
@@ -83,23 +117,24 @@ def test_initials(given: str, family: str, expected: str) -> None:
 
 
 def test_the_full_name_never_appears() -> None:
-    for language, reason in itertools.product(("it", "en"), ("opened", "escalated", "worsened")):
-        text = render_sms(summary(), reason, language, PUBLIC_URL)  # type: ignore[arg-type]
-        assert "Maria" not in text
-        assert "Rossi" not in text
+    for language, templates in TEMPLATES.items():
+        for wording in templates:
+            text = render_sms(summary(), wording, language, PUBLIC_URL)
+            assert "Maria" not in text
+            assert "Rossi" not in text
 
 
 def test_every_template_fits_two_gsm7_segments() -> None:
     # A long but plausible public address of a cooperative's dashboard.
     url = "https://telemonitoraggio.cooperativa-medici-lombardia.example.it/dashboard"
     alert_id = 9_999_999_999
-    for language, reason, severity, metric in itertools.product(
-        TEMPLATES, ("opened", "escalated", "worsened"), (1, 2), [*METRICS, None]
+    for language, wording, severity, metric in itertools.product(
+        TEMPLATES, WORDINGS, (1, 2), [*METRICS, None]
     ):
         text = render_sms(
             summary(alert_id=alert_id, severity=severity, metric=metric, value=188.75),
-            reason,  # type: ignore[arg-type]
-            language,  # type: ignore[arg-type]
+            wording,
+            language,
             url,
         )
         assert is_gsm7(text), text
