@@ -25,14 +25,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from ingest.migrate import migrate  # noqa: E402
-from telemon.cohort import Cohort, seed  # noqa: E402
+from telemon.cohort import DEMO_SERVICE_CENTRE_PHONE, Cohort, seed  # noqa: E402
 from telemon.mqtt import BrokerAddress, connect, new_client  # noqa: E402
 
 DEFAULT_DATABASE_URL = os.environ.get(
     "TELEMON_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 DEFAULT_MQTT_URL = os.environ.get("TELEMON_BENCH_MQTT_URL", "mqtt://127.0.0.1:1883")
-SERVICE_CENTRE_PHONE = "+390212345678"
+SERVICE_CENTRE_PHONE = DEMO_SERVICE_CENTRE_PHONE
 
 
 def create_database(admin_url: str) -> tuple[str, str]:

@@ -191,6 +191,7 @@ def sim(
     import signal
 
     from firmware_sim.fleet import SimulatedFleet
+    from telemon.cohort import DEMO_SERVICE_CENTRE_PHONE
     from telemon.demo import seed_demo_cohort, simulation_clock
 
     settings = Settings()
@@ -198,7 +199,7 @@ def sim(
     _configure_logging(log_level)
     with connect(_require(settings, "database_url")) as conn:
         cohort, enrolled_at = seed_demo_cohort(
-            conn, patients, settings.service_centre_phone or "+393330000000"
+            conn, patients, settings.service_centre_phone or DEMO_SERVICE_CENTRE_PHONE
         )
     fleet_dir = state_dir or settings.data_dir / "gateways"
     fleet = SimulatedFleet(

@@ -11,6 +11,9 @@ from datetime import datetime
 
 import psycopg
 
+# The demo service centre's duty phone: a number of its own, not any staff member's.
+DEMO_SERVICE_CENTRE_PHONE = "+390212345678"
+
 GIVEN = (
     "Maria",
     "Giuseppe",

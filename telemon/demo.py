@@ -29,7 +29,7 @@ from firmware_sim.fleet import SimulatedFleet, load_resume_points
 from ingest.migrate import migrate
 from ingest.service import IngestService
 from telemon.background import BackgroundLoop
-from telemon.cohort import Cohort, demo_cohort, seed
+from telemon.cohort import DEMO_SERVICE_CENTRE_PHONE, Cohort, demo_cohort, seed
 from telemon.config import Settings
 from telemon.database import connect
 from telemon.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
@@ -122,7 +122,7 @@ def run_demo(
                 f"applied: {applied}"
             )
             cohort, enrolled_at = seed_demo_cohort(
-                conn, options.patients, settings.service_centre_phone or "+393330000000"
+                conn, options.patients, settings.service_centre_phone or DEMO_SERVICE_CENTRE_PHONE
             )
         fleet_dir = settings.data_dir / "gateways"
         clock = simulation_clock(fleet_dir, options.speed)
