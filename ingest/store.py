@@ -45,6 +45,7 @@ DEVICE_KIND_BY_METRIC = {
     "body_weight": "weight_scale",
 }
 
+_METRIC_IDS = {key: metric.id for key, metric in METRICS.items()}
 _STAGING_COLUMNS = (
     "measured_at, patient_id, metric_id, value, gateway_id, seq, device_id, received_at, "
     "flags, context"
@@ -362,19 +363,23 @@ def _plan_observations(
             )
         )
     first_row = len(plan.rows)
+    # Looked up once per message, not per row: this loop runs for every observation stored.
+    gateway_id, patient_id, patient_code = gateway.id, gateway.patient_id, gateway.patient_code
+    device_ids = {address: did for (gid, address), did in devices.items() if gid == gateway_id}
+    rows = plan.rows
     for index, obs in zip(message.item_indices(), decoded.observations, strict=True):
-        if obs.patient_id != gateway.patient_code:
+        if obs.patient_id != patient_code:
             plan.dead.append(_not_paired(message, index, obs, gateway))
             continue
-        plan.rows.append(
+        rows.append(
             (
                 obs.measured_at,
-                gateway.patient_id,
-                METRICS[obs.metric].id,
+                patient_id,
+                _METRIC_IDS[obs.metric],
                 obs.value,
-                gateway.id,
+                gateway_id,
                 obs.seq,
-                devices.get((gateway.id, obs.device_id)),
+                device_ids.get(obs.device_id),
                 obs.received_at,
                 list(obs.flags) if obs.flags else None,
                 obs.context or None,
