@@ -197,7 +197,7 @@ def main() -> None:
         ports = [worker.metrics_port for worker in workers]
         started = publish(args, messages, ports, run)
         wait_until_stored(url, total, timeout=max(120, total / 2000))
-        records, stored, duplicates = [], 0, 0
+        records, stored, duplicates, shares = [], 0, 0, []
         for worker in workers:
             worker.process.send_signal(signal.SIGTERM)
             worker.process.wait(60)
@@ -205,6 +205,7 @@ def main() -> None:
             records += result["records"]
             stored += result["stored"]
             duplicates += result["duplicates"]
+            shares.append(result["stored"])
         elapsed = max(committed for _, committed, _ in records) - started
         rate = total / elapsed
         latencies = [committed - sent for sent, committed, _ in records]
@@ -218,7 +219,10 @@ def main() -> None:
             f"p99 {percentile(latencies, 0.99) * 1000:,.0f} ms  ({len(latencies)} messages, "
             f"at most {args.window} uncommitted)"
         )
-        print(f"stored {stored}, duplicates {duplicates}")
+        print(
+            f"stored {stored}, duplicates {duplicates}; "
+            f"per worker {' / '.join(f'{n:,}' for n in shares)}"
+        )
     finally:
         stop_workers(workers, args.mqtt_url)
         drop_database(args.database_url, name)
