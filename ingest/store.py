@@ -50,7 +50,7 @@ _STAGING_COLUMNS = (
     "measured_at, patient_id, metric_id, value, gateway_id, seq, device_id, received_at, "
     "flags, context"
 )
-_STAGING_TYPES = (
+COPY_TYPES = (
     "timestamptz",
     "int8",
     "int2",
@@ -70,7 +70,7 @@ CREATE TEMPORARY TABLE IF NOT EXISTS ingest_staging (
 ) ON COMMIT DELETE ROWS
 """
 _COPY_STAGING = f"COPY ingest_staging ({_STAGING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-_COPY_OBSERVATIONS = f"COPY observations ({_STAGING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+COPY_OBSERVATIONS = f"COPY observations ({_STAGING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _QUEUE_ROLLUP = (
     "INSERT INTO ingest_rollup_queue (patient_id, first_at, last_at) "
     "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[])"
@@ -292,14 +292,14 @@ class Store:
 
     def _copy(self, statement: str, rows: list[tuple[object, ...]]) -> None:
         with self.conn.cursor() as cur, cur.copy(statement) as copy:
-            copy.set_types(_STAGING_TYPES)
+            copy.set_types(COPY_TYPES)
             for row in rows:
                 copy.write_row(row)
 
     def _insert_all(self, plan: _Plan) -> tuple[int, list[int]]:
         """The common case: no duplicate, so every row is new and the plan knows the patients
         and spans; a duplicate raises UniqueViolation and aborts the transaction."""
-        self._copy(_COPY_OBSERVATIONS, plan.rows)
+        self._copy(COPY_OBSERVATIONS, plan.rows)
         stored = len(plan.rows)
         patients = list(plan.spans)
         self.conn.execute(
