@@ -1,12 +1,17 @@
 """Alert state per (patient, rule), advanced for all patients of a rule at once.
 
-- An alert opens once ``confirm.count`` consecutive new readings are in band and span at least
+- An alert opens once ``confirm.count`` consecutive readings are in band and span at least
   ``confirm.duration``; one reading out of band restarts the count, so a value wobbling around a
-  threshold does not open an alert on every crossing.
+  threshold does not open an alert on every crossing. Readings count one by one however they
+  arrive: a gateway's backlog of readings in band, evaluated in one pass, advances the count
+  by as many of them as stand in band at its end (``RuleResult.streaks``). Kinds whose value is
+  not one reading's (trend, aggregate, score, missing_data) count one per new value.
 - An open alert moves up to a worse level at once, and down only when the value leaves the
   band widened by ``clear_margin`` (``RuleResult.hold_level``), so it does not flap either.
-- Only a reading newer than the last one counted moves the state: evaluating the same data
-  again changes nothing. "No data" never clears an alert; missing_data rules report that.
+  Those moves follow the newest reading: a backlog is judged by where it ends.
+- Only a reading newer than the last one counted (``last_at``) moves the state: evaluating the
+  same data again, or after a restart, changes nothing. "No data" never clears an alert;
+  missing_data rules report that.
 - Unacknowledged alerts are re-notified (the next escalation stage) every ``escalate_after``;
   an acknowledgement silences the alert for ``snooze_after_ack``. A snooze holds for new
   readings at the same or a lower level and is broken only by a worse level (anchors §2.2:
@@ -26,7 +31,7 @@ from alerts.tables import CompiledRule
 @dataclass(frozen=True, slots=True, eq=False)
 class AlertState:
     level: np.ndarray  # int8: open alert level, 0 when no alert is open
-    count: np.ndarray  # int64: consecutive in-band readings while no alert is open
+    count: np.ndarray  # int64: consecutive in-band readings counted while no alert is open
     since: np.ndarray  # int64: time of the first reading of that streak
     last_at: np.ndarray  # int64: time of the newest reading already counted
     opened_at: np.ndarray  # int64
@@ -84,8 +89,17 @@ def step(
 
     in_band = fresh & ~active & (level > 0)
     out_of_band = fresh & ~active & (level == 0)
-    count = np.where(in_band, state.count + 1, np.where(out_of_band, 0, state.count))
-    since = np.where(in_band & (state.count == 0), at, state.since)
+    # Readings up to last_at were counted already (before a restart too): only newer ones add.
+    # The streak counted so far goes on unless one of the new readings was out of band.
+    runs = result.confirmations()
+    new, first_new = runs.newer_than(state.last_at)
+    goes_on = (state.count > 0) & (runs.broken_at <= state.last_at)
+    count = np.where(
+        in_band,
+        np.where(goes_on, state.count, 0) + new,
+        np.where(out_of_band, 0, state.count),
+    )
+    since = np.where(in_band & ~goes_on, first_new, state.since)
     opened = in_band & (count >= rule.confirm_count) & (at - since >= rule.confirm_duration)
     new_level = np.where(active, held_level, np.where(opened, level, 0)).astype(np.int8)
     reset = opened | out_of_band

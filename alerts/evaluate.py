@@ -2,13 +2,15 @@
 
 Each rule kind reduces the readings to one value per channel and patient (latest reading,
 change over a window, windowed mean, score, hours since the last reading); the rule's bands then
-turn those values into a severity per patient. Loops run over rules, metrics and bands only.
+turn those values into a severity per patient. Threshold rules also hand over the trailing run of
+readings in band, so that the debouncer can confirm by readings, however many arrive together.
+Loops run over rules, metrics and bands only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -20,6 +22,8 @@ from alerts.trends import deltas, ols_slopes, theil_sen_slopes
 from alerts.windows import (
     MetricWindow,
     distinct_count,
+    first_index,
+    first_of_equal,
     in_lookback,
     keep_last,
     last_index,
@@ -28,12 +32,54 @@ from alerts.windows import (
     masked_mean,
     segment_reduce,
     take,
+    trailing_run,
 )
 
 NO_TIME = -1  # ``at`` of a result without data
 
 # Reason codes that are not a band: indices -3, -2, -1 into the reason table.
 DISABLED, NO_DATA_REASON, IN_RANGE = "disabled", "no_data", "ok"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Streaks:
+    """Per patient, the run of consecutive readings in band that ends at the newest one.
+
+    Ragged like a window: patient ``p``'s run is ``t[offsets[p]:offsets[p + 1]]``, oldest first,
+    one time per instant however many readings share it.
+    ``broken_at`` is the time of the reading just before the run, the newest one out of band
+    (``NO_TIME`` when nothing in the lookback broke it). The evaluator cannot know which of these
+    readings the debouncer has already counted (its state is read later, under a lock), so it
+    hands over their times and :meth:`newer_than` sorts them out.
+    """
+
+    offsets: np.ndarray  # int64, n_patients + 1
+    t: np.ndarray  # int64 epoch seconds, ascending within each patient's run
+    broken_at: np.ndarray  # int64 per patient
+
+    @property
+    def length(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @classmethod
+    def one_per_value(cls, level: np.ndarray, at: np.ndarray) -> Streaks:
+        """A run of one for each value in band, never broken: the kinds whose value is not one
+        reading's (trend, aggregate, score, missing_data) confirm once per new value."""
+        inside = level > 0
+        offsets = np.concatenate(([0], np.cumsum(inside, dtype=np.int64)))
+        return cls(offsets, at[inside].astype(np.int64), np.full(level.size, NO_TIME, np.int64))
+
+    def of(self, patient: int) -> tuple[tuple[int, ...], int]:
+        """One patient's run and ``broken_at``, as ``alerts.reference`` gives them."""
+        run = self.t[self.offsets[patient] : self.offsets[patient + 1]]
+        return tuple(run.tolist()), int(self.broken_at[patient])
+
+    def newer_than(self, t0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per patient, how many readings of the run are newer than ``t0``, and the time of the
+        oldest of those (``NO_TIME`` when none is)."""
+        newer = self.t > np.repeat(t0, self.length)
+        first = take(self.t, first_index(self.offsets, newer), NO_TIME)
+        return masked_count(self.offsets, newer), first
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -45,7 +91,9 @@ class RuleResult:
     alert up to this level. ``value``: the value that decided the level, in the channel's unit.
     ``at``: epoch seconds of the newest reading behind ``value`` (for missing_data, the
     evaluation time). ``reason``: ``"<channel>:<amber|red>"``, ``"ok"``, ``"no_data"`` or
-    ``"disabled"``.
+    ``"disabled"``. ``streaks``: for threshold rules, the readings of the deciding channel that
+    a confirmation counts (empty without a valid level); None for the kinds that count one
+    confirmation per new value.
     """
 
     key: str
@@ -54,12 +102,27 @@ class RuleResult:
     value: np.ndarray
     at: np.ndarray
     reason: np.ndarray
+    streaks: Streaks | None = None
+
+    @property
+    def streak(self) -> np.ndarray:
+        """Consecutive readings in band up to the newest, per patient (0 out of band)."""
+        if self.streaks is None:
+            return (self.level > 0).astype(np.int64)
+        return self.streaks.length
+
+    def confirmations(self) -> Streaks:
+        """What the debouncer counts: the runs, or one per value where readings do not count."""
+        if self.streaks is None:
+            return Streaks.one_per_value(self.level, self.at)
+        return self.streaks
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Channels:
     values: np.ndarray  # (channels, patients) float64, NaN: no data
     at: np.ndarray  # (channels, patients) int64, NO_TIME: no data
+    runs: tuple[Streaks, ...] | None = None  # per channel, for all patients: threshold rules
 
 
 def as_epoch_seconds(now: int | datetime | np.datetime64) -> int:
@@ -108,8 +171,34 @@ class _Readings:
 
 
 def _threshold(rule: CompiledRule, readings: _Readings) -> Channels:
-    latest = [readings.newest(m, rule.rule.lookback) for m in rule.rule.metrics]
-    return Channels(np.array([v for v, _ in latest]), np.array([t for _, t in latest]))
+    lookback = rule.rule.lookback
+    latest = [readings.newest(m, lookback) for m in rule.rule.metrics]
+    runs = tuple(
+        _run_in_band(rule, channel, readings.window(metric), readings.now)
+        for channel, metric in enumerate(rule.rule.metrics)
+    )
+    return Channels(np.array([v for v, _ in latest]), np.array([t for _, t in latest]), runs)
+
+
+def _run_in_band(rule: CompiledRule, channel: int, w: MetricWindow, now: int) -> Streaks:
+    """The trailing run of one channel's readings in any of its bands, within the lookback."""
+    member = np.zeros(w.t.size, dtype=bool)
+    for slot in rule.slots:
+        if slot.channel == channel:
+            # The slot's per-patient thresholds spread to readings: the same comparison, NaN
+            # (no such band for that patient) still never matching. Without overrides they are
+            # all one number, and a scalar spares a pass over every reading.
+            threshold = slot.threshold
+            uniform = threshold.size > 0 and bool(np.all(threshold == threshold[0]))
+            spread = threshold[:1] if uniform else np.repeat(threshold, w.counts)
+            member |= replace(slot, threshold=spread).matches(w.v)
+    run, broken = trailing_run(w.offsets, in_lookback(w, now, rule.rule.lookback), member)
+    offsets = np.concatenate(([0], np.cumsum(masked_count(w.offsets, run))))
+    # One reading per instant: the same measurement stored twice (relayed by two gateways)
+    # must not confirm itself.
+    once = first_of_equal(offsets, w.t[run])
+    offsets = np.concatenate(([0], np.cumsum(masked_count(offsets, once))))
+    return Streaks(offsets, w.t[run][once], take(w.t, broken, NO_TIME))
 
 
 def _missing_data(rule: CompiledRule, readings: _Readings) -> Channels:
@@ -221,7 +310,29 @@ def classify(rule: CompiledRule, channels: Channels) -> RuleResult:
         value=np.where(valid, values[decider, patients], np.nan),
         at=np.where(valid, channels.at[decider, patients], NO_TIME),
         reason=codes[reason],
+        streaks=None if channels.runs is None else _deciders_runs(channels.runs, decider, valid),
     )
+
+
+def _deciders_runs(runs: Sequence[Streaks], decider: np.ndarray, valid: np.ndarray) -> Streaks:
+    """Each patient's run from the channel that decided the level; empty without a valid level.
+
+    The channel whose newest reading set the level is the one whose readings confirm it: a
+    blood pressure reading in band on both channels counts once, not once per channel.
+    """
+    n = decider.size
+    chosen = [valid & (decider == channel) for channel in range(len(runs))]
+    patients, times = [], []
+    for run, mine in zip(runs, chosen, strict=True):
+        keep = np.repeat(mine, run.length)
+        patients.append(np.repeat(np.arange(n, dtype=np.int64), run.length)[keep])
+        times.append(run.t[keep])
+    patient = np.concatenate(patients)
+    # Each patient's run comes from one channel, in order: a stable sort by patient merges them.
+    order = np.argsort(patient, kind="stable")
+    offsets = np.concatenate(([0], np.cumsum(np.bincount(patient, minlength=n))))
+    broken_at = np.select(chosen, [run.broken_at for run in runs], NO_TIME)
+    return Streaks(offsets.astype(np.int64), np.concatenate(times)[order], broken_at)
 
 
 def evaluate_rule(

@@ -39,6 +39,10 @@ class Outcome:
     value: float
     at: int
     reason: str
+    # Threshold rules: the times of the deciding channel's readings in band up to the newest,
+    # and of the reading out of band before them. None: one confirmation per new value.
+    run: tuple[int, ...] | None = None
+    broken_at: int = NO_TIME
 
 
 def _reliable(readings: Sequence[Reading], lo: float, now: int) -> list[Reading]:
@@ -53,6 +57,26 @@ def _latest(readings: Sequence[Reading], lo: float, now: int) -> Channel:
 
 def _threshold(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Channel]:
     return [_latest(data.get(m, ()), now - rule.lookback, now) for m in rule.metrics]
+
+
+Run = tuple[tuple[int, ...], int]  # (times of the readings in band, time of the one before)
+
+
+def _runs_in_band(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Run]:
+    """Per channel: walking back from the newest reading, the readings in any of its bands."""
+    out = []
+    for metric in rule.metrics:
+        bands = [b for b in rule.bands if b.on == metric]
+        run: list[int] = []
+        broken_at = NO_TIME
+        for t, v, _ in reversed(_reliable(data.get(metric, ()), now - rule.lookback, now)):
+            if not any(_OPS[b.op](v, b.value) for b in bands):
+                broken_at = t
+                break
+            run.append(t)
+        # One per instant: the same measurement stored twice does not confirm itself.
+        out.append((tuple(sorted(set(run))), broken_at))
+    return out
 
 
 def _missing_data(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Channel]:
@@ -156,11 +180,12 @@ _STATISTICS = {
 }
 
 
-def _classify(rule: Any, channels: list[Channel]) -> Outcome:
+def _classify(rule: Any, channels: list[Channel], runs: list[Run] | None) -> Outcome:
+    nothing = None if runs is None else ()
     if not rule.enabled:
-        return Outcome(NO_DATA, NO_DATA, math.nan, NO_TIME, "disabled")
+        return Outcome(NO_DATA, NO_DATA, math.nan, NO_TIME, "disabled", nothing)
     if all(value is None for value, _ in channels):
-        return Outcome(NO_DATA, NO_DATA, math.nan, NO_TIME, "no_data")
+        return Outcome(NO_DATA, NO_DATA, math.nan, NO_TIME, "no_data", nothing)
     level, hold, decider, reason = 0, 0, None, "ok"
     for index, name in enumerate(rule.channels):
         value = channels[index][0]
@@ -176,7 +201,10 @@ def _classify(rule: Any, channels: list[Channel]) -> Outcome:
     if decider is None:
         decider = next(i for i, (value, _) in enumerate(channels) if value is not None)
     value, at = channels[decider]
-    return Outcome(level, hold, float(value), at, reason)
+    if runs is None:
+        return Outcome(level, hold, float(value), at, reason)
+    run, broken_at = runs[decider]
+    return Outcome(level, hold, float(value), at, reason, run, broken_at)
 
 
 def evaluate_patient(
@@ -184,7 +212,11 @@ def evaluate_patient(
 ) -> dict[str, Outcome]:
     """Every rule of ``protocol`` (already overridden for this patient) for one patient."""
     return {
-        rule.key: _classify(rule, _STATISTICS[rule.kind](rule, readings, now))
+        rule.key: _classify(
+            rule,
+            _STATISTICS[rule.kind](rule, readings, now),
+            _runs_in_band(rule, readings, now) if rule.kind == "threshold" else None,
+        )
         for rule in protocol.rules
     }
 
@@ -208,7 +240,7 @@ def step_patient(alert: PatientAlert, outcome: Outcome, rule: Any, now: int) -> 
     """Advance ``alert`` in place; returns the transitions that happened."""
     events: set[str] = set()
     if outcome.level >= 0 and outcome.at > alert.last_at:
-        alert.last_at = outcome.at
+        counted_up_to, alert.last_at = alert.last_at, outcome.at
         if alert.level > 0:
             if outcome.level > alert.level:
                 alert.level = outcome.level
@@ -218,9 +250,11 @@ def step_patient(alert: PatientAlert, outcome: Outcome, rule: Any, now: int) -> 
                 alert.level = max(outcome.hold_level, 0)
                 events.add("downgraded" if alert.level else "cleared")
         elif outcome.level > 0:
-            alert.count += 1
-            if alert.count == 1:
-                alert.since = outcome.at
+            run = outcome.run if outcome.run is not None else (outcome.at,)
+            new = [t for t in run if t > counted_up_to]
+            if alert.count == 0 or outcome.broken_at > counted_up_to:
+                alert.count, alert.since = 0, new[0]
+            alert.count += len(new)
             confirmed = outcome.at - alert.since >= rule.confirm.duration
             if alert.count >= rule.confirm.count and confirmed:
                 alert.level, alert.count, alert.since = outcome.level, 0, NO_TIME

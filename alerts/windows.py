@@ -173,6 +173,32 @@ def first_index(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where((k < selected.size) & (candidate < offsets[1:]), candidate, -1)
 
 
+def trailing_run(
+    offsets: np.ndarray, within: np.ndarray, member: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The last unbroken run of ``member`` readings among the ``within`` ones of each segment.
+
+    Returns the run as a mask over readings (a subset of ``within``) and, per segment, the index
+    of the ``within`` reading that broke it (the newest one not a ``member``), -1 if none did.
+    Every ``within`` reading after the breaking one is a member by definition, so the run is
+    found from one :func:`last_index` without scanning back from each segment's end.
+    """
+    broken = last_index(offsets, within & ~member)
+    after = np.arange(within.size) > np.repeat(broken, np.diff(offsets))
+    return within & after, broken
+
+
+def first_of_equal(offsets: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Mask of the elements whose key differs from the previous one of their segment (the first
+    of each run of equal keys); keys must be sorted per segment."""
+    keep = np.ones(keys.size, dtype=bool)
+    keep[1:] = keys[1:] != keys[:-1]
+    # Empty segments at the end start past the last element; others start where a segment does.
+    starts = offsets[:-1]
+    keep[starts[starts < keys.size]] = True
+    return keep
+
+
 def keep_last(offsets: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
     """``mask`` restricted to the last ``k`` selected readings of each segment."""
     inclusive = np.cumsum(mask, dtype=np.int64)

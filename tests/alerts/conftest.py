@@ -5,7 +5,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 
-from alerts.evaluate import evaluate
+from alerts.evaluate import NO_TIME, evaluate
 from alerts.protocol import PatientOverride, Protocol, apply_override, load_protocols
 from alerts.reference import Outcome, evaluate_patient
 from alerts.tables import compile_protocol
@@ -37,12 +37,15 @@ def evaluate_both(
         expected = evaluate_patient(apply_override(protocol, overrides.get(i)), readings, now)
         got = {}
         for key, r in results.items():
+            run, broken_at = (None, NO_TIME) if r.streaks is None else r.streaks.of(i)
             outcome = Outcome(
                 int(r.level[i]),
                 int(r.hold_level[i]),
                 float(r.value[i]),
                 int(r.at[i]),
                 str(r.reason[i]),
+                run,
+                broken_at,
             )
             assert_same(expected[key], outcome, f"patient {i} rule {key}")
             got[key] = outcome
@@ -51,11 +54,13 @@ def evaluate_both(
 
 
 def assert_same(expected: Outcome, got: Outcome, where: str) -> None:
-    assert (got.level, got.hold_level, got.at, got.reason) == (
+    assert (got.level, got.hold_level, got.at, got.reason, got.run, got.broken_at) == (
         expected.level,
         expected.hold_level,
         expected.at,
         expected.reason,
+        expected.run,
+        expected.broken_at,
     ), f"{where}: {got} != {expected}"
     if math.isnan(expected.value):
         assert math.isnan(got.value), where

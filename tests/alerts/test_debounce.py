@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,7 +12,13 @@ from hypothesis import strategies as st
 from alerts.debounce import AlertState, acknowledge, step
 from alerts.evaluate import RuleResult, evaluate_rule
 from alerts.protocol import parse_protocol
-from alerts.reference import Outcome, PatientAlert, acknowledge_patient, step_patient
+from alerts.reference import (
+    Outcome,
+    PatientAlert,
+    acknowledge_patient,
+    evaluate_patient,
+    step_patient,
+)
 from alerts.tables import compile_protocol
 from alerts.windows import MetricWindow
 
@@ -19,7 +27,14 @@ T0 = 1_767_225_600
 
 
 def spo2_rule(confirm_count=2, confirm_duration=0, clear_margin=1.0, escalate="1h", snooze="4h"):
-    raw = {
+    raw = demo_protocol(confirm_count, confirm_duration, clear_margin, escalate, snooze)
+    return compile_protocol(parse_protocol(raw), 1).rule("spo2_low")
+
+
+def demo_protocol(
+    confirm_count=2, confirm_duration=0, clear_margin=1.0, escalate="1h", snooze="4h"
+):
+    return {
         "key": "demo",
         "version": "1.0.0",
         "title": "Demo",
@@ -42,7 +57,6 @@ def spo2_rule(confirm_count=2, confirm_duration=0, clear_margin=1.0, escalate="1
             }
         ],
     }
-    return compile_protocol(parse_protocol(raw), 1).rule("spo2_low")
 
 
 def run(rule, values, every=H, acks=()):
@@ -230,3 +244,279 @@ def test_vectorised_debounce_equals_reference(case):
 def test_initial_state_shapes(n):
     state = AlertState.initial(n)
     assert len(state) == n and state.level.dtype == np.int8
+
+
+# Readings arriving together: a gateway's backlog evaluated in one pass counts reading by reading.
+
+EVENTS = ("opened", "escalated", "downgraded", "cleared", "reminded")
+
+
+class Feed:
+    """One patient's readings as they reach the engine, and the debounce state after each pass."""
+
+    def __init__(self, rule, metrics=("spo2",)):
+        self.rule, self.metrics = rule, metrics
+        self.readings = {m: [] for m in metrics}
+        self.state = AlertState.initial(1)
+
+    def evaluate(self, now, *arrived):
+        """Store ``arrived`` ((t, value) of the first metric, or (t, {metric: value})), then one
+        pass at ``now``; returns the transitions."""
+        for t, value in arrived:
+            values = value if isinstance(value, dict) else {self.metrics[0]: value}
+            for metric, v in values.items():
+                self.readings[metric].append((t, v, True))
+        windows = {m: MetricWindow.from_readings([r]) for m, r in self.readings.items()}
+        self.result = evaluate_rule(self.rule, windows, now)
+        self.state, changes = step(self.state, self.result, self.rule, now)
+        return {n for n in EVENTS if getattr(changes, n)[0]}
+
+    @property
+    def level(self):
+        return int(self.state.level[0])
+
+    @property
+    def count(self):
+        return int(self.state.count[0])
+
+
+def backlog(*values, start=T0, every=H):
+    return [(start + i * every, v) for i, v in enumerate(values)]
+
+
+def test_amber_then_red_readings_in_one_batch_open_the_red_alert_at_once():
+    feed = Feed(spo2_rule(confirm_count=2))
+    assert feed.evaluate(T0 + 3 * H, *backlog(94, 91, 90)) == {"opened"}
+    assert feed.level == 2 and feed.result.value[0] == 90
+    # The journey's case: two readings, the second red.
+    feed = Feed(spo2_rule(confirm_count=2))
+    assert feed.evaluate(T0 + 2 * H, *backlog(94, 91)) == {"opened"}
+    assert feed.level == 2
+
+
+def test_a_single_reading_in_band_in_a_batch_does_not_open_with_confirm_two():
+    feed = Feed(spo2_rule(confirm_count=2))
+    assert feed.evaluate(T0 + 2 * H, *backlog(96, 91)) == set()
+    assert (feed.level, feed.count, int(feed.result.streak[0])) == (0, 1, 1)
+    # The next reading in band is the second.
+    assert feed.evaluate(T0 + 3 * H, (T0 + 2 * H + 60, 91)) == {"opened"}
+
+
+def test_only_the_readings_in_band_at_the_end_of_a_batch_count():
+    feed = Feed(spo2_rule(confirm_count=2))
+    assert feed.evaluate(T0 + 4 * H, *backlog(91, 91, 96, 91)) == set()
+    assert feed.count == 1
+    feed = Feed(spo2_rule(confirm_count=2))
+    assert feed.evaluate(T0 + 3 * H, *backlog(91, 91, 96)) == set()
+    assert feed.count == 0
+
+
+def test_a_batch_continues_the_count_of_the_readings_before_it():
+    feed = Feed(spo2_rule(confirm_count=4))
+    feed.evaluate(T0 + 60, (T0, 94))
+    assert feed.evaluate(T0 + 3 * H, *backlog(94, 93, start=T0 + H)) == set()
+    assert feed.count == 3
+    # A reading out of band among the new ones restarts it, even one older than the last.
+    feed.evaluate(T0 + 6 * H, *backlog(96, 94, 94, start=T0 + 3 * H))
+    assert feed.count == 2 and feed.level == 0
+
+
+def test_readings_already_counted_are_not_counted_again_nor_after_a_restart():
+    rule = spo2_rule(confirm_count=3)
+    feed = Feed(rule)
+    feed.evaluate(T0 + 2 * H, *backlog(94, 94))
+    for later in range(3, 30):  # passes with nothing new, the readings leaving the lookback
+        assert feed.evaluate(T0 + later * H) == set()
+    assert feed.count == 2
+    # A restarted engine has only what alert_rule_state keeps: the arrays, nothing derived.
+    feed.state = AlertState(
+        **{f.name: getattr(feed.state, f.name).copy() for f in fields(feed.state)}
+    )
+    assert feed.evaluate(T0 + 30 * H) == set() and feed.count == 2
+    assert feed.evaluate(T0 + 31 * H, (T0 + 30 * H, 94)) == {"opened"}
+
+
+def test_confirm_duration_spans_the_readings_of_a_batch():
+    rule = spo2_rule(confirm_count=1, confirm_duration=2 * H)
+    assert Feed(rule).evaluate(T0 + 3 * H, *backlog(94, 94, 94)) == {"opened"}
+    assert Feed(rule).evaluate(T0 + 3 * H, *backlog(96, 94, 94)) == set()
+
+
+def test_an_open_alert_follows_the_newest_reading_of_a_batch_clearing_with_margin():
+    feed = Feed(spo2_rule(confirm_count=2, clear_margin=1, escalate="1d"))
+    feed.evaluate(T0 + 2 * H, *backlog(91, 90))
+    assert feed.level == 2
+    # Better readings, but the newest is still within the margin of red (<= 93): held.
+    assert feed.evaluate(T0 + 5 * H, *backlog(96, 96, 93, start=T0 + 2 * H)) == set()
+    assert feed.level == 2
+    # A wobble inside amber's margin (<= 95) steps down once and stays there.
+    assert feed.evaluate(T0 + 8 * H, *backlog(95, 94, 95, start=T0 + 5 * H)) == {"downgraded"}
+    assert feed.evaluate(T0 + 9 * H, *backlog(94.5, start=T0 + 8 * H)) == set()
+    assert feed.level == 1
+    # Worse readings first, the newest clear of the margin: resolved, nothing else.
+    assert feed.evaluate(T0 + 11 * H, *backlog(90, 96, start=T0 + 9 * H)) == {"cleared"}
+    assert (feed.level, feed.count) == (0, 0)
+    # Readings in band before the clearing one never count towards the next alert.
+    assert feed.evaluate(T0 + 12 * H, (T0 + 11 * H, 94)) == set()
+    assert feed.count == 1
+    assert feed.evaluate(T0 + 14 * H, *backlog(94, 94, start=T0 + 12 * H)) == {"opened"}
+
+
+def test_the_deciding_channel_counts_a_blood_pressure_reading_once():
+    raw = {
+        "key": "bp",
+        "version": "1.0.0",
+        "title": "BP",
+        "rules": [
+            {
+                "key": "bp_severe",
+                "kind": "threshold",
+                "title": "Severe BP",
+                "metrics": ["systolic", "diastolic"],
+                "bands": [
+                    {"level": "red", "on": "systolic", "op": ">=", "value": 180},
+                    {"level": "red", "on": "diastolic", "op": ">=", "value": 110},
+                ],
+                "lookback": "24h",
+                "confirm": {"count": 2},
+                "source": "NICE severe hypertension, anchors 3.3",
+            }
+        ],
+    }
+    rule = compile_protocol(parse_protocol(raw), 1).rule("bp_severe")
+    feed = Feed(rule, ("systolic", "diastolic"))
+    both = {"systolic": 185, "diastolic": 115}
+    assert feed.evaluate(T0 + 60, (T0, both)) == set()
+    assert feed.count == 1
+    assert feed.evaluate(T0 + H, (T0 + H - 60, both)) == {"opened"}
+
+
+def test_kinds_whose_value_is_not_a_reading_confirm_once_per_new_value():
+    raw = {
+        "key": "demo",
+        "version": "1.0.0",
+        "title": "Demo",
+        "rules": [
+            {
+                "key": "spo2_falling",
+                "kind": "trend",
+                "title": "SpO2 falling",
+                "metrics": ["spo2"],
+                "method": "delta",
+                "window": "24h",
+                "min_points": 2,
+                "bands": [{"level": "amber", "op": "<=", "value": -3}],
+                "confirm": {"count": 2},
+                "source": "telemon brief, a fall of 3 points",
+            }
+        ],
+    }
+    rule = compile_protocol(parse_protocol(raw), 1).rule("spo2_falling")
+    feed = Feed(rule)
+    assert feed.evaluate(T0 + 4 * H, *backlog(97, 95, 93, 92)) == set()
+    assert feed.result.streaks is None and feed.count == 1
+    assert feed.evaluate(T0 + 5 * H, (T0 + 4 * H, 91)) == {"opened"}
+
+
+SPO2_VALUES = [90.0, 91.5, 92.0, 93.0, 93.5, 94.0, 94.5, 95.0, 96.0]
+
+
+@st.composite
+def batched_readings(draw):
+    """Readings inside the lookback of the pass that sees them, cut into batches."""
+    n = draw(st.integers(1, 14))
+    gaps = draw(st.lists(st.sampled_from([0, 600, H, 5 * H, 30 * H]), min_size=n, max_size=n))
+    values = draw(st.lists(st.sampled_from(SPO2_VALUES), min_size=n, max_size=n))
+    reliable = draw(st.lists(st.booleans() | st.just(True), min_size=n, max_size=n))
+    cuts = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    times = (T0 + np.cumsum(gaps)).tolist()
+    # Readings of one instant are one measurement stored twice: the same value.
+    for i in range(1, n):
+        if gaps[i] == 0:
+            values[i] = values[i - 1]
+    readings = list(zip(times, values, reliable, strict=True))
+    batches, current = [], []
+    for reading, cut in zip(readings, cuts, strict=True):
+        if current and (cut or reading[0] - current[0][0] > 20 * H):
+            batches.append(current)
+            current = []
+        current.append(reading)
+    batches.append(current)
+    return batches
+
+
+@settings(max_examples=150, deadline=None)
+@given(batched_readings())
+def test_a_batch_counts_as_its_readings_would_one_per_pass(batches):
+    rule = spo2_rule(confirm_count=100)  # never opens: the count and its start are compared
+
+    def evaluate(state, seen, now):
+        window = MetricWindow.from_readings([seen])
+        return step(state, evaluate_rule(rule, {"spo2": window}, now), rule, now)[0]
+
+    batched, one_by_one, seen = AlertState.initial(1), AlertState.initial(1), []
+    for batch in batches:
+        for reading in batch:
+            seen.append(reading)
+            one_by_one = evaluate(one_by_one, seen, reading[0] + 60)
+        batched = evaluate(batched, seen, batch[-1][0] + 120)
+        assert (batched.count[0], batched.since[0], batched.last_at[0]) == (
+            one_by_one.count[0],
+            one_by_one.since[0],
+            one_by_one.last_at[0],
+        )
+
+
+@st.composite
+def backlogs(draw):
+    """Patients whose readings reach the engine late or on time, and the passes over them."""
+    n_patients = draw(st.integers(1, 5))
+    params = {
+        "confirm_count": draw(st.integers(1, 3)),
+        "confirm_duration": draw(st.sampled_from([0, 1800, 7200])),
+        "clear_margin": draw(st.sampled_from([0.0, 1.0])),
+        "escalate": draw(st.sampled_from([600, 3600])),
+    }
+    patients = []
+    for _ in range(n_patients):
+        n = draw(st.integers(0, 12))
+        gaps = draw(st.lists(st.sampled_from([0, 900, H, 6 * H, 26 * H]), min_size=n, max_size=n))
+        values = draw(st.lists(st.sampled_from(SPO2_VALUES), min_size=n, max_size=n))
+        reliable = draw(st.lists(st.booleans() | st.just(True), min_size=n, max_size=n))
+        delays = draw(
+            st.lists(st.sampled_from([0, 0, 2 * H, 12 * H, 30 * H]), min_size=n, max_size=n)
+        )
+        times = (T0 + np.cumsum(gaps)).tolist()
+        patients.append(
+            list(zip(times, values, reliable, (np.array(times) + delays).tolist(), strict=True))
+        )
+    passes = draw(st.lists(st.sampled_from([600, H, 4 * H, 13 * H]), min_size=1, max_size=20))
+    return params, patients, passes
+
+
+@settings(max_examples=100, deadline=None)
+@given(backlogs())
+def test_vectorised_evaluation_and_debounce_of_backlogs_equal_the_reference(case):
+    params, patients, passes = case
+    protocol = parse_protocol(demo_protocol(**params))
+    rule = compile_protocol(protocol, len(patients)).rule("spo2_low")
+    spec = rule.rule
+    state = AlertState.initial(len(patients))
+    alerts = [PatientAlert() for _ in patients]
+    now = T0
+    for advance in passes:
+        now += advance
+        seen = [[(t, v, ok) for t, v, ok, arrival in p if arrival <= now] for p in patients]
+        result = evaluate_rule(rule, {"spo2": MetricWindow.from_readings(seen)}, now)
+        state, changes = step(state, result, rule, now)
+        for p, readings in enumerate(seen):
+            outcome = evaluate_patient(protocol, {"spo2": readings}, now)["spo2_low"]
+            assert result.streaks.of(p) == (outcome.run, outcome.broken_at)
+            assert (int(result.level[p]), int(result.at[p])) == (outcome.level, outcome.at)
+            expected = step_patient(alerts[p], outcome, spec, now)
+            assert {n for n in EVENTS if getattr(changes, n)[p]} == expected
+            a = alerts[p]
+            assert tuple(int(getattr(state, f.name)[p]) for f in fields(state)) == (
+                a.level, a.count, a.since, a.last_at, a.opened_at, a.notified_at, a.stage,
+                int(a.acked), a.snoozed_until,
+            )  # fmt: skip

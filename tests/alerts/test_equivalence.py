@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.evaluate import evaluate
+from alerts.evaluate import NO_TIME, evaluate
 from alerts.protocol import PatientOverride, Protocol, RuleOverride, apply_override, load_protocols
 from alerts.reference import evaluate_patient
 from alerts.tables import compile_protocol
@@ -104,6 +104,9 @@ def check(protocol: Protocol, patients, overrides, now) -> None:
             if got != (e.level, e.hold_level, e.reason):
                 assert near_a_threshold(own.rule(key), e.value), where
             assert int(result.at[index]) == e.at, where
+            # The readings a confirmation counts: exact, being times and band membership.
+            run = (None, NO_TIME) if result.streaks is None else result.streaks.of(index)
+            assert run == (e.run, e.broken_at), where
             value = float(result.value[index])
             if math.isnan(e.value):
                 assert math.isnan(value), where

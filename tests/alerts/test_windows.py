@@ -12,11 +12,13 @@ from alerts.windows import (
     MetricWindow,
     distinct_count,
     first_index,
+    first_of_equal,
     keep_last,
     last_index,
     local_day_and_hour,
     masked_mean,
     segment_reduce,
+    trailing_run,
     utc_offsets,
 )
 
@@ -95,3 +97,27 @@ def test_utc_offsets_follow_daylight_saving_like_zoneinfo():
     local = [datetime.fromtimestamp(x, UTC).astimezone(rome) for x in t]
     assert hour.tolist() == [x.hour for x in local]
     assert (day - day[0]).tolist() == [(x.date() - local[0].date()).days for x in local]
+
+
+def test_trailing_run_is_the_unbroken_end_of_each_segment_among_the_selected():
+    # Segments: [in, out, in, in], [], [in, in], [out], [in, -, in] (the middle one not selected).
+    offsets = np.array([0, 4, 4, 6, 7, 10])
+    member = np.array([1, 0, 1, 1, 1, 1, 0, 1, 0, 1], dtype=bool)
+    within = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 1], dtype=bool)
+    run, broken = trailing_run(offsets, within, member)
+    assert np.flatnonzero(run).tolist() == [2, 3, 4, 5, 7, 9]
+    assert broken.tolist() == [1, -1, -1, 6, -1]
+    # A reading out of band but not selected (unreliable, outside the lookback) breaks nothing.
+    member[8] = False
+    assert np.flatnonzero(trailing_run(offsets, within, member)[0]).tolist() == [2, 3, 4, 5, 7, 9]
+
+
+def test_trailing_run_of_nothing():
+    run, broken = trailing_run(np.array([0, 0, 0]), np.zeros(0, bool), np.zeros(0, bool))
+    assert run.size == 0 and broken.tolist() == [-1, -1]
+
+
+def test_first_of_equal_keeps_one_per_key_and_segment():
+    offsets = np.array([0, 3, 3, 5, 5])
+    keys = np.array([1, 1, 2, 2, 2])
+    assert first_of_equal(offsets, keys).tolist() == [True, False, True, True, False]

@@ -29,6 +29,7 @@ from tests.alerts_engine.support import (
 )
 
 MakeEngine = Callable[[], Engine]
+HOUR = timedelta(hours=1)
 
 
 def test_red_spo2_opens_one_alert_with_sms_rows_for_gp_and_centre(
@@ -242,3 +243,50 @@ def test_a_restarted_engine_resumes_the_debounce_state(
 
     spo2(db, make_engine(), clock, cohort.patient, 90)  # the second reading confirms
     assert [a["severity"] for a in alerts(db)] == [2]
+
+
+def test_a_gateways_backlog_counts_each_reading_and_opens_the_red_alert_at_once(
+    db: psycopg.Connection, cohort: Cohort, make_engine: MakeEngine, clock: ManualClock
+) -> None:
+    # Amber, then red, measured an hour apart while the gateway was offline: stored together.
+    add_readings(
+        db, cohort.patient, "spo2", [(clock() - 2 * HOUR, 94), (clock() - HOUR, 91)], notify=True
+    )
+    make_engine().evaluate(clock(), [cohort.patient])
+    [alert] = alerts(db)
+    assert (alert["rule"], alert["severity"], alert["trigger_value"]) == ("spo2_low", 2, 91)
+    assert events(db, alert["id"]) == ["opened"]
+
+
+def test_a_backlog_with_one_reading_in_band_is_counted_once_across_restarts(
+    db: psycopg.Connection, cohort: Cohort, make_engine: MakeEngine, clock: ManualClock
+) -> None:
+    add_readings(db, cohort.patient, "spo2", [(clock() - 2 * HOUR, 97), (clock() - HOUR, 91)])
+    make_engine().evaluate(clock(), [cohort.patient])
+    for _ in range(3):  # restarted engines, the same readings: still one of two confirmations
+        clock.advance(10 * MIN)
+        make_engine().evaluate(clock(), None)
+    assert alerts(db) == []
+
+    spo2(db, make_engine(), clock, cohort.patient, 90)  # the second reading in band
+    assert [a["severity"] for a in alerts(db)] == [2]
+
+
+def test_readings_before_a_resolution_by_hand_do_not_count_again(
+    db: psycopg.Connection, cohort: Cohort, make_engine: MakeEngine, clock: ManualClock
+) -> None:
+    engine = make_engine()
+    add_readings(db, cohort.patient, "spo2", [(clock() - 2 * HOUR, 93), (clock() - HOUR, 92)])
+    engine.evaluate(clock(), None)
+    [alert] = alerts(db)
+    db.execute(
+        "UPDATE alerts SET state = 'resolved', resolved_by = %s, resolved_at = %s, "
+        "outcome = 'reached' WHERE id = %s",
+        (cohort.gp_id, clock(), alert["id"]),
+    )
+    engine.evaluate(clock() + MIN, None)
+    # Still in band, but only readings after the resolution confirm a new alert.
+    spo2(db, engine, clock, cohort.patient, 93)
+    assert [a["state"] for a in alerts(db)] == ["resolved"]
+    spo2(db, engine, clock, cohort.patient, 93.5)
+    assert [a["state"] for a in alerts(db)] == ["resolved", "open"]

@@ -150,7 +150,7 @@ def test_a_day_offline_arrives_late_once_in_order_and_the_task_resolves_itself(
         )
         broker.stop()
         cut = clock.now()
-        # A broker that kept its sessions on disk, as a deployment's does (see the xfail below).
+        # A broker that kept its sessions on disk, as a deployment's does.
         assert (broker.workdir / "mosquitto.db").exists()
         before = counts(conn, platform)
         assert before.stored > 0 and before.depth == before.last_seq - before.stored
@@ -236,15 +236,6 @@ def spo2_stored(conn: psycopg.Connection) -> int:
     ).fetchone()[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="alerts/debounce.py step() counts one confirmation per evaluation whose newest "
-    "reading is new and in band, not one per reading (alerts/evaluate.py threshold rules see "
-    "only the newest reading): two in-band readings that reach the engine together, as a "
-    "gateway's backlog does, count once, so a rule with confirm.count = 2 (spo2_low) stays "
-    "silent until the patient's next reading, hours later",
-)
 def test_a_deteriorating_patients_late_readings_still_raise_the_red_alert(
     database_url: str,
     broker: MosquittoProcess,
