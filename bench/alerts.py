@@ -220,6 +220,7 @@ def run(url: str, sample: int) -> None:
                     and int(result.hold_level[p]) == o.hold_level
                     and int(result.at[p]) == o.at
                     and str(result.reason[p]) == o.reason
+                    and (result.streaks is None or result.streaks.of(p) == (o.run, o.broken_at))
                     # Fitted slopes may differ in the last bits: summation order.
                     and (
                         math.isclose(float(result.value[p]), o.value, rel_tol=1e-9, abs_tol=1e-9)
