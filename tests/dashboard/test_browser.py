@@ -15,19 +15,10 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from dashboard.app import create_app
 from dashboard.server import BackgroundServer
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.dashboard.conftest import PASSWORD, World, insert_alert
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium")
 
@@ -56,7 +47,7 @@ def server(database_url: str, world: World) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 

@@ -16,19 +16,8 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from tests.brokers import MosquittoProcess
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.fakes import FakeTwilio
-
-# Debian's Chromium, as the dashboard's browser tests use (never a downloaded browser build).
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @contextlib.contextmanager
