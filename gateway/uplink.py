@@ -41,9 +41,17 @@ class UplinkCounters:
     disconnects: int = 0
     published_batches: int = 0
     refused_batches: int = 0
+    unrouted_batches: int = 0  # acknowledged, but nobody was subscribed to store them
     acknowledged_observations: int = 0
     rejected_configs: int = 0
     recoveries: dict[str, int] = field(default_factory=dict)
+
+
+# MQTT 5 PUBACK "No matching subscribers": the broker took the batch but had no one to give it
+# to. Mosquitto does not restore shared subscriptions across its own restart, so until the
+# ingest workers subscribe again this is what a batch gets: it must stay in the outbox.
+NO_MATCHING_SUBSCRIBERS = 0x10
+UNROUTED_RETRY_S = 5.0
 
 
 class Uplink:
@@ -76,6 +84,8 @@ class Uplink:
         # a lock of ours from there, while we publish under it, deadlocks).
         self._in_flight: list[tuple[mqtt.MQTTMessageInfo, list[int]]] = []
         self._refused: dict[int, str] = {}  # mid -> reason, written by paho's thread
+        self._unrouted: set[int] = set()  # mids nobody was subscribed for, idem
+        self._hold_until = 0.0  # no publishing before this (time.monotonic()) after unrouted
         self._next_seq = 0  # first sequence number not yet handed to the broker in this session
         self._session = 0  # bumped on every connect: a batch peeked before one is stale
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -121,6 +131,9 @@ class Uplink:
             await self._settle_acknowledged()
             batch = []
             session = self._session
+            if (wait := self._hold_until - time.monotonic()) > 0:
+                await _first(stop.wait(), timeout=wait)
+                continue
             if len(self._in_flight) < self._window:
                 batch = await asyncio.to_thread(
                     self.outbox.peek, self._batch_size, from_seq=self._next_seq
@@ -154,13 +167,29 @@ class Uplink:
         accepted: list[int] = []
         for info, seqs in done:
             reason = self._refused.pop(info.mid, None)
-            if reason is None:
+            if info.mid in self._unrouted:
+                self._unrouted.discard(info.mid)
+                log.warning(
+                    "no subscriber for batch %s..%s; keeping it, retrying in %g s",
+                    seqs[0],
+                    seqs[-1],
+                    UNROUTED_RETRY_S,
+                )
+                self.counters.unrouted_batches += 1
+                self._next_seq = min(self._next_seq, seqs[0])
+                self._hold_until = time.monotonic() + UNROUTED_RETRY_S
+            elif reason is None:
                 accepted.extend(seqs)
             else:
                 # Not authorised, quota...: keep the batch for the next session.
                 log.warning("broker refused batch %s..%s: %s", seqs[0], seqs[-1], reason)
                 self.counters.refused_batches += 1
                 self._next_seq = min(self._next_seq, seqs[0])
+        # A status message can go unrouted too; its mid must not linger. Every batch's mid is in
+        # flight before its PUBACK is looked at here (both happen on this thread), so a mid in
+        # neither list is not a batch's.
+        batches = {info.mid for info, _ in self._in_flight} | {info.mid for info, _ in done}
+        self._unrouted.difference_update([m for m in list(self._unrouted) if m not in batches])
         if accepted:
             await asyncio.to_thread(self.outbox.remove, accepted)
             self.counters.acknowledged_observations += len(accepted)
@@ -230,6 +259,8 @@ class Uplink:
     def _handle_publish(self, client, userdata, mid, reason_code, properties) -> None:
         if reason_code.is_failure:
             self._refused[mid] = str(reason_code)
+        elif reason_code.value == NO_MATCHING_SUBSCRIBERS:
+            self._unrouted.add(mid)
         self._signal(self._wake.set)
 
     def _handle_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:

@@ -114,6 +114,31 @@ async def test_broker_restart_mid_stream_loses_nothing(tmp_path):
         broker.stop()
 
 
+async def test_a_batch_nobody_was_subscribed_for_stays_in_the_outbox_until_someone_is(tmp_path):
+    # Mosquitto answers "No matching subscribers" and forgets the message; after its own restart
+    # it has no shared subscription until the ingest workers subscribe again.
+    broker = MosquittoProcess(tmp_path / "broker")
+    url = broker.start()
+    try:
+        identity, outbox, uplink = new_gateway(tmp_path, url, batch_size=20, window=4)
+        gw = identity.gateway_id
+        async with running(uplink):
+            outbox.append(readings(50))
+            uplink.notify_new_data()
+            await asyncio.to_thread(wait_until, lambda: uplink.counters.unrouted_batches >= 1, 10)
+            assert outbox.stats().depth == 50
+            shared = f"$share/ingest/{topic(gw, Channel.OBS)}"
+            with Collector(url, shared, persistent=True) as collector:
+                messages = await asyncio.to_thread(
+                    collector.wait_for, lambda m: set(received_seqs(m, gw)) >= set(range(1, 51))
+                )
+                await asyncio.to_thread(wait_until, lambda: outbox.stats().depth == 0, 10)
+        assert sorted(set(received_seqs(messages, gw))) == list(range(1, 51))
+        assert uplink.counters.acknowledged_observations == 50
+    finally:
+        broker.stop()
+
+
 GATEWAY_PROCESS = """
 import asyncio, sys
 from pathlib import Path
