@@ -201,6 +201,20 @@ def my_settings(conn: psycopg.Connection, user: Principal) -> MySettings:
     )
 
 
+def set_language(conn: psycopg.Connection, user: Principal, language: str) -> None:
+    """The interface language alone, as the page's language switch sets it; audited."""
+    with conn.transaction():
+        conn.execute("UPDATE staff SET language = %s WHERE id = %s", (language, user.id))
+        audit.record(
+            conn,
+            user,
+            "settings.update",
+            object_type="staff",
+            object_id=user.id,
+            details={"language": language},
+        )
+
+
 def update_settings(conn: psycopg.Connection, user: Principal, change: SettingsIn) -> MySettings:
     current = my_settings(conn, user)
     language = change.language or current.language

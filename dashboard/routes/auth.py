@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from dashboard import accounts, audit, sessions
+from dashboard import accounts, audit, services, sessions
 from dashboard.authz import (
     SESSION_COOKIE,
     Principal,
@@ -133,16 +133,8 @@ async def switch_language(
     if language in LANGUAGES:
 
         def save() -> None:
-            with request.app.state.pool.connection() as conn, conn.transaction():
-                conn.execute("UPDATE staff SET language = %s WHERE id = %s", (language, user.id))
-                audit.record(
-                    conn,
-                    user,
-                    "settings.update",
-                    object_type="staff",
-                    object_id=user.id,
-                    details={"language": language},
-                )
+            with request.app.state.pool.connection() as conn:
+                services.set_language(conn, user, language)
 
         await run_in_threadpool(save)
     back = form.get("next")
