@@ -21,23 +21,22 @@ from alerts.tables import CompiledProtocol, CompiledRule, compile_protocol
 from alerts.trends import deltas, ols_slopes, theil_sen_slopes
 from alerts.windows import (
     MetricWindow,
-    distinct_count,
     first_index,
     first_of_equal,
-    in_lookback,
-    keep_last,
+    gather_slices,
     last_index,
-    local_day_and_hour,
     masked_count,
     masked_mean,
+    offsets_of,
     segment_reduce,
+    session_day_bits,
     take,
     trailing_run,
 )
 
 NO_TIME = -1  # ``at`` of a result without data
 
-# Reason codes that are not a band: indices -3, -2, -1 into the reason table.
+# Reasons that are not a band; they follow the rule's bands in its table of reasons.
 DISABLED, NO_DATA_REASON, IN_RANGE = "disabled", "no_data", "ok"
 
 
@@ -66,8 +65,9 @@ class Streaks:
         """A run of one for each value in band, never broken: the kinds whose value is not one
         reading's (trend, aggregate, score, missing_data) confirm once per new value."""
         inside = level > 0
-        offsets = np.concatenate(([0], np.cumsum(inside, dtype=np.int64)))
-        return cls(offsets, at[inside].astype(np.int64), np.full(level.size, NO_TIME, np.int64))
+        return cls(
+            offsets_of(inside), at[inside].astype(np.int64), np.full(level.size, NO_TIME, np.int64)
+        )
 
     def of(self, patient: int) -> tuple[tuple[int, ...], int]:
         """One patient's run and ``broken_at``, as ``alerts.reference`` gives them."""
@@ -90,10 +90,11 @@ class RuleResult:
     supports once each threshold is moved back by the clear margin; the debouncer keeps an open
     alert up to this level. ``value``: the value that decided the level, in the channel's unit.
     ``at``: epoch seconds of the newest reading behind ``value`` (for missing_data, the
-    evaluation time). ``reason``: ``"<channel>:<amber|red>"``, ``"ok"``, ``"no_data"`` or
-    ``"disabled"``. ``streaks``: for threshold rules, the readings of the deciding channel that
-    a confirmation counts (empty without a valid level); None for the kinds that count one
-    confirmation per new value.
+    evaluation time). ``reason_code``: index into ``reasons``, which holds
+    ``"<channel>:<amber|red>"`` per band, then ``"disabled"``, ``"no_data"`` and ``"ok"``.
+    ``streaks``: for threshold rules, the readings of the deciding channel that a confirmation
+    counts (empty without a valid level); None for the kinds that count one confirmation per
+    new value.
     """
 
     key: str
@@ -101,8 +102,17 @@ class RuleResult:
     hold_level: np.ndarray
     value: np.ndarray
     at: np.ndarray
-    reason: np.ndarray
+    reason_code: np.ndarray
+    reasons: tuple[str, ...]
     streaks: Streaks | None = None
+
+    def reason_of(self, patient: int) -> str:
+        return self.reasons[self.reason_code[patient]]
+
+    @property
+    def reason(self) -> np.ndarray:
+        """Every patient's reason as text (a copy per patient: for tools and tests)."""
+        return np.array(self.reasons)[self.reason_code]
 
     @property
     def streak(self) -> np.ndarray:
@@ -136,15 +146,20 @@ def as_epoch_seconds(now: int | datetime | np.datetime64) -> int:
 
 
 class _Readings:
-    """The windows of one evaluation at ``now``, with what many rules ask of a window worked out
-    once: its newest reliable reading at or before ``now`` (threshold, score and missing-data
-    rules all start from it)."""
+    """The windows of one evaluation at ``now``, cut to what rules read and shared between them.
+
+    A rule only ever reads the reliable readings at or before ``now`` within its lookback: the
+    newest of them, or all of them. Each window is cut to its usable readings once, and to each
+    lookback once, so every rule works on the readings it reads and no more.
+    """
 
     def __init__(self, windows: Mapping[str, MetricWindow], n_patients: int, now: int) -> None:
         self.windows = windows
         self.n_patients = n_patients
         self.now = now
-        self._newest: dict[str, np.ndarray] = {}
+        self._usable: dict[str, MetricWindow] = {}
+        self._recent: dict[tuple[str, float], MetricWindow] = {}
+        self._newest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def window(self, metric: str) -> MetricWindow:
         w = self.windows.get(metric)
@@ -156,32 +171,51 @@ class _Readings:
             )
         return w
 
+    def usable(self, metric: str) -> MetricWindow:
+        """The reliable readings at or before ``now``."""
+        if metric not in self._usable:
+            w = self.window(metric)
+            # Times are sorted: no reading is after now when no patient's newest one is.
+            newest = take(w.t, last_index(w.offsets, None), self.now)
+            if np.all(newest <= self.now) and w.reliable.all():
+                self._usable[metric] = w
+            else:
+                self._usable[metric] = w.select(w.reliable & (w.t <= self.now))
+        return self._usable[metric]
+
+    def recent(self, metric: str, lookback: float) -> MetricWindow:
+        """The usable readings with ``now - lookback < t``."""
+        key = (metric, lookback)
+        if key not in self._recent:
+            self._recent[key] = self.usable(metric).since(self.now - lookback)
+        return self._recent[key]
+
     def newest(self, metric: str, lookback: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
-        """Value and time of each patient's newest reliable reading with
-        ``now - lookback < t <= now``; NaN and NO_TIME where there is none."""
-        w = self.window(metric)
+        """Value and time of each patient's newest usable reading with ``now - lookback < t``;
+        NaN and NO_TIME where there is none."""
         if metric not in self._newest:
-            self._newest[metric] = last_index(w.offsets, w.reliable & (w.t <= self.now))
-        index = self._newest[metric]
-        # Times are sorted per patient: the newest reading at or before now is the newest in
-        # any window ending now, or there is none in that window.
-        t = take(w.t, index, NO_TIME)
-        inside = (index >= 0) & (t > self.now - lookback)
-        return np.where(inside, take(w.v, index, np.nan), np.nan), np.where(inside, t, NO_TIME)
+            w = self.usable(metric)
+            index = last_index(w.offsets, None)
+            self._newest[metric] = take(w.v, index, np.nan), take(w.t, index, NO_TIME)
+        v, t = self._newest[metric]
+        if lookback == np.inf:
+            return v, t
+        old = t <= self.now - lookback  # and NO_TIME, where v is NaN already
+        return np.where(old, np.nan, v), np.where(old, NO_TIME, t)
 
 
 def _threshold(rule: CompiledRule, readings: _Readings) -> Channels:
     lookback = rule.rule.lookback
     latest = [readings.newest(m, lookback) for m in rule.rule.metrics]
     runs = tuple(
-        _run_in_band(rule, channel, readings.window(metric), readings.now)
+        _run_in_band(rule, channel, readings.recent(metric, lookback))
         for channel, metric in enumerate(rule.rule.metrics)
     )
     return Channels(np.array([v for v, _ in latest]), np.array([t for _, t in latest]), runs)
 
 
-def _run_in_band(rule: CompiledRule, channel: int, w: MetricWindow, now: int) -> Streaks:
-    """The trailing run of one channel's readings in any of its bands, within the lookback."""
+def _run_in_band(rule: CompiledRule, channel: int, w: MetricWindow) -> Streaks:
+    """The trailing run of one channel's readings in any of its bands (``w``: its lookback)."""
     member = np.zeros(w.t.size, dtype=bool)
     for slot in rule.slots:
         if slot.channel == channel:
@@ -192,13 +226,12 @@ def _run_in_band(rule: CompiledRule, channel: int, w: MetricWindow, now: int) ->
             uniform = threshold.size > 0 and bool(np.all(threshold == threshold[0]))
             spread = threshold[:1] if uniform else np.repeat(threshold, w.counts)
             member |= replace(slot, threshold=spread).matches(w.v)
-    run, broken = trailing_run(w.offsets, in_lookback(w, now, rule.rule.lookback), member)
-    offsets = np.concatenate(([0], np.cumsum(masked_count(w.offsets, run))))
+    length, broken = trailing_run(w.offsets, member)
+    run = w.tail(length)
     # One reading per instant: the same measurement stored twice (relayed by two gateways)
     # must not confirm itself.
-    once = first_of_equal(offsets, w.t[run])
-    offsets = np.concatenate(([0], np.cumsum(masked_count(offsets, once))))
-    return Streaks(offsets, w.t[run][once], take(w.t, broken, NO_TIME))
+    once = run.select(first_of_equal(run.offsets, run.t))
+    return Streaks(once.offsets, once.t, take(w.t, broken, NO_TIME))
 
 
 def _missing_data(rule: CompiledRule, readings: _Readings) -> Channels:
@@ -211,20 +244,19 @@ def _missing_data(rule: CompiledRule, readings: _Readings) -> Channels:
     return Channels(values, np.full(values.shape, now, dtype=np.int64))
 
 
+_SLOPES = {"ols": ols_slopes, "theil_sen": theil_sen_slopes}
+
+
 def _trend(rule: CompiledRule, readings: _Readings) -> Channels:
     spec, now = rule.rule, readings.now
     values, ats = [], []
-    for w in map(readings.window, spec.metrics):
-        mask = keep_last(w.offsets, in_lookback(w, now, spec.window), spec.max_points)
-        change, first, last = deltas(w.offsets, w.v, mask)
+    for metric in spec.metrics:
+        w = readings.recent(metric, spec.window).tail(np.full(readings.n_patients, spec.max_points))
+        change, first, last = deltas(w.offsets, w.v, None)
+        if spec.method in _SLOPES:
+            change = _SLOPES[spec.method](w.offsets, w.t, w.v, None, now) * spec.window
         span = take(w.t, last, 0) - take(w.t, first, 0)
-        if spec.method == "ols":
-            change = ols_slopes(w.offsets, w.t, w.v, mask, now) * spec.window
-        elif spec.method == "theil_sen":
-            slopes = theil_sen_slopes(w.offsets, w.t, w.v, mask, now, spec.max_points)
-            change = slopes * spec.window
-        enough = (masked_count(w.offsets, mask) >= spec.min_points) & (span >= spec.min_span)
-        enough &= span > 0
+        enough = (w.counts >= spec.min_points) & (span >= spec.min_span) & (span > 0)
         values.append(np.where(enough, change, np.nan))
         ats.append(np.where(enough, take(w.t, last, NO_TIME), NO_TIME))
     return Channels(np.array(values), np.array(ats))
@@ -232,23 +264,19 @@ def _trend(rule: CompiledRule, readings: _Readings) -> Channels:
 
 def _aggregate(rule: CompiledRule, readings: _Readings) -> Channels:
     spec, now = rule.rule, readings.now
-    today = int(local_day_and_hour(np.array([now]), spec.timezone)[0][0])
     values, ats = [], []
-    for w in map(readings.window, spec.metrics):
-        # Local times only for readings that can fall in the window keeps the zone lookup short.
-        mask = w.reliable & (w.t <= now) & (w.t > now - (spec.days + 1) * 86400)
-        day = np.full(w.t.shape, np.iinfo(np.int64).min)
-        hour = np.full(w.t.shape, -1)
-        day[mask], hour[mask] = local_day_and_hour(w.t[mask], spec.timezone)
-        mask &= day > today - spec.days
-        mask &= np.logical_or.reduce([(hour >= a) & (hour < b) for a, b in spec.sessions])
+    for metric in spec.metrics:
+        w = readings.recent(metric, (spec.days + 1) * 86400)
+        day = session_day_bits(w.t, now, spec.days, spec.sessions, spec.timezone)
+        measured = segment_reduce(np.bitwise_or, day, w.offsets, 0)  # a bit per day measured
+        chosen = day > 0
         if spec.discard_first_day:
-            big = np.iinfo(np.int64).max
-            first_day = segment_reduce(np.minimum, np.where(mask, day, big), w.offsets, big)
-            mask &= day != np.repeat(first_day, w.counts)
-        enough = distinct_count(w.offsets, day, mask) >= spec.min_days
-        values.append(np.where(enough, masked_mean(w.offsets, w.v, mask), np.nan))
-        ats.append(np.where(enough, take(w.t, last_index(w.offsets, mask), NO_TIME), NO_TIME))
+            first = measured & -measured  # the lowest bit set (unsigned: -x wraps)
+            measured ^= first
+            chosen = day > np.repeat(first, w.counts)
+        enough = np.bitwise_count(measured) >= spec.min_days
+        values.append(np.where(enough, masked_mean(w.offsets, w.v, chosen), np.nan))
+        ats.append(np.where(enough, take(w.t, last_index(w.offsets, chosen), NO_TIME), NO_TIME))
     return Channels(np.array(values), np.array(ats))
 
 
@@ -283,33 +311,41 @@ def classify(rule: CompiledRule, channels: Channels) -> RuleResult:
     """Apply the rule's bands: the highest level wins, ties go to the earlier channel."""
     values = channels.values
     n = values.shape[1]
+    reasons = (*(slot.code for slot in rule.slots), DISABLED, NO_DATA_REASON, IN_RANGE)
     level = np.zeros(n, dtype=np.int8)
     hold = np.zeros(n, dtype=np.int8)
-    reason = np.full(n, -1, dtype=np.int64)
-    decider = np.full(n, -1, dtype=np.int64)
+    code = np.full(n, reasons.index(IN_RANGE), dtype=np.int8)
     for index, slot in enumerate(rule.slots):
         v = values[slot.channel]
         hit = slot.matches(v) & (slot.level > level)
-        level = np.where(hit, slot.level, level).astype(np.int8)
-        reason = np.where(hit, index, reason)
-        decider = np.where(hit, slot.channel, decider)
-        held = slot.matches(v, rule.clear_margin) & (slot.level > hold)
-        hold = np.where(held, slot.level, hold).astype(np.int8)
+        level[hit] = slot.level
+        code[hit] = index
+        hold[slot.matches(v, rule.clear_margin) & (slot.level > hold)] = slot.level
     present = ~np.isnan(values)
     has_data = present.any(axis=0)
-    decider = np.where(decider >= 0, decider, np.argmax(present, axis=0))
-    patients = np.arange(n)
+    code[~has_data] = reasons.index(NO_DATA_REASON)
+    code[~rule.enabled] = reasons.index(DISABLED)
     valid = has_data & rule.enabled
-    reason = np.where(has_data, reason, -2)
-    reason = np.where(rule.enabled, reason, -3)
-    codes = np.array([slot.code for slot in rule.slots] + [DISABLED, NO_DATA_REASON, IN_RANGE])
+    level[~valid] = NO_DATA
+    hold[~valid] = NO_DATA
+    if values.shape[0] == 1:
+        decider = np.zeros(n, dtype=np.int64)
+        value, at = values[0], channels.at[0]
+    else:
+        # The channel of the band that set the level, else the first channel with data.
+        channel_of = np.array([slot.channel for slot in rule.slots] + [-1, -1, -1])
+        decider = channel_of[code]
+        decider = np.where(decider >= 0, decider, np.argmax(present, axis=0))
+        patients = np.arange(n)
+        value, at = values[decider, patients], channels.at[decider, patients]
     return RuleResult(
         key=rule.key,
-        level=np.where(valid, level, NO_DATA).astype(np.int8),
-        hold_level=np.where(valid, hold, NO_DATA).astype(np.int8),
-        value=np.where(valid, values[decider, patients], np.nan),
-        at=np.where(valid, channels.at[decider, patients], NO_TIME),
-        reason=codes[reason],
+        level=level,
+        hold_level=hold,
+        value=np.where(valid, value, np.nan),
+        at=np.where(valid, at, NO_TIME),
+        reason_code=code,
+        reasons=reasons,
         streaks=None if channels.runs is None else _deciders_runs(channels.runs, decider, valid),
     )
 
@@ -320,19 +356,16 @@ def _deciders_runs(runs: Sequence[Streaks], decider: np.ndarray, valid: np.ndarr
     The channel whose newest reading set the level is the one whose readings confirm it: a
     blood pressure reading in band on both channels counts once, not once per channel.
     """
-    n = decider.size
     chosen = [valid & (decider == channel) for channel in range(len(runs))]
-    patients, times = [], []
-    for run, mine in zip(runs, chosen, strict=True):
-        keep = np.repeat(mine, run.length)
-        patients.append(np.repeat(np.arange(n, dtype=np.int64), run.length)[keep])
-        times.append(run.t[keep])
-    patient = np.concatenate(patients)
-    # Each patient's run comes from one channel, in order: a stable sort by patient merges them.
-    order = np.argsort(patient, kind="stable")
-    offsets = np.concatenate(([0], np.cumsum(np.bincount(patient, minlength=n))))
+    length = np.select(chosen, [run.length for run in runs], 0)
     broken_at = np.select(chosen, [run.broken_at for run in runs], NO_TIME)
-    return Streaks(offsets.astype(np.int64), np.concatenate(times)[order], broken_at)
+    if len(runs) == 1 and np.array_equal(length, runs[0].length):
+        return replace(runs[0], broken_at=broken_at)
+    # The channels' runs end to end: each patient's run is one slice of them.
+    base = offsets_of(np.array([run.t.size for run in runs]))
+    start = np.select(chosen, [run.offsets[:-1] + b for run, b in zip(runs, base, strict=False)])
+    offsets, gather = gather_slices(start, length)
+    return Streaks(offsets, np.concatenate([run.t for run in runs])[gather], broken_at)
 
 
 def evaluate_rule(

@@ -73,6 +73,44 @@ class MetricWindow:
     def patient_of_reading(self) -> np.ndarray:
         return np.repeat(np.arange(self.n_patients, dtype=np.int64), self.counts)
 
+    def select(self, mask: np.ndarray) -> MetricWindow:
+        """The readings of ``mask``, as a window of their own."""
+        return MetricWindow._cut(
+            offsets_of(masked_count(self.offsets, mask)),
+            self.t[mask],
+            self.v[mask],
+            self.reliable[mask],
+        )
+
+    def tail(self, n: np.ndarray) -> MetricWindow:
+        """Each patient's newest ``n[p]`` readings (all of them where they are fewer).
+
+        Times being sorted, a cut in time is a tail: the copy costs what it keeps, and nothing
+        when it keeps everything.
+        """
+        n = np.minimum(n, self.counts)
+        if np.array_equal(n, self.counts):
+            return self
+        offsets, gather = gather_slices(self.offsets[1:] - n, n)
+        return MetricWindow._cut(offsets, self.t[gather], self.v[gather], self.reliable[gather])
+
+    def since(self, bound: float) -> MetricWindow:
+        """The readings with ``t > bound``."""
+        if np.all(self.t[self.offsets[:-1][self.counts > 0]] > bound):
+            return self
+        return self.tail(masked_count(self.offsets, self.t > bound))
+
+    @classmethod
+    def _cut(
+        cls, offsets: np.ndarray, t: np.ndarray, v: np.ndarray, reliable: np.ndarray
+    ) -> MetricWindow:
+        # Cut out of a checked window, so already in shape and order: the checks would cost as
+        # much as the cut.
+        window = object.__new__(cls)
+        for name, value in (("offsets", offsets), ("t", t), ("v", v), ("reliable", reliable)):
+            object.__setattr__(window, name, value)
+        return window
+
     @classmethod
     def empty(cls, n_patients: int) -> MetricWindow:
         return cls(np.zeros(n_patients + 1, np.int64), np.empty(0, np.int64), np.empty(0))
@@ -116,6 +154,20 @@ def windows_from_patients(
     return {m: MetricWindow.from_readings([p.get(m, ()) for p in patients]) for m in metrics}
 
 
+def offsets_of(counts: np.ndarray) -> np.ndarray:
+    """Segment bounds from segment sizes."""
+    offsets = np.zeros(counts.size + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets
+
+
+def gather_slices(start: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The slices ``[start[p], start[p] + length[p])`` laid end to end: their offsets, and the
+    index of each element in the array they are cut from."""
+    offsets = offsets_of(length)
+    return offsets, np.repeat(start - offsets[:-1], length) + np.arange(offsets[-1])
+
+
 def segment_reduce(
     ufunc: np.ufunc, values: np.ndarray, offsets: np.ndarray, identity: float | int
 ) -> np.ndarray:
@@ -134,7 +186,12 @@ def segment_reduce(
 
 
 def masked_count(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return segment_reduce(np.add, mask.astype(np.int64), offsets, 0)
+    nonempty = offsets[1:] > offsets[:-1]
+    out = np.zeros(nonempty.size, dtype=np.int64)
+    if mask.size:
+        # Counted as int64 block by block, without an int64 copy of the mask.
+        out[nonempty] = np.add.reduceat(mask, offsets[:-1][nonempty], dtype=np.int64)
+    return out
 
 
 def masked_sum(offsets: np.ndarray, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -150,11 +207,14 @@ def masked_mean(offsets: np.ndarray, values: np.ndarray, mask: np.ndarray) -> np
 
 
 # The first and last selected reading of each segment are found by binary search of the segment
-# bounds among the selected indices: one pass over the mask, then work per patient only.
+# bounds among the selected indices: one pass over the mask, then work per patient only. Without
+# a mask, every reading is selected and they are the segment bounds.
 
 
-def last_index(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def last_index(offsets: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """Index of the last selected reading of each segment, -1 if none."""
+    if mask is None:
+        return np.where(offsets[1:] > offsets[:-1], offsets[1:] - 1, -1)
     selected = np.flatnonzero(mask)
     if selected.size == 0:
         return np.full(offsets.size - 1, -1, np.int64)
@@ -163,8 +223,10 @@ def last_index(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where((k >= 0) & (candidate >= offsets[:-1]), candidate, -1)
 
 
-def first_index(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def first_index(offsets: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """Index of the first selected reading of each segment, -1 if none."""
+    if mask is None:
+        return np.where(offsets[1:] > offsets[:-1], offsets[:-1], -1)
     selected = np.flatnonzero(mask)
     if selected.size == 0:
         return np.full(offsets.size - 1, -1, np.int64)
@@ -173,19 +235,15 @@ def first_index(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where((k < selected.size) & (candidate < offsets[1:]), candidate, -1)
 
 
-def trailing_run(
-    offsets: np.ndarray, within: np.ndarray, member: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The last unbroken run of ``member`` readings among the ``within`` ones of each segment.
+def trailing_run(offsets: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The last unbroken run of ``member`` readings of each segment.
 
-    Returns the run as a mask over readings (a subset of ``within``) and, per segment, the index
-    of the ``within`` reading that broke it (the newest one not a ``member``), -1 if none did.
-    Every ``within`` reading after the breaking one is a member by definition, so the run is
-    found from one :func:`last_index` without scanning back from each segment's end.
+    Returns, per segment, the run's length (it is the segment's tail) and the index of the
+    reading that broke it (the newest one not a member), -1 if none did.
     """
-    broken = last_index(offsets, within & ~member)
-    after = np.arange(within.size) > np.repeat(broken, np.diff(offsets))
-    return within & after, broken
+    broken = last_index(offsets, ~member)
+    start = np.where(broken >= 0, broken + 1, offsets[:-1])
+    return offsets[1:] - start, broken
 
 
 def first_of_equal(offsets: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -199,34 +257,13 @@ def first_of_equal(offsets: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return keep
 
 
-def keep_last(offsets: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
-    """``mask`` restricted to the last ``k`` selected readings of each segment."""
-    inclusive = np.cumsum(mask, dtype=np.int64)
-    before_end = np.concatenate(([0], inclusive))[offsets[1:]]
-    after = np.repeat(before_end, np.diff(offsets)) - inclusive
-    return mask & (after < k)
-
-
-def distinct_count(offsets: np.ndarray, keys: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Distinct ``keys`` among selected readings per segment; keys must be sorted per segment."""
-    selected = np.flatnonzero(mask)
-    seg = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))[selected]
-    k = keys[selected]
-    new = np.ones(selected.size, dtype=bool)
-    new[1:] = (k[1:] != k[:-1]) | (seg[1:] != seg[:-1])
-    return np.bincount(seg[new], minlength=offsets.size - 1).astype(np.int64)
-
-
 def take(values: np.ndarray, index: np.ndarray, fill: float | int) -> np.ndarray:
-    """``values[index]`` with ``fill`` where ``index`` is -1."""
+    """``values[index]`` with ``fill`` (of the values' type) where ``index`` is -1."""
     if values.size == 0:
-        return np.full(index.shape, fill, dtype=np.result_type(values.dtype, type(fill)))
-    return np.where(index >= 0, values[np.maximum(index, 0)], fill)
-
-
-def in_lookback(w: MetricWindow, now: int, lookback: int) -> np.ndarray:
-    """Reliable readings with ``now - lookback < t <= now``."""
-    return w.reliable & (w.t > now - lookback) & (w.t <= now)
+        return np.full(index.shape, fill, dtype=values.dtype)
+    out = values[index]
+    out[index < 0] = fill
+    return out
 
 
 def utc_offsets(t: np.ndarray, tz: str) -> np.ndarray:
@@ -252,3 +289,33 @@ def local_day_and_hour(t: np.ndarray, tz: str) -> tuple[np.ndarray, np.ndarray]:
     """Local calendar day number (days since 1970-01-01 local) and local hour, 0..23."""
     local = t + utc_offsets(t, tz)
     return local // 86400, (local % 86400) // 3600
+
+
+QUARTER_HOUR = 900
+
+
+def session_day_bits(
+    t: np.ndarray, now: int, days: int, sessions: Sequence[tuple[int, int]], tz: str
+) -> np.ndarray:
+    """Per time, the bit of its local day among the last ``days`` (bit 0: the oldest day) when
+    its local hour is in one of ``sessions`` (``[start, end)`` hours), else 0.
+
+    As bits, the days a patient measured on are one OR over the patient's readings, and later
+    days have larger bits. ``t`` must lie in ``(now - (days + 1) days, now]``; ``days`` <= 63.
+    Zone offsets are whole quarter hours and change on the hour, so every time in a UTC quarter
+    hour has the same local day and hour: the calendar is worked out once per quarter hour of
+    the span and read by index.
+    """
+    first = (now - (days + 1) * 86400) // QUARTER_HOUR
+    quarters = np.arange(first, now // QUARTER_HOUR + 1, dtype=np.int64) * QUARTER_HOUR
+    day, hour = local_day_and_hour(quarters, tz)
+    oldest = int(local_day_and_hour(np.array([now]), tz)[0][0]) - days + 1
+    in_session = np.logical_or.reduce([(hour >= a) & (hour < b) for a, b in sessions])
+    counted = (day >= oldest) & in_session
+    bits = np.where(counted, np.left_shift(1, np.where(counted, day - oldest, 0)), 0)
+    calendar = bits.astype(np.min_scalar_type(1 << (days - 1)))
+    index = t // QUARTER_HOUR
+    index -= first
+    if index.size and (index.min() < 0 or index.max() >= calendar.size):
+        raise ValueError("times outside the days the calendar covers")
+    return calendar[index]

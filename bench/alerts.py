@@ -219,7 +219,7 @@ def run(url: str, sample: int) -> None:
                     int(result.level[p]) == o.level
                     and int(result.hold_level[p]) == o.hold_level
                     and int(result.at[p]) == o.at
-                    and str(result.reason[p]) == o.reason
+                    and result.reason_of(p) == o.reason
                     and (result.streaks is None or result.streaks.of(p) == (o.run, o.broken_at))
                     # Fitted slopes may differ in the last bits: summation order.
                     and (

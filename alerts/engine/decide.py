@@ -121,7 +121,7 @@ def plan_actions(
                     # Infinite hours: never measured; stored as no value, not as JSON-less inf.
                     value=value if np.isfinite(value) else None,
                     at=int(result.at[p]),
-                    reason=str(result.reason[p]),
+                    reason=result.reason_of(p),
                     stage=int(after.stage[p]),
                 )
             )

@@ -2,7 +2,8 @@
 
 Readings come out with one binary ``COPY`` per metric for all the patients at once, ordered by
 (patient, time) in the database, and are decoded in bulk with numpy: every row has the same
-four fixed-width, non-null fields, so the stream is one structured array after its header.
+three fixed-width, non-null fields, so the stream is one structured array after its header.
+Readings flagged unreliable stay in the database: no rule reads them.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import psycopg
 from psycopg import sql
 
 from alerts.protocol import PatientOverride, Protocol, ProtocolError, apply_override
-from alerts.windows import MetricWindow, masked_count
+from alerts.windows import MetricWindow, gather_slices
 from telemon.flags import UNRELIABLE_FLAGS
 from telemon.metrics import METRICS
 
 log = logging.getLogger(__name__)
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-# Each row: field count, then (length, value) for patient_id, measured_at, value, reliable.
+# Each row: field count, then (length, value) for patient_id, measured_at, value.
 _ROW = np.dtype(
     [
         ("fields", ">i2"),
@@ -35,11 +36,9 @@ _ROW = np.dtype(
         ("t", ">i8"),
         ("v_len", ">i4"),
         ("v", ">f8"),
-        ("reliable_len", ">i4"),
-        ("reliable", "u1"),
     ]
 )
-_EXPECTED = {"fields": 4, "patient_len": 8, "t_len": 8, "v_len": 8, "reliable_len": 1}
+_EXPECTED = {"fields": 3, "patient_len": 8, "t_len": 8, "v_len": 8}
 # PostgreSQL's binary timestamps count microseconds from 2000-01-01 UTC.
 _PG_EPOCH = 946_684_800
 _UNRELIABLE = sorted(UNRELIABLE_FLAGS)
@@ -153,7 +152,8 @@ def _valid_override(protocol: Protocol, raw: Any, patient_id: int) -> PatientOve
 def window_query(
     metric: str, now: datetime, lookback: int, patient_ids: Sequence[int] | None
 ) -> sql.Composed:
-    """The COPY of one metric's readings in ``(now - lookback, now]``, by patient and time."""
+    """The COPY of one metric's reliable readings in ``(now - lookback, now]``, by patient and
+    time."""
     since = datetime.fromtimestamp(now.timestamp() - lookback, UTC)
     subset = (
         sql.SQL("AND o.patient_id = ANY({}::bigint[])").format(sql.Literal(list(patient_ids)))
@@ -163,10 +163,10 @@ def window_query(
     return sql.SQL(
         """
         COPY (
-            SELECT o.patient_id, o.measured_at, o.value,
-                   NOT coalesce(o.flags && {unreliable}::text[], false)
+            SELECT o.patient_id, o.measured_at, o.value
             FROM observations o
             WHERE o.metric_id = {metric} AND o.measured_at > {since} AND o.measured_at <= {now}
+              AND NOT coalesce(o.flags && {unreliable}::text[], false)
               {subset}
             ORDER BY o.patient_id, o.measured_at
         ) TO STDOUT (FORMAT BINARY)
@@ -189,7 +189,7 @@ def latest_query(metric: str, before: datetime, patient_ids: Sequence[int]) -> s
     return sql.SQL(
         """
         COPY (
-            SELECT p.id, l.measured_at, l.value, true
+            SELECT p.id, l.measured_at, l.value
             FROM unnest({ids}::bigint[]) AS p(id)
             CROSS JOIN LATERAL (
                 SELECT o.measured_at, o.value FROM observations o
@@ -220,11 +220,10 @@ class Rows:
     patient: np.ndarray  # int64 patient ids
     t: np.ndarray  # int64 epoch seconds
     v: np.ndarray  # float64
-    reliable: np.ndarray  # bool
 
 
 def decode_rows(data: bytes) -> Rows:
-    """Decode a binary COPY of (bigint, timestamptz, double precision, boolean) rows."""
+    """Decode a binary COPY of (bigint, timestamptz, double precision) rows."""
     if not data.startswith(_SIGNATURE):
         raise ValueError("not a PostgreSQL binary COPY stream")
     extension = int.from_bytes(data[15:19], "big")
@@ -241,7 +240,6 @@ def decode_rows(data: bytes) -> Rows:
         patient=rows["patient"].astype(np.int64),
         t=micros // 1_000_000 + _PG_EPOCH,
         v=rows["v"].astype(np.float64),
-        reliable=rows["reliable"].astype(bool),
     )
 
 
@@ -254,11 +252,11 @@ def window_from_rows(rows: Rows, patient_ids: np.ndarray) -> MetricWindow:
         index, rows = index[known], Rows(*(a[known] for a in _fields(rows)))
     offsets = np.zeros(patient_ids.size + 1, np.int64)
     np.cumsum(np.bincount(index, minlength=patient_ids.size), out=offsets[1:])
-    return MetricWindow(offsets, rows.t, rows.v, rows.reliable)
+    return MetricWindow(offsets, rows.t, rows.v)
 
 
 def _fields(rows: Rows) -> tuple[np.ndarray, ...]:
-    return rows.patient, rows.t, rows.v, rows.reliable
+    return rows.patient, rows.t, rows.v
 
 
 def load_windows(
@@ -293,7 +291,7 @@ def _with_latest(
     now: datetime,
     lookback: int,
 ) -> MetricWindow:
-    without = np.flatnonzero(masked_count(window.offsets, window.reliable) == 0)
+    without = np.flatnonzero(window.counts == 0)
     if without.size == 0:
         return window
     before = datetime.fromtimestamp(now.timestamp() - lookback, UTC)
@@ -307,7 +305,6 @@ def _with_latest(
         index,
         np.concatenate((window.t, older.t)),
         np.concatenate((window.v, older.v)),
-        np.concatenate((window.reliable, older.reliable)),
         n_patients=patient_ids.size,
     )
 
@@ -316,10 +313,5 @@ def take_patients(window: MetricWindow, index: np.ndarray) -> MetricWindow:
     """The window restricted to the patients at ``index`` (positions, in the new order)."""
     if index.size == window.n_patients and np.array_equal(index, np.arange(index.size)):
         return window
-    counts = window.counts[index]
-    offsets = np.zeros(index.size + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    gather = np.repeat(window.offsets[:-1][index] - offsets[:-1], counts) + np.arange(
-        offsets[-1], dtype=np.int64
-    )
+    offsets, gather = gather_slices(window.offsets[:-1][index], window.counts[index])
     return MetricWindow(offsets, window.t[gather], window.v[gather], window.reliable[gather])

@@ -43,7 +43,7 @@ def evaluate_both(
                 int(r.hold_level[i]),
                 float(r.value[i]),
                 int(r.at[i]),
-                str(r.reason[i]),
+                r.reason_of(i),
                 run,
                 broken_at,
             )

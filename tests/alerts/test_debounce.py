@@ -144,7 +144,8 @@ def result(level, hold, at):
         np.array([hold], np.int8),
         np.array([90.0]),
         np.array([at]),
-        np.array(["x"]),
+        np.zeros(1, np.int8),
+        ("x",),
     )
 
 
@@ -221,7 +222,8 @@ def test_vectorised_debounce_equals_reference(case):
         for p in acked:
             acknowledge_patient(alerts[p], spec, now)
         outcome = RuleResult("spo2_low", level.astype(np.int8), hold.astype(np.int8),
-                             np.zeros(n_patients), at, np.array(["x"] * n_patients))  # fmt: skip
+                             np.zeros(n_patients), at, np.zeros(n_patients, np.int8),
+                             ("x",))  # fmt: skip
         state, changes = step(state, outcome, rule, now)
         for p in range(n_patients):
             o = Outcome(int(level[p]), int(hold[p]), 0.0, int(at[p]), "x")

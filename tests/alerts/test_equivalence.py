@@ -98,7 +98,7 @@ def check(protocol: Protocol, patients, overrides, now) -> None:
             got = (
                 int(result.level[index]),
                 int(result.hold_level[index]),
-                str(result.reason[index]),
+                result.reason_of(index),
             )
             where = f"patient {index} rule {key}: {got} vs {e}"
             if got != (e.level, e.hold_level, e.reason):

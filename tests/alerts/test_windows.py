@@ -10,14 +10,13 @@ import pytest
 
 from alerts.windows import (
     MetricWindow,
-    distinct_count,
     first_index,
     first_of_equal,
-    keep_last,
     last_index,
     local_day_and_hour,
     masked_mean,
     segment_reduce,
+    session_day_bits,
     trailing_run,
     utc_offsets,
 )
@@ -81,9 +80,30 @@ def test_masked_reductions():
     assert np.isnan(masked_mean(offsets, v, mask)[1:]).all()
     assert last_index(offsets, mask).tolist() == [2, -1, -1]
     assert first_index(offsets, mask).tolist() == [0, -1, -1]
-    assert keep_last(offsets, np.ones(5, bool), 1).tolist() == [False, False, True, False, True]
-    days = np.array([1, 1, 2, 7, 7])
-    assert distinct_count(offsets, days, np.ones(5, bool)).tolist() == [2, 1, 0]
+    # Without a mask every reading is selected: the segment bounds.
+    assert last_index(offsets, None).tolist() == [2, 4, -1]
+    assert first_index(offsets, None).tolist() == [0, 3, -1]
+
+
+def window_of(*segments: list[int]) -> MetricWindow:
+    t = [x for segment in segments for x in segment]
+    counts = [len(segment) for segment in segments]
+    return MetricWindow(np.cumsum([0, *counts]), np.array(t), np.array(t, dtype=float) / 10)
+
+
+def segments_of(w: MetricWindow) -> list[list[int]]:
+    return [w.t[a:b].tolist() for a, b in zip(w.offsets[:-1], w.offsets[1:], strict=True)]
+
+
+def test_cuts_keep_segments_and_order():
+    w = window_of([1, 5, 9], [], [2, 3], [7])
+    assert segments_of(w.tail(np.array([2, 0, 5, 0]))) == [[5, 9], [], [2, 3], []]
+    assert segments_of(w.since(4)) == [[5, 9], [], [], [7]]
+    assert w.since(0) is w  # nothing to cut: no copy
+    assert w.tail(w.counts) is w
+    picked = w.select(np.array([True, False, True, False, True, True]))
+    assert segments_of(picked) == [[1, 9], [], [3], [7]]
+    assert picked.v.tolist() == [0.1, 0.9, 0.3, 0.7]
 
 
 def test_utc_offsets_follow_daylight_saving_like_zoneinfo():
@@ -99,22 +119,36 @@ def test_utc_offsets_follow_daylight_saving_like_zoneinfo():
     assert (day - day[0]).tolist() == [(x.date() - local[0].date()).days for x in local]
 
 
-def test_trailing_run_is_the_unbroken_end_of_each_segment_among_the_selected():
-    # Segments: [in, out, in, in], [], [in, in], [out], [in, -, in] (the middle one not selected).
+def test_trailing_run_is_the_unbroken_end_of_each_segment():
+    # Segments: [in, out, in, in], [], [in, in], [out], [out, in, in].
     offsets = np.array([0, 4, 4, 6, 7, 10])
-    member = np.array([1, 0, 1, 1, 1, 1, 0, 1, 0, 1], dtype=bool)
-    within = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 1], dtype=bool)
-    run, broken = trailing_run(offsets, within, member)
-    assert np.flatnonzero(run).tolist() == [2, 3, 4, 5, 7, 9]
-    assert broken.tolist() == [1, -1, -1, 6, -1]
-    # A reading out of band but not selected (unreliable, outside the lookback) breaks nothing.
-    member[8] = False
-    assert np.flatnonzero(trailing_run(offsets, within, member)[0]).tolist() == [2, 3, 4, 5, 7, 9]
+    member = np.array([1, 0, 1, 1, 1, 1, 0, 0, 1, 1], dtype=bool)
+    length, broken = trailing_run(offsets, member)
+    assert length.tolist() == [2, 0, 2, 0, 2]
+    assert broken.tolist() == [1, -1, -1, 6, 7]
 
 
 def test_trailing_run_of_nothing():
-    run, broken = trailing_run(np.array([0, 0, 0]), np.zeros(0, bool), np.zeros(0, bool))
-    assert run.size == 0 and broken.tolist() == [-1, -1]
+    length, broken = trailing_run(np.array([0, 0, 0]), np.zeros(0, bool))
+    assert length.tolist() == [0, 0] and broken.tolist() == [-1, -1]
+
+
+def test_session_day_bits_follow_the_local_calendar_across_a_clock_change():
+    rome = ZoneInfo("Europe/Rome")
+    now = int(datetime(2026, 3, 31, 21, 0, tzinfo=UTC).timestamp())  # 23:00 in Rome
+    t = np.arange(now - 4 * 86400 + 1, now + 1, 300, dtype=np.int64)  # across 29 March
+    sessions = [(4, 12), (17, 24)]
+    local = [datetime.fromtimestamp(x, UTC).astimezone(rome) for x in t]
+    today = local[-1].date()
+    expected = [
+        1 << (2 - (today - x.date()).days)
+        if (today - x.date()).days < 3 and any(a <= x.hour < b for a, b in sessions)
+        else 0
+        for x in local
+    ]
+    assert session_day_bits(t, now, 3, sessions, "Europe/Rome").tolist() == expected
+    with pytest.raises(ValueError, match="outside"):
+        session_day_bits(np.array([now + 3600]), now, 3, sessions, "Europe/Rome")
 
 
 def test_first_of_equal_keeps_one_per_key_and_segment():

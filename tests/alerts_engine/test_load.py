@@ -14,7 +14,7 @@ from tests.alerts_engine.support import MORNING, PROTOCOLS, add_cohort, add_read
 H = timedelta(hours=1)
 
 
-def test_windows_hold_each_patients_readings_in_order_with_reliability(
+def test_windows_hold_each_patients_reliable_readings_in_order(
     db: psycopg.Connection,
 ) -> None:
     cohort = add_cohort(db, n_patients=4)
@@ -36,16 +36,18 @@ def test_windows_hold_each_patients_readings_in_order_with_reliability(
     for everyone in (False, True):
         windows = load_windows(db, ids, needs, MORNING, everyone=everyone)
         spo2 = windows["spo2"]
-        assert spo2.offsets.tolist() == [0, 1, 3, 4, 4]
-        assert spo2.t.tolist() == [now - 3600, now - 5 * 3600, now - 2 * 3600, now - 100 * 3600]
-        assert spo2.v.tolist() == [97, 93, 95, 96]
-        assert spo2.reliable.tolist() == [True, False, True, True]
+        # No rule reads an unreliable reading: they stay in the database. A battery warning
+        # does not make a reading unreliable.
+        assert spo2.offsets.tolist() == [0, 1, 2, 3, 3]
+        assert spo2.t.tolist() == [now - 3600, now - 2 * 3600, now - 100 * 3600]
+        assert spo2.v.tolist() == [97, 95, 96]
+        assert spo2.reliable.all()
         assert windows["glucose"].t.size == 0 and windows["glucose"].n_patients == 4
         # a's 30-hour-old reading is beyond the window and a has a reliable one inside it.
         expected = MetricWindow.from_readings(
             [
                 [(now - 3600, 97, True)],
-                [(now - 5 * 3600, 93, False), (now - 7200, 95, True)],
+                [(now - 7200, 95, True)],
                 [(now - 100 * 3600, 96, True)],
                 [],
             ]
@@ -59,7 +61,7 @@ def test_decoding_matches_the_text_of_the_rows(db: psycopg.Connection) -> None:
     with (
         db.cursor() as cur,
         cur.copy(
-            "COPY (SELECT patient_id, measured_at, value, true FROM observations "
+            "COPY (SELECT patient_id, measured_at, value FROM observations "
             "ORDER BY measured_at) TO STDOUT (FORMAT BINARY)"
         ) as copy,
     ):
