@@ -175,10 +175,12 @@ class _Readings:
         """The reliable readings at or before ``now``."""
         if metric not in self._usable:
             w = self.window(metric)
+            index = last_index(w.offsets, None)
+            t = take(w.t, index, NO_TIME)
             # Times are sorted: no reading is after now when no patient's newest one is.
-            newest = take(w.t, last_index(w.offsets, None), self.now)
-            if np.all(newest <= self.now) and w.reliable.all():
+            if np.all(t <= self.now) and w.reliable.all():
                 self._usable[metric] = w
+                self._newest[metric] = take(w.v, index, np.nan), t
             else:
                 self._usable[metric] = w.select(w.reliable & (w.t <= self.now))
         return self._usable[metric]
@@ -193,14 +195,16 @@ class _Readings:
     def newest(self, metric: str, lookback: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
         """Value and time of each patient's newest usable reading with ``now - lookback < t``;
         NaN and NO_TIME where there is none."""
+        w = self.usable(metric)
         if metric not in self._newest:
-            w = self.usable(metric)
             index = last_index(w.offsets, None)
             self._newest[metric] = take(w.v, index, np.nan), take(w.t, index, NO_TIME)
         v, t = self._newest[metric]
         if lookback == np.inf:
             return v, t
         old = t <= self.now - lookback  # and NO_TIME, where v is NaN already
+        if not old.any():
+            return v, t
         return np.where(old, np.nan, v), np.where(old, NO_TIME, t)
 
 
@@ -230,7 +234,8 @@ def _run_in_band(rule: CompiledRule, channel: int, w: MetricWindow) -> Streaks:
     run = w.tail(length)
     # One reading per instant: the same measurement stored twice (relayed by two gateways)
     # must not confirm itself.
-    once = run.select(first_of_equal(run.offsets, run.t))
+    first = first_of_equal(run.offsets, run.t)
+    once = run if first.all() else run.select(first)
     return Streaks(once.offsets, once.t, take(w.t, broken, NO_TIME))
 
 

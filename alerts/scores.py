@@ -32,7 +32,8 @@ class ScoreTable:
         values = np.asarray(values, dtype=np.float64)
         band = np.searchsorted(np.asarray(self.upper_edges), values, side="left")
         points = np.asarray(self.points, dtype=np.int64)[band]
-        return np.where(np.isnan(values), -1, points)
+        points[np.isnan(values)] = -1
+        return points
 
     def score_one(self, value: float) -> int:
         for edge, points in zip(self.upper_edges, self.points, strict=False):
@@ -83,6 +84,8 @@ def news2_points(
     values = np.asarray(values, dtype=np.float64)
     scale = np.broadcast_to(scale, values.shape)
     oxygen = np.broadcast_to(oxygen, values.shape)
+    if np.all(scale == 1):
+        return SPO2_SCALE_1.score(values)
     return np.select(
         [scale == 1, oxygen],
         [SPO2_SCALE_1.score(values), SPO2_SCALE_2_OXYGEN.score(values)],

@@ -85,6 +85,12 @@ def _slot(thresholds: dict[tuple[str, int, str], np.ndarray], band: Any, n: int)
     return thresholds.setdefault((band.on, band.severity, band.op), np.full(n, np.nan))
 
 
+def _everyone(value: Any, dtype: Any, n: int) -> np.ndarray:
+    """One value for every patient: a read-only view of it, which costs nothing to make and
+    which numpy compares as fast as a scalar."""
+    return np.broadcast_to(np.asarray(value, dtype=dtype), (n,))
+
+
 def compile_protocol(
     protocol: Protocol,
     n_patients: int,
@@ -107,6 +113,9 @@ def compile_protocol(
     ]
     compiled = []
     for index, base in enumerate(protocol.rules):
+        if not variants:
+            compiled.append(_uniform_rule(base, n_patients))
+            continue
         arrays = {
             name: np.full(n_patients, get(base), dtype=dtype)
             for name, (dtype, get) in _SCALARS.items()
@@ -122,12 +131,25 @@ def compile_protocol(
                 values[patients] = np.nan
             for band in rule.bands:
                 _slot(thresholds, band, n_patients)[patients] = band.value
-        channels = base.channels
-        slots = tuple(
-            BandSlot(channels.index(on), on, level, op, values)
-            for (on, level, op), values in sorted(
-                thresholds.items(), key=lambda kv: (channels.index(kv[0][0]), kv[0][1], kv[0][2])
-            )
-        )
-        compiled.append(CompiledRule(rule=base, slots=slots, **arrays))
+        compiled.append(CompiledRule(rule=base, slots=_slots(base, thresholds), **arrays))
     return CompiledProtocol(protocol, n_patients, tuple(compiled))
+
+
+def _uniform_rule(rule: Any, n: int) -> CompiledRule:
+    """A rule no patient overrides."""
+    arrays = {name: _everyone(get(rule), dtype, n) for name, (dtype, get) in _SCALARS.items()}
+    thresholds = {
+        (band.on, band.severity, band.op): _everyone(band.value, np.float64, n)
+        for band in rule.bands
+    }
+    return CompiledRule(rule=rule, slots=_slots(rule, thresholds), **arrays)
+
+
+def _slots(rule: Any, thresholds: dict[tuple[str, int, str], np.ndarray]) -> tuple[BandSlot, ...]:
+    channels = rule.channels
+    return tuple(
+        BandSlot(channels.index(on), on, level, op, values)
+        for (on, level, op), values in sorted(
+            thresholds.items(), key=lambda kv: (channels.index(kv[0][0]), kv[0][1], kv[0][2])
+        )
+    )

@@ -195,7 +195,9 @@ def masked_count(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def masked_sum(offsets: np.ndarray, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return segment_reduce(np.add, np.where(mask, values, 0.0), offsets, 0.0)
+    """Sum per segment over ``mask``, in order; ``values`` finite (as readings are)."""
+    # A product rather than np.where: the same sums (x + 0.0 == x), several times faster.
+    return segment_reduce(np.add, values * mask, offsets, 0.0)
 
 
 def masked_mean(offsets: np.ndarray, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -214,7 +216,9 @@ def masked_mean(offsets: np.ndarray, values: np.ndarray, mask: np.ndarray) -> np
 def last_index(offsets: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """Index of the last selected reading of each segment, -1 if none."""
     if mask is None:
-        return np.where(offsets[1:] > offsets[:-1], offsets[1:] - 1, -1)
+        last = offsets[1:] - 1
+        last[offsets[1:] == offsets[:-1]] = -1
+        return last
     selected = np.flatnonzero(mask)
     if selected.size == 0:
         return np.full(offsets.size - 1, -1, np.int64)
@@ -226,7 +230,9 @@ def last_index(offsets: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
 def first_index(offsets: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """Index of the first selected reading of each segment, -1 if none."""
     if mask is None:
-        return np.where(offsets[1:] > offsets[:-1], offsets[:-1], -1)
+        first = offsets[:-1].copy()
+        first[offsets[1:] == offsets[:-1]] = -1
+        return first
     selected = np.flatnonzero(mask)
     if selected.size == 0:
         return np.full(offsets.size - 1, -1, np.int64)
