@@ -60,37 +60,33 @@ def theil_sen_slopes(
 ) -> np.ndarray:
     """Median of pairwise slopes over each segment's last ``max_points`` selected readings.
 
-    Segments are right-aligned into a padded (patients × points) matrix so the slopes of every
-    pair of points of every patient come from one gather; chunks bound the memory used.
+    Segments with the same number of points make one (segments × points) matrix, whose pairs
+    of points all come from one gather: the work is the pairs each patient has, however many
+    another patient has. Chunks bound the memory used.
     """
     offsets, t, v = _selected(offsets, t, v, mask)
-    n_patients = offsets.size - 1
     count = np.minimum(np.diff(offsets), max_points)
     offsets, gather = gather_slices(offsets[1:] - count, count)
-    # Pad only as wide as the fullest segment: usually a handful of readings, not max_points.
-    k = int(max(2, count.max(initial=0)))
-    rows = np.repeat(np.arange(n_patients), count)
-    cols = np.arange(gather.size) - np.repeat(offsets[:-1] - (k - count), count)
-    xs = np.full((n_patients, k), np.nan)
-    vs = np.full((n_patients, k), np.nan)
-    xs[rows, cols] = (t[gather] - reference).astype(np.float64)
-    vs[rows, cols] = v[gather]
-
-    first, second = np.triu_indices(k, 1)
-    out = np.full(n_patients, np.nan)
-    step = max(1, chunk_cells // first.size)
-    for lo in range(0, n_patients, step):
-        x, y = xs[lo : lo + step], vs[lo : lo + step]
-        dx = x[:, second] - x[:, first]  # NaN where either point is padding
-        dy = y[:, second] - y[:, first]
-        valid = np.isfinite(dx) & (dx != 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            slopes = np.where(valid, dy / dx, np.nan)
-        m = valid.sum(axis=1)
-        ordered = np.sort(slopes, axis=1)  # NaN sorts last
-        low = np.take_along_axis(ordered, np.maximum((m - 1) // 2, 0)[:, None], 1)[:, 0]
-        high = np.take_along_axis(ordered, (m // 2)[:, None], 1)[:, 0]
-        out[lo : lo + step] = np.where(m > 0, (low + high) / 2, np.nan)
+    x = (t[gather] - reference).astype(np.float64)
+    y = v[gather]
+    out = np.full(count.size, np.nan)
+    for points in np.unique(count[count >= 2]).tolist():
+        rows = np.flatnonzero(count == points)
+        first, second = np.triu_indices(points, 1)
+        step = max(1, chunk_cells // first.size)
+        for lo in range(0, rows.size, step):
+            chunk = rows[lo : lo + step]
+            index = offsets[chunk][:, None] + np.arange(points)
+            dx = x[index[:, second]] - x[index[:, first]]
+            dy = y[index[:, second]] - y[index[:, first]]
+            valid = dx != 0  # two readings at the same second give no slope
+            with np.errstate(invalid="ignore", divide="ignore"):
+                slopes = np.where(valid, dy / dx, np.nan)
+            m = valid.sum(axis=1)
+            ordered = np.sort(slopes, axis=1)  # NaN sorts last
+            low = np.take_along_axis(ordered, np.maximum((m - 1) // 2, 0)[:, None], 1)[:, 0]
+            high = np.take_along_axis(ordered, (m // 2)[:, None], 1)[:, 0]
+            out[chunk] = np.where(m > 0, (low + high) / 2, np.nan)
     return out
 
 
