@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from alerts.protocol import NO_DATA, Protocol
 from alerts.scores import NEWS2_TABLES, OXYGEN_POINTS, spo2_table
-from alerts.windows import Reading
+from alerts.windows import MEAN_DECIMALS, Reading
 
 NO_TIME = -1
 _OPS: Mapping[str, Callable[[float, float], bool]] = {
@@ -148,8 +148,14 @@ def _aggregate(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> li
         if len({day for _, _, day in chosen}) < rule.min_days:
             out.append((None, NO_TIME))
             continue
-        out.append((sum(v for _, v, _ in chosen) / len(chosen), chosen[-1][0]))
+        out.append((_settled(sum(v for _, v, _ in chosen) / len(chosen)), chosen[-1][0]))
     return out
+
+
+def _settled(mean: float) -> float:
+    """The mean to ``MEAN_DECIMALS`` decimals, rounded half up (see ``windows.settled``)."""
+    scale = 10.0**MEAN_DECIMALS
+    return math.floor(mean * scale + 0.5) / scale
 
 
 def _score(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Channel]:

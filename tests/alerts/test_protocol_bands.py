@@ -101,6 +101,18 @@ def test_esh_home_bp_mean_systolic_with_day_one_discarded(one, morning, evening,
     assert result.value == pytest.approx((morning + evening) / 2)
 
 
+def test_esh_mean_of_exactly_135_is_amber_whatever_the_float_sum_leaves(one):
+    # These ten average exactly 135.0 mmHg, but added in floating point they give
+    # 134.99999999999997: means are settled to a millionth of a unit before the bands.
+    readings = [132.1, 138.8, 140.2, 128.6, 136.6, 128.6, 138.1, 132.6, 140.3, 134.1]
+    # Jan 5 is day 1 of the seven (discarded); then Jan 6 to 10, morning and evening.
+    days = [(local(5, 7, 30), 220.0, True), (local(5, 20), 220.0, True)]
+    times = [local(day, hour) for day in range(6, 11) for hour in (8, 20)]
+    systolic = days + [(t, v, True) for t, v in zip(times, readings, strict=True)]
+    outcome = one("hypertension", systolic=systolic, diastolic=_bp_series(70, 70, 70))
+    assert (outcome["home_bp_mean"].level, outcome["home_bp_mean"].value) == (1, 135.0)
+
+
 @pytest.mark.parametrize(("diastolic", "level"), [(84.9, 0), (85, 1), (94, 1), (95, 2)])
 def test_esh_home_bp_mean_diastolic(one, diastolic, level):
     outcome = one(
