@@ -194,24 +194,25 @@ def masked_count(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def masked_mean(offsets: np.ndarray, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean per segment over ``mask``, :func:`settled`; NaN where nothing is selected.
+def masked_sum(offsets: np.ndarray, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Sum per segment over ``mask``; ``values`` finite (as readings are)."""
+    # A product rather than np.where: the same sums (x + 0.0 == x), several times faster.
+    return segment_reduce(np.add, values * mask, offsets, 0.0)
 
-    Summed one value after another in reading order, as ``alerts.reference`` does: a reduction
-    adds in pairs, and the last bit it leaves differently can put a mean on the other side of a
-    threshold. ``values`` must be finite, as readings are.
-    """
+
+def masked_mean(offsets: np.ndarray, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean per segment over ``mask``, :func:`settled`; NaN where nothing is selected."""
     n = masked_count(offsets, mask)
-    segment = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))
-    # bincount adds in order; the unselected add 0.0, which changes no sum.
-    total = np.bincount(segment, weights=values * mask, minlength=offsets.size - 1)
+    total = masked_sum(offsets, values, mask)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, settled(total / np.maximum(n, 1)), np.nan)
 
 
-# Float sums leave 134.99999999999997 where readings average exactly 135, the ESH threshold.
-# Means are kept to a millionth of their unit, far below what any device resolves, with the
-# same IEEE operations here and in ``alerts.reference``.
+# Float sums leave 134.99999999999997 where readings average exactly 135, the ESH threshold,
+# and the last bit depends on the order of the additions (numpy adds in pairs, the reference
+# one after another). Means are kept to a millionth of their unit, far below what any device
+# resolves, with the same IEEE operations here and in ``alerts.reference``: the same mean
+# whatever the order, unless the exact mean falls on half a millionth.
 MEAN_DECIMALS = 6
 
 
