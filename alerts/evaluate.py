@@ -361,11 +361,14 @@ def _deciders_runs(runs: Sequence[Streaks], decider: np.ndarray, valid: np.ndarr
     The channel whose newest reading set the level is the one whose readings confirm it: a
     blood pressure reading in band on both channels counts once, not once per channel.
     """
+    if len(runs) == 1:
+        [run] = runs
+        # Patients without a valid level (no data, or the rule disabled for them) keep no run.
+        if not (~valid & ((run.length > 0) | (run.broken_at != NO_TIME))).any():
+            return run
     chosen = [valid & (decider == channel) for channel in range(len(runs))]
     length = np.select(chosen, [run.length for run in runs], 0)
     broken_at = np.select(chosen, [run.broken_at for run in runs], NO_TIME)
-    if len(runs) == 1 and np.array_equal(length, runs[0].length):
-        return replace(runs[0], broken_at=broken_at)
     # The channels' runs end to end: each patient's run is one slice of them.
     base = offsets_of(np.array([run.t.size for run in runs]))
     start = np.select(chosen, [run.offsets[:-1] + b for run, b in zip(runs, base, strict=False)])
