@@ -75,11 +75,9 @@ class MetricWindow:
 
     def select(self, mask: np.ndarray) -> MetricWindow:
         """The readings of ``mask``, as a window of their own."""
+        t = self.t[mask]
         return MetricWindow._cut(
-            offsets_of(masked_count(self.offsets, mask)),
-            self.t[mask],
-            self.v[mask],
-            self.reliable[mask],
+            offsets_of(masked_count(self.offsets, mask)), t, self.v[mask], self._reliable(mask, t)
         )
 
     def tail(self, n: np.ndarray) -> MetricWindow:
@@ -92,7 +90,12 @@ class MetricWindow:
         if np.array_equal(n, self.counts):
             return self
         offsets, gather = gather_slices(self.offsets[1:] - n, n)
-        return MetricWindow._cut(offsets, self.t[gather], self.v[gather], self.reliable[gather])
+        t = self.t[gather]
+        return MetricWindow._cut(offsets, t, self.v[gather], self._reliable(gather, t))
+
+    def _reliable(self, index: np.ndarray, t: np.ndarray) -> np.ndarray:
+        # The evaluator cuts windows of reliable readings only: a check is cheaper than a copy.
+        return np.ones(t.shape, bool) if self.reliable.all() else self.reliable[index]
 
     def since(self, bound: float) -> MetricWindow:
         """The readings with ``t > bound``."""
@@ -233,12 +236,21 @@ def last_index(offsets: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         last = offsets[1:] - 1
         last[offsets[1:] == offsets[:-1]] = -1
         return last
+    last = last_index(offsets, None)
+    # Usually a segment's last reading is selected: only the others need the search.
+    done = last >= 0
+    done[done] = mask[last[done]]
+    rest = np.flatnonzero(~done)
+    if rest.size == 0:
+        return last
     selected = np.flatnonzero(mask)
     if selected.size == 0:
-        return np.full(offsets.size - 1, -1, np.int64)
-    k = np.searchsorted(selected, offsets[1:]) - 1
+        last[rest] = -1
+        return last
+    k = np.searchsorted(selected, offsets[1:][rest]) - 1
     candidate = selected[np.maximum(k, 0)]
-    return np.where((k >= 0) & (candidate >= offsets[:-1]), candidate, -1)
+    last[rest] = np.where((k >= 0) & (candidate >= offsets[:-1][rest]), candidate, -1)
+    return last
 
 
 def first_index(offsets: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
