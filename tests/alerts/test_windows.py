@@ -80,6 +80,9 @@ def test_masked_reductions():
     assert np.isnan(masked_mean(offsets, v, mask)[1:]).all()
     assert last_index(offsets, mask).tolist() == [2, -1, -1]
     assert first_index(offsets, mask).tolist() == [0, -1, -1]
+    # A segment whose last reading is not selected is searched back to its last selected one.
+    picked = np.array([1, 1, 0, 0, 0, 1, 0, 0], bool)
+    assert last_index(np.array([0, 3, 6, 8]), picked).tolist() == [1, 5, -1]
     # Without a mask every reading is selected: the segment bounds.
     assert last_index(offsets, None).tolist() == [2, 4, -1]
     assert first_index(offsets, None).tolist() == [0, 3, -1]
