@@ -15,10 +15,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "logout": ("Sign out", "Esci"),
     "username": ("Username", "Nome utente"),
     "password": ("Password", "Password"),
-    "login.invalid": ("Wrong username or password.", "Nome utente o password errati."),
-    "login.locked": (
-        "Too many failed attempts: the account is locked for 15 minutes.",
-        "Troppi tentativi falliti: account bloccato per 15 minuti.",
+    "login.invalid": (
+        "Wrong username or password. After 5 failed attempts in a row an account is locked for "
+        "15 minutes.",
+        "Nome utente o password errati. Dopo 5 tentativi falliti di seguito l'account resta "
+        "bloccato per 15 minuti.",
     ),
     "login.throttled": (
         "Too many failed attempts from this address. Try again later.",

@@ -83,8 +83,11 @@ def login(
                 username=username.strip().lower()[:64],
                 client_address=address,
             )
-            status = 429 if result.reason == "throttled" else 401
-            return _login_page(request, f"login.{result.reason}", status)
+            if result.reason == "throttled":
+                return _login_page(request, "login.throttled", 429)
+            # A locked account answers as a wrong password does: a different answer would tell
+            # whoever tries five passwords that the username exists. The audit keeps the reason.
+            return _login_page(request, "login.invalid", 401)
         # A session this browser already had ends here: signing in on top of a colleague's session
         # (a shared ward PC) must not leave theirs alive under a cookie that is overwritten.
         previous = request.cookies.get(SESSION_COOKIE)

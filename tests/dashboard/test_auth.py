@@ -81,7 +81,7 @@ def test_wrong_password_locks_the_account_after_repeated_failures(
         "/login",
         data={"username": "dr.rossi", "password": PASSWORD, "csrf_token": _login_form(client)},
     )
-    assert locked.status_code == 401 and "locked" in locked.text
+    assert locked.status_code == 401 and "locked for 15 minutes" in locked.text
     assert (
         db.execute("SELECT count(*) FROM audit_log WHERE action = 'login.failed'").fetchone()[0]
         == MAX_FAILED_LOGINS + 1
