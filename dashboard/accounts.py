@@ -65,6 +65,9 @@ def authenticate(
     now: datetime,
 ) -> LoginResult:
     username = username.strip().lower()
+    # Housekeeping rides on attempts: only the last ADDRESS_WINDOW is ever counted, and the
+    # audit log, not this table, keeps the history.
+    conn.execute("DELETE FROM dashboard_login_attempts WHERE at < %s", (now - ADDRESS_WINDOW,))
     failures = conn.execute(
         "SELECT count(*) FROM dashboard_login_attempts "
         "WHERE client_address = %s AND NOT succeeded AND at > %s",
