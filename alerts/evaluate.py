@@ -21,6 +21,7 @@ from alerts.tables import CompiledProtocol, CompiledRule, compile_protocol
 from alerts.trends import deltas, ols_slopes, theil_sen_slopes
 from alerts.windows import (
     MetricWindow,
+    SessionDays,
     first_index,
     first_of_equal,
     gather_slices,
@@ -29,7 +30,6 @@ from alerts.windows import (
     masked_mean,
     offsets_of,
     segment_reduce,
-    session_day_bits,
     take,
     trailing_run,
 )
@@ -269,10 +269,11 @@ def _trend(rule: CompiledRule, readings: _Readings) -> Channels:
 
 def _aggregate(rule: CompiledRule, readings: _Readings) -> Channels:
     spec, now = rule.rule, readings.now
+    calendar = SessionDays.of(now, spec.days, spec.sessions, spec.timezone)
     values, ats = [], []
     for metric in spec.metrics:
         w = readings.recent(metric, (spec.days + 1) * 86400)
-        day = session_day_bits(w.t, now, spec.days, spec.sessions, spec.timezone)
+        day = calendar.bits(w.t)
         measured = segment_reduce(np.bitwise_or, day, w.offsets, 0)  # a bit per day measured
         chosen = day > 0
         if spec.discard_first_day:

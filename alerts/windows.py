@@ -172,29 +172,32 @@ def gather_slices(start: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np
 
 
 def segment_reduce(
-    ufunc: np.ufunc, values: np.ndarray, offsets: np.ndarray, identity: float | int
+    ufunc: np.ufunc,
+    values: np.ndarray,
+    offsets: np.ndarray,
+    identity: float | int,
+    dtype: np.dtype | type | None = None,
 ) -> np.ndarray:
     """``ufunc`` reduced over each segment; ``identity`` for empty segments.
 
     ``reduceat`` returns an element, not the identity, for an empty segment, and cannot take an
     index equal to the array length: it is given the starts of non-empty segments only, each of
-    which then runs to the next non-empty start, which is where the segment ends.
+    which then runs to the next non-empty start, which is where the segment ends. ``dtype``
+    accumulates in another type block by block, without a converted copy of ``values``.
     """
     values = np.asarray(values)
     nonempty = offsets[1:] > offsets[:-1]
-    reduced = ufunc.reduceat(values, offsets[:-1][nonempty]) if values.size else values[:0]
+    if values.size:
+        reduced = ufunc.reduceat(values, offsets[:-1][nonempty], dtype=dtype)
+    else:
+        reduced = values[:0].astype(dtype or values.dtype)
     out = np.full(nonempty.size, identity, dtype=np.result_type(reduced.dtype, values.dtype))
     out[nonempty] = reduced
     return out
 
 
 def masked_count(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    nonempty = offsets[1:] > offsets[:-1]
-    out = np.zeros(nonempty.size, dtype=np.int64)
-    if mask.size:
-        # Counted as int64 block by block, without an int64 copy of the mask.
-        out[nonempty] = np.add.reduceat(mask, offsets[:-1][nonempty], dtype=np.int64)
-    return out
+    return segment_reduce(np.add, mask, offsets, 0, dtype=np.int64)
 
 
 def masked_sum(offsets: np.ndarray, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -326,28 +329,36 @@ def local_day_and_hour(t: np.ndarray, tz: str) -> tuple[np.ndarray, np.ndarray]:
 QUARTER_HOUR = 900
 
 
-def session_day_bits(
-    t: np.ndarray, now: int, days: int, sessions: Sequence[tuple[int, int]], tz: str
-) -> np.ndarray:
-    """Per time, the bit of its local day among the last ``days`` (bit 0: the oldest day) when
-    its local hour is in one of ``sessions`` (``[start, end)`` hours), else 0.
+@dataclass(frozen=True, slots=True, eq=False)
+class SessionDays:
+    """Per UTC quarter hour of the last ``days`` local days up to ``now``, the bit of its local
+    day (bit 0: the oldest day) when its local hour is in one of the sessions, else 0.
 
     As bits, the days a patient measured on are one OR over the patient's readings, and later
-    days have larger bits. ``t`` must lie in ``(now - (days + 1) days, now]``; ``days`` <= 63.
-    Zone offsets are whole quarter hours and change on the hour, so every time in a UTC quarter
-    hour has the same local day and hour: the calendar is worked out once per quarter hour of
-    the span and read by index.
+    days have larger bits. Zone offsets are whole quarter hours and change on the hour, so every
+    time in a UTC quarter hour has the same local day and hour: the calendar is worked out once
+    per quarter hour of the span (once per rule, for all its metrics) and read by index.
     """
-    first = (now - (days + 1) * 86400) // QUARTER_HOUR
-    quarters = np.arange(first, now // QUARTER_HOUR + 1, dtype=np.int64) * QUARTER_HOUR
-    day, hour = local_day_and_hour(quarters, tz)
-    oldest = int(local_day_and_hour(np.array([now]), tz)[0][0]) - days + 1
-    in_session = np.logical_or.reduce([(hour >= a) & (hour < b) for a, b in sessions])
-    counted = (day >= oldest) & in_session
-    bits = np.where(counted, np.left_shift(1, np.where(counted, day - oldest, 0)), 0)
-    calendar = bits.astype(np.min_scalar_type(1 << (days - 1)))
-    index = t // QUARTER_HOUR
-    index -= first
-    if index.size and (index.min() < 0 or index.max() >= calendar.size):
-        raise ValueError("times outside the days the calendar covers")
-    return calendar[index]
+
+    first: int  # the first quarter hour covered, in quarter hours since the epoch
+    calendar: np.ndarray  # unsigned, wide enough for ``days`` bits
+
+    @classmethod
+    def of(cls, now: int, days: int, sessions: Sequence[tuple[int, int]], tz: str) -> SessionDays:
+        """``sessions`` are ``[start, end)`` local hours; ``days`` <= 63."""
+        first = (now - (days + 1) * 86400) // QUARTER_HOUR
+        quarters = np.arange(first, now // QUARTER_HOUR + 1, dtype=np.int64) * QUARTER_HOUR
+        day, hour = local_day_and_hour(quarters, tz)
+        oldest = int(local_day_and_hour(np.array([now]), tz)[0][0]) - days + 1
+        in_session = np.logical_or.reduce([(hour >= a) & (hour < b) for a, b in sessions])
+        counted = (day >= oldest) & in_session
+        bits = np.where(counted, np.left_shift(1, np.where(counted, day - oldest, 0)), 0)
+        return cls(first, bits.astype(np.min_scalar_type(1 << (days - 1))))
+
+    def bits(self, t: np.ndarray) -> np.ndarray:
+        """The day bit of each time; ``t`` must lie in ``(now - (days + 1) days, now]``."""
+        index = t // QUARTER_HOUR
+        index -= self.first
+        if index.size and (index.min() < 0 or index.max() >= self.calendar.size):
+            raise ValueError("times outside the days the calendar covers")
+        return self.calendar[index]

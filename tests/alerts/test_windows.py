@@ -10,13 +10,13 @@ import pytest
 
 from alerts.windows import (
     MetricWindow,
+    SessionDays,
     first_index,
     first_of_equal,
     last_index,
     local_day_and_hour,
     masked_mean,
     segment_reduce,
-    session_day_bits,
     trailing_run,
     utc_offsets,
 )
@@ -136,7 +136,7 @@ def test_trailing_run_of_nothing():
     assert length.tolist() == [0, 0] and broken.tolist() == [-1, -1]
 
 
-def test_session_day_bits_follow_the_local_calendar_across_a_clock_change():
+def test_session_days_follow_the_local_calendar_across_a_clock_change():
     rome = ZoneInfo("Europe/Rome")
     now = int(datetime(2026, 3, 31, 21, 0, tzinfo=UTC).timestamp())  # 23:00 in Rome
     t = np.arange(now - 4 * 86400 + 1, now + 1, 300, dtype=np.int64)  # across 29 March
@@ -149,9 +149,10 @@ def test_session_day_bits_follow_the_local_calendar_across_a_clock_change():
         else 0
         for x in local
     ]
-    assert session_day_bits(t, now, 3, sessions, "Europe/Rome").tolist() == expected
+    calendar = SessionDays.of(now, 3, sessions, "Europe/Rome")
+    assert calendar.bits(t).tolist() == expected
     with pytest.raises(ValueError, match="outside"):
-        session_day_bits(np.array([now + 3600]), now, 3, sessions, "Europe/Rome")
+        calendar.bits(np.array([now + 3600]))
 
 
 def test_first_of_equal_keeps_one_per_key_and_segment():
