@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import psycopg
 from psycopg.rows import dict_row
@@ -21,6 +21,9 @@ SENDER_NUMBER = "+15005550006"
 MORNING = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 PROTOCOLS = load_protocols()
 MIN = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+
+MakeEngine = Callable[[], Engine]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,13 @@ def spo2(
     clock.advance(10 * MIN)
     add_readings(db, patient, "spo2", [(clock() - MIN, value)])
     engine.evaluate(clock(), [patient])
+
+
+def set_quiet_hours(db: psycopg.Connection, staff_id: int, start: time, end: time) -> None:
+    db.execute(
+        "UPDATE staff SET quiet_hours_start = %s, quiet_hours_end = %s WHERE id = %s",
+        (start, end, staff_id),
+    )
 
 
 def acknowledge(db: psycopg.Connection, alert_id: int, staff_id: int, clock: ManualClock) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from datetime import timedelta
 
 import psycopg
@@ -15,10 +14,12 @@ from telemon.config import Settings
 from tests.alerts_engine.support import (
     DUTY_PHONE,
     GP_PHONE,
+    HOUR,
     MIN,
     MORNING,
     PROTOCOLS,
     Cohort,
+    MakeEngine,
     acknowledge,
     add_cohort,
     add_readings,
@@ -27,9 +28,6 @@ from tests.alerts_engine.support import (
     notifications,
     spo2,
 )
-
-MakeEngine = Callable[[], Engine]
-HOUR = timedelta(hours=1)
 
 
 def test_red_spo2_opens_one_alert_with_sms_rows_for_gp_and_centre(

@@ -12,24 +12,24 @@ from datetime import UTC, datetime, time, timedelta
 import psycopg
 import pytest
 
-from alerts.engine import Engine, ManualClock
+from alerts.engine import ManualClock
 from alerts.notify import Sender, SendReport
 from alerts.notify.routing import ROME
 from telemon.config import Settings
 from tests.alerts_engine.support import (
     DUTY_PHONE,
     GP_PHONE,
+    HOUR,
     Cohort,
+    MakeEngine,
     acknowledge,
     alerts,
     events,
     notifications,
+    set_quiet_hours,
     spo2,
 )
 from tests.fakes import FakeTwilio
-
-MakeEngine = Callable[[], Engine]
-HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
@@ -119,10 +119,7 @@ def test_auto_resolution_cancels_the_gp_sms_held_for_quiet_hours_in_its_transact
     fake_twilio: FakeTwilio,
     send_due: Callable[[], SendReport],
 ) -> None:
-    db.execute(
-        "UPDATE staff SET quiet_hours_start = %s, quiet_hours_end = %s WHERE id = %s",
-        (time(22), time(7), cohort.gp_id),
-    )
+    set_quiet_hours(db, cohort.gp_id, time(22), time(7))
     clock.set(datetime(2026, 3, 10, 23, 0, tzinfo=ROME).astimezone(UTC))
     engine = make_engine()
     for value in (91, 90):
@@ -170,10 +167,7 @@ def test_a_night_of_hourly_escalations_reaches_a_sleeping_gp_as_one_sms_at_seven
     fake_twilio: FakeTwilio,
     send_due: Callable[[], SendReport],
 ) -> None:
-    db.execute(
-        "UPDATE staff SET quiet_hours_start = %s, quiet_hours_end = %s WHERE id = %s",
-        (time(22), time(7), cohort.gp_id),
-    )
+    set_quiet_hours(db, cohort.gp_id, time(22), time(7))
     clock.set(datetime(2026, 3, 10, 22, 30, tzinfo=ROME).astimezone(UTC))
     for value in (91, 90):
         spo2(db, make_engine(), clock, cohort.patient, value)  # red at 22:50, nobody answers
