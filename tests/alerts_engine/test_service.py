@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -22,6 +20,7 @@ from tests.alerts_engine.support import (
     Cohort,
     add_readings,
     alerts,
+    http_status,
     notifications,
     wait_for,
 )
@@ -38,14 +37,6 @@ def service(settings: Settings, clock: ManualClock) -> Iterator[AlertsService]:
     wait_for(lambda: service.passes >= 1)  # the full pass at start
     yield service
     service.stop()
-
-
-def status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def test_notified_readings_open_an_alert_and_each_recipient_gets_one_sms(
@@ -75,7 +66,7 @@ def test_notified_readings_open_an_alert_and_each_recipient_gets_one_sms(
     assert recipients == sorted([GP_PHONE, DUTY_PHONE])
     assert len(alerts(db, rule="spo2_low")) == 1
 
-    assert status(f"http://127.0.0.1:{service.health_port}/healthz") == 200
+    assert http_status(f"http://127.0.0.1:{service.health_port}/healthz") == 200
 
 
 def test_health_is_503_when_the_database_is_unreachable() -> None:
@@ -84,8 +75,8 @@ def test_health_is_503_when_the_database_is_unreachable() -> None:
     )
     server.start()
     try:
-        assert status(f"http://127.0.0.1:{server.port}/healthz") == 503
-        assert status(f"http://127.0.0.1:{server.port}/other") == 404
+        assert http_status(f"http://127.0.0.1:{server.port}/healthz") == 503
+        assert http_status(f"http://127.0.0.1:{server.port}/other") == 404
     finally:
         server.stop()
 

@@ -17,8 +17,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -306,16 +304,6 @@ _HELD_CLAIM = (
 )
 
 
-def http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0  # nobody answers
-
-
 def start_alerts_engine(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("a") as stderr:
         return subprocess.Popen(
@@ -448,7 +436,8 @@ def test_an_alerts_engine_that_cannot_evaluate_reports_unhealthy_and_says_why(
     try:
         wait_until(lambda: "MessageTooLongError" in log.read_text() or engine.poll() is not None)
         # Unable to evaluate anyone, it must say so, and keep retrying rather than give up.
-        wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 503, timeout=10)
+        health = f"http://127.0.0.1:{port}/healthz"
+        wait_until(lambda: engine_support.http_status(health) == 503, timeout=10)
         alive = engine.poll() is None
     finally:
         terminate(engine)
