@@ -284,6 +284,9 @@ class MissingDataRule(_RuleBase):
 
     kind: Literal["missing_data"]
     routing: Routing = "centre_task"
+    # The protocol's measurement interval: how often a reading is expected. The bands count
+    # hours since the newest reading; this says what the patient was asked to do, in words.
+    expected_every: PositiveDuration | None = None
 
     @model_validator(mode="after")
     def _routed_to_centre(self) -> MissingDataRule:
