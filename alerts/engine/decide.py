@@ -15,7 +15,7 @@ import numpy as np
 from alerts.debounce import AlertState, Transitions
 from alerts.evaluate import NO_TIME, RuleResult
 
-ActionKind = Literal["open", "worsen", "downgrade", "resolve", "escalate", "snooze_expired"]
+ActionKind = Literal["open", "worsen", "downgrade", "resolve"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,16 +94,14 @@ def plan_actions(
 ) -> list[Action]:
     """What to write for one rule's step; ``before`` is the reconciled state it started from.
 
-    A reminder while unacknowledged is an escalation; one at the end of a snooze means the
-    acknowledgement has lapsed while the alert is still active.
+    Findings open, change level and resolve here; reminders are their episode's, which follows
+    the protocol's escalation chain (``alerts.episodes``), so the debouncer's are not acted on.
     """
     kinds: list[tuple[ActionKind, np.ndarray]] = [
         ("open", transitions.opened),
         ("worsen", transitions.escalated),
         ("downgrade", transitions.downgraded),
         ("resolve", transitions.cleared),
-        ("escalate", transitions.reminded & ~before.acked),
-        ("snooze_expired", transitions.reminded & before.acked),
     ]
     actions = []
     for kind, mask in kinds:

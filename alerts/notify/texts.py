@@ -33,7 +33,7 @@ class MessageTooLongError(ValueError):
 class AlertSummary:
     """The facts an SMS may carry: nothing here identifies the patient or their condition."""
 
-    alert_id: int
+    episode_id: int
     severity: int  # 1 amber, 2 red
     initials: str
     metric: str | None  # a key of telemon.metrics.METRICS
@@ -136,8 +136,8 @@ def initials(given_name: str, family_name: str) -> str:
     return "".join(f"{letter}." for letter in letters if letter)
 
 
-def alert_link(public_url: str, alert_id: int) -> str:
-    return f"{public_url.rstrip('/')}/alerts/{alert_id}"
+def episode_link(public_url: str, episode_id: int) -> str:
+    return f"{public_url.rstrip('/')}/episodes/{episode_id}"
 
 
 def format_value(value: float, language: Language) -> str:
@@ -164,7 +164,7 @@ def render_sms(summary: AlertSummary, wording: Wording, language: Language, publ
     fields = {
         "severity": SEVERITY_WORDS[language][summary.severity],
         "initials": summary.initials or "?",
-        "link": alert_link(public_url, summary.alert_id),
+        "link": episode_link(public_url, summary.episode_id),
     }
     # Without the finding the link still gets through when a long public URL leaves no room.
     for finding_text in (finding(summary, language), NO_FINDING[language]):
