@@ -169,9 +169,10 @@ def alerts(
             typer.echo(
                 f"{report.patients} patients, {report.readings} readings: "
                 f"load {report.load_seconds:.3f} s, compute {report.compute_seconds:.3f} s, "
-                f"apply {report.apply_seconds:.3f} s; opened {done.opened}, "
-                f"worsened {done.worsened}, resolved {done.resolved}, "
-                f"escalated {done.escalated}, notifications {done.notifications}"
+                f"apply {report.apply_seconds:.3f} s; findings opened {done.opened}, "
+                f"worsened {done.worsened}, resolved {done.resolved}; episodes opened "
+                f"{done.episode.opened}, escalated {done.episode.escalated}, "
+                f"resolved {done.episode.resolved}; notifications {done.notifications}"
             )
             return
     AlertsService(settings, tick=tick, health_port=health_port).run_forever()
