@@ -21,6 +21,7 @@ from alerts.evaluate import NO_TIME
 from alerts.notify import cancel_moot_notifications, enqueue_alert_notifications
 from alerts.notify.texts import Reason
 from telemon.config import Settings
+from telemon.findings import evidence_json
 from telemon.metrics import METRICS
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 
 def epoch(value: datetime | None) -> int:
     return NO_TIME if value is None else int(value.timestamp())
+
+
+def _evidence(action: Action) -> dict[str, Any]:
+    """The action's evidence as the ``details`` key it is kept under; nothing without one."""
+    return {} if action.evidence is None else {"evidence": evidence_json(action.evidence)}
 
 
 def load_open_alerts(
@@ -144,6 +150,7 @@ def _open(
         "reading_at": datetime.fromtimestamp(action.at, UTC).isoformat()
         if action.at != NO_TIME
         else None,
+        **_evidence(action),
     }
     row = conn.execute(
         """
@@ -180,8 +187,16 @@ def _worsen(conn: psycopg.Connection, action: Action, when: datetime) -> None:
     to_state = "open" if before == "acknowledged" else before
     conn.execute(
         "UPDATE alerts SET severity = %s, trigger_value = %s, reason = %s, state = %s, "
-        "snoozed_until = NULL, updated_at = %s WHERE id = %s",
-        (action.level, action.value, action.reason, to_state, when, action.alert_id),
+        "snoozed_until = NULL, details = details || %s, updated_at = %s WHERE id = %s",
+        (
+            action.level,
+            action.value,
+            action.reason,
+            to_state,
+            Jsonb(_evidence(action)),
+            when,
+            action.alert_id,
+        ),
     )
     _event(conn, action.alert_id, when, "worsened", before, to_state, action)
 
@@ -189,8 +204,8 @@ def _worsen(conn: psycopg.Connection, action: Action, when: datetime) -> None:
 def _downgrade(conn: psycopg.Connection, action: Action, when: datetime) -> None:
     before = _lock(conn, action)
     conn.execute(
-        "UPDATE alerts SET severity = %s, updated_at = %s WHERE id = %s",
-        (action.level, when, action.alert_id),
+        "UPDATE alerts SET severity = %s, details = details || %s, updated_at = %s WHERE id = %s",
+        (action.level, Jsonb(_evidence(action)), when, action.alert_id),
     )
     _event(conn, action.alert_id, when, "downgraded", before, before, action)
 
@@ -258,7 +273,14 @@ def _event(
             from_state,
             to_state,
             action.level or None,
-            Jsonb({"value": action.value, "reason": action.reason, "stage": action.stage}),
+            Jsonb(
+                {
+                    "value": action.value,
+                    "reason": action.reason,
+                    "stage": action.stage,
+                    **_evidence(action),
+                }
+            ),
         ),
     )
 
