@@ -131,6 +131,11 @@ class RuleResult:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class ThresholdDetail:
+    windows: tuple[MetricWindow, ...]  # per channel, the usable readings in the lookback
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class TrendDetail:
     """What a trend's change was computed from, (channels, patients) each."""
 
@@ -154,7 +159,7 @@ class ScoreDetail:
     points: np.ndarray  # int64, -1: not measured
 
 
-Detail = TrendDetail | AggregateDetail | ScoreDetail
+Detail = ThresholdDetail | TrendDetail | AggregateDetail | ScoreDetail
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -241,11 +246,10 @@ class _Readings:
 def _threshold(rule: CompiledRule, readings: _Readings) -> Channels:
     lookback = rule.rule.lookback
     latest = [readings.newest(m, lookback) for m in rule.rule.metrics]
-    runs = tuple(
-        _run_in_band(rule, channel, readings.recent(metric, lookback))
-        for channel, metric in enumerate(rule.rule.metrics)
-    )
-    return Channels(np.array([v for v, _ in latest]), np.array([t for _, t in latest]), runs)
+    windows = tuple(readings.recent(metric, lookback) for metric in rule.rule.metrics)
+    runs = tuple(_run_in_band(rule, channel, w) for channel, w in enumerate(windows))
+    values, at = np.array([v for v, _ in latest]), np.array([t for _, t in latest])
+    return Channels(values, at, runs, ThresholdDetail(windows))
 
 
 def _run_in_band(rule: CompiledRule, channel: int, w: MetricWindow) -> Streaks:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+
+import numpy as np
 
 from alerts.evaluate import (
     NO_TIME,
@@ -20,6 +22,7 @@ from alerts.evaluate import (
     Channels,
     RuleResult,
     ScoreDetail,
+    ThresholdDetail,
     TrendDetail,
 )
 from alerts.tables import BandSlot, CompiledRule
@@ -78,19 +81,35 @@ class _Finding:
         }
 
 
+def _confirmation(finding: _Finding) -> tuple[int, int]:
+    """How many readings, one per instant, stand in the finding's band up to the newest, and
+    the seconds they span.
+
+    The debouncer's run (``RuleResult.streaks``) counts readings in any of the channel's bands:
+    amber readings before a red one confirm it. Said beside the red threshold they would read
+    as red readings, so the evidence counts the run's readings in the finding's own band.
+    """
+    detail = finding.channels.detail
+    assert isinstance(detail, ThresholdDetail)
+    band, p = finding.band, finding.patient
+    w = detail.windows[band.channel]
+    t, v = w.t[w.offsets[p] : w.offsets[p + 1]], w.v[w.offsets[p] : w.offsets[p + 1]]
+    outside = np.flatnonzero(~replace(band, threshold=band.threshold[p : p + 1]).matches(v))
+    run = np.unique(t[outside[-1] + 1 if outside.size else 0 :])
+    return max(run.size, 1), int(run[-1] - run[0]) if run.size else 0
+
+
 def _threshold(finding: _Finding) -> Threshold:
     channel = finding.band.channel
-    streaks = finding.result.streaks
-    # The readings in band up to the newest, one per instant: what confirmed the finding.
-    run = () if streaks is None else streaks.of(finding.patient)[0]
+    confirmed_by, span = _confirmation(finding)
     return Threshold(
         **finding.common(finding.at(channel)),
         metric=finding.band.on,
         value=finding.value(channel),
         threshold=finding.threshold,
         values=finding.by_channel(),
-        confirmed_by=max(len(run), 1),
-        confirm_span_s=run[-1] - run[0] if run else 0,
+        confirmed_by=confirmed_by,
+        confirm_span_s=span,
     )
 
 

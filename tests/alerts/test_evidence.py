@@ -33,8 +33,8 @@ ROME = ZoneInfo("Europe/Rome")
 PROTOCOLS = load_protocols()
 
 
-def at(hours_ago: float, value: float) -> Reading:
-    return (NOW - int(hours_ago * H), value, True)
+def at(hours_ago: float, value: float, reliable: bool = True) -> Reading:
+    return (NOW - int(hours_ago * H), value, reliable)
 
 
 def utc(hours_ago: float) -> datetime:
@@ -78,6 +78,19 @@ def test_red_spo2_confirmed_by_two_readings():
         confirmed_by=2,
         confirm_span_s=1080,
     )
+
+
+def test_confirmation_counts_the_readings_in_the_findings_own_band():
+    # 94 and 93 are amber; the two readings at 92 and below, the second one stored twice (two
+    # gateways relayed it), make the red finding: two readings, 30 minutes apart.
+    spo2 = [at(3, 97), at(2, 94), at(1.5, 93), at(1, 92), at(0.5, 91), at(0.5, 91)]
+    [red] = findings("covid19_home_oximetry", {"spo2": spo2})
+    evidence = red["spo2_low"]
+    assert isinstance(evidence, Threshold)
+    assert (evidence.level, evidence.confirmed_by, evidence.confirm_span_s) == (2, 2, 1800)
+    # Unreliable readings are no confirmation either.
+    [one] = findings("covid19_home_oximetry", {"spo2": [at(1, 90, False), at(0.5, 91)]})
+    assert (one["spo2_low"].confirmed_by, one["spo2_low"].confirm_span_s) == (1, 0)
 
 
 @pytest.mark.parametrize(

@@ -54,8 +54,8 @@ def test_evidence_is_stored_on_open_and_replaced_on_worsen_and_downgrade(
     spo2(db, engine, clock, cohort.patient, 91)
     taken.append(clock() - MIN)
     [alert] = alerts(db)
-    # The amber readings before it are in band too: the run that confirms the red one.
-    worse = spo2_finding(2, 91, 92, taken[-1], taken)
+    # The amber readings before it are not at or below 92: the red finding rests on one.
+    worse = spo2_finding(2, 91, 92, taken[-1], taken[-1:])
     assert alert["severity"] == 2
     assert parse_evidence(alert["details"]["evidence"]) == worse
     assert alert["details"]["rule_title"] == "Low oxygen saturation"  # the rest is kept
