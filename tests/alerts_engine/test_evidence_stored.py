@@ -8,7 +8,7 @@ import psycopg
 
 from alerts.engine import ManualClock
 from telemon.findings import Missing, Threshold, parse_evidence
-from tests.alerts_engine.support import MIN, Cohort, MakeEngine, add_cohort, alerts, spo2
+from tests.alerts_engine.support import HOUR, MIN, Cohort, MakeEngine, add_cohort, alerts, spo2
 
 
 def event_evidence(db: psycopg.Connection, alert_id: int) -> list[tuple[str, dict | None]]:
@@ -66,9 +66,16 @@ def test_evidence_is_stored_on_open_and_replaced_on_worsen_and_downgrade(
     assert (alert["severity"], alert["state"]) == (1, "open")
     assert parse_evidence(alert["details"]["evidence"]) == held
 
+    # A reminder changes nothing the finding rests on: the evidence stays, the event has none.
+    clock.advance(2 * HOUR)
+    engine.evaluate(clock(), [cohort.patient])
+    [alert] = alerts(db)
+    assert alert["state"] == "escalated"
+    assert parse_evidence(alert["details"]["evidence"]) == held
+
     history = event_evidence(db, alert["id"])
-    assert [kind for kind, _ in history] == ["opened", "worsened", "downgraded"]
-    assert [parse_evidence(e) for _, e in history] == [opened, worse, held]
+    assert [kind for kind, _ in history] == ["opened", "worsened", "downgraded", "escalated"]
+    assert [e and parse_evidence(e) for _, e in history] == [opened, worse, held, None]
 
 
 def test_a_never_measured_patient_opens_a_task_saying_so(
