@@ -14,8 +14,13 @@ import numpy as np
 
 from alerts.debounce import AlertState, Transitions
 from alerts.evaluate import NO_TIME, RuleResult
+from alerts.evidence import evidence_of
+from alerts.tables import CompiledRule
+from telemon.findings import Evidence
 
 ActionKind = Literal["open", "worsen", "downgrade", "resolve"]
+# The actions that set a finding's level, and so what it rests on.
+WITH_EVIDENCE: frozenset[ActionKind] = frozenset({"open", "worsen", "downgrade"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,7 @@ class Action:
     at: int  # epoch seconds of the reading behind ``value``
     reason: str
     stage: int
+    evidence: Evidence | None = None  # for the kinds in WITH_EVIDENCE
 
 
 def plan_actions(
@@ -91,6 +97,10 @@ def plan_actions(
     transitions: Transitions,
     result: RuleResult,
     alerts: OpenAlerts,
+    rule: CompiledRule,
+    *,
+    protocol: str,
+    now: int,
 ) -> list[Action]:
     """What to write for one rule's step; ``before`` is the reconciled state it started from.
 
@@ -110,17 +120,24 @@ def plan_actions(
             if kind != "open" and existing < 0:
                 continue  # nothing to update: the alert was resolved meanwhile
             value = float(result.value[p])
+            level = int(after.level[p])
+            evidence = (
+                evidence_of(rule, result, p, protocol=protocol, now=now, level=level)
+                if kind in WITH_EVIDENCE
+                else None
+            )
             actions.append(
                 Action(
                     kind=kind,
                     patient=p,
                     alert_id=existing if kind != "open" else None,
-                    level=int(after.level[p]),
+                    level=level,
                     # Infinite hours: never measured; stored as no value, not as JSON-less inf.
                     value=value if np.isfinite(value) else None,
                     at=int(result.at[p]),
                     reason=result.reason_of(p),
                     stage=int(after.stage[p]),
+                    evidence=evidence,
                 )
             )
     return actions

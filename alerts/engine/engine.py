@@ -131,7 +131,16 @@ class Engine:
                 key = compiled_rule.key
                 before = reconcile(stored[key], alerts[key], compiled_rule.snooze_after_ack, now)
                 after, transitions = step(before, item.results[key], compiled_rule, now)
-                actions = plan_actions(before, after, transitions, item.results[key], alerts[key])
+                actions = plan_actions(
+                    before,
+                    after,
+                    transitions,
+                    item.results[key],
+                    alerts[key],
+                    compiled_rule,
+                    protocol=protocol.key,
+                    now=now,
+                )
                 context = RuleContext(protocol.key, compiled_rule.rule, ids)
                 planned.extend((action.patient, order, context, action) for action in actions)
                 stepped.append((compiled_rule, after))

@@ -23,6 +23,7 @@ from alerts.evaluate import NO_TIME
 from alerts.lifecycle import finding_transition, open_finding
 from alerts.protocol import Protocol
 from telemon.config import Settings
+from telemon.findings import evidence_json
 from telemon.metrics import METRICS
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,11 @@ log = logging.getLogger(__name__)
 
 def epoch(value: datetime | None) -> int:
     return NO_TIME if value is None else int(value.timestamp())
+
+
+def _evidence(action: Action) -> dict[str, Any]:
+    """The action's evidence as the ``details`` key it is kept under; nothing without one."""
+    return {} if action.evidence is None else {"evidence": evidence_json(action.evidence)}
 
 
 def load_open_alerts(
@@ -132,7 +138,7 @@ def apply_action(
         now=when,
         changes=changes,
         severity=action.level or None,
-        details={"value": action.value, "reason": action.reason},
+        details={"value": action.value, "reason": action.reason, **_evidence(action)},
     )
     if action.kind == "resolve":
         applied.resolved += 1
@@ -173,6 +179,7 @@ def _open(
         "reading_at": datetime.fromtimestamp(action.at, UTC).isoformat()
         if action.at != NO_TIME
         else None,
+        **_evidence(action),
     }
     alert_id = open_finding(
         conn,
@@ -195,7 +202,9 @@ def _open(
 
 def _level_change(action: Action, when: datetime) -> tuple[str, dict[str, Any]]:
     kind = "worsened" if action.kind == "worsen" else "downgraded"
-    return kind, {"severity": action.level, "trigger_value": action.value, "reason": action.reason}
+    changes = {"severity": action.level, "trigger_value": action.value, "reason": action.reason}
+    evidence = _evidence(action)
+    return kind, changes | ({"details": evidence} if evidence else {})
 
 
 def _resolution(action: Action, when: datetime) -> tuple[str, dict[str, Any]]:
