@@ -31,6 +31,7 @@ from alerts.engine.load import (
 from alerts.engine.state import load_states, save_states
 from alerts.episodes import escalate_due
 from alerts.evaluate import RuleResult, evaluate
+from alerts.notify.digest import enqueue_due_digests
 from alerts.protocol import Protocol, load_protocols
 from alerts.tables import CompiledProtocol, compile_protocol
 from alerts.windows import MetricWindow
@@ -166,6 +167,8 @@ class Engine:
             report.applied.episode.add(
                 escalate_due(self.conn, protocols=self.protocols, settings=self.settings, now=when)
             )
+            digests = enqueue_due_digests(self.conn, when, self.settings.public_url)
+            report.applied.episode.notifications += len(digests)
 
 
 def own_windows(

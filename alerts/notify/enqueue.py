@@ -50,7 +50,7 @@ def load_episode_context(
                p.given_name, p.family_name,
                g.id AS gp_id, CASE WHEN g.active THEN g.phone END AS gp_phone,
                g.language AS gp_language, g.quiet_hours_start, g.quiet_hours_end,
-               c.id AS centre_id, c.duty_phone
+               g.amber_digest_at, c.id AS centre_id, c.duty_phone
         FROM episodes e
         JOIN patients p ON p.id = e.patient_id
         JOIN staff g ON g.id = p.gp_id
@@ -89,6 +89,7 @@ def load_episode_context(
             row["gp_language"],
             row["quiet_hours_start"],
             row["quiet_hours_end"],
+            row["amber_digest_at"],
         ),
         centre=ServiceCentre(
             row["centre_id"], row["duty_phone"] or fallback_centre_phone, centre_language

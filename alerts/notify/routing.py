@@ -52,6 +52,8 @@ class GpContact:
     language: Language = "it"
     quiet_hours_start: time | None = None
     quiet_hours_end: time | None = None
+    # Open amber episodes in one SMS a day at this local time, instead of an SMS per escalation.
+    amber_digest_at: time | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +87,13 @@ def route(
     if episode.alert_level == 0 or cancel_reason(episode.state, reason) is not None:
         return ()
     if reason == "escalated":
-        return _to_centre(centre, now) if to == "duty_phone" else _to_gp(gp, now)
+        if to == "duty_phone":
+            return _to_centre(centre, now)
+        if to == "gp" and episode.alert_level == 1 and gp.amber_digest_at is not None:
+            return ()  # the GP's daily digest lists it (a nurse's escalation still texts)
+        return to_gp(gp, now)
     if episode.alert_level == 2:
-        return _to_gp(gp, now) + _to_centre(centre, now)
+        return to_gp(gp, now) + _to_centre(centre, now)
     return ()
 
 
@@ -124,7 +130,7 @@ def quiet_period_end(
     return datetime.combine(day, end, tzinfo=zone).astimezone(UTC)
 
 
-def _to_gp(gp: GpContact, now: datetime) -> tuple[Delivery, ...]:
+def to_gp(gp: GpContact, now: datetime) -> tuple[Delivery, ...]:
     if not gp.phone:
         return ()
     not_before = quiet_period_end(gp.quiet_hours_start, gp.quiet_hours_end, now) or now

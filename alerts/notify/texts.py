@@ -168,7 +168,7 @@ def render_sms(summary: AlertSummary, wording: Wording, language: Language, publ
     }
     # Without the finding the link still gets through when a long public URL leaves no room.
     for finding_text in (finding(summary, language), NO_FINDING[language]):
-        text = _to_gsm7(template.format(finding=finding_text, **fields))
+        text = to_gsm7(template.format(finding=finding_text, **fields))
         if gsm7_length(text) <= MAX_SMS_LENGTH:
             return text
     raise MessageTooLongError(
@@ -189,6 +189,6 @@ def _to_ascii(text: str) -> str:
     return folded.encode("ascii", "ignore").decode()
 
 
-def _to_gsm7(text: str) -> str:
+def to_gsm7(text: str) -> str:
     # A single character outside GSM-7 would switch the whole SMS to UCS-2 (70 per segment).
     return "".join(c if c in _GSM7_BASIC or c in _GSM7_EXTENSION else _to_ascii(c) for c in text)
