@@ -311,6 +311,7 @@ class Protocol(BaseModel):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
     title: str = Field(min_length=1)
+    title_it: str = Field(min_length=1)
     description: str = ""
     rules: tuple[Rule, ...] = Field(min_length=1)
 
@@ -331,7 +332,7 @@ class Protocol(BaseModel):
 
 
 def rule_title(rule: Any, language: str) -> str:
-    """The rule's title in the reader's language: 'Saturazione bassa', 'Low oxygen saturation'."""
+    """A rule's (or a protocol's) title in the reader's language: 'Saturazione bassa'."""
     return rule.title_it if language == "it" else rule.title
 
 

@@ -38,6 +38,7 @@ def demo_protocol(
         "key": "demo",
         "version": "1.0.0",
         "title": "Demo",
+        "title_it": "Demo",
         "rules": [
             {
                 "key": "spo2_low",
@@ -370,6 +371,7 @@ def test_the_deciding_channel_counts_a_blood_pressure_reading_once():
         "key": "bp",
         "version": "1.0.0",
         "title": "BP",
+        "title_it": "PA",
         "rules": [
             {
                 "key": "bp_severe",
@@ -400,6 +402,7 @@ def test_kinds_whose_value_is_not_a_reading_confirm_once_per_new_value():
         "key": "demo",
         "version": "1.0.0",
         "title": "Demo",
+        "title_it": "Demo",
         "rules": [
             {
                 "key": "spo2_falling",

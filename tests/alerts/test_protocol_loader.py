@@ -32,7 +32,7 @@ source = "NHS CO@h bands, anchors 3.1"
 
 def write(tmp_path, body: str, name: str = "demo") -> object:
     path = tmp_path / f"{name}.toml"
-    header = f'key = "{name}"\nversion = "1.0.0"\ntitle = "Demo"\n'
+    header = f'key = "{name}"\nversion = "1.0.0"\ntitle = "Demo"\ntitle_it = "Demo"\n'
     path.write_text(header + textwrap.dedent(body), encoding="utf-8")
     return path
 
