@@ -7,15 +7,17 @@ import html
 import itertools
 import re
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 
+from alerts.notify.store import EventKind
 from dashboard import charts
-from dashboard.i18n import EVENTS
-from dashboard.models import Point, Series
+from dashboard.i18n import EVENTS, event_label, translator
+from dashboard.models import CallOutcome, Point, Series
 from telemon.findings import evidence_json
 from tests.dashboard.conftest import World, insert_alert, login
 from tests.evidence_examples import REASONS, spo2_low
@@ -147,6 +149,23 @@ def test_series_api_keeps_ucum_and_adds_the_display_unit(
 
     assert (series["unit"], series["display_unit"]) == ("Cel", "°C")
     assert {(v["unit"], v["display_unit"]) for v in latest} >= {("%", "%"), ("/min", "bpm")}
+
+
+# What the engine and the people working an alert write into its history.
+ENGINE_EVENTS = ("opened", "confirmed", "worsened", "downgraded", "auto_resolved", "escalated")
+STAFF_EVENTS = ("claim", "outcome", "acknowledge", "resolve", "escalate", "snooze_expired")
+
+
+@pytest.mark.parametrize("language", ["it", "en"])
+def test_every_event_and_outcome_reads_in_words(language: str) -> None:
+    t = translator(language)
+    kinds = {*ENGINE_EVENTS, *STAFF_EVENTS, *get_args(EventKind)}
+    outcomes = {*get_args(CallOutcome), "auto_resolved"}
+
+    assert kinds <= set(EVENTS)
+    for label in [event_label(k, language) for k in kinds] + [t(f"outcome.{o}") for o in outcomes]:
+        assert not RAW.search(label), label
+    assert event_label("episode_joined", language) == "Episode joined"  # not in the table yet
 
 
 def _tick_labels(svg: str) -> list[str]:
