@@ -114,6 +114,8 @@ class _RuleBase(BaseModel):
 
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
     title: str = Field(min_length=1)
+    # Pages and SMS name a rule in the reader's language; Italian is required, not a fallback.
+    title_it: str = Field(min_length=1)
     source: str = Field(min_length=10)
     metrics: tuple[MetricKey, ...] = Field(min_length=1)
     bands: tuple[Band, ...] = Field(min_length=1)
@@ -371,6 +373,7 @@ class Protocol(BaseModel):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
     title: str = Field(min_length=1)
+    title_it: str = Field(min_length=1)
     description: str = ""
     rules: tuple[Rule, ...] = Field(min_length=1)
     escalation: Escalation = Escalation()
@@ -389,6 +392,11 @@ class Protocol(BaseModel):
             if rule.key == key:
                 return rule
         raise KeyError(f"protocol {self.key!r} has no rule {key!r}")
+
+
+def rule_title(rule: Any, language: str) -> str:
+    """A rule's (or a protocol's) title in the reader's language: 'Saturazione bassa'."""
+    return rule.title_it if language == "it" else rule.title
 
 
 class RuleOverride(BaseModel):

@@ -18,14 +18,8 @@ import psycopg
 
 from alerts.notify.enqueue import DUE_CHANNEL
 from alerts.notify.routing import ROME, GpContact, to_gp
-from alerts.notify.texts import (
-    MAX_SMS_LENGTH,
-    Language,
-    MessageTooLongError,
-    gsm7_length,
-    initials,
-    to_gsm7,
-)
+from alerts.notify.texts import MAX_SMS_LENGTH, Language, MessageTooLongError, initials
+from telemon.gsm7 import gsm7_length, to_gsm7
 
 TEMPLATES: Mapping[Language, str] = MappingProxyType(
     {

@@ -22,6 +22,7 @@ from alerts.notify.stages import EVENT_STAGES, Stage, stage_of
 from alerts.notify.texts import Language, Reason
 from alerts.protocol import Recipient
 from telemon.config import Settings
+from telemon.findings import evidence_in
 from telemon.metrics import METRICS_BY_ID
 
 
@@ -46,7 +47,7 @@ def load_episode_context(
         .execute(
             """
         SELECT e.id, e.alert_level, e.state, e.acknowledged_at IS NOT NULL AS acknowledged_before,
-               f.id AS alert_id, f.metric_id, f.trigger_value,
+               f.id AS alert_id, f.metric_id, f.trigger_value, f.details,
                p.given_name, p.family_name,
                g.id AS gp_id, CASE WHEN g.active THEN g.phone END AS gp_phone,
                g.language AS gp_language, g.quiet_hours_start, g.quiet_hours_end,
@@ -56,7 +57,7 @@ def load_episode_context(
         JOIN staff g ON g.id = p.gp_id
         LEFT JOIN LATERAL (
             -- The finding the SMS names: the worst open one routed to the GP, the oldest first.
-            SELECT a.id, a.metric_id, a.trigger_value FROM alerts a
+            SELECT a.id, a.metric_id, a.trigger_value, a.details FROM alerts a
             WHERE a.episode_id = e.id AND a.state <> 'resolved'
             ORDER BY a.routing = 'gp_and_centre' DESC, a.severity DESC, a.opened_at, a.id
             LIMIT 1
@@ -81,7 +82,12 @@ def load_episode_context(
         episode=EpisodeFacts(
             row["id"], row["alert_level"], row["state"], row["acknowledged_before"]
         ),
-        finding=Finding(row["alert_id"], metric.key if metric else None, row["trigger_value"]),
+        finding=Finding(
+            row["alert_id"],
+            metric.key if metric else None,
+            row["trigger_value"],
+            evidence_in(row["details"]),
+        ),
         patient=PatientFacts(row["given_name"], row["family_name"]),
         gp=GpContact(
             row["gp_id"],

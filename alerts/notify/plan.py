@@ -9,6 +9,7 @@ from alerts.notify.routing import EpisodeFacts, GpContact, RecipientKind, Servic
 from alerts.notify.stages import Stage
 from alerts.notify.texts import AlertSummary, Reason, Wording, initials, render_sms
 from alerts.protocol import Recipient
+from telemon.findings import Evidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,7 @@ class Finding:
     alert_id: int | None
     metric: str | None  # a key of telemon.metrics.METRICS
     value: float | None
+    evidence: Evidence | None = None  # what it rests on, for the reason in words
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ def plan_notifications(
         initials=initials(patient.given_name, patient.family_name),
         metric=finding.metric,
         value=finding.value,
+        evidence=finding.evidence,
     )
     return [
         PlannedNotification(
