@@ -151,6 +151,8 @@ EVENTS: dict[str, tuple[str, str]] = {
         "Risolta automaticamente: valori rientrati",
     ),
     "escalated": ("Escalated: not acknowledged in time", "Inoltrata: non presa in carico in tempo"),
+    "finding_joined": ("Another finding joined", "Nuovo rilievo aggiunto"),
+    "finding_resolved": ("One finding resolved", "Un rilievo risolto"),
     "snooze_expired": (
         "Reopened after the acknowledgement lapsed",
         "Riaperta: presa visione scaduta",
