@@ -27,7 +27,7 @@ WORDINGS = get_args(Wording)
 
 def summary(**changes: object) -> AlertSummary:
     fields: dict[str, object] = {
-        "alert_id": 42,
+        "episode_id": 42,
         "severity": 2,
         "initials": initials("Maria", "Rossi"),
         "metric": "spo2",
@@ -41,7 +41,7 @@ def test_italian_red_alert_names_initials_finding_and_link() -> None:
 
     assert text == (
         "Telemon: allerta ROSSA, paziente M.R., saturazione di ossigeno 86%. "
-        "Apri: https://telemon.example.it/alerts/42"
+        "Apri: https://telemon.example.it/episodes/42"
     )
 
 
@@ -52,7 +52,7 @@ def test_english_amber_escalation() -> None:
 
     assert text == (
         "Telemon: AMBER alert not yet acknowledged, patient M.R., pulse rate 128 per minute. "
-        "Open: https://telemon.example.it/alerts/42"
+        "Open: https://telemon.example.it/episodes/42"
     )
 
 
@@ -62,12 +62,12 @@ def test_english_amber_escalation() -> None:
         (
             "it",
             "Telemon: allerta GIALLA ancora aperta dopo la presa in carico, paziente M.R., "
-            "frequenza cardiaca 128 al minuto. Apri: https://telemon.example.it/alerts/42",
+            "frequenza cardiaca 128 al minuto. Apri: https://telemon.example.it/episodes/42",
         ),
         (
             "en",
             "Telemon: AMBER alert still open after acknowledgement, patient M.R., "
-            "pulse rate 128 per minute. Open: https://telemon.example.it/alerts/42",
+            "pulse rate 128 per minute. Open: https://telemon.example.it/episodes/42",
         ),
     ],
 )
@@ -127,12 +127,12 @@ def test_the_full_name_never_appears() -> None:
 def test_every_template_fits_two_gsm7_segments() -> None:
     # A long but plausible public address of a cooperative's dashboard.
     url = "https://telemonitoraggio.cooperativa-medici-lombardia.example.it/dashboard"
-    alert_id = 9_999_999_999
+    episode_id = 9_999_999_999
     for language, wording, severity, metric in itertools.product(
         TEMPLATES, WORDINGS, (1, 2), [*METRICS, None]
     ):
         text = render_sms(
-            summary(alert_id=alert_id, severity=severity, metric=metric, value=188.75),
+            summary(episode_id=episode_id, severity=severity, metric=metric, value=188.75),
             wording,
             language,
             url,
@@ -140,7 +140,7 @@ def test_every_template_fits_two_gsm7_segments() -> None:
         assert is_gsm7(text), text
         assert gsm7_length(text) <= MAX_SMS_LENGTH
         assert sms_segments(text) <= 2
-        assert text.endswith(f"{url}/alerts/{alert_id}")
+        assert text.endswith(f"{url}/episodes/{episode_id}")
 
 
 def test_a_long_public_url_drops_the_finding_before_the_link() -> None:
@@ -148,7 +148,7 @@ def test_a_long_public_url_drops_the_finding_before_the_link() -> None:
 
     text = render_sms(summary(), "escalated", "it", url)
 
-    assert text.endswith(f"{url}/alerts/42")
+    assert text.endswith(f"{url}/episodes/42")
     assert "valori fuori soglia" in text
     assert gsm7_length(text) <= MAX_SMS_LENGTH
 
