@@ -15,7 +15,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from alerts import episodes
-from alerts.lifecycle import Change, open_episode, open_finding
+from alerts.lifecycle import Change, finding_transition, open_episode, open_finding
 from alerts.notify.sender import RetryPolicy
 from alerts.notify.twilio_gateway import TwilioConfig, TwilioGateway
 from alerts.protocol import Protocol, load_protocols
@@ -174,6 +174,29 @@ def _finding(
     )
     assert alert_id is not None, f"a finding for {rule} is open already"
     return alert_id
+
+
+def clear_finding(
+    db: psycopg.Connection, alert_id: int, settings: Settings, now: datetime
+) -> episodes.Counts:
+    """The readings cleared a finding: resolved as the engine resolves it, and its episode
+    brought in line (resolved with its last finding, the SMS that lost their point cancelled)."""
+    with db.transaction():
+        finding_transition(
+            db,
+            alert_id,
+            "auto_resolved",
+            now=now,
+            changes={"resolved_at": now, "outcome": "auto_resolved"},
+        )
+        return episodes.settle(
+            db,
+            episode_of(db, alert_id),
+            protocols=PROTOCOLS,
+            settings=settings,
+            now=now,
+            alert_id=alert_id,
+        )
 
 
 def episode_of(db: psycopg.Connection, alert_id: int) -> int:

@@ -27,6 +27,7 @@ from tests.notify.support import (
     add_cohort,
     add_nurse,
     add_patient,
+    clear_finding,
     episode,
     escalate,
     notifications,
@@ -371,3 +372,42 @@ def test_an_acknowledged_episode_worse_for_the_queue_only_goes_on_with_its_chain
     assert (reopened["state"], reopened["severity"], reopened["alert_level"]) == ("open", 2, 1)
     # Unacknowledged again, the amber chain goes on: the GP once, 1 h after the change.
     assert sent(db, "gp", start) == [timedelta(minutes=80)]
+
+
+def test_red_again_after_a_red_cleared_within_one_episode_texts_again(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    start = clock()
+    # The episode stays open throughout: the patient has stopped measuring their pressure.
+    raise_finding(
+        db,
+        cohort.patient_id,
+        settings,
+        start,
+        protocol="hypertension",
+        rule="bp_not_measuring",
+        routing="centre_task",
+    )
+    sender = make_sender()
+    first = raise_finding(db, cohort.patient_id, settings, start)
+    sender.run_once()
+    clear_finding(db, first.alert_id, settings, start + timedelta(minutes=20))
+    clock.advance(timedelta(hours=5))
+    again = raise_finding(db, cohort.patient_id, settings, clock(), value=84)
+    sender.run_once()
+
+    assert again.episode_id == first.episode_id
+    assert again.counts.notifications == 2
+    to_gp = bodies_to(fake_twilio, GP_PHONE)
+    assert len(to_gp) == 2
+    assert to_gp[1].startswith("Telemon: allerta ROSSA, paziente M.R., saturazione di ossigeno 84%")
+    assert len(bodies_to(fake_twilio, DUTY_PHONE)) == 2
+    assert [r["stage"] for r in notifications(db) if r["recipient_kind"] == "gp"] == [
+        "worsened",
+        "worsened:2",
+    ]

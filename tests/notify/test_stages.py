@@ -24,6 +24,14 @@ from alerts.notify.stages import Stage, stage_of
             ["opened", "escalated", "acknowledge", "snooze_expired", "escalated"],
             Stage("escalated", 2),
         ),
+        # An episode only the service centre had heard of texts as it opens when it turns red:
+        # the worsening is the stage, so a second red after the first cleared is a new one.
+        ("opened", ["opened", "finding_joined", "worsened"], Stage("worsened")),
+        (
+            "opened",
+            ["opened", "worsened", "downgraded", "finding_joined", "worsened"],
+            Stage("worsened", 2),
+        ),
         # Events of other kinds, the SMS' own and findings joining included, count for nothing.
         (
             "opened",
