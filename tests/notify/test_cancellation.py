@@ -29,6 +29,8 @@ from tests.notify.support import (
     act,
     add_cohort,
     add_nurse,
+    clear_finding,
+    episode,
     escalate,
     events,
     notifications,
@@ -92,6 +94,39 @@ def test_a_gp_sms_held_for_quiet_hours_is_cancelled_by_the_nurses_resolution_its
         "attempt": 0,
         "cancel_reason": RESOLVED,
     }
+
+
+def test_readings_that_clear_the_episode_cancel_the_gps_held_sms_in_the_engines_transaction(
+    db: psycopg.Connection,
+    sleeping_gp: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    red = raise_finding(db, sleeping_gp.patient_id, settings, clock())
+    news2 = raise_finding(
+        db, sleeping_gp.patient_id, settings, clock(), rule="news2_partial", metric_id=None
+    )
+    sender = make_sender()
+    sender.run_once()
+    clock.advance(timedelta(minutes=15))
+    one_cleared = clear_finding(db, red.alert_id, settings, clock())
+    still_held = by_kind(db, red.episode_id)["gp"]["status"]
+    clock.advance(timedelta(minutes=5))
+    last_cleared = clear_finding(db, news2.alert_id, settings, clock())
+    rows = by_kind(db, red.episode_id)  # before any round of the sender
+    clock.now = SEVEN
+    morning = sender.run_once()
+
+    # One finding clearing leaves the episode open and red: the GP still needs to hear of it.
+    assert (one_cleared.resolved, one_cleared.cancelled, still_held) == (0, 0, "pending")
+    assert (last_cleared.resolved, last_cleared.cancelled) == (1, 1)
+    assert (rows["gp"]["status"], rows["gp"]["cancel_reason"]) == ("cancelled", RESOLVED)
+    assert morning == SendReport()
+    assert [p.form["To"] for p in fake_twilio.message_posts] == [DUTY_PHONE]
+    resolved = episode(db, red.episode_id)
+    assert (resolved["state"], resolved["outcome"]) == ("resolved", "auto_resolved")
 
 
 def test_an_acknowledgement_cancels_a_held_escalation_but_not_the_red_episodes_own_sms(
