@@ -9,6 +9,7 @@ duty phone 30 min later and every hour until someone acknowledges.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, time, timedelta
 
 import psycopg
@@ -23,6 +24,7 @@ from tests.notify.support import (
     GP_PHONE,
     Clock,
     Cohort,
+    Raised,
     act,
     add_cohort,
     add_nurse,
@@ -410,4 +412,46 @@ def test_red_again_after_a_red_cleared_within_one_episode_texts_again(
     assert [r["stage"] for r in notifications(db) if r["recipient_kind"] == "gp"] == [
         "worsened",
         "worsened:2",
+    ]
+
+
+def test_two_engines_opening_red_findings_at_once_text_one_episodes_sms(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    database_url: str,
+    clock: Clock,
+) -> None:
+    with (
+        psycopg.connect(database_url, autocommit=True) as first,
+        psycopg.connect(database_url, autocommit=True) as second,
+    ):
+        results: list[Raised] = []
+        with first.transaction():
+            results.append(raise_finding(first, cohort.patient_id, settings, clock()))
+            # The second engine's episode insert waits for the first's commit, then joins.
+            joining = threading.Thread(
+                target=lambda: results.append(
+                    raise_finding(
+                        second,
+                        cohort.patient_id,
+                        settings,
+                        clock(),
+                        rule="news2_partial",
+                        metric_id=None,
+                    )
+                )
+            )
+            joining.start()
+            joining.join(0.5)
+            waited = joining.is_alive()
+        joining.join(10)
+
+    opened, joined = results
+    assert waited
+    assert joined.episode_id == opened.episode_id
+    assert (opened.counts.notifications, joined.counts.notifications) == (2, 0)
+    assert [(r["recipient_kind"], r["stage"]) for r in notifications(db)] == [
+        ("gp", "opened"),
+        ("service_centre", "opened"),
     ]
