@@ -18,6 +18,7 @@ from alerts.notify import (
 from alerts.notify.callbacks import next_status
 from telemon.config import Settings
 from tests.fakes import FakeTwilio, Reply
+from tests.mqtt_helpers import wait_until
 from tests.notify.conftest import SenderFactory
 from tests.notify.support import (
     PUBLIC_URL,
@@ -165,6 +166,8 @@ def test_a_report_arriving_before_the_sender_stored_the_sid(
     sending = threading.Thread(target=sender.run_once)
     sending.start()
     fake_twilio.wait_for_posts(1)
+    # The fake records the request a moment before it makes the message.
+    wait_until(lambda: bool(fake_twilio.messages), timeout=5)
     notification_id = notifications(db)[0]["id"]
     early = StatusReport.from_request(
         {"MessageSid": fake_twilio.messages[0]["sid"], "MessageStatus": "delivered"},
