@@ -205,7 +205,12 @@ def settle(
         return counts
     if new_severity > severity:
         # Worse for the queue only (a patient who also stopped measuring): the nurses must see
-        # it again, and nobody is texted.
+        # it again, and nobody is texted now. It breaks an acknowledgement, whose hold on the
+        # chain ends with it: the steps left go on from now.
+        worse: dict[str, object] = {"severity": new_severity, "snoozed_until": None}
+        if state == "acknowledged" and level:
+            position = escalation.resume(chain_of(protocols, new_protocol, level), step, now)
+            worse |= {"escalation_step": position.step, "next_escalation_at": position.due}
         transition(
             conn,
             episode_id,
@@ -213,7 +218,7 @@ def settle(
             now=now,
             alert_id=alert_id,
             severity=new_severity,
-            changes={"severity": new_severity, "snoozed_until": None},
+            changes=worse,
         )
         counts.worsened += 1
         return counts

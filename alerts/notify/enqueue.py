@@ -46,7 +46,16 @@ def load_episode_context(
         conn.cursor(row_factory=dict_row)
         .execute(
             """
-        SELECT e.id, e.alert_level, e.state, e.acknowledged_at IS NOT NULL AS acknowledged_before,
+        SELECT e.id, e.alert_level, e.state,
+               -- Acknowledged as it is now: a worsening since then broke the acknowledgement.
+               EXISTS (
+                   SELECT 1 FROM episode_events ack
+                   WHERE ack.episode_id = e.id AND ack.kind = 'acknowledge'
+                     AND NOT EXISTS (
+                         SELECT 1 FROM episode_events w
+                         WHERE w.episode_id = e.id AND w.kind = 'worsened' AND w.id > ack.id
+                     )
+               ) AS acknowledged_before,
                f.id AS alert_id, f.metric_id, f.trigger_value, f.details,
                p.given_name, p.family_name,
                g.id AS gp_id, CASE WHEN g.active THEN g.phone END AS gp_phone,

@@ -29,8 +29,11 @@ EVENT_STAGES: Mapping[str, StageKind] = MappingProxyType(
     }
 )
 
+# The events an SMS for each reason may announce. An episode whose findings only the service
+# centre heard of (a patient who stopped measuring) texts as it opens when it turns red, which
+# is a 'worsened' event; and it may do so again after that red cleared, at the next one.
 _REASON_STAGES: Mapping[Reason, tuple[StageKind, ...]] = MappingProxyType(
-    {"opened": ("opened",), "worsened": ("worsened",), "escalated": ("escalated",)}
+    {"opened": ("opened", "worsened"), "worsened": ("worsened",), "escalated": ("escalated",)}
 )
 
 

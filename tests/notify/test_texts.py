@@ -148,7 +148,11 @@ def test_every_template_fits_two_gsm7_segments() -> None:
     ):
         text = render_sms(
             summary(
-                episode_id=episode_id, severity=severity, metric=metric, value=188.75, evidence=finding
+                episode_id=episode_id,
+                severity=severity,
+                metric=metric,
+                value=188.75,
+                evidence=finding,
             ),
             wording,
             language,
