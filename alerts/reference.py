@@ -106,10 +106,22 @@ def _slope_theil_sen(points: list[Reading], now: int) -> float:
     return statistics.median(slopes)
 
 
+def _trend_points(rule: Any, readings: Sequence[Reading], now: int) -> list[Reading]:
+    usable = _reliable(readings, now - 2 * rule.window, now)
+    if rule.remeasure and usable:
+        # A reading followed within ``remeasure`` by another was measured again: the later counts.
+        later = [r[0] for r in usable[1:]] + [math.inf]
+        usable = [r for r, t in zip(usable, later, strict=True) if t - r[0] > rule.remeasure]
+    if not usable or usable[-1][0] <= now - rule.window:
+        return []
+    newest = usable[-1][0]
+    return [r for r in usable if r[0] >= newest - rule.window][-rule.max_points :]
+
+
 def _trend(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Channel]:
     out: list[Channel] = []
     for metric in rule.metrics:
-        points = _reliable(data.get(metric, ()), now - rule.window, now)[-rule.max_points :]
+        points = _trend_points(rule, data.get(metric, ()), now)
         if len(points) < rule.min_points:
             out.append((None, NO_TIME))
             continue
@@ -123,7 +135,7 @@ def _trend(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[C
             change = _slope_ols(points, now) * rule.window
         else:
             change = _slope_theil_sen(points, now) * rule.window
-        out.append((change, points[-1][0]))
+        out.append((_settled(change), points[-1][0]))
     return out
 
 
@@ -240,6 +252,7 @@ class PatientAlert:
     stage: int = 0
     acked: bool = False
     snoozed_until: int = NO_TIME
+    unconfirmed: bool = False
 
 
 def step_patient(alert: PatientAlert, outcome: Outcome, rule: Any, now: int) -> set[str]:
@@ -248,12 +261,19 @@ def step_patient(alert: PatientAlert, outcome: Outcome, rule: Any, now: int) -> 
     if outcome.level >= 0 and outcome.at > alert.last_at:
         counted_up_to, alert.last_at = alert.last_at, outcome.at
         if alert.level > 0:
+            # An unconfirmed alert's next reading settles it, with no clear margin for a
+            # threshold rule's single reading.
+            single = alert.unconfirmed and rule.kind == "threshold"
+            hold = outcome.level if single else outcome.hold_level
+            if alert.unconfirmed and hold > 0:
+                events.add("confirmed")
+            alert.unconfirmed = False
             if outcome.level > alert.level:
                 alert.level = outcome.level
                 alert.notified_at, alert.acked, alert.snoozed_until = now, False, NO_TIME
                 events.add("escalated")
-            elif outcome.hold_level < alert.level:
-                alert.level = max(outcome.hold_level, 0)
+            elif hold < alert.level:
+                alert.level = max(hold, 0)
                 events.add("downgraded" if alert.level else "cleared")
         elif outcome.level > 0:
             run = outcome.run if outcome.run is not None else (outcome.at,)
@@ -269,9 +289,16 @@ def step_patient(alert: PatientAlert, outcome: Outcome, rule: Any, now: int) -> 
                 events.add("opened")
         else:
             alert.count, alert.since = 0, NO_TIME
+    waited = alert.count > 0 and now - alert.since >= rule.confirm.timeout
+    if alert.level == 0 and outcome.level > 0 and rule.confirm.count > 1 and waited:
+        # No reading confirmed or contradicted the streak's first one in time.
+        alert.level, alert.count, alert.since, alert.unconfirmed = outcome.level, 0, NO_TIME, True
+        alert.opened_at = alert.notified_at = now
+        alert.stage, alert.acked, alert.snoozed_until = 0, False, NO_TIME
+        events |= {"opened", "opened_unconfirmed"}
     if alert.level == 0:
         alert.opened_at = alert.notified_at = alert.snoozed_until = NO_TIME
-        alert.stage, alert.acked = 0, False
+        alert.stage, alert.acked, alert.unconfirmed = 0, False, False
     elif not events & {"opened", "escalated"}:
         if not alert.acked and now - alert.notified_at >= rule.escalate_after:
             alert.stage += 1

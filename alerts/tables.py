@@ -46,6 +46,7 @@ class CompiledRule:
     clear_margin: np.ndarray
     confirm_count: np.ndarray
     confirm_duration: np.ndarray
+    confirm_timeout: np.ndarray
     escalate_after: np.ndarray
     snooze_after_ack: np.ndarray
     spo2_scale: np.ndarray
@@ -74,6 +75,7 @@ _SCALARS = {
     "clear_margin": (np.float64, lambda r: r.clear_margin),
     "confirm_count": (np.int64, lambda r: r.confirm.count),
     "confirm_duration": (np.int64, lambda r: r.confirm.duration),
+    "confirm_timeout": (np.int64, lambda r: r.confirm.timeout),
     "escalate_after": (np.int64, lambda r: r.escalate_after),
     "snooze_after_ack": (np.int64, lambda r: r.snooze_after_ack),
     "spo2_scale": (np.int8, lambda r: getattr(r, "spo2_scale", 1)),

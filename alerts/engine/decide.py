@@ -15,7 +15,9 @@ import numpy as np
 from alerts.debounce import AlertState, Transitions
 from alerts.evaluate import NO_TIME, RuleResult
 
-ActionKind = Literal["open", "worsen", "downgrade", "resolve", "escalate", "snooze_expired"]
+ActionKind = Literal[
+    "open", "worsen", "downgrade", "resolve", "confirm", "escalate", "snooze_expired"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ def reconcile(
         stage=np.where(gone | newly_acked, 0, state.stage),
         acked=acked,
         snoozed_until=np.where(acked, snooze, NO_TIME),
+        unconfirmed=np.where(gone | adopt, False, state.unconfirmed),
     )
 
 
@@ -83,6 +86,7 @@ class Action:
     at: int  # epoch seconds of the reading behind ``value``
     reason: str
     stage: int
+    unconfirmed: bool = False  # opened by the confirm timeout, no confirming reading yet
 
 
 def plan_actions(
@@ -102,6 +106,7 @@ def plan_actions(
         ("worsen", transitions.escalated),
         ("downgrade", transitions.downgraded),
         ("resolve", transitions.cleared),
+        ("confirm", transitions.confirmed),
         ("escalate", transitions.reminded & ~before.acked),
         ("snooze_expired", transitions.reminded & before.acked),
     ]
@@ -123,6 +128,7 @@ def plan_actions(
                     at=int(result.at[p]),
                     reason=result.reason_of(p),
                     stage=int(after.stage[p]),
+                    unconfirmed=bool(after.unconfirmed[p]),
                 )
             )
     return actions

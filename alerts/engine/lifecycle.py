@@ -79,6 +79,7 @@ class Applied:
     resolved: int = 0
     escalated: int = 0
     snooze_expired: int = 0
+    confirmed: int = 0  # unconfirmed alerts a second reading confirmed
     conflicts: int = 0  # opens another engine got to first
     notifications: int = 0
     cancelled: int = 0  # SMS still waiting (a GP's quiet hours) when their alert resolved
@@ -120,6 +121,9 @@ def apply_actions(
             # SMS still waiting (a GP's quiet hours) lost their point with the alert's own.
             applied.cancelled += cancel_moot_notifications(conn, when, action.alert_id)
             reason = None
+        elif action.kind == "confirm":
+            applied.confirmed += 1
+            reason = None
         else:
             applied.downgraded += 1
             reason = None
@@ -145,6 +149,9 @@ def _open(
         if action.at != NO_TIME
         else None,
     }
+    if action.unconfirmed:
+        # Opened by the confirm timeout: no second reading yet (cleared by _confirm).
+        details["unconfirmed"] = True
     row = conn.execute(
         """
         INSERT INTO alerts (patient_id, protocol, rule, kind, severity, state, opened_at,
@@ -205,6 +212,15 @@ def _resolve(conn: psycopg.Connection, action: Action, when: datetime) -> None:
     _event(conn, action.alert_id, when, "auto_resolved", before, "resolved", action)
 
 
+def _confirm(conn: psycopg.Connection, action: Action, when: datetime) -> None:
+    before = _lock(conn, action)
+    conn.execute(
+        "UPDATE alerts SET details = details - 'unconfirmed', updated_at = %s WHERE id = %s",
+        (when, action.alert_id),
+    )
+    _event(conn, action.alert_id, when, "confirmed", before, before, action)
+
+
 def _escalate(conn: psycopg.Connection, action: Action, when: datetime) -> None:
     before = _lock(conn, action)
     conn.execute(
@@ -227,6 +243,7 @@ _UPDATES = {
     "worsen": _worsen,
     "downgrade": _downgrade,
     "resolve": _resolve,
+    "confirm": _confirm,
     "escalate": _escalate,
     "snooze_expired": _snooze_expired,
 }

@@ -60,7 +60,8 @@ def rule_needs(rule: Any) -> dict[str, MetricNeed]:
     if rule.kind in ("threshold", "score"):
         need = MetricNeed(rule.lookback)
     elif rule.kind == "trend":
-        need = MetricNeed(rule.window)
+        # The window ends at the newest reading, itself at most a window old.
+        need = MetricNeed(2 * rule.window)
     elif rule.kind == "aggregate":
         need = MetricNeed((rule.days + 1) * 86400)
     elif rule.kind == "missing_data":
