@@ -243,11 +243,17 @@ def _run_in_band(rule: CompiledRule, channel: int, w: MetricWindow) -> Streaks:
 
 
 def _missing_data(rule: CompiledRule, readings: _Readings) -> Channels:
-    now = readings.now
+    spec, now, start = rule.rule, readings.now, rule.started_at
+    # No reading is due before the first one was: until then the rule has no value.
+    due = start + (spec.expected_every or 0) + spec.grace
+    waiting = (start != NO_TIME) & (now < due)
     hours = []
-    for metric in rule.rule.metrics:
+    for metric in spec.metrics:
         _, last = readings.newest(metric)
-        hours.append(np.where(last == NO_TIME, np.inf, (now - last) / 3600.0))
+        since = np.maximum(last, start)  # a reading older than the enrolment counts from it
+        hours.append(
+            np.where(waiting, np.nan, np.where(since == NO_TIME, np.inf, (now - since) / 3600.0))
+        )
     values = np.array(hours)
     return Channels(values, np.full(values.shape, now, dtype=np.int64))
 

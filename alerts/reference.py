@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -79,11 +80,17 @@ def _runs_in_band(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) ->
     return out
 
 
-def _missing_data(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Channel]:
-    out = []
+def _missing_data(
+    rule: Any, data: Mapping[str, Sequence[Reading]], now: int, started_at: int = NO_TIME
+) -> list[Channel]:
+    due = started_at + (rule.expected_every or 0) + rule.grace
+    if started_at != NO_TIME and now < due:
+        return [(None, NO_TIME) for _ in rule.metrics]  # the first reading is not due yet
+    out: list[Channel] = []
     for metric in rule.metrics:
         _, last = _latest(data.get(metric, ()), -math.inf, now)
-        out.append((math.inf if last == NO_TIME else (now - last) / 3600.0, now))
+        since = max(last, started_at)
+        out.append((math.inf if since == NO_TIME else (now - since) / 3600.0, now))
     return out
 
 
@@ -226,13 +233,18 @@ def _classify(rule: Any, channels: list[Channel], runs: list[Run] | None) -> Out
 
 
 def evaluate_patient(
-    protocol: Protocol, readings: Mapping[str, Sequence[Reading]], now: int
+    protocol: Protocol,
+    readings: Mapping[str, Sequence[Reading]],
+    now: int,
+    started_at: int = NO_TIME,
 ) -> dict[str, Outcome]:
-    """Every rule of ``protocol`` (already overridden for this patient) for one patient."""
+    """Every rule of ``protocol`` (already overridden for this patient) for one patient, whose
+    enrolment started at ``started_at`` (NO_TIME: not known)."""
+    statistics = {**_STATISTICS, "missing_data": partial(_missing_data, started_at=started_at)}
     return {
         rule.key: _classify(
             rule,
-            _STATISTICS[rule.kind](rule, readings, now),
+            statistics[rule.kind](rule, readings, now),
             _runs_in_band(rule, readings, now) if rule.kind == "threshold" else None,
         )
         for rule in protocol.rules

@@ -207,3 +207,59 @@ def test_copd_fall_needs_more_than_one_outlier():
     outlier = T0 + 2 * D + 2 * H
     spo2 = sorted([*base, (outlier, 80.0), (outlier + 5 * MIN, 90.0)])
     assert opened(replay(copd, "spo2_falling", {"spo2": spo2}, until=outlier + 8 * H)) == []
+
+
+# Not measuring: nothing is due before the first reading was.
+
+
+@pytest.mark.parametrize(
+    ("since_enrolment", "level"),
+    # CO@h: a reading every 8 h, 4 h grace; amber after 12 h without one, red after 24 h.
+    [(1 * MIN, -1), (11 * H + 59 * MIN, -1), (12 * H, 0), (12 * H + MIN, 1), (24 * H, 1),
+     (24 * H + MIN, 2)],
+)  # fmt: skip
+def test_a_new_patient_is_not_measuring_only_once_the_first_reading_was_due(
+    one, since_enrolment, level
+):
+    now = T0 + since_enrolment
+    outcome = one("covid19_home_oximetry", now=now, started_at=T0)["spo2_not_measuring"]
+    assert outcome.level == level
+    if level >= 0:
+        assert outcome.value == pytest.approx(since_enrolment / H)  # counted from enrolment
+
+
+def test_not_measuring_counts_from_the_newest_reading_once_one_came(one):
+    readings = [(T0 + 2 * H, 97.0, True)]
+    at = {
+        h: one("covid19_home_oximetry", now=T0 + h * H, started_at=T0, spo2=readings)
+        for h in (13, 15)
+    }
+    assert [at[h]["spo2_not_measuring"].level for h in (13, 15)] == [0, 1]
+    assert at[15]["spo2_not_measuring"].value == pytest.approx(13)
+
+
+def test_readings_before_the_enrolment_count_from_the_enrolment(one):
+    # Re-enrolled today after an earlier course: last week's reading does not make it late.
+    readings = [(T0 - 7 * D, 97.0, True)]
+    outcome = one("covid19_home_oximetry", now=T0 + 13 * H, started_at=T0, spo2=readings)
+    assert (outcome["spo2_not_measuring"].level, outcome["spo2_not_measuring"].value) == (1, 13)
+    assert (
+        one("covid19_home_oximetry", now=T0 + H, started_at=T0, spo2=readings)[
+            "spo2_not_measuring"
+        ].level
+        == -1
+    )
+
+
+def test_without_a_known_enrolment_no_reading_is_red_as_before(one):
+    assert one("covid19_home_oximetry", now=T0)["spo2_not_measuring"].level == 2
+
+
+@pytest.mark.parametrize(
+    ("protocol", "rule", "due"),
+    [("copd", "spo2_not_measuring", 36 * H), ("heart_failure", "weight_not_measuring", 36 * H),
+     ("diabetes", "glucose_not_measuring", 36 * H), ("hypertension", "bp_not_measuring", 8 * D)],
+)  # fmt: skip
+def test_every_protocol_waits_for_its_first_reading(one, protocol, rule, due):
+    assert one(protocol, now=T0 + due - 1, started_at=T0)[rule].level == -1
+    assert one(protocol, now=T0 + due, started_at=T0)[rule].level >= 0

@@ -86,3 +86,56 @@ def test_a_second_reading_within_the_timeout_opens_a_confirmed_alert(
     [alert] = alerts(db)
     assert "unconfirmed" not in alert["details"]
     assert events(db, alert["id"])[0] == "opened" and "confirmed" not in events(db, alert["id"])
+
+
+def enrol_now(db: psycopg.Connection, cohort: Cohort, clock: ManualClock) -> int:
+    """A second patient of the cohort's GP, enrolled in the COVID protocol at ``clock()``."""
+    patient_id = db.execute(
+        "INSERT INTO patients (code, given_name, family_name, gp_id, enrolled_at) "
+        "VALUES ('P-NEW', 'Luca', 'Verdi', %s, %s) RETURNING id",
+        (cohort.gp_id, clock()),
+    ).fetchone()[0]
+    db.execute(
+        "INSERT INTO patient_protocols (patient_id, protocol, started_at) "
+        "VALUES (%s, 'covid19_home_oximetry', %s)",
+        (patient_id, clock()),
+    )
+    return patient_id
+
+
+def test_a_patient_enrolled_a_minute_ago_is_not_measuring_only_once_a_reading_was_due(
+    db: psycopg.Connection, cohort: Cohort, make_engine: MakeEngine, clock: ManualClock
+) -> None:
+    patient = enrol_now(db, cohort, clock)
+    engine = make_engine()
+    clock.advance(MIN)
+    engine.evaluate(clock(), None)
+    assert alerts(db, patient_id=patient) == []
+    # CO@h: a reading every 8 h, 4 h of grace, then amber after 12 h without one.
+    clock.advance(timedelta(hours=12) - MIN)
+    engine.evaluate(clock(), None)
+    assert alerts(db, patient_id=patient) == []
+    clock.advance(MIN)
+    engine.evaluate(clock(), None)
+    [task] = alerts(db, patient_id=patient)
+    assert (task["kind"], task["rule"], task["severity"]) == (
+        "not_measuring",
+        "spo2_not_measuring",
+        1,
+    )
+    assert task["trigger_value"] == 12 + 1 / 60  # hours since the enrolment started
+    # The patient of thirty days ago, who never measured, is red as before.
+    [old] = alerts(db, patient_id=cohort.patient)
+    assert old["severity"] == 2
+
+
+def test_a_first_reading_in_time_leaves_no_task(
+    db: psycopg.Connection, cohort: Cohort, make_engine: MakeEngine, clock: ManualClock
+) -> None:
+    patient = enrol_now(db, cohort, clock)
+    engine = make_engine()
+    clock.advance(timedelta(hours=5))
+    add_readings(db, patient, "spo2", [(clock(), 97)])
+    clock.advance(timedelta(hours=10))
+    engine.evaluate(clock(), None)
+    assert alerts(db, patient_id=patient) == []
