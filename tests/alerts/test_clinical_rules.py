@@ -263,3 +263,53 @@ def test_without_a_known_enrolment_no_reading_is_red_as_before(one):
 def test_every_protocol_waits_for_its_first_reading(one, protocol, rule, due):
     assert one(protocol, now=T0 + due - 1, started_at=T0)[rule].level == -1
     assert one(protocol, now=T0 + due, started_at=T0)[rule].level >= 0
+
+
+# Partial NEWS2: fewer parameters than the protocol's minimum is "not scored", never a score.
+
+
+@pytest.mark.parametrize(
+    ("systolic_age", "level", "value"),
+    # SpO2 91 (3 points) and pulse 131 (3 points) an hour ago; systolic 120 (0 points) at the
+    # 6 h lookback's edge. Two of five parameters: not scored, however high their points.
+    [(6 * H, -1, math.nan), (6 * H - 1, 1, 6.0)],
+)
+def test_news2_needs_three_of_five_parameters_within_the_lookback(one, systolic_age, level, value):
+    now = T0
+    outcome = one(
+        "covid19_home_oximetry",
+        now=now,
+        spo2=[(now - H, 91.0, True)],
+        pulse_rate=[(now - H, 131.0, True)],
+        systolic=[(now - systolic_age, 120.0, True)],
+    )["news2_partial"]
+    assert outcome.level == level
+    if level < 0:
+        assert (math.isnan(outcome.value), outcome.reason) == (True, "no_data")
+    else:
+        assert outcome.value == value
+
+
+def test_a_partial_set_neither_clears_nor_opens_news2():
+    opened_at = T0
+    readings = {
+        # A full set scoring 6 opens amber; seven hours later only two parameters, both scoring
+        # 0: not a score of 0, the alert stays; then a full set scoring 0 clears it.
+        "spo2": [(opened_at, 91.0), (opened_at + 7 * H, 97.0), (opened_at + 9 * H, 97.0)],
+        "pulse_rate": [(opened_at, 131.0), (opened_at + 7 * H, 80.0), (opened_at + 9 * H, 78.0)],
+        "systolic": [(opened_at, 120.0), (opened_at + 9 * H, 125.0)],
+    }
+    log = replay(COVID, "news2_partial", readings, until=opened_at + 10 * H)
+    [first] = opened(log)
+    assert first.now - opened_at <= MIN  # the pass at the reading, or the one a minute after
+    partial = [p for p in log if opened_at + 7 * H < p.now < opened_at + 9 * H]
+    assert partial and all(p.level == 1 and math.isnan(p.value) for p in partial)
+    assert not any("cleared" in p.events for p in partial)
+    [cleared] = [p.now for p in log if "cleared" in p.events]
+    assert 0 <= cleared - (opened_at + 9 * H) <= MIN
+
+
+def test_two_parameters_scoring_high_open_nothing():
+    readings = {"spo2": [(T0, 88.0)], "pulse_rate": [(T0, 140.0)]}  # 3 + 3 points, 2 of 5
+    log = replay(COVID, "news2_partial", readings, until=T0 + 6 * H)
+    assert opened(log) == [] and all(p.level == 0 for p in log)
