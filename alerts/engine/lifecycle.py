@@ -150,7 +150,7 @@ def _open(
         else None,
     }
     if action.unconfirmed:
-        # Opened by the confirm timeout: no second reading yet (cleared by _confirm).
+        # Opened by the confirm timeout: no second reading yet (false once _confirm ran).
         details["unconfirmed"] = True
     row = conn.execute(
         """
@@ -215,8 +215,8 @@ def _resolve(conn: psycopg.Connection, action: Action, when: datetime) -> None:
 def _confirm(conn: psycopg.Connection, action: Action, when: datetime) -> None:
     before = _lock(conn, action)
     conn.execute(
-        "UPDATE alerts SET details = details - 'unconfirmed', updated_at = %s WHERE id = %s",
-        (when, action.alert_id),
+        "UPDATE alerts SET details = details || %s, updated_at = %s WHERE id = %s",
+        (Jsonb({"unconfirmed": False}), when, action.alert_id),
     )
     _event(conn, action.alert_id, when, "confirmed", before, before, action)
 

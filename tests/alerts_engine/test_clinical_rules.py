@@ -52,7 +52,7 @@ def test_a_red_reading_never_repeated_opens_unconfirmed_at_the_tick_after_the_ti
     # The next reading, in band, confirms it: the flag goes, nothing is sent again.
     spo2(db, make_engine(), clock, cohort.patient, 91)
     [alert] = alerts(db)
-    assert "unconfirmed" not in alert["details"] and alert["state"] == "open"
+    assert alert["details"]["unconfirmed"] is False and alert["state"] == "open"
     assert events(db, alert["id"]) == ["opened", "confirmed"]
     assert len(notifications(db)) == 2
     assert unconfirmed_state(db, cohort.patient) is False
