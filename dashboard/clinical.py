@@ -24,6 +24,8 @@ from dashboard.models import (
     ProtocolAssignment,
     Series,
 )
+from dashboard.wording import language_of, reason_text, title_of
+from telemon.findings import evidence_in
 from telemon.flags import UNRELIABLE_FLAGS
 from telemon.metrics import METRICS, METRICS_BY_ID
 
@@ -32,13 +34,28 @@ SELECT a.id, a.patient_id, p.code AS patient_code,
        p.given_name || ' ' || p.family_name AS patient_name,
        g.display_name AS gp_name, a.protocol, a.rule, a.kind, a.severity, a.state,
        a.opened_at, a.updated_at, m.key AS metric, a.trigger_value, a.reason,
-       c.display_name AS claimed_by, a.claimed_at, a.outcome, a.resolution_note, a.resolved_at
+       c.display_name AS claimed_by, a.claimed_at, a.outcome, a.resolution_note, a.resolved_at,
+       a.details
 FROM alerts a
 JOIN patients p ON p.id = a.patient_id
 JOIN staff g ON g.id = p.gp_id
 LEFT JOIN staff c ON c.id = a.claimed_by
 LEFT JOIN metrics m ON m.id = a.metric_id
 """
+
+
+def _alert_item(row: dict, language: str) -> AlertItem:
+    """An alert row as a page and the API give it: with its reason in the reader's words."""
+    evidence = evidence_in(row.pop("details"))
+    protocol, rule = row["protocol"], row["rule"]
+    return AlertItem(
+        **row,
+        evidence=evidence,
+        rule_title=title_of(protocol, rule, language),
+        reason_text=reason_text(
+            evidence, protocol, rule, row["metric"], row["trigger_value"], language
+        ),
+    )
 
 
 def _dicts(conn: psycopg.Connection, query: str, params: dict[str, object]) -> list[dict]:
@@ -54,7 +71,7 @@ def triage_queue(conn: psycopg.Connection, user: Principal) -> list[AlertItem]:
         "ORDER BY a.severity DESC, a.opened_at, a.id",
         params,
     )
-    return [AlertItem(**r) for r in rows]
+    return [_alert_item(r, user.language) for r in rows]
 
 
 def alert(conn: psycopg.Connection, user: Principal, alert_id: int) -> AlertItem | None:
@@ -62,7 +79,7 @@ def alert(conn: psycopg.Connection, user: Principal, alert_id: int) -> AlertItem
     rows = _dicts(
         conn, f"{_ALERT_SELECT} WHERE a.id = %(alert)s AND {scope}", params | {"alert": alert_id}
     )
-    return AlertItem(**rows[0]) if rows else None
+    return _alert_item(rows[0], user.language) if rows else None
 
 
 def patient_alerts(
@@ -75,7 +92,7 @@ def patient_alerts(
         "ORDER BY a.opened_at DESC LIMIT %(limit)s",
         params | {"patient": patient_id, "limit": limit},
     )
-    return [AlertItem(**r) for r in rows]
+    return [_alert_item(r, user.language) for r in rows]
 
 
 def alert_events(conn: psycopg.Connection, user: Principal, alert_id: int) -> list[AlertEvent]:
@@ -118,12 +135,12 @@ def patient_list(conn: psycopg.Connection, user: Principal) -> list[PatientSumma
         """,
         params,
     )
-    latest = latest_values(conn, [r["id"] for r in rows])
+    latest = latest_values(conn, [r["id"] for r in rows], language=user.language)
     return [PatientSummary(**r, latest=latest.get(r["id"], [])) for r in rows]
 
 
 def latest_values(
-    conn: psycopg.Connection, patient_ids: list[int], within_days: int = 30
+    conn: psycopg.Connection, patient_ids: list[int], within_days: int = 30, *, language: str = "en"
 ) -> dict[int, list[LatestValue]]:
     """The newest reliable value of each metric per patient (ids already scoped by the caller)."""
     if not patient_ids:
@@ -144,7 +161,11 @@ def latest_values(
         if metric is not None:
             out.setdefault(patient_id, []).append(
                 LatestValue(
-                    metric=metric.key, value=value, unit=metric.unit, measured_at=measured_at
+                    metric=metric.key,
+                    value=value,
+                    unit=metric.unit,
+                    display_unit=metric.display_unit(language_of(language)),
+                    measured_at=measured_at,
                 )
             )
     return out
@@ -197,7 +218,13 @@ _BUCKET_HOURS = {7: 0, 30: 4, 90: 12}
 
 
 def series(
-    conn: psycopg.Connection, patient_id: int, metric_key: str, days: int, *, now: datetime
+    conn: psycopg.Connection,
+    patient_id: int,
+    metric_key: str,
+    days: int,
+    *,
+    now: datetime,
+    language: str = "en",
 ) -> Series:
     """Readings of one metric (caller has checked access); unreliable ones are marked."""
     metric = METRICS[metric_key]
@@ -222,12 +249,13 @@ def series(
         points = [Point(at=at, value=v, low=lo, high=hi) for at, v, lo, hi in rows]
     return Series(
         metric=metric.key,
-        label=metric.label_en,
+        label=metric.label(language_of(language)),
         unit=metric.unit,
+        display_unit=metric.display_unit(language_of(language)),
         days=days,
         aggregated=bucket != 0,
         points=points,
-        bands=bands_for_patient(conn, patient_id).get(metric.key, []),
+        bands=bands_for_patient(conn, patient_id, language).get(metric.key, []),
     )
 
 

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from telemon.findings import Evidence
+
 CallOutcome = Literal["reached", "not_reached", "advised", "sent_to_emergency"]
 AlertState = Literal["open", "acknowledged", "escalated", "resolved"]
 
@@ -91,12 +93,17 @@ class AlertItem(_Model):
     outcome: str | None
     resolution_note: str | None
     resolved_at: datetime | None
+    # The structured values behind the finding (telemon.findings); None for older alerts.
+    evidence: Evidence | None = None
+    rule_title: str | None = None  # in the reader's language
+    reason_text: str = ""  # the reason in words, in the reader's language
 
 
 class LatestValue(_Model):
     metric: str
     value: float
-    unit: str
+    unit: str  # UCUM, for programs
+    display_unit: str  # as a clinician writes it, in the reader's language
     measured_at: datetime
 
 
@@ -169,7 +176,8 @@ class BandOut(_Model):
 class Series(_Model):
     metric: str
     label: str
-    unit: str
+    unit: str  # UCUM, for programs
+    display_unit: str  # as a clinician writes it, in the reader's language
     days: int
     aggregated: bool
     points: list[Point]

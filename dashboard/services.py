@@ -124,7 +124,9 @@ def patient_series(
     if days not in PERIODS:
         raise InvalidPeriod(days)
     ensure_patient(conn, user, patient_id)
-    series = clinical.series(conn, patient_id, metric, days, now=datetime.now(UTC))
+    series = clinical.series(
+        conn, patient_id, metric, days, now=datetime.now(UTC), language=user.language
+    )
     audit.record(
         conn,
         user,

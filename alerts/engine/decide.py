@@ -14,10 +14,13 @@ import numpy as np
 
 from alerts.debounce import AlertState, Transitions
 from alerts.evaluate import NO_TIME, RuleResult
+from alerts.evidence import evidence_of
+from alerts.tables import CompiledRule
+from telemon.findings import Evidence
 
-ActionKind = Literal[
-    "open", "worsen", "downgrade", "resolve", "confirm", "escalate", "snooze_expired"
-]
+ActionKind = Literal["open", "worsen", "downgrade", "resolve", "confirm"]
+# The actions that set a finding's level, and so what it rests on.
+WITH_EVIDENCE: frozenset[ActionKind] = frozenset({"open", "worsen", "downgrade"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,7 @@ class Action:
     at: int  # epoch seconds of the reading behind ``value``
     reason: str
     stage: int
+    evidence: Evidence | None = None  # for the kinds in WITH_EVIDENCE
     unconfirmed: bool = False  # opened by the confirm timeout, no confirming reading yet
 
 
@@ -95,11 +99,15 @@ def plan_actions(
     transitions: Transitions,
     result: RuleResult,
     alerts: OpenAlerts,
+    rule: CompiledRule,
+    *,
+    protocol: str,
+    now: int,
 ) -> list[Action]:
     """What to write for one rule's step; ``before`` is the reconciled state it started from.
 
-    A reminder while unacknowledged is an escalation; one at the end of a snooze means the
-    acknowledgement has lapsed while the alert is still active.
+    Findings open, change level and resolve here; reminders are their episode's, which follows
+    the protocol's escalation chain (``alerts.episodes``), so the debouncer's are not acted on.
     """
     kinds: list[tuple[ActionKind, np.ndarray]] = [
         ("open", transitions.opened),
@@ -107,8 +115,6 @@ def plan_actions(
         ("downgrade", transitions.downgraded),
         ("resolve", transitions.cleared),
         ("confirm", transitions.confirmed),
-        ("escalate", transitions.reminded & ~before.acked),
-        ("snooze_expired", transitions.reminded & before.acked),
     ]
     actions = []
     for kind, mask in kinds:
@@ -117,17 +123,24 @@ def plan_actions(
             if kind != "open" and existing < 0:
                 continue  # nothing to update: the alert was resolved meanwhile
             value = float(result.value[p])
+            level = int(after.level[p])
+            evidence = (
+                evidence_of(rule, result, p, protocol=protocol, now=now, level=level)
+                if kind in WITH_EVIDENCE
+                else None
+            )
             actions.append(
                 Action(
                     kind=kind,
                     patient=p,
                     alert_id=existing if kind != "open" else None,
-                    level=int(after.level[p]),
+                    level=level,
                     # Infinite hours: never measured; stored as no value, not as JSON-less inf.
                     value=value if np.isfinite(value) else None,
                     at=int(result.at[p]),
                     reason=result.reason_of(p),
                     stage=int(after.stage[p]),
+                    evidence=evidence,
                     unconfirmed=bool(after.unconfirmed[p]),
                 )
             )

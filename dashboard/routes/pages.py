@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from dashboard import charts, clinical, operations, services
 from dashboard.authz import Principal, current_user, get_conn, require
-from dashboard.i18n import metric_label, translator
+from dashboard.i18n import translator
 from dashboard.models import NO_NUL, SettingsIn
 from dashboard.status import ServiceStatus, StoreStatus, broker_status, store_status
 from dashboard.web import render
@@ -93,11 +93,11 @@ def patient(
     t = translator(user.language)
     chart_list = []
     for key in clinical.charted_metrics(conn, patient_id, now=now):
-        series = clinical.series(conn, patient_id, key, days, now=now)
-        series = series.model_copy(update={"label": metric_label(key, user.language)})
-        chart_list.append((series, charts.render(series, now=now, empty_text=t("no_data"))))
+        series = clinical.series(conn, patient_id, key, days, now=now, language=user.language)
+        svg = charts.render(series, now=now, empty_text=t("no_data"), language=user.language)
+        chart_list.append((series, svg))
     alerts = services.patient_alerts(conn, user, patient_id)
-    latest = clinical.latest_values(conn, [patient_id]).get(patient_id, [])
+    latest = clinical.latest_values(conn, [patient_id], language=user.language).get(patient_id, [])
     return render(
         request,
         "patient.html",

@@ -52,11 +52,13 @@ def demo_protocol(
         "key": "demo",
         "version": "1.0.0",
         "title": "Demo",
+        "title_it": "Demo",
         "rules": [
             {
                 "key": "spo2_low",
                 "kind": "threshold",
                 "title": "Low SpO2",
+                "title_it": "SpO2 bassa",
                 "metrics": ["spo2"],
                 "bands": [
                     {"level": "amber", "op": "<=", "value": 94},
@@ -386,11 +388,13 @@ def test_the_deciding_channel_counts_a_blood_pressure_reading_once():
         "key": "bp",
         "version": "1.0.0",
         "title": "BP",
+        "title_it": "PA",
         "rules": [
             {
                 "key": "bp_severe",
                 "kind": "threshold",
                 "title": "Severe BP",
+                "title_it": "PA molto elevata",
                 "metrics": ["systolic", "diastolic"],
                 "bands": [
                     {"level": "red", "on": "systolic", "op": ">=", "value": 180},
@@ -415,11 +419,13 @@ def test_kinds_whose_value_is_not_a_reading_confirm_once_per_new_value():
         "key": "demo",
         "version": "1.0.0",
         "title": "Demo",
+        "title_it": "Demo",
         "rules": [
             {
                 "key": "spo2_falling",
                 "kind": "trend",
                 "title": "SpO2 falling",
+                "title_it": "SpO2 in calo",
                 "metrics": ["spo2"],
                 "method": "delta",
                 "window": "24h",

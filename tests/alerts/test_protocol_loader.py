@@ -23,6 +23,7 @@ GOOD_RULE = """
 key = "spo2_low"
 kind = "threshold"
 title = "Low SpO2"
+title_it = "SpO2 bassa"
 metrics = ["spo2"]
 bands = [{ level = "amber", op = "<=", value = 94 }, { level = "red", op = "<=", value = 92 }]
 source = "NHS CO@h bands, anchors 3.1"
@@ -31,7 +32,7 @@ source = "NHS CO@h bands, anchors 3.1"
 
 def write(tmp_path, body: str, name: str = "demo") -> object:
     path = tmp_path / f"{name}.toml"
-    header = f'key = "{name}"\nversion = "1.0.0"\ntitle = "Demo"\n'
+    header = f'key = "{name}"\nversion = "1.0.0"\ntitle = "Demo"\ntitle_it = "Demo"\n'
     path.write_text(header + textwrap.dedent(body), encoding="utf-8")
     return path
 
@@ -88,6 +89,7 @@ BAD_EDITS = [
     ('source = "NHS CO@h bands, anchors 3.1"', "", "field source: Field required"),
     ('kind = "threshold"', 'kind = "treshold"', "rule 'spo2_low' (rules[0]): field kind"),
     (T, T + "\nconfirm = { count = 0 }", "field confirm.count"),
+    ('title_it = "SpO2 bassa"\n', "", "rule 'spo2_low' (rules[0]): field title_it: Field required"),
     (T, T + '\nescalate_after = "soon"', "field escalate_after: invalid duration 'soon'"),
     (T, T + '\nroutng = "centre"', "field routng: Extra inputs"),
     ("value = 92", "value = 95", "the red band must be beyond the amber band"),
@@ -110,6 +112,7 @@ def test_missing_data_must_be_routed_to_the_centre(tmp_path):
     key = "spo2_gap"
     kind = "missing_data"
     title = "No SpO2"
+    title_it = "Nessuna misura di SpO2"
     metrics = ["spo2"]
     bands = [{ level = "amber", op = ">", value = 12 }]
     routing = "gp_and_centre"
@@ -134,6 +137,7 @@ def test_score_bands_default_to_the_total(tmp_path):
     key = "news2"
     kind = "score"
     title = "NEWS2"
+    title_it = "NEWS2"
     bands = [
       { level = "red", op = ">=", value = 7 },
       { level = "amber", on = "max_parameter", op = ">=", value = 3 },

@@ -208,8 +208,8 @@ def test_the_red_alert_reaches_the_gp_and_the_centre_once_each(journey: Journey)
     link = f"{journey.dashboard_url}/alerts/{alert['id']}"
     for post in posts:
         body = post.form["Body"]
-        assert f" {initials(journey.given_name, journey.family_name)}," in body, body
-        assert "ROSSA" in body and f"{red_spo2:.0f}%" in body, body
+        assert f" {initials(journey.given_name, journey.family_name)} " in body, body
+        assert "ROSSA" in body and f"SpO2 {red_spo2:.0f} %" in body, body
         assert body.endswith(link), body
         assert journey.given_name not in body and journey.family_name not in body, body
     # Nothing else was texted: the GP and the centre heard of this patient once each.

@@ -52,10 +52,7 @@ def test_a_red_alert_sends_one_sms_to_the_gp_and_one_to_the_duty_phone(
     assert [(p.path, p.auth) for p in posts] == [
         (path, (fake_twilio.account_sid, fake_twilio.auth_token))
     ] * 2
-    body = (
-        "Telemon: allerta ROSSA, paziente M.R., saturazione di ossigeno 86%. "
-        f"Apri: {PUBLIC_URL}/alerts/{alert_id}"
-    )
+    body = f"Telemon: allerta ROSSA, paziente M.R. SpO2 86 %. Apri: {PUBLIC_URL}/alerts/{alert_id}"
     rows = notifications(db)
     assert [p.form for p in posts] == [
         {
@@ -172,7 +169,7 @@ def test_english_gp_and_duty_phone_from_settings(
     make_sender().run_once()
 
     bodies = {p.form["To"]: p.form["Body"] for p in fake_twilio.message_posts}
-    assert bodies[GP_PHONE].startswith("Telemon: RED alert, patient M.R., systolic blood pressure")
+    assert bodies[GP_PHONE].startswith("Telemon: RED alert, patient M.R. SBP 192 mmHg.")
     assert bodies["+390299999999"].startswith("Telemon: allerta ROSSA, paziente M.R.")
     assert "service_centre:default:opened" in notifications(db)[1]["idempotency_key"]
 
