@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -24,12 +25,14 @@ from alerts.windows import (
     SessionDays,
     first_index,
     first_of_equal,
+    followed_within,
     gather_slices,
     last_index,
     masked_count,
     masked_mean,
     offsets_of,
     segment_reduce,
+    settled,
     take,
     trailing_run,
 )
@@ -274,11 +277,17 @@ def _run_in_band(rule: CompiledRule, channel: int, w: MetricWindow) -> Streaks:
 
 
 def _missing_data(rule: CompiledRule, readings: _Readings) -> Channels:
-    now = readings.now
+    spec, now, start = rule.rule, readings.now, rule.started_at
+    # No reading is due before the first one was: until then the rule has no value.
+    due = start + (spec.expected_every or 0) + spec.grace
+    waiting = (start != NO_TIME) & (now < due)
     hours = []
-    for metric in rule.rule.metrics:
+    for metric in spec.metrics:
         _, last = readings.newest(metric)
-        hours.append(np.where(last == NO_TIME, np.inf, (now - last) / 3600.0))
+        since = np.maximum(last, start)  # a reading older than the enrolment counts from it
+        hours.append(
+            np.where(waiting, np.nan, np.where(since == NO_TIME, np.inf, (now - since) / 3600.0))
+        )
     values = np.array(hours)
     return Channels(values, np.full(values.shape, now, dtype=np.int64))
 
@@ -286,17 +295,33 @@ def _missing_data(rule: CompiledRule, readings: _Readings) -> Channels:
 _SLOPES = {"ols": ols_slopes, "theil_sen": theil_sen_slopes}
 
 
+def trend_points(spec: Any, w: MetricWindow, now: int) -> MetricWindow:
+    """The readings a trend rule fits, out of the usable ones within twice its window: the
+    re-measured left out, then those at most ``window`` older than the newest one, when that one
+    lies within ``window`` of now (a trend is not kept going by old readings)."""
+    if spec.remeasure:
+        again = followed_within(w.offsets, w.t, spec.remeasure)
+        if again.any():
+            w = w.select(~again)
+    newest = take(w.t, last_index(w.offsets, None), NO_TIME)
+    start = np.where(newest > now - spec.window, newest - spec.window, now + 1)
+    inside = masked_count(w.offsets, w.t >= np.repeat(start, w.counts))
+    return w.tail(np.minimum(inside, spec.max_points))
+
+
 def _trend(rule: CompiledRule, readings: _Readings) -> Channels:
     spec, now = rule.rule, readings.now
     values, ats, kept = [], [], []
     for metric in spec.metrics:
-        w = readings.recent(metric, spec.window).tail(np.full(readings.n_patients, spec.max_points))
+        w = trend_points(spec, readings.recent(metric, 2 * spec.window), now)
         change, first, last = deltas(w.offsets, w.v, None)
         if spec.method in _SLOPES:
             change = _SLOPES[spec.method](w.offsets, w.t, w.v, None, now) * spec.window
         span = take(w.t, last, 0) - take(w.t, first, 0)
         enough = (w.counts >= spec.min_points) & (span >= spec.min_span) & (span > 0)
-        values.append(np.where(enough, change, np.nan))
+        # Settled as means are: 64.4 - 62.4 kg is 2.000000000000007 in floating point, which
+        # is not "more than 2 kg".
+        values.append(np.where(enough, settled(change), np.nan))
         ats.append(np.where(enough, take(w.t, last, NO_TIME), NO_TIME))
         kept.append((w.counts, span, take(w.v, first, np.nan), take(w.v, last, np.nan)))
     detail = TrendDetail(*(np.array(column) for column in zip(*kept, strict=True)))

@@ -101,12 +101,19 @@ class Band(BaseModel):
 
 
 class Confirm(BaseModel):
-    """An alert opens after ``count`` consecutive readings in band spanning ``duration``."""
+    """An alert opens after ``count`` consecutive readings in band spanning ``duration``.
+
+    ``timeout``: with ``count`` above 1, a first reading in band that nothing confirms or
+    contradicts within this long opens the alert anyway, marked unconfirmed (a red SpO2 reading
+    whose second reading never comes must not wait for ever); the next reading then confirms
+    it or clears it.
+    """
 
     model_config = _Frozen
 
     count: int = Field(default=1, ge=1, le=100)
     duration: Duration = 0
+    timeout: PositiveDuration = 1800
 
 
 class _RuleBase(BaseModel):
@@ -198,7 +205,14 @@ class ThresholdRule(_RuleBase):
 
 
 class TrendRule(_RuleBase):
-    """Bands on the change over ``window``: fitted slope × window, or last minus first reading."""
+    """Bands on the change over ``window``: fitted slope × window, or last minus first reading.
+
+    The window ends at the patient's newest reading, which must lie within ``window`` of now,
+    and takes in every reading at most ``window`` older than it (a weighing exactly three days
+    before today's is compared with it, however late the engine sees today's). ``remeasure``:
+    a reading followed within this long by another is taken as re-measured and left out, so a
+    wrong reading the patient repeated at once moves no trend.
+    """
 
     kind: Literal["trend"]
     window: PositiveDuration
@@ -206,11 +220,14 @@ class TrendRule(_RuleBase):
     min_points: int = Field(default=3, ge=2)
     min_span: Duration = 0
     max_points: int = Field(default=32, ge=2, le=64)
+    remeasure: Duration = 0
 
     @model_validator(mode="after")
     def _span_within_window(self) -> TrendRule:
         if self.min_span > self.window:
             raise ValueError("min_span must not exceed window")
+        if self.remeasure >= self.window:
+            raise ValueError("remeasure must be shorter than window")
         return self
 
 
@@ -282,13 +299,21 @@ class ScoreRule(_RuleBase):
 
 
 class MissingDataRule(_RuleBase):
-    """Bands on the hours since the latest reliable reading of each metric (``inf`` if none)."""
+    """Bands on the hours since the latest reliable reading of each metric, or since the start
+    of the patient's enrolment when that is later (``inf``: neither is known).
+
+    Nothing is due before the first reading was: until ``expected_every`` plus ``grace`` after
+    the enrolment started the rule has no value (no data), so a patient enrolled a minute ago
+    is not "not measuring".
+    """
 
     kind: Literal["missing_data"]
     routing: Routing = "centre_task"
     # The protocol's measurement interval: how often a reading is expected. The bands count
     # hours since the newest reading; this says what the patient was asked to do, in words.
     expected_every: PositiveDuration | None = None
+    # How late the first reading after enrolment may be before the bands apply.
+    grace: Duration = 0
 
     @model_validator(mode="after")
     def _routed_to_centre(self) -> MissingDataRule:

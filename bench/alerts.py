@@ -153,9 +153,11 @@ def timed(fn, repeat: int = 3, warmup: int = 0):
     return best, result
 
 
-def evaluate_each(protocols: list, readings: list, now: int) -> list:
+def evaluate_each(protocols: list, readings: list, now: int, started: list) -> list:
     """The per-patient reference over a sample, one patient after another."""
-    return [evaluate_patient(p, r, now) for p, r in zip(protocols, readings, strict=True)]
+    return [
+        evaluate_patient(p, r, now, s) for p, r, s in zip(protocols, readings, started, strict=True)
+    ]
 
 
 def run(url: str, sample: int) -> None:
@@ -226,9 +228,12 @@ def run(url: str, sample: int) -> None:
             for p in picked.tolist()
         ]
         now = int(NOW.timestamp())
+        started = enrolment.started_at[picked].tolist()
         # Timed as the compute is: the same luck on both sides of the ratio.
         slow_s, expected = timed(
-            partial(evaluate_each, protocol_of, readings, now), repeat=SHORT_REPEATS, warmup=1
+            partial(evaluate_each, protocol_of, readings, now, started),
+            repeat=SHORT_REPEATS,
+            warmup=1,
         )
         slow_total += slow_s / len(picked) * n
         for p, outcome in zip(picked.tolist(), expected, strict=True):

@@ -18,7 +18,7 @@ from alerts.evidence import evidence_of
 from alerts.tables import CompiledRule
 from telemon.findings import Evidence
 
-ActionKind = Literal["open", "worsen", "downgrade", "resolve"]
+ActionKind = Literal["open", "worsen", "downgrade", "resolve", "confirm"]
 # The actions that set a finding's level, and so what it rests on.
 WITH_EVIDENCE: frozenset[ActionKind] = frozenset({"open", "worsen", "downgrade"})
 
@@ -75,6 +75,7 @@ def reconcile(
         stage=np.where(gone | newly_acked, 0, state.stage),
         acked=acked,
         snoozed_until=np.where(acked, snooze, NO_TIME),
+        unconfirmed=np.where(gone | adopt, False, state.unconfirmed),
     )
 
 
@@ -89,6 +90,7 @@ class Action:
     reason: str
     stage: int
     evidence: Evidence | None = None  # for the kinds in WITH_EVIDENCE
+    unconfirmed: bool = False  # opened by the confirm timeout, no confirming reading yet
 
 
 def plan_actions(
@@ -112,6 +114,7 @@ def plan_actions(
         ("worsen", transitions.escalated),
         ("downgrade", transitions.downgraded),
         ("resolve", transitions.cleared),
+        ("confirm", transitions.confirmed),
     ]
     actions = []
     for kind, mask in kinds:
@@ -138,6 +141,7 @@ def plan_actions(
                     reason=result.reason_of(p),
                     stage=int(after.stage[p]),
                     evidence=evidence,
+                    unconfirmed=bool(after.unconfirmed[p]),
                 )
             )
     return actions

@@ -185,5 +185,10 @@ def own_windows(
 
 def compute(enrolment: Enrolment, own: Mapping[str, MetricWindow], now: datetime) -> Evaluated:
     """Evaluate one protocol for its patients, given their windows (see :func:`own_windows`)."""
-    compiled = compile_protocol(enrolment.protocol, enrolment.patient_ids.size, enrolment.overrides)
+    compiled = compile_protocol(
+        enrolment.protocol,
+        enrolment.patient_ids.size,
+        enrolment.overrides,
+        started_at=enrolment.started_at,
+    )
     return Evaluated(enrolment, compiled, evaluate(compiled, own, now))

@@ -85,6 +85,7 @@ class Applied:
     worsened: int = 0
     downgraded: int = 0
     resolved: int = 0
+    confirmed: int = 0  # unconfirmed findings a second reading confirmed
     conflicts: int = 0  # opens another engine got to first
     episode: episodes.Counts = field(default_factory=episodes.Counts)
 
@@ -144,6 +145,8 @@ def apply_action(
         applied.resolved += 1
     elif action.kind == "worsen":
         applied.worsened += 1
+    elif action.kind == "confirm":
+        applied.confirmed += 1
     else:
         applied.downgraded += 1
     episode = conn.execute(
@@ -181,6 +184,9 @@ def _open(
         else None,
         **_evidence(action),
     }
+    if action.unconfirmed:
+        # Opened by the confirm timeout: no second reading yet (false once confirmed).
+        details["unconfirmed"] = True
     alert_id = open_finding(
         conn,
         patient_id=patient_id,
@@ -211,8 +217,13 @@ def _resolution(action: Action, when: datetime) -> tuple[str, dict[str, Any]]:
     return "auto_resolved", {"resolved_at": when, "outcome": "auto_resolved"}
 
 
+def _confirmation(action: Action, when: datetime) -> tuple[str, dict[str, Any]]:
+    return "confirmed", {"details": {"unconfirmed": False}}
+
+
 _FINDING_CHANGES = {
     "worsen": _level_change,
     "downgrade": _level_change,
     "resolve": _resolution,
+    "confirm": _confirmation,
 }

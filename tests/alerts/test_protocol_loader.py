@@ -56,6 +56,20 @@ def test_shipped_protocols_load_and_cite_sources(protocols):
                 assert rule.routing != "centre_task"
 
 
+def test_confirm_timeout_defaults_to_30_minutes_and_every_missing_data_rule_has_a_due_time(
+    protocols, tmp_path
+):
+    assert load_protocol(write(tmp_path, GOOD_RULE)).rules[0].confirm.timeout == 1800
+    timed = GOOD_RULE.replace(
+        'kind = "threshold"', 'kind = "threshold"\nconfirm = { count = 2, timeout = "10m" }'
+    )
+    assert load_protocol(write(tmp_path, timed)).rules[0].confirm.timeout == 600
+    for protocol in protocols.values():
+        for rule in protocol.rules:
+            if rule.kind == "missing_data":
+                assert rule.expected_every and rule.grace, (protocol.key, rule.key)
+
+
 def test_copd_uses_news2_scale_2(protocols):
     assert protocols["copd"].rule("news2_partial").spo2_scale == 2
     assert protocols["covid19_home_oximetry"].rule("news2_partial").spo2_scale == 1
@@ -161,6 +175,12 @@ def test_trend_and_aggregate_parameters_are_checked(tmp_path):
         'kind = "threshold"', 'kind = "trend"\nwindow = "1h"\nmin_span = "2h"'
     )
     assert any("min_span must not exceed window" in e for e in errors_of(write(tmp_path, trend)))
+    trend = GOOD_RULE.replace(
+        'kind = "threshold"', 'kind = "trend"\nwindow = "1h"\nremeasure = "1h"'
+    )
+    assert any(
+        "remeasure must be shorter than window" in e for e in errors_of(write(tmp_path, trend))
+    )
     aggregate = GOOD_RULE.replace(
         'kind = "threshold"',
         'kind = "aggregate"\ndays = 3\nsessions = [[12, 4]]\ntimezone = "Mars/Base"',

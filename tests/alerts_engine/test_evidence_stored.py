@@ -100,7 +100,7 @@ def test_a_never_measured_patient_opens_a_task_saying_so(
         level=2,
         at=clock(),
         metric="body_weight",
-        hours=None,
+        hours=30 * 24,  # no reading since the enrolment started, 30 days ago
         op=">",
         threshold=72,
         expected_every_s=86400,

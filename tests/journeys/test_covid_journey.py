@@ -26,6 +26,7 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, expect
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from alerts.notify.texts import initials
 from dashboard.i18n import translator
@@ -96,6 +97,14 @@ def journey(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         truncate_data(conn)
         patient = cohort.patients[0]
         platform.enrolled_at = enrol(conn, cohort, datetime.now(UTC) - ENROLLED_AGO)
+        # The scenario measures three times a day and never repeats a reading: with the default
+        # 30 min confirm timeout its amber reading would open an amber finding of its own, 8 h
+        # before the red one. This journey follows the red one, confirmed by the two readings as
+        # before (the timeout has its tests in tests/alerts_engine/test_clinical_rules.py).
+        conn.execute(
+            "UPDATE patient_protocols SET overrides = %s",
+            (Jsonb({"rules": {"spo2_low": {"confirm": {"count": 2, "timeout": "2d"}}}}),),
+        )
         model = patient_model(patient, platform.enrolled_at[patient.code])
         # Readings at least ten minutes old: the whole replay stays in the past.
         horizon = datetime.now(UTC) - timedelta(minutes=10)
