@@ -16,11 +16,11 @@ from alerts.debounce import AlertState, Transitions
 from alerts.evaluate import NO_TIME, RuleResult
 from alerts.evidence import evidence_of
 from alerts.tables import CompiledRule
-from telemon.findings import Evidence
+from telemon.findings import Evidence, Threshold
 
 ActionKind = Literal["open", "worsen", "downgrade", "resolve", "confirm"]
 # The actions that set a finding's level, and so what it rests on.
-WITH_EVIDENCE: frozenset[ActionKind] = frozenset({"open", "worsen", "downgrade"})
+WITH_EVIDENCE: frozenset[ActionKind] = frozenset({"open", "worsen", "downgrade", "confirm"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +129,11 @@ def plan_actions(
                 if kind in WITH_EVIDENCE
                 else None
             )
+            if isinstance(evidence, Threshold) and after.unconfirmed[p]:
+                # Opened by the confirm timeout: the reason says no second reading came.
+                evidence = evidence.model_copy(
+                    update={"unconfirmed": True, "confirm_timeout_s": int(rule.confirm_timeout[p])}
+                )
             actions.append(
                 Action(
                     kind=kind,

@@ -218,7 +218,8 @@ def _resolution(action: Action, when: datetime) -> tuple[str, dict[str, Any]]:
 
 
 def _confirmation(action: Action, when: datetime) -> tuple[str, dict[str, Any]]:
-    return "confirmed", {"details": {"unconfirmed": False}}
+    # The evidence now names the confirming readings, so the reason stops saying "unconfirmed".
+    return "confirmed", {"details": {"unconfirmed": False, **_evidence(action)}}
 
 
 _FINDING_CHANGES = {

@@ -8,6 +8,8 @@ from datetime import timedelta
 import psycopg
 
 from alerts.engine import ManualClock
+from telemon.findings import Threshold, parse_evidence
+from telemon.reasons import describe
 from tests.alerts_engine.support import (
     DUTY_PHONE,
     GP_PHONE,
@@ -45,14 +47,22 @@ def test_a_red_reading_never_repeated_opens_unconfirmed_at_the_tick_after_the_ti
     assert (alert["rule"], alert["severity"], alert["state"]) == ("spo2_low", 2, "open")
     assert alert["trigger_value"] == 90 and alert["details"]["unconfirmed"] is True
     assert events(db, alert["id"]) == ["opened"]
-    # Red: the GP and the duty phone hear of it, unconfirmed or not.
+    # Red: the GP and the duty phone hear of it, unconfirmed or not, and read that it is.
     assert sorted(n["to_address"] for n in notifications(db)) == sorted([GP_PHONE, DUTY_PHONE])
     assert unconfirmed_state(db, cohort.patient) is True
+    evidence = parse_evidence(alert["details"]["evidence"])
+    assert isinstance(evidence, Threshold)
+    assert (evidence.unconfirmed, evidence.confirm_timeout_s) == (True, 1800)
+    assert describe(evidence, "it") == (
+        "SpO2 90 % (≤ 92 %), non confermata (nessuna seconda misura entro 30 min)"
+    )
+    assert all("non confermata" in n["body"] for n in notifications(db))
 
     # The next reading, in band, confirms it: the flag goes, nothing is sent again.
     spo2(db, make_engine(), clock, cohort.patient, 91)
     [alert] = alerts(db)
     assert alert["details"]["unconfirmed"] is False and alert["state"] == "open"
+    assert not parse_evidence(alert["details"]["evidence"]).unconfirmed
     assert events(db, alert["id"]) == ["opened", "confirmed"]
     assert len(notifications(db)) == 2
     assert unconfirmed_state(db, cohort.patient) is False
