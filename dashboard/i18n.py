@@ -130,6 +130,21 @@ TEXTS: dict[str, tuple[str, str]] = {
     "patients_needing": ("patients with open alerts", "pazienti con allerte aperte"),
 }
 
+# Episodes: a patient's open findings as one row, one badge, one card.
+TEXTS |= {
+    "episode": ("Episode", "Episodio"),
+    "open_episode": ("Open episode", "Episodio aperto"),
+    "episode_history": ("Episodes", "Storico episodi"),
+    "findings": ("Findings", "Riscontri"),
+    "resolve_episode": ("Resolve episode", "Risolvi l'episodio"),
+    "resolve_finding": ("Resolve this finding", "Risolvi questo riscontro"),
+    "acknowledged_by": ("Acknowledged by", "Presa visione da"),
+    "conflict": (
+        "Someone changed this episode first.",
+        "L'episodio è stato modificato da altri.",
+    ),
+}
+
 
 def translator(language: str) -> Callable[..., str]:
     index = 1 if language == "it" else 0
