@@ -105,7 +105,7 @@ def test_nurse_sees_an_episode_worsen_live_and_works_it(
     expect(page.locator(f"button[data-finding-id='{falling}']")).to_have_count(0)
     expect(page.locator("#episode-state")).to_have_text("Open")
     expect(page.locator("button[data-action=resolve-finding]")).to_have_count(1)
-    page.locator("form[action$='/resolve'] input[name=note]").first.fill("Advised rest")
+    page.locator(f"form[action='/episodes/{other}/resolve'] input[name=note]").fill("Advised rest")
     page.screenshot(path=SHOTS / "episode.png", full_page=True)
     page.click("button[data-action=resolve]")
     expect(page.locator("#episode-state")).to_have_text("Resolved")
