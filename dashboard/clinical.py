@@ -91,7 +91,10 @@ def _waiting_since(row: dict[str, Any], open_findings: list[FindingItem]) -> dat
     """Since when the episode has waited for someone: its oldest finding that nobody has
     acknowledged (one that joined after an acknowledgement has not been seen), else its opening."""
     seen = row["acknowledged_at"]
-    unseen = [f.opened_at for f in open_findings if seen is None or f.opened_at > seen]
+    # The engine stamps whole seconds: a finding of the acknowledgement's own second counts as
+    # not seen, rather than one opened just after it as seen.
+    seen = seen.replace(microsecond=0) if seen else None
+    unseen = [f.opened_at for f in open_findings if seen is None or f.opened_at >= seen]
     return min(unseen, default=row["opened_at"])
 
 
@@ -157,6 +160,20 @@ def patient_episodes(
         open_findings_only=False,
     )
     return sorted(found, key=lambda e: e.opened_at, reverse=True)[:limit]
+
+
+def findings_without_episode(
+    conn: psycopg.Connection, user: Principal, patient_id: int, limit: int = 100
+) -> list[FindingItem]:
+    """The patient's findings from before episodes that no episode adopted (all resolved)."""
+    scope, params = patient_scope(user)
+    rows = _dicts(
+        conn,
+        f"{_FINDING_SELECT} WHERE a.patient_id = %(patient)s AND a.episode_id IS NULL "
+        f"AND {scope} ORDER BY a.opened_at DESC, a.id DESC LIMIT %(limit)s",
+        params | {"patient": patient_id, "limit": limit},
+    )
+    return [_finding(r, user.language) for r in rows]
 
 
 def finding(conn: psycopg.Connection, user: Principal, alert_id: int) -> FindingItem | None:

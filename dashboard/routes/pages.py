@@ -98,6 +98,7 @@ def patient(
         series = series.model_copy(update={"label": metric_label(key, user.language)})
         chart_list.append((series, charts.render(series, now=now, empty_text=t("no_data"))))
     episodes = services.patient_episodes(conn, user, patient_id)
+    earlier = clinical.findings_without_episode(conn, user, patient_id)
     latest = clinical.latest_values(conn, [patient_id]).get(patient_id, [])
     return render(
         request,
@@ -106,6 +107,7 @@ def patient(
             "patient": detail,
             "charts": chart_list,
             "episodes": episodes,
+            "earlier": earlier,
             "days": days,
             "latest": latest,
         },

@@ -220,6 +220,12 @@ def test_a_finding_page_leads_to_its_episode_or_shows_a_finding_without_one(
     assert page.status_code == 200
     assert "No oximetry reading" in page.text and "<td>opened" in page.text
     assert client.get(f"/api/alerts/{old}").json()["episode_id"] is None
+    # The patient's history lists it after her episodes.
+    history = client.get(f"/patients/{world.patients['own']}").text
+    history = re.search(r'id="episode-history".*?</table>', history, re.S).group(0)
+    assert history.index(f'data-episode-id="{world.episodes["own"]}"') < history.index(
+        f'href="/alerts/{old}"'
+    )
 
 
 def test_claimed_episode_cannot_be_claimed_by_a_colleague(
@@ -371,3 +377,33 @@ def test_equipment_and_sms_worklists(client: TestClient, world: World) -> None:
     assert "Twilio error 30003" in sms
     assert f'href="/episodes/{world.episodes["own"]}"' in sms
     assert "A.R." not in sms  # the other centre's patient's SMS
+
+
+def test_waiting_time_is_the_oldest_finding_nobody_acknowledged(
+    client: TestClient, world: World, db: psycopg.Connection
+) -> None:
+    csrf = login(client, "nurse.greco")
+    episode = world.episodes["other_gp"]
+
+    def item() -> dict:
+        return next(i for i in client.get("/api/triage").json() if i["id"] == episode)
+
+    opened = item()["opened_at"]
+    assert item()["waiting_since"] == opened  # nobody has acknowledged anything yet
+    ack = client.post(f"/api/episodes/{episode}/acknowledge", headers={"x-csrf-token": csrf})
+    assert ack.status_code == 200 and ack.json()["state"] == "acknowledged"
+    # A partial NEWS2 (amber: pulse 135 scores 3) joins the acknowledged episode at the same
+    # level: the episode stays acknowledged, and the new finding is what nobody has seen.
+    now = datetime.now(UTC)
+    readings = [("spo2", 3, 93), ("pulse_rate", 3, 135), ("body_temperature", 3, 37.4)]
+    add_readings(db, world.patients["other_gp"], readings, now)
+    evaluate(db, now, [world.patients["other_gp"]])
+    news2 = db.execute(
+        "SELECT id, opened_at FROM alerts WHERE episode_id = %s AND rule = 'news2_partial'",
+        (episode,),
+    ).fetchone()
+    assert news2 is not None
+    after = item()
+    assert after["state"] == "acknowledged"
+    assert datetime.fromisoformat(after["waiting_since"]) == news2[1]
+    assert news2[0] in [f["id"] for f in after["findings"]]
