@@ -138,6 +138,24 @@ TEXTS: dict[str, tuple[str, str]] = {
     "device.weight_scale": ("Scale", "Bilancia"),
 }
 
+# Episodes: a patient's open findings as one row, one badge, one card.
+TEXTS |= {
+    "episode": ("Episode", "Episodio"),
+    "open_episode": ("Open episode", "Episodio aperto"),
+    "episode_history": ("Episodes", "Storico episodi"),
+    "findings": ("Findings", "Riscontri"),
+    "resolve_episode": ("Resolve episode", "Risolvi l'episodio"),
+    "resolve_finding": ("Resolve this finding", "Risolvi questo riscontro"),
+    "acknowledged_by": ("Acknowledged by", "Presa visione da"),
+    "conflict": (
+        "Someone changed this episode first.",
+        "L'episodio è stato modificato da altri.",
+    ),
+    "recipient.gp": ("GP", "MMG"),
+    "recipient.service_centre": ("Duty phone", "Telefono di turno"),
+    "recipient.patient": ("Patient", "Paziente"),
+}
+
 
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).
@@ -151,8 +169,8 @@ EVENTS: dict[str, tuple[str, str]] = {
         "Risolta automaticamente: valori rientrati",
     ),
     "escalated": ("Escalated: not acknowledged in time", "Inoltrata: non presa in carico in tempo"),
-    "finding_joined": ("Another finding joined", "Nuovo rilievo aggiunto"),
-    "finding_resolved": ("One finding resolved", "Un rilievo risolto"),
+    "finding_joined": ("Another finding joined", "Nuovo riscontro aggiunto"),
+    "finding_resolved": ("One finding resolved", "Un riscontro risolto"),
     "snooze_expired": (
         "Reopened after the acknowledgement lapsed",
         "Riaperta: presa visione scaduta",

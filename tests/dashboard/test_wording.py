@@ -19,7 +19,7 @@ from dashboard import charts
 from dashboard.i18n import EVENTS, event_label, translator
 from dashboard.models import CallOutcome, Point, Series
 from telemon.findings import evidence_json
-from tests.dashboard.conftest import World, insert_alert, login
+from tests.dashboard.conftest import World, login
 from tests.evidence_examples import REASONS, spo2_low
 
 # Anything that looks like a code a program reads, not a word a clinician reads.
@@ -65,13 +65,10 @@ def test_patient_page_reads_the_reason_and_units_in_the_gps_language(
 ) -> None:
     evidence = spo2_low()
     _with_evidence(db, world.alerts["own"], evidence)
-    # An alert kept before evidence was: named by its rule's title, not its key.
-    older = insert_alert(db, world.patients["own"], 1, minutes_ago=900, rule="spo2_falling")
-    db.execute("UPDATE alerts SET reason = 'spo2:amber' WHERE id = %s", (older,))
+    # A finding kept before evidence was: named by its rule's title, not its key.
     db.execute(
-        "UPDATE alerts SET state = 'resolved', resolved_at = now(), outcome = 'auto_resolved' "
-        "WHERE id = %s",
-        (older,),
+        "UPDATE alerts SET details = details - 'evidence', reason = 'spo2:amber' WHERE id = %s",
+        (world.findings["own:spo2_falling"],),
     )
     _temperatures(db, world.patients["own"])
     db.execute("UPDATE staff SET language = %s WHERE id = %s", (language, world.staff["gp"]))
@@ -82,8 +79,8 @@ def test_patient_page_reads_the_reason_and_units_in_the_gps_language(
 
     _, italian, english = REASONS["confirmed"]
     expected = {
-        "it": (italian, "Saturazione in calo", "Risolta automaticamente", "Pulsossimetro"),
-        "en": (english, "Oxygen saturation falling", "Resolved automatically", "Pulse oximeter"),
+        "it": (italian, "Saturazione in calo", "Pulsossimetro"),
+        "en": (english, "Oxygen saturation falling", "Pulse oximeter"),
     }[language]
     for words in expected:
         assert words in text, words
@@ -94,7 +91,7 @@ def test_patient_page_reads_the_reason_and_units_in_the_gps_language(
     assert not RAW.search(text), RAW.search(text)
 
 
-def test_alert_page_and_api_give_the_reason_events_and_structured_values(
+def test_episode_page_and_api_give_the_reason_events_and_structured_values(
     client: TestClient, world: World, db: psycopg.Connection
 ) -> None:
     evidence, italian, english = REASONS["one reading, two channels"]
@@ -105,7 +102,7 @@ def test_alert_page_and_api_give_the_reason_events_and_structured_values(
         db.execute("INSERT INTO alert_events (alert_id, kind) VALUES (%s, %s)", (alert, kind))
     login(client, "nurse.greco")
 
-    page = client.get(f"/alerts/{alert}")
+    page = client.get(f"/alerts/{alert}", follow_redirects=True)  # to the finding's episode
     text = visible_text(page.text)
 
     assert english in text
@@ -115,7 +112,7 @@ def test_alert_page_and_api_give_the_reason_events_and_structured_values(
     assert not RAW.search(text), RAW.search(text)
 
     item = client.get(f"/api/alerts/{alert}").json()
-    assert item["reason_text"] == english
+    assert item["reason"] == english
     assert item["rule_title"] == "Severe blood pressure reading"
     assert item["evidence"]["values"] == {"systolic": 182.0, "diastolic": 95.0}
     assert item["evidence"]["kind"] == "threshold"
@@ -123,19 +120,7 @@ def test_alert_page_and_api_give_the_reason_events_and_structured_values(
     db.execute("UPDATE staff SET language = 'it' WHERE id = %s", (world.staff["nurse"],))
     queue = client.get("/triage")
     assert italian in visible_text(queue.text)
-    assert client.get("/api/triage").json()[0]["reason_text"] == italian
-
-
-def test_an_alert_of_an_unknown_rule_still_reads_in_words(
-    client: TestClient, world: World, db: psycopg.Connection
-) -> None:
-    # The fixture's alerts carry made-up rule keys and no evidence: their metric and value speak.
-    login(client, "nurse.greco")
-
-    text = visible_text(client.get("/triage").text)
-
-    assert "SpO2 88 %" in text
-    assert not RAW.search(text), RAW.search(text)
+    assert client.get("/api/triage").json()[0]["reason"] == italian
 
 
 def test_series_api_keeps_ucum_and_adds_the_display_unit(
@@ -152,7 +137,16 @@ def test_series_api_keeps_ucum_and_adds_the_display_unit(
 
 
 # What the engine and the people working an alert write into its history.
-ENGINE_EVENTS = ("opened", "confirmed", "worsened", "downgraded", "auto_resolved", "escalated")
+ENGINE_EVENTS = (
+    "opened",
+    "confirmed",
+    "worsened",
+    "downgraded",
+    "auto_resolved",
+    "escalated",
+    "finding_joined",
+    "finding_resolved",
+)
 STAFF_EVENTS = ("claim", "outcome", "acknowledge", "resolve", "escalate", "snooze_expired")
 
 
