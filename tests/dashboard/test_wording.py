@@ -3,7 +3,6 @@ them, events and outcomes translated, chart axes that read; never a key or a UCU
 
 from __future__ import annotations
 
-import html
 import itertools
 import re
 from datetime import UTC, datetime, timedelta
@@ -21,19 +20,7 @@ from dashboard.models import CallOutcome, Point, Series
 from telemon.findings import evidence_json
 from tests.dashboard.conftest import World, login
 from tests.evidence_examples import REASONS, spo2_low
-
-# Anything that looks like a code a program reads, not a word a clinician reads.
-RAW = re.compile(
-    r"\b[a-z0-9]+_[a-z0-9_]+\b"  # a rule, metric or protocol key: spo2_low, body_weight
-    r"|\b(?:outcome|state|event|device|role|ago)\.[a-z_]+\b"  # an i18n key
-    r"|\b[a-z0-9]+:(?:red|amber)\b"  # a reason key: spo2:red
-    r"|mm\[Hg\]|\bCel\b|\[degF\]|(?<![A-Za-z])/min"  # UCUM codes
-)
-
-
-def visible_text(page: str) -> str:
-    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
-    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+from tests.readable import RAW, visible_text
 
 
 def _with_evidence(db: psycopg.Connection, alert_id: int, evidence) -> None:
