@@ -151,6 +151,18 @@ TEXTS |= {
         "Someone changed this episode first.",
         "L'episodio è stato modificato da altri.",
     ),
+    "amber_digest": (
+        "Daily summary of amber episodes",
+        "Riepilogo giornaliero degli episodi gialli",
+    ),
+    "amber_digest_at": ("Send at", "Invia alle"),
+    "amber_digest_help": (
+        "Leave empty to be texted about each amber episode nobody took in time. With a time, "
+        "they come together in one SMS a day; red episodes are always texted at once.",
+        "Lasciare vuoto per ricevere un SMS per ogni episodio giallo non preso in carico in "
+        "tempo. Con un orario arrivano insieme in un solo SMS al giorno; gli episodi rossi sono "
+        "sempre inviati subito.",
+    ),
     "recipient.gp": ("GP", "MMG"),
     "recipient.service_centre": ("Duty phone", "Telefono di turno"),
     "recipient.patient": ("Patient", "Paziente"),

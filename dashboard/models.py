@@ -276,6 +276,8 @@ class SettingsIn(_Input):
     phone: str | None = Field(default=None, pattern=r"^(\+[1-9][0-9]{6,14})?$")
     quiet_hours_start: WallClock = None
     quiet_hours_end: WallClock = None
+    # A GP's daily digest of open amber episodes, instead of an SMS per amber escalation.
+    amber_digest_at: WallClock = None
 
 
 class MySettings(_Model):
@@ -283,6 +285,7 @@ class MySettings(_Model):
     phone: str | None
     quiet_hours_start: time | None
     quiet_hours_end: time | None
+    amber_digest_at: time | None = None
 
 
 class StaffItem(_Model):

@@ -243,12 +243,17 @@ def resolve_finding(
 
 def my_settings(conn: psycopg.Connection, user: Principal) -> MySettings:
     row = conn.execute(
-        "SELECT language, phone, quiet_hours_start, quiet_hours_end FROM staff WHERE id = %s",
+        "SELECT language, phone, quiet_hours_start, quiet_hours_end, amber_digest_at "
+        "FROM staff WHERE id = %s",
         (user.id,),
     ).fetchone()
     assert row is not None
     return MySettings(
-        language=row[0], phone=row[1], quiet_hours_start=row[2], quiet_hours_end=row[3]
+        language=row[0],
+        phone=row[1],
+        quiet_hours_start=row[2],
+        quiet_hours_end=row[3],
+        amber_digest_at=row[4],
     )
 
 
@@ -270,14 +275,17 @@ def update_settings(conn: psycopg.Connection, user: Principal, change: SettingsI
     current = my_settings(conn, user)
     language = change.language or current.language
     with conn.transaction():
+        # Only a GP has amber escalations to gather into a digest.
+        digest = change.amber_digest_at if user.role == "gp" else None
         conn.execute(
             "UPDATE staff SET language = %s, phone = %s, quiet_hours_start = %s, "
-            "quiet_hours_end = %s WHERE id = %s",
+            "quiet_hours_end = %s, amber_digest_at = %s WHERE id = %s",
             (
                 language,
                 change.phone or None,
                 change.quiet_hours_start,
                 change.quiet_hours_end,
+                digest,
                 user.id,
             ),
         )
@@ -290,6 +298,7 @@ def update_settings(conn: psycopg.Connection, user: Principal, change: SettingsI
             details={
                 "language": language,
                 "quiet_hours": [str(change.quiet_hours_start), str(change.quiet_hours_end)],
+                "amber_digest_at": str(digest) if digest else None,
             },
         )
     return my_settings(conn, user)

@@ -241,6 +241,7 @@ def save_settings(
     phone: Annotated[str, Form(max_length=20)] = "",
     quiet_hours_start: Annotated[str, Form(max_length=8)] = "",
     quiet_hours_end: Annotated[str, Form(max_length=8)] = "",
+    amber_digest_at: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     try:
         change = SettingsIn(
@@ -248,6 +249,7 @@ def save_settings(
             phone=phone.strip() or None,
             quiet_hours_start=quiet_hours_start or None,
             quiet_hours_end=quiet_hours_end or None,
+            amber_digest_at=amber_digest_at or None,
         )
     except ValidationError as exc:
         error = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())

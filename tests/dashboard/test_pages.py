@@ -356,15 +356,18 @@ def test_gp_settings_quiet_hours_phone_and_language(
             "phone": "+393401112233",
             "quiet_hours_start": "21:00",
             "quiet_hours_end": "07:30",
+            "amber_digest_at": "18:00",
         },
     )
     assert page.status_code == 200 and "Salvato." in page.text
+    assert "Riepilogo giornaliero degli episodi gialli" in page.text
     row = db.execute(
-        "SELECT language, phone, quiet_hours_start::text, quiet_hours_end::text "
-        "FROM staff WHERE id = %s",
+        "SELECT language, phone, quiet_hours_start::text, quiet_hours_end::text, "
+        "amber_digest_at::text FROM staff WHERE id = %s",
         (world.staff["gp"],),
     ).fetchone()
-    assert row == ("it", "+393401112233", "21:00:00", "07:30:00")
+    assert row == ("it", "+393401112233", "21:00:00", "07:30:00", "18:00:00")
+    assert client.get("/api/me/settings").json()["amber_digest_at"] == "18:00:00"
     assert "I miei pazienti" in client.get("/patients").text
     episode = client.get(f"/episodes/{world.episodes['own']}").text
     assert "Riscontri" in episode and "Risolvi questo riscontro" in episode
