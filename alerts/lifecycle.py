@@ -129,17 +129,7 @@ def transition(
     severity: int | None = None,
 ) -> Change:
     """Apply ``kind`` to the episode: lock it, check the table, update, write the event."""
-    moves = EPISODE_TRANSITIONS[kind]
-    row = conn.execute(
-        "SELECT state, patient_id FROM episodes WHERE id = %s FOR UPDATE", (episode_id,)
-    ).fetchone()
-    if row is None:
-        raise TransitionNotAllowed(f"no episode {episode_id}")
-    before, patient_id = row
-    if before not in moves:
-        raise TransitionNotAllowed(f"the episode is {before}: cannot {kind}")
-    after = moves[before]
-    _update(conn, "episodes", _EPISODE_COLUMNS, episode_id, after, now, changes or {})
+    before, after, patient_id = _move(conn, _EPISODES, episode_id, kind, now, changes)
     conn.execute(
         "INSERT INTO episode_events (episode_id, alert_id, at, actor_id, kind, from_state, "
         "to_state, severity, note, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -272,17 +262,7 @@ def finding_transition(
     severity: int | None = None,
 ) -> Change:
     """Apply ``kind`` to one finding (an ``alerts`` row), with its ``alert_events`` row."""
-    moves = FINDING_TRANSITIONS[kind]
-    row = conn.execute(
-        "SELECT state, patient_id FROM alerts WHERE id = %s FOR UPDATE", (alert_id,)
-    ).fetchone()
-    if row is None:
-        raise TransitionNotAllowed(f"no finding {alert_id}")
-    before, patient_id = row
-    if before not in moves:
-        raise TransitionNotAllowed(f"the finding is {before}: cannot {kind}")
-    after = moves[before]
-    _update(conn, "alerts", _FINDING_COLUMNS, alert_id, after, now, changes or {})
+    before, after, patient_id = _move(conn, _FINDINGS, alert_id, kind, now, changes)
     record_finding_event(
         conn,
         alert_id,
@@ -345,19 +325,44 @@ def record_episode_event(
     )
 
 
-def _update(
+@dataclass(frozen=True, slots=True)
+class _Table:
+    name: str
+    noun: str  # in messages
+    transitions: Mapping[str, Mapping[State, State]]
+    columns: frozenset[str]
+
+
+_EPISODES = _Table("episodes", "episode", EPISODE_TRANSITIONS, _EPISODE_COLUMNS)
+_FINDINGS = _Table("alerts", "finding", FINDING_TRANSITIONS, _FINDING_COLUMNS)
+
+
+def _move(
     conn: psycopg.Connection,
-    table: str,
-    allowed: frozenset[str],
+    table: _Table,
     row_id: int,
-    state: State,
+    kind: str,
     now: datetime,
-    changes: Mapping[str, Any],
-) -> None:
-    unknown = set(changes) - allowed
+    changes: Mapping[str, Any] | None,
+) -> tuple[State, State, int]:
+    """Lock the row, check that ``kind`` may start from its state, update it: (from, to,
+    patient)."""
+    moves = table.transitions[kind]
+    row = conn.execute(
+        sql.SQL("SELECT state, patient_id FROM {} WHERE id = %s FOR UPDATE").format(
+            sql.Identifier(table.name)
+        ),
+        (row_id,),
+    ).fetchone()
+    if row is None:
+        raise TransitionNotAllowed(f"no {table.noun} {row_id}")
+    before, patient_id = row
+    if before not in moves:
+        raise TransitionNotAllowed(f"the {table.noun} is {before}: cannot {kind}")
+    unknown = set(changes or {}) - table.columns
     if unknown:
-        raise ValueError(f"{table}: a transition cannot set {sorted(unknown)}")
-    values = {name: Jsonb(v) if name == "details" else v for name, v in changes.items()}
+        raise ValueError(f"{table.name}: a transition cannot set {sorted(unknown)}")
+    values = {name: Jsonb(v) if name == "details" else v for name, v in (changes or {}).items()}
     assignments = [
         sql.SQL("{} = {}").format(
             sql.Identifier(name),
@@ -368,8 +373,9 @@ def _update(
     ]
     conn.execute(
         sql.SQL("UPDATE {} SET state = %(state)s, updated_at = %(now)s{} WHERE id = %(id)s").format(
-            sql.Identifier(table),
+            sql.Identifier(table.name),
             sql.SQL("").join(sql.SQL(", ") + a for a in assignments),
         ),
-        {**values, "state": state, "now": now, "id": row_id},
+        {**values, "state": moves[before], "now": now, "id": row_id},
     )
+    return before, moves[before], patient_id
