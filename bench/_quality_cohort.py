@@ -13,7 +13,7 @@ import math
 import operator
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
@@ -241,11 +241,28 @@ def significant_at(patient: BenchPatient, until: datetime) -> datetime | None:
     if onset is None:
         return None
     end = min(until, patient.model.origin + timedelta(days=patient.model.scenario.days))
+    return first_met(patient.model, SIGNIFICANCE[patient.scenario], onset, end)
+
+
+def truly_above(patient: BenchPatient, until: datetime, grid: timedelta) -> datetime | None:
+    """For a stable patient: the first time their true vitals met the criteria of their
+    protocol's deterioration anyway (a usual level close to a threshold), on a coarser grid;
+    alerts about them then are not false. None if they never did."""
+    criteria = [
+        replace(c, grid=max(c.grid, grid)) for c in SIGNIFICANCE[PROTOCOL_MIX[patient.protocol][1]]
+    ]
+    return first_met(patient.model, criteria, patient.enrolled_at, until)
+
+
+def first_met(
+    model: PatientModel, criteria: Sequence[Criterion], start: datetime, end: datetime
+) -> datetime | None:
+    """The first grid time in [start, end] at which any of ``criteria`` holds."""
     found: list[datetime] = []
-    for criterion in SIGNIFICANCE[patient.scenario]:
-        if end < onset:
+    for criterion in criteria:
+        if end < start:
             continue
-        times, values = criterion_series(patient.model, criterion, onset, end)
+        times, values = criterion_series(model, criterion, start, end)
         compare = _OPS[criterion.op]
         hits = [
             t for t, v in zip(times, values.tolist(), strict=True) if compare(v, criterion.value)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -52,6 +52,7 @@ class RunRecord:
     findings: list[FindingRow]
     gp_sms: dict[int, list[str]]  # per episode: the stages of its SMS to the GP not cancelled
     worsened: Counter[int]  # per episode: how many times its severity rose
+    centre_sms: Counter[int]  # per episode: SMS rows to the duty phone not cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,9 @@ class Figures:
     false_episodes: int = 0
     false_patients: int = 0
     false_rules: Counter[str] = field(default_factory=Counter)  # protocol/rule of their findings
+    # Episodes of stable patients whose true vitals did meet their protocol's criterion.
+    justified_episodes: int = 0
+    justified_patients: int = 0
     stable_tasks: int = 0
     task_rules: Counter[str] = field(default_factory=Counter)
     clinical_episodes: int = 0
@@ -86,6 +90,8 @@ class Figures:
     gp_sms_max: int = 0
     gp_sms_max_steady: int = 0  # among episodes whose severity never rose
     over_gp_limit: list[str] = field(default_factory=list)  # the episodes past the limit
+    centre_sms: int = 0
+    centre_sms_max: int = 0
     patient_weeks: float = 0.0
     queue_rows: int = 0
     most_open: int = 0
@@ -127,12 +133,15 @@ def read_run(conn: psycopg.Connection) -> RunRecord:
         )
     ]
     gp_sms: dict[int, list[str]] = {}
-    for episode_id, stage in conn.execute(
-        "SELECT episode_id, stage FROM notifications "
-        "WHERE recipient_kind = 'gp' AND status <> 'cancelled' AND episode_id IS NOT NULL "
-        "ORDER BY id"
+    centre_sms: Counter[int] = Counter()
+    for episode_id, kind, stage in conn.execute(
+        "SELECT episode_id, recipient_kind, stage FROM notifications "
+        "WHERE status <> 'cancelled' AND episode_id IS NOT NULL ORDER BY id"
     ):
-        gp_sms.setdefault(episode_id, []).append(stage)
+        if kind == "gp":
+            gp_sms.setdefault(episode_id, []).append(stage)
+        else:
+            centre_sms[episode_id] += 1
     worsened = Counter(
         {
             episode_id: count
@@ -142,7 +151,12 @@ def read_run(conn: psycopg.Connection) -> RunRecord:
             )
         }
     )
-    return RunRecord(episodes, findings, gp_sms, worsened)
+    return RunRecord(episodes, findings, gp_sms, worsened, centre_sms)
+
+
+def with_clinical_findings(record: RunRecord) -> set[int]:
+    """The patients who had a clinical finding."""
+    return {f.patient_id for f in record.findings if f.clinical}
 
 
 def detection(findings: Sequence[FindingRow], onset: datetime) -> datetime | None:
@@ -176,8 +190,14 @@ def most_open_at_once(episodes: Sequence[EpisodeRow]) -> int:
 
 
 def figures(
-    record: RunRecord, truths: Sequence[Truth], end: datetime, *, gp_limit: int = 2
+    record: RunRecord,
+    truths: Sequence[Truth],
+    end: datetime,
+    *,
+    gp_limit: int = 2,
+    justified: Collection[int] = (),
 ) -> Figures:
+    """``justified``: stable patients whose true vitals met their protocol's criterion."""
     out = Figures()
     by_patient: dict[int, list[FindingRow]] = {}
     for finding in record.findings:
@@ -189,10 +209,14 @@ def figures(
         own = by_patient.get(truth.patient_id, [])
         if not truth.deteriorating:
             out.stable_weeks += weeks
-            false = {f.episode_id for f in own if f.clinical}
-            out.false_episodes += len(false)
-            out.false_patients += bool(false)
-            out.false_rules.update(f"{f.protocol}/{f.rule}" for f in own if f.clinical)
+            clinical = {f.episode_id for f in own if f.clinical}
+            if truth.patient_id in justified:
+                out.justified_episodes += len(clinical)
+                out.justified_patients += bool(clinical)
+            else:
+                out.false_episodes += len(clinical)
+                out.false_patients += bool(clinical)
+                out.false_rules.update(f"{f.protocol}/{f.rule}" for f in own if f.clinical)
             out.stable_tasks += sum(1 for f in own if not f.clinical)
             out.task_rules.update(f"{f.protocol}/{f.rule}" for f in own if not f.clinical)
             continue
@@ -212,6 +236,8 @@ def figures(
     out.gp_sms = sum(counts.values())
     out.gp_sms_max = max(counts.values(), default=0)
     out.gp_sms_max_steady = max((n for e, n in counts.items() if not record.worsened[e]), default=0)
+    out.centre_sms = sum(record.centre_sms.values())
+    out.centre_sms_max = max(record.centre_sms.values(), default=0)
     codes = {t.patient_id: t.code for t in truths}
     patient_of = {e.id: e.patient_id for e in record.episodes}
     for e, n in sorted(counts.items(), key=lambda item: -item[1]):
