@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -195,9 +195,11 @@ def figures(
     end: datetime,
     *,
     gp_limit: int = 2,
-    justified: Collection[int] = (),
+    justified: Mapping[int, datetime] | None = None,
 ) -> Figures:
-    """``justified``: stable patients whose true vitals met their protocol's criterion."""
+    """``justified``: when the true vitals of stable patients met their protocol's criterion
+    anyway; their clinical episodes from then on are not false."""
+    justified = justified or {}
     out = Figures()
     by_patient: dict[int, list[FindingRow]] = {}
     for finding in record.findings:
@@ -209,14 +211,23 @@ def figures(
         own = by_patient.get(truth.patient_id, [])
         if not truth.deteriorating:
             out.stable_weeks += weeks
-            clinical = {f.episode_id for f in own if f.clinical}
-            if truth.patient_id in justified:
-                out.justified_episodes += len(clinical)
-                out.justified_patients += bool(clinical)
-            else:
-                out.false_episodes += len(clinical)
-                out.false_patients += bool(clinical)
-                out.false_rules.update(f"{f.protocol}/{f.rule}" for f in own if f.clinical)
+            # An episode's time is that of its first clinical finding.
+            first: dict[int | None, FindingRow] = {}
+            for f in own:
+                if f.clinical and (
+                    f.episode_id not in first or f.opened_at < first[f.episode_id].opened_at
+                ):
+                    first[f.episode_id] = f
+            met = justified.get(truth.patient_id)
+            right = {e for e, f in first.items() if met is not None and f.opened_at >= met}
+            out.justified_episodes += len(right)
+            out.justified_patients += bool(right)
+            false = set(first) - right
+            out.false_episodes += len(false)
+            out.false_patients += bool(false)
+            out.false_rules.update(
+                f"{f.protocol}/{f.rule}" for f in own if f.clinical and f.episode_id in false
+            )
             out.stable_tasks += sum(1 for f in own if not f.clinical)
             out.task_rules.update(f"{f.protocol}/{f.rule}" for f in own if not f.clinical)
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import psycopg
@@ -23,7 +24,7 @@ from bench._quality_cohort import (
     protocol_devices,
     significant_at,
 )
-from bench.alert_quality import RUNS, START, report, run
+from bench.alert_quality import RUNS, START, QualityRun, report, run
 from firmware_sim.physiology_devices import DEVICES
 from firmware_sim.scenarios import get_scenario
 
@@ -99,22 +100,34 @@ def test_a_stable_patient_has_no_significance():
     assert {f.device for f in patient.model.scenario.faults} <= set(DEVICES)
 
 
-@pytest.fixture
-def empty_database(postgres_server_url: str) -> Iterator[str]:
+@contextmanager
+def empty_database(server_url: str) -> Iterator[str]:
     """A database of its own, as the benchmark makes one: nobody else connected, so that the
     second run can copy it."""
     name = f"telemon_test_quality_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as admin:
+    with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield psycopg.conninfo.make_conninfo(postgres_server_url, dbname=name)
-    with psycopg.connect(postgres_server_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    try:
+        yield psycopg.conninfo.make_conninfo(server_url, dbname=name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
-def test_a_tiny_run_through_the_real_engine_prints_its_figures(empty_database, capsys):
-    measured = run(empty_database, patients=20, days=7, seed=2, quiet=True)
+TINY = {"patients": 20, "days": 7, "seed": 2, "quiet": True}
+
+
+@pytest.fixture(scope="module")
+def tiny(postgres_server_url: str) -> QualityRun:
+    """20 patients x 7 days, both runs at once (the default)."""
+    with empty_database(postgres_server_url) as url:
+        return run(url, **TINY)
+
+
+def test_a_tiny_run_through_the_real_engine_prints_its_figures(tiny, capsys):
+    measured = tiny
     nobody, nurse = measured.figures
 
     assert measured.checked > 0 and measured.differ == 0
@@ -139,3 +152,10 @@ def test_a_tiny_run_through_the_real_engine_prints_its_figures(empty_database, c
     ):
         assert any(line.startswith(prefix) for line in lines), prefix
     assert len(RUNS) == 2
+
+
+def test_one_run_after_the_other_measures_what_both_at_once_do(tiny, postgres_server_url):
+    with empty_database(postgres_server_url) as url:
+        sequential = run(url, **TINY, parallel=False)
+
+    assert sequential.figures == tiny.figures
