@@ -8,7 +8,7 @@ from firmware_sim.physiology_conditions import CONDITION_BASELINES, GENERAL_BASE
 from firmware_sim.physiology_devices import DEVICES, DeviceKind
 from firmware_sim.physiology_rhythm import CIRCADIAN, VARIABILITY_TIMESCALE
 from firmware_sim.physiology_schedule import SCHEDULE
-from firmware_sim.scenarios import SCENARIOS, UnknownScenarioError, get_scenario
+from firmware_sim.scenarios import SCENARIOS, Fault, UnknownScenarioError, get_scenario
 from telemon.flags import FLAGS
 from telemon.metrics import METRICS
 
@@ -62,3 +62,13 @@ def test_every_device_has_channels_and_a_schedule():
 def test_unknown_scenario_names_the_known_ones():
     with pytest.raises(UnknownScenarioError, match="covid_deterioration"):
         get_scenario("covid")
+
+
+def test_a_fault_the_device_does_not_flag_needs_a_name():
+    with pytest.raises(ValueError, match="name"):
+        Fault(DeviceKind.PULSE_OXIMETER, (), probability=0.1)
+
+    assert Fault(DeviceKind.PULSE_OXIMETER, (), probability=0.1, name="cold_finger").key == (
+        "cold_finger"
+    )
+    assert Fault(DeviceKind.PULSE_OXIMETER, ("body_movement",), 0.1).key == "body_movement"
