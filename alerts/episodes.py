@@ -29,7 +29,7 @@ from alerts.lifecycle import (
     transition,
 )
 from alerts.notify import cancel_moot_notifications, enqueue_episode_notifications
-from alerts.protocol import RED, Escalation, EscalationStep, Protocol
+from alerts.protocol import MAX_GP_SMS_PER_LEVEL, RED, Escalation, EscalationStep, Protocol
 from telemon.config import Settings
 
 PersonAction = Literal["claim", "outcome", "acknowledge", "escalate", "resolve"]
@@ -111,7 +111,17 @@ def attach(
     conn.execute("UPDATE alerts SET episode_id = %s WHERE id = %s", (episode_id, alert_id))
     transition(conn, episode_id, "finding_joined", now=now, alert_id=alert_id, severity=severity)
     counts.joined += 1
-    counts.add(settle(conn, episode_id, protocols=protocols, settings=settings, now=now))
+    counts.add(
+        settle(
+            conn,
+            episode_id,
+            protocols=protocols,
+            settings=settings,
+            now=now,
+            alert_id=alert_id,
+            new_finding=True,
+        )
+    )
     return counts
 
 
@@ -124,23 +134,26 @@ def settle(
     now: datetime,
     actor: int | None = None,
     alert_id: int | None = None,
+    new_finding: bool = False,
 ) -> Counts:
     """Bring the episode in line with its open findings, after one of them changed.
 
     Its severity is the worst open finding's, its alert level the worst routed to the GP. A
-    higher alert level starts that level's chain and, at red, texts the GP and the duty phone;
-    a lower one goes on with the steps left on the lower chain. With no open finding left the
+    higher alert level that is news (above the episode's peak, or a ``new_finding`` at it)
+    starts that level's chain and, at red, texts the GP and the duty phone; an open finding
+    back up to a level reached before goes on with the chain where it was, texting nobody; a
+    lower one goes on with the steps left on the lower chain. With no open finding left the
     episode resolves: by the engine when readings cleared it, by ``actor`` when a person did.
     """
     counts = Counts()
     row = conn.execute(
-        "SELECT state, severity, alert_level, escalation_step, outcome FROM episodes "
-        "WHERE id = %s FOR UPDATE",
+        "SELECT state, severity, alert_level, peak_level, escalation_step, outcome "
+        "FROM episodes WHERE id = %s FOR UPDATE",
         (episode_id,),
     ).fetchone()
     if row is None or row[0] == "resolved":
         return counts
-    state, severity, level, step, outcome = row
+    state, severity, level, peak, step, outcome = row
     open_count, new_severity, new_level, new_protocol = conn.execute(
         """
         SELECT count(*), max(severity),
@@ -180,7 +193,10 @@ def settle(
             )
         counts.cancelled += cancel_moot_notifications(conn, now, episode_id)
         return counts
-    if new_level > level:
+    # News for the people texted: a level the episode never reached, or a new finding at a level
+    # none of its open findings has (a second red after the first one cleared). An open finding
+    # back up to where it was (a value on a band's edge) is not.
+    if new_level > peak or (new_finding and new_level > level):
         position = escalation.start(chain_of(protocols, new_protocol, new_level), now)
         transition(
             conn,
@@ -192,6 +208,7 @@ def settle(
             changes={
                 "severity": new_severity,
                 "alert_level": new_level,
+                "peak_level": max(peak, new_level),
                 "protocol": new_protocol,
                 "escalation_step": position.step,
                 "next_escalation_at": position.due,
@@ -202,6 +219,28 @@ def settle(
         if new_level == RED:
             reason = "worsened" if level > 0 else "opened"
             counts.notifications += _notify(conn, episode_id, reason, settings, now)
+        return counts
+    if new_level > level:
+        # Back up to a level the episode had reached (a value on a band's edge): the people
+        # texted then know; the nurses see it again, and the chain goes on where it was.
+        back: dict[str, object] = {
+            "severity": new_severity,
+            "alert_level": new_level,
+            "protocol": new_protocol,
+            "snoozed_until": None,
+        }
+        position = escalation.resume(chain_of(protocols, new_protocol, new_level), step, now)
+        back |= {"escalation_step": position.step, "next_escalation_at": position.due}
+        transition(
+            conn,
+            episode_id,
+            "worsened",
+            now=now,
+            alert_id=alert_id,
+            severity=new_severity,
+            changes=back,
+        )
+        counts.worsened += 1
         return counts
     if new_severity > severity:
         # Worse for the queue only (a patient who also stopped measuring): the nurses must see
@@ -269,6 +308,9 @@ def escalate_due(
             )
             continue
         taken, position = escalation.take(chain, step, now)
+        # A GP who has heard of this episode twice already (say an amber reminder, then the news
+        # that it turned red) is not reminded a third time: the chain goes on to the duty phone.
+        heard = taken.to == "gp" and _gp_texts(conn, episode_id) >= MAX_GP_SMS_PER_LEVEL
         transition(
             conn,
             episode_id,
@@ -280,10 +322,17 @@ def escalate_due(
                 "escalation_step": position.step,
                 "next_escalation_at": position.due,
             },
-            details={"step": min(step, len(chain) - 1) + 1, "to": taken.to},
+            details={
+                "step": min(step, len(chain) - 1) + 1,
+                "to": taken.to,
+                **({"not_texted": "the GP has had two SMS about this episode"} if heard else {}),
+            },
         )
         counts.escalated += 1
-        counts.notifications += _notify(conn, episode_id, "escalated", settings, now, to=taken.to)
+        if not heard:
+            counts.notifications += _notify(
+                conn, episode_id, "escalated", settings, now, to=taken.to
+            )
     lapsed = conn.execute(
         "SELECT id, alert_level, protocol, escalation_step FROM episodes "
         "WHERE state = 'acknowledged' AND snoozed_until <= %s "
@@ -423,6 +472,16 @@ def resolve_finding(
             alert_id=alert_id,
         )
     return change
+
+
+def _gp_texts(conn: psycopg.Connection, episode_id: int) -> int:
+    """SMS to the GP about the episode that went, or will go, out."""
+    row = conn.execute(
+        "SELECT count(*) FROM notifications WHERE episode_id = %s AND recipient_kind = 'gp' "
+        "AND status <> 'cancelled'",
+        (episode_id,),
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _snooze(

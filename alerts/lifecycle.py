@@ -73,6 +73,7 @@ _EPISODE_COLUMNS = frozenset(
     {
         "severity",
         "alert_level",
+        "peak_level",
         "protocol",
         "escalation_step",
         "next_escalation_at",
@@ -222,15 +223,16 @@ def open_episode(
     """
     row = conn.execute(
         """
-        INSERT INTO episodes (patient_id, severity, alert_level, protocol, state, opened_at,
-                              updated_at, escalation_step, next_escalation_at)
-        VALUES (%s, %s, %s, %s, 'open', %s, %s, %s, %s)
+        INSERT INTO episodes (patient_id, severity, alert_level, peak_level, protocol, state,
+                              opened_at, updated_at, escalation_step, next_escalation_at)
+        VALUES (%s, %s, %s, %s, %s, 'open', %s, %s, %s, %s)
         ON CONFLICT (patient_id) WHERE state <> 'resolved' DO NOTHING
         RETURNING id
         """,
         (
             patient_id,
             severity,
+            alert_level,
             alert_level,
             protocol,
             now,

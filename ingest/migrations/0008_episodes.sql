@@ -9,6 +9,9 @@ CREATE TABLE episodes (
     -- which decides the SMS and the escalation chain (0: nothing that texts anyone).
     severity            smallint NOT NULL CHECK (severity BETWEEN 1 AND 2),
     alert_level         smallint NOT NULL DEFAULT 0 CHECK (alert_level BETWEEN 0 AND 2),
+    -- The highest alert level the episode has reached: only going above it texts again, so a
+    -- value flapping on a band's edge (red, amber, red) is one episode that texted once.
+    peak_level          smallint NOT NULL DEFAULT 0 CHECK (peak_level BETWEEN 0 AND 2),
     -- The protocol whose escalation chain applies: that of the finding that set alert_level.
     protocol            text,
     state               text NOT NULL DEFAULT 'open'
@@ -76,8 +79,10 @@ ALTER TABLE notifications ADD CONSTRAINT notifications_reason_check
 ALTER TABLE staff ADD COLUMN amber_digest_at time;
 
 -- Unresolved alerts from before episodes: one episode per patient adopts them.
-INSERT INTO episodes (patient_id, severity, alert_level, protocol, state, opened_at, updated_at)
+INSERT INTO episodes (patient_id, severity, alert_level, peak_level, protocol, state, opened_at,
+                      updated_at)
 SELECT patient_id, max(severity),
+       coalesce(max(severity) FILTER (WHERE routing = 'gp_and_centre'), 0),
        coalesce(max(severity) FILTER (WHERE routing = 'gp_and_centre'), 0),
        (array_agg(protocol ORDER BY severity DESC, opened_at))[1],
        CASE WHEN bool_and(state = 'acknowledged') THEN 'acknowledged' ELSE 'open' END,

@@ -199,7 +199,7 @@ def test_news2_on_one_parameter_scoring_three():
 
 
 def test_never_measured_and_stale():
-    never, stale = findings("covid19_home_oximetry", {}, {"spo2": [at(14, 96)]})
+    never, stale = findings("covid19_home_oximetry", {}, {"spo2": [at(22, 96)]})
     rule = PROTOCOLS["covid19_home_oximetry"].rule("spo2_not_measuring")
     assert never["spo2_not_measuring"] == Missing(
         rule="spo2_not_measuring",
@@ -209,13 +209,13 @@ def test_never_measured_and_stale():
         metric="spo2",
         hours=None,
         op=">",
-        threshold=24,
+        threshold=36,
         expected_every_s=rule.expected_every,
     )
     assert rule.expected_every == 8 * H
     evidence = stale["spo2_not_measuring"]
     assert isinstance(evidence, Missing)
-    assert (evidence.level, evidence.hours, evidence.threshold) == (1, 14.0, 12)
+    assert (evidence.level, evidence.hours, evidence.threshold) == (1, 22.0, 20)
 
 
 def test_weight_gain_compares_two_weighings():

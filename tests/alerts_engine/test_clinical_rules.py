@@ -121,8 +121,8 @@ def test_a_patient_enrolled_a_minute_ago_is_not_measuring_only_once_a_reading_wa
     clock.advance(MIN)
     engine.evaluate(clock(), None)
     assert alerts(db, patient_id=patient) == []
-    # CO@h: a reading every 8 h, 4 h of grace, then amber after 12 h without one.
-    clock.advance(timedelta(hours=12) - MIN)
+    # CO@h: a reading every 8 h, 4 h of grace; amber once two sessions are missing (20 h).
+    clock.advance(timedelta(hours=20) - MIN)
     engine.evaluate(clock(), None)
     assert alerts(db, patient_id=patient) == []
     clock.advance(MIN)
@@ -133,7 +133,7 @@ def test_a_patient_enrolled_a_minute_ago_is_not_measuring_only_once_a_reading_wa
         "spo2_not_measuring",
         1,
     )
-    assert task["trigger_value"] == 12 + 1 / 60  # hours since the enrolment started
+    assert task["trigger_value"] == 20 + 1 / 60  # hours since the enrolment started
     # The patient of thirty days ago, who never measured, is red as before.
     [old] = alerts(db, patient_id=cohort.patient)
     assert old["severity"] == 2

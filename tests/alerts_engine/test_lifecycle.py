@@ -282,6 +282,10 @@ def test_a_finding_joining_an_open_episode_at_the_same_or_a_lower_level_texts_no
     add_readings(db, cohort.patient, "body_temperature", [(clock() - MIN, 39.2)])
     add_readings(db, cohort.patient, "pulse_rate", [(clock() - MIN, 118)])
     engine.evaluate(clock(), [cohort.patient])
+    clock.advance(10 * MIN)  # the next set of readings confirms the score
+    add_readings(db, cohort.patient, "body_temperature", [(clock() - MIN, 39.3)])
+    add_readings(db, cohort.patient, "pulse_rate", [(clock() - MIN, 120)])
+    engine.evaluate(clock(), [cohort.patient])
     findings = alerts(db)
     assert sorted(a["rule"] for a in findings) == ["news2_partial", "spo2_low"]
     [episode] = episodes(db)
@@ -295,16 +299,16 @@ def test_not_measuring_task_opens_without_sms_and_resolves_when_data_arrives(
 ) -> None:
     cohort = add_cohort(db, n_patients=2)
     measured, silent = cohort.patients
-    add_readings(db, measured, "spo2", [(clock() - timedelta(hours=13), 97)])
+    add_readings(db, measured, "spo2", [(clock() - timedelta(hours=21), 97)])
     engine = make_engine()
     engine.evaluate(clock(), None)
 
     tasks = {a["patient_id"]: a for a in alerts(db, rule="spo2_not_measuring")}
     assert {p: (a["kind"], a["severity"]) for p, a in tasks.items()} == {
-        measured: ("not_measuring", 1),  # > 12 h
+        measured: ("not_measuring", 1),  # > 20 h: two sessions missed
         silent: ("not_measuring", 2),  # never measured
     }
-    assert tasks[measured]["trigger_value"] == 13.0
+    assert tasks[measured]["trigger_value"] == 21.0
     assert notifications(db) == []  # a task for the service centre, never an SMS
     assert {e["patient_id"]: e["alert_level"] for e in episodes(db)} == {measured: 0, silent: 0}
     for _ in range(3 * 24):

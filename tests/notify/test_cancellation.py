@@ -43,7 +43,6 @@ NIGHT = datetime(2026, 3, 10, 23, 40, tzinfo=ROME).astimezone(UTC)
 SEVEN = datetime(2026, 3, 11, 7, 0, tzinfo=ROME).astimezone(UTC)
 RESOLVED = "episode resolved before sending"
 ACKNOWLEDGED = "episode acknowledged before sending"
-SUPERSEDED = "superseded by a later SMS of the same kind"
 
 
 @pytest.fixture
@@ -162,7 +161,7 @@ def test_an_acknowledgement_cancels_a_held_escalation_but_not_the_red_episodes_o
     assert posts[1].form["Body"].startswith("Telemon: allerta ROSSA, paziente M.R.")
 
 
-def test_a_later_escalation_held_for_the_same_gp_supersedes_an_earlier_one(
+def test_the_chains_reminder_after_a_nurses_escalation_does_not_text_the_gp_a_third_time(
     db: psycopg.Connection,
     sleeping_gp: Cohort,
     settings: Settings,
@@ -175,18 +174,17 @@ def test_a_later_escalation_held_for_the_same_gp_supersedes_an_earlier_one(
     clock.advance(timedelta(minutes=10))
     act(db, add_nurse(db), red.episode_id, "escalate", clock(), settings=settings)
     clock.advance(timedelta(minutes=20))
-    escalate(db, settings, clock())  # the chain's reminder, also held until 07:00
-    night = sender.run_once()
+    escalate(db, settings, clock())  # the chain's reminder: the GP has two SMS already
+    sender.run_once()
     clock.now = SEVEN
     sender.run_once()
 
     gp = [r for r in notifications(db) if r["recipient_kind"] == "gp"]
-    assert [(r["stage"], r["status"], r["cancel_reason"]) for r in gp] == [
-        ("opened", "sent", None),
-        ("escalated", "cancelled", SUPERSEDED),
-        ("escalated:2", "sent", None),
-    ]
-    assert night.cancelled == 1
+    assert [(r["stage"], r["status"]) for r in gp] == [("opened", "sent"), ("escalated", "sent")]
+    step = db.execute(
+        "SELECT details FROM episode_events WHERE kind = 'escalated' ORDER BY id DESC LIMIT 1"
+    ).fetchone()[0]
+    assert step["to"] == "gp" and "not_texted" in step
     to_gp = [p.form["Body"] for p in fake_twilio.message_posts if p.form["To"] == GP_PHONE]
     assert len(to_gp) == 2
     assert "non ancora presa in carico" in to_gp[1]
