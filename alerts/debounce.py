@@ -17,10 +17,11 @@
   unconfirmed. The next reading settles it: in band it confirms it (a higher band also worsens
   it, a lower one moves it there), out of band it clears it, for threshold rules even within
   the clear margin, since that one reading was never confirmed.
-- Unacknowledged alerts are re-notified (the next escalation stage) every ``escalate_after``;
-  an acknowledgement silences the alert for ``snooze_after_ack``. A snooze holds for new
-  readings at the same or a lower level and is broken only by a worse level (anchors §2.2:
-  Nightscout snoozes that did not hold).
+- The per-rule reminder timers (``escalate_after``, ``snooze_after_ack``, ``Transitions.reminded``)
+  still run here, but the engine no longer acts on them: reminders are the episode's, on its
+  protocol's finite escalation chain (``alerts.episodes``), and ``snooze_after_ack`` is how long
+  an acknowledgement of an episode holds. Removing them from the state is left for a migration
+  of ``alert_rule_state`` of its own.
 """
 
 from __future__ import annotations
