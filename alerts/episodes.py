@@ -220,35 +220,21 @@ def settle(
             reason = "worsened" if level > 0 else "opened"
             counts.notifications += _notify(conn, episode_id, reason, settings, now)
         return counts
-    if new_level > level:
-        # Back up to a level the episode had reached (a value on a band's edge): the people
-        # texted then know; the nurses see it again, and the chain goes on where it was.
-        back: dict[str, object] = {
+    if new_level > level or new_severity > severity:
+        # Worse, but no news for the people texted: an open finding back up to a level the
+        # episode had reached (a value on a band's edge), or worse for the queue only (a patient
+        # who also stopped measuring). The nurses see it again and nobody is texted; an
+        # acknowledgement it breaks no longer holds the chain, which goes on where it was.
+        worse: dict[str, object] = {
             "severity": new_severity,
             "alert_level": new_level,
             "protocol": new_protocol,
             "snoozed_until": None,
         }
-        position = escalation.resume(chain_of(protocols, new_protocol, new_level), step, now)
-        back |= {"escalation_step": position.step, "next_escalation_at": position.due}
-        transition(
-            conn,
-            episode_id,
-            "worsened",
-            now=now,
-            alert_id=alert_id,
-            severity=new_severity,
-            changes=back,
-        )
-        counts.worsened += 1
-        return counts
-    if new_severity > severity:
-        # Worse for the queue only (a patient who also stopped measuring): the nurses must see
-        # it again, and nobody is texted now. It breaks an acknowledgement, whose hold on the
-        # chain ends with it: the steps left go on from now.
-        worse: dict[str, object] = {"severity": new_severity, "snoozed_until": None}
-        if state == "acknowledged" and level:
-            position = escalation.resume(chain_of(protocols, new_protocol, level), step, now)
+        if new_level == 0:
+            worse["next_escalation_at"] = None
+        elif new_level != level or state == "acknowledged":
+            position = escalation.resume(chain_of(protocols, new_protocol, new_level), step, now)
             worse |= {"escalation_step": position.step, "next_escalation_at": position.due}
         transition(
             conn,
