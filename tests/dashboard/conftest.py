@@ -164,12 +164,14 @@ SCENARIOS: dict[str, list[tuple[str, int, float]]] = {
         ("body_temperature", 10, 37.4),
         ("spo2", 2, 88),
     ],
-    # SpO2 low and a partial NEWS2 of 5 (SpO2 2, pulse 2, temperature 1), both amber.
+    # SpO2 low and a partial NEWS2 of 5 (SpO2 2, pulse 2, temperature 1), both amber; the
+    # score is confirmed by the next set of readings.
     "other_gp": [
         ("spo2", 10, 94),
         ("pulse_rate", 10, 112),
         ("body_temperature", 10, 38.5),
-        ("spo2", 2, 93),
+        ("spo2", 6, 93),
+        ("pulse_rate", 2, 114),
     ],
     "far": [("spo2", 10, 89), ("spo2", 2, 89)],  # SpO2 low, red
 }

@@ -388,8 +388,9 @@ def test_equipment_and_sms_worklists(client: TestClient, world: World) -> None:
 def test_waiting_time_is_the_oldest_finding_nobody_acknowledged(
     client: TestClient, world: World, db: psycopg.Connection
 ) -> None:
-    csrf = login(client, "nurse.greco")
-    episode = world.episodes["other_gp"]
+    # The far centre's patient: one red SpO2 finding, nothing else yet.
+    csrf = login(client, "nurse.conti")
+    episode = world.episodes["far"]
 
     def item() -> dict:
         return next(i for i in client.get("/api/triage").json() if i["id"] == episode)
@@ -401,9 +402,13 @@ def test_waiting_time_is_the_oldest_finding_nobody_acknowledged(
     # A partial NEWS2 (amber: pulse 135 scores 3) joins the acknowledged episode at the same
     # level: the episode stays acknowledged, and the new finding is what nobody has seen.
     now = datetime.now(UTC)
-    readings = [("spo2", 3, 93), ("pulse_rate", 3, 135), ("body_temperature", 3, 37.4)]
-    add_readings(db, world.patients["other_gp"], readings, now)
-    evaluate(db, now, [world.patients["other_gp"]])
+    first = [("spo2", 6, 93), ("pulse_rate", 6, 135), ("body_temperature", 6, 37.4)]
+    add_readings(db, world.patients["far"], first, now)
+    evaluate(db, now, [world.patients["far"]])
+    # The next set of readings confirms the score.
+    second = [("spo2", 3, 93), ("pulse_rate", 3, 133), ("body_temperature", 3, 37.4)]
+    add_readings(db, world.patients["far"], second, now)
+    evaluate(db, now + timedelta(seconds=1), [world.patients["far"]])
     news2 = db.execute(
         "SELECT id, opened_at FROM alerts WHERE episode_id = %s AND rule = 'news2_partial'",
         (episode,),
