@@ -12,10 +12,16 @@
 - Only a reading newer than the last one counted (``last_at``) moves the state: evaluating the
   same data again, or after a restart, changes nothing. "No data" never clears an alert;
   missing_data rules report that.
-- Unacknowledged alerts are re-notified (the next escalation stage) every ``escalate_after``;
-  an acknowledgement silences the alert for ``snooze_after_ack``. A snooze holds for new
-  readings at the same or a lower level and is broken only by a worse level (anchors §2.2:
-  Nightscout snoozes that did not hold).
+- A first reading in band that nothing confirms or contradicts within ``confirm.timeout``
+  (rules with ``confirm.count`` above 1) opens the alert anyway, at its level, marked
+  unconfirmed. The next reading settles it: in band it confirms it (a higher band also worsens
+  it, a lower one moves it there), out of band it clears it, for threshold rules even within
+  the clear margin, since that one reading was never confirmed.
+- The per-rule reminder timers (``escalate_after``, ``snooze_after_ack``, ``Transitions.reminded``)
+  still run here, but the engine no longer acts on them: reminders are the episode's, on its
+  protocol's finite escalation chain (``alerts.episodes``), and ``snooze_after_ack`` is how long
+  an acknowledgement of an episode holds. Removing them from the state is left for a migration
+  of ``alert_rule_state`` of its own.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ class AlertState:
     stage: np.ndarray  # int64: reminders sent while unacknowledged (escalation ladder step)
     acked: np.ndarray  # bool
     snoozed_until: np.ndarray  # int64
+    unconfirmed: np.ndarray  # bool: opened by the confirm timeout, no second reading yet
 
     @classmethod
     def initial(cls, n_patients: int) -> AlertState:
@@ -52,6 +59,7 @@ class AlertState:
             count=np.zeros(n_patients, np.int64),
             stage=np.zeros(n_patients, np.int64),
             acked=np.zeros(n_patients, bool),
+            unconfirmed=np.zeros(n_patients, bool),
             **times,
         )
 
@@ -61,13 +69,20 @@ class AlertState:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Transitions:
-    """What happened at one step, per patient; ``notify`` is what should be sent now."""
+    """What happened at one step, per patient; ``notify`` is what should be sent now.
+
+    ``opened_unconfirmed``: the alerts of ``opened`` that the confirm timeout opened;
+    ``confirmed``: an unconfirmed alert's next reading was in band (with ``escalated`` or
+    ``downgraded`` when its band differs).
+    """
 
     opened: np.ndarray
     escalated: np.ndarray
     downgraded: np.ndarray
     cleared: np.ndarray
     reminded: np.ndarray
+    opened_unconfirmed: np.ndarray
+    confirmed: np.ndarray
 
     @property
     def notify(self) -> np.ndarray:
@@ -80,6 +95,12 @@ def step(
     level, hold, at = result.level, result.hold_level, result.at
     fresh = (level >= 0) & (at > state.last_at)
     active = state.level > 0
+    # An unconfirmed threshold alert has no clear margin to hold it: its one reading was never
+    # confirmed. A value of the other kinds (a 3-day weight change, a fitted fall) is not one
+    # reading's: the next one, within the margin, confirms the trend still stands.
+    if rule.rule.kind == "threshold":
+        hold = np.where(state.unconfirmed, level, hold)
+    confirmed = fresh & active & state.unconfirmed & (hold > 0)
 
     escalated = fresh & active & (level > state.level)
     lowered = fresh & active & ~escalated & (hold < state.level)
@@ -100,7 +121,18 @@ def step(
         np.where(out_of_band, 0, state.count),
     )
     since = np.where(in_band & ~goes_on, first_new, state.since)
-    opened = in_band & (count >= rule.confirm_count) & (at - since >= rule.confirm_duration)
+    confirmed_open = in_band & (count >= rule.confirm_count) & (at - since >= rule.confirm_duration)
+    # Nothing confirmed or contradicted the streak's first reading in time: open it anyway. On a
+    # pass with nothing new, ``level`` is still that of the newest reading, the streak's last.
+    timed_out = (
+        ~active
+        & ~confirmed_open
+        & (count > 0)
+        & (level > 0)
+        & (rule.confirm_count > 1)
+        & (now - since >= rule.confirm_timeout)
+    )
+    opened = confirmed_open | timed_out
     new_level = np.where(active, held_level, np.where(opened, level, 0)).astype(np.int8)
     reset = opened | out_of_band
     count = np.where(reset, 0, count)
@@ -126,8 +158,11 @@ def step(
         stage=np.where(overdue, state.stage + 1, np.where(open_now & ~opened, state.stage, 0)),
         acked=acked,
         snoozed_until=np.where(acked, state.snoozed_until, NO_TIME),
+        unconfirmed=open_now & np.where(active, state.unconfirmed & ~fresh, timed_out),
     )
-    return new_state, Transitions(opened, escalated, downgraded, cleared, reminded)
+    return new_state, Transitions(
+        opened, escalated, downgraded, cleared, reminded, timed_out, confirmed
+    )
 
 
 def acknowledge(

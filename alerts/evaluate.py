@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -24,12 +25,14 @@ from alerts.windows import (
     SessionDays,
     first_index,
     first_of_equal,
+    followed_within,
     gather_slices,
     last_index,
     masked_count,
     masked_mean,
     offsets_of,
     segment_reduce,
+    settled,
     take,
     trailing_run,
 )
@@ -94,7 +97,8 @@ class RuleResult:
     ``"<channel>:<amber|red>"`` per band, then ``"disabled"``, ``"no_data"`` and ``"ok"``.
     ``streaks``: for threshold rules, the readings of the deciding channel that a confirmation
     counts (empty without a valid level); None for the kinds that count one confirmation per
-    new value.
+    new value. ``channels``: every channel's value and time, and what the rule's kind computed
+    on the way (:class:`Channels`), kept for the evidence of a finding (``alerts.evidence``).
     """
 
     key: str
@@ -105,6 +109,7 @@ class RuleResult:
     reason_code: np.ndarray
     reasons: tuple[str, ...]
     streaks: Streaks | None = None
+    channels: Channels | None = None
 
     def reason_of(self, patient: int) -> str:
         return self.reasons[self.reason_code[patient]]
@@ -129,10 +134,43 @@ class RuleResult:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class ThresholdDetail:
+    windows: tuple[MetricWindow, ...]  # per channel, the usable readings in the lookback
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TrendDetail:
+    """What a trend's change was computed from, (channels, patients) each."""
+
+    points: np.ndarray  # int64: readings in the fit (or between the two compared)
+    span: np.ndarray  # int64: seconds from the oldest to the newest of them
+    first_value: np.ndarray  # float64: the oldest of them, NaN: none
+    last_value: np.ndarray  # float64: the newest of them, NaN: none
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AggregateDetail:
+    days_measured: np.ndarray  # (channels, patients) int64: days counted in the mean
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ScoreDetail:
+    """Each scored parameter's newest reading in the lookback, (parameters, patients) each."""
+
+    values: np.ndarray  # float64, NaN: not measured
+    at: np.ndarray  # int64, NO_TIME: not measured
+    points: np.ndarray  # int64, -1: not measured
+
+
+Detail = ThresholdDetail | TrendDetail | AggregateDetail | ScoreDetail
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Channels:
     values: np.ndarray  # (channels, patients) float64, NaN: no data
     at: np.ndarray  # (channels, patients) int64, NO_TIME: no data
     runs: tuple[Streaks, ...] | None = None  # per channel, for all patients: threshold rules
+    detail: Detail | None = None  # what the kind computed besides the values: for evidence
 
 
 def as_epoch_seconds(now: int | datetime | np.datetime64) -> int:
@@ -211,11 +249,10 @@ class _Readings:
 def _threshold(rule: CompiledRule, readings: _Readings) -> Channels:
     lookback = rule.rule.lookback
     latest = [readings.newest(m, lookback) for m in rule.rule.metrics]
-    runs = tuple(
-        _run_in_band(rule, channel, readings.recent(metric, lookback))
-        for channel, metric in enumerate(rule.rule.metrics)
-    )
-    return Channels(np.array([v for v, _ in latest]), np.array([t for _, t in latest]), runs)
+    windows = tuple(readings.recent(metric, lookback) for metric in rule.rule.metrics)
+    runs = tuple(_run_in_band(rule, channel, w) for channel, w in enumerate(windows))
+    values, at = np.array([v for v, _ in latest]), np.array([t for _, t in latest])
+    return Channels(values, at, runs, ThresholdDetail(windows))
 
 
 def _run_in_band(rule: CompiledRule, channel: int, w: MetricWindow) -> Streaks:
@@ -240,11 +277,17 @@ def _run_in_band(rule: CompiledRule, channel: int, w: MetricWindow) -> Streaks:
 
 
 def _missing_data(rule: CompiledRule, readings: _Readings) -> Channels:
-    now = readings.now
+    spec, now, start = rule.rule, readings.now, rule.started_at
+    # No reading is due before the first one was: until then the rule has no value.
+    due = start + (spec.expected_every or 0) + spec.grace
+    waiting = (start != NO_TIME) & (now < due)
     hours = []
-    for metric in rule.rule.metrics:
+    for metric in spec.metrics:
         _, last = readings.newest(metric)
-        hours.append(np.where(last == NO_TIME, np.inf, (now - last) / 3600.0))
+        since = np.maximum(last, start)  # a reading older than the enrolment counts from it
+        hours.append(
+            np.where(waiting, np.nan, np.where(since == NO_TIME, np.inf, (now - since) / 3600.0))
+        )
     values = np.array(hours)
     return Channels(values, np.full(values.shape, now, dtype=np.int64))
 
@@ -252,25 +295,43 @@ def _missing_data(rule: CompiledRule, readings: _Readings) -> Channels:
 _SLOPES = {"ols": ols_slopes, "theil_sen": theil_sen_slopes}
 
 
+def trend_points(spec: Any, w: MetricWindow, now: int) -> MetricWindow:
+    """The readings a trend rule fits, out of the usable ones within twice its window: the
+    re-measured left out, then those at most ``window`` older than the newest one, when that one
+    lies within ``window`` of now (a trend is not kept going by old readings)."""
+    if spec.remeasure:
+        again = followed_within(w.offsets, w.t, spec.remeasure)
+        if again.any():
+            w = w.select(~again)
+    newest = take(w.t, last_index(w.offsets, None), NO_TIME)
+    start = np.where(newest > now - spec.window, newest - spec.window, now + 1)
+    inside = masked_count(w.offsets, w.t >= np.repeat(start, w.counts))
+    return w.tail(np.minimum(inside, spec.max_points))
+
+
 def _trend(rule: CompiledRule, readings: _Readings) -> Channels:
     spec, now = rule.rule, readings.now
-    values, ats = [], []
+    values, ats, kept = [], [], []
     for metric in spec.metrics:
-        w = readings.recent(metric, spec.window).tail(np.full(readings.n_patients, spec.max_points))
+        w = trend_points(spec, readings.recent(metric, 2 * spec.window), now)
         change, first, last = deltas(w.offsets, w.v, None)
         if spec.method in _SLOPES:
             change = _SLOPES[spec.method](w.offsets, w.t, w.v, None, now) * spec.window
         span = take(w.t, last, 0) - take(w.t, first, 0)
         enough = (w.counts >= spec.min_points) & (span >= spec.min_span) & (span > 0)
-        values.append(np.where(enough, change, np.nan))
+        # Settled as means are: 64.4 - 62.4 kg is 2.000000000000007 in floating point, which
+        # is not "more than 2 kg".
+        values.append(np.where(enough, settled(change), np.nan))
         ats.append(np.where(enough, take(w.t, last, NO_TIME), NO_TIME))
-    return Channels(np.array(values), np.array(ats))
+        kept.append((w.counts, span, take(w.v, first, np.nan), take(w.v, last, np.nan)))
+    detail = TrendDetail(*(np.array(column) for column in zip(*kept, strict=True)))
+    return Channels(np.array(values), np.array(ats), detail=detail)
 
 
 def _aggregate(rule: CompiledRule, readings: _Readings) -> Channels:
     spec, now = rule.rule, readings.now
     calendar = SessionDays.of(now, spec.days, spec.sessions, spec.timezone)
-    values, ats = [], []
+    values, ats, days = [], [], []
     for metric in spec.metrics:
         w = readings.recent(metric, (spec.days + 1) * 86400)
         day = calendar.bits(w.t)
@@ -280,20 +341,22 @@ def _aggregate(rule: CompiledRule, readings: _Readings) -> Channels:
             first = measured & -measured  # the lowest bit set (unsigned: -x wraps)
             measured ^= first
             chosen = day > np.repeat(first, w.counts)
-        enough = np.bitwise_count(measured) >= spec.min_days
+        days.append(np.bitwise_count(measured).astype(np.int64))
+        enough = days[-1] >= spec.min_days
         values.append(np.where(enough, masked_mean(w.offsets, w.v, chosen), np.nan))
         ats.append(np.where(enough, take(w.t, last_index(w.offsets, chosen), NO_TIME), NO_TIME))
-    return Channels(np.array(values), np.array(ats))
+    return Channels(np.array(values), np.array(ats), detail=AggregateDetail(np.array(days)))
 
 
 def _score(rule: CompiledRule, readings: _Readings) -> Channels:
     spec = rule.rule
     n = rule.enabled.size
-    points, at = [], np.full(n, NO_TIME, dtype=np.int64)
+    points, at, newest = [], np.full(n, NO_TIME, dtype=np.int64), []
     for metric in spec.metrics:
         value, t = readings.newest(metric, spec.lookback)
         points.append(news2_points(metric, value, rule.spo2_scale, rule.supplemental_oxygen))
         at = np.maximum(at, t)
+        newest.append((value, t))
     table = np.array(points)
     present = (table >= 0).sum(axis=0)
     oxygen = np.where(rule.supplemental_oxygen, OXYGEN_POINTS, 0)
@@ -301,7 +364,8 @@ def _score(rule: CompiledRule, readings: _Readings) -> Channels:
     worst = np.maximum(table.max(axis=0), oxygen)
     enough = present >= spec.min_parameters
     values = np.where(enough, np.array([total, worst], dtype=np.float64), np.nan)
-    return Channels(values, np.where(enough, np.array([at, at]), NO_TIME))
+    detail = ScoreDetail(np.array([v for v, _ in newest]), np.array([t for _, t in newest]), table)
+    return Channels(values, np.where(enough, np.array([at, at]), NO_TIME), detail=detail)
 
 
 _STATISTICS: Mapping[str, Callable[[CompiledRule, _Readings], Channels]] = {
@@ -353,6 +417,7 @@ def classify(rule: CompiledRule, channels: Channels) -> RuleResult:
         reason_code=code,
         reasons=reasons,
         streaks=None if channels.runs is None else _deciders_runs(channels.runs, decider, valid),
+        channels=channels,
     )
 
 

@@ -101,12 +101,19 @@ class Band(BaseModel):
 
 
 class Confirm(BaseModel):
-    """An alert opens after ``count`` consecutive readings in band spanning ``duration``."""
+    """An alert opens after ``count`` consecutive readings in band spanning ``duration``.
+
+    ``timeout``: with ``count`` above 1, a first reading in band that nothing confirms or
+    contradicts within this long opens the alert anyway, marked unconfirmed (a red SpO2 reading
+    whose second reading never comes must not wait for ever); the next reading then confirms
+    it or clears it.
+    """
 
     model_config = _Frozen
 
     count: int = Field(default=1, ge=1, le=100)
     duration: Duration = 0
+    timeout: PositiveDuration = 1800
 
 
 class _RuleBase(BaseModel):
@@ -114,6 +121,8 @@ class _RuleBase(BaseModel):
 
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
     title: str = Field(min_length=1)
+    # Pages and SMS name a rule in the reader's language; Italian is required, not a fallback.
+    title_it: str = Field(min_length=1)
     source: str = Field(min_length=10)
     metrics: tuple[MetricKey, ...] = Field(min_length=1)
     bands: tuple[Band, ...] = Field(min_length=1)
@@ -196,7 +205,14 @@ class ThresholdRule(_RuleBase):
 
 
 class TrendRule(_RuleBase):
-    """Bands on the change over ``window``: fitted slope × window, or last minus first reading."""
+    """Bands on the change over ``window``: fitted slope × window, or last minus first reading.
+
+    The window ends at the patient's newest reading, which must lie within ``window`` of now,
+    and takes in every reading at most ``window`` older than it (a weighing exactly three days
+    before today's is compared with it, however late the engine sees today's). ``remeasure``:
+    a reading followed within this long by another is taken as re-measured and left out, so a
+    wrong reading the patient repeated at once moves no trend.
+    """
 
     kind: Literal["trend"]
     window: PositiveDuration
@@ -204,11 +220,14 @@ class TrendRule(_RuleBase):
     min_points: int = Field(default=3, ge=2)
     min_span: Duration = 0
     max_points: int = Field(default=32, ge=2, le=64)
+    remeasure: Duration = 0
 
     @model_validator(mode="after")
     def _span_within_window(self) -> TrendRule:
         if self.min_span > self.window:
             raise ValueError("min_span must not exceed window")
+        if self.remeasure >= self.window:
+            raise ValueError("remeasure must be shorter than window")
         return self
 
 
@@ -280,13 +299,21 @@ class ScoreRule(_RuleBase):
 
 
 class MissingDataRule(_RuleBase):
-    """Bands on the hours since the latest reliable reading of each metric (``inf`` if none)."""
+    """Bands on the hours since the latest reliable reading of each metric, or since the start
+    of the patient's enrolment when that is later (``inf``: neither is known).
+
+    Nothing is due before the first reading was: until ``expected_every`` plus ``grace`` after
+    the enrolment started the rule has no value (no data), so a patient enrolled a minute ago
+    is not "not measuring".
+    """
 
     kind: Literal["missing_data"]
     routing: Routing = "centre_task"
     # The protocol's measurement interval: how often a reading is expected. The bands count
     # hours since the newest reading; this says what the patient was asked to do, in words.
     expected_every: PositiveDuration | None = None
+    # How late the first reading after enrolment may be before the bands apply.
+    grace: Duration = 0
 
     @model_validator(mode="after")
     def _routed_to_centre(self) -> MissingDataRule:
@@ -302,6 +329,68 @@ Rule = Annotated[
     Field(discriminator="kind"),
 ]
 
+Recipient = Literal["gp", "duty_phone"]
+
+# A GP hears of one episode at most this many times at each alert level (its opening SMS, when
+# red, and the escalation steps to "gp"): SMS that repeat are SMS that stop being read.
+MAX_GP_SMS_PER_LEVEL = 2
+
+
+class EscalationStep(BaseModel):
+    """Text ``to`` when an episode is still unacknowledged ``after`` the previous step (or the
+    moment it reached its level); ``every``: repeat until someone acknowledges."""
+
+    model_config = _Frozen
+
+    after: PositiveDuration
+    to: Recipient
+    every: PositiveDuration | None = None
+
+
+def _default_chain(level: str) -> tuple[EscalationStep, ...]:
+    if level == "red":
+        return (
+            EscalationStep(after=1800, to="gp"),
+            EscalationStep(after=1800, to="duty_phone", every=3600),
+        )
+    return (EscalationStep(after=14400, to="gp"),)
+
+
+class Escalation(BaseModel):
+    """The finite chain an unacknowledged episode climbs, per alert level.
+
+    Red: the GP and the duty phone hear of it at once (not a step); defaults remind the GP once,
+    then the duty phone, staffed around the clock, every hour until someone acknowledges. Amber:
+    the queue only; the GP once if nobody acknowledged it. An acknowledgement stops the chain; a
+    worse level starts that level's chain from its first step.
+    """
+
+    model_config = _Frozen
+
+    amber: tuple[EscalationStep, ...] = Field(default_factory=lambda: _default_chain("amber"))
+    red: tuple[EscalationStep, ...] = Field(default_factory=lambda: _default_chain("red"))
+
+    @model_validator(mode="after")
+    def _finite_for_gps(self) -> Escalation:
+        for level in ("amber", "red"):
+            steps: tuple[EscalationStep, ...] = getattr(self, level)
+            for i, step in enumerate(steps):
+                if step.every is not None and i != len(steps) - 1:
+                    raise ValueError(f"{level}[{i}]: only the last step may repeat ('every')")
+                if step.every is not None and step.to == "gp":
+                    raise ValueError(f"{level}[{i}]: a step to the GP must not repeat")
+            opening = 1 if level == "red" else 0
+            to_gp = opening + sum(step.to == "gp" for step in steps)
+            if to_gp > MAX_GP_SMS_PER_LEVEL:
+                raise ValueError(
+                    f"{level}: the GP would get {to_gp} SMS for one episode "
+                    f"(at most {MAX_GP_SMS_PER_LEVEL}, counting a red episode's opening SMS)"
+                )
+        return self
+
+    def chain(self, level: int) -> tuple[EscalationStep, ...]:
+        return self.red if level == RED else self.amber if level == AMBER else ()
+
 
 class Protocol(BaseModel):
     model_config = _Frozen
@@ -309,8 +398,10 @@ class Protocol(BaseModel):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
     title: str = Field(min_length=1)
+    title_it: str = Field(min_length=1)
     description: str = ""
     rules: tuple[Rule, ...] = Field(min_length=1)
+    escalation: Escalation = Escalation()
 
     @field_validator("rules")
     @classmethod
@@ -326,6 +417,11 @@ class Protocol(BaseModel):
             if rule.key == key:
                 return rule
         raise KeyError(f"protocol {self.key!r} has no rule {key!r}")
+
+
+def rule_title(rule: Any, language: str) -> str:
+    """A rule's (or a protocol's) title in the reader's language: 'Saturazione bassa'."""
+    return rule.title_it if language == "it" else rule.title
 
 
 class RuleOverride(BaseModel):

@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -79,11 +80,17 @@ def _runs_in_band(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) ->
     return out
 
 
-def _missing_data(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Channel]:
-    out = []
+def _missing_data(
+    rule: Any, data: Mapping[str, Sequence[Reading]], now: int, started_at: int = NO_TIME
+) -> list[Channel]:
+    due = started_at + (rule.expected_every or 0) + rule.grace
+    if started_at != NO_TIME and now < due:
+        return [(None, NO_TIME) for _ in rule.metrics]  # the first reading is not due yet
+    out: list[Channel] = []
     for metric in rule.metrics:
         _, last = _latest(data.get(metric, ()), -math.inf, now)
-        out.append((math.inf if last == NO_TIME else (now - last) / 3600.0, now))
+        since = max(last, started_at)
+        out.append((math.inf if since == NO_TIME else (now - since) / 3600.0, now))
     return out
 
 
@@ -106,10 +113,22 @@ def _slope_theil_sen(points: list[Reading], now: int) -> float:
     return statistics.median(slopes)
 
 
+def _trend_points(rule: Any, readings: Sequence[Reading], now: int) -> list[Reading]:
+    usable = _reliable(readings, now - 2 * rule.window, now)
+    if rule.remeasure and usable:
+        # A reading followed within ``remeasure`` by another was measured again: the later counts.
+        later = [r[0] for r in usable[1:]] + [math.inf]
+        usable = [r for r, t in zip(usable, later, strict=True) if t - r[0] > rule.remeasure]
+    if not usable or usable[-1][0] <= now - rule.window:
+        return []
+    newest = usable[-1][0]
+    return [r for r in usable if r[0] >= newest - rule.window][-rule.max_points :]
+
+
 def _trend(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Channel]:
     out: list[Channel] = []
     for metric in rule.metrics:
-        points = _reliable(data.get(metric, ()), now - rule.window, now)[-rule.max_points :]
+        points = _trend_points(rule, data.get(metric, ()), now)
         if len(points) < rule.min_points:
             out.append((None, NO_TIME))
             continue
@@ -123,7 +142,7 @@ def _trend(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[C
             change = _slope_ols(points, now) * rule.window
         else:
             change = _slope_theil_sen(points, now) * rule.window
-        out.append((change, points[-1][0]))
+        out.append((_settled(change), points[-1][0]))
     return out
 
 
@@ -214,13 +233,18 @@ def _classify(rule: Any, channels: list[Channel], runs: list[Run] | None) -> Out
 
 
 def evaluate_patient(
-    protocol: Protocol, readings: Mapping[str, Sequence[Reading]], now: int
+    protocol: Protocol,
+    readings: Mapping[str, Sequence[Reading]],
+    now: int,
+    started_at: int = NO_TIME,
 ) -> dict[str, Outcome]:
-    """Every rule of ``protocol`` (already overridden for this patient) for one patient."""
+    """Every rule of ``protocol`` (already overridden for this patient) for one patient, whose
+    enrolment started at ``started_at`` (NO_TIME: not known)."""
+    statistics = {**_STATISTICS, "missing_data": partial(_missing_data, started_at=started_at)}
     return {
         rule.key: _classify(
             rule,
-            _STATISTICS[rule.kind](rule, readings, now),
+            statistics[rule.kind](rule, readings, now),
             _runs_in_band(rule, readings, now) if rule.kind == "threshold" else None,
         )
         for rule in protocol.rules
@@ -240,6 +264,7 @@ class PatientAlert:
     stage: int = 0
     acked: bool = False
     snoozed_until: int = NO_TIME
+    unconfirmed: bool = False
 
 
 def step_patient(alert: PatientAlert, outcome: Outcome, rule: Any, now: int) -> set[str]:
@@ -248,12 +273,19 @@ def step_patient(alert: PatientAlert, outcome: Outcome, rule: Any, now: int) -> 
     if outcome.level >= 0 and outcome.at > alert.last_at:
         counted_up_to, alert.last_at = alert.last_at, outcome.at
         if alert.level > 0:
+            # An unconfirmed alert's next reading settles it, with no clear margin for a
+            # threshold rule's single reading.
+            single = alert.unconfirmed and rule.kind == "threshold"
+            hold = outcome.level if single else outcome.hold_level
+            if alert.unconfirmed and hold > 0:
+                events.add("confirmed")
+            alert.unconfirmed = False
             if outcome.level > alert.level:
                 alert.level = outcome.level
                 alert.notified_at, alert.acked, alert.snoozed_until = now, False, NO_TIME
                 events.add("escalated")
-            elif outcome.hold_level < alert.level:
-                alert.level = max(outcome.hold_level, 0)
+            elif hold < alert.level:
+                alert.level = max(hold, 0)
                 events.add("downgraded" if alert.level else "cleared")
         elif outcome.level > 0:
             run = outcome.run if outcome.run is not None else (outcome.at,)
@@ -269,9 +301,16 @@ def step_patient(alert: PatientAlert, outcome: Outcome, rule: Any, now: int) -> 
                 events.add("opened")
         else:
             alert.count, alert.since = 0, NO_TIME
+    waited = alert.count > 0 and now - alert.since >= rule.confirm.timeout
+    if alert.level == 0 and outcome.level > 0 and rule.confirm.count > 1 and waited:
+        # No reading confirmed or contradicted the streak's first one in time.
+        alert.level, alert.count, alert.since, alert.unconfirmed = outcome.level, 0, NO_TIME, True
+        alert.opened_at = alert.notified_at = now
+        alert.stage, alert.acked, alert.snoozed_until = 0, False, NO_TIME
+        events |= {"opened", "opened_unconfirmed"}
     if alert.level == 0:
         alert.opened_at = alert.notified_at = alert.snoozed_until = NO_TIME
-        alert.stage, alert.acked = 0, False
+        alert.stage, alert.acked, alert.unconfirmed = 0, False, False
     elif not events & {"opened", "escalated"}:
         if not alert.acked and now - alert.notified_at >= rule.escalate_after:
             alert.stage += 1

@@ -16,6 +16,7 @@ import numpy as np
 
 from alerts.protocol import LOW_OPS, PatientOverride, Protocol, apply_override
 
+NOT_KNOWN = -1  # a time not known: ``alerts.evaluate.NO_TIME``
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
 
 
@@ -46,10 +47,14 @@ class CompiledRule:
     clear_margin: np.ndarray
     confirm_count: np.ndarray
     confirm_duration: np.ndarray
+    confirm_timeout: np.ndarray
     escalate_after: np.ndarray
     snooze_after_ack: np.ndarray
     spo2_scale: np.ndarray
     supplemental_oxygen: np.ndarray
+    # Per patient, epoch seconds the enrolment in the protocol started (-1: not known); what
+    # missing-data rules count from before the first reading.
+    started_at: np.ndarray
 
     @property
     def key(self) -> str:
@@ -74,6 +79,7 @@ _SCALARS = {
     "clear_margin": (np.float64, lambda r: r.clear_margin),
     "confirm_count": (np.int64, lambda r: r.confirm.count),
     "confirm_duration": (np.int64, lambda r: r.confirm.duration),
+    "confirm_timeout": (np.int64, lambda r: r.confirm.timeout),
     "escalate_after": (np.int64, lambda r: r.escalate_after),
     "snooze_after_ack": (np.int64, lambda r: r.snooze_after_ack),
     "spo2_scale": (np.int8, lambda r: getattr(r, "spo2_scale", 1)),
@@ -95,8 +101,10 @@ def compile_protocol(
     protocol: Protocol,
     n_patients: int,
     overrides: Mapping[int, PatientOverride] | None = None,
+    started_at: np.ndarray | None = None,
 ) -> CompiledProtocol:
-    """Compile ``protocol`` for patients ``0..n_patients-1``; ``overrides`` by patient index.
+    """Compile ``protocol`` for patients ``0..n_patients-1``; ``overrides`` by patient index,
+    ``started_at`` the epoch seconds each patient's enrolment started (None: not known).
 
     Overrides are validated by applying them to the protocol; identical overrides are applied
     once, so the cost grows with the number of distinct overrides, not of patients.
@@ -111,10 +119,16 @@ def compile_protocol(
         (apply_override(protocol, override), np.asarray(patients, dtype=np.int64))
         for override, patients in groups.values()
     ]
+    if started_at is None:
+        started = _everyone(NOT_KNOWN, np.int64, n_patients)
+    else:
+        started = np.asarray(started_at, dtype=np.int64)
+        if started.shape != (n_patients,):
+            raise ValueError(f"started_at must have one time per patient ({n_patients})")
     compiled = []
     for index, base in enumerate(protocol.rules):
         if not variants:
-            compiled.append(_uniform_rule(base, n_patients))
+            compiled.append(_uniform_rule(base, n_patients, started))
             continue
         arrays = {
             name: np.full(n_patients, get(base), dtype=dtype)
@@ -131,18 +145,20 @@ def compile_protocol(
                 values[patients] = np.nan
             for band in rule.bands:
                 _slot(thresholds, band, n_patients)[patients] = band.value
-        compiled.append(CompiledRule(rule=base, slots=_slots(base, thresholds), **arrays))
+        compiled.append(
+            CompiledRule(rule=base, slots=_slots(base, thresholds), started_at=started, **arrays)
+        )
     return CompiledProtocol(protocol, n_patients, tuple(compiled))
 
 
-def _uniform_rule(rule: Any, n: int) -> CompiledRule:
+def _uniform_rule(rule: Any, n: int, started_at: np.ndarray) -> CompiledRule:
     """A rule no patient overrides."""
     arrays = {name: _everyone(get(rule), dtype, n) for name, (dtype, get) in _SCALARS.items()}
     thresholds = {
         (band.on, band.severity, band.op): _everyone(band.value, np.float64, n)
         for band in rule.bands
     }
-    return CompiledRule(rule=rule, slots=_slots(rule, thresholds), **arrays)
+    return CompiledRule(rule=rule, slots=_slots(rule, thresholds), started_at=started_at, **arrays)
 
 
 def _slots(rule: Any, thresholds: dict[tuple[str, int, str], np.ndarray]) -> tuple[BandSlot, ...]:

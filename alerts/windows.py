@@ -292,6 +292,16 @@ def first_of_equal(offsets: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return keep
 
 
+def followed_within(offsets: np.ndarray, t: np.ndarray, within: int) -> np.ndarray:
+    """Mask of the readings followed in their segment by another at most ``within`` seconds
+    later; ``t`` sorted per segment."""
+    follows = np.zeros(t.size, dtype=bool)
+    follows[:-1] = t[1:] - t[:-1] <= within
+    ends = offsets[1:][offsets[1:] > offsets[:-1]] - 1  # each non-empty segment's last reading
+    follows[ends] = False
+    return follows
+
+
 def take(values: np.ndarray, index: np.ndarray, fill: float | int) -> np.ndarray:
     """``values[index]`` with ``fill`` (of the values' type) where ``index`` is -1."""
     if values.size == 0:

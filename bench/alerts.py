@@ -36,8 +36,14 @@ from alerts.engine.load import (
     protocol_needs,
     window_query,
 )
-from alerts.protocol import apply_override, load_protocols
-from alerts.reference import evaluate_patient
+from alerts.protocol import load_protocols
+from bench._reference_check import (
+    count_differences,
+    enrolment_starts,
+    evaluate_each,
+    reference_inputs,
+    sample_positions,
+)
 from ingest.migrate import migrate
 from telemon.metrics import METRICS
 
@@ -153,11 +159,6 @@ def timed(fn, repeat: int = 3, warmup: int = 0):
     return best, result
 
 
-def evaluate_each(protocols: list, readings: list, now: int) -> list:
-    """The per-patient reference over a sample, one patient after another."""
-    return [evaluate_patient(p, r, now) for p, r in zip(protocols, readings, strict=True)]
-
-
 def run(url: str, sample: int) -> None:
     protocols = load_protocols()
     with psycopg.connect(url, autocommit=True) as conn:
@@ -202,52 +203,21 @@ def run(url: str, sample: int) -> None:
 
     slow_total, differ, checked = 0.0, 0, 0
     for item in evaluated:
-        enrolment = item.enrolment
-        n = enrolment.patient_ids.size
-        picked = np.linspace(0, n - 1, min(sample, n)).astype(int)
-        readings = [
-            {
-                m: list(
-                    zip(
-                        w.t[w.offsets[p] : w.offsets[p + 1]].tolist(),
-                        w.v[w.offsets[p] : w.offsets[p + 1]].tolist(),
-                        w.reliable[w.offsets[p] : w.offsets[p + 1]].tolist(),
-                        strict=True,
-                    )
-                )
-                for m, w in own[enrolment.protocol.key].items()
-            }
-            for p in picked.tolist()
-        ]
-        protocol_of = [
-            apply_override(enrolment.protocol, enrolment.overrides[p])
-            if p in enrolment.overrides
-            else enrolment.protocol
-            for p in picked.tolist()
-        ]
+        n = item.enrolment.patient_ids.size
+        picked = sample_positions(n, sample)
+        protocol_of, readings = reference_inputs(item, own[item.enrolment.protocol.key], picked)
         now = int(NOW.timestamp())
+        started = enrolment_starts(item.enrolment, picked)
         # Timed as the compute is: the same luck on both sides of the ratio.
         slow_s, expected = timed(
-            partial(evaluate_each, protocol_of, readings, now), repeat=SHORT_REPEATS, warmup=1
+            partial(evaluate_each, protocol_of, readings, now, started),
+            repeat=SHORT_REPEATS,
+            warmup=1,
         )
         slow_total += slow_s / len(picked) * n
-        for p, outcome in zip(picked.tolist(), expected, strict=True):
-            for key, result in item.results.items():
-                checked += 1
-                o = outcome[key]
-                same = (
-                    int(result.level[p]) == o.level
-                    and int(result.hold_level[p]) == o.hold_level
-                    and int(result.at[p]) == o.at
-                    and result.reason_of(p) == o.reason
-                    and (result.streaks is None or result.streaks.of(p) == (o.run, o.broken_at))
-                    # Fitted slopes may differ in the last bits: summation order.
-                    and (
-                        math.isclose(float(result.value[p]), o.value, rel_tol=1e-9, abs_tol=1e-9)
-                        or (math.isnan(o.value) and math.isnan(float(result.value[p])))
-                    )
-                )
-                differ += not same
+        item_differ, item_checked = count_differences(item, picked, expected)
+        differ += item_differ
+        checked += item_checked
     print(
         f"reference ~{slow_total:6.1f} s extrapolated from {sample} patients per protocol "
         f"(timed as the compute); "

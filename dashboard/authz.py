@@ -106,8 +106,8 @@ def ensure_patient(conn: psycopg.Connection, user: Principal, patient_id: int) -
         raise NotFound
 
 
-# Escalating hands an alert from the service centre to the GP: a centre action only.
-ALERT_ACTION_PERMISSION: dict[str, Permission] = {
+# Escalating hands an episode from the service centre to the GP: a centre action only.
+ACTION_PERMISSION: dict[str, Permission] = {
     "read": "clinical.read",
     "claim": "alert.act",
     "outcome": "alert.act",
@@ -116,23 +116,39 @@ ALERT_ACTION_PERMISSION: dict[str, Permission] = {
     "escalate": "triage.queue",
 }
 
+# The rows people act on, each with the patient it belongs to.
+_OWNED = {
+    "episode": "SELECT o.patient_id FROM episodes o",
+    "alert": "SELECT o.patient_id FROM alerts o",
+}
 
-def ensure_alert(
-    conn: psycopg.Connection, user: Principal, alert_id: int, action: str = "read"
-) -> int:
-    """The alert's patient id, if the user may do ``action`` on that alert."""
-    permission = ALERT_ACTION_PERMISSION.get(action)
+
+def _ensure(conn: psycopg.Connection, user: Principal, table: str, row_id: int, action: str) -> int:
+    permission = ACTION_PERMISSION.get(action)
     if permission is None or not user.can(permission):
         raise Forbidden
     scope, params = patient_scope(user)
     row = conn.execute(
-        f"SELECT a.patient_id FROM alerts a JOIN patients p ON p.id = a.patient_id "
-        f"WHERE a.id = %(alert)s AND {scope}",
-        {**params, "alert": alert_id},
+        f"{_OWNED[table]} JOIN patients p ON p.id = o.patient_id WHERE o.id = %(row)s AND {scope}",
+        {**params, "row": row_id},
     ).fetchone()
     if row is None:
         raise NotFound
     return int(row[0])
+
+
+def ensure_episode(
+    conn: psycopg.Connection, user: Principal, episode_id: int, action: str = "read"
+) -> int:
+    """The episode's patient id, if the user may do ``action`` on that episode."""
+    return _ensure(conn, user, "episode", episode_id, action)
+
+
+def ensure_alert(
+    conn: psycopg.Connection, user: Principal, alert_id: int, action: str = "read"
+) -> int:
+    """The finding's patient id, if the user may do ``action`` (read, resolve) on it."""
+    return _ensure(conn, user, "alert", alert_id, action)
 
 
 def client_address(request: Request) -> str | None:

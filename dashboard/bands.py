@@ -13,6 +13,7 @@ from alerts.protocol import (
     ProtocolError,
     apply_override,
     load_protocols,
+    rule_title,
 )
 from dashboard.models import BandOut
 
@@ -38,7 +39,9 @@ def effective_protocol(name: str, overrides: dict) -> Protocol | None:
         return protocol
 
 
-def bands_for_patient(conn: psycopg.Connection, patient_id: int) -> dict[str, list[BandOut]]:
+def bands_for_patient(
+    conn: psycopg.Connection, patient_id: int, language: str = "en"
+) -> dict[str, list[BandOut]]:
     out: dict[str, list[BandOut]] = {}
     for name, overrides in conn.execute(
         "SELECT protocol, overrides FROM patient_protocols "
@@ -52,7 +55,9 @@ def bands_for_patient(conn: psycopg.Connection, patient_id: int) -> dict[str, li
             if rule.kind not in _DRAWABLE or not rule.enabled:
                 continue
             for band in rule.bands:
-                drawn = BandOut(level=band.level, op=band.op, value=band.value, rule=rule.title)
+                drawn = BandOut(
+                    level=band.level, op=band.op, value=band.value, rule=rule_title(rule, language)
+                )
                 same = [
                     b
                     for b in out.get(band.on, [])

@@ -12,6 +12,8 @@ from html import escape
 from markupsafe import Markup
 
 from dashboard.models import Series
+from dashboard.wording import language_of
+from telemon.reasons import OPS, number, value
 
 WIDTH, HEIGHT = 760, 220
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 28
@@ -19,25 +21,33 @@ BAND_FILL = {"amber": "#f59e0b", "red": "#dc2626"}
 BAND_OPACITY = {"amber": "0.16", "red": "0.20"}
 
 
-def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+# Axis steps a reader counts in without thinking: 1, 2 or 5 times a power of ten.
+_STEP_MULTIPLES = (1, 2, 5, 10)
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5) -> tuple[list[float], int]:
+    """Round ticks covering [lo, hi], as near ``count`` of them as a round step gives, and the
+    decimals that step needs: written with them, labels all differ (0.5 shows '37.5', not '38')."""
     span = hi - lo or 1.0
-    raw = span / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    start = math.ceil(lo / step) * step
-    ticks = []
-    value = start
-    while value <= hi + 1e-9:
-        ticks.append(round(value, 6))
-        value += step
-    return ticks
+    magnitude = 10 ** math.floor(math.log10(span / count))
+    steps = [m * magnitude for m in _STEP_MULTIPLES]
+    step = min(steps, key=lambda s: abs(len(_multiples(lo, hi, s)) - count))
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return [round(i * step, decimals) for i in _multiples(lo, hi, step)], decimals
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.0f}" if abs(value) >= 20 or value == int(value) else f"{value:.1f}"
+def _multiples(lo: float, hi: float, step: float) -> range:
+    # Whole multiples of the step, so the ticks do not drift by repeated float additions.
+    return range(math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9) + 1)
 
 
-def render(series: Series, *, now: datetime, empty_text: str) -> Markup:
+def tick_label(tick: float, decimals: int, language: str) -> str:
+    text = f"{tick:.{decimals}f}"
+    return text.replace(".", ",") if language == "it" else text
+
+
+def render(series: Series, *, now: datetime, empty_text: str, language: str = "en") -> Markup:
+    lang = language_of(language)
     start = now - timedelta(days=series.days)
     values = [p.value for p in series.points]
     values += [p.low for p in series.points if p.low is not None]
@@ -61,7 +71,7 @@ def render(series: Series, *, now: datetime, empty_text: str) -> Markup:
     def y(value: float) -> float:
         return TOP + plot_h * (1 - (value - lo) / (hi - lo))
 
-    title = f"{series.label} ({series.unit}), {series.days} d"
+    title = f"{series.label} ({series.display_unit}), {series.days} d"
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{escape(title)}" preserveAspectRatio="xMidYMid meet" '
@@ -77,19 +87,20 @@ def render(series: Series, *, now: datetime, empty_text: str) -> Markup:
             f'<rect class="band band-{band.level}" x="{LEFT}" y="{top:.1f}" width="{plot_w}" '
             f'height="{max(bottom - top, 0):.1f}" fill="{BAND_FILL[band.level]}" '
             f'fill-opacity="{BAND_OPACITY[band.level]}"><title>{escape(band.rule)}: '
-            f"{band.level} {escape(band.op)} {_fmt(band.value)}</title></rect>"
+            f"{escape(OPS[band.op])} {number(band.value, lang)}</title></rect>"
         )
         parts.append(
             f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{edge:.1f}" y2="{edge:.1f}" '
             f'stroke="{BAND_FILL[band.level]}" stroke-width="1" stroke-dasharray="4 3"/>'
         )
-    for tick in _nice_ticks(lo, hi):
+    ticks, decimals = nice_ticks(lo, hi)
+    for tick in ticks:
         ty = y(tick)
         parts.append(
             f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{ty:.1f}" y2="{ty:.1f}" '
             'stroke="#eef2f7"/>'
             f'<text x="{LEFT - 6}" y="{ty + 4:.1f}" text-anchor="end" font-size="11" '
-            f'fill="#64748b">{_fmt(tick)}</text>'
+            f'fill="#64748b">{tick_label(tick, decimals, lang)}</text>'
         )
     day_step = {7: 1, 30: 5, 90: 15}.get(series.days, max(series.days // 6, 1))
     day = start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
@@ -122,7 +133,8 @@ def render(series: Series, *, now: datetime, empty_text: str) -> Markup:
             parts.append(
                 f'<circle class="reading" cx="{x(p.at):.1f}" cy="{y(p.value):.1f}" r="2.6" '
                 f'fill="{fill}" stroke="#2563eb" stroke-width="1"><title>{p.at:%d/%m %H:%M} '
-                f"{_fmt(p.value)} {escape(series.unit)}</title></circle>"
+                f"{value(series.metric, p.value, lang)} {escape(series.display_unit)}"
+                "</title></circle>"
             )
     if not series.points:
         parts.append(

@@ -5,7 +5,9 @@ Callers have already checked the permission; these functions only ever see the r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -13,9 +15,10 @@ from psycopg.rows import dict_row
 from dashboard.authz import Principal, patient_scope
 from dashboard.bands import bands_for_patient
 from dashboard.models import (
-    AlertEvent,
-    AlertItem,
     Device,
+    EpisodeEvent,
+    EpisodeItem,
+    FindingItem,
     Gateway,
     LatestValue,
     PatientDetail,
@@ -24,20 +27,30 @@ from dashboard.models import (
     ProtocolAssignment,
     Series,
 )
+from dashboard.wording import language_of, reason_text, title_of
+from telemon.findings import evidence_in
 from telemon.flags import UNRELIABLE_FLAGS
 from telemon.metrics import METRICS, METRICS_BY_ID
 
-_ALERT_SELECT = """
-SELECT a.id, a.patient_id, p.code AS patient_code,
+_EPISODE_SELECT = """
+SELECT e.id, e.patient_id, p.code AS patient_code,
        p.given_name || ' ' || p.family_name AS patient_name,
-       g.display_name AS gp_name, a.protocol, a.rule, a.kind, a.severity, a.state,
-       a.opened_at, a.updated_at, m.key AS metric, a.trigger_value, a.reason,
-       c.display_name AS claimed_by, a.claimed_at, a.outcome, a.resolution_note, a.resolved_at
+       g.display_name AS gp_name, e.severity, e.state, e.opened_at, e.updated_at,
+       c.display_name AS claimed_by, e.claimed_at, k.display_name AS acknowledged_by,
+       e.acknowledged_at, e.snoozed_until, e.escalated_at, e.outcome, e.resolution_note,
+       e.resolved_at
+FROM episodes e
+JOIN patients p ON p.id = e.patient_id
+JOIN staff g ON g.id = p.gp_id
+LEFT JOIN staff c ON c.id = e.claimed_by
+LEFT JOIN staff k ON k.id = e.acknowledged_by
+"""
+
+_FINDING_SELECT = """
+SELECT a.id, a.episode_id, a.patient_id, a.protocol, a.rule, a.kind, a.severity, a.state,
+       a.metric_id, a.trigger_value, a.details, a.opened_at, a.resolved_at, a.resolution_note
 FROM alerts a
 JOIN patients p ON p.id = a.patient_id
-JOIN staff g ON g.id = p.gp_id
-LEFT JOIN staff c ON c.id = a.claimed_by
-LEFT JOIN metrics m ON m.id = a.metric_id
 """
 
 
@@ -45,59 +58,177 @@ def _dicts(conn: psycopg.Connection, query: str, params: dict[str, object]) -> l
     return conn.cursor(row_factory=dict_row).execute(query, params).fetchall()
 
 
-def triage_queue(conn: psycopg.Connection, user: Principal) -> list[AlertItem]:
-    """Unresolved alerts in scope: red before amber, then the longest waiting first."""
-    scope, params = patient_scope(user)
-    rows = _dicts(
+def finding_reason(
+    protocol: str,
+    rule: str,
+    details: Mapping[str, Any],
+    language: str,
+    metric: str | None = None,
+    value: float | None = None,
+) -> str:
+    """A finding's reason in words, for every page, list and API item that shows one: from its
+    evidence, else its rule's title, in the reader's language; never a key."""
+    return reason_text(evidence_in(details), protocol, rule, metric, value, language)
+
+
+def _finding(row: dict[str, Any], language: str) -> FindingItem:
+    row = dict(row)
+    details = row.pop("details") or {}
+    metric = METRICS_BY_ID.get(row.pop("metric_id"))
+    value = row.pop("trigger_value")
+    reading_at = details.get("reading_at")
+    lang = language_of(language)
+    return FindingItem(
+        **row,
+        reason=finding_reason(
+            row["protocol"], row["rule"], details, lang, metric.key if metric else None, value
+        ),
+        rule_title=title_of(row["protocol"], row["rule"], lang),
+        metric=metric.key if metric else None,
+        value=value,
+        unit=metric.unit if metric else None,
+        display_unit=metric.display_unit(lang) if metric else None,
+        evidence=details.get("evidence"),
+        reading_at=datetime.fromisoformat(reading_at) if reading_at else None,
+    )
+
+
+def _waiting_since(row: dict[str, Any], open_findings: list[FindingItem]) -> datetime:
+    """Since when the episode has waited for someone: its oldest finding that nobody has
+    acknowledged (one that joined after an acknowledgement has not been seen), else its opening."""
+    seen = row["acknowledged_at"]
+    # The engine stamps whole seconds: a finding of the acknowledgement's own second counts as
+    # not seen, rather than one opened just after it as seen.
+    seen = seen.replace(microsecond=0) if seen else None
+    unseen = [f.opened_at for f in open_findings if seen is None or f.opened_at >= seen]
+    return min(unseen, default=row["opened_at"])
+
+
+def _episodes(
+    conn: psycopg.Connection,
+    user: Principal,
+    where: str,
+    params: dict[str, object],
+    *,
+    open_findings_only: bool,
+) -> list[EpisodeItem]:
+    scope, scope_params = patient_scope(user)
+    rows = _dicts(conn, f"{_EPISODE_SELECT} WHERE {where} AND {scope}", scope_params | params)
+    if not rows:
+        return []
+    found: dict[int, list[FindingItem]] = {}
+    for f in _dicts(
         conn,
-        f"{_ALERT_SELECT} WHERE a.state <> 'resolved' AND {scope} "
-        "ORDER BY a.severity DESC, a.opened_at, a.id",
-        params,
+        f"{_FINDING_SELECT} WHERE a.episode_id = ANY(%(episodes)s) "
+        "ORDER BY a.state = 'resolved', a.severity DESC, a.opened_at, a.id",
+        {"episodes": [r["id"] for r in rows]},
+    ):
+        found.setdefault(f["episode_id"], []).append(_finding(f, user.language))
+    items = []
+    for row in rows:
+        findings = found.get(row["id"], [])
+        current = [f for f in findings if f.state == "open"]
+        worst = (current or findings)[0] if findings else None
+        items.append(
+            EpisodeItem(
+                **row,
+                reason=worst.reason if worst else "",
+                task=bool(current) and all(f.kind == "not_measuring" for f in current),
+                waiting_since=_waiting_since(row, current),
+                findings=current if open_findings_only else findings,
+            )
+        )
+    return items
+
+
+def triage_queue(conn: psycopg.Connection, user: Principal) -> list[EpisodeItem]:
+    """Open episodes in scope, one per patient: red before amber, then the longest waiting."""
+    queue = _episodes(conn, user, "e.state <> 'resolved'", {}, open_findings_only=True)
+    return sorted(queue, key=lambda e: (-e.severity, e.waiting_since, e.id))
+
+
+def episode(conn: psycopg.Connection, user: Principal, episode_id: int) -> EpisodeItem | None:
+    found = _episodes(
+        conn, user, "e.id = %(episode)s", {"episode": episode_id}, open_findings_only=False
     )
-    return [AlertItem(**r) for r in rows]
+    return found[0] if found else None
 
 
-def alert(conn: psycopg.Connection, user: Principal, alert_id: int) -> AlertItem | None:
-    scope, params = patient_scope(user)
-    rows = _dicts(
-        conn, f"{_ALERT_SELECT} WHERE a.id = %(alert)s AND {scope}", params | {"alert": alert_id}
-    )
-    return AlertItem(**rows[0]) if rows else None
-
-
-def patient_alerts(
+def patient_episodes(
     conn: psycopg.Connection, user: Principal, patient_id: int, limit: int = 100
-) -> list[AlertItem]:
+) -> list[EpisodeItem]:
+    """The patient's episodes, newest first, each with all its findings."""
+    found = _episodes(
+        conn,
+        user,
+        "e.patient_id = %(patient)s",
+        {"patient": patient_id},
+        open_findings_only=False,
+    )
+    return sorted(found, key=lambda e: e.opened_at, reverse=True)[:limit]
+
+
+def findings_without_episode(
+    conn: psycopg.Connection, user: Principal, patient_id: int, limit: int = 100
+) -> list[FindingItem]:
+    """The patient's findings from before episodes that no episode adopted (all resolved)."""
     scope, params = patient_scope(user)
     rows = _dicts(
         conn,
-        f"{_ALERT_SELECT} WHERE a.patient_id = %(patient)s AND {scope} "
-        "ORDER BY a.opened_at DESC LIMIT %(limit)s",
+        f"{_FINDING_SELECT} WHERE a.patient_id = %(patient)s AND a.episode_id IS NULL "
+        f"AND {scope} ORDER BY a.opened_at DESC, a.id DESC LIMIT %(limit)s",
         params | {"patient": patient_id, "limit": limit},
     )
-    return [AlertItem(**r) for r in rows]
+    return [_finding(r, user.language) for r in rows]
 
 
-def alert_events(conn: psycopg.Connection, user: Principal, alert_id: int) -> list[AlertEvent]:
+def finding(conn: psycopg.Connection, user: Principal, alert_id: int) -> FindingItem | None:
+    scope, params = patient_scope(user)
+    rows = _dicts(
+        conn, f"{_FINDING_SELECT} WHERE a.id = %(alert)s AND {scope}", params | {"alert": alert_id}
+    )
+    return _finding(rows[0], user.language) if rows else None
+
+
+def events(
+    conn: psycopg.Connection,
+    user: Principal,
+    *,
+    episode_id: int | None = None,
+    alert_id: int | None = None,
+) -> list[EpisodeEvent]:
+    """An episode's events merged with its findings' in time order (or one finding's alone)."""
     scope, params = patient_scope(user)
     rows = _dicts(
         conn,
         f"""
-        SELECT e.at, e.kind, s.display_name AS actor, e.from_state, e.to_state, e.note
-        FROM alert_events e
-        JOIN alerts a ON a.id = e.alert_id
-        JOIN patients p ON p.id = a.patient_id
-        LEFT JOIN staff s ON s.id = e.actor_id
-        WHERE e.alert_id = %(alert)s AND {scope}
-        ORDER BY e.at, e.id
+        SELECT at, kind, actor, from_state, to_state, note, alert_id, rule FROM (
+            SELECT e.at, e.kind, s.display_name AS actor, e.from_state, e.to_state, e.note,
+                   e.alert_id, a.rule, 0 AS source, e.id
+            FROM episode_events e
+            JOIN episodes ep ON ep.id = e.episode_id
+            JOIN patients p ON p.id = ep.patient_id
+            LEFT JOIN alerts a ON a.id = e.alert_id
+            LEFT JOIN staff s ON s.id = e.actor_id
+            WHERE e.episode_id = %(episode)s AND {scope}
+            UNION ALL
+            SELECT e.at, e.kind, s.display_name, e.from_state, e.to_state, e.note,
+                   e.alert_id, a.rule, 1, e.id
+            FROM alert_events e
+            JOIN alerts a ON a.id = e.alert_id
+            JOIN patients p ON p.id = a.patient_id
+            LEFT JOIN staff s ON s.id = e.actor_id
+            WHERE (a.episode_id = %(episode)s OR a.id = %(alert)s) AND {scope}
+        ) merged
+        ORDER BY at, source, id
         """,
-        params | {"alert": alert_id},
+        params | {"episode": episode_id, "alert": alert_id},
     )
-    return [AlertEvent(**r) for r in rows]
+    return [EpisodeEvent(**r) for r in rows]
 
 
 def patient_list(conn: psycopg.Connection, user: Principal) -> list[PatientSummary]:
-    """Patients in scope, those who need attention first (red, then amber, oldest alert)."""
+    """Patients in scope, those who need attention first (red, then amber, oldest episode)."""
     scope, params = patient_scope(user)
     rows = _dicts(
         conn,
@@ -107,23 +238,21 @@ def patient_list(conn: psycopg.Connection, user: Principal) -> list[PatientSumma
                coalesce((SELECT array_agg(pp.protocol ORDER BY pp.protocol)
                          FROM patient_protocols pp
                          WHERE pp.patient_id = p.id AND pp.ended_at IS NULL), '{{}}') AS protocols,
-               count(a.id) AS open_alerts, max(a.severity) AS max_severity,
-               min(a.opened_at) AS oldest_alert_at
+               e.id AS episode_id, e.severity, e.opened_at AS episode_opened_at
         FROM patients p
         JOIN staff g ON g.id = p.gp_id
-        LEFT JOIN alerts a ON a.patient_id = p.id AND a.state <> 'resolved'
+        LEFT JOIN episodes e ON e.patient_id = p.id AND e.state <> 'resolved'
         WHERE p.discharged_at IS NULL AND {scope}
-        GROUP BY p.id, g.display_name
-        ORDER BY max(a.severity) DESC NULLS LAST, min(a.opened_at), p.family_name, p.given_name
+        ORDER BY e.severity DESC NULLS LAST, e.opened_at, p.family_name, p.given_name
         """,
         params,
     )
-    latest = latest_values(conn, [r["id"] for r in rows])
+    latest = latest_values(conn, [r["id"] for r in rows], language=user.language)
     return [PatientSummary(**r, latest=latest.get(r["id"], [])) for r in rows]
 
 
 def latest_values(
-    conn: psycopg.Connection, patient_ids: list[int], within_days: int = 30
+    conn: psycopg.Connection, patient_ids: list[int], within_days: int = 30, *, language: str = "en"
 ) -> dict[int, list[LatestValue]]:
     """The newest reliable value of each metric per patient (ids already scoped by the caller)."""
     if not patient_ids:
@@ -144,7 +273,11 @@ def latest_values(
         if metric is not None:
             out.setdefault(patient_id, []).append(
                 LatestValue(
-                    metric=metric.key, value=value, unit=metric.unit, measured_at=measured_at
+                    metric=metric.key,
+                    value=value,
+                    unit=metric.unit,
+                    display_unit=metric.display_unit(language_of(language)),
+                    measured_at=measured_at,
                 )
             )
     return out
@@ -197,7 +330,13 @@ _BUCKET_HOURS = {7: 0, 30: 4, 90: 12}
 
 
 def series(
-    conn: psycopg.Connection, patient_id: int, metric_key: str, days: int, *, now: datetime
+    conn: psycopg.Connection,
+    patient_id: int,
+    metric_key: str,
+    days: int,
+    *,
+    now: datetime,
+    language: str = "en",
 ) -> Series:
     """Readings of one metric (caller has checked access); unreliable ones are marked."""
     metric = METRICS[metric_key]
@@ -222,12 +361,13 @@ def series(
         points = [Point(at=at, value=v, low=lo, high=hi) for at, v, lo, hi in rows]
     return Series(
         metric=metric.key,
-        label=metric.label_en,
+        label=metric.label(language_of(language)),
         unit=metric.unit,
+        display_unit=metric.display_unit(language_of(language)),
         days=days,
         aggregated=bucket != 0,
         points=points,
-        bands=bands_for_patient(conn, patient_id).get(metric.key, []),
+        bands=bands_for_patient(conn, patient_id, language).get(metric.key, []),
     )
 
 

@@ -59,6 +59,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "outcome.not_reached": ("Not reached", "Non raggiunto"),
     "outcome.advised": ("Advised", "Consigliato"),
     "outcome.sent_to_emergency": ("Sent to emergency", "Inviato in PS / 112"),
+    "outcome.auto_resolved": ("Resolved automatically", "Risolta automaticamente"),
     "state.open": ("Open", "Aperto"),
     "state.acknowledged": ("Acknowledged", "Preso visione"),
     "state.escalated": ("Escalated", "Inoltrato"),
@@ -128,7 +129,83 @@ TEXTS: dict[str, tuple[str, str]] = {
     "role.nurse": ("Nurse", "Infermiere"),
     "role.admin": ("Administrator", "Amministratore"),
     "patients_needing": ("patients with open alerts", "pazienti con allerte aperte"),
+    "online": ("online", "in linea"),
+    "offline": ("offline", "non in linea"),
+    "device.pulse_oximeter": ("Pulse oximeter", "Pulsossimetro"),
+    "device.blood_pressure": ("Blood pressure monitor", "Sfigmomanometro"),
+    "device.glucometer": ("Glucometer", "Glucometro"),
+    "device.thermometer": ("Thermometer", "Termometro"),
+    "device.weight_scale": ("Scale", "Bilancia"),
 }
+
+# Episodes: a patient's open findings as one row, one badge, one card.
+TEXTS |= {
+    "episode": ("Episode", "Episodio"),
+    "open_episode": ("Open episode", "Episodio aperto"),
+    "episode_history": ("Episodes", "Storico episodi"),
+    "findings": ("Findings", "Riscontri"),
+    "resolve_episode": ("Resolve episode", "Risolvi l'episodio"),
+    "resolve_finding": ("Resolve this finding", "Risolvi questo riscontro"),
+    "acknowledged_by": ("Acknowledged by", "Presa visione da"),
+    "conflict": (
+        "Someone changed this episode first.",
+        "L'episodio è stato modificato da altri.",
+    ),
+    "amber_digest": (
+        "Daily summary of amber episodes",
+        "Riepilogo giornaliero degli episodi gialli",
+    ),
+    "amber_digest_at": ("Send at", "Invia alle"),
+    "amber_digest_help": (
+        "Leave empty to be texted about each amber episode nobody took in time. With a time, "
+        "they come together in one SMS a day; red episodes are always texted at once.",
+        "Lasciare vuoto per ricevere un SMS per ogni episodio giallo non preso in carico in "
+        "tempo. Con un orario arrivano insieme in un solo SMS al giorno; gli episodi rossi sono "
+        "sempre inviati subito.",
+    ),
+    "recipient.gp": ("GP", "MMG"),
+    "recipient.service_centre": ("Duty phone", "Telefono di turno"),
+    "recipient.patient": ("Patient", "Paziente"),
+}
+
+
+# An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
+# the people who worked on it (dashboard.alert_actions).
+EVENTS: dict[str, tuple[str, str]] = {
+    "opened": ("Opened", "Aperta"),
+    "confirmed": ("Confirmed by a further reading", "Confermata da un'altra misura"),
+    "worsened": ("Worsened", "Aggravata"),
+    "downgraded": ("Readings less severe", "Valori meno gravi"),
+    "auto_resolved": (
+        "Resolved automatically: readings back in range",
+        "Risolta automaticamente: valori rientrati",
+    ),
+    "escalated": ("Escalated: not acknowledged in time", "Inoltrata: non presa in carico in tempo"),
+    "finding_joined": ("Another finding joined", "Nuovo riscontro aggiunto"),
+    "finding_resolved": ("One finding resolved", "Un riscontro risolto"),
+    "snooze_expired": (
+        "Reopened after the acknowledgement lapsed",
+        "Riaperta: presa visione scaduta",
+    ),
+    "notified": ("SMS sent", "SMS inviato"),
+    "notify_queued": ("SMS queued", "SMS in coda"),
+    "notify_cancelled": ("SMS cancelled, no longer needed", "SMS annullato, non più necessario"),
+    "notify_delivered": ("SMS delivered", "SMS consegnato"),
+    "notify_failed": ("SMS not delivered", "SMS non consegnato"),
+    "claim": ("Claimed", "Presa in carico"),
+    "outcome": ("Call recorded", "Chiamata registrata"),
+    "acknowledge": ("Acknowledged", "Presa visione"),
+    "resolve": ("Resolved", "Risolta"),
+    "escalate": ("Escalated to the GP", "Inoltrata al MMG"),
+}
+
+
+def event_label(kind: str, language: str) -> str:
+    """An event in words; a kind not in the table yet reads as words, never as its key."""
+    pair = EVENTS.get(kind)
+    if pair is None:
+        return kind.replace("_", " ").capitalize()
+    return pair[1] if language == "it" else pair[0]
 
 
 def translator(language: str) -> Callable[..., str]:
@@ -145,5 +222,4 @@ def translator(language: str) -> Callable[..., str]:
 def metric_label(key: str | None, language: str) -> str:
     if key is None or key not in METRICS:
         return key or ""
-    metric = METRICS[key]
-    return metric.label_it if language == "it" else metric.label_en
+    return METRICS[key].label("it" if language == "it" else "en")

@@ -70,33 +70,65 @@ class Me(_Model):
     csrf_token: str
 
 
-class AlertItem(_Model):
+FindingState = Literal["open", "resolved"]
+
+
+class FindingItem(_Model):
+    """One rule's finding (an ``alerts`` row): its readable reason and the structured values."""
+
+    id: int
+    episode_id: int | None
+    patient_id: int
+    protocol: str
+    rule: str
+    kind: Literal["clinical", "not_measuring"]
+    severity: int
+    state: FindingState
+    reason: str  # in words, in the reader's language
+    rule_title: str | None  # the rule's title in the reader's language
+    metric: str | None
+    value: float | None
+    unit: str | None  # UCUM, of the metric
+    display_unit: str | None  # as clinicians write it
+    evidence: dict[str, Any] | None  # telemon.findings, as stored
+    opened_at: datetime
+    reading_at: datetime | None
+    resolved_at: datetime | None
+    resolution_note: str | None
+
+
+class EpisodeItem(_Model):
+    """A patient's findings open at the same time, and what people did about them."""
+
     id: int
     patient_id: int
     patient_code: str
     patient_name: str
     gp_name: str
-    protocol: str
-    rule: str
-    kind: Literal["clinical", "not_measuring"]
     severity: int
     state: AlertState
+    reason: str  # the worst finding's
+    task: bool  # every open finding is a not-measuring one: a call task, not a clinical alert
     opened_at: datetime
     updated_at: datetime
-    metric: str | None
-    trigger_value: float | None
-    reason: str | None
+    waiting_since: datetime  # the oldest finding nobody acknowledged yet, or the opening
     claimed_by: str | None
     claimed_at: datetime | None
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    snoozed_until: datetime | None
+    escalated_at: datetime | None
     outcome: str | None
     resolution_note: str | None
     resolved_at: datetime | None
+    findings: list[FindingItem]
 
 
 class LatestValue(_Model):
     metric: str
     value: float
-    unit: str
+    unit: str  # UCUM, for programs
+    display_unit: str  # as a clinician writes it, in the reader's language
     measured_at: datetime
 
 
@@ -106,9 +138,9 @@ class PatientSummary(_Model):
     name: str
     gp_name: str
     protocols: list[str]
-    open_alerts: int
-    max_severity: int | None
-    oldest_alert_at: datetime | None
+    episode_id: int | None  # the open episode, if any: one badge per patient
+    severity: int | None
+    episode_opened_at: datetime | None
     latest: list[LatestValue]
 
 
@@ -169,20 +201,25 @@ class BandOut(_Model):
 class Series(_Model):
     metric: str
     label: str
-    unit: str
+    unit: str  # UCUM, for programs
+    display_unit: str  # as a clinician writes it, in the reader's language
     days: int
     aggregated: bool
     points: list[Point]
     bands: list[BandOut]
 
 
-class AlertEvent(_Model):
+class EpisodeEvent(_Model):
+    """An event of the episode, or of one of its findings (``alert_id`` and ``rule`` set)."""
+
     at: datetime
     kind: str
     actor: str | None
     from_state: str | None
     to_state: str | None
     note: str | None
+    alert_id: int | None
+    rule: str | None
 
 
 class ActionNote(_Input):
@@ -222,6 +259,7 @@ class LowBattery(_Model):
 
 class NotificationItem(_Model):
     id: int
+    episode_id: int | None
     alert_id: int | None
     patient_id: int | None
     recipient_kind: str
@@ -238,6 +276,8 @@ class SettingsIn(_Input):
     phone: str | None = Field(default=None, pattern=r"^(\+[1-9][0-9]{6,14})?$")
     quiet_hours_start: WallClock = None
     quiet_hours_end: WallClock = None
+    # A GP's daily digest of open amber episodes, instead of an SMS per amber escalation.
+    amber_digest_at: WallClock = None
 
 
 class MySettings(_Model):
@@ -245,6 +285,7 @@ class MySettings(_Model):
     phone: str | None
     quiet_hours_start: time | None
     quiet_hours_end: time | None
+    amber_digest_at: time | None = None
 
 
 class StaffItem(_Model):

@@ -73,11 +73,13 @@ def notifications(
         conn.cursor(row_factory=dict_row)
         .execute(
             f"""
-            SELECT n.id, n.alert_id, a.patient_id, n.recipient_kind, n.to_address, n.body,
-                   n.status, n.attempts, n.last_error, n.created_at
+            SELECT n.id, n.episode_id, n.alert_id, p.id AS patient_id, n.recipient_kind,
+                   n.to_address, n.body, n.status, n.attempts, n.last_error, n.created_at
             FROM notifications n
-            JOIN alerts a ON a.id = n.alert_id
-            JOIN patients p ON p.id = a.patient_id
+            LEFT JOIN episodes e ON e.id = n.episode_id
+            LEFT JOIN alerts a ON a.id = n.alert_id
+            -- A GP's amber digest names several patients and belongs to none: not listed here.
+            JOIN patients p ON p.id = coalesce(e.patient_id, a.patient_id)
             WHERE n.status = %(status)s AND {scope}
             ORDER BY n.created_at DESC LIMIT %(limit)s
             """,

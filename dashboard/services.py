@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 import psycopg
 
 from dashboard import alert_actions, audit, clinical, operations
-from dashboard.authz import NotFound, Principal, ensure_alert, ensure_patient
+from dashboard.alert_actions import Action
+from dashboard.authz import NotFound, Principal, ensure_alert, ensure_episode, ensure_patient
 from dashboard.models import (
-    AlertEvent,
-    AlertItem,
+    EpisodeEvent,
+    EpisodeItem,
+    FindingItem,
     GatewayIssue,
     LowBattery,
     MySettings,
@@ -41,16 +43,16 @@ def patient_list(conn: psycopg.Connection, user: Principal) -> list[PatientSumma
     return patients
 
 
-def triage_queue(conn: psycopg.Connection, user: Principal) -> list[AlertItem]:
+def triage_queue(conn: psycopg.Connection, user: Principal) -> list[EpisodeItem]:
     queue = clinical.triage_queue(conn, user)
     audit.record(
         conn,
         user,
         "triage.read",
-        object_type="alert_list",
+        object_type="episode_list",
         details={
-            "alerts": [a.id for a in queue],
-            "patients": sorted({a.patient_id for a in queue}),
+            "episodes": [e.id for e in queue],
+            "patients": sorted({e.patient_id for e in queue}),
         },
     )
     return queue
@@ -104,18 +106,20 @@ def patient_detail(conn: psycopg.Connection, user: Principal, patient_id: int) -
     return detail
 
 
-def patient_alerts(conn: psycopg.Connection, user: Principal, patient_id: int) -> list[AlertItem]:
+def patient_episodes(
+    conn: psycopg.Connection, user: Principal, patient_id: int
+) -> list[EpisodeItem]:
     ensure_patient(conn, user, patient_id)
-    alerts = clinical.patient_alerts(conn, user, patient_id)
+    found = clinical.patient_episodes(conn, user, patient_id)
     audit.record(
         conn,
         user,
-        "patient.alerts.read",
+        "patient.episodes.read",
         patient_id=patient_id,
         object_type="patient",
         object_id=patient_id,
     )
-    return alerts
+    return found
 
 
 def patient_series(
@@ -124,7 +128,9 @@ def patient_series(
     if days not in PERIODS:
         raise InvalidPeriod(days)
     ensure_patient(conn, user, patient_id)
-    series = clinical.series(conn, patient_id, metric, days, now=datetime.now(UTC))
+    series = clinical.series(
+        conn, patient_id, metric, days, now=datetime.now(UTC), language=user.language
+    )
     audit.record(
         conn,
         user,
@@ -137,9 +143,41 @@ def patient_series(
     return series
 
 
-def alert(conn: psycopg.Connection, user: Principal, alert_id: int) -> AlertItem:
+def episode(conn: psycopg.Connection, user: Principal, episode_id: int) -> EpisodeItem:
+    patient_id = ensure_episode(conn, user, episode_id)
+    item = clinical.episode(conn, user, episode_id)
+    if item is None:
+        raise NotFound
+    audit.record(
+        conn,
+        user,
+        "episode.read",
+        patient_id=patient_id,
+        object_type="episode",
+        object_id=episode_id,
+    )
+    return item
+
+
+def episode_events(
+    conn: psycopg.Connection, user: Principal, episode_id: int
+) -> list[EpisodeEvent]:
+    patient_id = ensure_episode(conn, user, episode_id)
+    found = clinical.events(conn, user, episode_id=episode_id)
+    audit.record(
+        conn,
+        user,
+        "episode.events.read",
+        patient_id=patient_id,
+        object_type="episode",
+        object_id=episode_id,
+    )
+    return found
+
+
+def finding(conn: psycopg.Connection, user: Principal, alert_id: int) -> FindingItem:
     patient_id = ensure_alert(conn, user, alert_id)
-    item = clinical.alert(conn, user, alert_id)
+    item = clinical.finding(conn, user, alert_id)
     if item is None:
         raise NotFound
     audit.record(
@@ -148,9 +186,10 @@ def alert(conn: psycopg.Connection, user: Principal, alert_id: int) -> AlertItem
     return item
 
 
-def alert_events(conn: psycopg.Connection, user: Principal, alert_id: int) -> list[AlertEvent]:
+def finding_events(conn: psycopg.Connection, user: Principal, alert_id: int) -> list[EpisodeEvent]:
+    """A finding's own events: the history of one that belongs to no episode."""
     patient_id = ensure_alert(conn, user, alert_id)
-    events = clinical.alert_events(conn, user, alert_id)
+    found = clinical.events(conn, user, alert_id=alert_id)
     audit.record(
         conn,
         user,
@@ -159,25 +198,25 @@ def alert_events(conn: psycopg.Connection, user: Principal, alert_id: int) -> li
         object_type="alert",
         object_id=alert_id,
     )
-    return events
+    return found
 
 
 def act(
     conn: psycopg.Connection,
     user: Principal,
-    alert_id: int,
-    action: str,
+    episode_id: int,
+    action: Action,
     *,
     note: str = "",
     outcome: str | None = None,
     force: bool = False,
     notify: Settings | None = None,
-) -> AlertItem:
-    ensure_alert(conn, user, alert_id, action)
+) -> EpisodeItem:
+    ensure_episode(conn, user, episode_id, action)
     alert_actions.perform(
         conn,
         user,
-        alert_id,
+        episode_id,
         action,
         now=datetime.now(UTC),
         note=note,
@@ -185,19 +224,36 @@ def act(
         force=force,
         notify=notify,
     )
-    item = clinical.alert(conn, user, alert_id)
+    item = clinical.episode(conn, user, episode_id)
+    assert item is not None
+    return item
+
+
+def resolve_finding(
+    conn: psycopg.Connection, user: Principal, alert_id: int, *, note: str, settings: Settings
+) -> FindingItem:
+    ensure_alert(conn, user, alert_id, "resolve")
+    alert_actions.resolve_finding(
+        conn, user, alert_id, now=datetime.now(UTC), settings=settings, note=note
+    )
+    item = clinical.finding(conn, user, alert_id)
     assert item is not None
     return item
 
 
 def my_settings(conn: psycopg.Connection, user: Principal) -> MySettings:
     row = conn.execute(
-        "SELECT language, phone, quiet_hours_start, quiet_hours_end FROM staff WHERE id = %s",
+        "SELECT language, phone, quiet_hours_start, quiet_hours_end, amber_digest_at "
+        "FROM staff WHERE id = %s",
         (user.id,),
     ).fetchone()
     assert row is not None
     return MySettings(
-        language=row[0], phone=row[1], quiet_hours_start=row[2], quiet_hours_end=row[3]
+        language=row[0],
+        phone=row[1],
+        quiet_hours_start=row[2],
+        quiet_hours_end=row[3],
+        amber_digest_at=row[4],
     )
 
 
@@ -219,14 +275,17 @@ def update_settings(conn: psycopg.Connection, user: Principal, change: SettingsI
     current = my_settings(conn, user)
     language = change.language or current.language
     with conn.transaction():
+        # Only a GP has amber escalations to gather into a digest.
+        digest = change.amber_digest_at if user.role == "gp" else None
         conn.execute(
             "UPDATE staff SET language = %s, phone = %s, quiet_hours_start = %s, "
-            "quiet_hours_end = %s WHERE id = %s",
+            "quiet_hours_end = %s, amber_digest_at = %s WHERE id = %s",
             (
                 language,
                 change.phone or None,
                 change.quiet_hours_start,
                 change.quiet_hours_end,
+                digest,
                 user.id,
             ),
         )
@@ -239,6 +298,7 @@ def update_settings(conn: psycopg.Connection, user: Principal, change: SettingsI
             details={
                 "language": language,
                 "quiet_hours": [str(change.quiet_hours_start), str(change.quiet_hours_end)],
+                "amber_digest_at": str(digest) if digest else None,
             },
         )
     return my_settings(conn, user)

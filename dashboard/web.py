@@ -12,8 +12,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from dashboard.authz import Principal
-from dashboard.i18n import metric_label, translator
+from dashboard.i18n import event_label, metric_label, translator
+from dashboard.wording import language_of, protocol_title, reason_text
 from telemon import __version__
+from telemon.metrics import METRICS
+from telemon.reasons import OPS, number, value
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 # The cooperatives are in Lombardy: times are shown in Italian local time.
@@ -41,6 +44,26 @@ def value_text(value: float | None) -> str:
     return f"{value:.0f}" if abs(value) >= 20 else f"{value:.1f}"
 
 
+def reason(item: Any, language: str) -> str:
+    """An alert's reason in words: from its evidence, else its rule's title; never a rule key."""
+    return reason_text(
+        item.evidence, item.protocol, item.rule, item.metric, item.trigger_value, language
+    )
+
+
+def reading_text(metric: str | None, amount: float | None, language: str) -> str:
+    """A reading's number as its metric is written, with the language's decimal mark."""
+    if amount is None:
+        return "–"
+    if metric not in METRICS:
+        return value_text(amount)
+    return value(metric, amount, language_of(language))
+
+
+def unit_text(metric: str | None, language: str) -> str:
+    return METRICS[metric].display_unit(language_of(language)) if metric in METRICS else ""
+
+
 def render(
     request: Request,
     template: str,
@@ -63,6 +86,13 @@ def render(
         "age": lambda at: age_text(t, at, now),
         "num": value_text,
         "metric_label": lambda key: metric_label(key, lang),
+        "reason": lambda item: reason(item, lang),
+        "value": lambda metric, amount: reading_text(metric, amount, lang),
+        "unit": lambda metric: unit_text(metric, lang),
+        "op": lambda symbol: OPS.get(symbol, symbol),
+        "number": lambda amount: number(amount, language_of(lang)),
+        "event": lambda kind: event_label(kind, lang),
+        "protocol_title": lambda key: protocol_title(key, lang),
         "csrf": user.csrf_token if user else "",
         "path": request.url.path,
     }

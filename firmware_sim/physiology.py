@@ -47,7 +47,6 @@ _SHARED_VARIABILITY: MappingProxyType[str, tuple[tuple[str, float], ...]] = Mapp
 # While worn continuously, a fault (a finger slipping out) lasts minutes, not one sample.
 _CONTINUOUS_FAULT_SPELL = timedelta(minutes=5)
 _CONTINUOUS_AVERAGING = 8.0  # seconds
-_RETRY_DELAY = timedelta(seconds=75)
 _MIN_PULSE_PRESSURE = 15.0  # mmHg
 _DEVICE_ORDER = {kind: i for i, kind in enumerate(DeviceKind)}
 
@@ -269,9 +268,7 @@ class PatientModel:
         day = self.day_of(t)
         certain = (f for f in faults if (day, session) in f.certain_on)
         by_chance = (
-            f
-            for f in faults
-            if uniform(self.seed, "fault", device, f.flags[0], when) < f.probability
+            f for f in faults if uniform(self.seed, "fault", device, f.key, when) < f.probability
         )
         return next(certain, None) or next(by_chance, None)
 
@@ -357,7 +354,7 @@ class PatientModel:
             fault = self._fault_for(p.device, p.at, p.session)
             spot.append(self._read(p.device, p.at, p.session, fault))
             if fault is not None and fault.retried:
-                spot.append(self._read(p.device, p.at + _RETRY_DELAY, p.session, None))
+                spot.append(self._read(p.device, p.at + fault.retry_after, p.session, None))
         spot = sorted((m for m in spot if start <= m.measured_at < end), key=_stream_order)
         if self._wears_oximeter_continuously():
             continuous = (

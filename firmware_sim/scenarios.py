@@ -51,9 +51,10 @@ class Fault:
     surely in the sessions named in ``certain_on`` as (day, session name), so that a short run
     always shows it.
 
-    The device reports ``flags``; it either has no valid value (``drops_values``) or a value
-    off by ``bias`` with its error widened by ``noise_factor``. If ``retried``, the patient
-    notices and measures again a little later.
+    The device reports ``flags``, or nothing at all: real devices do not notice a cold finger
+    (a silent fault, no flags, named by ``name``). It either has no valid value
+    (``drops_values``) or a value off by ``bias`` with its error widened by ``noise_factor``.
+    If ``retried``, the patient notices and measures again ``retry_after`` later.
     """
 
     device: DeviceKind
@@ -64,6 +65,17 @@ class Fault:
     bias: Mapping[str, float] = field(default_factory=dict)
     noise_factor: float = 1.0
     retried: bool = False
+    retry_after: timedelta = timedelta(seconds=75)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not (self.flags or self.name):
+            raise ValueError("a fault the device does not flag needs a name")
+
+    @property
+    def key(self) -> str:
+        """What names the fault in its random draws: its first flag, else its name."""
+        return self.flags[0] if self.flags else self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +257,39 @@ _CATALOGUE = (
                 probability=0.06,
                 certain_on=((2, "morning"),),
                 noise_factor=3.0,
+            ),
+        ),
+    ),
+    Scenario(
+        name="stable_artefacts",
+        description=(
+            "Stable vitals with the artefacts of everyday use, none flagged by the device: now "
+            "and then an oximeter reading 5-15 points low (cold finger, movement) that the "
+            "patient repeats five minutes later, and a cuff reading high (cuff misplaced, "
+            "talking) repeated three minutes later. Missed sessions come from the adherence."
+        ),
+        days=7,
+        faults=(
+            # bias -10 with the error widened 2.5x (sd 1.5, truncated at 3 sd): 5.5-14.5 low.
+            Fault(
+                DeviceKind.PULSE_OXIMETER,
+                (),
+                probability=0.03,
+                bias={"spo2": -10.0},
+                noise_factor=2.5,
+                retried=True,
+                retry_after=timedelta(minutes=5),
+                name="cold_finger",
+            ),
+            Fault(
+                DeviceKind.BLOOD_PRESSURE_MONITOR,
+                (),
+                probability=0.03,
+                bias={"systolic": 15.0, "diastolic": 8.0},
+                noise_factor=2.0,
+                retried=True,
+                retry_after=timedelta(minutes=3),
+                name="cuff_misplaced",
             ),
         ),
     ),

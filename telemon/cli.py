@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, ParamSpec
 
@@ -39,18 +39,23 @@ Speed = Annotated[
 _EXPLAINED = (DatabaseUnavailable, BrokerUnavailable, ConfigurationError)
 
 
-def command(function: Callable[P, None]) -> Callable[P, None]:
-    """Register a command whose expected failures print one clear line and exit 2."""
+def explained(function: Callable[P, None]) -> Callable[P, None]:
+    """The command with its expected failures printed as one clear line, exit status 2."""
 
     @functools.wraps(function)
-    def explained(*args: P.args, **kwargs: P.kwargs) -> None:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
         try:
             function(*args, **kwargs)
         except _EXPLAINED as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
 
-    return app.command()(explained)
+    return wrapper
+
+
+def command(function: Callable[P, None]) -> Callable[P, None]:
+    """Register a command whose expected failures print one clear line and exit 2."""
+    return app.command()(explained(function))
 
 
 def _require(settings: Settings, name: str) -> str:
@@ -142,8 +147,17 @@ def ingest(
     IngestService(settings, client_id=client_id).run_forever()
 
 
-@command
+alerts_app = typer.Typer(
+    invoke_without_command=True,
+    help="Evaluate every patient's care protocol, keep the alerts and send their SMS.",
+)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.callback()
+@explained
 def alerts(
+    ctx: typer.Context,
     tick: Annotated[
         float, typer.Option(min=1.0, help="Seconds between passes over every patient.")
     ] = 60.0,
@@ -154,6 +168,8 @@ def alerts(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:
     """Evaluate every patient's care protocol, keep the alerts and send their SMS."""
+    if ctx.invoked_subcommand is not None:
+        return
     from alerts.engine import AlertsService, Engine, system_clock
 
     settings = Settings()
@@ -169,12 +185,60 @@ def alerts(
             typer.echo(
                 f"{report.patients} patients, {report.readings} readings: "
                 f"load {report.load_seconds:.3f} s, compute {report.compute_seconds:.3f} s, "
-                f"apply {report.apply_seconds:.3f} s; opened {done.opened}, "
-                f"worsened {done.worsened}, resolved {done.resolved}, "
-                f"escalated {done.escalated}, notifications {done.notifications}"
+                f"apply {report.apply_seconds:.3f} s; findings opened {done.opened}, "
+                f"worsened {done.worsened}, resolved {done.resolved}; episodes opened "
+                f"{done.episode.opened}, escalated {done.episode.escalated}, "
+                f"resolved {done.episode.resolved}; notifications {done.notifications}"
             )
             return
     AlertsService(settings, tick=tick, health_port=health_port).run_forever()
+
+
+@alerts_app.command()
+@explained
+def replay(
+    protocol: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="The candidate protocol (TOML).")
+    ],
+    start: Annotated[
+        datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First day (UTC).")
+    ],
+    end: Annotated[
+        datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day, included (UTC).")
+    ],
+    patients: Annotated[
+        list[str] | None,
+        typer.Option(help="Patient codes, repeated or comma-separated (default: everyone)."),
+    ] = None,
+    every: Annotated[str, typer.Option(help="Time between evaluations, e.g. 10m, 30m.")] = "30m",
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also list the patient-weeks where both agree.")
+    ] = False,
+) -> None:
+    """What a changed protocol would have opened, beside the current one.
+
+    Both are replayed over the stored readings and compared per patient and week. Nothing is
+    written and nobody is texted.
+    """
+    from alerts.protocol import parse_duration
+    from alerts.replay_command import ReplayError, ReplayRequest, run_replay
+
+    settings = Settings()
+    codes = [c.strip() for item in patients or () for c in item.split(",") if c.strip()]
+    request = ReplayRequest(
+        candidate=protocol,
+        start=start.replace(tzinfo=UTC),
+        end=end.replace(tzinfo=UTC) + timedelta(days=1),
+        patient_codes=tuple(codes),
+        every=timedelta(seconds=parse_duration(every)),
+        show_all=show_all,
+    )
+    with connect(_require(settings, "database_url")) as conn:
+        try:
+            for line in run_replay(conn, request):
+                typer.echo(line)
+        except ReplayError as exc:
+            raise ConfigurationError(str(exc)) from None
 
 
 @command

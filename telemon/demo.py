@@ -208,13 +208,13 @@ def _summarise_until(stop: threading.Event, database_url: str, duration: float |
     interactive = sys.stdout.isatty()
     with connect(database_url, autocommit=True) as conn:
         while not stop.is_set():
-            stored, open_alerts, sms = conn.execute(
+            stored, episodes, sms = conn.execute(
                 "SELECT (SELECT count(*) FROM observations),"
-                " (SELECT count(*) FROM alerts WHERE state <> 'resolved'),"
+                " (SELECT count(*) FROM episodes WHERE state <> 'resolved'),"
                 " (SELECT count(*) FROM notifications"
                 "   WHERE status IN ('sent', 'delivered', 'outboxed'))"
             ).fetchone()
-            line = f"readings stored {stored:>8}   alerts open {open_alerts:>4}   SMS sent {sms:>4}"
+            line = f"readings stored {stored:>8}   episodes open {episodes:>4}   SMS sent {sms:>4}"
             print(f"\r{line}", end="", flush=True) if interactive else print(line, flush=True)
             if deadline is not None and time.monotonic() >= deadline:
                 break

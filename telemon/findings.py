@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 Op = Literal["<", "<=", ">", ">="]
 Level = Literal[1, 2]  # 1 amber, 2 red
@@ -126,3 +126,15 @@ def parse_evidence(data: Any) -> Evidence:
 
 def evidence_json(evidence: Evidence) -> dict[str, Any]:
     return evidence.model_dump(mode="json")
+
+
+def evidence_in(details: Any) -> Evidence | None:
+    """The evidence kept in a finding's ``details``, or None (absent, or of an older shape:
+    the reader then falls back to the rule's title rather than failing)."""
+    raw = details.get("evidence") if isinstance(details, dict) else None
+    if raw is None:
+        return None
+    try:
+        return parse_evidence(raw)
+    except ValidationError:
+        return None

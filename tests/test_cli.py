@@ -122,10 +122,12 @@ def test_demo_on_embedded_defaults_serves_health_and_continues_on_second_run(tmp
             deadline = time.monotonic() + 240
             while True:
                 queue = client.get("/api/triage").json()
-                clinical = [a for a in queue if a.get("kind") == "clinical"]
+                # One item per open episode, so at most one per patient.
+                assert len({e["patient_id"] for e in queue}) == len(queue), queue
+                clinical = [e for e in queue if not e["task"]]
                 if clinical:
                     break
-                assert time.monotonic() < deadline, f"no clinical alert reached triage: {queue}"
+                assert time.monotonic() < deadline, f"no clinical episode reached triage: {queue}"
                 time.sleep(3)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
             assert response.status == 200

@@ -14,8 +14,13 @@ import numpy as np
 
 from alerts.debounce import AlertState, Transitions
 from alerts.evaluate import NO_TIME, RuleResult
+from alerts.evidence import evidence_of
+from alerts.tables import CompiledRule
+from telemon.findings import Evidence, Threshold
 
-ActionKind = Literal["open", "worsen", "downgrade", "resolve", "escalate", "snooze_expired"]
+ActionKind = Literal["open", "worsen", "downgrade", "resolve", "confirm"]
+# The actions that set a finding's level, and so what it rests on.
+WITH_EVIDENCE: frozenset[ActionKind] = frozenset({"open", "worsen", "downgrade", "confirm"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,7 @@ def reconcile(
         stage=np.where(gone | newly_acked, 0, state.stage),
         acked=acked,
         snoozed_until=np.where(acked, snooze, NO_TIME),
+        unconfirmed=np.where(gone | adopt, False, state.unconfirmed),
     )
 
 
@@ -83,6 +89,8 @@ class Action:
     at: int  # epoch seconds of the reading behind ``value``
     reason: str
     stage: int
+    evidence: Evidence | None = None  # for the kinds in WITH_EVIDENCE
+    unconfirmed: bool = False  # opened by the confirm timeout, no confirming reading yet
 
 
 def plan_actions(
@@ -91,19 +99,22 @@ def plan_actions(
     transitions: Transitions,
     result: RuleResult,
     alerts: OpenAlerts,
+    rule: CompiledRule,
+    *,
+    protocol: str,
+    now: int,
 ) -> list[Action]:
     """What to write for one rule's step; ``before`` is the reconciled state it started from.
 
-    A reminder while unacknowledged is an escalation; one at the end of a snooze means the
-    acknowledgement has lapsed while the alert is still active.
+    Findings open, change level and resolve here; reminders are their episode's, which follows
+    the protocol's escalation chain (``alerts.episodes``), so the debouncer's are not acted on.
     """
     kinds: list[tuple[ActionKind, np.ndarray]] = [
         ("open", transitions.opened),
         ("worsen", transitions.escalated),
         ("downgrade", transitions.downgraded),
         ("resolve", transitions.cleared),
-        ("escalate", transitions.reminded & ~before.acked),
-        ("snooze_expired", transitions.reminded & before.acked),
+        ("confirm", transitions.confirmed),
     ]
     actions = []
     for kind, mask in kinds:
@@ -112,17 +123,30 @@ def plan_actions(
             if kind != "open" and existing < 0:
                 continue  # nothing to update: the alert was resolved meanwhile
             value = float(result.value[p])
+            level = int(after.level[p])
+            evidence = (
+                evidence_of(rule, result, p, protocol=protocol, now=now, level=level)
+                if kind in WITH_EVIDENCE
+                else None
+            )
+            if isinstance(evidence, Threshold) and after.unconfirmed[p]:
+                # Opened by the confirm timeout: the reason says no second reading came.
+                evidence = evidence.model_copy(
+                    update={"unconfirmed": True, "confirm_timeout_s": int(rule.confirm_timeout[p])}
+                )
             actions.append(
                 Action(
                     kind=kind,
                     patient=p,
                     alert_id=existing if kind != "open" else None,
-                    level=int(after.level[p]),
+                    level=level,
                     # Infinite hours: never measured; stored as no value, not as JSON-less inf.
                     value=value if np.isfinite(value) else None,
                     at=int(result.at[p]),
                     reason=result.reason_of(p),
                     stage=int(after.stage[p]),
+                    evidence=evidence,
+                    unconfirmed=bool(after.unconfirmed[p]),
                 )
             )
     return actions

@@ -19,8 +19,8 @@ import numpy as np
 import psycopg
 
 from alerts.debounce import step
-from alerts.engine.decide import plan_actions, reconcile
-from alerts.engine.lifecycle import Applied, RuleContext, apply_actions, load_open_alerts
+from alerts.engine.decide import Action, plan_actions, reconcile
+from alerts.engine.lifecycle import Applied, RuleContext, apply_action, load_open_alerts
 from alerts.engine.load import (
     Enrolment,
     load_enrolments,
@@ -29,7 +29,9 @@ from alerts.engine.load import (
     take_patients,
 )
 from alerts.engine.state import load_states, save_states
+from alerts.episodes import escalate_due
 from alerts.evaluate import RuleResult, evaluate
+from alerts.notify.digest import enqueue_due_digests
 from alerts.protocol import Protocol, load_protocols
 from alerts.tables import CompiledProtocol, compile_protocol
 from alerts.windows import MetricWindow
@@ -95,6 +97,8 @@ class Engine:
         started = time.perf_counter()
         for item in evaluated:
             self._apply(item, now, report, everyone=everyone)
+        # Escalation goes by the clock, whoever was evaluated: every pass looks.
+        self._escalate(now, report)
         report.apply_seconds = time.perf_counter() - started
         return report
 
@@ -122,22 +126,49 @@ class Engine:
             )
             stored = load_states(self.conn, protocol.key, rules, ids, everyone=everyone)
             alerts = load_open_alerts(self.conn, protocol.key, rules, ids, everyone=everyone)
-            for compiled_rule in item.compiled.rules:
+            stepped = []
+            planned: list[tuple[int, int, RuleContext, Action]] = []
+            for order, compiled_rule in enumerate(item.compiled.rules):
                 key = compiled_rule.key
                 before = reconcile(stored[key], alerts[key], compiled_rule.snooze_after_ack, now)
                 after, transitions = step(before, item.results[key], compiled_rule, now)
-                actions = plan_actions(before, after, transitions, item.results[key], alerts[key])
+                actions = plan_actions(
+                    before,
+                    after,
+                    transitions,
+                    item.results[key],
+                    alerts[key],
+                    compiled_rule,
+                    protocol=protocol.key,
+                    now=now,
+                )
                 context = RuleContext(protocol.key, compiled_rule.rule, ids)
-                apply_actions(self.conn, context, actions, self.settings, now, report.applied)
+                planned.extend((action.patient, order, context, action) for action in actions)
+                stepped.append((compiled_rule, after))
+            # In patient order: engines of other protocols lock the same patients' episodes in
+            # the same order, so they wait for each other instead of deadlocking.
+            for _, _, context, action in sorted(planned, key=lambda p: (p[0], p[1])):
+                apply_action(
+                    self.conn, context, action, self.protocols, self.settings, now, report.applied
+                )
+            for compiled_rule, after in stepped:
                 report.states_written += save_states(
                     self.conn,
                     protocol.key,
-                    key,
+                    compiled_rule.key,
                     ids,
-                    stored[key],
+                    stored[compiled_rule.key],
                     after,
                     with_last_at=compiled_rule.rule.kind != "missing_data",
                 )
+
+    def _escalate(self, when: datetime, report: EvaluationReport) -> None:
+        with self.conn.transaction():
+            report.applied.episode.add(
+                escalate_due(self.conn, protocols=self.protocols, settings=self.settings, now=when)
+            )
+            digests = enqueue_due_digests(self.conn, when, self.settings.public_url)
+            report.applied.episode.notifications += len(digests)
 
 
 def own_windows(
@@ -154,5 +185,10 @@ def own_windows(
 
 def compute(enrolment: Enrolment, own: Mapping[str, MetricWindow], now: datetime) -> Evaluated:
     """Evaluate one protocol for its patients, given their windows (see :func:`own_windows`)."""
-    compiled = compile_protocol(enrolment.protocol, enrolment.patient_ids.size, enrolment.overrides)
+    compiled = compile_protocol(
+        enrolment.protocol,
+        enrolment.patient_ids.size,
+        enrolment.overrides,
+        started_at=enrolment.started_at,
+    )
     return Evaluated(enrolment, compiled, evaluate(compiled, own, now))

@@ -60,7 +60,8 @@ def rule_needs(rule: Any) -> dict[str, MetricNeed]:
     if rule.kind in ("threshold", "score"):
         need = MetricNeed(rule.lookback)
     elif rule.kind == "trend":
-        need = MetricNeed(rule.window)
+        # The window ends at the newest reading, itself at most a window old.
+        need = MetricNeed(2 * rule.window)
     elif rule.kind == "aggregate":
         need = MetricNeed((rule.days + 1) * 86400)
     elif rule.kind == "missing_data":
@@ -84,11 +85,13 @@ def protocol_needs(protocols: Iterable[Protocol]) -> dict[str, MetricNeed]:
 
 @dataclass(frozen=True, slots=True)
 class Enrolment:
-    """The patients following one protocol, sorted by id, with overrides by position."""
+    """The patients following one protocol, sorted by id, with overrides by position and the
+    epoch seconds each one's enrolment started (None: not known)."""
 
     protocol: Protocol
     patient_ids: np.ndarray
     overrides: dict[int, PatientOverride] = field(default_factory=dict)
+    started_at: np.ndarray | None = None
 
 
 def load_enrolments(
@@ -104,7 +107,7 @@ def load_enrolments(
     """
     query = sql.SQL(
         """
-        SELECT pp.protocol, pp.patient_id, pp.overrides
+        SELECT pp.protocol, pp.patient_id, pp.overrides, pp.started_at
         FROM patient_protocols pp JOIN patients p ON p.id = pp.patient_id
         WHERE pp.protocol = ANY(%(protocols)s) AND pp.started_at <= %(now)s
           AND (pp.ended_at IS NULL OR pp.ended_at > %(now)s)
@@ -113,17 +116,18 @@ def load_enrolments(
         """
     ).format(sql.SQL("AND pp.patient_id = ANY(%(ids)s)" if patient_ids is not None else ""))
     params = {"protocols": list(protocols), "now": now, "ids": list(patient_ids or ())}
-    rows: dict[str, list[tuple[int, Any]]] = {}
-    for key, patient_id, raw in conn.execute(query, params):
-        rows.setdefault(key, []).append((patient_id, raw))
+    rows: dict[str, list[tuple[int, Any, datetime]]] = {}
+    for key, patient_id, raw, started in conn.execute(query, params):
+        rows.setdefault(key, []).append((patient_id, raw, started))
     return {key: _enrolment(protocols[key], members) for key, members in rows.items()}
 
 
-def _enrolment(protocol: Protocol, members: list[tuple[int, Any]]) -> Enrolment:
-    ids = np.array([patient_id for patient_id, _ in members], dtype=np.int64)
+def _enrolment(protocol: Protocol, members: list[tuple[int, Any, datetime]]) -> Enrolment:
+    ids = np.array([patient_id for patient_id, _, _ in members], dtype=np.int64)
+    started = np.array([int(s.timestamp()) for _, _, s in members], dtype=np.int64)
     checked: dict[str, PatientOverride | None] = {}
     overrides: dict[int, PatientOverride] = {}
-    for index, (patient_id, raw) in enumerate(members):
+    for index, (patient_id, raw, _) in enumerate(members):
         if not raw or not raw.get("rules"):
             continue
         text = repr(sorted(raw.items()))
@@ -131,7 +135,7 @@ def _enrolment(protocol: Protocol, members: list[tuple[int, Any]]) -> Enrolment:
             checked[text] = _valid_override(protocol, raw, patient_id)
         if checked[text] is not None:
             overrides[index] = checked[text]
-    return Enrolment(protocol, ids, overrides)
+    return Enrolment(protocol, ids, overrides, started)
 
 
 def _valid_override(protocol: Protocol, raw: Any, patient_id: int) -> PatientOverride | None:

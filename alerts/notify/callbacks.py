@@ -116,13 +116,13 @@ def apply_status_callback(
     at = now or datetime.now(UTC)
     with conn.transaction():
         row = conn.execute(
-            "SELECT id, alert_id, recipient_kind, status, provider_id FROM notifications "
+            "SELECT id, episode_id, recipient_kind, status, provider_id FROM notifications "
             "WHERE provider_id = %s FOR UPDATE",
             (report.message_sid,),
         ).fetchone()
         if row is None and report.notification_id is not None:
             row = conn.execute(
-                "SELECT id, alert_id, recipient_kind, status, provider_id FROM notifications "
+                "SELECT id, episode_id, recipient_kind, status, provider_id FROM notifications "
                 "WHERE id = %s AND provider_id IS NULL "
                 "AND status IN ('sending', 'failed', 'cancelled') "
                 "FOR UPDATE",
@@ -130,7 +130,7 @@ def apply_status_callback(
             ).fetchone()
         if row is None:
             return "unknown"
-        notification_id, alert_id, recipient_kind, current, provider_id = row
+        notification_id, episode_id, recipient_kind, current, provider_id = row
         new = next_status(current, report.message_status, adopting=provider_id is None)
         if new is None:
             return "unchanged"
@@ -156,9 +156,9 @@ def apply_status_callback(
             "source": "status_callback",
         }
         if error is not None:
-            store.record_event(conn, alert_id, "notify_failed", details | {"error": error}, at)
+            store.record_event(conn, episode_id, "notify_failed", details | {"error": error}, at)
         elif new == "delivered":
-            store.record_event(conn, alert_id, "notify_delivered", details, at)
+            store.record_event(conn, episode_id, "notify_delivered", details, at)
         elif provider_id is None:
-            store.record_event(conn, alert_id, "notified", details, at)
+            store.record_event(conn, episode_id, "notified", details, at)
     return "updated"

@@ -1,7 +1,7 @@
 """Cancelling the SMS that lost their point before they left: status 'cancelled', with why.
 
 What counts as pointless is routing's rule (``routing.cancel_reason``). It is applied in the
-transaction that changes the alert: the alerts engine's when it resolves one, the dashboard's
+transaction that changes the episode: the alerts engine's when it resolves one, the dashboard's
 when a nurse resolves or acknowledges; then by the sender at each round, for rows that were
 locked at that moment, and in the sender's claim, the last look before a row goes to Twilio.
 Rows Twilio never saw are cancelled outright. A row an earlier attempt may have delivered (a
@@ -22,13 +22,13 @@ from alerts.notify.store import Claim
 
 def moot(claim: Claim) -> str | None:
     """Why the claimed row should not be sent any more; None while it should."""
-    if claim.alert_state is None:
-        return None  # about no alert: nothing can make it pointless
-    return cancel_reason(claim.alert_state, claim.reason, superseded=claim.superseded)
+    if claim.episode_state is None:
+        return None  # about no episode: nothing can make it pointless
+    return cancel_reason(claim.episode_state, claim.reason, superseded=claim.superseded)
 
 
 def cancel(conn: psycopg.Connection, claim: Claim, why: str, now: datetime) -> bool:
-    """Cancel the row with its alert event; False when it was settled meanwhile."""
+    """Cancel the row with its episode event; False when it was settled meanwhile."""
     if not store.mark_cancelled(conn, claim, why, now):
         return False
     details = {
@@ -37,17 +37,17 @@ def cancel(conn: psycopg.Connection, claim: Claim, why: str, now: datetime) -> b
         "attempt": claim.attempts,
         "cancel_reason": why,
     }
-    store.record_event(conn, claim.alert_id, "notify_cancelled", details, now)
+    store.record_event(conn, claim.episode_id, "notify_cancelled", details, now)
     return True
 
 
 def cancel_moot_notifications(
-    conn: psycopg.Connection, now: datetime, alert_id: int | None = None
+    conn: psycopg.Connection, now: datetime, episode_id: int | None = None
 ) -> int:
-    """Cancel the waiting rows Twilio never saw that lost their point (of ``alert_id`` only, if
-    given); how many. In the caller's transaction."""
+    """Cancel the waiting rows Twilio never saw that lost their point (of ``episode_id`` only,
+    if given); how many. In the caller's transaction."""
     cancelled = 0
-    for claim in store.unsent_maybe_moot(conn, alert_id):
+    for claim in store.unsent_maybe_moot(conn, episode_id):
         why = moot(claim)
         if why is not None and cancel(conn, claim, why, now):
             cancelled += 1

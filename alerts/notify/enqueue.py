@@ -1,10 +1,10 @@
-"""Writing the notifications an alert calls for, before anything is sent.
+"""Writing the notifications an episode calls for, before anything is sent.
 
-Run it in the transaction that opens, worsens or escalates the alert, after writing the alert's
-event: then either both the alert change and its notification rows exist, or neither does, and
-a crash in between loses nothing. The event also sets the stage (``alerts.notify.stages``) in
-the unique idempotency key: calling again for the same event is a no-op, while the alert's next
-escalation or lapsed snooze is a new stage, so a new SMS.
+Run it in the transaction that opens, worsens or escalates the episode, after writing the
+episode's event: then either both the change and its notification rows exist, or neither does,
+and a crash in between loses nothing. The event also sets the stage (``alerts.notify.stages``)
+in the unique idempotency key: calling again for the same event is a no-op, while the
+episode's next escalation is a new stage, so a new SMS.
 """
 
 from __future__ import annotations
@@ -14,44 +14,63 @@ from datetime import UTC, datetime
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
+from alerts.lifecycle import record_episode_event
 from alerts.notify.plan import Finding, PatientFacts, PlannedNotification, plan_notifications
-from alerts.notify.routing import AlertFacts, GpContact, ServiceCentre
+from alerts.notify.routing import EpisodeFacts, GpContact, ServiceCentre
 from alerts.notify.stages import EVENT_STAGES, Stage, stage_of
 from alerts.notify.texts import Language, Reason
+from alerts.protocol import Recipient
 from telemon.config import Settings
+from telemon.findings import evidence_in
 from telemon.metrics import METRICS_BY_ID
 
 
 @dataclass(frozen=True, slots=True)
-class AlertContext:
-    alert: AlertFacts
+class EpisodeContext:
+    episode: EpisodeFacts
     finding: Finding
     patient: PatientFacts
     gp: GpContact
     centre: ServiceCentre
 
 
-def load_alert_context(
+def load_episode_context(
     conn: psycopg.Connection,
-    alert_id: int,
+    episode_id: int,
     *,
     fallback_centre_phone: str | None = None,
     centre_language: Language = "it",
-) -> AlertContext | None:
+) -> EpisodeContext | None:
     row = (
         conn.cursor(row_factory=dict_row)
         .execute(
             """
-        SELECT a.id, a.severity, a.kind, a.state, a.metric_id, a.trigger_value,
+        SELECT e.id, e.alert_level, e.state,
+               -- Acknowledged as it is now: a worsening since then broke the acknowledgement.
+               EXISTS (
+                   SELECT 1 FROM episode_events ack
+                   WHERE ack.episode_id = e.id AND ack.kind = 'acknowledge'
+                     AND NOT EXISTS (
+                         SELECT 1 FROM episode_events w
+                         WHERE w.episode_id = e.id AND w.kind = 'worsened' AND w.id > ack.id
+                     )
+               ) AS acknowledged_before,
+               f.id AS alert_id, f.metric_id, f.trigger_value, f.details,
                p.given_name, p.family_name,
                g.id AS gp_id, CASE WHEN g.active THEN g.phone END AS gp_phone,
                g.language AS gp_language, g.quiet_hours_start, g.quiet_hours_end,
-               c.id AS centre_id, c.duty_phone
-        FROM alerts a
-        JOIN patients p ON p.id = a.patient_id
+               g.amber_digest_at, c.id AS centre_id, c.duty_phone
+        FROM episodes e
+        JOIN patients p ON p.id = e.patient_id
         JOIN staff g ON g.id = p.gp_id
+        LEFT JOIN LATERAL (
+            -- The finding the SMS names: the worst open one routed to the GP, the oldest first.
+            SELECT a.id, a.metric_id, a.trigger_value, a.details FROM alerts a
+            WHERE a.episode_id = e.id AND a.state <> 'resolved'
+            ORDER BY a.routing = 'gp_and_centre' DESC, a.severity DESC, a.opened_at, a.id
+            LIMIT 1
+        ) f ON true
         LEFT JOIN LATERAL (
             -- The patient's own service centre if they have one, else the cooperative's.
             SELECT t.id, t.duty_phone FROM care_teams t
@@ -59,18 +78,25 @@ def load_alert_context(
             ORDER BY t.id = p.care_team_id DESC, t.id
             LIMIT 1
         ) c ON true
-        WHERE a.id = %s
+        WHERE e.id = %s
         """,
-            (alert_id,),
+            (episode_id,),
         )
         .fetchone()
     )
     if row is None:
         return None
     metric = METRICS_BY_ID.get(row["metric_id"]) if row["metric_id"] is not None else None
-    return AlertContext(
-        alert=AlertFacts(row["id"], row["severity"], row["kind"], row["state"]),
-        finding=Finding(metric.key if metric else None, row["trigger_value"]),
+    return EpisodeContext(
+        episode=EpisodeFacts(
+            row["id"], row["alert_level"], row["state"], row["acknowledged_before"]
+        ),
+        finding=Finding(
+            row["alert_id"],
+            metric.key if metric else None,
+            row["trigger_value"],
+            evidence_in(row["details"]),
+        ),
         patient=PatientFacts(row["given_name"], row["family_name"]),
         gp=GpContact(
             row["gp_id"],
@@ -78,6 +104,7 @@ def load_alert_context(
             row["gp_language"],
             row["quiet_hours_start"],
             row["quiet_hours_end"],
+            row["amber_digest_at"],
         ),
         centre=ServiceCentre(
             row["centre_id"], row["duty_phone"] or fallback_centre_phone, centre_language
@@ -85,43 +112,48 @@ def load_alert_context(
     )
 
 
-def enqueue_alert_notifications(
+def enqueue_episode_notifications(
     conn: psycopg.Connection,
-    alert_id: int,
+    episode_id: int,
     reason: Reason,
     settings: Settings,
     *,
     now: datetime | None = None,
+    to: Recipient | None = None,
 ) -> list[int]:
-    """Plan and write the SMS for ``alert_id``; the ids of the rows this call created."""
-    context = load_alert_context(
+    """Plan and write the SMS for ``episode_id``; the ids of the rows this call created.
+
+    ``to``: the recipient of an escalation step; None for a nurse's escalation (the GP).
+    """
+    context = load_episode_context(
         conn,
-        alert_id,
+        episode_id,
         fallback_centre_phone=settings.service_centre_phone,
         centre_language=settings.language,
     )
     if context is None:
-        raise LookupError(f"no alert {alert_id}")
+        raise LookupError(f"no episode {episode_id}")
     now = now or datetime.now(UTC)
     planned = plan_notifications(
-        context.alert,
+        context.episode,
         context.finding,
         context.patient,
         context.gp,
         context.centre,
         reason,
-        load_stage(conn, alert_id, reason),
+        load_stage(conn, episode_id, reason),
         now,
         settings.public_url,
+        to,
     )
     return insert_notifications(conn, planned, now)
 
 
-def load_stage(conn: psycopg.Connection, alert_id: int, reason: Reason) -> Stage:
-    """The stage the alert's events put an SMS for ``reason`` at, in the caller's transaction."""
+def load_stage(conn: psycopg.Connection, episode_id: int, reason: Reason) -> Stage:
+    """The stage the episode's events put an SMS for ``reason`` at, in the caller's transaction."""
     kinds = conn.execute(
-        "SELECT kind FROM alert_events WHERE alert_id = %s AND kind = ANY(%s) ORDER BY id",
-        (alert_id, list(EVENT_STAGES)),
+        "SELECT kind FROM episode_events WHERE episode_id = %s AND kind = ANY(%s) ORDER BY id",
+        (episode_id, list(EVENT_STAGES)),
     ).fetchall()
     return stage_of(reason, [row[0] for row in kinds])
 
@@ -140,14 +172,16 @@ def insert_notifications(
     for item in planned:
         row = conn.execute(
             """
-            INSERT INTO notifications (idempotency_key, alert_id, reason, stage, recipient_kind,
-                                       recipient_id, to_address, body, status, next_attempt_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s)
+            INSERT INTO notifications (idempotency_key, episode_id, alert_id, reason, stage,
+                                       recipient_kind, recipient_id, to_address, body, status,
+                                       next_attempt_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s)
             ON CONFLICT (idempotency_key) DO NOTHING
             RETURNING id
             """,
             (
                 item.idempotency_key,
+                item.episode_id,
                 item.alert_id,
                 item.reason,
                 item.stage.label,
@@ -160,22 +194,19 @@ def insert_notifications(
         ).fetchone()
         if row is not None:
             created.append(row[0])
-            conn.execute(
-                "INSERT INTO alert_events (alert_id, at, kind, details) VALUES (%s, %s, %s, %s)",
-                (
-                    item.alert_id,
-                    now,
-                    "notify_queued",
-                    Jsonb(
-                        {
-                            "notification_id": row[0],
-                            "recipient_kind": item.recipient_kind,
-                            "reason": item.reason,
-                            "stage": item.stage.label,
-                            "not_before": item.not_before.isoformat(),
-                        }
-                    ),
-                ),
+            record_episode_event(
+                conn,
+                item.episode_id,
+                "notify_queued",
+                now=now,
+                alert_id=item.alert_id,
+                details={
+                    "notification_id": row[0],
+                    "recipient_kind": item.recipient_kind,
+                    "reason": item.reason,
+                    "stage": item.stage.label,
+                    "not_before": item.not_before.isoformat(),
+                },
             )
     if created:
         conn.execute(f"NOTIFY {DUE_CHANNEL}")

@@ -1,13 +1,15 @@
-"""From an alert to the notification rows to write: routing, texts and idempotency keys."""
+"""From an episode to the notification rows to write: routing, texts and idempotency keys."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from alerts.notify.routing import AlertFacts, GpContact, RecipientKind, ServiceCentre, route
+from alerts.notify.routing import EpisodeFacts, GpContact, RecipientKind, ServiceCentre, route
 from alerts.notify.stages import Stage
-from alerts.notify.texts import AlertSummary, Reason, initials, render_sms
+from alerts.notify.texts import AlertSummary, Reason, Wording, initials, render_sms
+from alerts.protocol import Recipient
+from telemon.findings import Evidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,14 +20,19 @@ class PatientFacts:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
+    """The episode's worst open finding, which the SMS names."""
+
+    alert_id: int | None
     metric: str | None  # a key of telemon.metrics.METRICS
     value: float | None
+    evidence: Evidence | None = None  # what it rests on, for the reason in words
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedNotification:
     idempotency_key: str
-    alert_id: int
+    episode_id: int
+    alert_id: int | None  # the finding the SMS names
     reason: Reason
     stage: Stage
     recipient_kind: RecipientKind
@@ -36,15 +43,22 @@ class PlannedNotification:
 
 
 def idempotency_key(
-    alert_id: int, recipient_kind: RecipientKind, recipient_id: int | None, stage: Stage
+    episode_id: int, recipient_kind: RecipientKind, recipient_id: int | None, stage: Stage
 ) -> str:
-    """One SMS per alert, recipient and stage: 'alert:17:gp:4:escalated:2'."""
+    """One SMS per episode, recipient and stage: 'episode:17:gp:4:escalated:2'."""
     recipient = "default" if recipient_id is None else str(recipient_id)
-    return f"alert:{alert_id}:{recipient_kind}:{recipient}:{stage.label}"
+    return f"episode:{episode_id}:{recipient_kind}:{recipient}:{stage.label}"
+
+
+def wording(reason: Reason, episode: EpisodeFacts) -> Wording:
+    # An escalation after an acknowledgement lapsed must not say "not yet acknowledged".
+    if reason == "escalated" and episode.acknowledged_before:
+        return "reminded"
+    return reason
 
 
 def plan_notifications(
-    alert: AlertFacts,
+    episode: EpisodeFacts,
     finding: Finding,
     patient: PatientFacts,
     gp: GpContact,
@@ -53,27 +67,30 @@ def plan_notifications(
     stage: Stage,
     now: datetime,
     public_url: str,
+    to: Recipient | None = None,
 ) -> list[PlannedNotification]:
     summary = AlertSummary(
-        alert_id=alert.id,
-        severity=alert.severity,
+        episode_id=episode.id,
+        severity=max(episode.alert_level, 1),
         initials=initials(patient.given_name, patient.family_name),
         metric=finding.metric,
         value=finding.value,
+        evidence=finding.evidence,
     )
     return [
         PlannedNotification(
             idempotency_key=idempotency_key(
-                alert.id, delivery.recipient_kind, delivery.recipient_id, stage
+                episode.id, delivery.recipient_kind, delivery.recipient_id, stage
             ),
-            alert_id=alert.id,
+            episode_id=episode.id,
+            alert_id=finding.alert_id,
             reason=reason,
             stage=stage,
             recipient_kind=delivery.recipient_kind,
             staff_id=delivery.recipient_id if delivery.recipient_kind == "gp" else None,
             to=delivery.to,
-            body=render_sms(summary, stage.kind, delivery.language, public_url),
+            body=render_sms(summary, wording(reason, episode), delivery.language, public_url),
             not_before=delivery.not_before,
         )
-        for delivery in route(alert, gp, centre, reason, now)
+        for delivery in route(episode, gp, centre, reason, now, to)
     ]

@@ -1,18 +1,20 @@
-"""Who gets an SMS about an alert, and when.
+"""Who gets an SMS about an episode, and when.
 
-Red alerts reach the patient's GP and the service centre's duty phone at once. Amber alerts wait
-in the service-centre queue of the dashboard, and reach the GP only when nobody acknowledged
-them in time (the alerts engine escalates them and calls us again). A patient who stopped
-measuring is a task for the service centre, not a reason to wake a GP: no SMS at all.
+SMS go per episode, not per finding. An episode that opens red, or worsens to red, reaches the
+patient's GP and the service centre's duty phone at once; amber waits in the service-centre
+queue of the dashboard. Each step of the protocol's escalation chain then texts whom the step
+names (a nurse's escalation texts the GP). A finding that joins an open episode at the same or
+a lower level sends nothing. A patient who stopped measuring is a task for the service centre,
+not a reason to wake a GP: an episode with nothing routed to the GP (alert level 0) texts no one.
 
 GPs may set quiet hours (Europe/Rome local time, possibly across midnight); an SMS due to them
 then waits for the end of the quiet period, while the duty phone, staffed around the clock,
 still gets it at once.
 
 An SMS waiting for its time may lose its point meanwhile (:func:`cancel_reason`): nothing is
-sent about a resolved alert, and an escalation, which asks for an acknowledgement, is moot once
-the alert has one. A red alert's own SMS is not: the GP hears of every red alert, whoever took
-charge of it.
+sent about a resolved episode, and an escalation, which asks for an acknowledgement, is moot once
+the episode has one. A red episode's own SMS is not: the GP hears of every red episode, whoever
+took charge of it.
 """
 
 from __future__ import annotations
@@ -23,23 +25,24 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from alerts.notify.texts import Language, Reason
+from alerts.protocol import Recipient
 
 ROME = ZoneInfo("Europe/Rome")
 
 RecipientKind = Literal["gp", "service_centre"]
-AlertState = Literal["open", "acknowledged", "escalated", "resolved"]
+EpisodeState = Literal["open", "acknowledged", "escalated", "resolved"]
 
-RESOLVED = "alert resolved before sending"
-ACKNOWLEDGED = "alert acknowledged before sending"
+RESOLVED = "episode resolved before sending"
+ACKNOWLEDGED = "episode acknowledged before sending"
 SUPERSEDED = "superseded by a later SMS of the same kind"
 
 
 @dataclass(frozen=True, slots=True)
-class AlertFacts:
+class EpisodeFacts:
     id: int
-    severity: int  # 1 amber, 2 red
-    kind: Literal["clinical", "not_measuring"]
-    state: AlertState
+    alert_level: int  # the worst open finding routed to the GP: 0 none, 1 amber, 2 red
+    state: EpisodeState
+    acknowledged_before: bool = False  # someone acknowledged it once: a reminder, not news
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,8 @@ class GpContact:
     language: Language = "it"
     quiet_hours_start: time | None = None
     quiet_hours_end: time | None = None
+    # Open amber episodes in one SMS a day at this local time, instead of an SMS per escalation.
+    amber_digest_at: time | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,26 +73,34 @@ class Delivery:
 
 
 def route(
-    alert: AlertFacts,
+    episode: EpisodeFacts,
     gp: GpContact,
     centre: ServiceCentre,
     reason: Reason,
     now: datetime,
+    to: Recipient | None = None,
 ) -> tuple[Delivery, ...]:
-    """The SMS an alert calls for on ``reason``; empty when the dashboard queue is enough."""
-    if alert.kind == "not_measuring" or cancel_reason(alert.state, reason) is not None:
+    """The SMS an episode calls for on ``reason``; empty when the dashboard queue is enough.
+
+    ``to``: the escalation step's recipient; None for a nurse's escalation, which goes to the GP.
+    """
+    if episode.alert_level == 0 or cancel_reason(episode.state, reason) is not None:
         return ()
     if reason == "escalated":
-        return _to_gp(gp, now)
-    if alert.severity == 2:
-        return _to_gp(gp, now) + _to_centre(centre, now)
+        if to == "duty_phone":
+            return _to_centre(centre, now)
+        if to == "gp" and episode.alert_level == 1 and gp.amber_digest_at is not None:
+            return ()  # the GP's daily digest lists it (a nurse's escalation still texts)
+        return to_gp(gp, now)
+    if episode.alert_level == 2:
+        return to_gp(gp, now) + _to_centre(centre, now)
     return ()
 
 
 def cancel_reason(
-    state: AlertState, reason: Reason | None, *, superseded: bool = False
+    state: EpisodeState, reason: Reason | None, *, superseded: bool = False
 ) -> str | None:
-    """Why an SMS not sent yet is no longer wanted, the alert being in ``state``; None if it is.
+    """Why an SMS not sent yet is no longer wanted, its episode being in ``state``; None if it is.
 
     ``superseded``: a later SMS with the same reason to the same recipient exists, for instance
     the hourly escalations of a night all waiting for a GP's quiet hours to end: the newest says
@@ -117,7 +130,7 @@ def quiet_period_end(
     return datetime.combine(day, end, tzinfo=zone).astimezone(UTC)
 
 
-def _to_gp(gp: GpContact, now: datetime) -> tuple[Delivery, ...]:
+def to_gp(gp: GpContact, now: datetime) -> tuple[Delivery, ...]:
     if not gp.phone:
         return ()
     not_before = quiet_period_end(gp.quiet_hours_start, gp.quiet_hours_end, now) or now

@@ -1,7 +1,7 @@
 """Sending the notification rows: at most once each, whatever Twilio or the process does.
 
 Each row goes through: claim ('sending', committed, advisory-locked), then one call to Twilio
-outside any transaction, then its outcome in one transaction with an alert event:
+outside any transaction, then its outcome in one transaction with an episode event:
 
 * accepted: 'sent' with the SID;
 * 4xx (e.g. 21211, invalid number): 'failed' at once, it would fail the same way again;
@@ -13,15 +13,15 @@ outside any transaction, then its outcome in one transaction with an alert event
 A row found 'sending' with its advisory lock free belongs to a sender that died between the
 commit and Twilio's answer. It is never sent again: the sender asks Twilio for the message and
 records it as sent if found; if Twilio, asked, has no such message and the row has lost its
-point (the alert resolved meanwhile), it is cancelled; otherwise the row is marked 'failed' with
+point (the episode resolved meanwhile), it is cancelled; otherwise the row is marked 'failed' with
 'outcome unknown after restart' for a person to check. A later status callback carrying its id
 may still settle it.
 The residual risk is the one no Twilio client escapes: a request Twilio accepts only after our
 timeout, backoff and look-up have all passed would be followed by a second message.
 
-A row whose alert was resolved, or acknowledged when the SMS only asked for that, or that a
+A row whose episode was resolved, or acknowledged when the SMS only asked for that, or that a
 later row superseded, is cancelled instead (``alerts.notify.cancel``): at each round for the
-rows waiting, and once more in the claim, on the alert's state locked until the claim commits.
+rows waiting, and once more in the claim, on the episode's state locked until the claim commits.
 
 Without Twilio credentials (the demo) rows go to the outbox: status 'outboxed', nothing sent.
 """
@@ -153,8 +153,8 @@ class Sender:
     def recover_abandoned(self, report: SendReport | None = None) -> SendReport:
         """Settle the rows of senders that died mid-call, by asking Twilio; never resend.
 
-        Not at Twilio, a row that lost its point meanwhile (its alert resolved) is cancelled:
-        nothing went out, and nothing needs to. One its alert still needs, or one Twilio could
+        Not at Twilio, a row that lost its point meanwhile (its episode resolved) is cancelled:
+        nothing went out, and nothing needs to. One its episode still needs, or one Twilio could
         not be asked about, is 'failed' with its outcome unknown, for a person to check.
         """
         report = report if report is not None else SendReport()
@@ -171,12 +171,12 @@ class Sender:
                     report.reconciled += 1
                     continue
                 if unasked is None:
-                    # Nothing went out. The alert is read unlocked: a resolution is final, and
-                    # an acknowledgement lapsing meanwhile brings a reminder of its own.
+                    # Nothing went out. The episode is read unlocked: a resolution is final, and
+                    # an acknowledgement lapsing meanwhile resumes its escalation chain.
                     state = self.conn.execute(
-                        "SELECT state FROM alerts WHERE id = %s", (claim.alert_id,)
+                        "SELECT state FROM episodes WHERE id = %s", (claim.episode_id,)
                     ).fetchone()
-                    why = moot(replace(claim, alert_state=state[0])) if state else None
+                    why = moot(replace(claim, episode_state=state[0])) if state else None
                     if why is not None and cancel(self.conn, claim, why, now):
                         report.cancelled += 1
                         continue
@@ -323,4 +323,4 @@ class Sender:
         }
         if accepted is not None:
             details |= {"provider_id": accepted.sid, "status": accepted.status}
-        store.record_event(self.conn, claim.alert_id, kind, details | extra, now)
+        store.record_event(self.conn, claim.episode_id, kind, details | extra, now)

@@ -1,10 +1,10 @@
-"""Which notification of its alert an SMS is: the stage that makes its idempotency key unique.
+"""Which notification of its episode an SMS is: the stage that makes its idempotency key unique.
 
-An alert may text the same person several times: when it opens, at each worsening, at each
-escalation while nobody acknowledges it, and each time an acknowledgement's snooze lapses with
-the alert still on. Stages are numbered from the alert's events, which commit in the same
-transaction as the notification rows: an engine restarted, or a step run again, counts the same
-events and writes the same keys, while the next escalation counts one more.
+An episode may text the same phone a few times: when it opens red, when it worsens, and at the
+steps of its escalation chain (and a nurse's escalation). Stages are numbered from the episode's
+events, which commit in the same transaction as the notification rows: an engine restarted, or
+a step run again, counts the same events and writes the same keys, while the next escalation
+counts one more.
 """
 
 from __future__ import annotations
@@ -16,30 +16,31 @@ from typing import Literal
 
 from alerts.notify.texts import Reason
 
-StageKind = Literal["opened", "worsened", "escalated", "reminded"]
+StageKind = Literal["opened", "worsened", "escalated"]
 
-# The alert_events kinds that start a stage: the engine's, and the dashboard's 'escalate'. An
-# escalation by a nurse and one by the engine are numbered together: each texts the GP.
+# The episode_events kinds that start a stage: the engine's, and the dashboard's 'escalate'. An
+# escalation by a nurse and a step of the chain are numbered together: each texts someone.
 EVENT_STAGES: Mapping[str, StageKind] = MappingProxyType(
     {
         "opened": "opened",
         "worsened": "worsened",
         "escalated": "escalated",
         "escalate": "escalated",
-        "snooze_expired": "reminded",
     }
 )
 
-# A lapsed snooze is an escalation reason with a stage (and a text) of its own.
+# The events an SMS for each reason may announce. An episode whose findings only the service
+# centre heard of (a patient who stopped measuring) texts as it opens when it turns red, which
+# is a 'worsened' event; and it may do so again after that red cleared, at the next one.
 _REASON_STAGES: Mapping[Reason, tuple[StageKind, ...]] = MappingProxyType(
-    {"opened": ("opened",), "worsened": ("worsened",), "escalated": ("escalated", "reminded")}
+    {"opened": ("opened", "worsened"), "worsened": ("worsened",), "escalated": ("escalated",)}
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Stage:
     kind: StageKind
-    number: int = 1  # the how-manyeth stage of its kind in the alert's life
+    number: int = 1  # the how-manyeth stage of its kind in the episode's life
 
     @property
     def label(self) -> str:
@@ -49,10 +50,10 @@ class Stage:
 
 
 def stage_of(reason: Reason, event_kinds: Sequence[str]) -> Stage:
-    """The stage an SMS for ``reason`` announces, from the alert's event kinds, oldest first.
+    """The stage an SMS for ``reason`` announces, from the episode's event kinds, oldest first.
 
     It is the newest event the reason can announce (the caller wrote it in this transaction);
-    an alert with no such event (written by hand) is at the first stage of the reason's kind.
+    an episode with no such event is at the first stage of the reason's kind.
     """
     stages = [EVENT_STAGES[kind] for kind in event_kinds if kind in EVENT_STAGES]
     candidates = _REASON_STAGES[reason]

@@ -1,4 +1,4 @@
-"""The notifications table as a work queue, and the alert events that tell its story.
+"""The notifications table as a work queue, and the episode events that tell its story.
 
 Statements only: the sender decides where the transactions begin and end.
 
@@ -9,10 +9,10 @@ mid-call (PostgreSQL drops the locks of a closed session), one whose lock is hel
 flight. That is exact, unlike a lease, and needs the sender's connection to be a real session
 (not a transaction-mode pgbouncer).
 
-Taking a due row also takes a share lock on its alert until the claim commits: whether the SMS
-still has a point (``alerts.notify.cancel``) is decided on the alert's committed state, and
-nobody can resolve or acknowledge the alert between that look and the row going 'sending'. A
-row whose alert is being changed at that moment is passed over until the next round, so the
+Taking a due row also takes a share lock on its episode until the claim commits: whether the
+SMS still has a point (``alerts.notify.cancel``) is decided on the episode's committed state, and
+nobody can resolve or acknowledge the episode between that look and the row going 'sending'. A
+row whose episode is being changed at that moment is passed over until the next round, so the
 sender never waits on the engine or the dashboard.
 """
 
@@ -24,9 +24,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
-from psycopg.types.json import Jsonb
 
-from alerts.notify.routing import AlertState
+from alerts.lifecycle import record_episode_event
+from alerts.notify.routing import EpisodeState
 from alerts.notify.texts import Reason
 
 # Two-int advisory keys: (namespace, id modulo 2^31). A collision only delays a recovery.
@@ -39,25 +39,26 @@ EventKind = Literal["notified", "notify_failed", "notify_delivered", "notify_can
 @dataclass(frozen=True, slots=True)
 class Claim:
     id: int
-    alert_id: int | None
+    episode_id: int | None
     recipient_kind: str
     to: str
     body: str
     attempts: int  # handed to Twilio so far, counting the one under way once started
     created_at: datetime
     reason: Reason | None = None  # None: a row written before reasons were recorded
-    alert_state: AlertState | None = None  # as the claim saw it; None: no alert, or not looked at
-    superseded: bool = False  # a later row has the same alert, reason and recipient
+    # As the claim saw it; None: no episode, or not looked at.
+    episode_state: EpisodeState | None = None
+    superseded: bool = False  # a later row has the same episode, reason and recipient
 
 
 _CLAIM_COLUMNS = (
-    "n.id, n.alert_id, n.recipient_kind, n.to_address, n.body, n.attempts, n.created_at, n.reason"
+    "n.id, n.episode_id, n.recipient_kind, n.to_address, n.body, n.attempts, n.created_at, n.reason"
 )
 # A later SMS that says the same to the same phone, and is (or will be) sent.
 _SUPERSEDED = """
     EXISTS (
         SELECT 1 FROM notifications later
-        WHERE later.alert_id = n.alert_id AND later.id > n.id AND later.reason = n.reason
+        WHERE later.episode_id = n.episode_id AND later.id > n.id AND later.reason = n.reason
           AND later.recipient_kind = n.recipient_kind AND later.to_address = n.to_address
           AND later.status NOT IN ('cancelled', 'failed', 'undelivered')
     )
@@ -66,7 +67,7 @@ _SUPERSEDED = """
 
 def next_due(conn: psycopg.Connection, now: datetime, skip: Collection[int] = ()) -> Claim | None:
     """The next due row, locked for this transaction and (advisory) for this session, with its
-    alert's state share-locked until the commit. Nothing is marked: see :func:`start_attempt`."""
+    episode's state share-locked until the commit. Nothing is marked: see :func:`start_attempt`."""
     passed_over = list(skip)
     while True:
         row = conn.execute(
@@ -82,17 +83,17 @@ def next_due(conn: psycopg.Connection, now: datetime, skip: Collection[int] = ()
         ).fetchone()
         if row is None:
             return None
-        state: AlertState | None = None
+        state: EpisodeState | None = None
         if row[1] is not None:
             held = conn.execute(
-                "SELECT state FROM alerts WHERE id = %s FOR SHARE SKIP LOCKED", (row[1],)
+                "SELECT state FROM episodes WHERE id = %s FOR SHARE SKIP LOCKED", (row[1],)
             ).fetchone()
             if held is None:
-                passed_over.append(row[0])  # its alert is being changed: look again next round
+                passed_over.append(row[0])  # its episode is being changed: look again next round
                 continue
             state = held[0]
         if _try_lock(conn, row[0]):
-            return _claim(row, alert_state=state, superseded=row[8])
+            return _claim(row, episode_state=state, superseded=row[8])
         passed_over.append(row[0])  # its key collides with a row in flight elsewhere
 
 
@@ -106,25 +107,26 @@ def start_attempt(conn: psycopg.Connection, claim: Claim, now: datetime) -> Clai
     return replace(claim, attempts=claim.attempts + 1)
 
 
-def unsent_maybe_moot(conn: psycopg.Connection, alert_id: int | None = None) -> list[Claim]:
-    """Rows never handed to Twilio whose alert was resolved or acknowledged, or that a later row
-    superseded: the ones that may have lost their point. Locked like :func:`next_due`'s, skipping
-    the rows being claimed and those whose alert is being changed; ``alert_id``: its rows only.
+def unsent_maybe_moot(conn: psycopg.Connection, episode_id: int | None = None) -> list[Claim]:
+    """Rows never handed to Twilio whose episode was resolved or acknowledged, or that a later
+    row superseded: the ones that may have lost their point. Locked like :func:`next_due`'s,
+    skipping the rows being claimed and those whose episode is being changed; ``episode_id``:
+    its rows only.
     """
     rows = conn.execute(
         f"""
-        SELECT {_CLAIM_COLUMNS}, {_SUPERSEDED} AS superseded, a.state
-        FROM notifications n JOIN alerts a ON a.id = n.alert_id
+        SELECT {_CLAIM_COLUMNS}, {_SUPERSEDED} AS superseded, e.state
+        FROM notifications n JOIN episodes e ON e.id = n.episode_id
         WHERE n.status = 'pending' AND n.attempts = 0
-          AND (%(alert)s::bigint IS NULL OR n.alert_id = %(alert)s)
-          AND (a.state IN ('resolved', 'acknowledged') OR {_SUPERSEDED})
+          AND (%(episode)s::bigint IS NULL OR n.episode_id = %(episode)s)
+          AND (e.state IN ('resolved', 'acknowledged') OR {_SUPERSEDED})
         ORDER BY n.id
         FOR UPDATE OF n SKIP LOCKED
-        FOR SHARE OF a SKIP LOCKED
+        FOR SHARE OF e SKIP LOCKED
         """,
-        {"alert": alert_id},
+        {"episode": episode_id},
     ).fetchall()
-    return [_claim(row, alert_state=row[9], superseded=row[8]) for row in rows]
+    return [_claim(row, episode_state=row[9], superseded=row[8]) for row in rows]
 
 
 def sending_ids(conn: psycopg.Connection) -> list[int]:
@@ -208,17 +210,14 @@ def mark_outboxed(conn: psycopg.Connection, claim: Claim, now: datetime) -> None
 
 def record_event(
     conn: psycopg.Connection,
-    alert_id: int | None,
+    episode_id: int | None,
     kind: EventKind,
     details: dict[str, Any],
     at: datetime,
 ) -> None:
-    if alert_id is None:
-        return  # a notification about no alert (none exist yet) has no alert history to join
-    conn.execute(
-        "INSERT INTO alert_events (alert_id, at, kind, details) VALUES (%s, %s, %s, %s)",
-        (alert_id, at, kind, Jsonb(details)),
-    )
+    if episode_id is None:
+        return  # a notification about no episode (a digest) has no episode history to join
+    record_episode_event(conn, episode_id, kind, now=at, details=details)
 
 
 def _try_lock(conn: psycopg.Connection, notification_id: int) -> bool:
@@ -233,17 +232,17 @@ def _key(notification_id: int) -> int:
 
 
 def _claim(
-    row: tuple[Any, ...], *, alert_state: AlertState | None = None, superseded: bool = False
+    row: tuple[Any, ...], *, episode_state: EpisodeState | None = None, superseded: bool = False
 ) -> Claim:
     return Claim(
         id=row[0],
-        alert_id=row[1],
+        episode_id=row[1],
         recipient_kind=row[2],
         to=row[3],
         body=row[4],
         attempts=row[5],
         created_at=row[6],
         reason=row[7],
-        alert_state=alert_state,
+        episode_state=episode_state,
         superseded=superseded,
     )

@@ -7,15 +7,30 @@ triage, with a link to the dashboard (behind a login) for everything else.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-from telemon.metrics import METRICS
+from telemon.findings import Evidence
+from telemon.gsm7 import gsm7_length, is_gsm7, sms_segments, to_ascii, to_gsm7
+from telemon.metrics import METRICS, Language
+from telemon.reasons import describe, reading, to_sms
 
-Language = Literal["it", "en"]
+__all__ = [
+    "MAX_SMS_LENGTH",
+    "TEMPLATES",
+    "AlertSummary",
+    "Language",
+    "MessageTooLongError",
+    "Wording",
+    "gsm7_length",
+    "initials",
+    "is_gsm7",
+    "render_sms",
+    "sms_segments",
+]
+
 Reason = Literal["opened", "escalated", "worsened"]
 # What an SMS says: its reason's text, except a reminder after an acknowledgement's snooze
 # lapsed, which goes out for an escalation's reason but must not say "not yet acknowledged".
@@ -33,36 +48,39 @@ class MessageTooLongError(ValueError):
 class AlertSummary:
     """The facts an SMS may carry: nothing here identifies the patient or their condition."""
 
-    alert_id: int
+    episode_id: int
     severity: int  # 1 amber, 2 red
     initials: str
     metric: str | None  # a key of telemon.metrics.METRICS
     value: float | None
+    # What the finding rests on (alerts.details['evidence']); None for rows from before it was
+    # kept, which then say the metric and its value.
+    evidence: Evidence | None = None
 
 
 TEMPLATES: Mapping[Language, Mapping[Wording, str]] = MappingProxyType(
     {
         "it": MappingProxyType(
             {
-                "opened": "Telemon: allerta {severity}, paziente {initials}, {finding}. "
+                "opened": "Telemon: allerta {severity}, paziente {initials} {finding}. "
                 "Apri: {link}",
-                "worsened": "Telemon: allerta aggravata a {severity}, paziente {initials}, "
+                "worsened": "Telemon: allerta aggravata a {severity}, paziente {initials} "
                 "{finding}. Apri: {link}",
                 "escalated": "Telemon: allerta {severity} non ancora presa in carico, "
-                "paziente {initials}, {finding}. Apri: {link}",
+                "paziente {initials} {finding}. Apri: {link}",
                 "reminded": "Telemon: allerta {severity} ancora aperta dopo la presa in carico, "
-                "paziente {initials}, {finding}. Apri: {link}",
+                "paziente {initials} {finding}. Apri: {link}",
             }
         ),
         "en": MappingProxyType(
             {
-                "opened": "Telemon: {severity} alert, patient {initials}, {finding}. Open: {link}",
-                "worsened": "Telemon: alert worsened to {severity}, patient {initials}, "
+                "opened": "Telemon: {severity} alert, patient {initials} {finding}. Open: {link}",
+                "worsened": "Telemon: alert worsened to {severity}, patient {initials} "
                 "{finding}. Open: {link}",
                 "escalated": "Telemon: {severity} alert not yet acknowledged, "
-                "patient {initials}, {finding}. Open: {link}",
+                "patient {initials} {finding}. Open: {link}",
                 "reminded": "Telemon: {severity} alert still open after acknowledgement, "
-                "patient {initials}, {finding}. Open: {link}",
+                "patient {initials} {finding}. Open: {link}",
             }
         ),
     }
@@ -75,59 +93,9 @@ SEVERITY_WORDS: Mapping[Language, Mapping[int, str]] = MappingProxyType(
     }
 )
 
-# Plain words for the canonical UCUM units; '°' is not in the GSM-7 alphabet.
-UNIT_WORDS: Mapping[Language, Mapping[str, str]] = MappingProxyType(
-    {
-        "it": MappingProxyType(
-            {
-                "%": "%",
-                "/min": "al minuto",
-                "mm[Hg]": "mmHg",
-                "mg/dL": "mg/dL",
-                "Cel": "gradi",
-                "kg": "kg",
-            }
-        ),
-        "en": MappingProxyType(
-            {
-                "%": "%",
-                "/min": "per minute",
-                "mm[Hg]": "mmHg",
-                "mg/dL": "mg/dL",
-                "Cel": "degrees C",
-                "kg": "kg",
-            }
-        ),
-    }
-)
-
 NO_FINDING: Mapping[Language, str] = MappingProxyType(
-    {"it": "valori fuori soglia", "en": "readings out of range"}
+    {"it": "Valori fuori soglia", "en": "Readings out of range"}
 )
-
-# GSM 03.38: the basic alphabet costs one septet per character, the extension table two.
-_GSM7_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
-
-# Latin letters that Unicode does not decompose into a base letter and an accent.
-_UNDECOMPOSABLE = str.maketrans("ŁłĐđØøÆæŒœßÞþĦħı", "LlDdOoAaOosTtHhi")
-
-
-def is_gsm7(text: str) -> bool:
-    return all(c in _GSM7_BASIC or c in _GSM7_EXTENSION for c in text)
-
-
-def gsm7_length(text: str) -> int:
-    """Septets the text takes on the air; the length that decides the number of segments."""
-    return sum(2 if c in _GSM7_EXTENSION else 1 for c in text)
-
-
-def sms_segments(text: str) -> int:
-    length = gsm7_length(text)
-    return 1 if length <= 160 else -(-length // 153)
 
 
 def initials(given_name: str, family_name: str) -> str:
@@ -136,26 +104,20 @@ def initials(given_name: str, family_name: str) -> str:
     return "".join(f"{letter}." for letter in letters if letter)
 
 
-def alert_link(public_url: str, alert_id: int) -> str:
-    return f"{public_url.rstrip('/')}/alerts/{alert_id}"
+def episode_link(public_url: str, episode_id: int) -> str:
+    return f"{public_url.rstrip('/')}/episodes/{episode_id}"
 
 
-def format_value(value: float, language: Language) -> str:
-    rounded = round(value, 1)
-    text = f"{rounded:.0f}" if rounded == int(rounded) else f"{rounded:.1f}"
-    return text.replace(".", ",") if language == "it" else text
+def finding(summary: AlertSummary, language: Language, *, short: bool = False) -> str:
+    """The reason in words, as the pages say it, in GSM-7: 'SpO2 88 % (<= 92 %), confermata ...'.
 
-
-def finding(summary: AlertSummary, language: Language) -> str:
-    """'saturazione di ossigeno 86%': the metric and its value in words."""
-    metric = METRICS.get(summary.metric) if summary.metric else None
-    if metric is None or summary.value is None:
-        return NO_FINDING[language]
-    label = metric.label_it if language == "it" else metric.label_en
-    label = label[:1].lower() + label[1:]  # it follows a comma
-    unit = UNIT_WORDS[language].get(metric.unit, metric.unit)
-    separator = "" if unit == "%" else " "
-    return f"{label} {format_value(summary.value, language)}{separator}{unit}"
+    ``short`` leaves out how the finding was confirmed, for an SMS with no room for it.
+    """
+    if summary.evidence is not None:
+        return describe(summary.evidence, language, sms=True, short=short)
+    if summary.metric in METRICS and summary.value is not None:
+        return to_sms(reading({summary.metric: summary.value}, language), language)
+    return NO_FINDING[language]
 
 
 def render_sms(summary: AlertSummary, wording: Wording, language: Language, public_url: str) -> str:
@@ -164,11 +126,12 @@ def render_sms(summary: AlertSummary, wording: Wording, language: Language, publ
     fields = {
         "severity": SEVERITY_WORDS[language][summary.severity],
         "initials": summary.initials or "?",
-        "link": alert_link(public_url, summary.alert_id),
+        "link": episode_link(public_url, summary.episode_id),
     }
-    # Without the finding the link still gets through when a long public URL leaves no room.
-    for finding_text in (finding(summary, language), NO_FINDING[language]):
-        text = _to_gsm7(template.format(finding=finding_text, **fields))
+    # The full reason, then a shorter one, then none: the link gets through whatever the room.
+    findings = (finding(summary, language), finding(summary, language, short=True))
+    for finding_text in (*findings, NO_FINDING[language]):
+        text = to_gsm7(template.format(finding=finding_text, **fields))
         if gsm7_length(text) <= MAX_SMS_LENGTH:
             return text
     raise MessageTooLongError(
@@ -178,17 +141,7 @@ def render_sms(summary: AlertSummary, wording: Wording, language: Language, publ
 
 
 def _first_letter(name: str) -> str:
-    for char in _to_ascii(name):
+    for char in to_ascii(name):
         if char.isalpha():
             return char.upper()
     return ""
-
-
-def _to_ascii(text: str) -> str:
-    folded = unicodedata.normalize("NFKD", text.translate(_UNDECOMPOSABLE))
-    return folded.encode("ascii", "ignore").decode()
-
-
-def _to_gsm7(text: str) -> str:
-    # A single character outside GSM-7 would switch the whole SMS to UCS-2 (70 per segment).
-    return "".join(c if c in _GSM7_BASIC or c in _GSM7_EXTENSION else _to_ascii(c) for c in text)

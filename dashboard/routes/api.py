@@ -12,10 +12,11 @@ from dashboard.authz import Principal, current_user, get_conn, require
 from dashboard.bands import protocols
 from dashboard.models import (
     ActionNote,
-    AlertEvent,
-    AlertItem,
     EnrolIn,
     Enrolled,
+    EpisodeEvent,
+    EpisodeItem,
+    FindingItem,
     GatewayIn,
     GatewayIssue,
     LowBattery,
@@ -75,8 +76,9 @@ def put_settings(
     return services.update_settings(conn, user, change)
 
 
-@router.get("/triage", response_model=list[AlertItem])
-def triage(user: Centre, conn: Conn) -> list[AlertItem]:
+@router.get("/triage", response_model=list[EpisodeItem])
+def triage(user: Centre, conn: Conn) -> list[EpisodeItem]:
+    """One item per open episode (so at most one per patient), its open findings inside."""
     return services.triage_queue(conn, user)
 
 
@@ -90,9 +92,9 @@ def patient(patient_id: Id, user: Clinician, conn: Conn) -> PatientDetail:
     return services.patient_detail(conn, user, patient_id)
 
 
-@router.get("/patients/{patient_id}/alerts", response_model=list[AlertItem])
-def patient_alerts(patient_id: Id, user: Clinician, conn: Conn) -> list[AlertItem]:
-    return services.patient_alerts(conn, user, patient_id)
+@router.get("/patients/{patient_id}/episodes", response_model=list[EpisodeItem])
+def patient_episodes(patient_id: Id, user: Clinician, conn: Conn) -> list[EpisodeItem]:
+    return services.patient_episodes(conn, user, patient_id)
 
 
 @router.get("/patients/{patient_id}/series/{metric}", response_model=Series)
@@ -109,58 +111,83 @@ def patient_series(
         raise HTTPException(422, "days must be 7, 30 or 90") from None
 
 
-@router.get("/alerts/{alert_id}", response_model=AlertItem)
-def alert(alert_id: Id, user: Clinician, conn: Conn) -> AlertItem:
-    return services.alert(conn, user, alert_id)
+@router.get("/episodes/{episode_id}", response_model=EpisodeItem)
+def episode(episode_id: Id, user: Clinician, conn: Conn) -> EpisodeItem:
+    return services.episode(conn, user, episode_id)
 
 
-@router.get("/alerts/{alert_id}/events", response_model=list[AlertEvent])
-def alert_events(alert_id: Id, user: Clinician, conn: Conn) -> list[AlertEvent]:
-    return services.alert_events(conn, user, alert_id)
+@router.get("/episodes/{episode_id}/events", response_model=list[EpisodeEvent])
+def episode_events(episode_id: Id, user: Clinician, conn: Conn) -> list[EpisodeEvent]:
+    """The episode's events and its findings', in time order."""
+    return services.episode_events(conn, user, episode_id)
 
 
-@router.post("/alerts/{alert_id}/claim", response_model=AlertItem)
+@router.post("/episodes/{episode_id}/claim", response_model=EpisodeItem)
 def claim(
-    alert_id: Id, user: Actor, conn: Conn, force: Annotated[bool, Query()] = False
-) -> AlertItem:
-    return services.act(conn, user, alert_id, "claim", force=force)
+    episode_id: Id, user: Actor, conn: Conn, force: Annotated[bool, Query()] = False
+) -> EpisodeItem:
+    return services.act(conn, user, episode_id, "claim", force=force)
 
 
-@router.post("/alerts/{alert_id}/outcome", response_model=AlertItem)
-def outcome(alert_id: Id, user: Actor, conn: Conn, body: OutcomeIn) -> AlertItem:
-    return services.act(conn, user, alert_id, "outcome", outcome=body.outcome, note=body.note)
+@router.post("/episodes/{episode_id}/outcome", response_model=EpisodeItem)
+def outcome(episode_id: Id, user: Actor, conn: Conn, body: OutcomeIn) -> EpisodeItem:
+    return services.act(conn, user, episode_id, "outcome", outcome=body.outcome, note=body.note)
 
 
-@router.post("/alerts/{alert_id}/acknowledge", response_model=AlertItem)
+@router.post("/episodes/{episode_id}/acknowledge", response_model=EpisodeItem)
 def acknowledge(
-    alert_id: Id, user: Actor, conn: Conn, body: Annotated[ActionNote | None, Body()] = None
-) -> AlertItem:
-    return services.act(conn, user, alert_id, "acknowledge", note=body.note if body else "")
+    episode_id: Id, user: Actor, conn: Conn, body: Annotated[ActionNote | None, Body()] = None
+) -> EpisodeItem:
+    return services.act(conn, user, episode_id, "acknowledge", note=body.note if body else "")
 
 
-@router.post("/alerts/{alert_id}/resolve", response_model=AlertItem)
+@router.post("/episodes/{episode_id}/resolve", response_model=EpisodeItem)
 def resolve(
-    alert_id: Id, user: Actor, conn: Conn, body: Annotated[ResolveIn | None, Body()] = None
-) -> AlertItem:
+    episode_id: Id, user: Actor, conn: Conn, body: Annotated[ResolveIn | None, Body()] = None
+) -> EpisodeItem:
     body = body or ResolveIn()
-    return services.act(conn, user, alert_id, "resolve", note=body.note, outcome=body.outcome)
+    return services.act(conn, user, episode_id, "resolve", note=body.note, outcome=body.outcome)
 
 
-@router.post("/alerts/{alert_id}/escalate", response_model=AlertItem)
+@router.post("/episodes/{episode_id}/escalate", response_model=EpisodeItem)
 def escalate(
     request: Request,
-    alert_id: Id,
+    episode_id: Id,
     user: Centre,
     conn: Conn,
     body: Annotated[ActionNote | None, Body()] = None,
-) -> AlertItem:
+) -> EpisodeItem:
     return services.act(
         conn,
         user,
-        alert_id,
+        episode_id,
         "escalate",
         note=body.note if body else "",
         notify=request.app.state.notify_settings,
+    )
+
+
+@router.get("/alerts/{alert_id}", response_model=FindingItem)
+def finding(alert_id: Id, user: Clinician, conn: Conn) -> FindingItem:
+    """One finding, with the episode it belongs to."""
+    return services.finding(conn, user, alert_id)
+
+
+@router.post("/alerts/{alert_id}/resolve", response_model=FindingItem)
+def resolve_finding(
+    request: Request,
+    alert_id: Id,
+    user: Actor,
+    conn: Conn,
+    body: Annotated[ActionNote | None, Body()] = None,
+) -> FindingItem:
+    """Resolve one finding; its episode resolves with its last open one."""
+    return services.resolve_finding(
+        conn,
+        user,
+        alert_id,
+        note=body.note if body else "",
+        settings=request.app.state.notify_settings,
     )
 
 

@@ -1,7 +1,7 @@
-"""Server-Sent Events: tells open pages that the alerts they show have changed.
+"""Server-Sent Events: tells open pages that the episodes they show have changed.
 
-Each stream polls a cheap fingerprint of the user's visible alerts (the alerts engine writes
-from another process and the test inserts rows directly, so polling sees every writer) and
+Each stream polls a cheap fingerprint of the user's visible open episodes (the alerts engine
+writes from another process, so polling sees every writer) and
 sends an ``alerts`` event when it moves; the page then fetches its fresh fragment.
 """
 
@@ -29,9 +29,13 @@ def _fingerprint(request: Request, user: Principal) -> dict[str, object]:
     scope, params = patient_scope(user)
     with request.app.state.pool.connection() as conn:
         row = conn.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE a.severity = 2), max(a.updated_at), "
-            f"max(a.id) FROM alerts a JOIN patients p ON p.id = a.patient_id "
-            f"WHERE a.state <> 'resolved' AND {scope}",
+            # A finding's change (a worse value) need not change its episode: both count.
+            f"SELECT count(*), count(*) FILTER (WHERE e.severity = 2), "
+            f"max(greatest(e.updated_at, f.updated)), max(e.id) "
+            f"FROM episodes e JOIN patients p ON p.id = e.patient_id "
+            f"LEFT JOIN LATERAL (SELECT max(a.updated_at) AS updated FROM alerts a "
+            f"WHERE a.episode_id = e.id) f ON true "
+            f"WHERE e.state <> 'resolved' AND {scope}",
             params,
         ).fetchone()
     assert row is not None

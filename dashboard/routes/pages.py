@@ -13,8 +13,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from dashboard import charts, clinical, operations, services
+from dashboard.alert_actions import Action
 from dashboard.authz import Principal, current_user, get_conn, require
-from dashboard.i18n import metric_label, translator
+from dashboard.i18n import translator
 from dashboard.models import NO_NUL, SettingsIn
 from dashboard.status import ServiceStatus, StoreStatus, broker_status, store_status
 from dashboard.web import render
@@ -43,8 +44,8 @@ def home(user: Annotated[Principal, Depends(current_user)]) -> Response:
 def _triage_context(conn: psycopg.Connection, user: Principal) -> dict[str, object]:
     queue = services.triage_queue(conn, user)
     return {
-        "clinical": [a for a in queue if a.kind == "clinical"],
-        "tasks": [a for a in queue if a.kind == "not_measuring"],
+        "clinical": [e for e in queue if not e.task],
+        "tasks": [e for e in queue if e.task],
     }
 
 
@@ -93,49 +94,99 @@ def patient(
     t = translator(user.language)
     chart_list = []
     for key in clinical.charted_metrics(conn, patient_id, now=now):
-        series = clinical.series(conn, patient_id, key, days, now=now)
-        series = series.model_copy(update={"label": metric_label(key, user.language)})
-        chart_list.append((series, charts.render(series, now=now, empty_text=t("no_data"))))
-    alerts = services.patient_alerts(conn, user, patient_id)
-    latest = clinical.latest_values(conn, [patient_id]).get(patient_id, [])
+        series = clinical.series(conn, patient_id, key, days, now=now, language=user.language)
+        svg = charts.render(series, now=now, empty_text=t("no_data"), language=user.language)
+        chart_list.append((series, svg))
+    episodes = services.patient_episodes(conn, user, patient_id)
+    earlier = clinical.findings_without_episode(conn, user, patient_id)
+    latest = clinical.latest_values(conn, [patient_id], language=user.language).get(patient_id, [])
     return render(
         request,
         "patient.html",
-        {"patient": detail, "charts": chart_list, "alerts": alerts, "days": days, "latest": latest},
+        {
+            "patient": detail,
+            "charts": chart_list,
+            "episodes": episodes,
+            "earlier": earlier,
+            "days": days,
+            "latest": latest,
+        },
+        user=user,
+    )
+
+
+@router.get("/episodes/{episode_id}", response_class=HTMLResponse)
+def episode(request: Request, episode_id: Id, user: Clinician, conn: Conn) -> Response:
+    item = services.episode(conn, user, episode_id)
+    events = services.episode_events(conn, user, episode_id)
+    reasons = {f.id: f.reason for f in item.findings}
+    return render(
+        request,
+        "episode.html",
+        {"episode": item, "events": events, "reasons_by_id": reasons},
         user=user,
     )
 
 
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse)
 def alert(request: Request, alert_id: Id, user: Clinician, conn: Conn) -> Response:
-    item = services.alert(conn, user, alert_id)
-    events = services.alert_events(conn, user, alert_id)
-    return render(request, "alert.html", {"alert": item, "events": events}, user=user)
+    """A finding: its episode's page (where links in SMS sent before episodes lead), or, for
+    a finding from before episodes that none adopted, the finding alone."""
+    item = services.finding(conn, user, alert_id)
+    if item.episode_id is not None:
+        return RedirectResponse(f"/episodes/{item.episode_id}", status_code=303)
+    events = services.finding_events(conn, user, alert_id)
+    return render(
+        request,
+        "finding.html",
+        {"finding": item, "events": events, "reasons_by_id": {item.id: item.reason}},
+        user=user,
+    )
 
 
-@router.post("/alerts/{alert_id}/{action}")
-def alert_action(
+Note = Annotated[str, Form(max_length=2000, pattern=NO_NUL)]
+Next = Annotated[str, Form(max_length=300)]
+
+
+@router.post("/episodes/{episode_id}/{action}")
+def episode_action(
     request: Request,
-    alert_id: Id,
-    action: Literal["claim", "outcome", "acknowledge", "resolve", "escalate"],
+    episode_id: Id,
+    action: Action,
     user: Annotated[Principal, Depends(require("alert.act"))],
     conn: Conn,
-    note: Annotated[str, Form(max_length=2000, pattern=NO_NUL)] = "",
+    note: Note = "",
     outcome: Annotated[
         Literal["", "reached", "not_reached", "advised", "sent_to_emergency"], Form()
     ] = "",
-    next: Annotated[str, Form(max_length=300)] = "",
+    next: Next = "",
 ) -> Response:
     services.act(
         conn,
         user,
-        alert_id,
+        episode_id,
         action,
         note=note,
         outcome=outcome or None,
         notify=request.app.state.notify_settings,
     )
-    return RedirectResponse(safe_next(next, f"/alerts/{alert_id}"), status_code=303)
+    return RedirectResponse(safe_next(next, f"/episodes/{episode_id}"), status_code=303)
+
+
+@router.post("/alerts/{alert_id}/resolve")
+def resolve_finding(
+    request: Request,
+    alert_id: Id,
+    user: Annotated[Principal, Depends(require("alert.act"))],
+    conn: Conn,
+    note: Note = "",
+    next: Next = "",
+) -> Response:
+    item = services.resolve_finding(
+        conn, user, alert_id, note=note, settings=request.app.state.notify_settings
+    )
+    fallback = f"/episodes/{item.episode_id}" if item.episode_id else f"/alerts/{alert_id}"
+    return RedirectResponse(safe_next(next, fallback), status_code=303)
 
 
 @router.get("/equipment", response_class=HTMLResponse)
@@ -190,6 +241,7 @@ def save_settings(
     phone: Annotated[str, Form(max_length=20)] = "",
     quiet_hours_start: Annotated[str, Form(max_length=8)] = "",
     quiet_hours_end: Annotated[str, Form(max_length=8)] = "",
+    amber_digest_at: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     try:
         change = SettingsIn(
@@ -197,6 +249,7 @@ def save_settings(
             phone=phone.strip() or None,
             quiet_hours_start=quiet_hours_start or None,
             quiet_hours_end=quiet_hours_end or None,
+            amber_digest_at=amber_digest_at or None,
         )
     except ValidationError as exc:
         error = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())

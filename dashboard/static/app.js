@@ -1,4 +1,4 @@
-// Live updates: the server says (Server-Sent Events) when the visible alerts change; the page
+// Live updates: the server says (Server-Sent Events) when the visible episodes change; the page
 // then fetches its own fragment again. No inline script anywhere: the CSP forbids it.
 "use strict";
 
@@ -9,16 +9,19 @@
   const badge = document.getElementById("live");
   if (!fragment || !region || !window.EventSource) return;
 
-  let known = new Set(Array.from(region.querySelectorAll("[data-alert-id]"), (r) => r.dataset.alertId));
+  // A row's key names its episode, severity and findings: a new episode flashes, and so does
+  // one that worsened or gained a finding.
+  const keys = () => Array.from(region.querySelectorAll("[data-live-key]"), (r) => r.dataset.liveKey);
+  let known = new Set(keys());
 
   async function refresh() {
     const response = await fetch(fragment, { credentials: "same-origin", headers: { Accept: "text/html" } });
     if (response.redirected || response.status === 401) { window.location.assign("/login"); return; }
     if (!response.ok) return;
     region.innerHTML = await response.text();
-    const rows = region.querySelectorAll("[data-alert-id]");
-    for (const row of rows) if (!known.has(row.dataset.alertId)) row.classList.add("flash");
-    known = new Set(Array.from(rows, (r) => r.dataset.alertId));
+    const rows = region.querySelectorAll("[data-live-key]");
+    for (const row of rows) if (!known.has(row.dataset.liveKey)) row.classList.add("flash");
+    known = new Set(keys());
   }
 
   const source = new EventSource("/events");

@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
 import pytest
 
 from alerts.evaluate import NO_TIME, evaluate
@@ -27,14 +28,18 @@ def evaluate_both(
     patients: Sequence[Readings],
     now: int,
     overrides: Mapping[int, PatientOverride] | None = None,
+    started_at: Sequence[int] | None = None,
 ) -> list[dict[str, Outcome]]:
-    """Vectorised results per patient, after checking them against the reference evaluator."""
+    """Vectorised results per patient, after checking them against the reference evaluator;
+    ``started_at``: each patient's enrolment start (None: not known)."""
     overrides = overrides or {}
-    compiled = compile_protocol(protocol, len(patients), overrides)
+    started = list(started_at) if started_at is not None else [NO_TIME] * len(patients)
+    compiled = compile_protocol(protocol, len(patients), overrides, np.array(started))
     results = evaluate(compiled, windows_from_patients(patients, list(METRICS)), now)
     out = []
     for i, readings in enumerate(patients):
-        expected = evaluate_patient(apply_override(protocol, overrides.get(i)), readings, now)
+        own = apply_override(protocol, overrides.get(i))
+        expected = evaluate_patient(own, readings, now, started[i])
         got = {}
         for key, r in results.items():
             run, broken_at = (None, NO_TIME) if r.streaks is None else r.streaks.of(i)
@@ -77,8 +82,14 @@ def both() -> Callable[..., list[dict[str, Outcome]]]:
 def one(protocols) -> Callable[..., dict[str, Outcome]]:
     """Evaluate one patient of a shipped protocol both ways; returns outcomes by rule key."""
 
-    def run(protocol: str, now: int = NOW, override: PatientOverride | None = None, **readings):
+    def run(
+        protocol: str,
+        now: int = NOW,
+        override: PatientOverride | None = None,
+        started_at: int = NO_TIME,
+        **readings,
+    ):
         overrides = {0: override} if override else None
-        return evaluate_both(protocols[protocol], [readings], now, overrides)[0]
+        return evaluate_both(protocols[protocol], [readings], now, overrides, [started_at])[0]
 
     return run

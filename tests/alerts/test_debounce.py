@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.debounce import AlertState, acknowledge, step
+from alerts.debounce import AlertState, Transitions, acknowledge, step
 from alerts.evaluate import RuleResult, evaluate_rule
 from alerts.protocol import parse_protocol
 from alerts.reference import (
@@ -26,30 +26,50 @@ H = 3600
 T0 = 1_767_225_600
 
 
-def spo2_rule(confirm_count=2, confirm_duration=0, clear_margin=1.0, escalate="1h", snooze="4h"):
-    raw = demo_protocol(confirm_count, confirm_duration, clear_margin, escalate, snooze)
+def spo2_rule(
+    confirm_count=2,
+    confirm_duration=0,
+    clear_margin=1.0,
+    escalate="1h",
+    snooze="4h",
+    confirm_timeout="2d",
+):
+    raw = demo_protocol(
+        confirm_count, confirm_duration, clear_margin, escalate, snooze, confirm_timeout
+    )
     return compile_protocol(parse_protocol(raw), 1).rule("spo2_low")
 
 
 def demo_protocol(
-    confirm_count=2, confirm_duration=0, clear_margin=1.0, escalate="1h", snooze="4h"
+    confirm_count=2,
+    confirm_duration=0,
+    clear_margin=1.0,
+    escalate="1h",
+    snooze="4h",
+    confirm_timeout="2d",  # these tests count readings; the timeout has tests of its own
 ):
     return {
         "key": "demo",
         "version": "1.0.0",
         "title": "Demo",
+        "title_it": "Demo",
         "rules": [
             {
                 "key": "spo2_low",
                 "kind": "threshold",
                 "title": "Low SpO2",
+                "title_it": "SpO2 bassa",
                 "metrics": ["spo2"],
                 "bands": [
                     {"level": "amber", "op": "<=", "value": 94},
                     {"level": "red", "op": "<=", "value": 92},
                 ],
                 "lookback": "24h",
-                "confirm": {"count": confirm_count, "duration": confirm_duration},
+                "confirm": {
+                    "count": confirm_count,
+                    "duration": confirm_duration,
+                    "timeout": confirm_timeout,
+                },
                 "clear_margin": clear_margin,
                 "escalate_after": escalate,
                 "snooze_after_ack": snooze,
@@ -189,6 +209,7 @@ def debounce_runs(draw):
         "confirm_duration": draw(st.sampled_from([0, 1800, 7200])),
         "escalate": draw(st.sampled_from([600, 3600])),
         "snooze": draw(st.sampled_from([0, 1800, 7200])),
+        "confirm_timeout": draw(st.sampled_from([600, 1800, 172800])),
     }
     ticks = []
     for _ in range(steps):
@@ -228,18 +249,9 @@ def test_vectorised_debounce_equals_reference(case):
         for p in range(n_patients):
             o = Outcome(int(level[p]), int(hold[p]), 0.0, int(at[p]), "x")
             expected = step_patient(alerts[p], o, spec, now)
-            got = {n for n in ("opened", "escalated", "downgraded", "cleared", "reminded")
-                   if getattr(changes, n)[p]}  # fmt: skip
+            got = {n for n in EVENTS if getattr(changes, n)[p]}
             assert got == expected
-            a = alerts[p]
-            assert (
-                int(state.level[p]), int(state.count[p]), int(state.since[p]),
-                int(state.last_at[p]), int(state.opened_at[p]), int(state.notified_at[p]),
-                int(state.stage[p]), bool(state.acked[p]), int(state.snoozed_until[p]),
-            ) == (
-                a.level, a.count, a.since, a.last_at, a.opened_at, a.notified_at, a.stage,
-                a.acked, a.snoozed_until,
-            )  # fmt: skip
+            assert same_state(state, p, alerts[p])
 
 
 @pytest.mark.parametrize("n", [0, 1, 5])
@@ -250,7 +262,14 @@ def test_initial_state_shapes(n):
 
 # Readings arriving together: a gateway's backlog evaluated in one pass counts reading by reading.
 
-EVENTS = ("opened", "escalated", "downgraded", "cleared", "reminded")
+EVENTS = tuple(f.name for f in fields(Transitions))
+
+
+def same_state(state: AlertState, p: int, alert: PatientAlert) -> bool:
+    """The vectorised state of patient ``p`` field by field against the reference's."""
+    return all(
+        getattr(state, f.name)[p].item() == getattr(alert, f.name) for f in fields(AlertState)
+    )
 
 
 class Feed:
@@ -369,11 +388,13 @@ def test_the_deciding_channel_counts_a_blood_pressure_reading_once():
         "key": "bp",
         "version": "1.0.0",
         "title": "BP",
+        "title_it": "PA",
         "rules": [
             {
                 "key": "bp_severe",
                 "kind": "threshold",
                 "title": "Severe BP",
+                "title_it": "PA molto elevata",
                 "metrics": ["systolic", "diastolic"],
                 "bands": [
                     {"level": "red", "on": "systolic", "op": ">=", "value": 180},
@@ -398,17 +419,19 @@ def test_kinds_whose_value_is_not_a_reading_confirm_once_per_new_value():
         "key": "demo",
         "version": "1.0.0",
         "title": "Demo",
+        "title_it": "Demo",
         "rules": [
             {
                 "key": "spo2_falling",
                 "kind": "trend",
                 "title": "SpO2 falling",
+                "title_it": "SpO2 in calo",
                 "metrics": ["spo2"],
                 "method": "delta",
                 "window": "24h",
                 "min_points": 2,
                 "bands": [{"level": "amber", "op": "<=", "value": -3}],
-                "confirm": {"count": 2},
+                "confirm": {"count": 2, "timeout": "1d"},
                 "source": "telemon brief, a fall of 3 points",
             }
         ],
@@ -450,7 +473,8 @@ def batched_readings(draw):
 @settings(max_examples=150, deadline=None)
 @given(batched_readings())
 def test_a_batch_counts_as_its_readings_would_one_per_pass(batches):
-    rule = spo2_rule(confirm_count=100)  # never opens: the count and its start are compared
+    # Never opens (nor does the timeout open it): the count and its start are compared.
+    rule = spo2_rule(confirm_count=100, confirm_timeout="3650d")
 
     def evaluate(state, seen, now):
         window = MetricWindow.from_readings([seen])
@@ -478,6 +502,7 @@ def backlogs(draw):
         "confirm_duration": draw(st.sampled_from([0, 1800, 7200])),
         "clear_margin": draw(st.sampled_from([0.0, 1.0])),
         "escalate": draw(st.sampled_from([600, 3600])),
+        "confirm_timeout": draw(st.sampled_from([1800, 172800])),
     }
     patients = []
     for _ in range(n_patients):
@@ -517,8 +542,83 @@ def test_vectorised_evaluation_and_debounce_of_backlogs_equal_the_reference(case
             assert (int(result.level[p]), int(result.at[p])) == (outcome.level, outcome.at)
             expected = step_patient(alerts[p], outcome, spec, now)
             assert {n for n in EVENTS if getattr(changes, n)[p]} == expected
-            a = alerts[p]
-            assert tuple(int(getattr(state, f.name)[p]) for f in fields(state)) == (
-                a.level, a.count, a.since, a.last_at, a.opened_at, a.notified_at, a.stage,
-                int(a.acked), a.snoozed_until,
-            )  # fmt: skip
+            assert same_state(state, p, alerts[p])
+
+
+# The confirm timeout: a first reading in band that no second reading confirms or contradicts.
+
+MIN = 60
+
+
+def unconfirmed_feed(first: float, **params) -> Feed:
+    """A feed whose first reading (``first``, at T0) opened unconfirmed at the 30 min tick."""
+    feed = Feed(spo2_rule(confirm_count=2, confirm_timeout="30m", escalate="1d", **params))
+    assert feed.evaluate(T0 + MIN, (T0, first)) == set()
+    assert feed.evaluate(T0 + 30 * MIN) == {"opened", "opened_unconfirmed"}
+    assert bool(feed.state.unconfirmed[0])
+    return feed
+
+
+def test_a_red_reading_with_no_second_one_opens_unconfirmed_at_the_timeout():
+    feed = Feed(spo2_rule(confirm_count=2, confirm_timeout="30m"))
+    assert feed.evaluate(T0 + MIN, (T0, 90)) == set()
+    # Passes with nothing new (the engine's tick) up to a second before the timeout: waiting.
+    assert feed.evaluate(T0 + 29 * MIN + 59) == set()
+    assert feed.level == 0 and feed.count == 1
+    assert feed.evaluate(T0 + 30 * MIN) == {"opened", "opened_unconfirmed"}
+    assert (feed.level, feed.count, bool(feed.state.unconfirmed[0])) == (2, 0, True)
+    # Later ticks change nothing: it waits for the next reading.
+    assert feed.evaluate(T0 + 40 * MIN) == set() and bool(feed.state.unconfirmed[0])
+
+
+def test_a_second_reading_within_the_timeout_decides_as_before():
+    confirming = Feed(spo2_rule(confirm_count=2, confirm_timeout="30m"))
+    confirming.evaluate(T0 + MIN, (T0, 90))
+    assert confirming.evaluate(T0 + 6 * MIN, (T0 + 5 * MIN, 91)) == {"opened"}
+    assert not confirming.state.unconfirmed[0]
+    contradicting = Feed(spo2_rule(confirm_count=2, confirm_timeout="30m"))
+    contradicting.evaluate(T0 + MIN, (T0, 90))
+    assert contradicting.evaluate(T0 + 6 * MIN, (T0 + 5 * MIN, 97)) == set()
+    assert contradicting.evaluate(T0 + 2 * H) == set() and contradicting.level == 0
+
+
+def test_the_next_reading_in_the_same_band_confirms_an_unconfirmed_alert():
+    feed = unconfirmed_feed(90)
+    assert feed.evaluate(T0 + 3 * H, (T0 + 3 * H - MIN, 91)) == {"confirmed"}
+    assert (feed.level, bool(feed.state.unconfirmed[0])) == (2, False)
+
+
+def test_a_reading_out_of_band_clears_an_unconfirmed_alert_even_within_the_clear_margin():
+    # 95 is out of both bands (<= 94, <= 92) but within amber's clear margin (1 point).
+    feed = unconfirmed_feed(90)
+    assert feed.evaluate(T0 + H, (T0 + H - MIN, 95)) == {"cleared"}
+    assert (feed.level, bool(feed.state.unconfirmed[0])) == (0, False)
+    # A confirmed red alert would be held at amber by the same reading.
+    confirmed = Feed(spo2_rule(confirm_count=2, escalate="1d"))
+    confirmed.evaluate(T0 + 10 * MIN, (T0, 90), (T0 + 5 * MIN, 90))
+    assert confirmed.evaluate(T0 + H, (T0 + H - MIN, 95)) == {"downgraded"}
+
+
+def test_a_reading_in_another_band_moves_an_unconfirmed_alert_there_confirmed():
+    lower = unconfirmed_feed(90)
+    assert lower.evaluate(T0 + H, (T0 + H - MIN, 93)) == {"downgraded", "confirmed"}
+    assert (lower.level, bool(lower.state.unconfirmed[0])) == (1, False)
+    higher = unconfirmed_feed(94)
+    assert higher.level == 1
+    assert higher.evaluate(T0 + H, (T0 + H - MIN, 91)) == {"escalated", "confirmed"}
+    assert higher.level == 2
+
+
+def test_the_timeout_needs_a_confirm_count_above_one():
+    # One reading confirms itself: it opens at once, confirmed, and no timeout is involved.
+    feed = Feed(spo2_rule(confirm_count=1, confirm_timeout="30m"))
+    assert feed.evaluate(T0 + MIN, (T0, 90)) == {"opened"}
+    assert not feed.state.unconfirmed[0]
+
+
+def test_an_unconfirmed_alert_escalates_like_any_other():
+    feed = Feed(spo2_rule(confirm_count=2, confirm_timeout="30m", escalate="1h"))
+    feed.evaluate(T0 + MIN, (T0, 90))
+    feed.evaluate(T0 + 30 * MIN)
+    assert feed.evaluate(T0 + 90 * MIN) == {"reminded"}
+    assert bool(feed.state.unconfirmed[0])

@@ -78,7 +78,10 @@ def cohorts(draw):
             rules = draw(st.lists(st.sampled_from(protocol.rules), max_size=2))
             overrides[index] = PatientOverride(rules={r.key: draw(rule_override(r)) for r in rules})
     now = NOW - draw(st.integers(0, 3)) * 5400
-    return protocol, patients, overrides, now
+    # Enrolments of every age around the missing-data rules' due times, or not known.
+    started = [draw(st.sampled_from([NO_TIME, NOW - 86400, NOW - 12 * 3600, NOW - 9 * 86400]))
+               - draw(st.sampled_from([0, 60, 3600])) for _ in patients]  # fmt: skip
+    return protocol, patients, overrides, now, [max(s, NO_TIME) for s in started]
 
 
 def near_a_threshold(rule, value: float) -> bool:
@@ -87,12 +90,13 @@ def near_a_threshold(rule, value: float) -> bool:
     return any(math.isclose(value, e, rel_tol=1e-9, abs_tol=1e-9) for e in edges)
 
 
-def check(protocol: Protocol, patients, overrides, now) -> None:
-    compiled = compile_protocol(protocol, len(patients), overrides)
+def check(protocol: Protocol, patients, overrides, now, started=None) -> None:
+    started = started or [NO_TIME] * len(patients)
+    compiled = compile_protocol(protocol, len(patients), overrides, np.array(started))
     results = evaluate(compiled, windows_from_patients(patients, list(METRICS)), now)
     for index, readings in enumerate(patients):
         own = apply_override(protocol, overrides.get(index))
-        expected = evaluate_patient(own, readings, now)
+        expected = evaluate_patient(own, readings, now, started[index])
         for key, result in results.items():
             e = expected[key]
             got = (
@@ -134,7 +138,8 @@ def test_dense_random_cohort_all_protocols():
             readings[metric] = list(zip(t.tolist(), v.tolist(), ok.tolist(), strict=True))
         patients.append(readings)
     scale_2 = PatientOverride(rules={"news2_partial": RuleOverride(spo2_scale=2)})
+    started = (NOW - rng.integers(0, 10 * 96, 150) * 900).tolist()
     for protocol in PROTOCOLS.values():
         has_score = any(r.kind == "score" for r in protocol.rules)
         overrides = {i: scale_2 for i in range(0, 150, 7)} if has_score else {}
-        check(protocol, patients, overrides, NOW)
+        check(protocol, patients, overrides, NOW, started)

@@ -159,7 +159,7 @@ def test_heart_failure_weight_gain_needs_a_day_between_readings(one):
 
 
 @pytest.mark.parametrize(
-    ("hours", "level"), [(11.9, 0), (12, 0), (12.1, 1), (24, 1), (24.1, 2), (None, 2)]
+    ("hours", "level"), [(19.9, 0), (20, 0), (20.1, 1), (36, 1), (36.1, 2), (None, 2)]
 )
 def test_missing_spo2_is_a_centre_task(one, protocols, hours, level):
     spo2 = [] if hours is None else [at(hours, 97)]

@@ -23,6 +23,7 @@ GOOD_RULE = """
 key = "spo2_low"
 kind = "threshold"
 title = "Low SpO2"
+title_it = "SpO2 bassa"
 metrics = ["spo2"]
 bands = [{ level = "amber", op = "<=", value = 94 }, { level = "red", op = "<=", value = 92 }]
 source = "NHS CO@h bands, anchors 3.1"
@@ -31,7 +32,7 @@ source = "NHS CO@h bands, anchors 3.1"
 
 def write(tmp_path, body: str, name: str = "demo") -> object:
     path = tmp_path / f"{name}.toml"
-    header = f'key = "{name}"\nversion = "1.0.0"\ntitle = "Demo"\n'
+    header = f'key = "{name}"\nversion = "1.0.0"\ntitle = "Demo"\ntitle_it = "Demo"\n'
     path.write_text(header + textwrap.dedent(body), encoding="utf-8")
     return path
 
@@ -55,6 +56,20 @@ def test_shipped_protocols_load_and_cite_sources(protocols):
                 assert rule.routing != "centre_task"
 
 
+def test_confirm_timeout_defaults_to_30_minutes_and_every_missing_data_rule_has_a_due_time(
+    protocols, tmp_path
+):
+    assert load_protocol(write(tmp_path, GOOD_RULE)).rules[0].confirm.timeout == 1800
+    timed = GOOD_RULE.replace(
+        'kind = "threshold"', 'kind = "threshold"\nconfirm = { count = 2, timeout = "10m" }'
+    )
+    assert load_protocol(write(tmp_path, timed)).rules[0].confirm.timeout == 600
+    for protocol in protocols.values():
+        for rule in protocol.rules:
+            if rule.kind == "missing_data":
+                assert rule.expected_every and rule.grace, (protocol.key, rule.key)
+
+
 def test_copd_uses_news2_scale_2(protocols):
     assert protocols["copd"].rule("news2_partial").spo2_scale == 2
     assert protocols["covid19_home_oximetry"].rule("news2_partial").spo2_scale == 1
@@ -74,6 +89,7 @@ BAD_EDITS = [
     ('source = "NHS CO@h bands, anchors 3.1"', "", "field source: Field required"),
     ('kind = "threshold"', 'kind = "treshold"', "rule 'spo2_low' (rules[0]): field kind"),
     (T, T + "\nconfirm = { count = 0 }", "field confirm.count"),
+    ('title_it = "SpO2 bassa"\n', "", "rule 'spo2_low' (rules[0]): field title_it: Field required"),
     (T, T + '\nescalate_after = "soon"', "field escalate_after: invalid duration 'soon'"),
     (T, T + '\nroutng = "centre"', "field routng: Extra inputs"),
     ("value = 92", "value = 95", "the red band must be beyond the amber band"),
@@ -96,6 +112,7 @@ def test_missing_data_must_be_routed_to_the_centre(tmp_path):
     key = "spo2_gap"
     kind = "missing_data"
     title = "No SpO2"
+    title_it = "Nessuna misura di SpO2"
     metrics = ["spo2"]
     bands = [{ level = "amber", op = ">", value = 12 }]
     routing = "gp_and_centre"
@@ -120,6 +137,7 @@ def test_score_bands_default_to_the_total(tmp_path):
     key = "news2"
     kind = "score"
     title = "NEWS2"
+    title_it = "NEWS2"
     bands = [
       { level = "red", op = ">=", value = 7 },
       { level = "amber", on = "max_parameter", op = ">=", value = 3 },
@@ -157,6 +175,12 @@ def test_trend_and_aggregate_parameters_are_checked(tmp_path):
         'kind = "threshold"', 'kind = "trend"\nwindow = "1h"\nmin_span = "2h"'
     )
     assert any("min_span must not exceed window" in e for e in errors_of(write(tmp_path, trend)))
+    trend = GOOD_RULE.replace(
+        'kind = "threshold"', 'kind = "trend"\nwindow = "1h"\nremeasure = "1h"'
+    )
+    assert any(
+        "remeasure must be shorter than window" in e for e in errors_of(write(tmp_path, trend))
+    )
     aggregate = GOOD_RULE.replace(
         'kind = "threshold"',
         'kind = "aggregate"\ndays = 3\nsessions = [[12, 4]]\ntimezone = "Mars/Base"',

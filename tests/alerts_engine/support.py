@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from alerts.engine import Engine, ManualClock
+from alerts.episodes import act
 from alerts.protocol import load_protocols
 from ingest.notify import notify_new_observations
 from telemon.metrics import METRICS
@@ -121,13 +122,28 @@ def http_status(url: str) -> int:
         return 0
 
 
-def acknowledge(db: psycopg.Connection, alert_id: int, staff_id: int, clock: ManualClock) -> None:
-    """What the dashboard does when a clinician takes charge of an alert."""
-    db.execute(
-        "UPDATE alerts SET state = 'acknowledged', acknowledged_by = %s, acknowledged_at = %s, "
-        "snoozed_until = %s WHERE id = %s",
-        (staff_id, clock(), clock() + timedelta(hours=4), alert_id),
-    )
+def acknowledge(db: psycopg.Connection, episode_id: int, staff_id: int, clock: ManualClock) -> None:
+    """What the dashboard does when a clinician takes charge of an episode."""
+    with db.transaction():
+        act(db, episode_id, "acknowledge", actor=staff_id, now=clock(), protocols=PROTOCOLS)
+
+
+def episodes(db: psycopg.Connection, **where: object) -> list[dict]:
+    clause = " AND ".join(f"{column} = %s" for column in where) or "true"
+    with db.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT * FROM episodes WHERE {clause} ORDER BY id", tuple(where.values())
+        ).fetchall()
+
+
+def episode_events(db: psycopg.Connection, episode_id: int) -> list[str]:
+    """The episode's own story: not the queueing, sending and delivery of its SMS."""
+    rows = db.execute(
+        "SELECT kind FROM episode_events WHERE episode_id = %s AND kind NOT LIKE 'notif%%' "
+        "ORDER BY id",
+        (episode_id,),
+    ).fetchall()
+    return [row[0] for row in rows]
 
 
 def alerts(db: psycopg.Connection, **where: object) -> list[dict]:
@@ -145,7 +161,7 @@ def notifications(db: psycopg.Connection) -> list[dict]:
 
 def events(db: psycopg.Connection, alert_id: int) -> list[str]:
     rows = db.execute(
-        # The alert's own story: not the queueing, sending and delivery of its SMS.
+        # The finding's own story.
         "SELECT kind FROM alert_events WHERE alert_id = %s AND kind NOT LIKE 'notif%%' ORDER BY id",
         (alert_id,),
     ).fetchall()

@@ -90,3 +90,17 @@ def test_enrolments_skip_ended_protocols_and_invalid_overrides(db: psycopg.Conne
     [enrolment] = load_enrolments(db, PROTOCOLS, MORNING).values()
     assert enrolment.patient_ids.tolist() == [first, odd]
     assert list(enrolment.overrides) == [0]  # odd's override is invalid: defaults apply
+
+
+def test_enrolments_carry_when_each_one_started(db: psycopg.Connection) -> None:
+    cohort = add_cohort(db, n_patients=2)
+    early, late = cohort.patients
+    db.execute(
+        "UPDATE patient_protocols SET started_at = %s WHERE patient_id = %s", (MORNING - H, late)
+    )
+    [enrolment] = load_enrolments(db, PROTOCOLS, MORNING).values()
+    assert enrolment.patient_ids.tolist() == [early, late]
+    assert enrolment.started_at.tolist() == [
+        int((MORNING - timedelta(days=30)).timestamp()),
+        int((MORNING - H).timestamp()),
+    ]

@@ -1,7 +1,7 @@
-"""Each stage of an alert's life texts once: escalations and lapsed snoozes again, reruns never.
+"""Each stage of an episode's life texts once: each step of its chain again, reruns never.
 
 Every evaluation runs on a fresh engine, as after a restart: the stage of a notification comes
-from the alert's events in the database, not from anything an engine process remembers.
+from the episode's events in the database, not from anything an engine process remembers.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from tests.alerts_engine.support import (
     DUTY_PHONE,
     GP_PHONE,
     HOUR,
+    MIN,
     Cohort,
     MakeEngine,
     acknowledge,
-    alerts,
-    events,
+    episode_events,
+    episodes,
     notifications,
     set_quiet_hours,
     spo2,
@@ -60,7 +61,7 @@ def stages(db: psycopg.Connection) -> list[tuple[str, str]]:
     return [(n["recipient_kind"], n["stage"]) for n in notifications(db)]
 
 
-def test_each_escalation_and_each_lapsed_snooze_texts_the_gp_once_across_restarts(
+def test_each_step_of_the_chain_texts_once_across_restarts_and_a_lapsed_snooze_resumes_it(
     db: psycopg.Connection,
     cohort: Cohort,
     make_engine: MakeEngine,
@@ -70,44 +71,48 @@ def test_each_escalation_and_each_lapsed_snooze_texts_the_gp_once_across_restart
 ) -> None:
     for value in (91, 90):
         spo2(db, make_engine(), clock, cohort.patient, value)
-    [alert] = alerts(db)
+    [episode] = episodes(db)
     sent = [send_due().sent]
-    sent.append(evaluate_after(make_engine, clock, HOUR, send_due).sent)  # escalate_after: 1 h
-    sent.append(evaluate_after(make_engine, clock, HOUR, send_due).sent)  # an hour later still
-    acknowledge(db, alert["id"], cohort.gp_id, clock)  # snoozed for 4 h
-    sent.append(evaluate_after(make_engine, clock, 4 * HOUR, send_due).sent)  # lapsed, still red
-    sent.append(evaluate_after(make_engine, clock, HOUR, send_due).sent)  # reminder unheeded
-    acknowledge(db, alert["id"], cohort.gp_id, clock)
-    sent.append(evaluate_after(make_engine, clock, 4 * HOUR, send_due).sent)
+    sent.append(evaluate_after(make_engine, clock, 30 * MIN, send_due).sent)  # the GP, once
+    sent.append(evaluate_after(make_engine, clock, 30 * MIN, send_due).sent)  # the duty phone
+    sent.append(evaluate_after(make_engine, clock, HOUR, send_due).sent)  # and every hour
+    acknowledge(db, episode["id"], cohort.gp_id, clock)  # snoozed for 4 h
+    sent.append(evaluate_after(make_engine, clock, 4 * HOUR, send_due).sent)  # lapsed: no SMS
+    sent.append(evaluate_after(make_engine, clock, 30 * MIN, send_due).sent)  # the chain goes on
     written = len(notifications(db))
     rerun = evaluate_after(make_engine, clock, timedelta(0), send_due)  # a restart, same step
 
-    assert events(db, alert["id"]) == [
+    assert episode_events(db, episode["id"]) == [
         "opened",
         "escalated",
         "escalated",
+        "escalated",
+        "acknowledge",
         "snooze_expired",
         "escalated",
-        "snooze_expired",
     ]
     assert stages(db) == [
         ("gp", "opened"),
         ("service_centre", "opened"),
         ("gp", "escalated"),
-        ("gp", "escalated:2"),
-        ("gp", "reminded"),
-        ("gp", "escalated:3"),
-        ("gp", "reminded:2"),
+        ("service_centre", "escalated:2"),
+        ("service_centre", "escalated:3"),
+        ("service_centre", "escalated:4"),
     ]
     assert len(notifications(db)) == written and rerun == SendReport()
     assert [n["idempotency_key"] for n in notifications(db)][2:4] == [
-        f"alert:{alert['id']}:gp:{cohort.gp_id}:escalated",
-        f"alert:{alert['id']}:gp:{cohort.gp_id}:escalated:2",
+        f"episode:{episode['id']}:gp:{cohort.gp_id}:escalated",
+        f"episode:{episode['id']}:service_centre:{cohort.centre_id}:escalated:2",
     ]
-    assert sent == [2, 1, 1, 1, 1, 1]
-    assert [p.form["To"] for p in fake_twilio.message_posts] == [GP_PHONE, DUTY_PHONE] + [
-        GP_PHONE
-    ] * 5
+    assert sent == [2, 1, 1, 1, 0, 1]
+    assert [p.form["To"] for p in fake_twilio.message_posts] == [
+        GP_PHONE,
+        DUTY_PHONE,
+        GP_PHONE,
+        DUTY_PHONE,
+        DUTY_PHONE,
+        DUTY_PHONE,
+    ]
     assert {n["status"] for n in notifications(db)} == {"sent"}
 
 
@@ -130,20 +135,20 @@ def test_auto_resolution_cancels_the_gp_sms_held_for_quiet_hours_in_its_transact
     clock.set(datetime(2026, 3, 11, 7, 0, tzinfo=ROME).astimezone(UTC))
     morning = send_due()
 
-    [alert] = alerts(db)
-    assert (alert["state"], alert["outcome"]) == ("resolved", "auto_resolved")
+    [episode] = episodes(db)
+    assert (episode["state"], episode["outcome"]) == ("resolved", "auto_resolved")
     assert at_night.sent == 1
     gp = rows_after_resolution["gp"]
     assert (gp["status"], gp["cancel_reason"], gp["attempts"]) == (
         "cancelled",
-        "alert resolved before sending",
+        "episode resolved before sending",
         0,
     )
     assert rows_after_resolution["service_centre"]["status"] == "sent"  # sent stays sent
     cancelled = db.execute(
-        "SELECT at, details FROM alert_events WHERE kind = 'notify_cancelled'"
+        "SELECT at, details FROM episode_events WHERE kind = 'notify_cancelled'"
     ).fetchall()
-    resolved_at = alert["resolved_at"]
+    resolved_at = episode["resolved_at"]
     assert cancelled == [
         (
             resolved_at,
@@ -151,7 +156,7 @@ def test_auto_resolution_cancels_the_gp_sms_held_for_quiet_hours_in_its_transact
                 "notification_id": gp["id"],
                 "recipient_kind": "gp",
                 "attempt": 0,
-                "cancel_reason": "alert resolved before sending",
+                "cancel_reason": "episode resolved before sending",
             },
         )
     ]
@@ -159,7 +164,7 @@ def test_auto_resolution_cancels_the_gp_sms_held_for_quiet_hours_in_its_transact
     assert [p.form["To"] for p in fake_twilio.message_posts] == [DUTY_PHONE]
 
 
-def test_a_night_of_hourly_escalations_reaches_a_sleeping_gp_as_one_sms_at_seven(
+def test_a_night_nobody_acts_on_reaches_a_sleeping_gp_as_two_sms_at_seven(
     db: psycopg.Connection,
     cohort: Cohort,
     make_engine: MakeEngine,
@@ -177,17 +182,15 @@ def test_a_night_of_hourly_escalations_reaches_a_sleeping_gp_as_one_sms_at_seven
     seven = send_due()
 
     gp_rows = [(n["stage"], n["status"]) for n in notifications(db) if n["recipient_kind"] == "gp"]
-    assert gp_rows == [("opened", "sent")] + [
-        (f"escalated:{n}" if n > 1 else "escalated", "cancelled") for n in range(1, 8)
-    ] + [("escalated:8", "sent")]
-    assert {n["cancel_reason"] for n in notifications(db) if n["status"] == "cancelled"} == {
-        "superseded by a later SMS of the same kind"
-    }
-    assert sum(r.sent for r in nightly) == 0 and sum(r.cancelled for r in nightly) == 7
+    assert gp_rows == [("opened", "sent"), ("escalated", "sent")]
+    # The duty phone, staffed around the clock, heard at once and every hour after its step.
+    centre = [n["stage"] for n in notifications(db) if n["recipient_kind"] == "service_centre"]
+    assert centre == ["opened"] + [f"escalated:{n}" for n in range(2, 9)]
+    assert sum(r.sent for r in nightly) == 7
     assert seven.sent == 2
     posts = [(p.form["To"], p.form["Body"].split(",")[0]) for p in fake_twilio.message_posts]
-    assert posts == [
-        (DUTY_PHONE, "Telemon: allerta ROSSA"),
+    assert posts[0] == (DUTY_PHONE, "Telemon: allerta ROSSA")
+    assert posts[-2:] == [
         (GP_PHONE, "Telemon: allerta ROSSA"),
         (GP_PHONE, "Telemon: allerta ROSSA non ancora presa in carico"),
     ]
@@ -208,7 +211,7 @@ def test_an_engine_dying_before_its_rows_are_sent_or_before_its_commit_texts_eac
     for value in (91, 90):
         spo2(db, make_engine(), clock, cohort.patient, value)
     send_due()
-    clock.advance(HOUR)
+    clock.advance(30 * MIN)
     # Dies mid-step: the escalation, its event and its SMS row roll back together.
     doomed = make_engine()
     with pytest.raises(Crash), doomed.conn.transaction():
@@ -230,5 +233,5 @@ def test_an_engine_dying_before_its_rows_are_sent_or_before_its_commit_texts_eac
     assert [n["stage"] for n in notifications(db)] == ["opened", "opened", "escalated"]
     assert report.sent == 1
     assert [p.form["To"] for p in fake_twilio.message_posts] == [GP_PHONE, DUTY_PHONE, GP_PHONE]
-    [alert] = alerts(db)
-    assert events(db, alert["id"]) == ["opened", "escalated"]
+    [episode] = episodes(db)
+    assert episode_events(db, episode["id"]) == ["opened", "escalated"]

@@ -13,10 +13,19 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 
+from alerts import episodes
+from alerts.engine import Engine
+from alerts.lifecycle import open_finding
+from alerts.notify.sender import Sender
 from dashboard.accounts import hash_password
 from dashboard.app import create_app
+from dashboard.bands import protocols
+from telemon.config import Settings
+from telemon.metrics import METRICS
 
 PASSWORD = "correct-horse-battery"
+# What the engine needs to queue SMS: no Twilio, so they wait in the outbox.
+ENGINE_SETTINGS = Settings(public_url="http://testserver", language="en")
 
 
 @functools.cache
@@ -28,7 +37,13 @@ def _password_hash() -> str:
 class World:
     staff: dict[str, int]
     patients: dict[str, int]  # own = gp1's, centre A; other_gp = gp2's, centre A; far = centre B
-    alerts: dict[str, int]
+    episodes: dict[str, int]  # each patient's open episode, by the same keys
+    findings: dict[str, int]  # "own:spo2_low" and so on: the engine's findings
+
+    @property
+    def alerts(self) -> dict[str, int]:
+        """Each patient's worst finding (its SpO2 low one)."""
+        return {key: self.findings[f"{key}:spo2_low"] for key in self.patients}
 
 
 def _staff(conn: psycopg.Connection, username: str, role: str, language: str = "en") -> int:
@@ -61,6 +76,8 @@ def seed_world(conn: psycopg.Connection) -> World:
     )
     conn.execute("INSERT INTO care_team_members VALUES (%s, %s)", (centre_a, staff["nurse"]))
     conn.execute("INSERT INTO care_team_members VALUES (%s, %s)", (centre_b, staff["nurse_b"]))
+    now = datetime.now(UTC)
+    enrolled = now - timedelta(days=11)
     patients = {}
     for key, code, given, family, gp, centre in (
         ("own", "P-0001", "Maria", "Colombo", staff["gp"], centre_a),
@@ -69,34 +86,44 @@ def seed_world(conn: psycopg.Connection) -> World:
     ):
         patients[key] = conn.execute(
             "INSERT INTO patients (code, given_name, family_name, birth_date, sex, gp_id, "
-            "care_team_id) VALUES (%s, %s, %s, '1948-03-02', 'female', %s, %s) RETURNING id",
-            (code, given, family, gp, centre),
+            "care_team_id, enrolled_at) VALUES (%s, %s, %s, '1948-03-02', 'female', %s, %s, %s) "
+            "RETURNING id",
+            (code, given, family, gp, centre, enrolled),
         ).fetchone()[0]
         conn.execute(
-            "INSERT INTO patient_protocols (patient_id, protocol, overrides) VALUES (%s, %s, %s)",
-            (patients[key], "covid19_home_oximetry", Jsonb({})),
+            "INSERT INTO patient_protocols (patient_id, protocol, overrides, started_at) "
+            "VALUES (%s, %s, %s, %s)",
+            (patients[key], "covid19_home_oximetry", Jsonb({}), enrolled),
         )
-    now = datetime.now(UTC)
     conn.execute(
         "SELECT telemon_ensure_observation_partitions(%s, %s)",
         (now - timedelta(days=100), now + timedelta(days=1)),
     )
-    # Every 6 h for 10 days: SpO2 (a dip below 92 in the last day) and pulse rate.
+    # Ten quiet days, SpO2 and pulse every 6 h, before each patient's scenario.
     conn.execute(
         """
         INSERT INTO observations (measured_at, patient_id, metric_id, value, gateway_id, seq)
         SELECT %(now)s - make_interval(hours => h), p, m,
-               CASE m WHEN 1 THEN 97 - (h < 24)::int * 5 + (h %% 12 = 0)::int
-                      ELSE 80 + h %% 7 END,
+               CASE m WHEN 1 THEN 97 + (h %% 12 = 0)::int ELSE 80 + h %% 7 END,
                1, p * 100000 + h * 10 + m
-        FROM generate_series(0, 234, 6) h, unnest(%(patients)s::bigint[]) p,
+        FROM generate_series(24, 234, 6) h, unnest(%(patients)s::bigint[]) p,
              (VALUES (1), (2)) metric(m)
         """,
         {"now": now, "patients": list(patients.values())},
     )
-    alerts = {}
-    for key, severity in (("own", 2), ("other_gp", 1), ("far", 2)):
-        alerts[key] = insert_alert(conn, patients[key], severity, minutes_ago=30 * severity)
+    # Then the engine's findings, each patient's evaluated when its readings came in: the own
+    # patient's episode has three findings, the other GP's is amber, the far centre's red.
+    for key, minutes_ago in (("other_gp", 90), ("own", 60), ("far", 60)):
+        at = now - timedelta(minutes=minutes_ago)
+        for reading in SCENARIOS[key]:
+            add_readings(conn, patients[key], [reading], at)
+            evaluate(conn, at - timedelta(minutes=reading[1]), [patients[key]])
+    episodes = {
+        key: conn.execute(
+            "SELECT id FROM episodes WHERE patient_id = %s AND state <> 'resolved'", (patient,)
+        ).fetchone()[0]
+        for key, patient in patients.items()
+    }
     gw = conn.execute(
         "INSERT INTO gateways (code, patient_id, online, offline_since) "
         "VALUES ('GW-A', %s, false, now() - interval '3 hours') RETURNING id",
@@ -107,33 +134,110 @@ def seed_world(conn: psycopg.Connection) -> World:
         "VALUES (%s, 'AA:01', 'pulse_oximeter', 9)",
         (gw,),
     )
+    # The SMS the engine queued go to the outbox (no Twilio here); Twilio refused one of them.
+    Sender(conn, None, public_url=ENGINE_SETTINGS.public_url).run_once()
     conn.execute(
-        "INSERT INTO notifications (idempotency_key, alert_id, recipient_kind, to_address, body, "
-        "status, last_error) VALUES ('k1', %s, 'gp', '+393331234567', 'Telemon: SpO2 88', "
-        "'failed', 'Twilio error 30003'), ('k2', %s, 'gp', '+393331234567', 'Telemon: far', "
-        "'outboxed', NULL)",
-        (alerts["own"], alerts["far"]),
+        "UPDATE notifications SET status = 'failed', last_error = 'Twilio error 30003' "
+        "WHERE id = (SELECT min(id) FROM notifications WHERE episode_id = %s)",
+        (episodes["own"],),
     )
-    return World(staff, patients, alerts)
+    findings = {
+        f"{key}:{rule}": alert_id
+        for key, patient in patients.items()
+        for alert_id, rule in conn.execute(
+            "SELECT id, rule FROM alerts WHERE patient_id = %s", (patient,)
+        )
+    }
+    return World(staff, patients, episodes, findings)
 
 
-def insert_alert(
+# Readings (metric, minutes before the evaluation, value) that make the real engine open:
+SCENARIOS: dict[str, list[tuple[str, int, float]]] = {
+    # SpO2 low (red, two readings), SpO2 falling (amber, 97 to 88 in a day) and a partial
+    # NEWS2 (amber: SpO2 scores 3) at once.
+    "own": [
+        ("spo2", 18 * 60, 97),
+        ("spo2", 12 * 60, 95),
+        ("spo2", 6 * 60, 95),
+        ("spo2", 10, 88),
+        ("pulse_rate", 10, 96),
+        ("body_temperature", 10, 37.4),
+        ("spo2", 2, 88),
+    ],
+    # SpO2 low and a partial NEWS2 of 5 (SpO2 2, pulse 2, temperature 1), both amber; the
+    # score is confirmed by the next set of readings.
+    "other_gp": [
+        ("spo2", 10, 94),
+        ("pulse_rate", 10, 112),
+        ("body_temperature", 10, 38.5),
+        ("spo2", 6, 93),
+        ("pulse_rate", 2, 114),
+    ],
+    "far": [("spo2", 10, 89), ("spo2", 2, 89)],  # SpO2 low, red
+}
+
+
+def add_readings(
     conn: psycopg.Connection,
     patient_id: int,
-    severity: int,
-    *,
-    minutes_ago: int = 5,
-    rule: str | None = None,
-    kind: str = "clinical",
-) -> int:
-    row = conn.execute(
-        "INSERT INTO alerts (patient_id, protocol, rule, kind, severity, opened_at, metric_id, "
-        "trigger_value, reason) VALUES (%s, 'covid19_home_oximetry', %s, %s, %s, "
-        "now() - make_interval(mins => %s), 1, 88, 'SpO2 below 92%%') RETURNING id",
-        (patient_id, rule or f"rule_{severity}_{minutes_ago}", kind, severity, minutes_ago),
-    ).fetchone()
-    assert row is not None
-    return row[0]
+    readings: list[tuple[str, int, float]],
+    at: datetime,
+) -> None:
+    """Store readings as ingest does, ``minutes`` before ``at`` each."""
+    seq = conn.execute("SELECT coalesce(max(seq), 0) FROM observations").fetchone()[0]
+    for i, (metric, minutes, value) in enumerate(readings, start=1):
+        conn.execute(
+            "INSERT INTO observations (measured_at, patient_id, metric_id, value, gateway_id, "
+            "seq) VALUES (%s, %s, %s, %s, 1, %s)",
+            (at - timedelta(minutes=minutes), patient_id, METRICS[metric].id, value, seq + i),
+        )
+
+
+def open_red_finding(conn: psycopg.Connection, patient_id: int) -> tuple[int, int]:
+    """A red SpO2 finding put in the patient's episode as the engine does it (the lifecycle's
+    ``open_finding`` and ``attach``), after resolving an episode already open: (episode, finding).
+    For tests that need many fresh episodes; the engine itself opens the world's."""
+    now = datetime.now(UTC)
+    with conn.transaction():
+        current = conn.execute(
+            "SELECT id FROM episodes WHERE patient_id = %s AND state <> 'resolved'", (patient_id,)
+        ).fetchone()
+        if current is not None:
+            nurse = conn.execute("SELECT min(id) FROM staff WHERE role = 'nurse'").fetchone()[0]
+            episodes.act(conn, current[0], "resolve", actor=nurse, now=now, protocols=protocols())
+        alert_id = open_finding(
+            conn,
+            patient_id=patient_id,
+            protocol="covid19_home_oximetry",
+            rule="spo2_low",
+            kind="clinical",
+            routing="gp_and_centre",
+            severity=2,
+            now=now,
+            metric_id=METRICS["spo2"].id,
+            value=88.0,
+            reason="spo2:red",
+            details={"reading_at": now.isoformat()},
+        )
+        assert alert_id is not None
+        episodes.attach(
+            conn,
+            alert_id,
+            patient_id=patient_id,
+            severity=2,
+            routing="gp_and_centre",
+            protocol="covid19_home_oximetry",
+            protocols=protocols(),
+            settings=ENGINE_SETTINGS,
+            now=now,
+        )
+    episode_id = conn.execute("SELECT episode_id FROM alerts WHERE id = %s", (alert_id,)).fetchone()
+    return episode_id[0], alert_id
+
+
+def evaluate(conn: psycopg.Connection, at: datetime, patients: list[int]) -> None:
+    """The real alerts engine, as after ingest's NOTIFY for these patients."""
+    Engine(conn, ENGINE_SETTINGS, protocols()).evaluate(at, patients)
 
 
 @pytest.fixture

@@ -18,21 +18,25 @@ VISIBLE = {
     "admin": set(),
     "anonymous": set(),
 }
+# In this order: one finding resolved on its own, then the episode worked to its resolution.
 PATIENT_ROUTES = [
     ("GET", "/api/patients/{p}"),
-    ("GET", "/api/patients/{p}/alerts"),
+    ("GET", "/api/patients/{p}/episodes"),
     ("GET", "/api/patients/{p}/series/spo2?days=30"),
     ("GET", "/patients/{p}"),
     ("GET", "/fhir/Patient/{p}"),
     ("GET", "/fhir/Observation?patient={p}"),
+    ("GET", "/api/episodes/{e}"),
+    ("GET", "/api/episodes/{e}/events"),
+    ("GET", "/episodes/{e}"),
     ("GET", "/api/alerts/{a}"),
-    ("GET", "/api/alerts/{a}/events"),
     ("GET", "/alerts/{a}"),
-    ("POST", "/api/alerts/{a}/claim"),
-    ("POST", "/api/alerts/{a}/outcome"),
-    ("POST", "/api/alerts/{a}/acknowledge"),
-    ("POST", "/api/alerts/{a}/escalate"),
     ("POST", "/api/alerts/{a}/resolve"),
+    ("POST", "/api/episodes/{e}/claim"),
+    ("POST", "/api/episodes/{e}/outcome"),
+    ("POST", "/api/episodes/{e}/acknowledge"),
+    ("POST", "/api/episodes/{e}/escalate"),
+    ("POST", "/api/episodes/{e}/resolve"),
 ]
 BODIES = {"outcome": {"outcome": "advised", "note": "n"}}
 
@@ -44,7 +48,10 @@ def _expected(role: str, target: str, method: str, path: str) -> int:
         return 403
     if path.endswith("/escalate") and role == "gp":
         return 403
-    return 200 if target in VISIBLE[role] else 404
+    if target not in VISIBLE[role]:
+        return 404
+    # A finding's page is its episode's.
+    return 303 if path.startswith("/alerts/") and method == "GET" else 200
 
 
 @pytest.mark.parametrize("role", list(ROLES))
@@ -53,7 +60,9 @@ def test_patient_routes_matrix(client: TestClient, world: World, role: str) -> N
     failures = []
     for target in ("own", "other_gp", "far"):
         for method, template in PATIENT_ROUTES:
-            path = template.format(p=world.patients[target], a=world.alerts[target])
+            path = template.format(
+                p=world.patients[target], e=world.episodes[target], a=world.alerts[target]
+            )
             action = path.rsplit("/", 1)[-1]
             response = client.request(
                 method,
@@ -136,11 +145,16 @@ def test_every_route_is_protected_or_explicitly_public(app) -> None:
 
 def test_state_changing_requests_need_the_csrf_token(client: TestClient, world: World) -> None:
     login(client, "nurse.greco")
-    alert = world.alerts["own"]
-    assert client.post(f"/api/alerts/{alert}/claim").status_code == 403
+    episode = world.episodes["own"]
+    assert client.post(f"/api/episodes/{episode}/claim").status_code == 403
     assert (
-        client.post(f"/api/alerts/{alert}/claim", headers={"x-csrf-token": "forged"}).status_code
+        client.post(
+            f"/api/episodes/{episode}/claim", headers={"x-csrf-token": "forged"}
+        ).status_code
         == 403
     )
-    assert client.post(f"/alerts/{alert}/claim", data={"csrf_token": "forged"}).status_code == 403
-    assert client.get(f"/api/alerts/{alert}").json()["claimed_by"] is None
+    forged = {"csrf_token": "forged"}
+    assert client.post(f"/episodes/{episode}/claim", data=forged).status_code == 403
+    assert client.post(f"/alerts/{world.alerts['own']}/resolve", data=forged).status_code == 403
+    assert client.get(f"/api/episodes/{episode}").json()["claimed_by"] is None
+    assert client.get(f"/api/alerts/{world.alerts['own']}").json()["state"] == "open"

@@ -1,4 +1,4 @@
-"""In Debian's Chromium: a nurse sees a red alert arrive live and works it; a GP reads a chart.
+"""In Debian's Chromium: a nurse sees an episode worsen live and works it; a GP reads a chart.
 
 Screenshots of the main pages are saved to docs/screenshots/.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -16,7 +17,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from dashboard.app import create_app
 from dashboard.server import BackgroundServer
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.dashboard.conftest import PASSWORD, World, insert_alert
+from tests.dashboard.conftest import PASSWORD, SCENARIOS, World, add_readings, evaluate
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -61,7 +62,7 @@ def _login(browser: Browser, url: str, username: str) -> Page:
     return page
 
 
-def test_nurse_sees_a_red_alert_live_and_works_it(
+def test_nurse_sees_an_episode_worsen_live_and_works_it(
     browser: Browser, server: str, world: World, db: psycopg.Connection
 ) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -75,27 +76,40 @@ def test_nurse_sees_a_red_alert_live_and_works_it(
     expect(page.locator("#live")).to_be_visible()  # the event stream is connected
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-
-    alert = insert_alert(db, world.patients["other_gp"], 2, minutes_ago=1, rule="spo2_red_live")
-    row = page.locator(f"tr[data-alert-id='{alert}']")
-    expect(row).to_be_visible(timeout=10_000)
-    # Red before amber, the longest-waiting red first: the new one is second.
     rows = page.locator("#queue-clinical tbody tr")
-    expect(rows.nth(1)).to_have_attribute("data-alert-id", str(alert))
-    expect(rows.nth(1)).to_have_class("sev-2 flash")
+    own, other = world.episodes["own"], world.episodes["other_gp"]
+    expect(rows).to_have_count(2)  # one row per patient, Maria's three findings in one
+    expect(rows.nth(0)).to_have_attribute("data-episode-id", str(own))
+    expect(rows.nth(0).locator("li.finding")).to_have_count(3)
+
+    # The other GP's patient turns red: the engine adds the finding to the same episode,
+    # whose row turns red, flashes and, waiting longer than Maria's, moves to the top.
+    now = datetime.now(UTC)
+    add_readings(db, world.patients["other_gp"], [("spo2", 6, 90), ("spo2", 1, 89)], now)
+    evaluate(db, now, [world.patients["other_gp"]])
+    expect(rows.nth(0)).to_have_attribute("data-episode-id", str(other), timeout=10_000)
+    expect(rows.nth(0)).to_have_class("sev-2 flash")
+    expect(rows).to_have_count(2)
     page.screenshot(path=SHOTS / "triage.png", full_page=True)
 
-    row.locator("button[data-action=claim]").click()
-    expect(page).to_have_url(f"{server}/alerts/{alert}")
+    rows.nth(0).locator("button[data-action=claim]").click()
+    expect(page).to_have_url(f"{server}/episodes/{other}")
+    expect(page.locator("#episode-claimed")).to_have_text("Nurse Greco")
     page.select_option("select[name=outcome]", "reached")
     page.locator("form[action$='/outcome'] input[name=note]").fill("Patient reached, SpO2 93%")
     page.click("button[data-action=outcome]")
-    expect(page.locator("#alert-outcome")).to_have_text("Reached")
-    page.locator("form[action$='/resolve'] input[name=note]").fill("Advised rest, recheck 18:00")
-    page.screenshot(path=SHOTS / "alert.png", full_page=True)
+    expect(page.locator("#episode-outcome")).to_have_text("Reached")
+    # One finding resolved on its own: the episode goes on with the other.
+    news2 = world.findings["other_gp:news2_partial"]
+    page.click(f"button[data-action=resolve-finding][data-finding-id='{news2}']")
+    expect(page.locator(f"button[data-finding-id='{news2}']")).to_have_count(0)
+    expect(page.locator("#episode-state")).to_have_text("Open")
+    expect(page.locator("button[data-action=resolve-finding]")).to_have_count(1)
+    page.locator(f"form[action='/episodes/{other}/resolve'] input[name=note]").fill("Advised rest")
+    page.screenshot(path=SHOTS / "episode.png", full_page=True)
     page.click("button[data-action=resolve]")
-    expect(page.locator("#alert-state")).to_have_text("Resolved")
-    state = db.execute("SELECT state, outcome FROM alerts WHERE id = %s", (alert,)).fetchone()
+    expect(page.locator("#episode-state")).to_have_text("Resolved")
+    state = db.execute("SELECT state, outcome FROM episodes WHERE id = %s", (other,)).fetchone()
     assert state == ("resolved", "reached")
     assert errors == []  # CSP violations and script errors show up here
 
@@ -111,7 +125,9 @@ def test_gp_sees_the_chart_with_its_threshold_band(
     expect(chart).to_be_visible()
     expect(chart.locator("rect.band-amber")).to_have_count(1)
     expect(chart.locator("rect.band-red")).to_have_count(1)
-    assert chart.locator("circle.reading").count() == 28
+    # A week of readings every 6 h (the quiet days from 24 h ago), then her scenario's.
+    scenario = [metric for metric, _, _ in SCENARIOS["own"]].count("spo2")
+    assert chart.locator("circle.reading").count() == 24 + scenario
     page.screenshot(path=SHOTS / "patient.png", full_page=True)
     page.click("text=30 days")
     expect(page).to_have_url(f"{server}/patients/{world.patients['own']}?days=30")

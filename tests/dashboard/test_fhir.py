@@ -7,7 +7,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
-from tests.dashboard.conftest import World, login
+from tests.dashboard.conftest import SCENARIOS, World, login
 
 
 def test_patient_resource(client: TestClient, world: World) -> None:
@@ -28,7 +28,9 @@ def test_observation_search_returns_vital_signs_with_loinc_and_ucum(
     pid = world.patients["own"]
     response = client.get(f"/fhir/Observation?patient=Patient/{pid}&code=http://loinc.org|59408-5")
     bundle = Bundle.model_validate(response.json())
-    assert bundle.type == "searchset" and bundle.total == 40
+    # Ten quiet days every 6 h (36 readings), then the scenario that opened her episode.
+    scenario = [metric for metric, _, _ in SCENARIOS["own"]]
+    assert bundle.type == "searchset" and bundle.total == 36 + scenario.count("spo2")
     for entry in bundle.entry:
         obs = entry.resource
         assert obs.code.coding[0].system == "http://loinc.org"
@@ -38,9 +40,9 @@ def test_observation_search_returns_vital_signs_with_loinc_and_ucum(
         assert obs.category[0].coding[0].code == "vital-signs"
         assert obs.subject.reference == f"Patient/{pid}"
     everything = Bundle.model_validate(client.get(f"/fhir/Observation?patient={pid}").json())
-    assert everything.total == 80
+    assert everything.total == 2 * 36 + len(scenario)
     codes = {e.resource.code.coding[0].code for e in everything.entry}
-    assert codes == {"59408-5", "8867-4"}
+    assert codes == {"59408-5", "8867-4", "8310-5"}
 
 
 def test_observation_search_by_date(client: TestClient, world: World) -> None:
@@ -52,7 +54,8 @@ def test_observation_search_by_date(client: TestClient, world: World) -> None:
     recent = Bundle.model_validate(
         client.get(f"/fhir/Observation?patient={pid}&code=59408-5&date=ge{since}").json()
     )
-    assert recent.total == 5  # every 6 h over the last 25 h
+    # The quiet days' last reading (24 h ago), then the scenario's SpO2 readings.
+    assert recent.total == 1 + [metric for metric, _, _ in SCENARIOS["own"]].count("spo2")
     far_past = client.get(f"/fhir/Observation?patient={pid}&date=le2001-01-01").json()
     assert far_past["total"] == 0
 

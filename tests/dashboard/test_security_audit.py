@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from fastapi.testclient import TestClient
 
-from tests.dashboard.conftest import PASSWORD, World, insert_alert, login
+from tests.dashboard.conftest import PASSWORD, World, login, open_red_finding
 from tests.dashboard.test_security_routes import Endpoint, endpoints
 
 ADDRESS = "198.51.100.23"
@@ -46,8 +46,9 @@ class Ctx:
         headers = {"x-csrf-token": self.tokens[role]}
         return self.clients[role].request(method, url, headers=headers, **kwargs)
 
-    def fresh_alert(self) -> int:
-        return insert_alert(self.db, self.world.patients["own"], 2, rule=f"r{datetime.now()}")
+    def fresh_episode(self) -> tuple[int, int]:
+        """A new open episode of the own patient, with its one finding."""
+        return open_red_finding(self.db, self.world.patients["own"])
 
     def new_client(self) -> TestClient:
         return TestClient(self.app, follow_redirects=False, client=(ADDRESS, 40001))
@@ -61,20 +62,32 @@ class Ctx:
 Done = list[tuple[str, object, Target]]  # (role, response, expected audit row)
 
 
-def _alert_actions(ctx: Ctx, e: Endpoint) -> Done:
-    """Every alert action route (HTML form or JSON), each action on a fresh open alert."""
+def _episode_actions(ctx: Ctx, e: Endpoint) -> Done:
+    """Every episode action route (HTML form or JSON), each action on a fresh open episode."""
     done = []
     actions = e.path_params().get("action") or (e.path.rsplit("/", 1)[-1],)
     for action in actions:
-        alert = ctx.fresh_alert()
-        url = e.path.format(alert_id=alert, action=action)
+        episode, _ = ctx.fresh_episode()
+        url = e.path.format(episode_id=episode, action=action)
         if e.path.startswith("/api/"):
             response = ctx.call("nurse", e.method, url, json=e.json_body() or {})
         else:
             response = ctx.call("nurse", e.method, url, data={"outcome": "reached", "note": "a"})
-        target = Target(f"alert.{action}", "alert", alert, ctx.world.patients["own"])
+        target = Target(f"episode.{action}", "episode", episode, ctx.world.patients["own"])
         done.append(("nurse", response, target))
     return done
+
+
+def _finding_resolve(ctx: Ctx, e: Endpoint) -> Done:
+    """Resolving one finding (HTML form or JSON) of a fresh episode."""
+    _, finding = ctx.fresh_episode()
+    url = e.path.format(alert_id=finding)
+    if e.path.startswith("/api/"):
+        response = ctx.call("nurse", e.method, url, json={"note": "a"})
+    else:
+        response = ctx.call("nurse", e.method, url, data={"note": "a"})
+    target = Target("finding.resolve", "alert", finding, ctx.world.patients["own"])
+    return [("nurse", response, target)]
 
 
 def _login(ctx: Ctx, e: Endpoint) -> Done:
@@ -173,8 +186,10 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
 
 
 def _recipe(e: Endpoint) -> Callable[[Ctx, Endpoint], Done] | None:
+    if "episode_id" in e.path_params():
+        return _episode_actions
     if "alert_id" in e.path_params():
-        return _alert_actions
+        return _finding_resolve
     return RECIPES.get(e.key)
 
 
@@ -255,11 +270,13 @@ AUDITED_READS = {
     "/api/patients": ("gp", r"patient\.list", "list"),
     "/patients/{patient_id}": ("gp", r"patient\.read", "patient"),
     "/api/patients/{patient_id}": ("gp", r"patient\.read", "patient"),
-    "/api/patients/{patient_id}/alerts": ("gp", r"patient\.alerts\.read", "patient"),
+    "/api/patients/{patient_id}/episodes": ("gp", r"patient\.episodes\.read", "patient"),
     "/api/patients/{patient_id}/series/{metric}": ("gp", r"patient\.vitals\.read", "patient"),
+    "/episodes/{episode_id}": ("gp", r"episode\.read", "patient"),
+    "/api/episodes/{episode_id}": ("gp", r"episode\.read", "patient"),
+    "/api/episodes/{episode_id}/events": ("gp", r"episode\.events\.read", "patient"),
     "/alerts/{alert_id}": ("gp", r"alert\.read", "patient"),
     "/api/alerts/{alert_id}": ("gp", r"alert\.read", "patient"),
-    "/api/alerts/{alert_id}/events": ("gp", r"alert\.events\.read", "patient"),
     "/fhir/Patient/{patient_id}": ("gp", r"fhir\.patient\.read", "patient"),
     "/fhir/Observation": ("gp", r"fhir\.observation\.search", "patient"),
     "/triage": ("nurse", r"triage\.read", "list"),
@@ -272,6 +289,8 @@ AUDITED_READS = {
     "/sms": ("nurse", r"notifications\.failed\.read", "list"),
     "/api/notifications/{status}": ("nurse", r"notifications\.(failed|outboxed)\.read", None),
 }
+# A finding's page is its episode's: reading the finding, it redirects there.
+READ_STATUS = {"/alerts/{alert_id}": 303}
 NO_PATIENT_DATA = {
     "/login": "the sign-in form",
     "/lang/{language}": "the sign-in form's language",
@@ -282,7 +301,7 @@ NO_PATIENT_DATA = {
     "/admin": "staff accounts, care teams, GPs and protocol names",
     "/api/admin/staff": "staff accounts",
     "/api/admin/protocols": "protocol names",
-    "/events": "counts of open alerts, no patient named",
+    "/events": "counts of open episodes, no patient named",
     "/status": "service status",
     "/healthz": "service status",
 }
@@ -293,7 +312,12 @@ def test_every_read_of_patient_data_is_audited(app, world: World, db: psycopg.Co
     unclassified = [e.path for e in reads if e.path not in AUDITED_READS | NO_PATIENT_DATA]
     assert unclassified == [], "classify these reads in AUDITED_READS or NO_PATIENT_DATA"
     own = world.patients["own"]
-    ids = {"patient_id": own, "alert_id": world.alerts["own"], "patient": own}
+    ids = {
+        "patient_id": own,
+        "episode_id": world.episodes["own"],
+        "alert_id": world.alerts["own"],
+        "patient": own,
+    }
     with TestClient(app):
         ctx = _signed_in(app, world, db)
         started = datetime.now(UTC)
@@ -315,7 +339,7 @@ def test_every_read_of_patient_data_is_audited(app, world: World, db: psycopg.Co
                     rows = [r for r in rows if r["patient_id"] == own]
                 elif scope == "list":
                     rows = [r for r in rows if own in r["details"].get("patients", [])]
-                if response.status_code != 200 or not rows:
+                if response.status_code != READ_STATUS.get(e.path, 200) or not rows:
                     failures.append((url, role, response.status_code))
     gp_reads = sum(1 for role, _, _ in AUDITED_READS.values() if role == "gp")
     print(

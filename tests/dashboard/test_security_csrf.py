@@ -51,6 +51,9 @@ def _state(db: psycopg.Connection) -> tuple:
             "SELECT id, state, claimed_by, outcome, updated_at FROM alerts ORDER BY id"
         ).fetchall(),
         db.execute(
+            "SELECT id, state, claimed_by, outcome, updated_at FROM episodes ORDER BY id"
+        ).fetchall(),
+        db.execute(
             "SELECT id, role, active, language, phone, quiet_hours_start, password_hash "
             "FROM staff ORDER BY id"
         ).fetchall(),
@@ -78,8 +81,12 @@ def test_session_routes_refuse_forged_requests(app, world: World, db: psycopg.Co
         for endpoint in routes:
             role = endpoint.role()
             other = next(r for r in USERS if r != role)
-            ids = {"patient_id": world.patients["own"], "alert_id": world.alerts["own"]}
-            ids["staff_id"] = world.staff["gp"]
+            ids = {
+                "patient_id": world.patients["own"],
+                "episode_id": world.episodes["own"],
+                "alert_id": world.alerts["own"],
+                "staff_id": world.staff["gp"],
+            }
             for url in endpoint.urls(ids):
                 requests.append((endpoint, role, url))
                 for name, kwargs in _forgeries(tokens[role], tokens[other]).items():

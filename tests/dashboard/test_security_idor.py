@@ -1,8 +1,8 @@
 """IDOR: every route with an id parameter, called with ids the caller must not reach.
 
-A GP tries the other GP's patients (and their alerts and account), a nurse the other service
-centre's; every role tries ids that do not exist. Each answer must be 403 or 404, name no hidden
-patient, change nothing and leave no audit row about a hidden patient.
+A GP tries the other GP's patients (and their episodes, findings and account), a nurse the
+other service centre's; every role tries ids that do not exist. Each answer must be 403 or 404,
+name no hidden patient, change nothing and leave no audit row about a hidden patient.
 """
 
 from __future__ import annotations
@@ -17,13 +17,19 @@ from tests.dashboard.test_security_routes import endpoints
 USERS = {"gp": "dr.rossi", "nurse": "nurse.greco", "admin": "admin"}
 # The world's records each role must not reach: conftest's "own" patient is dr.rossi's in
 # centre A, "other_gp" dr.bianchi's in centre A, "far" dr.bianchi's in centre B.
+_EVERYONE = ["own", "other_gp", "far"]
 FOREIGN = {
-    "gp": {"patient": ["other_gp", "far"], "alert": ["other_gp", "far"], "staff": ["gp2"]},
-    "nurse": {"patient": ["far"], "alert": ["far"], "staff": ["nurse_b"]},
+    "gp": {
+        "patient": ["other_gp", "far"],
+        "episode": ["other_gp", "far"],
+        "alert": ["other_gp", "far"],
+        "staff": ["gp2"],
+    },
+    "nurse": {"patient": ["far"], "episode": ["far"], "alert": ["far"], "staff": ["nurse_b"]},
     # Admins read no clinical data; they manage every account by design.
-    "admin": {"patient": ["own", "other_gp", "far"], "alert": ["own", "other_gp", "far"]},
+    "admin": {"patient": _EVERYONE, "episode": _EVERYONE, "alert": _EVERYONE},
 }
-OWN = {"patient": "own", "alert": "own", "staff": None}
+OWN = {"patient": "own", "episode": "own", "alert": "own", "staff": None}
 NONEXISTENT = [10**9, 2**62]  # the largest id the routes accept
 PATIENT_TEXT = {
     "own": ("Colombo", "P-0001"),
@@ -33,7 +39,13 @@ PATIENT_TEXT = {
 
 
 def _record_id(world: World, kind: str, key: str) -> int:
-    return {"patient": world.patients, "alert": world.alerts, "staff": world.staff}[kind][key]
+    records = {
+        "patient": world.patients,
+        "episode": world.episodes,
+        "alert": world.alerts,
+        "staff": world.staff,
+    }
+    return records[kind][key]
 
 
 def _snapshot(db: psycopg.Connection) -> tuple:
@@ -42,6 +54,10 @@ def _snapshot(db: psycopg.Connection) -> tuple:
             "SELECT id, state, claimed_by, outcome, updated_at FROM alerts ORDER BY id"
         ).fetchall(),
         db.execute("SELECT count(*) FROM alert_events").fetchone(),
+        db.execute(
+            "SELECT id, state, claimed_by, outcome, updated_at FROM episodes ORDER BY id"
+        ).fetchall(),
+        db.execute("SELECT count(*) FROM episode_events").fetchone(),
         db.execute("SELECT id, role, active, password_hash FROM staff ORDER BY id").fetchall(),
         db.execute("SELECT count(*) FROM notifications").fetchone(),
     )
@@ -108,7 +124,7 @@ def test_foreign_and_nonexistent_ids_are_refused_without_leaks(
         f"or leaking, {audited} audit rows about hidden patients"
     )
     assert failures == []
-    assert after == before, "a refused request changed an alert, an account or the SMS queue"
+    assert after == before, "a refused request changed an episode, an account or the SMS queue"
     assert audited == 0
     assert len(routes) >= 14 and probes >= 40
 
@@ -116,7 +132,9 @@ def test_foreign_and_nonexistent_ids_are_refused_without_leaks(
 def test_own_ids_do_reach_the_data(client: TestClient, world: World) -> None:
     """The control: with the GP's own ids the same routes answer, so the 404s above are scope."""
     login(client, "dr.rossi")
-    own, alert = world.patients["own"], world.alerts["own"]
-    for path in (f"/api/patients/{own}", f"/fhir/Patient/{own}", f"/api/alerts/{alert}"):
+    own, episode = world.patients["own"], world.episodes["own"]
+    for path in (f"/api/patients/{own}", f"/fhir/Patient/{own}", f"/api/episodes/{episode}"):
         response = client.get(path)
         assert response.status_code == 200 and "Colombo" in response.text, path
+    finding = client.get(f"/api/alerts/{world.alerts['own']}")
+    assert finding.status_code == 200 and finding.json()["patient_id"] == own

@@ -29,8 +29,8 @@ NEW_PATIENT = {
     "gp_id": "{gp}",
     "protocol": "covid19_home_oximetry",
 }
-# (role, method, url, request arguments); "{gp}" and "{alert}" are filled in, the CSRF token
-# is sent in the header and, for forms, in the form.
+# (role, method, url, request arguments); "{gp}", "{episode}" and "{alert}" are filled in, the
+# CSRF token is sent in the header and, for forms, in the form.
 PROBES = {
     "quiet hours with an offset (API)": (
         "nurse",
@@ -122,13 +122,25 @@ PROBES = {
         "/api/admin/gateways",
         {"json": {"code": "GW-9", "devices": [{"address": "a\x00", "kind": "thermometer"}]}},
     ),
-    "NUL in an alert note (API)": (
+    "NUL in an episode note (API)": (
         "nurse",
         "POST",
-        "/api/alerts/{alert}/acknowledge",
+        "/api/episodes/{episode}/acknowledge",
         {"json": {"note": "x\x00y"}},
     ),
-    "NUL in an alert note (form)": (
+    "NUL in an episode note (form)": (
+        "nurse",
+        "POST",
+        "/episodes/{episode}/resolve",
+        {"data": {"note": "x\x00y"}},
+    ),
+    "NUL in a finding note (API)": (
+        "nurse",
+        "POST",
+        "/api/alerts/{alert}/resolve",
+        {"json": {"note": "x\x00y"}},
+    ),
+    "NUL in a finding note (form)": (
         "nurse",
         "POST",
         "/alerts/{alert}/resolve",
@@ -172,6 +184,7 @@ def _state(db: psycopg.Connection) -> tuple:
             "SELECT id, code FROM patients ORDER BY id",
             "SELECT id, code FROM gateways ORDER BY id",
             "SELECT id, state, resolution_note FROM alerts ORDER BY id",
+            "SELECT id, state, resolution_note FROM episodes ORDER BY id",
             "SELECT id, status FROM notifications ORDER BY id",
         )
     )
@@ -191,6 +204,7 @@ def test_bad_input_is_refused_not_a_server_error(
                 csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
             values = {"{gp}": world.staff["gp"], "{alert}": world.alerts["own"]}
             url = url.replace("{alert}", str(world.alerts["own"]))
+            url = url.replace("{episode}", str(world.episodes["own"]))
             kwargs = _fill(kwargs, values)
             if "data" in kwargs:
                 kwargs["data"] = {**kwargs["data"], "csrf_token": csrf}

@@ -19,11 +19,16 @@ from dashboard.authz import PERMISSIONS, current_user
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 # Path parameters naming a record, and the kind of record.
-ID_PARAMS = {"patient_id": "patient", "alert_id": "alert", "staff_id": "staff"}
+ID_PARAMS = {
+    "patient_id": "patient",
+    "episode_id": "episode",
+    "alert_id": "alert",
+    "staff_id": "staff",
+}
 # Path parameters naming no record: every enumerated value is probed; free ones get a sample.
 VALUE_PARAMS = {
     "metric": "a vital sign (enumerated)",
-    "action": "an alert action (enumerated)",
+    "action": "an episode action (enumerated)",
     "status": "an SMS status (enumerated)",
     "language": "a language code; unknown ones are ignored",
 }
@@ -31,7 +36,17 @@ FREE_SAMPLES = {"language": "en"}
 # Query parameters naming a record.
 ID_QUERY = {("GET", "/fhir/Observation"): {"patient": "patient"}}
 # Names that would be a record reference if a query parameter had them.
-ID_LIKE = ("_id", "patient", "subject", "alert", "staff", "gateway", "notification", "device")
+ID_LIKE = (
+    "_id",
+    "patient",
+    "subject",
+    "episode",
+    "alert",
+    "staff",
+    "gateway",
+    "notification",
+    "device",
+)
 # Admins manage every account, patient and gateway: bodies naming records are theirs alone.
 ADMIN_PERMISSIONS = frozenset({"staff.manage", "patient.enrol"})
 

@@ -71,7 +71,7 @@ def test_logout_invalidates_the_session_on_the_server(
             replay.get("/api/me").status_code,
             replay.get("/patients").status_code,
             replay.post(
-                f"/api/alerts/{world.alerts['own']}/claim", headers={"x-csrf-token": csrf}
+                f"/api/episodes/{world.episodes['own']}/claim", headers={"x-csrf-token": csrf}
             ).status_code,
         ]
     remaining = db.execute("SELECT count(*) FROM dashboard_sessions").fetchone()[0]

@@ -13,10 +13,8 @@ import time
 import psycopg
 import pytest
 
-from alerts.notify import enqueue_alert_notifications
 from alerts.notify.sender import OUTCOME_UNKNOWN, Sender, SendReport
 from alerts.notify.twilio_gateway import TwilioConfig, TwilioGateway
-from dashboard.alert_actions import perform
 from telemon.config import Settings
 from tests.fakes import FakeTwilio, Reply
 from tests.notify.conftest import SenderFactory
@@ -26,10 +24,11 @@ from tests.notify.support import (
     SENDER_NUMBER,
     Clock,
     Cohort,
+    act,
     add_nurse,
     events,
     notifications,
-    open_alert,
+    open_red_episodes,
     queue_duty_phone_sms,
 )
 
@@ -78,8 +77,9 @@ def test_a_sender_killed_while_twilio_answers_is_never_followed_by_a_second_sms(
     fake_twilio: FakeTwilio,
     make_sender: SenderFactory,
     database_url: str,
+    clock: Clock,
 ) -> None:
-    queue_duty_phone_sms(db, cohort, settings)
+    queue_duty_phone_sms(db, cohort, settings, now=clock())
     fake_twilio.reply_with(Reply.held(threading.Event(), accept=accepted))
 
     process = start_sender_process(database_url, fake_twilio)
@@ -125,8 +125,8 @@ def kill_mid_call(database_url: str, fake: FakeTwilio) -> None:
 @pytest.mark.parametrize(
     ("action", "twilio_answers", "status", "cancel_reason"),
     [
-        ("resolve", True, "cancelled", "alert resolved before sending"),
-        # The duty phone hears of every red alert, whoever took charge of it.
+        ("resolve", True, "cancelled", "episode resolved before sending"),
+        # The duty phone hears of every red episode, whoever took charge of it.
         ("acknowledge", True, "failed", None),
         # Twilio could not be asked: the message may exist, so it may not be called cancelled.
         ("resolve", False, "failed", None),
@@ -146,9 +146,9 @@ def test_an_abandoned_row_twilio_never_saw_is_cancelled_only_once_pointless(
     database_url: str,
     clock: Clock,
 ) -> None:
-    alert_id = queue_duty_phone_sms(db, cohort, settings, now=clock())
+    red = queue_duty_phone_sms(db, cohort, settings, now=clock())
     kill_mid_call(database_url, fake_twilio)
-    perform(db, add_nurse(db), alert_id, action, now=clock())
+    act(db, add_nurse(db), red.episode_id, action, clock())
     left_by_the_action = notifications(db)[0]
     token = fake_twilio.auth_token if twilio_answers else "a-revoked-token"
     gateway = TwilioGateway(
@@ -193,9 +193,7 @@ def test_two_senders_on_the_same_rows_send_each_once(
     make_sender: SenderFactory,
     clock: Clock,
 ) -> None:
-    for n in range(10):
-        alert_id = open_alert(db, cohort.patient_id, rule=f"rule_{n}")
-        enqueue_alert_notifications(db, alert_id, "opened", settings, now=clock())
+    open_red_episodes(db, cohort, settings, 10, clock())
     # Slow answers keep both senders in flight together.
     fake_twilio.reply_with(*[Reply.slow(0.02, accept=True)] * 20)
     senders = [make_sender(), make_sender()]

@@ -18,11 +18,14 @@ from alerts.notify import (
 from alerts.notify.callbacks import next_status
 from telemon.config import Settings
 from tests.fakes import FakeTwilio, Reply
+from tests.mqtt_helpers import wait_until
 from tests.notify.conftest import SenderFactory
 from tests.notify.support import (
     PUBLIC_URL,
     Clock,
     Cohort,
+    act,
+    add_nurse,
     events,
     notifications,
     queue_duty_phone_sms,
@@ -60,6 +63,7 @@ def test_delivery_reports_move_the_row_forward_only(db: psycopg.Connection, sent
     row = notifications(db)[0]
     assert (row["status"], row["last_error"]) == ("delivered", None)
     (delivered,) = events(db, "notify_delivered")
+    assert delivered["episode_id"] == row["episode_id"] is not None
     assert delivered["details"]["notification_id"] == row["id"]
     assert delivered["details"]["recipient_kind"] == "service_centre"
 
@@ -117,13 +121,11 @@ def test_a_report_overrules_a_cancellation_decided_on_an_early_look_up(
     make_sender: SenderFactory,
     clock: Clock,
 ) -> None:
-    alert_id = queue_duty_phone_sms(db, cohort, settings, now=clock())
+    red = queue_duty_phone_sms(db, cohort, settings, now=clock())
     fake_twilio.reply_with(Reply.slow(1.0, accept=False))
     sender = make_sender()
     sender.run_once()  # times out
-    db.execute(
-        "UPDATE alerts SET state = 'resolved', resolved_at = %s WHERE id = %s", (clock(), alert_id)
-    )
+    act(db, add_nurse(db), red.episode_id, "resolve", clock())
     clock.advance(timedelta(minutes=1))
     sender.run_once()  # Twilio lists no such message: cancelled rather than sent again
     cancelled = notifications(db)[0]
@@ -137,7 +139,7 @@ def test_a_report_overrules_a_cancellation_decided_on_an_early_look_up(
 
     assert (cancelled["status"], cancelled["cancel_reason"]) == (
         "cancelled",
-        "alert resolved before sending",
+        "episode resolved before sending",
     )
     assert outcome == "updated"
     row = notifications(db)[0]
@@ -164,6 +166,8 @@ def test_a_report_arriving_before_the_sender_stored_the_sid(
     sending = threading.Thread(target=sender.run_once)
     sending.start()
     fake_twilio.wait_for_posts(1)
+    # The fake records the request a moment before it makes the message.
+    wait_until(lambda: bool(fake_twilio.messages), timeout=5)
     notification_id = notifications(db)[0]["id"]
     early = StatusReport.from_request(
         {"MessageSid": fake_twilio.messages[0]["sid"], "MessageStatus": "delivered"},

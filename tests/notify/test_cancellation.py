@@ -1,9 +1,9 @@
 """SMS that lost their point before leaving: cancelled, never sent, and said so in the record.
 
-A GP's SMS held for their quiet hours waits long enough for a nurse to resolve the alert, or to
-acknowledge an escalation that only existed because nobody had. The staff act through the
-dashboard's own ``perform``, the code that really changes alerts: it cancels in its own
-transaction, and the sender's rounds catch what it could not reach (rows a sender held).
+A GP's SMS held for their quiet hours waits long enough for a nurse to resolve the episode, or
+to acknowledge it when the SMS was an escalation that only existed because nobody had. The
+staff act through ``alerts.episodes.act``, the code that really changes episodes: it cancels in
+its own transaction, and the sender's rounds catch what it could not reach (rows a sender held).
 """
 
 from __future__ import annotations
@@ -13,30 +13,36 @@ from datetime import UTC, datetime, time, timedelta
 import psycopg
 import pytest
 
-from alerts.notify import enqueue_alert_notifications
+from alerts import episodes
+from alerts.notify import enqueue_episode_notifications
 from alerts.notify.routing import ROME
 from alerts.notify.sender import SendReport
-from dashboard.alert_actions import perform
 from telemon.config import Settings
 from tests.fakes import FakeTwilio, Reply
 from tests.notify.conftest import SenderFactory
 from tests.notify.support import (
     DUTY_PHONE,
     GP_PHONE,
+    PROTOCOLS,
     Clock,
     Cohort,
+    act,
     add_cohort,
     add_nurse,
+    clear_finding,
+    episode,
+    escalate,
     events,
     notifications,
-    open_alert,
+    open_silent_episode,
     queue_duty_phone_sms,
+    raise_finding,
 )
 
 NIGHT = datetime(2026, 3, 10, 23, 40, tzinfo=ROME).astimezone(UTC)
 SEVEN = datetime(2026, 3, 11, 7, 0, tzinfo=ROME).astimezone(UTC)
-RESOLVED = "alert resolved before sending"
-ACKNOWLEDGED = "alert acknowledged before sending"
+RESOLVED = "episode resolved before sending"
+ACKNOWLEDGED = "episode acknowledged before sending"
 
 
 @pytest.fixture
@@ -46,8 +52,8 @@ def sleeping_gp(db: psycopg.Connection, clock: Clock) -> Cohort:
     return add_cohort(db, quiet_hours=(time(22), time(7)))
 
 
-def by_kind(db: psycopg.Connection, alert_id: int) -> dict[str, dict]:
-    return {n["recipient_kind"]: n for n in notifications(db) if n["alert_id"] == alert_id}
+def by_kind(db: psycopg.Connection, episode_id: int) -> dict[str, dict]:
+    return {n["recipient_kind"]: n for n in notifications(db) if n["episode_id"] == episode_id}
 
 
 def test_a_gp_sms_held_for_quiet_hours_is_cancelled_by_the_nurses_resolution_itself(
@@ -58,14 +64,13 @@ def test_a_gp_sms_held_for_quiet_hours_is_cancelled_by_the_nurses_resolution_its
     make_sender: SenderFactory,
     clock: Clock,
 ) -> None:
-    alert_id = open_alert(db, sleeping_gp.patient_id, severity=2)
-    enqueue_alert_notifications(db, alert_id, "opened", settings, now=clock())
+    red = raise_finding(db, sleeping_gp.patient_id, settings, clock())
     sender = make_sender()
     sender.run_once()
     clock.advance(timedelta(minutes=10))
     resolved_at = clock()
-    perform(db, add_nurse(db), alert_id, "resolve", now=resolved_at, note="called, SpO2 96%")
-    rows = by_kind(db, alert_id)  # before any round of the sender
+    act(db, add_nurse(db), red.episode_id, "resolve", resolved_at, note="called, SpO2 96%")
+    rows = by_kind(db, red.episode_id)  # before any round of the sender
     history = [e["kind"] for e in events(db, "resolve", "notify_cancelled")]
     after_resolution = sender.run_once()
     clock.now = SEVEN
@@ -79,9 +84,9 @@ def test_a_gp_sms_held_for_quiet_hours_is_cancelled_by_the_nurses_resolution_its
     gp = rows["gp"]
     assert (gp["status"], gp["cancel_reason"], gp["attempts"]) == ("cancelled", RESOLVED, 0)
     assert gp["next_attempt_at"] is None and gp["provider_id"] is None
-    assert by_kind(db, alert_id)["gp"] == gp
+    assert by_kind(db, red.episode_id)["gp"] == gp
     [cancelled] = events(db, "notify_cancelled")
-    assert cancelled["at"] == resolved_at
+    assert (cancelled["at"], cancelled["episode_id"]) == (resolved_at, red.episode_id)
     assert cancelled["details"] == {
         "notification_id": gp["id"],
         "recipient_kind": "gp",
@@ -90,7 +95,7 @@ def test_a_gp_sms_held_for_quiet_hours_is_cancelled_by_the_nurses_resolution_its
     }
 
 
-def test_an_acknowledgement_cancels_a_held_escalation_but_not_a_red_alerts_sms(
+def test_readings_that_clear_the_episode_cancel_the_gps_held_sms_in_the_engines_transaction(
     db: psycopg.Connection,
     sleeping_gp: Cohort,
     settings: Settings,
@@ -98,32 +103,91 @@ def test_an_acknowledgement_cancels_a_held_escalation_but_not_a_red_alerts_sms(
     make_sender: SenderFactory,
     clock: Clock,
 ) -> None:
-    nurse = add_nurse(db)
-    amber = open_alert(db, sleeping_gp.patient_id, severity=1, rule="spo2_amber")
-    red = open_alert(db, sleeping_gp.patient_id, severity=2, rule="spo2_low")
-    # Amber reaches the GP only when escalated; red reaches them in any case.
-    perform(db, nurse, amber, "escalate", now=clock(), notify=settings)
-    enqueue_alert_notifications(db, red, "opened", settings, now=clock())
+    red = raise_finding(db, sleeping_gp.patient_id, settings, clock())
+    news2 = raise_finding(
+        db, sleeping_gp.patient_id, settings, clock(), rule="news2_partial", metric_id=None
+    )
     sender = make_sender()
     sender.run_once()
+    clock.advance(timedelta(minutes=15))
+    one_cleared = clear_finding(db, red.alert_id, settings, clock())
+    still_held = by_kind(db, red.episode_id)["gp"]["status"]
     clock.advance(timedelta(minutes=5))
-    for alert_id in (amber, red):
-        perform(db, nurse, alert_id, "acknowledge", now=clock())
-    escalation = by_kind(db, amber)["gp"]  # before any round of the sender
-    red_sms = by_kind(db, red)["gp"]
+    last_cleared = clear_finding(db, news2.alert_id, settings, clock())
+    rows = by_kind(db, red.episode_id)  # before any round of the sender
+    clock.now = SEVEN
+    morning = sender.run_once()
+
+    # One finding clearing leaves the episode open and red: the GP still needs to hear of it.
+    assert (one_cleared.resolved, one_cleared.cancelled, still_held) == (0, 0, "pending")
+    assert (last_cleared.resolved, last_cleared.cancelled) == (1, 1)
+    assert (rows["gp"]["status"], rows["gp"]["cancel_reason"]) == ("cancelled", RESOLVED)
+    assert morning == SendReport()
+    assert [p.form["To"] for p in fake_twilio.message_posts] == [DUTY_PHONE]
+    resolved = episode(db, red.episode_id)
+    assert (resolved["state"], resolved["outcome"]) == ("resolved", "auto_resolved")
+
+
+def test_an_acknowledgement_cancels_a_held_escalation_but_not_the_red_episodes_own_sms(
+    db: psycopg.Connection,
+    sleeping_gp: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    red = raise_finding(db, sleeping_gp.patient_id, settings, clock())
+    sender = make_sender()
+    sender.run_once()
+    clock.advance(timedelta(minutes=30))  # nobody acknowledged: the chain reminds the GP
+    escalate(db, settings, clock())
+    held = [(r["reason"], r["status"]) for r in notifications(db) if r["recipient_kind"] == "gp"]
+    clock.advance(timedelta(minutes=5))
+    act(db, add_nurse(db), red.episode_id, "acknowledge", clock())
+    rows = [r for r in notifications(db) if r["recipient_kind"] == "gp"]  # before any round
     after_acknowledgement = sender.run_once()
     clock.now = SEVEN
     morning = sender.run_once()
 
+    assert held == [("opened", "pending"), ("escalated", "pending")]
+    opening, reminder = rows
+    assert (opening["status"], opening["attempts"]) == ("pending", 0)
+    assert (reminder["stage"], reminder["status"]) == ("escalated", "cancelled")
+    assert reminder["cancel_reason"] == ACKNOWLEDGED
     assert after_acknowledgement == SendReport()
-    assert (red_sms["status"], red_sms["attempts"]) == ("pending", 0)
-    assert (escalation["stage"], escalation["status"]) == ("escalated", "cancelled")
-    assert escalation["cancel_reason"] == ACKNOWLEDGED
     assert morning.sent == 1
-    assert by_kind(db, red)["gp"]["status"] == "sent"
     posts = fake_twilio.message_posts
     assert [p.form["To"] for p in posts] == [DUTY_PHONE, GP_PHONE]
     assert posts[1].form["Body"].startswith("Telemon: allerta ROSSA, paziente M.R.")
+
+
+def test_the_chains_reminder_after_a_nurses_escalation_does_not_text_the_gp_a_third_time(
+    db: psycopg.Connection,
+    sleeping_gp: Cohort,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    red = raise_finding(db, sleeping_gp.patient_id, settings, clock())
+    sender = make_sender()
+    clock.advance(timedelta(minutes=10))
+    act(db, add_nurse(db), red.episode_id, "escalate", clock(), settings=settings)
+    clock.advance(timedelta(minutes=20))
+    escalate(db, settings, clock())  # the chain's reminder: the GP has two SMS already
+    sender.run_once()
+    clock.now = SEVEN
+    sender.run_once()
+
+    gp = [r for r in notifications(db) if r["recipient_kind"] == "gp"]
+    assert [(r["stage"], r["status"]) for r in gp] == [("opened", "sent"), ("escalated", "sent")]
+    step = db.execute(
+        "SELECT details FROM episode_events WHERE kind = 'escalated' ORDER BY id DESC LIMIT 1"
+    ).fetchone()[0]
+    assert step["to"] == "gp" and "not_texted" in step
+    to_gp = [p.form["Body"] for p in fake_twilio.message_posts if p.form["To"] == GP_PHONE]
+    assert len(to_gp) == 2
+    assert "non ancora presa in carico" in to_gp[1]
 
 
 def test_a_resolution_in_progress_during_the_claim_holds_the_sms_back(
@@ -135,12 +199,15 @@ def test_a_resolution_in_progress_during_the_claim_holds_the_sms_back(
     database_url: str,
     clock: Clock,
 ) -> None:
-    alert_id = queue_duty_phone_sms(db, cohort, settings, now=clock())
+    red = queue_duty_phone_sms(db, cohort, settings, now=clock())
+    nurse = add_nurse(db)
     sender = make_sender()
     with psycopg.connect(database_url, autocommit=True) as nurse_conn:
-        # The nurse's resolution has changed the alert but not committed when the sender looks.
+        # The nurse's resolution has changed the episode but not committed when the sender looks.
         with nurse_conn.transaction():
-            perform(nurse_conn, add_nurse(db), alert_id, "resolve", now=clock())
+            episodes.act(
+                nurse_conn, red.episode_id, "resolve", actor=nurse, now=clock(), protocols=PROTOCOLS
+            )
             during = sender.run_once()
             row_during = notifications(db)[0]
         after = sender.run_once()
@@ -157,7 +224,7 @@ def test_a_resolution_in_progress_during_the_claim_holds_the_sms_back(
 
 
 @pytest.mark.parametrize("accepted", [True, False], ids=["twilio-had-it", "never-arrived"])
-def test_a_retry_of_a_resolved_alert_asks_twilio_before_cancelling(
+def test_a_retry_for_a_resolved_episode_asks_twilio_before_cancelling(
     accepted: bool,
     db: psycopg.Connection,
     cohort: Cohort,
@@ -166,11 +233,11 @@ def test_a_retry_of_a_resolved_alert_asks_twilio_before_cancelling(
     make_sender: SenderFactory,
     clock: Clock,
 ) -> None:
-    alert_id = queue_duty_phone_sms(db, cohort, settings, now=clock())
+    red = queue_duty_phone_sms(db, cohort, settings, now=clock())
     fake_twilio.reply_with(Reply.slow(1.0, accept=accepted))
     sender = make_sender()
     first = sender.run_once()  # times out: was it sent? Only Twilio knows
-    perform(db, add_nurse(db), alert_id, "resolve", now=clock())
+    act(db, add_nurse(db), red.episode_id, "resolve", clock())
     right_after = sender.run_once()  # not due yet, and not cancelled blind either
     clock.advance(timedelta(minutes=1))
     retry = sender.run_once()
@@ -200,13 +267,13 @@ def test_rows_a_sender_held_during_the_resolution_are_cancelled_at_its_next_roun
     database_url: str,
     clock: Clock,
 ) -> None:
-    alert_id = open_alert(db, cohort.patient_id)
-    enqueue_alert_notifications(db, alert_id, "opened", settings, now=clock())
+    red = open_silent_episode(db, cohort.patient_id, clock())
+    enqueue_episode_notifications(db, red.episode_id, "opened", settings, now=clock())
     with psycopg.connect(database_url, autocommit=True) as claiming, claiming.transaction():
-        # A sender's claim has the rows locked (and will pass them over: the alert is locked
+        # A sender's claim has the rows locked (and will pass them over: the episode is locked
         # by the resolution), so the resolution cannot cancel them itself.
         claiming.execute("SELECT id FROM notifications FOR UPDATE")
-        perform(db, add_nurse(db), alert_id, "resolve", now=clock())
+        act(db, add_nurse(db), red.episode_id, "resolve", clock())
         after_resolution = [r["status"] for r in notifications(db)]
     report = make_sender(outbox=not credentials).run_once()
 

@@ -1,4 +1,4 @@
-"""Routing: who gets an SMS for which alert, and when, across GPs' quiet hours."""
+"""Routing: who gets an SMS about an episode, and when, across GPs' quiet hours."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from alerts.notify.routing import (
     ROME,
-    AlertFacts,
+    EpisodeFacts,
     GpContact,
     ServiceCentre,
     cancel_reason,
@@ -26,40 +26,50 @@ def rome(*args: int) -> datetime:
 
 
 @pytest.mark.parametrize(
-    ("severity", "kind", "state", "reason", "expected"),
+    ("level", "state", "reason", "to", "expected"),
     [
-        (2, "clinical", "open", "opened", ["gp", "service_centre"]),
-        (2, "clinical", "open", "worsened", ["gp", "service_centre"]),
-        (2, "clinical", "escalated", "escalated", ["gp"]),
-        (1, "clinical", "open", "opened", []),
-        (1, "clinical", "escalated", "escalated", ["gp"]),
-        (1, "clinical", "acknowledged", "escalated", []),
-        (2, "clinical", "resolved", "opened", []),
-        (1, "not_measuring", "open", "opened", []),
-        (2, "not_measuring", "open", "opened", []),
-        (1, "not_measuring", "escalated", "escalated", []),
+        # Red: the GP and the duty phone at once, on opening and on worsening to red.
+        (2, "open", "opened", None, ["gp", "service_centre"]),
+        (2, "open", "worsened", None, ["gp", "service_centre"]),
+        # Escalation steps text whom the step names; a nurse's escalation (no step) the GP.
+        (2, "escalated", "escalated", "gp", ["gp"]),
+        (2, "escalated", "escalated", "duty_phone", ["service_centre"]),
+        (2, "escalated", "escalated", None, ["gp"]),
+        # Amber: the queue only, until an escalation.
+        (1, "open", "opened", None, []),
+        (1, "escalated", "escalated", "gp", ["gp"]),
+        (1, "escalated", "escalated", None, ["gp"]),
+        # An acknowledged episode needs no escalation; a resolved one nothing at all.
+        (1, "acknowledged", "escalated", "gp", []),
+        (2, "acknowledged", "escalated", "duty_phone", []),
+        (2, "resolved", "opened", None, []),
+        # Nothing routed to the GP (a patient who stopped measuring): nobody, ever.
+        (0, "open", "opened", None, []),
+        (0, "open", "worsened", None, []),
+        (0, "escalated", "escalated", None, []),
+        (0, "escalated", "escalated", "duty_phone", []),
     ],
 )
 def test_routing_table(
-    severity: int, kind: str, state: str, reason: str, expected: list[str]
+    level: int, state: str, reason: str, to: str | None, expected: list[str]
 ) -> None:
-    alert = AlertFacts(id=1, severity=severity, kind=kind, state=state)  # type: ignore[arg-type]
+    episode = EpisodeFacts(id=1, alert_level=level, state=state)  # type: ignore[arg-type]
 
-    deliveries = route(alert, GP, CENTRE, reason, NOON)  # type: ignore[arg-type]
+    deliveries = route(episode, GP, CENTRE, reason, NOON, to)  # type: ignore[arg-type]
 
     assert [d.recipient_kind for d in deliveries] == expected
     assert all(d.not_before == NOON for d in deliveries)
 
 
 def test_each_recipient_in_their_own_language_and_number() -> None:
-    gp, centre = route(AlertFacts(1, 2, "clinical", "open"), GP, CENTRE, "opened", NOON)
+    gp, centre = route(EpisodeFacts(1, 2, "open"), GP, CENTRE, "opened", NOON)
 
     assert (gp.to, gp.language, gp.recipient_id) == (GP.phone, "en", 7)
     assert (centre.to, centre.language, centre.recipient_id) == (CENTRE.phone, "it", 3)
 
 
 def test_recipients_without_a_phone_are_left_out() -> None:
-    red = AlertFacts(1, 2, "clinical", "open")
+    red = EpisodeFacts(1, 2, "open")
 
     no_gp_phone = GpContact(id=7, phone=None)
     no_duty_phone = ServiceCentre(id=None, phone=None)
@@ -68,6 +78,7 @@ def test_recipients_without_a_phone_are_left_out() -> None:
         "service_centre"
     ]
     assert [d.recipient_kind for d in route(red, GP, no_duty_phone, "opened", NOON)] == ["gp"]
+    assert route(red, GP, no_duty_phone, "escalated", NOON, "duty_phone") == ()
 
 
 @pytest.mark.parametrize(
@@ -97,16 +108,29 @@ def test_quiet_period_end(
     assert quiet_period_end(start, end, at.astimezone(UTC)) == ends_at
 
 
-def test_a_red_alert_in_the_night_waits_for_the_gp_but_not_for_the_duty_phone() -> None:
+NIGHT = rome(2026, 3, 10, 23, 40).astimezone(UTC)
+SEVEN = rome(2026, 3, 11, 7)
+
+
+@pytest.mark.parametrize(
+    ("reason", "to", "expected"),
+    [
+        ("opened", None, {"gp": SEVEN, "service_centre": NIGHT}),
+        ("worsened", None, {"gp": SEVEN, "service_centre": NIGHT}),
+        ("escalated", "gp", {"gp": SEVEN}),
+        ("escalated", "duty_phone", {"service_centre": NIGHT}),
+    ],
+)
+def test_in_the_night_the_gp_waits_and_the_duty_phone_does_not(
+    reason: str, to: str | None, expected: dict[str, datetime]
+) -> None:
     sleeping = GpContact(
         id=7, phone="+393331112222", quiet_hours_start=time(22), quiet_hours_end=time(7)
     )
-    night = rome(2026, 3, 10, 23, 40).astimezone(UTC)
 
-    gp, centre = route(AlertFacts(1, 2, "clinical", "open"), sleeping, CENTRE, "opened", night)
+    deliveries = route(EpisodeFacts(1, 2, "open"), sleeping, CENTRE, reason, NIGHT, to)  # type: ignore[arg-type]
 
-    assert gp.not_before == rome(2026, 3, 11, 7)
-    assert centre.not_before == night
+    assert {d.recipient_kind: d.not_before for d in deliveries} == expected
 
 
 @pytest.mark.parametrize(
@@ -114,11 +138,11 @@ def test_a_red_alert_in_the_night_waits_for_the_gp_but_not_for_the_duty_phone() 
     [
         ("open", "opened", False, None),
         ("escalated", "escalated", False, None),
-        ("resolved", "opened", False, "alert resolved before sending"),
-        ("resolved", "escalated", False, "alert resolved before sending"),
-        ("resolved", None, False, "alert resolved before sending"),
-        # An escalation asks for an acknowledgement; a red alert's own SMS tells the GP anyway.
-        ("acknowledged", "escalated", False, "alert acknowledged before sending"),
+        ("resolved", "opened", False, "episode resolved before sending"),
+        ("resolved", "escalated", False, "episode resolved before sending"),
+        ("resolved", None, False, "episode resolved before sending"),
+        # An escalation asks for an acknowledgement; a red episode's own SMS tells the GP anyway.
+        ("acknowledged", "escalated", False, "episode acknowledged before sending"),
         ("acknowledged", "opened", False, None),
         ("acknowledged", "worsened", False, None),
         ("acknowledged", None, False, None),
@@ -137,7 +161,7 @@ def test_cancel_reason(
 def test_what_route_would_not_send_is_what_a_waiting_sms_is_cancelled_for(
     state: str, reason: str
 ) -> None:
-    red = AlertFacts(1, 2, "clinical", state)  # type: ignore[arg-type]
+    red = EpisodeFacts(1, 2, state)  # type: ignore[arg-type]
 
     routed = route(red, GP, CENTRE, reason, NOON)  # type: ignore[arg-type]
 

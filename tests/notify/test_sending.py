@@ -7,32 +7,35 @@ from datetime import UTC, datetime, time, timedelta
 
 import psycopg
 
-from alerts.notify import Sender, enqueue_alert_notifications
+from alerts.notify import Sender, enqueue_episode_notifications
 from alerts.notify.routing import ROME
 from alerts.notify.sender import RetryPolicy
-from dashboard.alert_actions import perform
 from telemon.config import Settings
+from telemon.metrics import METRICS
 from tests.fakes import FakeTwilio, Reply
 from tests.mqtt_helpers import wait_until
 from tests.notify.conftest import SenderFactory
 from tests.notify.support import (
     DUTY_PHONE,
     GP_PHONE,
+    MORNING,
     PUBLIC_URL,
     SENDER_NUMBER,
     Clock,
     Cohort,
+    act,
     add_cohort,
     add_nurse,
+    add_patient,
     events,
     gateway_for,
     notifications,
-    open_alert,
     queue_duty_phone_sms,
+    raise_finding,
 )
 
 
-def test_a_red_alert_sends_one_sms_to_the_gp_and_one_to_the_duty_phone(
+def test_a_red_episode_sends_one_sms_to_the_gp_and_one_to_the_duty_phone(
     db: psycopg.Connection,
     cohort: Cohort,
     settings: Settings,
@@ -40,22 +43,19 @@ def test_a_red_alert_sends_one_sms_to_the_gp_and_one_to_the_duty_phone(
     make_sender: SenderFactory,
     clock: Clock,
 ) -> None:
-    alert_id = open_alert(db, cohort.patient_id, severity=2, metric_id=1, value=86)
+    red = raise_finding(db, cohort.patient_id, settings, clock(), severity=2, value=86)
 
-    created = enqueue_alert_notifications(db, alert_id, "opened", settings, now=clock())
     report = make_sender().run_once()
 
-    assert len(created) == 2
+    assert red.counts.notifications == 2
     assert (report.sent, report.failed, report.retrying) == (2, 0, 0)
     path = f"/2010-04-01/Accounts/{fake_twilio.account_sid}/Messages.json"
     posts = fake_twilio.message_posts
     assert [(p.path, p.auth) for p in posts] == [
         (path, (fake_twilio.account_sid, fake_twilio.auth_token))
     ] * 2
-    body = (
-        "Telemon: allerta ROSSA, paziente M.R., saturazione di ossigeno 86%. "
-        f"Apri: {PUBLIC_URL}/alerts/{alert_id}"
-    )
+    link = f"{PUBLIC_URL}/episodes/{red.episode_id}"
+    body = f"Telemon: allerta ROSSA, paziente M.R. SpO2 86 %. Apri: {link}"
     rows = notifications(db)
     assert [p.form for p in posts] == [
         {
@@ -68,19 +68,20 @@ def test_a_red_alert_sends_one_sms_to_the_gp_and_one_to_the_duty_phone(
     ]
     assert {r["to_address"] for r in rows} == {GP_PHONE, DUTY_PHONE}
     assert [(r["status"], r["attempts"]) for r in rows] == [("sent", 1)] * 2
+    assert {(r["episode_id"], r["alert_id"]) for r in rows} == {(red.episode_id, red.alert_id)}
     assert sorted(r["provider_id"] for r in rows) == sorted(m["sid"] for m in fake_twilio.messages)
     assert {r["idempotency_key"] for r in rows} == {
-        f"alert:{alert_id}:gp:{cohort.gp_id}:opened",
-        f"alert:{alert_id}:service_centre:{cohort.centre_id}:opened",
+        f"episode:{red.episode_id}:gp:{cohort.gp_id}:opened",
+        f"episode:{red.episode_id}:service_centre:{cohort.centre_id}:opened",
     }
     notified = events(db, "notified")
-    assert [(e["alert_id"], e["details"]["recipient_kind"]) for e in notified] == [
-        (alert_id, r["recipient_kind"]) for r in rows
+    assert [(e["episode_id"], e["details"]["recipient_kind"]) for e in notified] == [
+        (red.episode_id, r["recipient_kind"]) for r in rows
     ]
     assert [e["details"]["notification_id"] for e in notified] == [r["id"] for r in rows]
 
 
-def test_the_same_alert_and_reason_is_notified_once(
+def test_the_same_episode_and_reason_is_notified_once(
     db: psycopg.Connection,
     cohort: Cohort,
     settings: Settings,
@@ -88,12 +89,11 @@ def test_the_same_alert_and_reason_is_notified_once(
     make_sender: SenderFactory,
     clock: Clock,
 ) -> None:
-    alert_id = open_alert(db, cohort.patient_id, severity=2)
+    red = raise_finding(db, cohort.patient_id, settings, clock())
     sender = make_sender()
 
-    enqueue_alert_notifications(db, alert_id, "opened", settings, now=clock())
     sender.run_once()
-    again = enqueue_alert_notifications(db, alert_id, "opened", settings, now=clock())
+    again = enqueue_episode_notifications(db, red.episode_id, "opened", settings, now=clock())
     sender.run_once()
 
     assert again == []
@@ -110,18 +110,21 @@ def test_each_escalation_by_a_nurse_texts_the_gp_and_a_repeated_call_does_not(
     clock: Clock,
 ) -> None:
     nurse = add_nurse(db)
-    alert_id = open_alert(db, cohort.patient_id, severity=1)
+    amber = raise_finding(db, cohort.patient_id, settings, clock(), severity=1)
     sender = make_sender()
 
-    perform(db, nurse, alert_id, "escalate", now=clock(), notify=settings)
+    act(db, nurse, amber.episode_id, "escalate", clock(), settings=settings)
     sender.run_once()
     clock.advance(timedelta(minutes=30))
-    perform(db, nurse, alert_id, "acknowledge", now=clock())
+    act(db, nurse, amber.episode_id, "acknowledge", clock())
     clock.advance(timedelta(hours=2))  # the GP did not call back: escalate again
-    perform(db, nurse, alert_id, "escalate", now=clock(), notify=settings)
-    repeated = enqueue_alert_notifications(db, alert_id, "escalated", settings, now=clock())
+    act(db, nurse, amber.episode_id, "escalate", clock(), settings=settings)
+    repeated = enqueue_episode_notifications(
+        db, amber.episode_id, "escalated", settings, now=clock()
+    )
     sender.run_once()
 
+    assert amber.counts.notifications == 0
     assert repeated == []
     assert [(r["recipient_kind"], r["stage"], r["status"]) for r in notifications(db)] == [
         ("gp", "escalated", "sent"),
@@ -143,18 +146,25 @@ def test_amber_reaches_the_gp_only_on_escalation_and_not_measuring_never(
     make_sender: SenderFactory,
     clock: Clock,
 ) -> None:
-    amber = open_alert(db, cohort.patient_id, severity=1, rule="spo2_amber")
-    silent = open_alert(db, cohort.patient_id, severity=1, kind="not_measuring", rule="quiet")
-
-    assert enqueue_alert_notifications(db, amber, "opened", settings, now=clock()) == []
-    assert enqueue_alert_notifications(db, silent, "opened", settings, now=clock()) == []
-    assert enqueue_alert_notifications(db, silent, "escalated", settings, now=clock()) == []
-    db.execute("UPDATE alerts SET state = 'escalated' WHERE id = %s", (amber,))
-    assert len(enqueue_alert_notifications(db, amber, "escalated", settings, now=clock())) == 1
+    nurse = add_nurse(db)
+    amber = raise_finding(db, cohort.patient_id, settings, clock(), severity=1)
+    # A patient who only stopped measuring is the centre's task, even when a nurse escalates.
+    quiet_patient = add_patient(db, cohort.gp_id, "P-0002")
+    silent = raise_finding(
+        db, quiet_patient, settings, clock(), rule="spo2_not_measuring", routing="centre_task"
+    )
+    act(db, nurse, silent.episode_id, "escalate", clock(), settings=settings)
+    quiet_escalation = enqueue_episode_notifications(
+        db, silent.episode_id, "escalated", settings, now=clock()
+    )
+    act(db, nurse, amber.episode_id, "escalate", clock(), settings=settings)
     make_sender().run_once()
 
+    assert (amber.counts.notifications, silent.counts.notifications) == (0, 0)
+    assert quiet_escalation == []
     assert [p.form["To"] for p in fake_twilio.message_posts] == [GP_PHONE]
     assert "non ancora presa in carico" in fake_twilio.message_posts[0].form["Body"]
+    assert [r["episode_id"] for r in notifications(db)] == [amber.episode_id]
 
 
 def test_english_gp_and_duty_phone_from_settings(
@@ -166,13 +176,21 @@ def test_english_gp_and_duty_phone_from_settings(
 ) -> None:
     cohort = add_cohort(db, gp_language="en", duty_phone=None)
     settings = settings.model_copy(update={"service_centre_phone": "+390299999999"})
-    alert_id = open_alert(db, cohort.patient_id, severity=2, metric_id=3, value=192)
+    raise_finding(
+        db,
+        cohort.patient_id,
+        settings,
+        clock(),
+        protocol="hypertension",
+        rule="bp_severe",
+        metric_id=METRICS["systolic"].id,
+        value=192,
+    )
 
-    enqueue_alert_notifications(db, alert_id, "opened", settings, now=clock())
     make_sender().run_once()
 
     bodies = {p.form["To"]: p.form["Body"] for p in fake_twilio.message_posts}
-    assert bodies[GP_PHONE].startswith("Telemon: RED alert, patient M.R., systolic blood pressure")
+    assert bodies[GP_PHONE].startswith("Telemon: RED alert, patient M.R. SBP 192 mmHg.")
     assert bodies["+390299999999"].startswith("Telemon: allerta ROSSA, paziente M.R.")
     assert "service_centre:default:opened" in notifications(db)[1]["idempotency_key"]
 
@@ -185,9 +203,7 @@ def test_a_messaging_service_sender_is_named_as_such(
     database_url: str,
     clock: Clock,
 ) -> None:
-    enqueue_alert_notifications(
-        db, open_alert(db, cohort.patient_id), "opened", settings, now=clock()
-    )
+    raise_finding(db, cohort.patient_id, settings, clock())
     service = "MG" + "0" * 32
     with psycopg.connect(database_url, autocommit=True) as conn:
         Sender(
@@ -208,10 +224,9 @@ def test_the_gp_sms_waits_for_the_end_of_quiet_hours(
 ) -> None:
     cohort = add_cohort(db, quiet_hours=(time(22), time(7)))
     clock.now = datetime(2026, 3, 10, 23, 40, tzinfo=ROME).astimezone(UTC)
-    alert_id = open_alert(db, cohort.patient_id, severity=2)
     sender = make_sender()
 
-    enqueue_alert_notifications(db, alert_id, "opened", settings, now=clock())
+    raise_finding(db, cohort.patient_id, settings, clock())
     sender.run_once()
     at_night = [p.form["To"] for p in fake_twilio.message_posts]
     clock.now = datetime(2026, 3, 11, 6, 59, tzinfo=ROME).astimezone(UTC)
@@ -377,7 +392,7 @@ def test_without_credentials_messages_go_to_the_outbox(
     demo = Settings(
         public_url=PUBLIC_URL, twilio_account_sid=None, twilio_auth_token=None, twilio_from=None
     )
-    enqueue_alert_notifications(db, open_alert(db, cohort.patient_id), "opened", demo)
+    raise_finding(db, cohort.patient_id, demo, MORNING)
     with psycopg.connect(database_url, autocommit=True) as conn:
         report = Sender.from_settings(conn, demo).run_once()
 

@@ -1,4 +1,4 @@
-"""Stages: which notification of its alert an SMS is, counted from the alert's events."""
+"""Stages: which notification of its episode an SMS is, counted from the episode's events."""
 
 from __future__ import annotations
 
@@ -16,19 +16,29 @@ from alerts.notify.stages import Stage, stage_of
         ("worsened", ["opened", "worsened", "downgraded", "worsened"], Stage("worsened", 2)),
         ("escalated", ["opened", "escalated"], Stage("escalated")),
         ("escalated", ["opened", "escalated", "escalated"], Stage("escalated", 2)),
-        # A nurse's escalation and the engine's are one ladder.
+        # A nurse's escalation and the chain's steps are one ladder.
         ("escalated", ["opened", "escalate", "acknowledge", "escalated"], Stage("escalated", 2)),
-        # A lapsed snooze reminds with the escalation's text, as a stage of its own.
-        ("escalated", ["opened", "escalated", "snooze_expired"], Stage("reminded")),
+        # A lapsed acknowledgement resumes the chain: its next step is the next escalation.
         (
             "escalated",
-            ["opened", "snooze_expired", "escalated", "snooze_expired"],
-            Stage("reminded", 2),
+            ["opened", "escalated", "acknowledge", "snooze_expired", "escalated"],
+            Stage("escalated", 2),
         ),
-        ("escalated", ["opened", "snooze_expired", "escalated"], Stage("escalated")),
-        # Events of other kinds, the SMS' own included, count for nothing.
-        ("opened", ["opened", "notify_queued", "notified", "claim"], Stage("opened")),
-        # An alert written without events (by hand, in a test) is at the first stage.
+        # An episode only the service centre had heard of texts as it opens when it turns red:
+        # the worsening is the stage, so a second red after the first cleared is a new one.
+        ("opened", ["opened", "finding_joined", "worsened"], Stage("worsened")),
+        (
+            "opened",
+            ["opened", "worsened", "downgraded", "finding_joined", "worsened"],
+            Stage("worsened", 2),
+        ),
+        # Events of other kinds, the SMS' own and findings joining included, count for nothing.
+        (
+            "opened",
+            ["opened", "notify_queued", "notified", "claim", "finding_joined"],
+            Stage("opened"),
+        ),
+        # An episode with no such event yet is at the first stage.
         ("opened", [], Stage("opened")),
         ("escalated", [], Stage("escalated")),
     ],
@@ -43,9 +53,9 @@ def test_the_same_events_give_the_same_stage_however_often_asked() -> None:
     assert {stage_of("escalated", events) for _ in range(3)} == {Stage("escalated", 2)}
 
 
-def test_keys_name_alert_recipient_and_stage_and_keep_the_old_form_for_first_stages() -> None:
-    assert idempotency_key(17, "gp", 4, Stage("escalated", 2)) == "alert:17:gp:4:escalated:2"
-    assert idempotency_key(17, "gp", 4, Stage("reminded")) == "alert:17:gp:4:reminded"
+def test_keys_name_episode_recipient_and_stage() -> None:
+    assert idempotency_key(17, "gp", 4, Stage("escalated", 2)) == "episode:17:gp:4:escalated:2"
+    assert idempotency_key(17, "gp", 4, Stage("worsened")) == "episode:17:gp:4:worsened"
     assert idempotency_key(17, "service_centre", None, Stage("opened")) == (
-        "alert:17:service_centre:default:opened"
+        "episode:17:service_centre:default:opened"
     )

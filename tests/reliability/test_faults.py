@@ -26,7 +26,6 @@ from random import Random
 import psycopg
 import pytest
 
-from alerts.notify import enqueue_alert_notifications
 from ingest.migrate import migrate
 from telemon.config import Settings
 from telemon.embedded import EmbeddedPostgres, free_port
@@ -466,9 +465,8 @@ def test_sms_under_twilio_errors_timeouts_and_kills_are_sent_once_or_visibly_fai
         twilio_from=notify_support.SENDER_NUMBER,
         twilio_base_url=fake_twilio.base_url,
     )
-    for n in range(8):  # eight red alerts, each for the GP and the duty phone
-        alert_id = notify_support.open_alert(db, cohort.patient_id, rule=f"rule_{n}")
-        enqueue_alert_notifications(db, alert_id, "opened", settings)
+    # Eight red episodes, each for the GP and the duty phone.
+    notify_support.open_red_episodes(db, cohort, settings, 8, datetime.now(UTC))
 
     # How Twilio answers the first sixteen requests, shuffled by the seed: accepted, 500, a
     # timeout after or before accepting, and two held until the sender is killed mid-call.

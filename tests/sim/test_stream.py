@@ -344,6 +344,27 @@ def test_sensor_problems_are_flagged(make_model, run, seed):
             assert hit or model.profile.adherence < 1.0  # only a missed session escapes
 
 
+@pytest.mark.parametrize("seed", range(1, 4))
+def test_everyday_artefacts_are_silent_and_measured_again(make_model, run, seed):
+    model = make_model("stable_artefacts", seed, frozenset({Condition.COVID}))
+    stream = run(model, days=30)
+    oximetry = [m for m in stream if m.device is DeviceKind.PULSE_OXIMETER]
+    low = [
+        (i, m)
+        for i, m in enumerate(oximetry)
+        if model.vitals_at(m.measured_at).spo2 - m.values["spo2"] >= 4.5
+    ]
+
+    assert low, "30 days of three readings a day show a few cold fingers"
+    assert not [m for m in stream if m.flags]  # real devices do not notice
+    for i, m in low:
+        off = model.vitals_at(m.measured_at).spo2 - m.values["spo2"]
+        assert 4.5 <= off <= 15.5
+        again = oximetry[i + 1]
+        assert again.measured_at - m.measured_at == timedelta(minutes=5)
+        assert abs(model.vitals_at(again.measured_at).spo2 - again.values["spo2"]) < 3
+
+
 def test_loose_cuff_reads_high(make_model, run):
     loose, fitted = [], []
     for seed in range(1, 9):
