@@ -338,20 +338,29 @@ MAX_GP_SMS_PER_LEVEL = 2
 
 class EscalationStep(BaseModel):
     """Text ``to`` when an episode is still unacknowledged ``after`` the previous step (or the
-    moment it reached its level); ``every``: repeat until someone acknowledges."""
+    moment it reached its level); ``every``: repeat until someone acknowledges, at most
+    ``times`` times in all (None: no bound)."""
 
     model_config = _Frozen
 
     after: PositiveDuration
     to: Recipient
     every: PositiveDuration | None = None
+    times: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _times_repeat(self) -> EscalationStep:
+        if self.times is not None and self.every is None:
+            raise ValueError("'times' bounds a repeating step: give it 'every' too")
+        return self
 
 
 def _default_chain(level: str) -> tuple[EscalationStep, ...]:
     if level == "red":
         return (
             EscalationStep(after=1800, to="gp"),
-            EscalationStep(after=1800, to="duty_phone", every=3600),
+            # A day of hourly reminders; then the episode waits in the queue, where it is red.
+            EscalationStep(after=1800, to="duty_phone", every=3600, times=24),
         )
     return (EscalationStep(after=14400, to="gp"),)
 
@@ -360,7 +369,8 @@ class Escalation(BaseModel):
     """The finite chain an unacknowledged episode climbs, per alert level.
 
     Red: the GP and the duty phone hear of it at once (not a step); defaults remind the GP once,
-    then the duty phone, staffed around the clock, every hour until someone acknowledges. Amber:
+    then the duty phone, staffed around the clock, every hour until someone acknowledges, for a
+    day at most. Amber:
     the queue only; the GP once if nobody acknowledged it. An acknowledgement stops the chain; a
     worse level starts that level's chain from its first step.
     """

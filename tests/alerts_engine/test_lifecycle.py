@@ -166,7 +166,7 @@ def test_hysteresis_holds_the_finding_then_it_downgrades_and_resolves_with_margi
     assert sent == [("gp", "escalated"), ("gp", "opened"), ("service_centre", "opened")]
 
 
-def test_an_unacknowledged_red_episode_reminds_the_gp_once_then_the_duty_phone_until_someone_acts(
+def test_an_unacknowledged_red_episode_reminds_the_gp_once_then_the_duty_phone_for_a_day(
     db: psycopg.Connection, cohort: Cohort, make_engine: MakeEngine, clock: ManualClock
 ) -> None:
     engine = make_engine()
@@ -190,7 +190,8 @@ def test_an_unacknowledged_red_episode_reminds_the_gp_once_then_the_duty_phone_u
     assert to_gp == ["opened", "escalated"]  # at most two SMS to a GP for one episode
     to_centre = [n["stage"] for n in notifications(db) if n["recipient_kind"] == "service_centre"]
     assert to_centre[:3] == ["opened", "escalated:2", "escalated:3"]
-    assert len(to_centre) == 1 + 48  # the opening, then one an hour from the first step
+    # The opening, then one an hour from the duty phone's step, for a day (times = 24).
+    assert len(to_centre) == 1 + 24
 
     acknowledge(db, episode["id"], cohort.gp_id, clock)
     before = len(notifications(db))

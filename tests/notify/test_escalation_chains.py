@@ -83,7 +83,8 @@ def test_a_red_episode_nobody_acknowledges_texts_the_gp_twice_then_the_duty_phon
 
     gp, duty = unacknowledged
     assert gp == [timedelta(0), timedelta(minutes=30)]
-    assert duty == [timedelta(0)] + [n * HOUR for n in range(1, 49)]
+    # The opening, then hourly from the duty phone's step for a day (times = 24), then quiet.
+    assert duty == [timedelta(0)] + [n * HOUR for n in range(1, 25)]
     # Nothing after the acknowledgement, within its snooze (4 h for a low SpO2).
     assert (sent(db, "gp", start), sent(db, "service_centre", start)) == unacknowledged
     to_gp = bodies_to(fake_twilio, GP_PHONE)
