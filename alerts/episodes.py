@@ -445,12 +445,13 @@ def resolve_finding(
         changes={"resolved_by": actor, "resolved_at": now},
         note=note.strip() or None,
     )
-    row = conn.execute("SELECT episode_id FROM alerts WHERE id = %s", (alert_id,)).fetchone()
-    if row is not None and row[0] is not None:
-        transition(conn, row[0], "finding_resolved", now=now, actor=actor, alert_id=alert_id)
+    if change.episode_id is not None:
+        transition(
+            conn, change.episode_id, "finding_resolved", now=now, actor=actor, alert_id=alert_id
+        )
         settle(
             conn,
-            row[0],
+            change.episode_id,
             protocols=protocols,
             settings=settings,
             now=now,

@@ -114,6 +114,7 @@ class Change:
     kind: str
     from_state: State
     to_state: State
+    episode_id: int | None  # the episode's own id, or the finding's episode (None: none)
 
 
 def transition(
@@ -130,24 +131,21 @@ def transition(
     severity: int | None = None,
 ) -> Change:
     """Apply ``kind`` to the episode: lock it, check the table, update, write the event."""
-    before, after, patient_id = _move(conn, _EPISODES, episode_id, kind, now, changes)
-    conn.execute(
-        "INSERT INTO episode_events (episode_id, alert_id, at, actor_id, kind, from_state, "
-        "to_state, severity, note, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            episode_id,
-            alert_id,
-            now,
-            actor,
-            kind,
-            before,
-            after,
-            severity,
-            note,
-            Jsonb(dict(details or {})),
-        ),
+    before, after, patient_id, _ = _move(conn, _EPISODES, episode_id, kind, now, changes)
+    record_episode_event(
+        conn,
+        episode_id,
+        kind,
+        now=now,
+        alert_id=alert_id,
+        actor=actor,
+        from_state=before,
+        to_state=after,
+        severity=severity,
+        note=note,
+        details=details,
     )
-    return Change(episode_id, patient_id, kind, before, after)
+    return Change(episode_id, patient_id, kind, before, after, episode_id)
 
 
 def open_finding(
@@ -243,10 +241,8 @@ def open_episode(
     ).fetchone()
     if row is None:
         return None
-    conn.execute(
-        "INSERT INTO episode_events (episode_id, alert_id, at, kind, to_state, severity) "
-        "VALUES (%s, %s, %s, 'opened', 'open', %s)",
-        (row[0], alert_id, now, severity),
+    record_episode_event(
+        conn, row[0], "opened", now=now, alert_id=alert_id, to_state="open", severity=severity
     )
     return int(row[0])
 
@@ -264,7 +260,7 @@ def finding_transition(
     severity: int | None = None,
 ) -> Change:
     """Apply ``kind`` to one finding (an ``alerts`` row), with its ``alert_events`` row."""
-    before, after, patient_id = _move(conn, _FINDINGS, alert_id, kind, now, changes)
+    before, after, patient_id, episode_id = _move(conn, _FINDINGS, alert_id, kind, now, changes)
     record_finding_event(
         conn,
         alert_id,
@@ -277,7 +273,7 @@ def finding_transition(
         note=note,
         details=details,
     )
-    return Change(alert_id, patient_id, kind, before, after)
+    return Change(alert_id, patient_id, kind, before, after, episode_id)
 
 
 def record_finding_event(
@@ -318,12 +314,29 @@ def record_episode_event(
     now: datetime,
     details: Mapping[str, Any] | None = None,
     alert_id: int | None = None,
+    actor: int | None = None,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    severity: int | None = None,
+    note: str | None = None,
 ) -> None:
-    """An event that changes nothing of the episode (an SMS queued, sent, cancelled...)."""
+    """One row of the episode's history: a transition's (see :func:`transition`), or an event
+    that changes nothing of the episode (an SMS queued, sent, cancelled...)."""
     conn.execute(
-        "INSERT INTO episode_events (episode_id, alert_id, at, kind, details) "
-        "VALUES (%s, %s, %s, %s, %s)",
-        (episode_id, alert_id, now, kind, Jsonb(dict(details or {}))),
+        "INSERT INTO episode_events (episode_id, alert_id, at, actor_id, kind, from_state, "
+        "to_state, severity, note, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            episode_id,
+            alert_id,
+            now,
+            actor,
+            kind,
+            from_state,
+            to_state,
+            severity,
+            note,
+            Jsonb(dict(details or {})),
+        ),
     )
 
 
@@ -331,12 +344,13 @@ def record_episode_event(
 class _Table:
     name: str
     noun: str  # in messages
+    episode_column: str  # the row's episode: the episode's own id, or a finding's episode_id
     transitions: Mapping[str, Mapping[State, State]]
     columns: frozenset[str]
 
 
-_EPISODES = _Table("episodes", "episode", EPISODE_TRANSITIONS, _EPISODE_COLUMNS)
-_FINDINGS = _Table("alerts", "finding", FINDING_TRANSITIONS, _FINDING_COLUMNS)
+_EPISODES = _Table("episodes", "episode", "id", EPISODE_TRANSITIONS, _EPISODE_COLUMNS)
+_FINDINGS = _Table("alerts", "finding", "episode_id", FINDING_TRANSITIONS, _FINDING_COLUMNS)
 
 
 def _move(
@@ -346,19 +360,19 @@ def _move(
     kind: str,
     now: datetime,
     changes: Mapping[str, Any] | None,
-) -> tuple[State, State, int]:
+) -> tuple[State, State, int, int | None]:
     """Lock the row, check that ``kind`` may start from its state, update it: (from, to,
-    patient)."""
+    patient, episode)."""
     moves = table.transitions[kind]
     row = conn.execute(
-        sql.SQL("SELECT state, patient_id FROM {} WHERE id = %s FOR UPDATE").format(
-            sql.Identifier(table.name)
+        sql.SQL("SELECT state, patient_id, {} FROM {} WHERE id = %s FOR UPDATE").format(
+            sql.Identifier(table.episode_column), sql.Identifier(table.name)
         ),
         (row_id,),
     ).fetchone()
     if row is None:
         raise TransitionNotAllowed(f"no {table.noun} {row_id}")
-    before, patient_id = row
+    before, patient_id, episode_id = row
     if before not in moves:
         raise TransitionNotAllowed(f"the {table.noun} is {before}: cannot {kind}")
     unknown = set(changes or {}) - table.columns
@@ -380,4 +394,4 @@ def _move(
         ),
         {**values, "state": moves[before], "now": now, "id": row_id},
     )
-    return before, moves[before], patient_id
+    return before, moves[before], patient_id, episode_id

@@ -132,7 +132,7 @@ def apply_action(
         return
     assert action.alert_id is not None
     kind, changes = _FINDING_CHANGES[action.kind](action, when)
-    finding_transition(
+    change = finding_transition(
         conn,
         action.alert_id,
         kind,
@@ -149,14 +149,11 @@ def apply_action(
         applied.confirmed += 1
     else:
         applied.downgraded += 1
-    episode = conn.execute(
-        "SELECT episode_id FROM alerts WHERE id = %s", (action.alert_id,)
-    ).fetchone()
-    if episode is not None and episode[0] is not None:
+    if change.episode_id is not None:
         applied.episode.add(
             episodes.settle(
                 conn,
-                episode[0],
+                change.episode_id,
                 protocols=protocols,
                 settings=settings,
                 now=when,
