@@ -8,10 +8,12 @@ a ``source`` string so that each number can be traced back to a guideline.
 
 from __future__ import annotations
 
+import operator
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -34,6 +36,10 @@ NO_DATA, NONE, AMBER, RED = -1, 0, 1, 2
 
 Op = Literal["<", "<=", ">", ">="]
 LOW_OPS: frozenset[str] = frozenset({"<", "<="})
+# What each comparison does: on numbers, and element by element on numpy arrays.
+COMPARE: Mapping[str, Callable[[Any, Any], Any]] = MappingProxyType(
+    {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+)
 
 # "gp_and_centre": clinical alert, SMS to the patient's GP and the service centre's queue.
 # "centre": clinical alert the centre's nurses triage first, no SMS.

@@ -8,26 +8,19 @@ benchmark can measure what vectorising buys.
 from __future__ import annotations
 
 import math
-import operator
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from alerts.protocol import NO_DATA, Protocol
+from alerts.protocol import COMPARE, NO_DATA, Protocol
 from alerts.scores import NEWS2_TABLES, OXYGEN_POINTS, spo2_table
 from alerts.windows import MEAN_DECIMALS, Reading
 
 NO_TIME = -1
-_OPS: Mapping[str, Callable[[float, float], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 Channel = tuple[float | None, int]  # (value or None when there is no data, time)
@@ -71,7 +64,7 @@ def _runs_in_band(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) ->
         run: list[int] = []
         broken_at = NO_TIME
         for t, v, _ in reversed(_reliable(data.get(metric, ()), now - rule.lookback, now)):
-            if not any(_OPS[b.op](v, b.value) for b in bands):
+            if not any(COMPARE[b.op](v, b.value) for b in bands):
                 broken_at = t
                 break
             run.append(t)
@@ -217,7 +210,7 @@ def _classify(rule: Any, channels: list[Channel], runs: list[Run] | None) -> Out
         if value is None:
             continue
         for band in sorted((b for b in rule.bands if b.on == name), key=lambda b: b.severity):
-            compare = _OPS[band.op]
+            compare = COMPARE[band.op]
             if compare(value, band.value) and band.severity > level:
                 level, decider, reason = band.severity, index, f"{name}:{band.level}"
             margin = rule.clear_margin if band.is_low else -rule.clear_margin

@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from alerts.protocol import LOW_OPS, PatientOverride, Protocol, apply_override
+from alerts.protocol import COMPARE, LOW_OPS, PatientOverride, Protocol, apply_override
 
 NOT_KNOWN = -1  # a time not known: ``alerts.evaluate.NO_TIME``
-_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -36,7 +35,7 @@ class BandSlot:
         """Whether each value is in band; ``margin`` widens the band (for holding an alert)."""
         threshold = self.threshold + margin if self.op in LOW_OPS else self.threshold - margin
         with np.errstate(invalid="ignore"):
-            return _COMPARE[self.op](values, threshold)
+            return COMPARE[self.op](values, threshold)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -10,9 +10,8 @@ noise-free vitals against the published criterion below, not off what any device
 from __future__ import annotations
 
 import math
-import operator
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from types import MappingProxyType
@@ -20,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from alerts.protocol import COMPARE
 from firmware_sim.devices import model_kind
 from firmware_sim.home import PROTOCOL_CONDITIONS
 from firmware_sim.physiology import PatientModel, PatientProfile
@@ -47,10 +47,6 @@ ENROLMENT_HOURS = (9.0, 17.0)
 # A stable patient is enrolled early enough to be watched at least this long.
 STABLE_MIN_DAYS = 7
 ZONE = ZoneInfo("Europe/Rome")
-
-_OPS: Mapping[str, Callable[[float, float], bool]] = MappingProxyType(
-    {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +274,7 @@ def first_met(
         if end < start:
             continue
         times, values = criterion_series(model, criterion, start, end)
-        compare = _OPS[criterion.op]
+        compare = COMPARE[criterion.op]
         hits = [
             t for t, v in zip(times, values.tolist(), strict=True) if compare(v, criterion.value)
         ]
