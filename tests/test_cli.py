@@ -14,6 +14,8 @@ import httpx
 import pytest
 
 from telemon.demo import DEMO_PASSWORD
+from telemon.mqtt import BrokerAddress
+from tests.mqtt_clients import BrokerLogins, Client
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
@@ -104,6 +106,7 @@ def test_demo_on_embedded_defaults_serves_health_and_continues_on_second_run(tmp
                 break
         else:
             pytest.fail("the demo never printed its URL")
+        _assert_broker_refuses_anonymous("".join(seen))
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
             health = json.loads(r.read())
         assert health["status"] == "ok"
@@ -143,3 +146,12 @@ def test_demo_on_embedded_defaults_serves_health_and_continues_on_second_run(tmp
     assert second.returncode == 0, second.stdout + second.stderr
     assert "applied: 0001_core, 0002_observations" in output
     assert "applied: nothing new" in second.stdout  # the same database, continued
+
+
+def _assert_broker_refuses_anonymous(demo_output: str) -> None:
+    """Issue 15: anyone on the machine could use the demo's broker; now it wants a login."""
+    url = re.search(r"embedded MQTT broker at (mqtt://\S+?);", demo_output).group(1)
+    address = BrokerAddress.parse(url)
+    assert address.username is None and address.host == "127.0.0.1"
+    anonymous = Client(BrokerLogins(address.port, {}), None, client_id="telemon-demo-ingest")
+    assert anonymous.connack.getName() == "Not authorized"
