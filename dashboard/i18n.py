@@ -168,6 +168,25 @@ TEXTS |= {
     "recipient.patient": ("Patient", "Paziente"),
 }
 
+# The service status page (/status), for admins.
+TEXTS |= {
+    "status.ok": ("All services reachable", "Tutti i servizi raggiungibili"),
+    "status.unavailable": ("A service is unavailable", "Un servizio non è disponibile"),
+    "status.database": ("Database", "Database"),
+    "status.reachable": ("reachable", "raggiungibile"),
+    "status.unreachable": ("unreachable", "non raggiungibile"),
+    "status.schema": ("Schema version", "Versione dello schema"),
+    "status.storage": ("{backend} storage", "archiviazione {backend}"),
+    "status.patients": ("Patients enrolled", "Pazienti arruolati"),
+    "status.gateways": ("Gateways online", "Gateway in linea"),
+    "status.of": ("{n} of {total}", "{n} su {total}"),
+    "status.readings": ("Readings, last 24 h", "Misure, ultime 24 h"),
+    "status.open_alerts": ("Open alerts", "Allerte aperte"),
+    "status.rejected": ("Rejected input, last 24 h", "Dati rifiutati, ultime 24 h"),
+    "status.broker": ("MQTT broker", "Broker MQTT"),
+    "status.not_configured": ("not configured", "non configurato"),
+}
+
 
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).

@@ -40,6 +40,9 @@ NEEDS: dict[str, dict[str, str]] = {
         "alerts": "sends SMS through Twilio's REST API",
         "dashboard": "checks the signature of Twilio's delivery reports (POST /sms/status)",
     },
+    "TELEMON_STATUS_TOKEN": {
+        "dashboard": "lets a monitoring probe read GET /status without a staff session",
+    },
     # Read by no code today; compose passes it to alerts and the dashboard all the same.
     "TELEMON_SECRET_KEY": {},
 }
@@ -105,6 +108,6 @@ def test_each_service_that_needs_a_secret_gets_it(variable: str, service: str) -
 
 def test_secrets_go_to_no_service_that_does_not_need_them() -> None:
     # The SMS credentials stay with the services that talk to Twilio.
-    for variable in ("TELEMON_TWILIO_AUTH_TOKEN",):
+    for variable in ("TELEMON_TWILIO_AUTH_TOKEN", "TELEMON_STATUS_TOKEN"):
         given = {name for name, s in SERVICES.items() if variable in s.get("environment", {})}
         assert given == set(NEEDS[variable]), variable
