@@ -121,6 +121,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Si è verificato un errore. È stato registrato.",
     ),
     "back": ("Back", "Indietro"),
+    "invalid_input": (
+        "What you entered cannot be saved. Go back and correct:",
+        "Quanto inserito non può essere salvato. Torna indietro e correggi:",
+    ),
     "opened": ("Opened", "Aperta"),
     "ago.m": ("{n} min", "{n} min"),
     "ago.h": ("{n} h", "{n} h"),

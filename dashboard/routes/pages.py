@@ -9,13 +9,13 @@ from typing import Annotated, Literal
 import psycopg
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 
 from dashboard import charts, clinical, operations, services
 from dashboard.alert_actions import Action
 from dashboard.authz import Principal, current_user, get_conn, require
 from dashboard.i18n import translator
-from dashboard.models import NO_NUL, SettingsIn
+from dashboard.models import SettingsIn, plain_text
 from dashboard.web import render
 
 router = APIRouter(include_in_schema=False)
@@ -142,7 +142,7 @@ def alert(request: Request, alert_id: Id, user: Clinician, conn: Conn) -> Respon
     )
 
 
-Note = Annotated[str, Form(max_length=2000, pattern=NO_NUL)]
+Note = Annotated[str, Form(max_length=2000), AfterValidator(plain_text)]
 Next = Annotated[str, Form(max_length=300)]
 
 
