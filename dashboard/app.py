@@ -13,6 +13,7 @@ from psycopg_pool import ConnectionPool
 
 from dashboard import security
 from dashboard.routes import admin, api, auth, events, fhir, pages, sms, status
+from dashboard.streams import StreamRegistry
 from telemon import __version__
 from telemon.config import get_settings
 
@@ -60,6 +61,7 @@ def create_app(
     app.state.twilio_auth_token = twilio_auth_token or None
     app.state.status_token = status_token or None
     app.state.sse_interval = sse_interval
+    app.state.streams = StreamRegistry()
     # What an SMS queued from here (an escalation to the GP) needs: links to this site.
     app.state.notify_settings = settings.model_copy(
         update={"public_url": public_url, "language": language}

@@ -112,6 +112,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Dispositivi (uno per riga: tipo indirizzo)",
     ),
     "live": ("Live", "In diretta"),
+    "live.paused": (
+        "Live updates paused: this page is open in newer tabs. Reload to resume.",
+        "Aggiornamenti in diretta sospesi: la pagina è aperta in schede più recenti. Ricarica "
+        "per riprenderli.",
+    ),
     "events": ("Events", "Eventi"),
     "conflict": ("Someone changed this alert first.", "L'allerta è stata modificata da altri."),
     "not_found": ("Not found.", "Non trovato."),
