@@ -36,6 +36,7 @@ Permission = Literal[
     "staff.manage",  # users and roles
     "patient.enrol",  # enrol patients, register gateways and devices
     "self.settings",  # own language, phone, quiet hours
+    "service.status",  # the service status page (database, broker, counts)
 ]
 
 # An admin manages people and equipment but, by default, reads no clinical data.
@@ -44,7 +45,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "nurse": frozenset(
         {"clinical.read", "alert.act", "triage.queue", "devices.read", "sms.read", "self.settings"}
     ),
-    "admin": frozenset({"staff.manage", "patient.enrol", "devices.read", "self.settings"}),
+    "admin": frozenset(
+        {"staff.manage", "patient.enrol", "devices.read", "self.settings", "service.status"}
+    ),
 }
 
 

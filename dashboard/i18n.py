@@ -112,6 +112,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Dispositivi (uno per riga: tipo indirizzo)",
     ),
     "live": ("Live", "In diretta"),
+    "live.paused": (
+        "Live updates paused: this page is open in newer tabs. Reload to resume.",
+        "Aggiornamenti in diretta sospesi: la pagina è aperta in schede più recenti. Ricarica "
+        "per riprenderli.",
+    ),
     "events": ("Events", "Eventi"),
     "conflict": ("Someone changed this alert first.", "L'allerta è stata modificata da altri."),
     "not_found": ("Not found.", "Non trovato."),
@@ -121,6 +126,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Si è verificato un errore. È stato registrato.",
     ),
     "back": ("Back", "Indietro"),
+    "invalid_input": (
+        "What you entered cannot be saved. Go back and correct:",
+        "Quanto inserito non può essere salvato. Torna indietro e correggi:",
+    ),
     "opened": ("Opened", "Aperta"),
     "ago.m": ("{n} min", "{n} min"),
     "ago.h": ("{n} h", "{n} h"),
@@ -166,6 +175,25 @@ TEXTS |= {
     "recipient.gp": ("GP", "MMG"),
     "recipient.service_centre": ("Duty phone", "Telefono di turno"),
     "recipient.patient": ("Patient", "Paziente"),
+}
+
+# The service status page (/status), for admins.
+TEXTS |= {
+    "status.ok": ("All services reachable", "Tutti i servizi raggiungibili"),
+    "status.unavailable": ("A service is unavailable", "Un servizio non è disponibile"),
+    "status.database": ("Database", "Database"),
+    "status.reachable": ("reachable", "raggiungibile"),
+    "status.unreachable": ("unreachable", "non raggiungibile"),
+    "status.schema": ("Schema version", "Versione dello schema"),
+    "status.storage": ("{backend} storage", "archiviazione {backend}"),
+    "status.patients": ("Patients enrolled", "Pazienti arruolati"),
+    "status.gateways": ("Gateways online", "Gateway in linea"),
+    "status.of": ("{n} of {total}", "{n} su {total}"),
+    "status.readings": ("Readings, last 24 h", "Misure, ultime 24 h"),
+    "status.open_alerts": ("Open alerts", "Allerte aperte"),
+    "status.rejected": ("Rejected input, last 24 h", "Dati rifiutati, ultime 24 h"),
+    "status.broker": ("MQTT broker", "Broker MQTT"),
+    "status.not_configured": ("not configured", "non configurato"),
 }
 
 

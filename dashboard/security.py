@@ -128,7 +128,15 @@ def install(app: FastAPI) -> None:
             return JSONResponse(
                 operation_outcome("invalid", str(errors)), 400, media_type=FHIR_JSON
             )
-        return JSONResponse({"detail": errors}, 422)
+        if _wants_json(request):
+            return JSONResponse({"detail": errors}, 422)
+        # A form a person filled in: a page that says which field to correct, and how.
+        from dashboard.web import render
+
+        details = [f"{e['loc'][-1]}: {e['msg'].removeprefix('Value error, ')}" for e in errors]
+        user = getattr(request.state, "user", None)
+        context = {"message_key": "invalid_input", "code": 422, "details": details}
+        return render(request, "error.html", context, user=user, status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

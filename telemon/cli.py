@@ -281,7 +281,9 @@ def sim(
             loop.add_signal_handler(signum, stop.set)
         await fleet.run(stop)
 
-    typer.echo(f"{len(cohort.patients)} simulated patients publishing to {settings.mqtt_url}")
+    # The broker's address without the gateway's password, which the URL carries.
+    broker = BrokerAddress.parse(_require(settings, "mqtt_url"))
+    typer.echo(f"{len(cohort.patients)} simulated patients publishing to {broker}")
     asyncio.run(run())
 
 

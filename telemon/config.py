@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     dashboard_port: int = 8000
     public_url: str = Field(default="http://127.0.0.1:8000", description="Base of links in SMS")
     secret_key: SecretStr = SecretStr("change-me-in-production")
+    status_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token a monitoring probe sends for GET /status; unset: admins only",
+    )
 
     # SMS (Twilio); without credentials, messages go to the outbox table shown in the dashboard
     twilio_account_sid: str | None = None
