@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
 from dashboard import security
+from dashboard.password_checks import PasswordChecks
 from dashboard.routes import admin, api, auth, events, fhir, pages, sms, status
 from dashboard.streams import StreamRegistry
 from telemon import __version__
@@ -51,10 +52,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(pool.open, wait=False)
         yield
+        await run_in_threadpool(app.state.password_checks.close)
         await run_in_threadpool(pool.close)
 
     app = FastAPI(title="telemon dashboard", version=__version__, lifespan=lifespan)
     app.state.pool = pool
+    # argon2 for logins and password changes, off the shared thread pool and bounded.
+    app.state.password_checks = PasswordChecks()
     app.state.mqtt_url = mqtt_url
     app.state.public_url = public_url
     app.state.language = language

@@ -22,8 +22,50 @@ TEXTS: dict[str, tuple[str, str]] = {
         "bloccato per 15 minuti.",
     ),
     "login.throttled": (
-        "Too many failed attempts from this address. Try again later.",
-        "Troppi tentativi falliti da questo indirizzo. Riprova più tardi.",
+        "Too many failed sign-in attempts. Try again in 15 minutes.",
+        "Troppi tentativi di accesso falliti. Riprova tra 15 minuti.",
+    ),
+    "login.busy": (
+        "Many people are signing in right now. Try again in a moment.",
+        "Molte persone stanno accedendo in questo momento. Riprova tra qualche istante.",
+    ),
+    "password.change": ("Change password", "Cambia password"),
+    "password.current": ("Current password", "Password attuale"),
+    "password.new": ("New password", "Nuova password"),
+    "password.new_again": ("New password again", "Ripeti la nuova password"),
+    "password.policy": (
+        "At least {n} characters. Changing it signs you out everywhere else.",
+        "Almeno {n} caratteri. Cambiandola esci da tutte le altre sessioni.",
+    ),
+    "password.must_change": (
+        "Your password was set by an administrator. Choose your own to continue.",
+        "La tua password è stata impostata da un amministratore. Scegline una tua per continuare.",
+    ),
+    "password.change_required": (
+        "Change the password an administrator set before using the dashboard.",
+        "Cambia la password impostata da un amministratore prima di usare la dashboard.",
+    ),
+    "password.changed": (
+        "Password changed. Your other sessions have ended.",
+        "Password cambiata. Le altre sessioni sono terminate.",
+    ),
+    "password.mismatch": (
+        "The two new passwords differ.",
+        "Le due nuove password non coincidono.",
+    ),
+    "password.too_short": (
+        "The new password needs at least {n} characters.",
+        "La nuova password deve avere almeno {n} caratteri.",
+    ),
+    "password.unchanged": (
+        "The new password must differ from the current one.",
+        "La nuova password deve essere diversa da quella attuale.",
+    ),
+    "password.wrong_current": (
+        "The current password is wrong. After 5 failed attempts in a row the account is locked "
+        "for 15 minutes.",
+        "La password attuale è errata. Dopo 5 tentativi falliti di seguito l'account resta "
+        "bloccato per 15 minuti.",
     ),
     "login.expired": (
         "Your session has ended. Please sign in again.",

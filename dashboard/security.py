@@ -11,7 +11,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dashboard.alert_actions import Conflict
-from dashboard.authz import CsrfError, Forbidden, NotAuthenticated, NotFound
+from dashboard.authz import (
+    CsrfError,
+    Forbidden,
+    NotAuthenticated,
+    NotFound,
+    PasswordChangeRequired,
+)
 from dashboard.i18n import translator
 
 log = logging.getLogger(__name__)
@@ -97,6 +103,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden) -> Response:
         return _error(request, 403, "forbidden")
+
+    @app.exception_handler(PasswordChangeRequired)
+    async def password_change_required(request: Request, exc: PasswordChangeRequired) -> Response:
+        if _wants_json(request):
+            return _error(request, 403, "password.change_required")
+        return RedirectResponse("/password", status_code=303)
 
     @app.exception_handler(CsrfError)
     async def csrf(request: Request, exc: CsrfError) -> Response:

@@ -118,16 +118,19 @@ def dashboard(
     import uvicorn
 
     from dashboard.app import create_app
+    from dashboard.server import uvicorn_config
 
     settings = Settings()
     database_url = _require(settings, "database_url")
     connect(database_url).close()  # fail now, clearly, rather than on the first request
-    uvicorn.run(
+    config = uvicorn_config(
         create_app(database_url, mqtt_url=settings.mqtt_url),
-        host=host or settings.dashboard_host,
-        port=port or settings.dashboard_port,
+        host or settings.dashboard_host,
+        port or settings.dashboard_port,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="info",
     )
+    uvicorn.Server(config).run()
 
 
 @command

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from dashboard.authz import Forbidden, current_user
+from dashboard.authz import Forbidden, current_user, signed_in
 from dashboard.status import ServiceStatus, current_status
 from dashboard.web import render
 
@@ -47,7 +47,8 @@ async def service_status(request: Request) -> Response:
             )
         user = None
     else:
-        user = await current_user(request)  # no session: JSON callers 401, browsers to /login
+        # No session: JSON callers 401, browsers to /login; a password to change: to /password.
+        user = await current_user(await signed_in(request))
         if not user.can("service.status"):
             raise Forbidden
     status: ServiceStatus = await run_in_threadpool(
