@@ -180,3 +180,17 @@ def test_a_new_account_changes_the_admins_first_password(
         first = _post_login(TestClient(app, follow_redirects=False), "dr.neri", RESET)
     assert created.status_code == 201
     assert first.status_code == 303 and first.headers["location"] == "/password"
+
+
+def test_an_admin_who_must_change_reads_no_status_until_changed(
+    app, world: World, db: psycopg.Connection
+) -> None:
+    """/status checks its caller itself (a session or the probe's token): the forced change
+    holds there too."""
+    db.execute("UPDATE staff SET must_change_password = true WHERE username = 'admin'")
+    with TestClient(app, follow_redirects=False) as client:
+        assert _post_login(client, "admin", PASSWORD).headers["location"] == "/password"
+        page = client.get("/status")
+        probe = client.get("/status", headers={"accept": "application/json"})
+    assert page.status_code == 303 and page.headers["location"] == "/password"
+    assert probe.status_code == 403
