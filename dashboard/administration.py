@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from alerts.protocol import PatientOverride, ProtocolError, apply_override
 from dashboard import audit, sessions
-from dashboard.accounts import hash_password
+from dashboard.accounts import hash_password, store_password
 from dashboard.authz import Principal
 from dashboard.bands import protocols
 from dashboard.models import (
@@ -62,9 +62,10 @@ def create_staff(conn: psycopg.Connection, user: Principal, new: StaffIn) -> Sta
         if conn.execute("SELECT 1 FROM staff WHERE username = %s", (new.username,)).fetchone():
             raise InvalidInput(f"username {new.username!r} is taken")
         _ensure_care_team(conn, new.care_team_id)
+        # The first password is the admin's choice: its owner replaces it at their first login.
         staff_id = conn.execute(
-            "INSERT INTO staff (username, display_name, role, phone, language, password_hash) "
-            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+            "INSERT INTO staff (username, display_name, role, phone, language, password_hash, "
+            "must_change_password) VALUES (%s, %s, %s, %s, %s, %s, true) RETURNING id",
             (
                 new.username,
                 new.display_name,
@@ -85,7 +86,7 @@ def create_staff(conn: psycopg.Connection, user: Principal, new: StaffIn) -> Sta
             "staff.create",
             object_type="staff",
             object_id=staff_id,
-            details={"username": new.username, "role": new.role},
+            details={"username": new.username, "role": new.role, "must_change_password": True},
         )
     return next(s for s in list_staff(conn) if s.id == staff_id)
 
@@ -102,12 +103,11 @@ def update_staff(
             conn.execute("UPDATE staff SET role = %s WHERE id = %s", (change.role, staff_id))
         if change.active is not None:
             conn.execute("UPDATE staff SET active = %s WHERE id = %s", (change.active, staff_id))
+        # A password the admin chose for someone else is the admin's until its owner replaces
+        # it: they must, at their next login (authz.current_user), and the audit row says so.
+        must_change = change.password is not None and staff_id != user.id
         if change.password is not None:
-            conn.execute(
-                "UPDATE staff SET password_hash = %s, failed_logins = 0, locked_until = NULL "
-                "WHERE id = %s",
-                (hash_password(change.password), staff_id),
-            )
+            store_password(conn, staff_id, hash_password(change.password), must_change=must_change)
         # A new role, a deactivation or a reset password must not live on in an open session.
         sessions.delete_for_staff(conn, staff_id)
         audit.record(
@@ -117,7 +117,11 @@ def update_staff(
             object_type="staff",
             object_id=staff_id,
             details=change.model_dump(exclude_none=True, exclude={"password"})
-            | ({"password_reset": True} if change.password else {}),
+            | (
+                {"password_reset": True, "must_change_password": must_change}
+                if change.password
+                else {}
+            ),
         )
     return next(s for s in list_staff(conn) if s.id == staff_id)
 

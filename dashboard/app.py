@@ -8,13 +8,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
 from dashboard import security
-from dashboard.routes import admin, api, auth, events, fhir, pages, sms
-from dashboard.status import ServiceStatus, StoreStatus, broker_status, store_status
+from dashboard.password_checks import PasswordChecks
+from dashboard.routes import admin, api, auth, events, fhir, pages, sms, status
+from dashboard.streams import StreamRegistry
 from telemon import __version__
 from telemon.config import get_settings
 
@@ -26,6 +26,7 @@ def create_app(
     public_url: str | None = None,
     language: str | None = None,
     twilio_auth_token: str | None = None,
+    status_token: str | None = None,
     sse_interval: float = 1.0,
 ) -> FastAPI:
     """Settings not passed come from the environment (``TELEMON_*``)."""
@@ -35,6 +36,8 @@ def create_app(
         language = language or settings.language
         if twilio_auth_token is None and settings.twilio_auth_token is not None:
             twilio_auth_token = settings.twilio_auth_token.get_secret_value()
+    if status_token is None and settings.status_token is not None:
+        status_token = settings.status_token.get_secret_value()
 
     pool = ConnectionPool(
         database_url,
@@ -49,15 +52,20 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(pool.open, wait=False)
         yield
+        await run_in_threadpool(app.state.password_checks.close)
         await run_in_threadpool(pool.close)
 
     app = FastAPI(title="telemon dashboard", version=__version__, lifespan=lifespan)
     app.state.pool = pool
+    # argon2 for logins and password changes, off the shared thread pool and bounded.
+    app.state.password_checks = PasswordChecks()
     app.state.mqtt_url = mqtt_url
     app.state.public_url = public_url
     app.state.language = language
     app.state.twilio_auth_token = twilio_auth_token or None
+    app.state.status_token = status_token or None
     app.state.sse_interval = sse_interval
+    app.state.streams = StreamRegistry()
     # What an SMS queued from here (an escalation to the GP) needs: links to this site.
     app.state.notify_settings = settings.model_copy(
         update={"public_url": public_url, "language": language}
@@ -76,20 +84,8 @@ def create_app(
         fhir.router,
         events.router,
         sms.router,
+        status.router,
     ):
         app.include_router(router)
-
-    def current_status() -> ServiceStatus:
-        try:
-            with pool.connection(timeout=3.0) as conn:
-                store = store_status(conn)
-        except Exception as exc:  # a pool timeout or a dropped server: reported, not raised
-            store = StoreStatus(reachable=False, error=type(exc).__name__)
-        return ServiceStatus(store=store, broker=broker_status(mqtt_url))
-
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> JSONResponse:
-        status = await run_in_threadpool(current_status)
-        return JSONResponse(status.as_dict(), status_code=200 if status.healthy else 503)
 
     return app

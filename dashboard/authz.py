@@ -36,6 +36,7 @@ Permission = Literal[
     "staff.manage",  # users and roles
     "patient.enrol",  # enrol patients, register gateways and devices
     "self.settings",  # own language, phone, quiet hours
+    "service.status",  # the service status page (database, broker, counts)
 ]
 
 # An admin manages people and equipment but, by default, reads no clinical data.
@@ -44,7 +45,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "nurse": frozenset(
         {"clinical.read", "alert.act", "triage.queue", "devices.read", "sms.read", "self.settings"}
     ),
-    "admin": frozenset({"staff.manage", "patient.enrol", "devices.read", "self.settings"}),
+    "admin": frozenset(
+        {"staff.manage", "patient.enrol", "devices.read", "self.settings", "service.status"}
+    ),
 }
 
 
@@ -64,6 +67,10 @@ class CsrfError(Exception):
     """A state-changing request without the session's CSRF token (403)."""
 
 
+class PasswordChangeRequired(Exception):
+    """Signed in with a password an admin set: pages redirect to /password, API routes 403."""
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     id: int
@@ -73,6 +80,7 @@ class Principal:
     language: str
     csrf_token: str
     client_address: str | None
+    must_change_password: bool = False
 
     def can(self, permission: Permission) -> bool:
         return permission in PERMISSIONS[self.role]
@@ -152,7 +160,11 @@ def ensure_alert(
 
 
 def client_address(request: Request) -> str | None:
-    """The peer's IP address (an inet for audit_log), or None when it is not one."""
+    """The client's IP address (an inet for audit_log), or None when it is not one (a Unix
+    socket, ``X-Forwarded-For: unknown``): the login throttle counts those as one address.
+
+    uvicorn's peer, or what a trusted proxy's X-Forwarded-For names
+    (``TELEMON_FORWARDED_ALLOW_IPS``, ``dashboard.server.uvicorn_config``)."""
     host = request.client.host if request.client else None
     try:
         return str(ipaddress.ip_address(host)) if host else None
@@ -170,12 +182,19 @@ def load_principal(request: Request) -> Principal:
         if session is None:
             raise NotAuthenticated
         row = conn.execute(
-            "SELECT id, username, display_name, role, language FROM staff WHERE id = %s AND active",
+            "SELECT id, username, display_name, role, language, must_change_password "
+            "FROM staff WHERE id = %s AND active",
             (session.staff_id,),
         ).fetchone()
     if row is None:
         raise NotAuthenticated
-    return Principal(*row, csrf_token=session.csrf_token, client_address=client_address(request))
+    *identity, must_change = row
+    return Principal(
+        *identity,
+        csrf_token=session.csrf_token,
+        client_address=client_address(request),
+        must_change_password=must_change,
+    )
 
 
 def same_origin(request: Request) -> bool:
@@ -203,10 +222,11 @@ def same_origin(request: Request) -> bool:
     return sent.netloc == request.headers.get("host", "").lower()
 
 
-async def current_user(request: Request) -> Principal:
-    """Every protected route depends on this: a live session and, unless the request is safe,
-    the session's CSRF token in the X-CSRF-Token header or the csrf_token form field, sent from
-    one of our own pages (``same_origin``)."""
+async def signed_in(request: Request) -> Principal:
+    """A live session and, unless the request is safe, the session's CSRF token in the
+    X-CSRF-Token header or the csrf_token form field, sent from one of our own pages
+    (``same_origin``). Only the change-password page and logout depend on this directly; every
+    other protected route goes through ``current_user``."""
     user = await run_in_threadpool(load_principal, request)
     request.state.user = user
     if request.method not in SAFE_METHODS:
@@ -220,6 +240,15 @@ async def current_user(request: Request) -> Principal:
             sent = field if isinstance(field, str) else None
         if not sent or not secrets.compare_digest(sent, user.csrf_token):
             raise CsrfError
+    return user
+
+
+async def current_user(user: Annotated[Principal, Depends(signed_in)]) -> Principal:
+    """Every protected route depends on this: ``signed_in``, with a password of one's own. After
+    an admin's reset, the password is the admin's until its owner changes it: until then, only
+    the change-password page and logout are open."""
+    if user.must_change_password:
+        raise PasswordChangeRequired
     return user
 
 

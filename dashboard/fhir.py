@@ -23,7 +23,14 @@ FHIR_JSON = "application/fhir+json"
 MAX_COUNT = 1000
 
 _METRIC_BY_LOINC = {m.loinc: m for m in METRICS.values()}
-_DATE = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb)?(\d{4}(?:-\d{2}(?:-\d{2})?)?(?:T[0-9:.+\-Z]+)?)$")
+_DATE = re.compile(
+    r"^(eq|ne|gt|lt|ge|le|sa|eb)?(\d{4}(?:-\d{2}(?:-\d{2})?)?(?:T[0-9:.+\-Z]+)?)$", re.ASCII
+)
+# Dates a search may name. Readings are from this century; the bounds keep every interval, its
+# end and its offset from UTC inside what datetime holds (9999-12-31 plus a day overflowed: a
+# 500), and a date outside them is refused (400) rather than silently widened.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class SearchError(ValueError):
@@ -40,7 +47,17 @@ class ObservationQuery:
 
 
 def _instant(text: str) -> tuple[datetime, datetime]:
-    """The interval a FHIR date value denotes: a year, month, day or instant."""
+    """The interval a FHIR date value denotes: a year, month, day or instant, within
+    [EARLIEST, LATEST]; ValueError for a date that does not exist or lies outside."""
+    if not EARLIEST.year <= int(text[:4]) < LATEST.year:
+        raise ValueError("out of range")
+    low, high = _interval(text)
+    if low < EARLIEST or high > LATEST:
+        raise ValueError("out of range")
+    return low, high
+
+
+def _interval(text: str) -> tuple[datetime, datetime]:
     if "T" in text:
         at = datetime.fromisoformat(text.replace("Z", "+00:00"))
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
@@ -74,14 +91,18 @@ def parse_search(
     start: datetime | None = None
     end: datetime | None = None
     for value in dates:
+        invalid = SearchError(
+            f"invalid date {value!r}: a date or instant from {EARLIEST.year} to "
+            f"{LATEST.year - 1}, such as 2024-03-01 or ge2024-03-01T08:00:00Z"
+        )
         match = _DATE.match(value)
         if match is None:
-            raise SearchError(f"invalid date {value!r}")
+            raise invalid
         prefix, text = match.group(1) or "eq", match.group(2)
         try:
             low, high = _instant(text)
         except ValueError:
-            raise SearchError(f"invalid date {value!r}") from None
+            raise invalid from None
         if prefix in ("ge", "sa", "gt"):
             bound = high if prefix in ("gt", "sa") else low
             start = max(start, bound) if start else bound

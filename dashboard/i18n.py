@@ -22,8 +22,50 @@ TEXTS: dict[str, tuple[str, str]] = {
         "bloccato per 15 minuti.",
     ),
     "login.throttled": (
-        "Too many failed attempts from this address. Try again later.",
-        "Troppi tentativi falliti da questo indirizzo. Riprova più tardi.",
+        "Too many failed sign-in attempts. Try again in 15 minutes.",
+        "Troppi tentativi di accesso falliti. Riprova tra 15 minuti.",
+    ),
+    "login.busy": (
+        "Many people are signing in right now. Try again in a moment.",
+        "Molte persone stanno accedendo in questo momento. Riprova tra qualche istante.",
+    ),
+    "password.change": ("Change password", "Cambia password"),
+    "password.current": ("Current password", "Password attuale"),
+    "password.new": ("New password", "Nuova password"),
+    "password.new_again": ("New password again", "Ripeti la nuova password"),
+    "password.policy": (
+        "At least {n} characters. Changing it signs you out everywhere else.",
+        "Almeno {n} caratteri. Cambiandola esci da tutte le altre sessioni.",
+    ),
+    "password.must_change": (
+        "Your password was set by an administrator. Choose your own to continue.",
+        "La tua password è stata impostata da un amministratore. Scegline una tua per continuare.",
+    ),
+    "password.change_required": (
+        "Change the password an administrator set before using the dashboard.",
+        "Cambia la password impostata da un amministratore prima di usare la dashboard.",
+    ),
+    "password.changed": (
+        "Password changed. Your other sessions have ended.",
+        "Password cambiata. Le altre sessioni sono terminate.",
+    ),
+    "password.mismatch": (
+        "The two new passwords differ.",
+        "Le due nuove password non coincidono.",
+    ),
+    "password.too_short": (
+        "The new password needs at least {n} characters.",
+        "La nuova password deve avere almeno {n} caratteri.",
+    ),
+    "password.unchanged": (
+        "The new password must differ from the current one.",
+        "La nuova password deve essere diversa da quella attuale.",
+    ),
+    "password.wrong_current": (
+        "The current password is wrong. After 5 failed attempts in a row the account is locked "
+        "for 15 minutes.",
+        "La password attuale è errata. Dopo 5 tentativi falliti di seguito l'account resta "
+        "bloccato per 15 minuti.",
     ),
     "login.expired": (
         "Your session has ended. Please sign in again.",
@@ -112,6 +154,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Dispositivi (uno per riga: tipo indirizzo)",
     ),
     "live": ("Live", "In diretta"),
+    "live.paused": (
+        "Live updates paused: this page is open in newer tabs. Reload to resume.",
+        "Aggiornamenti in diretta sospesi: la pagina è aperta in schede più recenti. Ricarica "
+        "per riprenderli.",
+    ),
     "events": ("Events", "Eventi"),
     "conflict": ("Someone changed this alert first.", "L'allerta è stata modificata da altri."),
     "not_found": ("Not found.", "Non trovato."),
@@ -121,6 +168,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Si è verificato un errore. È stato registrato.",
     ),
     "back": ("Back", "Indietro"),
+    "invalid_input": (
+        "What you entered cannot be saved. Go back and correct:",
+        "Quanto inserito non può essere salvato. Torna indietro e correggi:",
+    ),
     "opened": ("Opened", "Aperta"),
     "ago.m": ("{n} min", "{n} min"),
     "ago.h": ("{n} h", "{n} h"),
@@ -166,6 +217,25 @@ TEXTS |= {
     "recipient.gp": ("GP", "MMG"),
     "recipient.service_centre": ("Duty phone", "Telefono di turno"),
     "recipient.patient": ("Patient", "Paziente"),
+}
+
+# The service status page (/status), for admins.
+TEXTS |= {
+    "status.ok": ("All services reachable", "Tutti i servizi raggiungibili"),
+    "status.unavailable": ("A service is unavailable", "Un servizio non è disponibile"),
+    "status.database": ("Database", "Database"),
+    "status.reachable": ("reachable", "raggiungibile"),
+    "status.unreachable": ("unreachable", "non raggiungibile"),
+    "status.schema": ("Schema version", "Versione dello schema"),
+    "status.storage": ("{backend} storage", "archiviazione {backend}"),
+    "status.patients": ("Patients enrolled", "Pazienti arruolati"),
+    "status.gateways": ("Gateways online", "Gateway in linea"),
+    "status.of": ("{n} of {total}", "{n} su {total}"),
+    "status.readings": ("Readings, last 24 h", "Misure, ultime 24 h"),
+    "status.open_alerts": ("Open alerts", "Allerte aperte"),
+    "status.rejected": ("Rejected input, last 24 h", "Dati rifiutati, ultime 24 h"),
+    "status.broker": ("MQTT broker", "Broker MQTT"),
+    "status.not_configured": ("not configured", "non configurato"),
 }
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime, time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -18,25 +19,59 @@ class _Model(BaseModel):
 # PostgreSQL text cannot hold NUL: a pattern for free-text form fields that bypass the models.
 NO_NUL = r"^[^\x00]*$"
 
+# Unicode's bidirectional controls: a right-to-left override makes a name or a note read on a
+# colleague's screen otherwise than the characters stored ("Trojan Source"). Text in Arabic or
+# Hebrew needs none of them: the characters carry their own direction.
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
-def _has_nul(value: object) -> bool:
+
+def text_problem(value: object, *, shown: bool = True) -> str | None:
+    """Why ``value`` (a string, or the strings in a dict or list) cannot be stored, else None.
+    ``shown``: it is text people read, so bidirectional controls are refused too."""
     if isinstance(value, str):
-        return "\x00" in value
+        if "\x00" in value:
+            return "must not contain NUL characters"
+        control = next((c for c in value if c in BIDI_CONTROLS), None) if shown else None
+        if control is not None:
+            return (
+                f"must not contain the bidirectional control character U+{ord(control):04X} "
+                f"({unicodedata.name(control)})"
+            )
+        return None
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        return None
+    return next((p for v in items if (p := text_problem(v, shown=shown)) is not None), None)
+
+
+def plain_text(value: str) -> str:
+    """Validator of a free-text form field staff fill in (a note, a name)."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(f"text {problem}")
+    return value
 
 
 class _Input(BaseModel):
-    """What clients send: refused here (422) rather than by the database (a 500)."""
+    """What clients send: refused here (422) rather than by the database (a 500), or shown
+    reordered on a colleague's screen."""
+
+    # Compared, never shown: any character but NUL is the person's own choice.
+    _never_shown: ClassVar[frozenset[str]] = frozenset({"password"})
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if _has_nul(data):
-            raise ValueError("text must not contain NUL characters")
+    def _plain_text(cls, data: Any) -> Any:
+        fields = data.items() if isinstance(data, dict) else [("", data)]
+        for name, value in fields:
+            problem = text_problem(name) or text_problem(value, shown=name not in cls._never_shown)
+            if problem is not None:
+                raise ValueError(f"{name}: {problem}" if name else f"text {problem}")
         return data
 
 

@@ -11,7 +11,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dashboard.alert_actions import Conflict
-from dashboard.authz import CsrfError, Forbidden, NotAuthenticated, NotFound
+from dashboard.authz import (
+    CsrfError,
+    Forbidden,
+    NotAuthenticated,
+    NotFound,
+    PasswordChangeRequired,
+)
 from dashboard.i18n import translator
 
 log = logging.getLogger(__name__)
@@ -98,6 +104,12 @@ def install(app: FastAPI) -> None:
     async def forbidden(request: Request, exc: Forbidden) -> Response:
         return _error(request, 403, "forbidden")
 
+    @app.exception_handler(PasswordChangeRequired)
+    async def password_change_required(request: Request, exc: PasswordChangeRequired) -> Response:
+        if _wants_json(request):
+            return _error(request, 403, "password.change_required")
+        return RedirectResponse("/password", status_code=303)
+
     @app.exception_handler(CsrfError)
     async def csrf(request: Request, exc: CsrfError) -> Response:
         return _error(request, 403, "forbidden")
@@ -128,7 +140,15 @@ def install(app: FastAPI) -> None:
             return JSONResponse(
                 operation_outcome("invalid", str(errors)), 400, media_type=FHIR_JSON
             )
-        return JSONResponse({"detail": errors}, 422)
+        if _wants_json(request):
+            return JSONResponse({"detail": errors}, 422)
+        # A form a person filled in: a page that says which field to correct, and how.
+        from dashboard.web import render
+
+        details = [f"{e['loc'][-1]}: {e['msg'].removeprefix('Value error, ')}" for e in errors]
+        user = getattr(request.state, "user", None)
+        context = {"message_key": "invalid_input", "code": 422, "details": details}
+        return render(request, "error.html", context, user=user, status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -67,6 +67,20 @@ def lookup(conn: psycopg.Connection, token: str, *, now: datetime) -> Session | 
     return Session(*row) if row else None
 
 
+def is_live(conn: psycopg.Connection, token: str, staff_id: int, *, now: datetime) -> bool:
+    """Whether ``token`` is still a live session of ``staff_id``, an active staff member.
+
+    Read only, unlike :func:`lookup`: cheap enough for an event stream to ask at every poll, and
+    not counted as the person's activity.
+    """
+    row = conn.execute(
+        "SELECT 1 FROM dashboard_sessions s JOIN staff st ON st.id = s.staff_id AND st.active "
+        "WHERE s.token_hash = %s AND s.staff_id = %s AND s.expires_at > %s",
+        (_hash(token), staff_id, now),
+    ).fetchone()
+    return row is not None
+
+
 def delete(conn: psycopg.Connection, token: str) -> None:
     conn.execute("DELETE FROM dashboard_sessions WHERE token_hash = %s", (_hash(token),))
 

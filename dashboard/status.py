@@ -1,10 +1,14 @@
-"""The service status the health page and ``/healthz`` report."""
+"""The service status ``/status`` reports to operators: the database, the broker and counts.
+
+``/healthz`` says none of it: it answers anyone, so it only says the process is alive.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
 
@@ -25,7 +29,7 @@ class StoreStatus:
 
 @dataclass(frozen=True, slots=True)
 class BrokerStatus:
-    url: str | None
+    url: str | None  # host and port: no user name, no password
     reachable: bool | None  # None: no broker configured for this process
     error: str | None = None
 
@@ -69,8 +73,18 @@ def broker_status(mqtt_url: str | None) -> BrokerStatus:
     if mqtt_url is None:
         return BrokerStatus(url=None, reachable=None)
     address = BrokerAddress.parse(mqtt_url)
+    shown = str(replace(address, username=None, password=None))
     try:
         probe(address, timeout=1.0)
     except BrokerUnavailable as exc:
-        return BrokerStatus(url=str(address), reachable=False, error=str(exc.__cause__ or exc))
-    return BrokerStatus(url=str(address), reachable=True)
+        return BrokerStatus(url=shown, reachable=False, error=str(exc.__cause__ or exc))
+    return BrokerStatus(url=shown, reachable=True)
+
+
+def current_status(pool: ConnectionPool, mqtt_url: str | None) -> ServiceStatus:
+    try:
+        with pool.connection(timeout=3.0) as conn:
+            store = store_status(conn)
+    except Exception as exc:  # a pool timeout or a dropped server: reported, not raised
+        store = StoreStatus(reachable=False, error=type(exc).__name__)
+    return ServiceStatus(store=store, broker=broker_status(mqtt_url))

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from firmware_sim.clock import SimClock
 from firmware_sim.home import SimulatedHome
 from gateway.ble.backend import select_backend
@@ -36,6 +38,7 @@ class SimulatedFleet:
         state_dir: Path,
         clock: SimClock,
         enrolled_at: Mapping[str, datetime],
+        gateway_passwords: Mapping[str, str] | None = None,
         seed: int = 1,
         status_interval: float = 15.0,
     ) -> None:
@@ -44,6 +47,7 @@ class SimulatedFleet:
         self.state_dir = state_dir
         self.clock = clock
         self.enrolled_at = enrolled_at
+        self.gateway_passwords = dict(gateway_passwords or {})  # by gateway id, its MQTT password
         self.seed = seed
         self.status_interval = status_interval
         self.homes: list[SimulatedHome] = []
@@ -53,9 +57,13 @@ class SimulatedFleet:
         """Give each patient's gateway its identity and pairing table (kept between runs)."""
         for patient in self.cohort.patients:
             gateway_dir = self.state_dir / patient.gateway_code
-            # Rewritten every run: the embedded broker's port changes between runs.
+            # Rewritten every run: the embedded broker's port and passwords change between runs.
+            password = self.gateway_passwords.get(patient.gateway_code)
             GatewayIdentity(
-                gateway_id=patient.gateway_code, patient_id=patient.code, mqtt_url=self.mqtt_url
+                gateway_id=patient.gateway_code,
+                patient_id=patient.code,
+                mqtt_url=self.mqtt_url,
+                mqtt_password=SecretStr(password) if password is not None else None,
             ).save(gateway_dir)
             if not (gateway_dir / PAIRING_FILE).exists():
                 PairingTable(

@@ -31,8 +31,8 @@ from telemon.metrics import METRICS
 from telemon.observation import Observation
 from telemon.payload import RejectReason
 
-# Devices are registered on first sight with the kind their first reading implies; the gateway's
-# next status message carries the real kind and corrects it.
+# Devices are registered on first sight with the kind their first stored reading implies; the
+# gateway's next status message carries the real kind and corrects it.
 DEVICE_KIND_BY_METRIC = {
     "spo2": "pulse_oximeter",
     "pulse_rate": "pulse_oximeter",
@@ -261,7 +261,11 @@ class Store:
             gateway = gateways.get(message.gateway_code)
             if gateway is None:
                 continue
-            first_metric = {o.device_id: o.metric for o in reversed(message.decoded.observations)}
+            # Only readings that will be stored (_plan_observations keeps those for the gateway's
+            # own patient): a device named in a rejected one must not join its inventory.
+            patient = gateway.patient_code
+            accepted = [o for o in message.decoded.observations if o.patient_id == patient]
+            first_metric = {o.device_id: o.metric for o in reversed(accepted)}
             for device_id, metric in first_metric.items():
                 wanted.setdefault((gateway.id, device_id), metric)
         if not wanted:

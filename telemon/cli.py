@@ -118,16 +118,19 @@ def dashboard(
     import uvicorn
 
     from dashboard.app import create_app
+    from dashboard.server import uvicorn_config
 
     settings = Settings()
     database_url = _require(settings, "database_url")
     connect(database_url).close()  # fail now, clearly, rather than on the first request
-    uvicorn.run(
+    config = uvicorn_config(
         create_app(database_url, mqtt_url=settings.mqtt_url),
-        host=host or settings.dashboard_host,
-        port=port or settings.dashboard_port,
+        host or settings.dashboard_host,
+        port or settings.dashboard_port,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="info",
     )
+    uvicorn.Server(config).run()
 
 
 @command
@@ -281,7 +284,9 @@ def sim(
             loop.add_signal_handler(signum, stop.set)
         await fleet.run(stop)
 
-    typer.echo(f"{len(cohort.patients)} simulated patients publishing to {settings.mqtt_url}")
+    # The broker's address without the gateway's password, which the URL carries.
+    broker = BrokerAddress.parse(_require(settings, "mqtt_url"))
+    typer.echo(f"{len(cohort.patients)} simulated patients publishing to {broker}")
     asyncio.run(run())
 
 

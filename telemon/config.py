@@ -6,10 +6,11 @@ PostgreSQL and MQTT broker; every long-running service requires them to be set.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +42,15 @@ class Settings(BaseSettings):
     dashboard_port: int = 8000
     public_url: str = Field(default="http://127.0.0.1:8000", description="Base of links in SMS")
     secret_key: SecretStr = SecretStr("change-me-in-production")
+    status_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token a monitoring probe sends for GET /status; unset: admins only",
+    )
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="Reverse proxies whose X-Forwarded-For is believed: addresses or networks, "
+        "comma-separated; empty: none (docs/deployment.md)",
+    )
 
     # SMS (Twilio); without credentials, messages go to the outbox table shown in the dashboard
     twilio_account_sid: str | None = None
@@ -52,6 +62,16 @@ class Settings(BaseSettings):
         default=None, description="Override the Twilio API host (tests use a local fake)"
     )
     service_centre_phone: str | None = None
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        # Refused here, at startup: uvicorn would take a name or a typo as a literal that never
+        # matches, and "*" would let any client write its own address into the audit log.
+        items = [item.strip() for item in value.split(",")] if value.strip() else []
+        for item in items:
+            ipaddress.ip_network(item, strict=False)
+        return ",".join(items)
 
 
 def get_settings() -> Settings:

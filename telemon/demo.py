@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ from firmware_sim.clock import CatchUpClock
 from firmware_sim.fleet import SimulatedFleet, load_resume_points
 from ingest.migrate import migrate
 from ingest.service import IngestService
+from telemon.acl import INGEST_USER, SERVER_USER, SERVICE_USERS, gateway_id_problem
 from telemon.background import BackgroundLoop
 from telemon.cohort import DEMO_SERVICE_CENTRE_PHONE, Cohort, demo_cohort, seed
 from telemon.config import Settings
@@ -91,25 +93,6 @@ def run_demo(
             say(f"Starting embedded PostgreSQL in {pg.data_dir} ...")
             database_url = pg.start()
             services.callback(pg.stop)
-        mqtt_url = settings.mqtt_url
-        shared_group = settings.ingest_shared_group
-        if mqtt_url is None:
-            broker = EmbeddedBroker()
-            mqtt_url = broker.start()
-            services.callback(broker.stop)
-            shared_group = None  # the embedded broker has no shared subscriptions
-            say(f"Started embedded MQTT broker at {mqtt_url}")
-        else:
-            probe(BrokerAddress.parse(mqtt_url))
-        settings = settings.model_copy(
-            update={
-                "database_url": database_url,
-                "mqtt_url": mqtt_url,
-                "ingest_shared_group": shared_group,
-                "ingest_metrics_port": 0,
-            }
-        )
-
         with connect(database_url) as conn:
             report = migrate(
                 conn,
@@ -124,10 +107,23 @@ def run_demo(
             cohort, enrolled_at = seed_demo_cohort(
                 conn, options.patients, settings.service_centre_phone or DEMO_SERVICE_CENTRE_PHONE
             )
+        broker = _broker(settings, cohort, services, say)
+        settings = settings.model_copy(
+            update={
+                "database_url": database_url,
+                "mqtt_url": broker.server_url,
+                "ingest_shared_group": broker.shared_group,
+                "ingest_metrics_port": 0,
+            }
+        )
         fleet_dir = settings.data_dir / "gateways"
         clock = simulation_clock(fleet_dir, options.speed)
 
-        ingest = IngestService(settings, client_id="telemon-demo-ingest", metrics_host="127.0.0.1")
+        ingest = IngestService(
+            settings.model_copy(update={"mqtt_url": broker.ingest_url}),
+            client_id="telemon-demo-ingest",
+            metrics_host="127.0.0.1",
+        )
         ingest.start()
         services.callback(ingest.stop)
 
@@ -141,14 +137,19 @@ def run_demo(
         services.callback(engine.stop)
 
         fleet = SimulatedFleet(
-            cohort, mqtt_url=mqtt_url, state_dir=fleet_dir, clock=clock, enrolled_at=enrolled_at
+            cohort,
+            mqtt_url=broker.gateway_url,
+            gateway_passwords=broker.gateway_passwords,
+            state_dir=fleet_dir,
+            clock=clock,
+            enrolled_at=enrolled_at,
         )
         simulation = BackgroundLoop(fleet.run, name="simulated-homes")
         simulation.start()
         services.callback(simulation.stop)
 
         dashboard = BackgroundServer(
-            create_app(database_url, mqtt_url=mqtt_url, public_url=dashboard_url),
+            create_app(database_url, mqtt_url=broker.server_url, public_url=dashboard_url),
             settings.dashboard_host,
             port,
         )
@@ -169,6 +170,55 @@ def run_demo(
         say("")
         _summarise_until(stop, database_url, options.duration)
     say("\nStopped cleanly.")
+
+
+@dataclass(frozen=True, slots=True)
+class DemoBroker:
+    """How each of the demo's components reaches the broker."""
+
+    ingest_url: str
+    server_url: str  # the alerts engine and the dashboard (compose.yaml's "server" user)
+    gateway_url: str  # without a login: each gateway logs in as itself
+    gateway_passwords: Mapping[str, str]
+    shared_group: str | None
+
+
+def _broker(
+    settings: Settings, cohort: Cohort, services: contextlib.ExitStack, say: Callable[[str], None]
+) -> DemoBroker:
+    """The configured broker as it is, or an embedded one that only this run's components can use.
+
+    The embedded broker listens on loopback, knows one login per component with a password made
+    for this run (a simulated gateway keeps its own in its identity file, mode 0600, as a real
+    one does), and enforces the shipped Mosquitto's ACL.
+    """
+    if settings.mqtt_url is not None:
+        probe(BrokerAddress.parse(settings.mqtt_url))
+        url = settings.mqtt_url
+        return DemoBroker(url, url, url, {}, settings.ingest_shared_group)
+    gateway_ids = [patient.gateway_code for patient in cohort.patients]
+    broker = EmbeddedBroker(logins=run_logins(gateway_ids))
+    broker.start()
+    services.callback(broker.stop)
+    say(
+        f"Started embedded MQTT broker at {broker.url}; it requires a login: "
+        f"per-run passwords for ingest, server and each of {len(gateway_ids)} gateways"
+    )
+    return DemoBroker(
+        ingest_url=broker.url_for(INGEST_USER),
+        server_url=broker.url_for(SERVER_USER),
+        gateway_url=broker.url,
+        gateway_passwords={gw: broker.logins[gw] for gw in gateway_ids},
+        shared_group=None,  # the embedded broker has no shared subscriptions
+    )
+
+
+def run_logins(gateway_ids: list[str]) -> dict[str, str]:
+    """A new random password for each service user and gateway, for one run of the demo."""
+    for gateway_id in gateway_ids:
+        if (problem := gateway_id_problem(gateway_id)) is not None:
+            raise ValueError(problem)
+    return {user: secrets.token_urlsafe(24) for user in (*SERVICE_USERS, *gateway_ids)}
 
 
 def seed_demo_cohort(

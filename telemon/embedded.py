@@ -11,10 +11,13 @@ import logging
 import socket
 import threading
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
+
+from telemon.mqtt import with_login
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +68,43 @@ class EmbeddedBroker:
 
     It has no shared subscriptions and no MQTT 5: its URL says ``?protocol=3.1.1`` so that
     clients connect accordingly, and the demo runs a single ingest worker on it.
+
+    With ``logins`` (username -> password) every client must log in and the ACL of
+    telemon/acl.py applies, as on the shipped Mosquitto: what the demo runs. Only
+    ``allow_anonymous=True`` opens it to anyone for anything: the test rig's stand-in for a
+    development machine's open local Mosquitto, never the demo's.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        *,
+        logins: Mapping[str, str] | None = None,
+        allow_anonymous: bool = False,
+    ) -> None:
+        if logins is None and not allow_anonymous:
+            raise ValueError(
+                "the embedded broker needs logins (or allow_anonymous=True, for tests)"
+            )
+        if logins is not None and allow_anonymous:
+            raise ValueError("logins and allow_anonymous=True exclude each other")
         self.host = host
         self.port = port or free_port(host)
+        self.logins = dict(logins or {})
+        self.allow_anonymous = allow_anonymous
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._broker = None
 
     @property
     def url(self) -> str:
+        """The broker's address, without credentials."""
         return f"mqtt://{self.host}:{self.port}?protocol=3.1.1"
+
+    def url_for(self, username: str) -> str:
+        """The broker's address logging in as ``username``."""
+        return with_login(self.url, username, self.logins[username])
 
     def start(self, timeout: float = 10.0) -> str:
         ready = threading.Event()
@@ -110,17 +138,24 @@ class EmbeddedBroker:
         return self.url
 
     async def _start_broker(self) -> None:
-        from amqtt.broker import Broker
+        from telemon import embedded_mqtt
 
+        if self.allow_anonymous:
+            plugins = {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            }
+        else:
+            plugins = {
+                f"{embedded_mqtt.__name__}.LoginPlugin": {"logins": self.logins},
+                f"{embedded_mqtt.__name__}.AclPlugin": {},
+            }
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-            "plugins": {
-                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
-            },
+            "plugins": plugins,
         }
         # A TCP health probe (connect, then close) is logged by amqtt as a failed session.
         logging.getLogger("amqtt").setLevel(logging.CRITICAL)
-        self._broker = Broker(config)
+        self._broker = embedded_mqtt.GuardedBroker(config)
         await self._broker.start()
 
     def stop(self, timeout: float = 10.0) -> None:

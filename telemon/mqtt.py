@@ -7,7 +7,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -61,6 +61,14 @@ class BrokerAddress:
         user = f"{self.username}@" if self.username else ""
         query = "" if self.protocol == "5" else f"?protocol={self.protocol}"
         return f"{scheme}://{user}{self.host}:{self.port}{query}"
+
+
+def with_login(url: str, username: str, password: str) -> str:
+    """``url`` logging in as ``username`` (replacing any login it had), for TELEMON_MQTT_URL."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    login = f"{quote(username, safe='')}:{quote(password, safe='')}"
+    return urlunsplit(parts._replace(netloc=f"{login}@{host}"))
 
 
 def new_client(

@@ -19,8 +19,13 @@ class Channel(StrEnum):
     CONFIG = "config"  # server -> gateway: retained configuration (pairing table...)
 
 
+def is_gateway_id(name: str) -> bool:
+    # fullmatch: with match, '$' would also accept a trailing newline.
+    return _GATEWAY_ID.fullmatch(name) is not None
+
+
 def topic(gateway_id: str, channel: Channel) -> str:
-    if not _GATEWAY_ID.match(gateway_id):
+    if not is_gateway_id(gateway_id):
         raise ValueError(f"invalid gateway id {gateway_id!r}")
     return f"{ROOT}/gw/{gateway_id}/{channel.value}"
 
@@ -42,7 +47,7 @@ def parse_topic(name: str) -> ParsedTopic:
     if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != ROOT or parts[2] != "gw":
         raise ValueError(f"not a telemon v1 gateway topic: {name!r}")
     gateway_id, channel = parts[3], parts[4]
-    if not _GATEWAY_ID.match(gateway_id):
+    if not is_gateway_id(gateway_id):
         raise ValueError(f"invalid gateway id in topic: {gateway_id!r}")
     try:
         return ParsedTopic(gateway_id, Channel(channel))

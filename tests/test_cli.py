@@ -14,6 +14,9 @@ import httpx
 import pytest
 
 from telemon.demo import DEMO_PASSWORD
+from telemon.mqtt import BrokerAddress
+from tests.conftest import truncate_data
+from tests.mqtt_clients import BrokerLogins, Client
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
@@ -71,6 +74,31 @@ def test_demo_with_an_unreachable_broker_is_explained(database_url):
     assert "Traceback" not in result.stderr
 
 
+def test_sim_names_its_broker_without_the_gateway_password(database_url, mqtt_url, db, tmp_path):
+    broker = BrokerAddress.parse(mqtt_url)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TELEMON_")}
+    environment |= {
+        "TELEMON_DATABASE_URL": database_url,
+        "TELEMON_MQTT_URL": f"mqtt://gw-sim-0001:s3cret@{broker.host}:{broker.port}",
+        "TELEMON_DATA_DIR": str(tmp_path),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from telemon.cli import main; main()", "sim", "--patients", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environment,
+    )
+    try:
+        said = next(line for line in process.stdout if "simulated patients publishing" in line)
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+        truncate_data(db)
+    assert f"gw-sim-0001@{broker.host}:{broker.port}" in said
+    assert "s3cret" not in said
+
+
 def test_demo_on_embedded_defaults_serves_health_and_continues_on_second_run(tmp_path):
     """The README's first command, minus the install: embedded PostgreSQL and broker."""
     from telemon.embedded import free_port
@@ -104,21 +132,19 @@ def test_demo_on_embedded_defaults_serves_health_and_continues_on_second_run(tmp
                 break
         else:
             pytest.fail("the demo never printed its URL")
+        _assert_broker_refuses_anonymous("".join(seen))
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
-            health = json.loads(r.read())
-        assert health["status"] == "ok"
-        assert health["store"]["patients"] == 6
+            assert json.loads(r.read()) == {"status": "ok"}  # liveness, for anyone
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as admin:
+            _sign_in(admin, "admin")
+            status = admin.get("/status", headers={"accept": "application/json"}).json()
+        assert status["status"] == "ok"
+        assert status["store"]["patients"] == 6
 
         # Simulated devices -> BLE -> gateways -> broker -> ingest -> store -> alerts engine ->
         # the nurse's triage queue, seen through the dashboard's API with a demo login.
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            page = client.get("/login")
-            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-            signed_in = client.post(
-                "/login",
-                data={"username": "nurse.greco", "password": DEMO_PASSWORD, "csrf_token": csrf},
-            )
-            assert signed_in.status_code == 303
+            _sign_in(client, "nurse.greco")
             deadline = time.monotonic() + 240
             while True:
                 queue = client.get("/api/triage").json()
@@ -143,3 +169,21 @@ def test_demo_on_embedded_defaults_serves_health_and_continues_on_second_run(tmp
     assert second.returncode == 0, second.stdout + second.stderr
     assert "applied: 0001_core, 0002_observations" in output
     assert "applied: nothing new" in second.stdout  # the same database, continued
+
+
+def _assert_broker_refuses_anonymous(demo_output: str) -> None:
+    """Issue 15: anyone on the machine could use the demo's broker; now it wants a login."""
+    url = re.search(r"embedded MQTT broker at (mqtt://\S+?);", demo_output).group(1)
+    address = BrokerAddress.parse(url)
+    assert address.username is None and address.host == "127.0.0.1"
+    anonymous = Client(BrokerLogins(address.port, {}), None, client_id="telemon-demo-ingest")
+    assert anonymous.connack.getName() == "Not authorized"
+
+
+def _sign_in(client: httpx.Client, username: str) -> None:
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    signed_in = client.post(
+        "/login", data={"username": username, "password": DEMO_PASSWORD, "csrf_token": csrf}
+    )
+    assert signed_in.status_code == 303

@@ -3,8 +3,11 @@
 The dashboard mounts the route (``POST {public_url}/sms/status?notification={id}``), checks the
 ``X-Twilio-Signature`` header with :func:`is_valid_signature` against the URL exactly as Twilio
 called it (the public one, not the one behind a proxy), then calls
-:func:`apply_status_callback`. The notification id in the URL lets a report settle a row whose
-SID we never stored because the sender died while Twilio was answering.
+:func:`apply_status_callback`. Only signed reports get here: without an auth token the route
+does not exist. The notification id in the URL (signed with it) names the row; a row that has a
+SID takes only reports about that SID, and a report may only move it forward along Twilio's
+message lifecycle. A row with no SID yet takes the first report about a SID no other row has:
+the sender died, or has not yet stored the SID, while Twilio was answering.
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ PROVIDER_STATUS: Mapping[str, str] = MappingProxyType(
     }
 )
 
-# How far along a message is; a report never moves a row back.
+# How far along a message is, in Twilio's lifecycle: queued < sending < sent < a final status.
+# A report never moves a row back, nor from one final status to another: a late or replayed
+# 'failed' cannot undo 'delivered', nor a 'delivered' a 'failed' (Twilio documents delivered,
+# undelivered and failed as final; its callbacks may arrive out of order).
 _PROGRESS: Mapping[str, int] = MappingProxyType(
     {
         "pending": 0,
@@ -46,13 +52,20 @@ _PROGRESS: Mapping[str, int] = MappingProxyType(
         "sending": 1,
         "outboxed": 1,
         "sent": 2,
+        "delivered": 3,
         "undelivered": 3,
         "failed": 3,
-        "delivered": 4,
     }
 )
 
-CallbackOutcome = Literal["updated", "unchanged", "unknown"]
+# A row without a SID in one of these statuses holds our own verdict, not Twilio's: in flight,
+# 'failed' with its outcome unknown, or 'cancelled' after a look-up at Twilio that came too early.
+# The first report about the row's message overrules it.
+_ADOPTABLE = frozenset({"sending", "failed", "cancelled"})
+
+# updated/unchanged: applied (or already known); unknown: no row awaits this report;
+# mismatched: the row named has another SID, or the SID is another row's.
+CallbackOutcome = Literal["updated", "unchanged", "unknown", "mismatched"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +112,40 @@ def is_valid_signature(
 
 
 def next_status(current: str, reported: str, *, adopting: bool = False) -> str | None:
-    """The row's new status, or None to leave it. ``adopting``: the row has no SID yet, so our
-    own verdict ('failed: outcome unknown', or 'cancelled' after a look-up at Twilio that came
-    too early) was a guess the report overrules."""
+    """The row's new status, or None to leave it. ``adopting``: the row has no SID yet, so its
+    status is our own verdict, which the first report overrules."""
     new = PROVIDER_STATUS.get(reported)
-    if new is None or current == "delivered":
+    if new is None:
         return None
-    if adopting or _PROGRESS[new] > _PROGRESS[current]:
+    if adopting and current in _ADOPTABLE:
+        return new
+    if _PROGRESS[new] > _PROGRESS[current]:
         return new
     return None
+
+
+_ROW = "SELECT id, episode_id, recipient_kind, status, provider_id FROM notifications "
+
+
+def _row_for(conn: psycopg.Connection, report: StatusReport) -> tuple | CallbackOutcome:
+    """The row the report is about, locked, or why there is none to apply it to."""
+    if report.notification_id is None:
+        row = conn.execute(
+            _ROW + "WHERE provider_id = %s FOR UPDATE", (report.message_sid,)
+        ).fetchone()
+        return row if row is not None else "unknown"
+    row = conn.execute(_ROW + "WHERE id = %s FOR UPDATE", (report.notification_id,)).fetchone()
+    if row is None:
+        return "unknown"
+    provider_id = row[4]
+    if provider_id is not None:
+        return row if provider_id == report.message_sid else "mismatched"
+    if row[3] not in _ADOPTABLE:
+        return "unknown"
+    taken = conn.execute(
+        "SELECT 1 FROM notifications WHERE provider_id = %s", (report.message_sid,)
+    ).fetchone()
+    return "mismatched" if taken is not None else row
 
 
 def apply_status_callback(
@@ -115,22 +153,10 @@ def apply_status_callback(
 ) -> CallbackOutcome:
     at = now or datetime.now(UTC)
     with conn.transaction():
-        row = conn.execute(
-            "SELECT id, episode_id, recipient_kind, status, provider_id FROM notifications "
-            "WHERE provider_id = %s FOR UPDATE",
-            (report.message_sid,),
-        ).fetchone()
-        if row is None and report.notification_id is not None:
-            row = conn.execute(
-                "SELECT id, episode_id, recipient_kind, status, provider_id FROM notifications "
-                "WHERE id = %s AND provider_id IS NULL "
-                "AND status IN ('sending', 'failed', 'cancelled') "
-                "FOR UPDATE",
-                (report.notification_id,),
-            ).fetchone()
-        if row is None:
-            return "unknown"
-        notification_id, episode_id, recipient_kind, current, provider_id = row
+        found = _row_for(conn, report)
+        if isinstance(found, str):
+            return found
+        notification_id, episode_id, recipient_kind, current, provider_id = found
         new = next_status(current, report.message_status, adopting=provider_id is None)
         if new is None:
             return "unchanged"

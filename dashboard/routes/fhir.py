@@ -23,7 +23,16 @@ def _fhir(body: dict, status: int = 200) -> JSONResponse:
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/fhir"
+    # The configured public URL, never the request's Host header: a client could otherwise make
+    # the links in a Bundle point at any site (Host: evil.example).
+    return request.app.state.public_url.rstrip("/") + "/fhir"
+
+
+def _self_link(request: Request) -> str:
+    query = request.url.query
+    return f"{_base(request)}{request.url.path.removeprefix('/fhir')}" + (
+        f"?{query}" if query else ""
+    )
 
 
 @router.get("/Patient/{patient_id}")
@@ -80,4 +89,4 @@ def search_observations(
         object_id=query.patient_id,
         details={"codes": [m.loinc for m in query.metrics], "results": len(resources)},
     )
-    return _fhir(fhir.searchset(resources, _base(request), str(request.url)))
+    return _fhir(fhir.searchset(resources, _base(request), _self_link(request)))

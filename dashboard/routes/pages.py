@@ -8,16 +8,14 @@ from typing import Annotated, Literal
 
 import psycopg
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 
 from dashboard import charts, clinical, operations, services
 from dashboard.alert_actions import Action
 from dashboard.authz import Principal, current_user, get_conn, require
 from dashboard.i18n import translator
-from dashboard.models import NO_NUL, SettingsIn
-from dashboard.status import ServiceStatus, StoreStatus, broker_status, store_status
+from dashboard.models import SettingsIn, plain_text
 from dashboard.web import render
 
 router = APIRouter(include_in_schema=False)
@@ -144,7 +142,7 @@ def alert(request: Request, alert_id: Id, user: Clinician, conn: Conn) -> Respon
     )
 
 
-Note = Annotated[str, Form(max_length=2000, pattern=NO_NUL)]
+Note = Annotated[str, Form(max_length=2000), AfterValidator(plain_text)]
 Next = Annotated[str, Form(max_length=300)]
 
 
@@ -264,25 +262,4 @@ def save_settings(
     fresh = replace(user, language=saved.language)
     return render(
         request, "settings.html", {"settings": saved, "error": None, "saved": True}, user=fresh
-    )
-
-
-@router.get("/status", response_class=HTMLResponse)
-async def status_page(request: Request) -> Response:
-    def current() -> ServiceStatus:
-        try:
-            with request.app.state.pool.connection(timeout=3.0) as conn:
-                store = store_status(conn)
-        except Exception as exc:  # a pool timeout or a dropped server: reported, not raised
-            store = StoreStatus(reachable=False, error=type(exc).__name__)
-        return ServiceStatus(store=store, broker=broker_status(request.app.state.mqtt_url))
-
-    status = await run_in_threadpool(current)
-    return render(
-        request,
-        "status.html",
-        {"status": status},
-        user=None,
-        language="en",
-        status_code=200 if status.healthy else 503,
     )

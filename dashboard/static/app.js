@@ -28,6 +28,14 @@
   source.addEventListener("open", () => { if (badge) badge.hidden = false; });
   source.addEventListener("error", () => { if (badge) badge.hidden = true; });
   source.addEventListener("logout", () => { source.close(); window.location.assign("/login"); });
+  // The person opened this page in more tabs than the server streams to: the newest are live,
+  // this one stops listening (and does not reconnect) until it is reloaded.
+  source.addEventListener("superseded", () => {
+    source.close();
+    if (badge) badge.hidden = true;
+    const paused = document.getElementById("live-paused");
+    if (paused) paused.hidden = false;
+  });
   // The first event may already carry a change made between rendering and subscribing.
   source.addEventListener("alerts", () => { refresh().catch(() => {}); });
 })();

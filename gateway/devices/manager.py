@@ -59,10 +59,22 @@ class ManagerOptions:
     profiles: Mapping[DeviceKind, SessionProfile] = field(default_factory=lambda: PROFILES)
 
 
+# The server numbers each gateway's configs one by one, so even a gateway that was offline
+# through many edits of its pairing table sees a small step. A config further ahead is not the
+# server's (a forged or broken message): applied, it would make every real config after it look
+# old and be refused, leaving the patient's devices unread for good (issue 15; docs/gateway.md).
+MAX_REVISION_STEP = 1000
+
+
 def table_problem(candidate: PairingTable, current: PairingTable) -> str | None:
     """Why ``candidate`` must not replace ``current``, or None if it may."""
     if candidate.revision <= current.revision:
         return f"revision {candidate.revision} is not newer than {current.revision}"
+    if candidate.revision > current.revision + MAX_REVISION_STEP:
+        return (
+            f"revision {candidate.revision} is more than {MAX_REVISION_STEP} ahead of "
+            f"{current.revision}: not a config the server made"
+        )
     addresses = [d.address.upper() for d in candidate.devices]
     if len(addresses) != len(set(addresses)):
         return "a device address appears twice"

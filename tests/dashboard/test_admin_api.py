@@ -81,10 +81,3 @@ def test_enrolment_validates_overrides_with_the_protocol(
     assert gateway.status_code == 201 and gateway.json()["devices"] == 1
     # The admin enrolled the patient but still reads no clinical data.
     assert client.get(f"/api/patients/{ok.json()['id']}").status_code == 403
-
-
-def test_twilio_status_callback(client: TestClient, world: World, db: psycopg.Connection) -> None:
-    db.execute("UPDATE notifications SET status = 'sent', provider_id = 'SM1' WHERE id = 1")
-    response = client.post("/sms/status", data={"MessageSid": "SM1", "MessageStatus": "delivered"})
-    assert response.status_code == 204
-    assert db.execute("SELECT status FROM notifications WHERE id = 1").fetchone()[0] == "delivered"

@@ -66,11 +66,11 @@ def _set_language(database_url: str, language: str) -> None:
 def _pages_of(client: TestClient, conn: psycopg.Connection, role: str) -> list[str]:
     """Every page the role reaches, with every patient, episode and finding it may see."""
     if role == "admin":
-        return ["/admin", "/settings"]
+        return ["/admin", "/settings", "/password"]
     patients = [r[0] for r in conn.execute("SELECT id FROM patients ORDER BY id")]
     episodes = [r[0] for r in conn.execute("SELECT id FROM episodes ORDER BY id")]
     findings = [r[0] for r in conn.execute("SELECT id FROM alerts ORDER BY id")]
-    pages = ["/patients", "/patients/fragment", "/settings"]
+    pages = ["/patients", "/patients/fragment", "/settings", "/password"]
     pages += [f"/patients/{p}?days={d}" for p in patients for d in (7, 30)]
     pages += [f"/episodes/{e}" for e in episodes] + [f"/alerts/{f}" for f in findings]
     if role == "nurse":

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from fastapi.testclient import TestClient
 
-from tests.dashboard.conftest import PASSWORD, World, login, open_red_finding
+from tests.dashboard.conftest import PASSWORD, World, _password_hash, login, open_red_finding
 from tests.dashboard.test_security_routes import Endpoint, endpoints
 
 ADDRESS = "198.51.100.23"
@@ -106,6 +106,28 @@ def _logout(ctx: Ctx, e: Endpoint) -> Done:
     return [("gp", response, Target("logout", "staff", ctx.world.staff["gp"]))]
 
 
+def _password(ctx: Ctx, e: Endpoint) -> Done:
+    """The GP changes their own password, which ends every other session of the account: the
+    shared password is restored and the GP's client signed in again for the other recipes."""
+    client = ctx.new_client()
+    csrf = login(client, "dr.rossi")
+    new = "another-long-password"
+    response = client.post(
+        "/password",
+        data={
+            "csrf_token": csrf,
+            "current_password": PASSWORD,
+            "new_password": new,
+            "new_password_again": new,
+        },
+    )
+    ctx.db.execute(
+        "UPDATE staff SET password_hash = %s WHERE username = 'dr.rossi'", (_password_hash(),)
+    )
+    ctx.tokens["gp"] = login(ctx.clients["gp"], "dr.rossi")
+    return [("gp", response, Target("password.change", "staff", ctx.world.staff["gp"]))]
+
+
 def _settings(role: str, method: str, **kwargs) -> Callable[[Ctx, Endpoint], Done]:
     def run(ctx: Ctx, e: Endpoint) -> Done:
         response = ctx.call(role, method, e.path, **kwargs)
@@ -171,6 +193,7 @@ def _gateway(ctx: Ctx, e: Endpoint) -> Done:
 RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("POST", "/login"): _login,
     ("POST", "/logout"): _logout,
+    ("POST", "/password"): _password,
     ("POST", "/language"): _settings("nurse", "POST", data={"language": "it", "next": "/"}),
     ("POST", "/settings"): _settings("nurse", "POST", data={"language": "en"}),
     ("PUT", "/api/me/settings"): _settings("gp", "PUT", json={"language": "en"}),
@@ -296,6 +319,7 @@ NO_PATIENT_DATA = {
     "/lang/{language}": "the sign-in form's language",
     "/": "a redirect to the role's home page",
     "/settings": "the caller's own settings",
+    "/password": "the caller's own password form",
     "/api/me": "the caller's own account",
     "/api/me/settings": "the caller's own settings",
     "/admin": "staff accounts, care teams, GPs and protocol names",

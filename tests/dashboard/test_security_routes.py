@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from fastapi.routing import APIRoute
 
-from dashboard.authz import PERMISSIONS, current_user
+from dashboard.authz import PERMISSIONS, signed_in
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -67,7 +67,7 @@ class Endpoint:
 
     @property
     def needs_session(self) -> bool:
-        return _depends_on(self.route.dependant, current_user)
+        return _depends_on(self.route.dependant, signed_in)
 
     @property
     def permission(self) -> str | None:

@@ -5,10 +5,7 @@ deploy/mosquitto/mosquitto.conf with only the listener, the file paths and the p
 rewritten, and it uses deploy/mosquitto/acl unchanged and a password file made by
 deploy/mosquitto/make-passwd.sh, so the test covers exactly what compose.yaml mounts.
 
-"Not delivered" is proven without sleeping: after the forbidden message, the same or a later
-publisher sends an allowed sentinel that the observer also receives. Mosquitto forwards messages to
-a subscriber in the order it accepted them, so once the sentinel is in, a forbidden message would
-already have arrived.
+"Not delivered" is proven as tests/mqtt_clients.py says, without sleeping.
 """
 
 from __future__ import annotations
@@ -16,13 +13,11 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-import queue
 import re
 import shutil
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +25,21 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.reasoncodes import ReasonCode
+
+from tests.mqtt_clients import (
+    TIMEOUT,
+    BrokerLogins,
+    Client,
+    config,
+    connected,
+    devices,
+    marker,
+    obs,
+    status,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 MOSQUITTO_DIR = REPO / "deploy" / "mosquitto"
-TIMEOUT = 5.0
 
 # Debian installs the broker in /usr/sbin, which a non-root PATH may lack.
 MOSQUITTO = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
@@ -46,26 +49,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def obs(gw: str) -> str:
-    return f"telemon/v1/gw/{gw}/obs"
-
-
-def status(gw: str) -> str:
-    return f"telemon/v1/gw/{gw}/status"
-
-
-def devices(gw: str) -> str:
-    return f"telemon/v1/gw/{gw}/devices"
-
-
-def config(gw: str) -> str:
-    return f"telemon/v1/gw/{gw}/config"
-
-
 @dataclass(frozen=True)
-class Broker:
-    port: int
-    passwords: dict[str, str]
+class Broker(BrokerLogins):
     log: Path
 
 
@@ -148,89 +133,6 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
             process.wait()
 
 
-class Client:
-    """A paho-mqtt 2.x client with blocking connect, subscribe and publish, for tests."""
-
-    def __init__(
-        self,
-        broker: Broker,
-        username: str | None,
-        password: str | None = None,
-        *,
-        client_id: str | None = None,
-        protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv311,
-        will: tuple[str, bytes] | None = None,
-    ) -> None:
-        self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
-        self._connack: queue.Queue[ReasonCode] = queue.Queue()
-        self._subacks: queue.Queue[tuple[int, list[ReasonCode]]] = queue.Queue()
-        self.protocol = protocol
-        self.mqtt = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"test-{uuid.uuid4().hex[:12]}",
-            protocol=protocol,
-        )
-        if username is not None:
-            self.mqtt.username_pw_set(username, password)
-        if will is not None:
-            self.mqtt.will_set(will[0], will[1], qos=1, retain=True)
-        self.mqtt.on_connect = lambda _c, _u, _f, rc, _p: self._connack.put(rc)
-        self.mqtt.on_subscribe = lambda _c, _u, mid, rcs, _p: self._subacks.put((mid, rcs))
-        self.mqtt.on_message = lambda _c, _u, msg: self.messages.put(msg)
-        self.mqtt.connect("127.0.0.1", broker.port, keepalive=30)
-        self.mqtt.loop_start()
-        self.connack = self._connack.get(timeout=TIMEOUT)
-        if self.connack.is_failure:
-            # Refused: stop paho from retrying in the background.
-            self.mqtt.loop_stop()
-
-    def subscribe(self, topic: str) -> list[ReasonCode]:
-        """Subscribe at QoS 1; returns the broker's SUBACK reason codes."""
-        _, mid = self.mqtt.subscribe(topic, qos=1)
-        got_mid, codes = self._subacks.get(timeout=TIMEOUT)
-        assert got_mid == mid
-        return codes
-
-    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        """Publish at QoS 1 and wait for the PUBACK: the broker has then routed the message."""
-        info = self.mqtt.publish(topic, payload, qos=1, retain=retain)
-        info.wait_for_publish(TIMEOUT)
-        assert info.is_published()
-
-    def receive_until(self, sentinel: bytes) -> list[tuple[str, bytes]]:
-        """Every (topic, payload) received up to and including the message ``sentinel``."""
-        received = []
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            msg = self.messages.get(timeout=max(0.0, deadline - time.monotonic()))
-            received.append((msg.topic, msg.payload))
-            if msg.payload == sentinel:
-                return received
-
-    def close(self, *, with_will: bool = False) -> None:
-        if with_will:
-            # MQTT 5 reason code 4: the broker publishes the will, as if the gateway had vanished.
-            rc = ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message")
-            self.mqtt.disconnect(reasoncode=rc)
-        else:
-            self.mqtt.disconnect()
-        self.mqtt.loop_stop()
-
-
-@contextlib.contextmanager
-def connected(broker: Broker, username: str, **kwargs) -> Iterator[Client]:
-    client = Client(broker, username, broker.passwords[username], **kwargs)
-    assert not client.connack.is_failure, f"{username} refused: {client.connack}"
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-def _marker(name: str) -> bytes:
-    return f"{name}-{uuid.uuid4().hex}".encode()
-
-
 def test_anonymous_unknown_user_and_wrong_password_are_refused(broker: Broker) -> None:
     for username, password in [
         (None, None),
@@ -253,7 +155,7 @@ def test_gateway_observations_reach_ingest_directly_and_through_shared_group(
     ):
         assert not plain.subscribe("telemon/v1/gw/+/obs")[0].is_failure
         assert not shared.subscribe("$share/ingest/telemon/v1/gw/+/obs")[0].is_failure
-        batch = _marker("obs")
+        batch = marker("obs")
         gateway.publish(obs("gw-0001"), batch)
         assert plain.receive_until(batch) == [(obs("gw-0001"), batch)]
         assert shared.receive_until(batch) == [(obs("gw-0001"), batch)]
@@ -271,7 +173,7 @@ def test_gateway_status_devices_and_will_reach_ingest(broker: Broker) -> None:
             will=(status("gw-0001"), b"offline"),
         )
         assert not gateway.connack.is_failure, gateway.connack
-        inventory, online = _marker("devices"), _marker("online")
+        inventory, online = marker("devices"), marker("online")
         gateway.publish(devices("gw-0001"), inventory, retain=True)
         gateway.publish(status("gw-0001"), online, retain=True)
         assert ingest.receive_until(online) == [
@@ -297,9 +199,9 @@ def test_gateway_cannot_publish_as_another_gateway(broker: Broker) -> None:
         for topic in (obs("gw-0002"), status("gw-0002"), devices("gw-0002"), config("gw-0002")):
             gateway.publish(topic, b"forged by gw-0001")
         impostor.publish(obs("gw-0001"), b"forged by gw-0002")
-        impostor_own = _marker("gw-0002-own")
+        impostor_own = marker("gw-0002-own")
         impostor.publish(obs("gw-0002"), impostor_own)
-        sentinel = _marker("gw-0001-own")
+        sentinel = marker("gw-0001-own")
         gateway.publish(obs("gw-0001"), sentinel)
         for ingest in (plain, shared):
             # Retained status/devices of earlier tests may come first: only forgeries matter.
@@ -331,7 +233,7 @@ def test_gateway_cannot_read_other_gateways_or_observations(broker: Broker) -> N
             server.publish(config("gw-0002"), b"live config of gw-0002")
             other.publish(obs("gw-0002"), b"observations of gw-0002")
             other.publish(status("gw-0002"), b"status of gw-0002")
-            sentinel = _marker("config-gw-0001")
+            sentinel = marker("config-gw-0001")
             server.publish(config("gw-0001"), sentinel)
             received = gateway.receive_until(sentinel)
         # Only its own config (once: mosquitto sends a client one copy however many of its
@@ -341,7 +243,7 @@ def test_gateway_cannot_read_other_gateways_or_observations(broker: Broker) -> N
 
 
 def test_server_configures_gateway_which_gets_it_retained(broker: Broker) -> None:
-    settings = _marker("config")
+    settings = marker("config")
     with connected(broker, "server") as server:
         server.publish(config("gw-0001"), settings, retain=True)
     # The gateway was offline: it finds its config when it (re)connects and subscribes.
@@ -362,7 +264,7 @@ def test_only_server_may_publish_config(broker: Broker) -> None:
         gateway.subscribe(config("gw-0001"))
         ingest.publish(config("gw-0001"), b"forged by ingest")
         gateway.publish(config("gw-0001"), b"forged by the gateway itself")
-        sentinel = _marker("server-config")
+        sentinel = marker("server-config")
         server.publish(config("gw-0001"), sentinel)
         assert gateway.receive_until(sentinel) == [(config("gw-0001"), sentinel)]
 

@@ -9,6 +9,7 @@ from bleak.uuids import normalize_uuid_16
 
 from gateway.clock_check import TimePolicy, skew_from_reading, stamp
 from gateway.devices import Backoff, ContextJoiner, kind_for_services, next_request, table_problem
+from gateway.devices.manager import MAX_REVISION_STEP
 from gateway.devices.recovery import (
     Action,
     CommandAdapterControl,
@@ -135,3 +136,13 @@ def test_config_must_be_newer_and_unambiguous() -> None:
     assert "not newer" in table_problem(PairingTable(4, (device,)), current)
     twice = PairingTable(5, (device, device.model_copy(update={"kind": "glucometer"})))
     assert "twice" in table_problem(twice, current)
+
+
+def test_config_may_not_jump_far_ahead_of_the_current_revision() -> None:
+    """Issue 15: an applied revision 10**15 made every later real config look old."""
+    current = PairingTable(4, ())
+    assert table_problem(PairingTable(4 + MAX_REVISION_STEP, ()), current) is None
+    assert "ahead" in table_problem(PairingTable(5 + MAX_REVISION_STEP, ()), current)
+    assert "ahead" in table_problem(PairingTable(10**15, ()), current)
+    # A gateway that never had a config from the server is bound the same way.
+    assert "ahead" in table_problem(PairingTable(10**15, ()), PairingTable())

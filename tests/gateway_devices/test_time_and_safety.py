@@ -190,3 +190,55 @@ async def test_config_message_changes_the_pairing_table(gateway, make, mqtt_url)
     saved = PairingTable.load(gateway.state_dir)
     assert saved.revision == 3 and saved.find(thermometer.address) == device
     assert json.loads((gateway.state_dir / "pairing.json").read_text())["revision"] == 3
+
+
+async def test_a_forged_config_far_ahead_is_refused_and_the_real_one_still_applies(
+    gateway, make, mqtt_url
+) -> None:
+    """Issue 15: a retained config with revision 10**15 and no devices, applied and saved,
+    stopped the gateway reading its patient's devices and made it refuse every real config."""
+    thermometer = await make("thermometer")
+    gateway.pair(thermometer, revision=7)
+    paired = PairingTable.load(gateway.state_dir).devices
+
+    async def publish_config(payload: bytes) -> None:
+        address = BrokerAddress.parse(mqtt_url)
+        await asyncio.to_thread(
+            mqtt_publish.single,
+            topic(gateway.id, Channel.CONFIG),
+            payload,
+            qos=1,
+            retain=True,
+            hostname=address.host,
+            port=address.port,
+        )
+
+    def temperatures() -> list[float]:
+        return [o.value for o in by_metric(collector, gateway.id, "body_temperature")]
+
+    with Collector(mqtt_url, topic(gateway.id, Channel.OBS)) as collector:
+        async with gateway.running() as runtime:
+            forged = GatewayConfig(gateway_id=gateway.id, revision=10**15, devices=[])
+            await publish_config(forged.encode())
+            async with asyncio.timeout(10):
+                while runtime.manager.recovery_counts().get("rejected_configs", 0) < 1:
+                    await asyncio.sleep(0.05)
+            assert runtime.manager.table == PairingTable(7, paired)
+            # ...and reported where an operator sees it: the gateway's status.
+            assert runtime.uplink.status().recoveries["rejected_configs"] == 1
+
+            # The patient's device is still read.
+            await thermometer.record(measurement("thermometer", {"body_temperature": 37.4}))
+            await asyncio.to_thread(collector.wait_for, lambda m: temperatures() == [37.4])
+
+            # The server's next config applies.
+            renamed = paired[0].model_copy(update={"name": "thermometer (kitchen)"})
+            real = GatewayConfig(gateway_id=gateway.id, revision=8, devices=[renamed])
+            await publish_config(real.encode())
+            async with asyncio.timeout(10):
+                while runtime.manager.table.revision != 8:
+                    await asyncio.sleep(0.05)
+            await thermometer.record(measurement("thermometer", {"body_temperature": 37.1}))
+            await asyncio.to_thread(collector.wait_for, lambda m: temperatures() == [37.4, 37.1])
+    await publish_config(b"")  # clear the retained config from the shared broker
+    assert PairingTable.load(gateway.state_dir) == PairingTable(8, (renamed,))

@@ -142,3 +142,38 @@ def test_status_of_an_unknown_gateway_is_dead_lettered(db, start_ingest, broker,
             "AND reason = 'unknown_gateway'",
         )
     )
+
+
+def test_devices_are_registered_only_from_readings_that_are_stored(
+    db, enroll, start_ingest, broker, wait_for
+):
+    """Issue 15: the devices named in a rejected (unpaired) message were registered anyway."""
+    start_ingest()
+    mine, other = enroll(), enroll()
+    # Readings of another patient sent under my gateway: a forgery, or a misconfigured gateway.
+    foreign = [
+        o.model_copy(update={"gateway_id": mine.gateway_code})
+        for o in other.observations(2, device="EE:EE:EE:00:00:01")
+    ]
+    own = mine.observations(1, first_seq=2, device="AA:AA:AA:00:00:01")
+    stray = other.observations(1, first_seq=3, device="EE:EE:EE:00:00:02")[0].model_copy(
+        update={"gateway_id": mine.gateway_code}
+    )
+    broker.publish_all([mine.obs_message(foreign), mine.obs_message([*own, stray])])
+
+    wait_for(
+        lambda: (
+            _count(
+                db,
+                "SELECT count(*) FROM dead_letters WHERE gateway_code = %s "
+                "AND reason = 'patient_not_paired'",
+                mine.gateway_code,
+            )
+            == 3
+        )
+    )
+    wait_for(lambda: _count(db, "SELECT count(*) FROM observations") == 1)
+    devices = db.execute(
+        "SELECT address FROM devices WHERE gateway_id = %s", (mine.gateway_id,)
+    ).fetchall()
+    assert devices == [("AA:AA:AA:00:00:01",)]

@@ -28,6 +28,7 @@ from tests.notify.support import (
     add_nurse,
     events,
     notifications,
+    open_red_episodes,
     queue_duty_phone_sms,
 )
 
@@ -184,14 +185,89 @@ def test_a_report_arriving_before_the_sender_stored_the_sid(
     assert len(fake_twilio.message_posts) == 1
 
 
+def test_a_failed_sms_stays_failed_whatever_reports_come_later(
+    db: psycopg.Connection, sent_row: dict
+) -> None:
+    # The issue's forgery, replayed with the row's real SID: a failed red-alert SMS must not
+    # turn 'delivered' and drop off the nurses' failed-SMS worklist.
+    sid = sent_row["provider_id"]
+    reported = StatusReport.from_request(
+        {"MessageSid": sid, "MessageStatus": "failed", "ErrorCode": "30006"},
+        {"notification": str(sent_row["id"])},
+    )
+    assert apply_status_callback(db, reported) == "updated"
+
+    late = [
+        apply_status_callback(
+            db,
+            StatusReport.from_request(
+                {"MessageSid": sid, "MessageStatus": status}, {"notification": str(sent_row["id"])}
+            ),
+        )
+        for status in ("delivered", "undelivered", "sent", "read")
+    ]
+
+    assert late == ["unchanged"] * 4
+    row = notifications(db)[0]
+    assert (row["status"], row["last_error"]) == ("failed", "Twilio reported failed (error 30006)")
+    assert events(db, "notify_delivered") == []
+
+
+def test_a_report_about_another_message_than_the_rows_is_refused(
+    db: psycopg.Connection, sent_row: dict
+) -> None:
+    forged = StatusReport.from_request(
+        {"MessageSid": "SMforged000", "MessageStatus": "delivered"},
+        {"notification": str(sent_row["id"])},
+    )
+
+    assert apply_status_callback(db, forged) == "mismatched"
+    row = notifications(db)[0]
+    assert (row["status"], row["provider_id"]) == ("sent", sent_row["provider_id"])
+    assert events(db, "notify_delivered") == []
+
+
+def test_a_row_without_a_sid_cannot_take_another_rows_message(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    open_red_episodes(db, cohort, settings, 1, now=clock())
+    make_sender().run_once()
+    delivered_to, unknown = notifications(db)
+    db.execute(
+        "UPDATE notifications SET status = 'failed', provider_id = NULL, "
+        "last_error = 'outcome unknown after restart: no matching message at Twilio' "
+        "WHERE id = %s",
+        (unknown["id"],),
+    )
+    # The first row's report, sent to the second row's callback URL.
+    moved = StatusReport.from_request(
+        {"MessageSid": delivered_to["provider_id"], "MessageStatus": "delivered"},
+        {"notification": str(unknown["id"])},
+    )
+
+    outcome = apply_status_callback(db, moved)
+
+    assert outcome == "mismatched"
+    first, second = notifications(db)
+    assert (first["status"], first["provider_id"]) == ("sent", delivered_to["provider_id"])
+    assert (second["status"], second["provider_id"]) == ("failed", None)
+
+
 @pytest.mark.parametrize(
     ("current", "reported", "adopting", "expected"),
     [
         ("sending", "queued", False, "sent"),
         ("sent", "delivered", False, "delivered"),
         ("sent", "failed", False, "failed"),
-        ("undelivered", "delivered", False, "delivered"),
+        # Delivered, undelivered and failed are final: no report turns one into another.
+        ("undelivered", "delivered", False, None),
+        ("failed", "delivered", False, None),
         ("delivered", "failed", False, None),
+        ("delivered", "undelivered", False, None),
         ("delivered", "delivered", False, None),
         ("failed", "sent", False, None),
         ("failed", "sent", True, "sent"),
