@@ -7,13 +7,17 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, ParamSpec
+from typing import TYPE_CHECKING, Annotated, ParamSpec
 
 import typer
+from pydantic import ValidationError
 
 from telemon.config import Settings
 from telemon.database import DatabaseUnavailable, connect
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
+
+if TYPE_CHECKING:
+    from ingest.migrate import MigrationReport
 
 app = typer.Typer(
     name="telemon",
@@ -58,6 +62,19 @@ def command(function: Callable[P, None]) -> Callable[P, None]:
     return app.command()(explained(function))
 
 
+def _load_settings() -> Settings:
+    """The settings, or one line per refused value naming its variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"TELEMON_{'_'.join(str(part) for part in error['loc']).upper()}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from None
+
+
 def _require(settings: Settings, name: str) -> str:
     value = getattr(settings, name)
     if not value:
@@ -92,21 +109,54 @@ def demo(
 
 
 @command
-def migrate() -> None:
-    """Create or upgrade the database schema, then exit."""
-    from ingest.migrate import migrate as apply
+def migrate(
+    migrations_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Apply the migrations in this directory instead of the installed ones "
+            "(to try a new migration on a copy of the database).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Create or upgrade the database schema, say which storage backend and why, then exit."""
+    from ingest.migrate import BackendUnusable, migrate_database
 
-    settings = Settings()
-    with connect(_require(settings, "database_url")) as conn:
-        report = apply(
-            conn,
+    settings = _load_settings()
+    source = {} if migrations_dir is None else {"source": migrations_dir}
+    try:
+        report = migrate_database(
+            _require(settings, "database_url"),
             retention=timedelta(days=settings.observation_retention_days),
             compress_after=timedelta(days=settings.compress_after_days),
+            backend_setting=settings.storage_backend,
+            **source,
         )
+    except BackendUnusable as exc:
+        raise ConfigurationError(f"{exc}; nothing was applied") from None
+    for line in migration_summary(report):
+        typer.echo(line)
+
+
+def migration_summary(report: MigrationReport) -> list[str]:
+    """What ``telemon migrate`` prints: backend and why, schema, policies, extension, server."""
     applied = ", ".join(report.applied) or "nothing new"
-    typer.echo(
-        f"schema at version {report.current_version} ({report.backend} storage); applied: {applied}"
-    )
+    lines = [
+        f"storage backend: {report.backend}; reason: {report.reason}",
+        f"schema at version {report.current_version} ({report.backend} storage); "
+        f"applied: {applied}",
+        "storage policies: " + ("; ".join(report.policy_changes) or "unchanged"),
+    ]
+    if report.extension_update is not None:
+        update = report.extension_update
+        lines.append(
+            f"timescaledb extension: {update.old_version} -> {update.new_version}"
+            if update.changed
+            else f"timescaledb extension: {update.new_version} (up to date)"
+        )
+    lines += [f"server {message}" for message in report.server_messages]
+    return lines
 
 
 @command

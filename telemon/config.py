@@ -13,6 +13,11 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# A gateway replays its outbox after an outage: at its bound of 2,000,000 entries that is about
+# 23 days of one continuous 1 Hz oximetry stream. Chunks younger than this stay uncompressed, so
+# a replayed backlog never lands in a compressed chunk (docs/storage.md, "Compression").
+COMPRESSION_HORIZON_DAYS = 30
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TELEMON_", env_file=".env", extra="ignore")
@@ -27,9 +32,13 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".telemon"), description="Local state: embedded servers")
     language: Literal["it", "en"] = "it"
 
-    # Storage
+    # Storage (docs/storage.md)
+    storage_backend: Literal["auto", "native", "timescale"] = Field(
+        default="auto",
+        description="auto: TimescaleDB when usable (preloaded, licence 'timescale'), else native",
+    )
     observation_retention_days: int = Field(default=3650, ge=30)
-    compress_after_days: int = Field(default=7, ge=1)
+    compress_after_days: int = Field(default=COMPRESSION_HORIZON_DAYS)
 
     # Ingest
     ingest_batch_size: int = Field(default=5000, ge=1)
@@ -62,6 +71,17 @@ class Settings(BaseSettings):
         default=None, description="Override the Twilio API host (tests use a local fake)"
     )
     service_centre_phone: str | None = None
+
+    @field_validator("compress_after_days")
+    @classmethod
+    def _compress_after_the_outbox_horizon(cls, value: int) -> int:
+        if value < COMPRESSION_HORIZON_DAYS:
+            raise ValueError(
+                f"{value} days is below the gateways' outbox horizon of "
+                f"{COMPRESSION_HORIZON_DAYS} days: a replayed backlog would be inserted into "
+                "compressed chunks, each late row decompressing a batch (docs/storage.md)"
+            )
+        return value
 
     @field_validator("forwarded_allow_ips")
     @classmethod

@@ -98,6 +98,7 @@ def run_demo(
                 conn,
                 retention=timedelta(days=settings.observation_retention_days),
                 compress_after=timedelta(days=settings.compress_after_days),
+                backend_setting=settings.storage_backend,
             )
             applied = ", ".join(report.applied) or "nothing new"
             say(

@@ -1,0 +1,159 @@
+"""Which storage backend the schema uses: native partitions or TimescaleDB, and why.
+
+"The extension is available" is not "TimescaleDB is usable". The library must be in
+``shared_preload_libraries`` (otherwise ``CREATE EXTENSION`` fails, or the backend closes the
+connection), and the build's licence must allow compression (``timescaledb.license`` =
+``timescale``; Apache-only builds such as the ``-oss`` images and distribution packages report
+``apache`` and refuse ``timescaledb.compress``). The facts are read from the server by
+:func:`read_server_facts`; the decision is the pure function :func:`choose_backend`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import psycopg
+
+Backend = Literal["native", "timescaledb"]
+BackendSetting = Literal["auto", "native", "timescale"]
+
+# The licence under which TimescaleDB compresses hypertables; 'apache' builds cannot.
+# https://www.tigerdata.com/docs/reference/timescaledb/configuration/gucs/ (timescaledb.license)
+COMPRESSION_LICENCE = "timescale"
+
+
+class BackendUnusable(RuntimeError):
+    """The backend asked for (or already in use) cannot run on this server."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFacts:
+    available: bool  # listed in pg_available_extensions
+    preloaded: bool  # named in shared_preload_libraries
+    licence: str | None  # timescaledb.license as the loaded library reports it; None: unread
+    installed_version: str | None  # pg_extension.extversion in this database
+    stored: Backend | None  # storage_settings.backend of an existing install
+
+
+@dataclass(frozen=True, slots=True)
+class BackendChoice:
+    backend: Backend
+    reason: str
+
+
+def timescaledb_missing(facts: ServerFacts) -> tuple[str, ...]:
+    """What keeps TimescaleDB from being usable here, in words an operator can act on."""
+    if not facts.available:
+        return ("the timescaledb extension is not on this server (pg_available_extensions)",)
+    missing = []
+    if not facts.preloaded:
+        missing.append("timescaledb is not in shared_preload_libraries")
+    if facts.preloaded and facts.licence is None:
+        missing.append("its licence could not be read (timescaledb.license)")
+    elif facts.licence is not None and facts.licence != COMPRESSION_LICENCE:
+        missing.append(
+            f"timescaledb.license is {facts.licence!r}, compression needs {COMPRESSION_LICENCE!r}"
+        )
+    return tuple(missing)
+
+
+def choose_backend(facts: ServerFacts, setting: BackendSetting) -> BackendChoice:
+    """The backend for this database, or :class:`BackendUnusable` naming what is missing.
+
+    An existing install keeps the backend it was created with: its observations live in that
+    layout, and no setting converts them.
+    """
+    missing = timescaledb_missing(facts)
+    if facts.stored is not None:
+        wanted = _SETTING_BACKEND[setting]
+        if wanted is not None and wanted != facts.stored:
+            raise BackendUnusable(
+                f"TELEMON_STORAGE_BACKEND={setting}, but this database already stores its "
+                f"observations on {facts.stored}; a setting cannot convert them "
+                "(docs/storage.md, 'Choosing the backend')"
+            )
+        if facts.stored == "timescaledb" and missing:
+            raise BackendUnusable(
+                "this database stores its observations on TimescaleDB, which is not usable "
+                f"on this server: {'; '.join(missing)}"
+            )
+        return BackendChoice(facts.stored, f"this database was created on {facts.stored}")
+    if setting == "native":
+        return BackendChoice("native", "TELEMON_STORAGE_BACKEND=native")
+    if setting == "timescale":
+        if missing:
+            raise BackendUnusable(
+                "TELEMON_STORAGE_BACKEND=timescale, but TimescaleDB is not usable on this "
+                f"server: {'; '.join(missing)}"
+            )
+        return BackendChoice("timescaledb", "TELEMON_STORAGE_BACKEND=timescale")
+    if missing:
+        return BackendChoice("native", f"TimescaleDB is not usable: {'; '.join(missing)}")
+    return BackendChoice(
+        "timescaledb",
+        f"TimescaleDB is usable: available, preloaded, licence {COMPRESSION_LICENCE!r}",
+    )
+
+
+_SETTING_BACKEND: dict[BackendSetting, Backend | None] = {
+    "auto": None,
+    "native": "native",
+    "timescale": "timescaledb",
+}
+
+
+def read_server_facts(conn: psycopg.Connection) -> ServerFacts:
+    """What the server says about TimescaleDB. ``conn`` must be in autocommit mode.
+
+    The licence is a setting of the loaded library; where the extension is not created yet,
+    it is read inside a transaction that creates it and is rolled back, so nothing stays
+    behind. That is tried only when the library is preloaded: without it, ``CREATE EXTENSION``
+    can end the connection.
+    """
+    available = (
+        conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+        is not None
+    )
+    preload_setting = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    preloaded = "timescaledb" in _library_names(preload_setting[0])
+    installed = conn.execute(
+        "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+    ).fetchone()
+    licence = None
+    if available and preloaded:
+        licence = _read_licence(conn, created=installed is not None)
+    return ServerFacts(
+        available=available,
+        preloaded=preloaded,
+        licence=licence,
+        installed_version=installed[0] if installed else None,
+        stored=_stored_backend(conn),
+    )
+
+
+def _library_names(setting: str) -> set[str]:
+    return {name.strip().strip('"') for name in setting.split(",") if name.strip()}
+
+
+_LICENCE = "SELECT current_setting('timescaledb.license', true)"
+
+
+def _read_licence(conn: psycopg.Connection, *, created: bool) -> str | None:
+    try:
+        if created:
+            return conn.execute(_LICENCE).fetchone()[0]
+        with conn.transaction(force_rollback=True):
+            # Loading the library defines timescaledb.license with the build's value
+            # (https://www.tigerdata.com/docs/reference/timescaledb/configuration/gucs/).
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            return conn.execute(_LICENCE).fetchone()[0]
+    except psycopg.Error:
+        return None  # reported as "licence could not be read"
+
+
+def _stored_backend(conn: psycopg.Connection) -> Backend | None:
+    if conn.execute("SELECT to_regclass('storage_settings')").fetchone()[0] is None:
+        return None
+    row = conn.execute("SELECT backend FROM storage_settings").fetchone()
+    return row[0] if row else None
