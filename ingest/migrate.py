@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from importlib import resources
@@ -20,6 +21,7 @@ import psycopg
 
 from ingest.storage_backend import (
     Backend,
+    BackendChoice,
     BackendSetting,
     BackendUnusable,
     choose_backend,
@@ -74,6 +76,7 @@ class ServerMessage:
 class ExtensionUpdate:
     old_version: str
     new_version: str
+    server_messages: tuple[ServerMessage, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -142,17 +145,24 @@ def migrate_database(
             backend_setting=backend_setting,
             source=source,
         )
-    return replace(report, extension_update=update)
+    if update is None:
+        return report
+    return replace(
+        report,
+        extension_update=update,
+        server_messages=update.server_messages + report.server_messages,
+    )
 
 
 def _update_extension(database_url: str, old_version: str) -> ExtensionUpdate:
-    with connect(database_url, autocommit=True) as conn:
-        # The session's first statement: see migrate_database().
+    with connect(database_url, autocommit=True) as conn, _server_messages(conn) as messages:
+        # The session's first statement: see migrate_database(). (A notice handler is
+        # client-side: adding it sends nothing.)
         conn.execute("ALTER EXTENSION timescaledb UPDATE")
         new_version = conn.execute(
             "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
         ).fetchone()[0]
-    return ExtensionUpdate(old_version, new_version)
+    return ExtensionUpdate(old_version, new_version, tuple(messages))
 
 
 def migrate(
@@ -169,6 +179,72 @@ def migrate(
     the one this database already uses) cannot run on this server.
     """
     conn.autocommit = True
+    conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    try:
+        # Read before listening: the licence probe's rolled-back CREATE EXTENSION raises
+        # notices of its own that say nothing about this migration.
+        choice = choose_backend(read_server_facts(conn), backend_setting)
+        with _server_messages(conn) as messages:
+            policies = StoragePolicies(choice.backend, retention, compress_after)
+            return _apply(conn, choice, source, policies, messages)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+def _apply(
+    conn: psycopg.Connection,
+    choice: BackendChoice,
+    source: Traversable | Path,
+    policies: StoragePolicies,
+    messages: list[ServerMessage],
+) -> MigrationReport:
+    """Apply the pending migrations and the storage policies (under migrate's lock)."""
+    if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:
+        conn.execute(
+            "CREATE TABLE schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+    applied_before = {
+        version: (name, checksum)
+        for version, name, checksum in conn.execute(
+            "SELECT version, name, checksum FROM schema_migrations"
+        )
+    }
+    applied_now: list[str] = []
+    for migration in load_migrations(choice.backend, source):
+        recorded = applied_before.get(migration.version)
+        if recorded is not None:
+            if recorded[1] != migration.checksum:
+                raise MigrationError(
+                    f"migration {migration.version:04d}_{migration.name} was changed after it "
+                    "was applied; add a new migration instead of editing an applied one"
+                )
+            continue
+        with conn.transaction():
+            conn.execute(migration.sql)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                (migration.version, migration.name, migration.checksum),
+            )
+        applied_now.append(f"{migration.version:04d}_{migration.name}")
+    with conn.transaction():
+        _sync_metric_catalogue(conn)
+        changes = apply_storage_policies(conn, policies)
+    current = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+    return MigrationReport(
+        backend=choice.backend,
+        reason=choice.reason,
+        applied=tuple(applied_now),
+        current_version=current or 0,
+        policy_changes=changes,
+        server_messages=tuple(messages),
+    )
+
+
+@contextlib.contextmanager
+def _server_messages(conn: psycopg.Connection) -> Iterator[list[ServerMessage]]:
+    """The NOTICEs and WARNINGs the server sends on ``conn`` while in the block."""
     messages: list[ServerMessage] = []
 
     def keep(diagnostic: psycopg.errors.Diagnostic) -> None:
@@ -176,59 +252,11 @@ def migrate(
             ServerMessage(diagnostic.severity or "NOTICE", diagnostic.message_primary or "")
         )
 
-    conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    conn.add_notice_handler(keep)
     try:
-        # Read before the handler is added: the licence probe's rolled-back CREATE EXTENSION
-        # raises notices of its own that say nothing about this migration.
-        choice = choose_backend(read_server_facts(conn), backend_setting)
-        conn.add_notice_handler(keep)
-        if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:
-            conn.execute(
-                "CREATE TABLE schema_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-        applied_before = {
-            version: (name, checksum)
-            for version, name, checksum in conn.execute(
-                "SELECT version, name, checksum FROM schema_migrations"
-            )
-        }
-        applied_now: list[str] = []
-        for migration in load_migrations(choice.backend, source):
-            recorded = applied_before.get(migration.version)
-            if recorded is not None:
-                if recorded[1] != migration.checksum:
-                    raise MigrationError(
-                        f"migration {migration.version:04d}_{migration.name} was changed after it "
-                        "was applied; add a new migration instead of editing an applied one"
-                    )
-                continue
-            with conn.transaction():
-                conn.execute(migration.sql)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                    (migration.version, migration.name, migration.checksum),
-                )
-            applied_now.append(f"{migration.version:04d}_{migration.name}")
-        with conn.transaction():
-            _sync_metric_catalogue(conn)
-            changes = apply_storage_policies(
-                conn, StoragePolicies(choice.backend, retention, compress_after)
-            )
-        current = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
-        return MigrationReport(
-            backend=choice.backend,
-            reason=choice.reason,
-            applied=tuple(applied_now),
-            current_version=current or 0,
-            policy_changes=changes,
-            server_messages=tuple(messages),
-        )
+        yield messages
     finally:
-        with contextlib.suppress(ValueError):  # not added: the backend was refused
-            conn.remove_notice_handler(keep)
-        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+        conn.remove_notice_handler(keep)
 
 
 def _sync_metric_catalogue(conn: psycopg.Connection) -> None:
