@@ -121,7 +121,7 @@ def migrate(
     ] = None,
 ) -> None:
     """Create or upgrade the database schema, say which storage backend and why, then exit."""
-    from ingest.migrate import BackendUnusable, migrate_database
+    from ingest.migrate import BackendUnusable, MigrationError, migrate_database
 
     settings = _load_settings()
     source = {} if migrations_dir is None else {"source": migrations_dir}
@@ -135,6 +135,8 @@ def migrate(
         )
     except BackendUnusable as exc:
         raise ConfigurationError(f"{exc}; nothing was applied") from None
+    except MigrationError as exc:
+        raise ConfigurationError(str(exc)) from None
     for line in migration_summary(report):
         typer.echo(line)
 

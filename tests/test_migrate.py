@@ -288,3 +288,13 @@ def test_server_notices_and_warnings_raised_by_a_migration_are_shown(empty_datab
     )
     assert quiet.returncode == 0, quiet.stderr
     assert "server " not in quiet.stdout
+
+
+def test_an_edited_applied_migration_is_refused_in_one_line(empty_database):
+    migrate_database(empty_database)
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        conn.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 11")
+    result = run_cli("migrate", env={"TELEMON_DATABASE_URL": empty_database})
+    assert result.returncode == 2
+    assert "0011_compression_by_key was changed after it was applied" in result.stderr
+    assert "Traceback" not in result.stderr
