@@ -24,6 +24,7 @@ from ingest.storage_backend import (
     BackendChoice,
     BackendSetting,
     BackendUnusable,
+    ServerFacts,
     choose_backend,
     read_server_facts,
     timescaledb_missing,
@@ -133,7 +134,7 @@ def migrate_database(
     """
     with connect(database_url, autocommit=True) as conn:
         facts = read_server_facts(conn)
-    choose_backend(facts, backend_setting)  # refuses an unusable backend before anything runs
+    _choose(facts, backend_setting)  # refuses an unusable backend before anything runs
     update = None
     if facts.installed_version is not None and not timescaledb_missing(facts):
         update = _update_extension(database_url, facts.installed_version)
@@ -183,12 +184,19 @@ def migrate(
     try:
         # Read before listening: the licence probe's rolled-back CREATE EXTENSION raises
         # notices of its own that say nothing about this migration.
-        choice = choose_backend(read_server_facts(conn), backend_setting)
+        choice = _choose(read_server_facts(conn), backend_setting)
         with _server_messages(conn) as messages:
             policies = StoragePolicies(choice.backend, retention, compress_after)
             return _apply(conn, choice, source, policies, messages)
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+def _choose(facts: ServerFacts, setting: BackendSetting) -> BackendChoice:
+    try:
+        return choose_backend(facts, setting)
+    except BackendUnusable as exc:
+        raise BackendUnusable(f"{exc}; nothing was applied") from None
 
 
 def _apply(

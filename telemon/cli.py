@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec
 import typer
 from pydantic import ValidationError
 
+from ingest.storage_backend import BackendUnusable
 from telemon.config import Settings
 from telemon.database import DatabaseUnavailable, connect
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
@@ -40,7 +41,7 @@ Speed = Annotated[
     float,
     typer.Option(min=1.0, help="Simulated seconds per real second while replaying the last days."),
 ]
-_EXPLAINED = (DatabaseUnavailable, BrokerUnavailable, ConfigurationError)
+_EXPLAINED = (DatabaseUnavailable, BrokerUnavailable, ConfigurationError, BackendUnusable)
 
 
 def explained(function: Callable[P, None]) -> Callable[P, None]:
@@ -121,7 +122,7 @@ def migrate(
     ] = None,
 ) -> None:
     """Create or upgrade the database schema, say which storage backend and why, then exit."""
-    from ingest.migrate import BackendUnusable, MigrationError, migrate_database
+    from ingest.migrate import MigrationError, migrate_database
 
     settings = _load_settings()
     source = {} if migrations_dir is None else {"source": migrations_dir}
@@ -133,8 +134,6 @@ def migrate(
             backend_setting=settings.storage_backend,
             **source,
         )
-    except BackendUnusable as exc:
-        raise ConfigurationError(f"{exc}; nothing was applied") from None
     except MigrationError as exc:
         raise ConfigurationError(str(exc)) from None
     for line in migration_summary(report):

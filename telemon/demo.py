@@ -27,7 +27,7 @@ from dashboard.app import create_app
 from dashboard.server import BackgroundServer
 from firmware_sim.clock import CatchUpClock
 from firmware_sim.fleet import SimulatedFleet, load_resume_points
-from ingest.migrate import migrate
+from ingest.migrate import migrate_database
 from ingest.service import IngestService
 from telemon.acl import INGEST_USER, SERVER_USER, SERVICE_USERS, gateway_id_problem
 from telemon.background import BackgroundLoop
@@ -93,18 +93,18 @@ def run_demo(
             say(f"Starting embedded PostgreSQL in {pg.data_dir} ...")
             database_url = pg.start()
             services.callback(pg.stop)
+        report = migrate_database(
+            database_url,
+            retention=timedelta(days=settings.observation_retention_days),
+            compress_after=timedelta(days=settings.compress_after_days),
+            backend_setting=settings.storage_backend,
+        )
+        applied = ", ".join(report.applied) or "nothing new"
+        say(
+            f"Schema at version {report.current_version} ({report.backend} storage: "
+            f"{report.reason}); applied: {applied}"
+        )
         with connect(database_url) as conn:
-            report = migrate(
-                conn,
-                retention=timedelta(days=settings.observation_retention_days),
-                compress_after=timedelta(days=settings.compress_after_days),
-                backend_setting=settings.storage_backend,
-            )
-            applied = ", ".join(report.applied) or "nothing new"
-            say(
-                f"Schema at version {report.current_version} ({report.backend} storage); "
-                f"applied: {applied}"
-            )
             cohort, enrolled_at = seed_demo_cohort(
                 conn, options.patients, settings.service_centre_phone or DEMO_SERVICE_CENTRE_PHONE
             )
