@@ -38,13 +38,20 @@ from ingest.storage_policies import (
 from telemon.database import connect
 from telemon.metrics import METRICS
 
-__all__ = ["BackendUnusable", "MigrationError", "MigrationReport", "migrate", "migrate_database"]
+__all__ = [
+    "PACKAGED_MIGRATIONS",
+    "BackendUnusable",
+    "MigrationError",
+    "MigrationReport",
+    "migrate",
+    "migrate_database",
+]
 
 _FILE = re.compile(
     r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+?)(?:\.(?P<variant>native|timescale))?\.sql$"
 )
 _LOCK_KEY = 0x7E1E_0001  # advisory lock: one migrator at a time
-_PACKAGED = resources.files("ingest.migrations")
+PACKAGED_MIGRATIONS = resources.files("ingest.migrations")
 
 
 class MigrationError(RuntimeError):
@@ -101,7 +108,9 @@ def detect_backend(conn: psycopg.Connection) -> Backend:
     return choose_backend(replace(facts, stored=None), "auto").backend
 
 
-def load_migrations(backend: Backend, source: Traversable | Path = _PACKAGED) -> list[Migration]:
+def load_migrations(
+    backend: Backend, source: Traversable | Path = PACKAGED_MIGRATIONS
+) -> list[Migration]:
     """The migrations of ``backend``, in order, from the package (or ``source``, a directory)."""
     variant = "timescale" if backend == "timescaledb" else "native"
     by_version: dict[int, Migration] = {}
@@ -122,7 +131,7 @@ def migrate_database(
     retention: timedelta = DEFAULT_RETENTION,
     compress_after: timedelta = DEFAULT_COMPRESS_AFTER,
     backend_setting: BackendSetting = "auto",
-    source: Traversable | Path = _PACKAGED,
+    source: Traversable | Path = PACKAGED_MIGRATIONS,
 ) -> MigrationReport:
     """:func:`migrate` on ``database_url``, after updating the TimescaleDB extension if need be.
 
@@ -172,7 +181,7 @@ def migrate(
     retention: timedelta = DEFAULT_RETENTION,
     compress_after: timedelta = DEFAULT_COMPRESS_AFTER,
     backend_setting: BackendSetting = "auto",
-    source: Traversable | Path = _PACKAGED,
+    source: Traversable | Path = PACKAGED_MIGRATIONS,
 ) -> MigrationReport:
     """Bring the schema up to date. Safe to run concurrently and repeatedly.
 

@@ -122,17 +122,16 @@ def migrate(
     ] = None,
 ) -> None:
     """Create or upgrade the database schema, say which storage backend and why, then exit."""
-    from ingest.migrate import MigrationError, migrate_database
+    from ingest.migrate import PACKAGED_MIGRATIONS, MigrationError, migrate_database
 
     settings = _load_settings()
-    source = {} if migrations_dir is None else {"source": migrations_dir}
     try:
         report = migrate_database(
             _require(settings, "database_url"),
             retention=timedelta(days=settings.observation_retention_days),
             compress_after=timedelta(days=settings.compress_after_days),
             backend_setting=settings.storage_backend,
-            **source,
+            source=migrations_dir or PACKAGED_MIGRATIONS,
         )
     except MigrationError as exc:
         raise ConfigurationError(str(exc)) from None
