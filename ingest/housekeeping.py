@@ -3,6 +3,11 @@
 The rollup is refreshed here rather than per batch: a busy patient's hour would otherwise be
 re-aggregated by every batch. The hours to refresh are queued in ``ingest_rollup_queue`` by the
 batch transaction itself, so nothing is missed across a crash.
+
+On TimescaleDB the rollup is a continuous aggregate whose policy refreshes only its last 30 days:
+a late row older than that would stay out of it for good. Such spans are refreshed here with
+``refresh_continuous_aggregate``, which cannot run in a transaction block or a function, so it is
+called in autocommit, and the queued spans are deleted only after it has returned.
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import psycopg
+from psycopg import sql
 
 from telemon.database import DatabaseUnavailable, connect
 
@@ -21,6 +28,17 @@ log = logging.getLogger(__name__)
 
 # Serialises refreshes across ingest workers, so an older snapshot never overwrites a newer one.
 _ROLLUP_LOCK = "telemon_ingest_rollup"
+
+TIMESCALE = "timescaledb"  # storage_settings.backend
+# The start_offset of observation_hourly's refresh policy (migration 0002, timescale variant).
+AGGREGATE_POLICY_WINDOW = timedelta(days=30)
+# Spans this close to the window's start are refreshed here too: the policy runs every 15
+# minutes, and a span may have left its window by the time it runs.
+AGGREGATE_POLICY_MARGIN = timedelta(days=1)
+# https://docs.timescale.com/api/latest/continuous-aggregates/refresh_continuous_aggregate/
+# A procedure (CALL), refused inside a transaction block or a function; only buckets that fit
+# whole in [window_start, window_end) are refreshed, hence hour-aligned windows.
+_REFRESH_AGGREGATE = sql.SQL("CALL refresh_continuous_aggregate('observation_hourly', {}, {})")
 
 
 def hour_floor(ts: datetime) -> datetime:
@@ -41,19 +59,67 @@ def group_rollup_ranges(
     return dict(groups)
 
 
-def refresh_rollups(conn: psycopg.Connection) -> int:
-    """Refresh the hourly rollup for every queued (patient, span); return buckets written."""
+def aggregate_refresh_windows(
+    spans: Iterable[tuple[datetime, datetime]],
+    now: datetime,
+    *,
+    policy_window: timedelta = AGGREGATE_POLICY_WINDOW,
+    margin: timedelta = AGGREGATE_POLICY_MARGIN,
+) -> list[tuple[datetime, datetime]]:
+    """The hour-aligned windows of ``spans`` that the aggregate's policy will not refresh: the
+    parts older than its window (less ``margin``), merged where they overlap or touch."""
+    horizon = hour_floor(now - policy_window + margin)
+    windows = sorted(
+        (hour_floor(first), min(hour_floor(last) + timedelta(hours=1), horizon))
+        for first, last in spans
+        if hour_floor(first) < horizon
+    )
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in windows:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def stored_backend(conn: psycopg.Connection) -> str:
+    """The backend ``telemon migrate`` set the observations up with (storage_settings)."""
+    row = conn.execute("SELECT backend FROM storage_settings").fetchone()
+    return row[0] if row else "native"
+
+
+def refresh_rollups(conn: psycopg.Connection, *, backend: str) -> int:
+    """Refresh the hourly rollup for every queued (patient, span); return buckets written.
+
+    ``conn`` must be in autocommit: on TimescaleDB the aggregate's refresh runs outside any
+    transaction block."""
     written = 0
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_ROLLUP_LOCK,))
+        now = conn.execute("SELECT now()").fetchone()[0]
         queued = conn.execute(
-            "DELETE FROM ingest_rollup_queue RETURNING patient_id, first_at, last_at"
+            "SELECT id, patient_id, first_at, last_at FROM ingest_rollup_queue"
         ).fetchall()
-        for (start, end), patients in group_rollup_ranges(queued).items():
+        ids = [row[0] for row in queued]
+        spans = [row[1:] for row in queued]
+        for (start, end), patients in group_rollup_ranges(spans).items():
             row = conn.execute(
                 "SELECT telemon_refresh_observation_hourly(%s, %s, %s)", (start, end, patients)
             ).fetchone()
             written += row[0] if row else 0
+        windows = []
+        if backend == TIMESCALE:
+            windows = aggregate_refresh_windows([(first, last) for _, first, last in spans], now)
+        if not windows:
+            conn.execute("DELETE FROM ingest_rollup_queue WHERE id = ANY(%s)", (ids,))
+            return written
+    for start, end in windows:
+        conn.execute(_REFRESH_AGGREGATE.format(sql.Literal(start), sql.Literal(end)))
+        log.info("rollup refreshed for late rows from %s to %s", start, end)
+    # Only now: a crash before this line leaves the spans queued and refreshes them again.
+    with conn.transaction():
+        conn.execute("DELETE FROM ingest_rollup_queue WHERE id = ANY(%s)", (ids,))
     return written
 
 
@@ -84,6 +150,7 @@ class Housekeeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-housekeeping", daemon=True)
         self._conn: psycopg.Connection | None = None
+        self._backend = "native"
 
     def start(self) -> None:
         self._thread.start()
@@ -98,7 +165,8 @@ class Housekeeper:
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = connect(self.database_url, autocommit=True)
-            refresh_rollups(self._conn)
+                self._backend = stored_backend(self._conn)
+            refresh_rollups(self._conn, backend=self._backend)
             if retention:
                 dropped = drop_expired(self._conn)
                 if dropped:
