@@ -4,6 +4,7 @@ The errors come from the real server: a trigger raising ``disk_full`` on the obs
 table, a role whose connection limit is reached, and ``RAISE ... USING ERRCODE``.
 """
 
+import time
 import urllib.error
 import urllib.request
 
@@ -69,9 +70,8 @@ def test_a_role_over_its_connection_limit_is_a_connection_failure_with_its_reaso
     assert "too many connections" in failure.reason
 
 
-def test_a_full_disk_is_refused_with_its_reason_and_nothing_is_lost(
-    db, patient, start_ingest, broker, wait_for
-):
+def _install_disk_full(db: psycopg.Connection) -> None:
+    """Every row written to observations fails as on a full disk (SQLSTATE 53100)."""
     db.execute(
         "CREATE FUNCTION test_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
         "RAISE EXCEPTION 'could not extend file: No space left on device' "
@@ -81,6 +81,17 @@ def test_a_full_disk_is_refused_with_its_reason_and_nothing_is_lost(
         "CREATE TRIGGER test_disk_full BEFORE INSERT ON observations "
         "FOR EACH ROW EXECUTE FUNCTION test_disk_full()"
     )
+
+
+def _remove_disk_full(db: psycopg.Connection) -> None:
+    db.execute("DROP TRIGGER test_disk_full ON observations")
+    db.execute("DROP FUNCTION test_disk_full()")
+
+
+def test_a_full_disk_is_refused_with_its_reason_and_nothing_is_lost(
+    db, patient, start_ingest, broker, wait_for
+):
+    _install_disk_full(db)
     try:
         service = start_ingest()
         port = service.metrics_port
@@ -99,11 +110,33 @@ def test_a_full_disk_is_refused_with_its_reason_and_nothing_is_lost(
         ours = "SELECT count(*) FROM dead_letters WHERE gateway_code = %s"
         assert _count(db, ours, patient.gateway_code) == 0
     finally:
-        db.execute("DROP TRIGGER test_disk_full ON observations")
-        db.execute("DROP FUNCTION test_disk_full()")
+        _remove_disk_full(db)
 
     wait_for(lambda: service.observations_stored == 20, timeout=30)
     assert _count(db, "SELECT count(*) FROM observations") == 20
     assert _count(db, ours, patient.gateway_code) == 0
     assert _get(port, "/healthz") == (200, "ok: broker connected, database up\n")
     assert "telemon_ingest_database_refusing 0" in _get(port, "/metrics")[1]
+
+
+def test_a_batch_refused_at_shutdown_is_left_to_the_next_session_and_stored_then(
+    db, patient, start_ingest, broker, wait_for
+):
+    _install_disk_full(db)
+    try:
+        service = start_ingest()
+        broker.publish_all([patient.obs_message(patient.observations(20))])
+        wait_for(lambda: service.telemetry.store_errors.value(kind="resources") >= 1)
+        started = time.monotonic()
+        service.stop(timeout=10)
+        # Given up at once, not retried until the deadline: a full disk will not clear in 10 s.
+        assert time.monotonic() - started < 5
+        assert service.observations_stored == 0
+    finally:
+        _remove_disk_full(db)
+
+    # Not acknowledged: the broker delivers the message again to the same session.
+    successor = start_ingest(client_id=service.client_id)
+    wait_for(lambda: successor.observations_stored == 20, timeout=30)
+    ours = "SELECT count(*) FROM dead_letters WHERE gateway_code = %s"
+    assert _count(db, ours, patient.gateway_code) == 0
