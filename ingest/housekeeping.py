@@ -17,7 +17,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg import sql
@@ -67,12 +67,16 @@ def aggregate_refresh_windows(
     margin: timedelta = AGGREGATE_POLICY_MARGIN,
 ) -> list[tuple[datetime, datetime]]:
     """The hour-aligned windows of ``spans`` that the aggregate's policy will not refresh: the
-    parts older than its window (less ``margin``), merged where they overlap or touch."""
-    horizon = hour_floor(now - policy_window + margin)
+    parts older than its window (less ``margin``), merged where they overlap or touch.
+
+    Hours are UTC hours: the aggregate's buckets align with UTC, and a refresh skips any bucket
+    that does not fit whole in its window, so a session in a half-hour time zone must not shift
+    the windows."""
+    horizon = _utc_hour(now - policy_window + margin)
     windows = sorted(
-        (hour_floor(first), min(hour_floor(last) + timedelta(hours=1), horizon))
+        (_utc_hour(first), min(_utc_hour(last) + timedelta(hours=1), horizon))
         for first, last in spans
-        if hour_floor(first) < horizon
+        if _utc_hour(first) < horizon
     )
     merged: list[tuple[datetime, datetime]] = []
     for start, end in windows:
@@ -81,6 +85,10 @@ def aggregate_refresh_windows(
         else:
             merged.append((start, end))
     return merged
+
+
+def _utc_hour(ts: datetime) -> datetime:
+    return hour_floor(ts.astimezone(UTC))
 
 
 def stored_backend(conn: psycopg.Connection) -> str:

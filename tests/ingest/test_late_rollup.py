@@ -6,7 +6,7 @@ with the same name and the same refusal: it COMMITs, which PostgreSQL refuses in
 transaction block ("invalid transaction termination"), as Timescale refuses its refresh there.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -50,6 +50,13 @@ def test_a_span_across_the_window_is_cut_at_its_start_and_touching_spans_merge()
         (hour_floor(long_ago - timedelta(hours=3)), horizon),
     ]
     assert all(w[0].minute == w[1].minute == 0 for w in windows)
+
+
+def test_windows_are_whole_utc_hours_whatever_the_session_time_zone():
+    kolkata = timezone(timedelta(hours=5, minutes=30))
+    old = datetime(2026, 10, 1, 10, 45, tzinfo=kolkata)  # 05:15 UTC
+    windows = aggregate_refresh_windows([(old, old)], NOW.astimezone(kolkata))
+    assert windows == [(datetime(2026, 10, 1, 5, tzinfo=UTC), datetime(2026, 10, 1, 6, tzinfo=UTC))]
 
 
 def test_no_span_needs_an_explicit_refresh_inside_the_window():
