@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import sql
 
+from ingest.failures import StoreFailure, classify_failure
 from telemon.database import DatabaseUnavailable, connect
 
 log = logging.getLogger(__name__)
@@ -154,11 +155,16 @@ class Housekeeper:
         self.database_url = database_url
         self.rollup_interval = rollup_interval
         self.retention_interval = retention_interval
-        self.healthy = True
+        # Why the last pass failed, until one succeeds.
+        self.failure: StoreFailure | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-housekeeping", daemon=True)
         self._conn: psycopg.Connection | None = None
         self._backend = "native"
+
+    @property
+    def healthy(self) -> bool:
+        return self.failure is None
 
     def start(self) -> None:
         self._thread.start()
@@ -179,9 +185,9 @@ class Housekeeper:
                 dropped = drop_expired(self._conn)
                 if dropped:
                     log.info("retention dropped %d observation partition(s)", dropped)
-            self.healthy = True
+            self.failure = None
         except (psycopg.Error, DatabaseUnavailable) as exc:
-            self.healthy = False
+            self.failure = classify_failure(exc)
             log.warning("housekeeping failed (%s); will try again", exc)
             if self._conn is not None:
                 self._conn.close()

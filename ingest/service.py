@@ -198,12 +198,13 @@ class IngestService:
         broker = "connected" if self.subscriber.is_connected else "disconnected"
         database_up = self._database_up and self._housekeeper.healthy
         database = "up" if database_up else "down"
-        failure = self._failure
-        if failure is not None and failure.refused:
+        failure = self._failure or self._housekeeper.failure
+        if failure is not None and failure.refused:  # by the writer's batch or the housekeeper
             database = f"refusing writes ({failure.reason})"
         elif failure is not None and not database_up:
             database = f"down ({failure.reason})"
-        ok = self.subscriber.is_connected and database_up and not self._refused
+        refused = failure is not None and failure.refused
+        ok = self.subscriber.is_connected and database_up and not refused
         return ok, f"{'ok' if ok else 'unhealthy'}: broker {broker}, database {database}"
 
     # --- the writer thread -------------------------------------------------------------------

@@ -12,6 +12,8 @@ import psycopg
 import pytest
 
 from ingest.failures import classify_failure
+from ingest.housekeeping import Housekeeper
+from ingest.inbound import classify
 from telemon.database import DatabaseUnavailable, connect
 
 
@@ -140,3 +142,33 @@ def test_a_batch_refused_at_shutdown_is_left_to_the_next_session_and_stored_then
     wait_for(lambda: successor.observations_stored == 20, timeout=30)
     ours = "SELECT count(*) FROM dead_letters WHERE gateway_code = %s"
     assert _count(db, ours, patient.gateway_code) == 0
+
+
+def test_housekeeping_refused_for_want_of_resources_keeps_the_rollup_queued(
+    db, store, patient, database_url
+):
+    store.write([classify(*patient.obs_message(patient.observations(5)))])
+    db.execute(
+        "CREATE FUNCTION test_rollup_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "RAISE EXCEPTION 'could not extend file: No space left on device' "
+        "USING ERRCODE = 'disk_full'; END $$"
+    )
+    db.execute(
+        "CREATE TRIGGER test_rollup_disk_full BEFORE INSERT ON observation_hourly "
+        "FOR EACH ROW EXECUTE FUNCTION test_rollup_disk_full()"
+    )
+    housekeeper = Housekeeper(database_url)
+    try:
+        housekeeper.run_once(retention=False)
+        assert housekeeper.failure is not None and housekeeper.failure.refused
+        assert housekeeper.failure.reason.startswith("53100 DiskFull: could not extend file")
+        assert _count(db, "SELECT count(*) FROM ingest_rollup_queue") == 1
+    finally:
+        db.execute("DROP TRIGGER test_rollup_disk_full ON observation_hourly")
+        db.execute("DROP FUNCTION test_rollup_disk_full()")
+
+    housekeeper.run_once(retention=False)
+    housekeeper.stop()
+    assert housekeeper.healthy
+    assert _count(db, "SELECT count(*) FROM ingest_rollup_queue") == 0
+    assert _count(db, "SELECT sum(count) FROM observation_hourly") == 5
