@@ -1,7 +1,9 @@
 """Why a batch write failed, and how long the writer waits before trying it again.
 
-No failure turns valid messages into dead letters or acknowledges them: the batch stays
-unacknowledged and is written again after a delay. What changes with the kind is the delay and
+These are the failures left once the store has isolated what the database refuses for a single
+message (``Store.write_isolated``, the ``store_error`` dead letters): none of them turns valid
+messages into dead letters or acknowledges them; the batch stays unacknowledged and is written
+again after a delay. What changes with the kind is the delay and
 what an operator is told. A database out of resources (SQLSTATE class 53: disk full, out of
 memory, a configuration limit) is not a lost connection: the connection works and the server
 refuses the write, so reconnecting at once only adds load; the writer stops taking new work, backs

@@ -126,7 +126,8 @@ def refresh_rollups(conn: psycopg.Connection, *, backend: str) -> int:
     for start, end in windows:
         conn.execute(_REFRESH_AGGREGATE.format(sql.Literal(start), sql.Literal(end)))
         log.info("rollup refreshed for late rows from %s to %s", start, end)
-    # Only now: a crash before this line leaves the spans queued and refreshes them again.
+    # Only now: a crash before this line leaves the spans queued and refreshes them again, and
+    # two workers may both refresh a span, which is harmless (a refresh is idempotent).
     with conn.transaction():
         conn.execute("DELETE FROM ingest_rollup_queue WHERE id = ANY(%s)", (ids,))
     return written
