@@ -1,0 +1,144 @@
+"""Late rows older than the continuous aggregate's policy window still reach the hourly rollup.
+
+TimescaleDB does not run here. The choice of windows is a pure function, tested as such; the
+housekeeper's call is tested on the real server against a stand-in for Timescale's procedure
+with the same name and the same refusal: it COMMITs, which PostgreSQL refuses inside a
+transaction block ("invalid transaction termination"), as Timescale refuses its refresh there.
+"""
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from ingest.housekeeping import (
+    AGGREGATE_POLICY_WINDOW,
+    TIMESCALE,
+    Housekeeper,
+    aggregate_refresh_windows,
+    hour_floor,
+)
+from ingest.inbound import classify
+
+NOW = datetime(2026, 12, 3, 14, 20, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+def test_only_spans_older_than_the_policy_window_are_refreshed_explicitly():
+    old = NOW - timedelta(days=40, minutes=-25)  # 40 days ago, mid-hour
+    recent = NOW - timedelta(hours=2)
+    windows = aggregate_refresh_windows([(recent, NOW), (old, old + timedelta(minutes=10))], NOW)
+    assert windows == [(hour_floor(old), hour_floor(old) + HOUR)]
+
+
+def test_a_span_across_the_window_is_cut_at_its_start_and_touching_spans_merge():
+    horizon = hour_floor(NOW - AGGREGATE_POLICY_WINDOW + timedelta(days=1))
+    long_ago = NOW - timedelta(days=60)
+    windows = aggregate_refresh_windows(
+        [
+            (long_ago, NOW),  # a backlog from 60 days ago to now: the policy covers its end
+            (
+                long_ago - timedelta(hours=3),
+                long_ago - timedelta(minutes=50),
+            ),  # ends where it starts
+            (long_ago - timedelta(days=5), long_ago - timedelta(days=5)),
+        ],
+        NOW,
+    )
+    assert windows == [
+        (hour_floor(long_ago - timedelta(days=5)), hour_floor(long_ago - timedelta(days=5)) + HOUR),
+        (hour_floor(long_ago - timedelta(hours=3)), horizon),
+    ]
+    assert all(w[0].minute == w[1].minute == 0 for w in windows)
+
+
+def test_windows_are_whole_utc_hours_whatever_the_session_time_zone():
+    kolkata = timezone(timedelta(hours=5, minutes=30))
+    old = datetime(2026, 10, 1, 10, 45, tzinfo=kolkata)  # 05:15 UTC
+    windows = aggregate_refresh_windows([(old, old)], NOW.astimezone(kolkata))
+    assert windows == [(datetime(2026, 10, 1, 5, tzinfo=UTC), datetime(2026, 10, 1, 6, tzinfo=UTC))]
+
+
+def test_no_span_needs_an_explicit_refresh_inside_the_window():
+    assert aggregate_refresh_windows([(NOW - timedelta(days=20), NOW)], NOW) == []
+    assert aggregate_refresh_windows([], NOW) == []
+
+
+def test_the_policy_window_matches_the_timescale_migration():
+    migrations = Path(__file__).parents[2] / "ingest" / "migrations"
+    (timescale,) = migrations.glob("0002_*.timescale.sql")
+    assert (
+        f"start_offset => INTERVAL '{AGGREGATE_POLICY_WINDOW.days} days'" in timescale.read_text()
+    )
+
+
+@pytest.fixture
+def timescale_stand_in(db):
+    """storage_settings says timescaledb, and refresh_continuous_aggregate records its calls."""
+    (backend,) = db.execute("SELECT backend FROM storage_settings").fetchone()
+    db.execute("UPDATE storage_settings SET backend = %s", (TIMESCALE,))
+    db.execute(
+        "CREATE TABLE test_aggregate_refreshes (view regclass, window_start timestamptz, "
+        "window_end timestamptz)"
+    )
+    db.execute(
+        "CREATE PROCEDURE refresh_continuous_aggregate(v regclass, s timestamptz, e timestamptz) "
+        "LANGUAGE plpgsql AS $$ BEGIN "
+        "INSERT INTO test_aggregate_refreshes VALUES (v, s, e); COMMIT; END $$"
+    )
+    try:
+        yield
+    finally:
+        db.execute(
+            "DROP PROCEDURE refresh_continuous_aggregate(regclass, timestamptz, timestamptz)"
+        )
+        db.execute("DROP TABLE test_aggregate_refreshes")
+        db.execute("UPDATE storage_settings SET backend = %s", (backend,))
+
+
+def test_housekeeping_refreshes_the_aggregate_for_late_rows_in_autocommit(
+    db, store, patient, database_url, timescale_stand_in
+):
+    late = datetime.now(UTC).replace(microsecond=0) - timedelta(days=45)
+    recent = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    store.write(
+        [
+            classify(*patient.obs_message(patient.observations(3, start=late))),
+            classify(*patient.obs_message(patient.observations(3, first_seq=3, start=recent))),
+        ]
+    )
+    assert db.execute("SELECT count(*) FROM ingest_rollup_queue").fetchone()[0] == 1
+
+    def horizon() -> datetime:
+        return hour_floor(datetime.now(UTC) - AGGREGATE_POLICY_WINDOW + timedelta(days=1))
+
+    before = horizon()
+    housekeeper = Housekeeper(database_url)
+    housekeeper.run_once(retention=False)
+    housekeeper.stop()
+
+    assert housekeeper.healthy
+    ((view, start, end),) = db.execute(
+        "SELECT view::text, window_start, window_end FROM test_aggregate_refreshes"
+    ).fetchall()
+    assert (view, start) == ("observation_hourly", hour_floor(late))
+    assert end in {before, horizon()}  # the same unless the hour turned meanwhile
+    assert db.execute("SELECT count(*) FROM ingest_rollup_queue").fetchone()[0] == 0
+
+
+def test_a_failed_refresh_leaves_the_spans_queued(
+    db, store, patient, database_url, timescale_stand_in
+):
+    late = datetime.now(UTC).replace(microsecond=0) - timedelta(days=45)
+    store.write([classify(*patient.obs_message(patient.observations(3, start=late)))])
+    db.execute(
+        "CREATE OR REPLACE PROCEDURE refresh_continuous_aggregate(v regclass, s timestamptz, "
+        "e timestamptz) LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refresh failed'; END $$"
+    )
+
+    housekeeper = Housekeeper(database_url)
+    housekeeper.run_once(retention=False)
+    housekeeper.stop()
+
+    assert not housekeeper.healthy
+    assert db.execute("SELECT count(*) FROM ingest_rollup_queue").fetchone()[0] == 1
