@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 
 from ingest.failures import StoreFailure, classify_failure
+from ingest.storage_backend import stored_backend
 from telemon.database import DatabaseUnavailable, connect
 
 log = logging.getLogger(__name__)
@@ -90,12 +91,6 @@ def aggregate_refresh_windows(
 
 def _utc_hour(ts: datetime) -> datetime:
     return hour_floor(ts.astimezone(UTC))
-
-
-def stored_backend(conn: psycopg.Connection) -> str:
-    """The backend ``telemon migrate`` set the observations up with (storage_settings)."""
-    row = conn.execute("SELECT backend FROM storage_settings").fetchone()
-    return row[0] if row else "native"
 
 
 def refresh_rollups(conn: psycopg.Connection, *, backend: str) -> int:
@@ -180,7 +175,7 @@ class Housekeeper:
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = connect(self.database_url, autocommit=True)
-                self._backend = stored_backend(self._conn)
+                self._backend = stored_backend(self._conn) or "native"
             refresh_rollups(self._conn, backend=self._backend)
             if retention:
                 dropped = drop_expired(self._conn)

@@ -128,7 +128,7 @@ def read_server_facts(conn: psycopg.Connection) -> ServerFacts:
         preloaded=preloaded,
         licence=licence,
         installed_version=installed[0] if installed else None,
-        stored=_stored_backend(conn),
+        stored=stored_backend(conn),
     )
 
 
@@ -152,7 +152,8 @@ def _read_licence(conn: psycopg.Connection, *, created: bool) -> str | None:
         return None  # reported as "licence could not be read"
 
 
-def _stored_backend(conn: psycopg.Connection) -> Backend | None:
+def stored_backend(conn: psycopg.Connection) -> Backend | None:
+    """The backend ``telemon migrate`` set the observations up with; None before it ran."""
     if conn.execute("SELECT to_regclass('storage_settings')").fetchone()[0] is None:
         return None
     row = conn.execute("SELECT backend FROM storage_settings").fetchone()
