@@ -11,7 +11,7 @@ from typing import Annotated, ParamSpec
 
 import typer
 
-from telemon.config import Settings
+from telemon.config import SettingFileError, Settings
 from telemon.database import DatabaseUnavailable, connect
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
 
@@ -36,7 +36,7 @@ Speed = Annotated[
     float,
     typer.Option(min=1.0, help="Simulated seconds per real second while replaying the last days."),
 ]
-_EXPLAINED = (DatabaseUnavailable, BrokerUnavailable, ConfigurationError)
+_EXPLAINED = (DatabaseUnavailable, BrokerUnavailable, ConfigurationError, SettingFileError)
 
 
 def explained(function: Callable[P, None]) -> Callable[P, None]:
