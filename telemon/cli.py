@@ -11,6 +11,7 @@ from typing import Annotated, ParamSpec
 
 import typer
 
+from telemon.cohort import DemoRefused
 from telemon.config import SettingFileError, Settings
 from telemon.database import DatabaseUnavailable, connect
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
@@ -36,7 +37,13 @@ Speed = Annotated[
     float,
     typer.Option(min=1.0, help="Simulated seconds per real second while replaying the last days."),
 ]
-_EXPLAINED = (DatabaseUnavailable, BrokerUnavailable, ConfigurationError, SettingFileError)
+_EXPLAINED = (
+    DatabaseUnavailable,
+    BrokerUnavailable,
+    ConfigurationError,
+    SettingFileError,
+    DemoRefused,
+)
 
 
 def explained(function: Callable[P, None]) -> Callable[P, None]:
@@ -258,12 +265,19 @@ def sim(
     import signal
 
     from firmware_sim.fleet import SimulatedFleet
-    from telemon.cohort import DEMO_SERVICE_CENTRE_PHONE
+    from telemon.cohort import DEMO_SERVICE_CENTRE_PHONE, demo_cohort
     from telemon.demo import seed_demo_cohort, simulation_clock
+    from telemon.sim_login import FleetLoginError, fleet_login
 
     settings = Settings()
     _check_servers(settings)
     _configure_logging(log_level)
+    mqtt_url = _require(settings, "mqtt_url")
+    # Checked before seeding: a login that cannot publish would leave demo people and no data.
+    try:
+        login = fleet_login(mqtt_url, [p.gateway_code for p in demo_cohort(patients).patients])
+    except FleetLoginError as exc:
+        raise ConfigurationError(str(exc)) from None
     with connect(_require(settings, "database_url")) as conn:
         cohort, enrolled_at = seed_demo_cohort(
             conn, patients, settings.service_centre_phone or DEMO_SERVICE_CENTRE_PHONE
@@ -271,7 +285,8 @@ def sim(
     fleet_dir = state_dir or settings.data_dir / "gateways"
     fleet = SimulatedFleet(
         cohort,
-        mqtt_url=_require(settings, "mqtt_url"),
+        mqtt_url=login.broker_url,
+        gateway_passwords=login.gateway_passwords,
         state_dir=fleet_dir,
         clock=simulation_clock(fleet_dir, speed),
         enrolled_at=enrolled_at,
@@ -285,7 +300,7 @@ def sim(
         await fleet.run(stop)
 
     # The broker's address without the gateway's password, which the URL carries.
-    broker = BrokerAddress.parse(_require(settings, "mqtt_url"))
+    broker = BrokerAddress.parse(mqtt_url)
     typer.echo(f"{len(cohort.patients)} simulated patients publishing to {broker}")
     asyncio.run(run())
 
