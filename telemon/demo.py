@@ -31,7 +31,13 @@ from ingest.migrate import migrate_database
 from ingest.service import IngestService
 from telemon.acl import INGEST_USER, SERVER_USER, SERVICE_USERS, gateway_id_problem
 from telemon.background import BackgroundLoop
-from telemon.cohort import DEMO_SERVICE_CENTRE_PHONE, Cohort, demo_cohort, seed
+from telemon.cohort import (
+    DEMO_SERVICE_CENTRE_PHONE,
+    Cohort,
+    demo_cohort,
+    refuse_real_staff,
+    seed,
+)
 from telemon.config import Settings
 from telemon.database import connect
 from telemon.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
@@ -225,8 +231,12 @@ def run_logins(gateway_ids: list[str]) -> dict[str, str]:
 def seed_demo_cohort(
     conn: psycopg.Connection, patients: int, service_centre_phone: str
 ) -> tuple[Cohort, dict[str, datetime]]:
-    """The demo's people, with demo passwords; returns them and each patient's enrolment."""
+    """The demo's people, with demo passwords; returns them and each patient's enrolment.
+
+    Refuses (DemoRefused) a database that has staff of its own, before writing anything.
+    """
     cohort = demo_cohort(patients)
+    refuse_real_staff(conn, cohort)
     seed(
         conn,
         cohort,
