@@ -46,10 +46,11 @@ REVOKE INSERT, UPDATE, DELETE ON schema_migrations, storage_settings, metrics FR
 -- The audit trail is appended to and read, never changed (dashboard.audit).
 REVOKE UPDATE, DELETE ON audit_log FROM telemon_app;
 -- Observations are stored once and removed only by retention, whole partitions at a time
--- (telemon_apply_observation_retention below). On TimescaleDB a grant or revoke on the
--- hypertable reaches its chunks and its compressed hypertable, and new chunks copy the
--- hypertable's privileges: https://github.com/timescale/timescaledb/pull/3213 and /pull/3712
--- ("GRANT/REVOKE ALL IN SCHEMA" includes the chunks), docs: https://docs.timescale.com/use-timescale/latest/hypertables/
+-- (telemon_apply_observation_retention below). On TimescaleDB (2.5 and later) a grant or
+-- revoke on the hypertable, by name or ALL IN SCHEMA, reaches its chunks and its compressed
+-- hypertable, and new chunks copy the hypertable's privileges (timescale/timescaledb pull
+-- requests 2116, 3213 and 3712); inserting a row that needs a new chunk takes INSERT on the
+-- hypertable (https://docs.timescale.com/api/latest/hypertable/create_chunk/).
 REVOKE UPDATE, DELETE ON observations FROM telemon_app;
 REVOKE DELETE ON observation_hourly FROM telemon_app;
 
