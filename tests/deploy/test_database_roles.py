@@ -24,6 +24,7 @@ from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ingest.migrate import migrate
+from telemon.embedded import EmbeddedPostgres
 
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "10-roles.sh"
 
@@ -162,3 +163,30 @@ def test_compose_runs_migrate_as_the_owner_and_the_services_as_the_service_user(
     assert services["migrate"]["environment"]["TELEMON_DATABASE_URL"].startswith(owner)
     for name in ("ingest", "alerts", "dashboard"):
         assert services[name]["environment"]["TELEMON_DATABASE_URL"].startswith(app), name
+
+
+def test_a_migrating_role_that_cannot_create_telemon_app_is_told_what_to_do(
+    tmp_path: Path,
+) -> None:
+    # A server of its own: telemon_app exists on the shared one, and roles are cluster-wide.
+    server = EmbeddedPostgres(tmp_path / "pg", database="postgres")
+    admin_url = server.start()
+    try:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute("CREATE ROLE owner_without_createrole LOGIN")
+            admin.execute("CREATE DATABASE telemon OWNER owner_without_createrole")
+        owner_url = make_conninfo(admin_url, dbname="telemon", user="owner_without_createrole")
+        with psycopg.connect(owner_url) as owner:
+            with pytest.raises(errors.RaiseException) as refused:
+                migrate(owner)
+            assert "the role telemon_app does not exist" in str(refused.value)
+            assert "CREATE ROLE telemon_app NOLOGIN" in (refused.value.diag.message_hint or "")
+            # Nothing of 0012 stays half done; the migrations before it are kept.
+            applied = owner.execute("SELECT array_agg(version) FROM schema_migrations").fetchone()
+            assert 12 not in applied[0] and 1 in applied[0]
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute("CREATE ROLE telemon_app NOLOGIN")  # the documented pre-step
+        with psycopg.connect(owner_url) as owner:
+            assert migrate(owner).current_version >= 12
+    finally:
+        server.stop()
