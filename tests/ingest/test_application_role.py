@@ -103,9 +103,10 @@ def test_ingest_alerts_and_dashboard_work_as_the_application_role(
         == 0
     )
 
-    # Housekeeping as the service runs it: the rollup, then retention (nothing expired).
+    # Housekeeping as the service runs it (its own thread may have refreshed the rollup
+    # already): the rollup, then retention, with nothing expired.
     with psycopg.connect(app_url, autocommit=True) as conn:
-        assert refresh_rollups(conn) >= 1
+        refresh_rollups(conn)
         assert drop_expired(conn) == 0
     assert (
         db.execute(
@@ -125,12 +126,13 @@ def test_ingest_alerts_and_dashboard_work_as_the_application_role(
     try:
         assert engine.wait_listening()
         wait_for(lambda: engine.passes >= 1)
-        [(rule, severity)] = wait_for(
+        [(severity,)] = wait_for(
             lambda: db.execute(
-                "SELECT rule, severity FROM alerts WHERE patient_id = %s", (patient.patient_id,)
+                "SELECT severity FROM alerts WHERE patient_id = %s AND rule = 'spo2_low'",
+                (patient.patient_id,),
             ).fetchall()
         )
-        assert (rule, severity) == ("spo2_low", 2)
+        assert severity == 2
         # Healthy: no worker (the sender neither, on its own connection) failed.
         assert engine.health()[0], engine.health()
     finally:
