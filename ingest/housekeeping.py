@@ -129,11 +129,12 @@ def refresh_rollups(conn: psycopg.Connection, *, backend: str) -> int:
 
 
 def drop_expired(conn: psycopg.Connection) -> int:
-    """Apply the configured retention (storage_settings.retention); return partitions dropped."""
+    """Apply the configured retention (storage_settings.retention); return partitions dropped.
+
+    The database applies it (migration 0012): the services may not drop partitions themselves.
+    """
     with conn.transaction():
-        row = conn.execute(
-            "SELECT telemon_drop_expired_observations(now() - retention) FROM storage_settings"
-        ).fetchone()
+        row = conn.execute("SELECT telemon_apply_observation_retention()").fetchone()
     return row[0] if row else 0
 
 

@@ -18,8 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg import sql
 
 from alerts.engine import AlertsService
 from dashboard.accounts import set_password
@@ -49,6 +51,9 @@ from telemon.mqtt import BrokerAddress, probe
 ENROLLED_AGO = timedelta(days=6)
 REPLAYED = timedelta(days=5)
 DEMO_PASSWORD = "telemon-demo"
+# The embedded database's services connect as production's do: as a member of telemon_app, no
+# superuser and owner of nothing (docs/deployment.md, "Database roles").
+DEMO_SERVICE_ROLE = "telemon_demo_service"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +119,8 @@ def run_demo(
             cohort, enrolled_at = seed_demo_cohort(
                 conn, options.patients, settings.service_centre_phone or DEMO_SERVICE_CENTRE_PHONE
             )
+            if settings.database_url is None:
+                database_url = service_role_url(conn, database_url)
         broker = _broker(settings, cohort, services, say)
         settings = settings.model_copy(
             update={
@@ -256,6 +263,21 @@ def seed_demo_cohort(
         ).fetchall()
     )
     return cohort, enrolled_at
+
+
+def service_role_url(conn: psycopg.Connection, database_url: str) -> str:
+    """``database_url`` as the demo's service role, made on first use; the embedded server
+    trusts local logins, so it needs no password."""
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DEMO_SERVICE_ROLE,))
+    if exists.fetchone() is None:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN IN ROLE telemon_app").format(
+                sql.Identifier(DEMO_SERVICE_ROLE)
+            )
+        )
+    parts = urlsplit(database_url)
+    server = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{DEMO_SERVICE_ROLE}@{server}"))
 
 
 def simulation_clock(fleet_dir: Path, speed: float) -> CatchUpClock:

@@ -28,6 +28,8 @@ HEALTH_PORTS = {"ingest": 9464, "alerts": 9465, "dashboard": 8000}
 # Values for the variables compose.yaml requires, for `compose config`.
 DUMMY_ENV = {
     "POSTGRES_PASSWORD": "pg-secret",
+    "TELEMON_DB_OWNER_PASSWORD": "owner-secret",
+    "TELEMON_DB_APP_PASSWORD": "app-secret",
     "MQTT_INGEST_PASSWORD": "ingest-secret",
     "MQTT_SERVER_PASSWORD": "server-secret",
     "TELEMON_PUBLIC_URL": "https://telemon.example.org",
