@@ -145,8 +145,8 @@ def migrate_database(
         facts = read_server_facts(conn)
     _choose(facts, backend_setting)  # refuses an unusable backend before anything runs
     update = None
-    if facts.installed_version is not None and not timescaledb_missing(facts):
-        update = _update_extension(database_url, facts.installed_version)
+    if extension_update_due(facts):
+        update = _update_extension(database_url, facts.installed_version or "")
     with connect(database_url) as conn:
         report = migrate(
             conn,
@@ -162,6 +162,26 @@ def migrate_database(
         extension_update=update,
         server_messages=update.server_messages + report.server_messages,
     )
+
+
+def extension_update_due(facts: ServerFacts) -> bool:
+    """Whether the TimescaleDB extension of this database is older than the server's library.
+
+    Raises :class:`MigrationError` when it is and the migrating role may not update it: only
+    the extension's owner or a superuser may (https://www.postgresql.org/docs/16/sql-alterextension.html),
+    and until someone does, TimescaleDB refuses to work with the mismatched library."""
+    if facts.installed_version is None or timescaledb_missing(facts):
+        return False
+    if facts.available_version in (None, facts.installed_version):
+        return False
+    if not facts.may_update_extension:
+        raise MigrationError(
+            f"the timescaledb extension is at {facts.installed_version} and the server offers "
+            f"{facts.available_version}; this role may not update it. Run once as the "
+            "database's superuser, in a fresh session: ALTER EXTENSION timescaledb UPDATE; "
+            'then migrate again (docs/deployment.md, "Image versions")'
+        )
+    return True
 
 
 def _update_extension(database_url: str, old_version: str) -> ExtensionUpdate:

@@ -34,6 +34,11 @@ class ServerFacts:
     licence: str | None  # timescaledb.license as the loaded library reports it; None: unread
     installed_version: str | None  # pg_extension.extversion in this database
     stored: Backend | None  # storage_settings.backend of an existing install
+    # pg_available_extensions.default_version: what the server's library would update it to.
+    available_version: str | None = None
+    # ALTER EXTENSION needs the extension's owner or a superuser; a schema owner that is
+    # neither (docs/deployment.md, "Database roles") cannot run the update.
+    may_update_extension: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,14 +116,16 @@ def read_server_facts(conn: psycopg.Connection) -> ServerFacts:
     behind. That is tried only when the library is preloaded: without it, ``CREATE EXTENSION``
     can end the connection.
     """
-    available = (
-        conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
-        is not None
-    )
+    offered = conn.execute(
+        "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    available = offered is not None
     preload_setting = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
     preloaded = "timescaledb" in _library_names(preload_setting[0])
     installed = conn.execute(
-        "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+        "SELECT e.extversion, r.rolsuper OR pg_has_role(e.extowner, 'USAGE') "
+        "FROM pg_extension e, pg_roles r WHERE e.extname = 'timescaledb' "
+        "AND r.rolname = current_user"
     ).fetchone()
     licence = None
     if available and preloaded:
@@ -129,6 +136,8 @@ def read_server_facts(conn: psycopg.Connection) -> ServerFacts:
         licence=licence,
         installed_version=installed[0] if installed else None,
         stored=stored_backend(conn),
+        available_version=offered[0] if offered else None,
+        may_update_extension=bool(installed[1]) if installed else True,
     )
 
 

@@ -3,6 +3,7 @@ the server's messages shown, the compression layout keyed like the unique key (i
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import uuid
@@ -15,7 +16,13 @@ import pytest
 from psycopg import sql
 from pydantic import ValidationError
 
-from ingest.migrate import BackendUnusable, migrate, migrate_database
+from ingest.migrate import (
+    BackendUnusable,
+    MigrationError,
+    extension_update_due,
+    migrate,
+    migrate_database,
+)
 from ingest.storage_backend import (
     BackendChoice,
     ServerFacts,
@@ -298,3 +305,38 @@ def test_an_edited_applied_migration_is_refused_in_one_line(empty_database):
     assert result.returncode == 2
     assert "0011_compression_by_key was changed after it was applied" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+INSTALLED = dataclasses.replace(USABLE, installed_version="2.28.3", stored="timescaledb")
+
+
+@pytest.mark.parametrize(
+    ("facts", "due"),
+    [
+        (dataclasses.replace(INSTALLED, available_version="2.28.3"), False),  # up to date
+        (dataclasses.replace(INSTALLED, available_version="2.29.0"), True),  # after an image pull
+        (dataclasses.replace(USABLE, available_version="2.29.0"), False),  # not created yet
+        (dataclasses.replace(ABSENT, installed_version="2.28.3"), False),  # library gone
+    ],
+)
+def test_the_extension_is_updated_only_when_the_server_offers_a_newer_one(facts, due) -> None:
+    assert extension_update_due(facts) is due
+
+
+def test_a_role_that_may_not_update_the_extension_is_told_who_must() -> None:
+    """The schema's owner is not the extension's (docs/deployment.md, "Database roles"): after an
+    image pull, migrate stops with the one statement a superuser runs, instead of failing inside
+    TimescaleDB on a library that no longer matches."""
+    facts = dataclasses.replace(INSTALLED, available_version="2.29.0", may_update_extension=False)
+    with pytest.raises(MigrationError) as refused:
+        extension_update_due(facts)
+    message = str(refused.value)
+    assert "2.28.3" in message and "2.29.0" in message
+    assert "ALTER EXTENSION timescaledb UPDATE" in message and "superuser" in message
+
+
+def test_the_facts_name_the_servers_extension_version_and_who_may_update_it(db) -> None:
+    facts = read_server_facts(db)
+    # No TimescaleDB on this server: nothing installed, nothing offered, nothing to update.
+    assert facts.available_version is None and facts.installed_version is None
+    assert extension_update_due(facts) is False
