@@ -5,9 +5,10 @@ re-aggregated by every batch. The hours to refresh are queued in ``ingest_rollup
 batch transaction itself, so nothing is missed across a crash.
 
 On TimescaleDB the rollup is a continuous aggregate whose policy refreshes only its last 30 days:
-a late row older than that would stay out of it for good. Such spans are refreshed here with
-``refresh_continuous_aggregate``, which cannot run in a transaction block or a function, so it is
-called in autocommit, and the queued spans are deleted only after it has returned.
+a late row older than that would stay out of it for good. Such spans become windows in
+``rollup_late_windows``, handed over in the same transaction that takes them off the queue, and
+a TimescaleDB job of the schema's owner refreshes them (migration 0013): only the aggregate's
+owner may refresh it, and the services' role owns nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from psycopg import sql
 
 from ingest.failures import StoreFailure, classify_failure
 from ingest.storage_backend import stored_backend
@@ -37,10 +37,6 @@ AGGREGATE_POLICY_WINDOW = timedelta(days=30)
 # Spans this close to the window's start are refreshed here too: the policy runs every 15
 # minutes, and a span may have left its window by the time it runs.
 AGGREGATE_POLICY_MARGIN = timedelta(days=1)
-# https://docs.timescale.com/api/latest/continuous-aggregates/refresh_continuous_aggregate/
-# A procedure (CALL), refused inside a transaction block or a function; only buckets that fit
-# whole in [window_start, window_end) are refreshed, hence hour-aligned windows.
-_REFRESH_AGGREGATE = sql.SQL("CALL refresh_continuous_aggregate('observation_hourly', {}, {})")
 
 
 def hour_floor(ts: datetime) -> datetime:
@@ -96,8 +92,9 @@ def _utc_hour(ts: datetime) -> datetime:
 def refresh_rollups(conn: psycopg.Connection, *, backend: str) -> int:
     """Refresh the hourly rollup for every queued (patient, span); return buckets written.
 
-    ``conn`` must be in autocommit: on TimescaleDB the aggregate's refresh runs outside any
-    transaction block."""
+    On TimescaleDB, spans older than the aggregate's policy window are handed to the owner's
+    refresh job as hour-aligned windows (only buckets that fit whole in a window are refreshed:
+    https://docs.timescale.com/api/latest/continuous-aggregates/refresh_continuous_aggregate/)."""
     written = 0
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_ROLLUP_LOCK,))
@@ -105,26 +102,25 @@ def refresh_rollups(conn: psycopg.Connection, *, backend: str) -> int:
         queued = conn.execute(
             "SELECT id, patient_id, first_at, last_at FROM ingest_rollup_queue"
         ).fetchall()
-        ids = [row[0] for row in queued]
         spans = [row[1:] for row in queued]
         for (start, end), patients in group_rollup_ranges(spans).items():
             row = conn.execute(
                 "SELECT telemon_refresh_observation_hourly(%s, %s, %s)", (start, end, patients)
             ).fetchone()
             written += row[0] if row else 0
-        windows = []
         if backend == TIMESCALE:
             windows = aggregate_refresh_windows([(first, last) for _, first, last in spans], now)
-        if not windows:
-            conn.execute("DELETE FROM ingest_rollup_queue WHERE id = ANY(%s)", (ids,))
-            return written
-    for start, end in windows:
-        conn.execute(_REFRESH_AGGREGATE.format(sql.Literal(start), sql.Literal(end)))
-        log.info("rollup refreshed for late rows from %s to %s", start, end)
-    # Only now: a crash before this line leaves the spans queued and refreshes them again, and
-    # two workers may both refresh a span, which is harmless (a refresh is idempotent).
-    with conn.transaction():
-        conn.execute("DELETE FROM ingest_rollup_queue WHERE id = ANY(%s)", (ids,))
+            if windows:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "INSERT INTO rollup_late_windows (window_start, window_end) "
+                        "VALUES (%s, %s)",
+                        windows,
+                    )
+                log.info("late rows: %d window(s) queued for the aggregate's refresh", len(windows))
+        conn.execute(
+            "DELETE FROM ingest_rollup_queue WHERE id = ANY(%s)", ([row[0] for row in queued],)
+        )
     return written
 
 

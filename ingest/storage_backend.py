@@ -39,6 +39,8 @@ class ServerFacts:
     # ALTER EXTENSION needs the extension's owner or a superuser; a schema owner that is
     # neither (docs/deployment.md, "Database roles") cannot run the update.
     may_update_extension: bool = True
+    # shared_preload_libraries is shown only to superusers and members of pg_read_all_settings.
+    settings_readable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,11 @@ def timescaledb_missing(facts: ServerFacts) -> tuple[str, ...]:
     if not facts.available:
         return ("the timescaledb extension is not on this server (pg_available_extensions)",)
     missing = []
-    if not facts.preloaded:
+    if not facts.preloaded and not facts.settings_readable:
+        missing.append(
+            "this role may not read shared_preload_libraries (grant it pg_read_all_settings)"
+        )
+    elif not facts.preloaded:
         missing.append("timescaledb is not in shared_preload_libraries")
     if facts.preloaded and facts.licence is None:
         missing.append("its licence could not be read (timescaledb.license)")
@@ -120,13 +126,20 @@ def read_server_facts(conn: psycopg.Connection) -> ServerFacts:
         "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
     ).fetchone()
     available = offered is not None
-    preload_setting = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
-    preloaded = "timescaledb" in _library_names(preload_setting[0])
+    # pg_settings leaves out what this role may not read, where current_setting() would raise.
+    preload_setting = conn.execute(
+        "SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'"
+    ).fetchone()
     installed = conn.execute(
         "SELECT e.extversion, r.rolsuper OR pg_has_role(e.extowner, 'USAGE') "
         "FROM pg_extension e, pg_roles r WHERE e.extname = 'timescaledb' "
         "AND r.rolname = current_user"
     ).fetchone()
+    if preload_setting is not None:
+        preloaded = "timescaledb" in _library_names(preload_setting[0])
+    else:
+        # An extension that is installed and answers was loaded at the server's start.
+        preloaded = installed is not None
     licence = None
     if available and preloaded:
         licence = _read_licence(conn, created=installed is not None)
@@ -138,6 +151,7 @@ def read_server_facts(conn: psycopg.Connection) -> ServerFacts:
         stored=stored_backend(conn),
         available_version=offered[0] if offered else None,
         may_update_extension=bool(installed[1]) if installed else True,
+        settings_readable=preload_setting is not None,
     )
 
 

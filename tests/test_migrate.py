@@ -28,6 +28,7 @@ from ingest.storage_backend import (
     ServerFacts,
     choose_backend,
     read_server_facts,
+    timescaledb_missing,
 )
 from ingest.storage_policies import StoragePolicies, policy_changes
 from telemon.config import COMPRESSION_HORIZON_DAYS, Settings
@@ -340,3 +341,11 @@ def test_the_facts_name_the_servers_extension_version_and_who_may_update_it(db) 
     # No TimescaleDB on this server: nothing installed, nothing offered, nothing to update.
     assert facts.available_version is None and facts.installed_version is None
     assert extension_update_due(facts) is False
+
+
+def test_a_role_that_may_not_read_the_preload_setting_is_told_what_to_grant() -> None:
+    hidden = dataclasses.replace(NOT_PRELOADED, settings_readable=False)
+    assert timescaledb_missing(hidden) == (
+        "this role may not read shared_preload_libraries (grant it pg_read_all_settings)",
+    )
+    assert choose_backend(hidden, "auto").backend == "native"

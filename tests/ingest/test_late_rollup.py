@@ -1,9 +1,8 @@
 """Late rows older than the continuous aggregate's policy window still reach the hourly rollup.
 
 TimescaleDB does not run here. The choice of windows is a pure function, tested as such; the
-housekeeper's call is tested on the real server against a stand-in for Timescale's procedure
-with the same name and the same refusal: it COMMITs, which PostgreSQL refuses inside a
-transaction block ("invalid transaction termination"), as Timescale refuses its refresh there.
+housekeeper's hand-over of those windows to the owner's refresh job (``rollup_late_windows``,
+migration 0013) is tested on the real server with storage_settings saying timescaledb.
 """
 
 from datetime import UTC, datetime, timedelta, timezone
@@ -73,31 +72,18 @@ def test_the_policy_window_matches_the_timescale_migration():
 
 
 @pytest.fixture
-def timescale_stand_in(db):
-    """storage_settings says timescaledb, and refresh_continuous_aggregate records its calls."""
+def timescale_backend(db):
+    """storage_settings says timescaledb, as on a TimescaleDB install."""
     (backend,) = db.execute("SELECT backend FROM storage_settings").fetchone()
     db.execute("UPDATE storage_settings SET backend = %s", (TIMESCALE,))
-    db.execute(
-        "CREATE TABLE test_aggregate_refreshes (view regclass, window_start timestamptz, "
-        "window_end timestamptz)"
-    )
-    db.execute(
-        "CREATE PROCEDURE refresh_continuous_aggregate(v regclass, s timestamptz, e timestamptz) "
-        "LANGUAGE plpgsql AS $$ BEGIN "
-        "INSERT INTO test_aggregate_refreshes VALUES (v, s, e); COMMIT; END $$"
-    )
     try:
         yield
     finally:
-        db.execute(
-            "DROP PROCEDURE refresh_continuous_aggregate(regclass, timestamptz, timestamptz)"
-        )
-        db.execute("DROP TABLE test_aggregate_refreshes")
         db.execute("UPDATE storage_settings SET backend = %s", (backend,))
 
 
-def test_housekeeping_refreshes_the_aggregate_for_late_rows_in_autocommit(
-    db, store, patient, database_url, timescale_stand_in
+def test_housekeeping_hands_late_windows_to_the_owners_refresh_job(
+    db, store, patient, database_url, timescale_backend
 ):
     late = datetime.now(UTC).replace(microsecond=0) - timedelta(days=45)
     recent = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
@@ -118,27 +104,46 @@ def test_housekeeping_refreshes_the_aggregate_for_late_rows_in_autocommit(
     housekeeper.stop()
 
     assert housekeeper.healthy
-    ((view, start, end),) = db.execute(
-        "SELECT view::text, window_start, window_end FROM test_aggregate_refreshes"
+    # Only the late part: the recent hours are the policy's.
+    ((start, end),) = db.execute(
+        "SELECT window_start, window_end FROM rollup_late_windows"
     ).fetchall()
-    assert (view, start) == ("observation_hourly", hour_floor(late))
+    assert start == hour_floor(late)
     assert end in {before, horizon()}  # the same unless the hour turned meanwhile
     assert db.execute("SELECT count(*) FROM ingest_rollup_queue").fetchone()[0] == 0
 
 
-def test_a_failed_refresh_leaves_the_spans_queued(
-    db, store, patient, database_url, timescale_stand_in
+def test_a_failed_hand_over_leaves_the_spans_queued(
+    db, store, patient, database_url, timescale_backend
 ):
     late = datetime.now(UTC).replace(microsecond=0) - timedelta(days=45)
     store.write([classify(*patient.obs_message(patient.observations(3, start=late)))])
     db.execute(
-        "CREATE OR REPLACE PROCEDURE refresh_continuous_aggregate(v regclass, s timestamptz, "
-        "e timestamptz) LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refresh failed'; END $$"
+        "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'hand-over refused'; END $$"
     )
-
-    housekeeper = Housekeeper(database_url)
-    housekeeper.run_once(retention=False)
-    housekeeper.stop()
+    db.execute(
+        "CREATE TRIGGER test_refuse BEFORE INSERT ON rollup_late_windows "
+        "FOR EACH ROW EXECUTE FUNCTION test_refuse()"
+    )
+    try:
+        housekeeper = Housekeeper(database_url)
+        housekeeper.run_once(retention=False)
+        housekeeper.stop()
+    finally:
+        db.execute("DROP TRIGGER test_refuse ON rollup_late_windows")
+        db.execute("DROP FUNCTION test_refuse()")
 
     assert not housekeeper.healthy
     assert db.execute("SELECT count(*) FROM ingest_rollup_queue").fetchone()[0] == 1
+    assert db.execute("SELECT count(*) FROM rollup_late_windows").fetchone()[0] == 0
+
+
+def test_the_refresh_job_is_the_schema_owners_and_the_services_only_queue():
+    """The job's procedure refreshes and deletes; the services' role may insert, not delete."""
+    migrations = Path(__file__).parents[2] / "ingest" / "migrations"
+    (timescale,) = migrations.glob("0013_*.timescale.sql")
+    text = timescale.read_text()
+    assert "CALL refresh_continuous_aggregate('observation_hourly'" in text
+    assert "add_job('telemon_refresh_late_rollups'" in text
+    assert "REVOKE UPDATE, DELETE ON rollup_late_windows FROM telemon_app" in text
