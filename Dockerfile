@@ -4,7 +4,11 @@
 # platform (e.g. an arm64 server); the runtime stage receives only the finished virtualenv, so no
 # build tool, pip cache or source tree ends up in the image.
 
-FROM python:3.11-slim AS build
+# Pinned to the exact Python release and Debian release it was tested with (docs/deployment.md,
+# "Image versions"): a bare 3.11-slim moves to a new patch release and, some day, a new Debian.
+ARG PYTHON_IMAGE=python:3.11.15-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
@@ -23,7 +27,7 @@ COPY firmware_sim ./firmware_sim
 # A regular (not editable) install: the package and its data files are copied into the venv.
 RUN /opt/telemon/bin/pip install .
 
-FROM python:3.11-slim
+FROM ${PYTHON_IMAGE}
 # A fixed, unprivileged uid that owns nothing in the image but its home (the data directory).
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/telemon \
     --shell /usr/sbin/nologin telemon

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from ingest.failures import RETRY_DELAYS_S, StoreFailure, classify_failure
 from ingest.housekeeping import Housekeeper
 from ingest.inbound import ClearedStatus, ObservationMessage, StatusMessage, UnusableMessage
 from ingest.inbox import Delivery, Inbox
@@ -26,7 +27,6 @@ from ingest.store import Store, WriteResult, connect_store
 from ingest.subscriber import Subscriber
 from ingest.telemetry import IngestTelemetry
 from telemon.config import Settings
-from telemon.database import DatabaseUnavailable
 from telemon.mqtt import BrokerAddress, probe
 from telemon.ops_http import OpsServer
 
@@ -34,14 +34,12 @@ log = logging.getLogger(__name__)
 
 ROLLUP_INTERVAL_S = 5.0  # see ingest/housekeeping.py for why the rollup is not per batch
 RETENTION_INTERVAL_S = 3600.0
-RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 _KINDS = {
     ObservationMessage: "obs",
     StatusMessage: "status",
     UnusableMessage: "unusable",
     ClearedStatus: "cleared_status",
 }
-_UNREACHABLE = (psycopg.OperationalError, DatabaseUnavailable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +83,18 @@ class IngestService:
             queue_observations=lambda: self.inbox.depth[1],
             broker_up=lambda: float(self.subscriber.is_connected),
             database_up=lambda: float(self._database_up),
+            database_refusing=lambda: float(self._refused),
         )
         self.metrics_host = metrics_host
         self._metrics: OpsServer | None = None
         self._on_commit = on_commit
         self._store: Store | None = None
         self._database_up = False
+        # Why the last write failed, until one succeeds: /healthz says it.
+        self._failure: StoreFailure | None = None
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self._stop_deadline: float | None = None
+        self._stop_requested = threading.Event()
         self._housekeeper = Housekeeper(
             settings.database_url,
             rollup_interval=ROLLUP_INTERVAL_S,
@@ -139,6 +141,7 @@ class IngestService:
             return
         self._stopped = True
         self._stop_deadline = time.monotonic() + timeout
+        self._stop_requested.set()
         self.inbox.close()
         if self._writer.is_alive():
             self._writer.join(timeout)
@@ -195,7 +198,13 @@ class IngestService:
         broker = "connected" if self.subscriber.is_connected else "disconnected"
         database_up = self._database_up and self._housekeeper.healthy
         database = "up" if database_up else "down"
-        ok = self.subscriber.is_connected and database_up
+        failure = self._failure or self._housekeeper.failure
+        if failure is not None and failure.refused:  # by the writer's batch or the housekeeper
+            database = f"refusing writes ({failure.reason})"
+        elif failure is not None and not database_up:
+            database = f"down ({failure.reason})"
+        refused = failure is not None and failure.refused
+        ok = self.subscriber.is_connected and database_up and not refused
         return ok, f"{'ok' if ok else 'unhealthy'}: broker {broker}, database {database}"
 
     # --- the writer thread -------------------------------------------------------------------
@@ -223,27 +232,57 @@ class IngestService:
                     self.telemetry.store_errors.inc(kind="refused")
                     result = store.write_isolated(messages)
             except Exception as exc:
-                kind = _failure_kind(exc)
+                failure = classify_failure(exc)
                 # A deadlock or serialisation failure says nothing about the server's health.
-                self._database_up = kind != "connection"
-                self.telemetry.store_errors.inc(kind=kind)
+                self._database_up = failure.kind != "connection"
+                self.telemetry.store_errors.inc(kind=failure.kind)
                 self._drop_store_if_broken()
-                if self._past_deadline():
+                self._note_failure(failure, len(batch))
+                # Refused for want of resources, a retry before the deadline would fail alike.
+                if self._past_deadline() or (failure.refused and self._stop_deadline is not None):
                     log.error("giving up on %d unacknowledged messages at shutdown", len(batch))
                     return
-                delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
-                log.warning("batch write failed (%s); retrying in %.1f s", exc, delay)
-                time.sleep(delay)
+                delay = failure.delay(attempt)
+                log.warning("batch write failed (%s); retrying in %.1f s", failure.reason, delay)
+                self._sleep_unless_stopping(delay)
                 continue
             break
         committed_at = time.time()
         self._database_up = True
+        if self._refused:
+            log.info("the database accepts writes again after refusing them")
+        self._failure = None
         self.telemetry.commit_time.observe(time.perf_counter() - started)
         self.subscriber.ack(batch)
         self.telemetry.batch_latency.observe(time.monotonic() - batch[0].received_at)
         self._count(batch, result)
         if self._on_commit is not None:
             self._on_commit(CommittedBatch(batch, result, committed_at))
+
+    @property
+    def _refused(self) -> bool:
+        failure = self._failure
+        return failure is not None and failure.refused
+
+    def _note_failure(self, failure: StoreFailure, messages: int) -> None:
+        """Remember why the write failed; say it loudly once when the database starts refusing."""
+        if failure.refused and not self._refused:
+            log.error(
+                "the database refuses writes for want of resources (%s): %d messages stay "
+                "unacknowledged, no new work is taken, and the batch is tried again with a "
+                "back-off of up to %.0f s until an operator frees the resource",
+                failure.reason,
+                messages,
+                max(RETRY_DELAYS_S["resources"]),
+            )
+        self._failure = failure
+
+    def _sleep_unless_stopping(self, delay: float) -> None:
+        """Sleep ``delay``, cut short by a stop: a minute's back-off must not delay shutdown."""
+        if self._stop_deadline is None:
+            self._stop_requested.wait(delay)
+        else:
+            time.sleep(min(delay, max(0.0, self._stop_deadline - time.monotonic())))
 
     def _count(self, batch: list[Delivery], result: WriteResult) -> None:
         t = self.telemetry
@@ -269,11 +308,3 @@ class IngestService:
 
     def _past_deadline(self) -> bool:
         return self._stop_deadline is not None and time.monotonic() >= self._stop_deadline
-
-
-def _failure_kind(exc: Exception) -> str:
-    if isinstance(exc, psycopg.errors.TransactionRollback):
-        return "conflict"
-    if isinstance(exc, _UNREACHABLE):
-        return "connection"
-    return "unexpected"

@@ -3,10 +3,13 @@
 Observations are COPYed straight into ``observations``. A redelivered observation, known by
 (gateway, seq, measured_at), makes that COPY fail on the unique key; the batch is then written
 again through a temporary staging table and INSERT ... SELECT ... ON CONFLICT DO NOTHING, which
-counts it as a duplicate and stores it once. Conflict checking and the second copy cost
-PostgreSQL more than the insert itself, and redelivery is rare, so only batches that need it pay
-for them. Dead letters, gateway presence, the rollup queue and the
-NOTIFY to the alerts engine are written in the same transaction.
+counts it as a duplicate and stores it once. The retry is decided by the statement that failed,
+the COPY, never by the table the error names: on TimescaleDB the violation names a chunk
+(``_hyper_1_1_chunk``), and one against a compressed batch names no table at all.
+
+Conflict checking and the second copy cost PostgreSQL more than the insert itself, and
+redelivery is rare, so only batches that need it pay for them. Dead letters, gateway presence,
+the rollup queue and the NOTIFY to the alerts engine are written in the same transaction.
 """
 
 from __future__ import annotations
@@ -88,6 +91,12 @@ WITH inserted AS (
 )
 SELECT (SELECT count(*) FROM inserted), (SELECT coalesce(array_agg(patient_id), '{{}}') FROM queued)
 """
+
+
+class DuplicateObservations(Exception):
+    """The COPY into ``observations`` hit the unique key: some rows of the batch are stored
+    already. Only the COPY raises it, so a unique violation from any other statement of the
+    batch (devices, statuses, dead letters) is never mistaken for a redelivery."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +181,7 @@ class Store:
         while True:
             try:
                 return self._write(messages, ignore_duplicates=ignore_duplicates)
-            except psycopg.errors.UniqueViolation as exc:
-                if ignore_duplicates or not (exc.diag.table_name or "").startswith("observations"):
-                    raise
+            except DuplicateObservations:
                 ignore_duplicates = True
             except psycopg.errors.CheckViolation as exc:
                 # Retention dropped a partition this store remembered.
@@ -302,8 +309,11 @@ class Store:
 
     def _insert_all(self, plan: _Plan) -> tuple[int, list[int]]:
         """The common case: no duplicate, so every row is new and the plan knows the patients
-        and spans; a duplicate raises UniqueViolation and aborts the transaction."""
-        self._copy(COPY_OBSERVATIONS, plan.rows)
+        and spans; a duplicate raises DuplicateObservations and aborts the transaction."""
+        try:
+            self._copy(COPY_OBSERVATIONS, plan.rows)
+        except psycopg.errors.UniqueViolation as exc:  # SQLSTATE 23505, whatever the table
+            raise DuplicateObservations(str(exc)) from exc
         stored = len(plan.rows)
         patients = list(plan.spans)
         self.conn.execute(

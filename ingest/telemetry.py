@@ -90,6 +90,7 @@ class IngestTelemetry:
         queue_observations: Callable[[], float],
         broker_up: Callable[[], float],
         database_up: Callable[[], float],
+        database_refusing: Callable[[], float],
     ) -> None:
         self.messages = Counter(
             "telemon_ingest_messages_total",
@@ -112,7 +113,8 @@ class IngestTelemetry:
         self.batches = Counter("telemon_ingest_batches_total", "Batches committed.")
         self.store_errors = Counter(
             "telemon_ingest_store_errors_total",
-            "Failed batch writes, retried: connection, conflict, unexpected; refused: isolated.",
+            "Failed batch writes, retried: connection, conflict, resources (SQLSTATE class 53), "
+            "unexpected; refused: isolated.",
         )
         self._all = (
             self.messages,
@@ -133,6 +135,12 @@ class IngestTelemetry:
             Gauge("telemon_ingest_broker_connected", "1 when connected to the broker.", broker_up),
             Gauge(
                 "telemon_ingest_database_up", "1 when the last database write worked.", database_up
+            ),
+            Gauge(
+                "telemon_ingest_database_refusing",
+                "1 while the database refuses writes for want of resources (disk full, out of "
+                "memory, a configuration limit): messages wait unacknowledged.",
+                database_refusing,
             ),
         )
 

@@ -7,13 +7,19 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, ParamSpec
+from typing import TYPE_CHECKING, Annotated, ParamSpec
 
 import typer
+from pydantic import ValidationError
 
-from telemon.config import Settings
+from ingest.storage_backend import BackendUnusable
+from telemon.cohort import DemoRefused
+from telemon.config import SettingFileError, Settings
 from telemon.database import DatabaseUnavailable, connect
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
+
+if TYPE_CHECKING:
+    from ingest.migrate import MigrationReport
 
 app = typer.Typer(
     name="telemon",
@@ -36,7 +42,14 @@ Speed = Annotated[
     float,
     typer.Option(min=1.0, help="Simulated seconds per real second while replaying the last days."),
 ]
-_EXPLAINED = (DatabaseUnavailable, BrokerUnavailable, ConfigurationError)
+_EXPLAINED = (
+    DatabaseUnavailable,
+    BrokerUnavailable,
+    ConfigurationError,
+    BackendUnusable,
+    SettingFileError,
+    DemoRefused,
+)
 
 
 def explained(function: Callable[P, None]) -> Callable[P, None]:
@@ -56,6 +69,19 @@ def explained(function: Callable[P, None]) -> Callable[P, None]:
 def command(function: Callable[P, None]) -> Callable[P, None]:
     """Register a command whose expected failures print one clear line and exit 2."""
     return app.command()(explained(function))
+
+
+def _load_settings() -> Settings:
+    """The settings, or one line per refused value naming its variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"TELEMON_{'_'.join(str(part) for part in error['loc']).upper()}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from None
 
 
 def _require(settings: Settings, name: str) -> str:
@@ -85,28 +111,60 @@ def demo(
     """Run the whole platform locally on embedded defaults and print the dashboard URL."""
     from telemon.demo import DemoOptions, run_demo
 
-    settings = Settings()
+    settings = _load_settings()
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
     run_demo(settings, DemoOptions(patients=patients, speed=speed, duration=duration, port=port))
 
 
 @command
-def migrate() -> None:
-    """Create or upgrade the database schema, then exit."""
-    from ingest.migrate import migrate as apply
+def migrate(
+    migrations_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Apply the migrations in this directory instead of the installed ones "
+            "(to try a new migration on a copy of the database).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Create or upgrade the database schema, say which storage backend and why, then exit."""
+    from ingest.migrate import PACKAGED_MIGRATIONS, MigrationError, migrate_database
 
-    settings = Settings()
-    with connect(_require(settings, "database_url")) as conn:
-        report = apply(
-            conn,
+    settings = _load_settings()
+    try:
+        report = migrate_database(
+            _require(settings, "database_url"),
             retention=timedelta(days=settings.observation_retention_days),
             compress_after=timedelta(days=settings.compress_after_days),
+            backend_setting=settings.storage_backend,
+            source=migrations_dir or PACKAGED_MIGRATIONS,
         )
+    except MigrationError as exc:
+        raise ConfigurationError(str(exc)) from None
+    for line in migration_summary(report):
+        typer.echo(line)
+
+
+def migration_summary(report: MigrationReport) -> list[str]:
+    """What ``telemon migrate`` prints: backend and why, schema, policies, extension, server."""
     applied = ", ".join(report.applied) or "nothing new"
-    typer.echo(
-        f"schema at version {report.current_version} ({report.backend} storage); applied: {applied}"
-    )
+    lines = [
+        f"storage backend: {report.backend}; reason: {report.reason}",
+        f"schema at version {report.current_version} ({report.backend} storage); "
+        f"applied: {applied}",
+        "storage policies: " + ("; ".join(report.policy_changes) or "unchanged"),
+    ]
+    if report.extension_update is not None:
+        update = report.extension_update
+        lines.append(
+            f"timescaledb extension: {update.old_version} -> {update.new_version}"
+            if update.changed
+            else f"timescaledb extension: {update.new_version} (up to date)"
+        )
+    lines += [f"server {message}" for message in report.server_messages]
+    return lines
 
 
 @command
@@ -120,7 +178,7 @@ def dashboard(
     from dashboard.app import create_app
     from dashboard.server import uvicorn_config
 
-    settings = Settings()
+    settings = _load_settings()
     database_url = _require(settings, "database_url")
     connect(database_url).close()  # fail now, clearly, rather than on the first request
     config = uvicorn_config(
@@ -144,7 +202,7 @@ def ingest(
     """Store the gateways' observations; run several to share the load."""
     from ingest.service import IngestService
 
-    settings = Settings()
+    settings = _load_settings()
     _check_servers(settings)
     _configure_logging(log_level)
     IngestService(settings, client_id=client_id).run_forever()
@@ -175,7 +233,7 @@ def alerts(
         return
     from alerts.engine import AlertsService, Engine, system_clock
 
-    settings = Settings()
+    settings = _load_settings()
     _configure_logging(log_level)
     with connect(_require(settings, "database_url"), autocommit=True) as conn:
         if conn.execute("SELECT to_regclass('alert_rule_state') IS NULL").fetchone()[0]:
@@ -226,7 +284,7 @@ def replay(
     from alerts.protocol import parse_duration
     from alerts.replay_command import ReplayError, ReplayRequest, run_replay
 
-    settings = Settings()
+    settings = _load_settings()
     codes = [c.strip() for item in patients or () for c in item.split(",") if c.strip()]
     request = ReplayRequest(
         candidate=protocol,
@@ -258,12 +316,19 @@ def sim(
     import signal
 
     from firmware_sim.fleet import SimulatedFleet
-    from telemon.cohort import DEMO_SERVICE_CENTRE_PHONE
+    from telemon.cohort import DEMO_SERVICE_CENTRE_PHONE, demo_cohort
     from telemon.demo import seed_demo_cohort, simulation_clock
+    from telemon.sim_login import FleetLoginError, fleet_login
 
-    settings = Settings()
+    settings = _load_settings()
     _check_servers(settings)
     _configure_logging(log_level)
+    mqtt_url = _require(settings, "mqtt_url")
+    # Checked before seeding: a login that cannot publish would leave demo people and no data.
+    try:
+        login = fleet_login(mqtt_url, [p.gateway_code for p in demo_cohort(patients).patients])
+    except FleetLoginError as exc:
+        raise ConfigurationError(str(exc)) from None
     with connect(_require(settings, "database_url")) as conn:
         cohort, enrolled_at = seed_demo_cohort(
             conn, patients, settings.service_centre_phone or DEMO_SERVICE_CENTRE_PHONE
@@ -271,7 +336,8 @@ def sim(
     fleet_dir = state_dir or settings.data_dir / "gateways"
     fleet = SimulatedFleet(
         cohort,
-        mqtt_url=_require(settings, "mqtt_url"),
+        mqtt_url=login.broker_url,
+        gateway_passwords=login.gateway_passwords,
         state_dir=fleet_dir,
         clock=simulation_clock(fleet_dir, speed),
         enrolled_at=enrolled_at,
@@ -285,7 +351,7 @@ def sim(
         await fleet.run(stop)
 
     # The broker's address without the gateway's password, which the URL carries.
-    broker = BrokerAddress.parse(_require(settings, "mqtt_url"))
+    broker = BrokerAddress.parse(mqtt_url)
     typer.echo(f"{len(cohort.patients)} simulated patients publishing to {broker}")
     asyncio.run(run())
 

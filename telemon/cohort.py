@@ -128,6 +128,32 @@ def demo_cohort(patients: int = 12, gps: int = 3) -> Cohort:
     return Cohort(tuple(staff), tuple(people))
 
 
+class DemoRefused(RuntimeError):
+    """The demo would add its published logins to a database that is not the demo's own."""
+
+
+def refuse_real_staff(conn: psycopg.Connection, cohort: Cohort) -> None:
+    """Refuse a database whose staff are not all the demo's: a clinic's, most likely.
+
+    The demo's logins share one published password (telemon.demo.DEMO_PASSWORD): seeded beside
+    a clinic's staff, an "admin" anyone can sign in as would see every patient.
+    """
+    demo_staff = [member.username for member in cohort.staff]
+    others = [
+        row[0]
+        for row in conn.execute(
+            "SELECT username FROM staff WHERE username <> ALL(%s) ORDER BY username LIMIT 4",
+            (demo_staff,),
+        )
+    ]
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise DemoRefused(
+            f"the database has staff who are not the demo's ({shown}): the demo would add "
+            "logins with its published password beside them. Run it on a database of its own."
+        )
+
+
 def seed(
     conn: psycopg.Connection,
     cohort: Cohort,

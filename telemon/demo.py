@@ -18,8 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg import sql
 
 from alerts.engine import AlertsService
 from dashboard.accounts import set_password
@@ -27,11 +29,17 @@ from dashboard.app import create_app
 from dashboard.server import BackgroundServer
 from firmware_sim.clock import CatchUpClock
 from firmware_sim.fleet import SimulatedFleet, load_resume_points
-from ingest.migrate import migrate
+from ingest.migrate import migrate_database
 from ingest.service import IngestService
 from telemon.acl import INGEST_USER, SERVER_USER, SERVICE_USERS, gateway_id_problem
 from telemon.background import BackgroundLoop
-from telemon.cohort import DEMO_SERVICE_CENTRE_PHONE, Cohort, demo_cohort, seed
+from telemon.cohort import (
+    DEMO_SERVICE_CENTRE_PHONE,
+    Cohort,
+    demo_cohort,
+    refuse_real_staff,
+    seed,
+)
 from telemon.config import Settings
 from telemon.database import connect
 from telemon.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
@@ -43,6 +51,9 @@ from telemon.mqtt import BrokerAddress, probe
 ENROLLED_AGO = timedelta(days=6)
 REPLAYED = timedelta(days=5)
 DEMO_PASSWORD = "telemon-demo"
+# The embedded database's services connect as production's do: as a member of telemon_app, no
+# superuser and owner of nothing (docs/deployment.md, "Database roles").
+DEMO_SERVICE_ROLE = "telemon_demo_service"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,20 +104,23 @@ def run_demo(
             say(f"Starting embedded PostgreSQL in {pg.data_dir} ...")
             database_url = pg.start()
             services.callback(pg.stop)
+        report = migrate_database(
+            database_url,
+            retention=timedelta(days=settings.observation_retention_days),
+            compress_after=timedelta(days=settings.compress_after_days),
+            backend_setting=settings.storage_backend,
+        )
+        applied = ", ".join(report.applied) or "nothing new"
+        say(
+            f"Schema at version {report.current_version} ({report.backend} storage: "
+            f"{report.reason}); applied: {applied}"
+        )
         with connect(database_url) as conn:
-            report = migrate(
-                conn,
-                retention=timedelta(days=settings.observation_retention_days),
-                compress_after=timedelta(days=settings.compress_after_days),
-            )
-            applied = ", ".join(report.applied) or "nothing new"
-            say(
-                f"Schema at version {report.current_version} ({report.backend} storage); "
-                f"applied: {applied}"
-            )
             cohort, enrolled_at = seed_demo_cohort(
                 conn, options.patients, settings.service_centre_phone or DEMO_SERVICE_CENTRE_PHONE
             )
+            if settings.database_url is None:
+                database_url = service_role_url(conn, database_url)
         broker = _broker(settings, cohort, services, say)
         settings = settings.model_copy(
             update={
@@ -224,8 +238,12 @@ def run_logins(gateway_ids: list[str]) -> dict[str, str]:
 def seed_demo_cohort(
     conn: psycopg.Connection, patients: int, service_centre_phone: str
 ) -> tuple[Cohort, dict[str, datetime]]:
-    """The demo's people, with demo passwords; returns them and each patient's enrolment."""
+    """The demo's people, with demo passwords; returns them and each patient's enrolment.
+
+    Refuses (DemoRefused) a database that has staff of its own, before writing anything.
+    """
     cohort = demo_cohort(patients)
+    refuse_real_staff(conn, cohort)
     seed(
         conn,
         cohort,
@@ -245,6 +263,21 @@ def seed_demo_cohort(
         ).fetchall()
     )
     return cohort, enrolled_at
+
+
+def service_role_url(conn: psycopg.Connection, database_url: str) -> str:
+    """``database_url`` as the demo's service role, made on first use; the embedded server
+    trusts local logins, so it needs no password."""
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DEMO_SERVICE_ROLE,))
+    if exists.fetchone() is None:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN IN ROLE telemon_app").format(
+                sql.Identifier(DEMO_SERVICE_ROLE)
+            )
+        )
+    parts = urlsplit(database_url)
+    server = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{DEMO_SERVICE_ROLE}@{server}"))
 
 
 def simulation_clock(fleet_dir: Path, speed: float) -> CatchUpClock:

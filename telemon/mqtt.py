@@ -63,6 +63,12 @@ class BrokerAddress:
         return f"{scheme}://{user}{self.host}:{self.port}{query}"
 
 
+def without_login(url: str) -> str:
+    """``url`` with no username or password in it."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def with_login(url: str, username: str, password: str) -> str:
     """``url`` logging in as ``username`` (replacing any login it had), for TELEMON_MQTT_URL."""
     parts = urlsplit(url)

@@ -6,6 +6,8 @@
 #   make-passwd.sh gateway ID...   add gateways, each with a new password; the MQTT username of a
 #                                  gateway IS its gateway id (deploy/mosquitto/acl)
 #   make-passwd.sh remove NAME...  delete users, e.g. a returned gateway
+#   make-passwd.sh permissions     only set the owner and mode of passwd and acl (after a git pull
+#                                  that rewrote acl; every command above does it too)
 #
 # New passwords are printed once, on stdout, as KEY=VALUE lines: the server ones go in the .env
 # file beside compose.yaml, a gateway's TELEMON_MQTT_URL in that gateway's /etc/telemon/gateway.env.
@@ -13,16 +15,22 @@
 #   docker compose kill -s HUP mqtt
 #
 # Environment: MOSQUITTO_PASSWD_FILE (default: passwd beside this script, which compose mounts),
-# MQTT_PUBLIC_HOST (the broker's host name as gateways reach it, only for the printed URL).
+# MOSQUITTO_ACL_FILE (default: acl beside this script), MQTT_PUBLIC_HOST (the broker's host name
+# as gateways reach it, only for the printed URL), MOSQUITTO_IMAGE (see compose.yaml).
 # Uses mosquitto_passwd from the host if installed, else from the broker's image through docker:
 # installing Debian's mosquitto package on the server would also start a second broker.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 file="${MOSQUITTO_PASSWD_FILE:-$here/passwd}"
+acl_file="${MOSQUITTO_ACL_FILE:-$here/acl}"
 public_host="${MQTT_PUBLIC_HOST:-mqtt.example.org}"
-# Group of the mosquitto user in the eclipse-mosquitto image: the broker reads the password file
-# only after dropping root, so it needs group read; nobody else may read the hashes.
+# The image compose.yaml runs (keep the two in step), for hosts without mosquitto_passwd.
+mosquitto_image="${MOSQUITTO_IMAGE:-eclipse-mosquitto:2.0.22}"
+# uid and gid of the mosquitto user in the eclipse-mosquitto image. The broker reads the password
+# and ACL files after dropping root, as that user, and Mosquitto 2.0 warns that future versions
+# will refuse either file unless it belongs to that user and group and nobody else may read it.
+broker_uid=1883
 broker_gid=1883
 
 # The file is never world-readable, not even between its creation and the chmod below.
@@ -44,7 +52,7 @@ run_passwd() {
     if command -v mosquitto_passwd >/dev/null 2>&1; then
         mosquitto_passwd "${flags[@]}" "$file" "$@"
     else
-        docker run --rm -v "$(dirname "$file"):/pw" "${MOSQUITTO_IMAGE:-eclipse-mosquitto:2}" \
+        docker run --rm -v "$(dirname "$file"):/pw" "$mosquitto_image" \
             mosquitto_passwd "${flags[@]}" "/pw/$(basename "$file")" "$@"
     fi
 }
@@ -70,16 +78,21 @@ check_gateway_id() {
     [[ $1 != ingest && $1 != server ]] || die "'$1' is a server user, not a gateway id"
 }
 
-# Owner read/write, broker group read (see broker_gid); chgrp needs root or membership of the group.
-fix_permissions() {
-    chmod 0640 "$file"
-    if ! chgrp "$broker_gid" "$file" 2>/dev/null; then
-        echo "make-passwd.sh: could not chgrp $broker_gid $file: run it as root," \
+# Read and write for the broker's user only (see broker_uid), as Mosquitto asks. chown needs root.
+restrict_to_broker() {
+    chmod 0600 "$1"
+    if ! chown "$broker_uid:$broker_gid" "$1" 2>/dev/null; then
+        echo "make-passwd.sh: could not chown $broker_uid:$broker_gid $1: run it as root," \
             "or the broker cannot read the file" >&2
     fi
 }
 
-[[ $# -ge 1 ]] || die "usage: make-passwd.sh server | gateway ID... | remove NAME..."
+fix_permissions() {
+    if [[ -e $file ]]; then restrict_to_broker "$file"; fi
+    restrict_to_broker "$acl_file"
+}
+
+[[ $# -ge 1 ]] || die "usage: make-passwd.sh server | gateway ID... | remove NAME... | permissions"
 command=$1
 shift
 case $command in
@@ -105,9 +118,13 @@ remove)
     [[ -e $file ]] || die "no password file at $file"
     for user in "$@"; do run_passwd -D -- "$user"; done
     ;;
+permissions)
+    [[ $# -eq 0 ]] || die "usage: make-passwd.sh permissions"
+    ;;
 *)
-    die "unknown command '$command' (server, gateway or remove)"
+    die "unknown command '$command' (server, gateway, remove or permissions)"
     ;;
 esac
 fix_permissions
-echo "make-passwd.sh: updated $file; reload a running broker: docker compose kill -s HUP mqtt" >&2
+echo "make-passwd.sh: updated $file and $acl_file;" \
+    "reload a running broker: docker compose kill -s HUP mqtt" >&2

@@ -102,12 +102,27 @@ def test_the_table_of_needs_is_what_the_code_reads() -> None:
     [(variable, service) for variable, services in NEEDS.items() for service in services],
 )
 def test_each_service_that_needs_a_secret_gets_it(variable: str, service: str) -> None:
-    environment = SERVICES[service].get("environment", {})
-    assert variable in environment, f"{service} {NEEDS[variable][service]}: give it {variable}"
+    assert gets(SERVICES[service], variable), (
+        f"{service} {NEEDS[variable][service]}: give it {variable} or {variable}_FILE"
+    )
+
+
+def gets(service: dict, variable: str) -> bool:
+    """The variable itself, or its ``_FILE`` form naming a Docker secret the service is granted."""
+    environment = service.get("environment", {})
+    granted = {f"/run/secrets/{name}" for name in service.get("secrets", [])}
+    return variable in environment or environment.get(f"{variable}_FILE") in granted
 
 
 def test_secrets_go_to_no_service_that_does_not_need_them() -> None:
     # The SMS credentials stay with the services that talk to Twilio.
     for variable in ("TELEMON_TWILIO_AUTH_TOKEN", "TELEMON_STATUS_TOKEN"):
-        given = {name for name, s in SERVICES.items() if variable in s.get("environment", {})}
+        given = {name for name, s in SERVICES.items() if gets(s, variable)}
         assert given == set(NEEDS[variable]), variable
+
+
+def test_the_signing_key_is_a_docker_secret_of_the_services_that_sign() -> None:
+    given = {name for name, s in SERVICES.items() if gets(s, "TELEMON_SECRET_KEY")}
+    assert given == {"alerts", "dashboard"}
+    for name in given:
+        assert "TELEMON_SECRET_KEY" not in SERVICES[name]["environment"], "not in the environment"

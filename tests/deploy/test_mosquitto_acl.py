@@ -61,8 +61,14 @@ def _spare_port() -> int:
 
 
 def _make_passwords(passwd: Path) -> dict[str, str]:
-    """Run the shipped make-passwd.sh and read the new passwords from its KEY=VALUE output."""
-    env = {**os.environ, "MOSQUITTO_PASSWD_FILE": str(passwd)}
+    """Run the shipped make-passwd.sh and read the new passwords from its KEY=VALUE output.
+
+    The script also restricts the ACL file it is given: a byte-identical copy of the shipped one
+    beside ``passwd``, so that the checkout's own file keeps its owner.
+    """
+    acl = passwd.parent / "acl"
+    shutil.copyfile(MOSQUITTO_DIR / "acl", acl)
+    env = {**os.environ, "MOSQUITTO_PASSWD_FILE": str(passwd), "MOSQUITTO_ACL_FILE": str(acl)}
     script = str(MOSQUITTO_DIR / "make-passwd.sh")
     run = [
         subprocess.run(
@@ -89,7 +95,7 @@ def _test_conf(port: int, tmp: Path) -> str:
     rewrites = {
         r"^listener 1883$": f"listener {port} 127.0.0.1",
         r"^password_file .*$": f"password_file {tmp / 'passwd'}",
-        r"^acl_file .*$": f"acl_file {MOSQUITTO_DIR / 'acl'}",
+        r"^acl_file .*$": f"acl_file {tmp / 'acl'}",  # the shipped acl, copied by _make_passwords
         r"^persistence_location .*$": f"persistence_location {tmp}/",
     }
     for pattern, replacement in rewrites.items():
