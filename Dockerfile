@@ -16,6 +16,10 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/telemon
 WORKDIR /src
+# The locked versions first, each file checked against its hash (scripts/lock refreshes them):
+# a layer that changes only when the lock does.
+COPY requirements/server.txt ./requirements/server.txt
+RUN /opt/telemon/bin/pip install --require-hashes -r requirements/server.txt
 # Only what `pip install .` needs (.dockerignore keeps the rest out of the build context).
 COPY pyproject.toml README.md ./
 COPY telemon ./telemon
@@ -25,7 +29,7 @@ COPY alerts ./alerts
 COPY dashboard ./dashboard
 COPY firmware_sim ./firmware_sim
 # A regular (not editable) install: the package and its data files are copied into the venv.
-RUN /opt/telemon/bin/pip install .
+RUN /opt/telemon/bin/pip install --no-deps .
 
 FROM ${PYTHON_IMAGE}
 # A fixed, unprivileged uid that owns nothing in the image but its home (the data directory).
