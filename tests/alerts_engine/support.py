@@ -166,15 +166,3 @@ def events(db: psycopg.Connection, alert_id: int) -> list[str]:
         (alert_id,),
     ).fetchall()
     return [row[0] for row in rows]
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 15.0) -> object:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout} s")

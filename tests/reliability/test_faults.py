@@ -32,8 +32,8 @@ from telemon.embedded import EmbeddedPostgres, free_port
 from tests.alerts_engine import support as engine_support
 from tests.brokers import MosquittoProcess
 from tests.fakes import FakeTwilio, Reply, fake_twilio  # noqa: F401
-from tests.ingest.conftest import _enroll as enroll
-from tests.mqtt_helpers import Collector, received_seqs, wait_until
+from tests.ingest.support import enroll_patient as enroll
+from tests.mqtt_helpers import Collector, received_seqs
 from tests.notify import support as notify_support
 from tests.reliability.faults_support import (
     REPO,
@@ -49,6 +49,7 @@ from tests.reliability.faults_support import (
     tally,
     terminate,
 )
+from tests.waiting import wait_until
 
 SEED = 9  # the number: change it to explore other kill points
 
