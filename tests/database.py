@@ -22,3 +22,10 @@ def truncate_data(conn: psycopg.Connection) -> None:
             sql.SQL(", ").join(sql.Identifier(t) for t in tables)
         )
     )
+
+
+def scalar(conn: psycopg.Connection, query: str, *params: object) -> object:
+    """The one value ``query`` selects (a count, most often)."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, query
+    return row[0]

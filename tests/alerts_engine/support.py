@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -109,17 +107,6 @@ def set_quiet_hours(db: psycopg.Connection, staff_id: int, start: time, end: tim
         "UPDATE staff SET quiet_hours_start = %s, quiet_hours_end = %s WHERE id = %s",
         (start, end, staff_id),
     )
-
-
-def http_status(url: str) -> int:
-    """The HTTP status ``url`` answers with; 0 when nobody answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 def acknowledge(db: psycopg.Connection, episode_id: int, staff_id: int, clock: ManualClock) -> None:

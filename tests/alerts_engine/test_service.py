@@ -20,10 +20,10 @@ from tests.alerts_engine.support import (
     Cohort,
     add_readings,
     alerts,
-    http_status,
     notifications,
 )
 from tests.fakes import FakeTwilio
+from tests.http import http_status
 from tests.waiting import wait_until
 
 
