@@ -20,6 +20,7 @@ from ingest.migrate import migrate
 from telemon.database import DatabaseUnavailable, connect
 from telemon.embedded import EmbeddedBroker, EmbeddedPostgres
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
+from tests.database import truncate_data
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
@@ -61,24 +62,6 @@ def db(database_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         truncate_data(conn)
         yield conn
-
-
-def truncate_data(conn: psycopg.Connection) -> None:
-    conn.execute("SELECT telemon_drop_expired_observations('infinity')")
-    conn.execute("TRUNCATE observation_hourly")
-    tables = [
-        row[0]
-        for row in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT IN "
-            "('schema_migrations', 'metrics', 'storage_settings') "
-            "AND tablename NOT LIKE 'observations\\_%'"
-        )
-    ]
-    conn.execute(
-        sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
-            sql.SQL(", ").join(sql.Identifier(t) for t in tables)
-        )
-    )
 
 
 @pytest.fixture(scope="session")

@@ -66,14 +66,6 @@ class Collector:
         raise TimeoutError(f"condition not met within {timeout} s; got {len(self.snapshot())}")
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 20, message: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(message or "condition not met")
-        time.sleep(0.05)
-
-
 def received_seqs(messages: list[mqtt.MQTTMessage], gateway_id: str) -> list[int]:
     """The sequence numbers of ``gateway_id``'s observations in ``messages``, in arrival order."""
     obs_topic = topic(gateway_id, Channel.OBS)

@@ -15,7 +15,7 @@ import pytest
 
 from telemon.demo import DEMO_PASSWORD
 from telemon.mqtt import BrokerAddress
-from tests.conftest import truncate_data
+from tests.database import truncate_data
 from tests.mqtt_clients import BrokerLogins, Client
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -111,17 +109,6 @@ def set_quiet_hours(db: psycopg.Connection, staff_id: int, start: time, end: tim
     )
 
 
-def http_status(url: str) -> int:
-    """The HTTP status ``url`` answers with; 0 when nobody answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
-
-
 def acknowledge(db: psycopg.Connection, episode_id: int, staff_id: int, clock: ManualClock) -> None:
     """What the dashboard does when a clinician takes charge of an episode."""
     with db.transaction():
@@ -166,15 +153,3 @@ def events(db: psycopg.Connection, alert_id: int) -> list[str]:
         (alert_id,),
     ).fetchall()
     return [row[0] for row in rows]
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 15.0) -> object:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout} s")

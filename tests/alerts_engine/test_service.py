@@ -20,11 +20,11 @@ from tests.alerts_engine.support import (
     Cohort,
     add_readings,
     alerts,
-    http_status,
     notifications,
-    wait_for,
 )
 from tests.fakes import FakeTwilio
+from tests.http import http_status
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def service(settings: Settings, clock: ManualClock) -> Iterator[AlertsService]:
     )
     service.start()
     assert service.wait_listening()
-    wait_for(lambda: service.passes >= 1)  # the full pass at start
+    wait_until(lambda: service.passes >= 1)  # the full pass at start
     yield service
     service.stop()
 
@@ -51,13 +51,13 @@ def test_notified_readings_open_an_alert_and_each_recipient_gets_one_sms(
         add_readings(
             db, cohort.patient, "spo2", [(clock() - timedelta(minutes=minutes), value)], notify=True
         )
-        wait_for(lambda passes=passes: service.passes > passes)
+        wait_until(lambda passes=passes: service.passes > passes)
         clock.advance(timedelta(minutes=1))
-    [alert] = wait_for(lambda: alerts(db, rule="spo2_low"))
+    [alert] = wait_until(lambda: alerts(db, rule="spo2_low"))
     assert alert["severity"] == 2
 
     fake_twilio.wait_for_posts(2)
-    wait_for(lambda: all(n["status"] == "sent" for n in notifications(db)))
+    wait_until(lambda: all(n["status"] == "sent" for n in notifications(db)))
     # More notifications and passes change nothing: each recipient was texted exactly once.
     add_readings(db, cohort.patient, "spo2", [(clock() - timedelta(seconds=30), 90)], notify=True)
     service.request_full_pass()

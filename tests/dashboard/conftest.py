@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,8 +21,8 @@ from dashboard.app import create_app
 from dashboard.bands import protocols
 from telemon.config import Settings
 from telemon.metrics import METRICS
+from tests.dashboard.support import PASSWORD
 
-PASSWORD = "correct-horse-battery"
 # What the engine needs to queue SMS: no Twilio, so they wait in the outbox.
 ENGINE_SETTINGS = Settings(public_url="http://testserver", language="en")
 
@@ -260,14 +259,3 @@ def app(database_url: str):
 def client(app) -> Iterator[TestClient]:
     with TestClient(app, follow_redirects=False) as client:
         yield client
-
-
-def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
-    """Sign in; returns the session's CSRF token."""
-    page = client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    response = client.post(
-        "/login", data={"username": username, "password": password, "csrf_token": token}
-    )
-    assert response.status_code == 303, response.text
-    return client.get("/api/me").json()["csrf_token"]

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from dashboard.server import BackgroundServer
 from telemon.embedded import free_port
-from tests.dashboard.conftest import PASSWORD
+from tests.dashboard.support import PASSWORD
 
 
 @contextmanager

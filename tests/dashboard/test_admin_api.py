@@ -6,7 +6,8 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from dashboard.bands import protocols
-from tests.dashboard.conftest import World, login
+from tests.dashboard.conftest import World
+from tests.dashboard.support import login
 
 
 def test_admin_creates_users_changes_roles_and_ends_their_sessions(

@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 
 from dashboard.accounts import MAX_FAILED_LOGINS, authenticate, set_password
 from dashboard.app import create_app
-from tests.dashboard.conftest import PASSWORD, World, login
+from tests.dashboard.conftest import World
+from tests.dashboard.support import PASSWORD, login
 
 
 def _login_form(client: TestClient) -> str:

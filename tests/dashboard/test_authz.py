@@ -7,7 +7,8 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from dashboard.authz import current_user, signed_in
-from tests.dashboard.conftest import World, login
+from tests.dashboard.conftest import World
+from tests.dashboard.support import login
 
 ROLES = {"gp": "dr.rossi", "nurse": "nurse.greco", "admin": "admin", "anonymous": None}
 # Who may see each seeded patient: "own" is dr.rossi's in centre A, "other_gp" dr.bianchi's in

@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dashboard.models import BIDI_CONTROLS
-from tests.dashboard.conftest import World, login
+from tests.dashboard.conftest import World
+from tests.dashboard.support import login
 from tests.dashboard.test_security_inputs import NEW_PATIENT, NEW_STAFF, _fill, _state
 
 RLO = "\u202e"

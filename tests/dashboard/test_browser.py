@@ -17,7 +17,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from dashboard.app import create_app
 from dashboard.server import BackgroundServer
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.dashboard.conftest import PASSWORD, SCENARIOS, World, add_readings, evaluate
+from tests.dashboard.conftest import SCENARIOS, World, add_readings, evaluate
+from tests.dashboard.support import PASSWORD
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 

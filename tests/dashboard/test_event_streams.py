@@ -22,7 +22,8 @@ from dashboard.app import create_app
 from dashboard.server import BackgroundServer
 from dashboard.streams import MAX_STREAMS_PER_USER, StreamRegistry
 from telemon.embedded import free_port
-from tests.dashboard.conftest import World, login
+from tests.dashboard.conftest import World
+from tests.dashboard.support import login
 
 # Generous: the stream rechecks its session at every poll (0.2 s here, 1 s by default).
 ENDS_WITHIN = 5.0

@@ -7,7 +7,8 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
-from tests.dashboard.conftest import SCENARIOS, World, login
+from tests.dashboard.conftest import SCENARIOS, World
+from tests.dashboard.support import login
 
 
 def test_patient_resource(client: TestClient, world: World) -> None:

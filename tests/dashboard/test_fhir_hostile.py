@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from dashboard.app import create_app
 from dashboard.fhir import EARLIEST, LATEST, SearchError, parse_search
-from tests.dashboard.conftest import World, login
+from tests.dashboard.conftest import World
+from tests.dashboard.support import login
 
 PREFIXES = ("", "eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
 PUBLIC_URL = "https://telemon.example.it"

@@ -15,7 +15,8 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from dashboard.accounts import MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS
-from tests.dashboard.conftest import PASSWORD, World
+from tests.dashboard.conftest import World
+from tests.dashboard.support import PASSWORD
 from tests.dashboard.test_security_bruteforce import _post_login
 
 ADDRESS = "203.0.113.70"

@@ -14,7 +14,8 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from dashboard.accounts import MAX_FAILED_LOGINS, MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS
-from tests.dashboard.conftest import PASSWORD, World
+from tests.dashboard.conftest import World
+from tests.dashboard.support import PASSWORD
 from tests.dashboard.test_security_bruteforce import _post_login, _signed_in
 
 CLINIC = "203.0.113.50"  # the NAT address every PC of one clinic is seen from

@@ -10,7 +10,8 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from alerts.lifecycle import finding_transition, open_finding
-from tests.dashboard.conftest import World, add_readings, evaluate, login
+from tests.dashboard.conftest import World, add_readings, evaluate
+from tests.dashboard.support import login
 
 
 def _form_csrf(html: str) -> str:

@@ -11,7 +11,8 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from dashboard.accounts import MIN_PASSWORD_LENGTH
-from tests.dashboard.conftest import PASSWORD, World, login
+from tests.dashboard.conftest import World
+from tests.dashboard.support import PASSWORD, login
 from tests.dashboard.test_security_bruteforce import _post_login
 
 NEW = "a-password-of-my-own"

@@ -25,8 +25,8 @@ from telemon.config import Settings
 from telemon.findings import evidence_in
 from telemon.gsm7 import gsm7_length, is_gsm7
 from telemon.metrics import METRICS_BY_ID
-from tests.conftest import truncate_data
-from tests.dashboard.conftest import login
+from tests.dashboard.support import login
+from tests.database import truncate_data
 from tests.engine_made import EngineMade, replay_demo
 from tests.readable import raw_codes, visible_text
 

@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from fastapi.testclient import TestClient
 
-from tests.dashboard.conftest import PASSWORD, World, _password_hash, login, open_red_finding
+from tests.dashboard.conftest import World, _password_hash, open_red_finding
+from tests.dashboard.support import PASSWORD, login
 from tests.dashboard.test_security_routes import Endpoint, endpoints
 
 ADDRESS = "198.51.100.23"

@@ -19,7 +19,8 @@ from dashboard.accounts import (
     authenticate,
 )
 from dashboard.authz import SESSION_COOKIE
-from tests.dashboard.conftest import PASSWORD, World
+from tests.dashboard.conftest import World
+from tests.dashboard.support import PASSWORD
 
 ADDRESS = "203.0.113.7"  # the TestClient's own "testclient" is no IP: the throttle needs one
 

@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 
 from dashboard.app import create_app
 from dashboard.authz import SESSION_COOKIE
-from tests.dashboard.conftest import PASSWORD, World, login
+from tests.dashboard.conftest import World
+from tests.dashboard.support import PASSWORD, login
 from tests.dashboard.test_security_routes import endpoints
 
 USERS = {"gp": "dr.rossi", "nurse": "nurse.greco", "admin": "admin"}

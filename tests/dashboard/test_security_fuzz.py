@@ -21,7 +21,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
 from dashboard.authz import PERMISSIONS
-from tests.dashboard.conftest import World, _password_hash, login
+from tests.dashboard.conftest import World, _password_hash
+from tests.dashboard.support import login
 from tests.dashboard.test_security_routes import endpoints
 
 MAX_EXAMPLES = 25  # per operation and generation mode: about 30 s per role

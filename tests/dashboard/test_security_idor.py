@@ -11,7 +11,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.dashboard.conftest import World, login
+from tests.dashboard.conftest import World
+from tests.dashboard.support import login
 from tests.dashboard.test_security_routes import endpoints
 
 USERS = {"gp": "dr.rossi", "nurse": "nurse.greco", "admin": "admin"}

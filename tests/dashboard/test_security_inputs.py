@@ -14,7 +14,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.dashboard.conftest import World, login
+from tests.dashboard.conftest import World
+from tests.dashboard.support import login
 
 NEW_STAFF = {
     "username": "nurse.new",

@@ -12,7 +12,8 @@ from dashboard.app import create_app
 from dashboard.authz import SESSION_COOKIE
 from dashboard.routes.auth import LANGUAGE_COOKIE, LOGIN_CSRF_COOKIE
 from dashboard.sessions import ABSOLUTE_TIMEOUT
-from tests.dashboard.conftest import PASSWORD, World, login
+from tests.dashboard.conftest import World
+from tests.dashboard.support import PASSWORD, login
 
 
 def _login_response(client: TestClient, username: str):

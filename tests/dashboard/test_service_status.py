@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from dashboard.app import create_app
 from dashboard.routes.status import bearer_matches
 from telemon.mqtt import BrokerAddress
-from tests.dashboard.conftest import World, login
+from tests.dashboard.conftest import World
+from tests.dashboard.support import login
 
 STATUS_TOKEN = "status-probe-token-0123456789"
 BROKER_USER, BROKER_PASSWORD = "server", "s3cret-broker-pw"

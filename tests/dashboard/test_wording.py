@@ -18,7 +18,8 @@ from dashboard import charts
 from dashboard.i18n import EVENTS, event_label, translator
 from dashboard.models import CallOutcome, Point, Series
 from telemon.findings import evidence_json
-from tests.dashboard.conftest import World, login
+from tests.dashboard.conftest import World
+from tests.dashboard.support import login
 from tests.evidence_examples import REASONS, spo2_low
 from tests.readable import RAW, visible_text
 

@@ -21,7 +21,8 @@ from telemon.observation import Observation
 from telemon.payload import GatewayConfig, GatewayStatus, PairedDevice
 from telemon.topics import Channel, topic
 from tests.brokers import MosquittoProcess
-from tests.mqtt_helpers import Collector, received_seqs, wait_until
+from tests.mqtt_helpers import Collector, received_seqs
+from tests.waiting import wait_until
 
 T0 = datetime.now(UTC) - timedelta(hours=1)
 

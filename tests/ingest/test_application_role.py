@@ -21,8 +21,8 @@ from dashboard.accounts import set_password
 from dashboard.app import create_app
 from ingest.housekeeping import drop_expired, refresh_rollups
 from telemon.config import Settings
-from tests.dashboard.conftest import login
-from tests.ingest.conftest import Enrolled
+from tests.dashboard.support import login
+from tests.ingest.support import Enrolled
 
 PASSWORD = "an application role test"
 NURSE = "nurse.approle"

@@ -10,10 +10,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from ingest.inbound import classify
-
-
-def _count(db, query, *params):
-    return db.execute(query, params).fetchone()[0]
+from tests.database import scalar
 
 
 def _rename_partitions_like_chunks(db: psycopg.Connection) -> list[str]:
@@ -40,8 +37,8 @@ def test_a_redelivery_into_a_partition_not_named_observations_is_a_duplicate(db,
     again = store.write([message])
 
     assert (again.stored, again.duplicates, again.rejected_total) == (0, 50, 0)
-    assert _count(db, "SELECT count(*) FROM observations") == 50
-    assert _count(db, "SELECT count(*) FROM dead_letters") == 0
+    assert scalar(db, "SELECT count(*) FROM observations") == 50
+    assert scalar(db, "SELECT count(*) FROM dead_letters") == 0
 
 
 def test_a_message_mixing_stored_and_new_observations_stores_the_new_ones(
@@ -61,9 +58,9 @@ def test_a_message_mixing_stored_and_new_observations_stores_the_new_ones(
     # Retained status messages of other tests' gateways on this broker are dead letters of
     # their own: count ours only.
     ours = "SELECT count(*) FROM dead_letters WHERE gateway_code = %s"
-    assert _count(db, ours, patient.gateway_code) == 0
+    assert scalar(db, ours, patient.gateway_code) == 0
     assert service.telemetry.rejects.value(reason="store_error") == 0
-    assert _count(db, "SELECT count(DISTINCT seq) FROM observations") == 100
+    assert scalar(db, "SELECT count(DISTINCT seq) FROM observations") == 100
 
 
 def test_a_unique_violation_outside_the_observations_copy_is_not_taken_for_a_duplicate(
@@ -84,4 +81,4 @@ def test_a_unique_violation_outside_the_observations_copy_is_not_taken_for_a_dup
             raise AssertionError("a unique violation on devices was swallowed")
     finally:
         db.execute("DROP INDEX test_one_device_kind_per_gateway")
-    assert _count(db, "SELECT count(*) FROM observations") == 1
+    assert scalar(db, "SELECT count(*) FROM observations") == 1

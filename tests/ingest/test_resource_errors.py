@@ -5,8 +5,6 @@ table, a role whose connection limit is reached, and ``RAISE ... USING ERRCODE``
 """
 
 import time
-import urllib.error
-import urllib.request
 
 import psycopg
 import pytest
@@ -15,18 +13,8 @@ from ingest.failures import classify_failure
 from ingest.housekeeping import Housekeeper
 from ingest.inbound import classify
 from telemon.database import DatabaseUnavailable, connect
-
-
-def _count(db, query, *params):
-    return db.execute(query, params).fetchone()[0]
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+from tests.database import scalar
+from tests.http import local_get
 
 
 def _server_error(db: psycopg.Connection, condition: str) -> psycopg.Error:
@@ -99,10 +87,12 @@ def test_a_full_disk_is_refused_with_its_reason_and_nothing_is_lost(
         port = service.metrics_port
         broker.publish_all([patient.obs_message(patient.observations(20))])
 
-        status, text = wait_for(lambda: (r := _get(port, "/healthz"))[1].count("refusing") and r)
+        status, text = wait_for(
+            lambda: (r := local_get(port, "/healthz"))[1].count("refusing") and r
+        )
         assert status == 503
         assert "refusing writes (53100 DiskFull: could not extend file" in text
-        _, metrics = _get(port, "/metrics")
+        _, metrics = local_get(port, "/metrics")
         assert "telemon_ingest_database_refusing 1" in metrics
         # Tried again with a back-off, never dead-lettered, never acknowledged.
         wait_for(lambda: service.telemetry.store_errors.value(kind="resources") >= 2)
@@ -110,15 +100,15 @@ def test_a_full_disk_is_refused_with_its_reason_and_nothing_is_lost(
         assert service.observations_stored == 0
         assert service.telemetry.rejects.value(reason="store_error") == 0
         ours = "SELECT count(*) FROM dead_letters WHERE gateway_code = %s"
-        assert _count(db, ours, patient.gateway_code) == 0
+        assert scalar(db, ours, patient.gateway_code) == 0
     finally:
         _remove_disk_full(db)
 
     wait_for(lambda: service.observations_stored == 20, timeout=30)
-    assert _count(db, "SELECT count(*) FROM observations") == 20
-    assert _count(db, ours, patient.gateway_code) == 0
-    assert _get(port, "/healthz") == (200, "ok: broker connected, database up\n")
-    assert "telemon_ingest_database_refusing 0" in _get(port, "/metrics")[1]
+    assert scalar(db, "SELECT count(*) FROM observations") == 20
+    assert scalar(db, ours, patient.gateway_code) == 0
+    assert local_get(port, "/healthz") == (200, "ok: broker connected, database up\n")
+    assert "telemon_ingest_database_refusing 0" in local_get(port, "/metrics")[1]
 
 
 def test_a_batch_refused_at_shutdown_is_left_to_the_next_session_and_stored_then(
@@ -141,7 +131,7 @@ def test_a_batch_refused_at_shutdown_is_left_to_the_next_session_and_stored_then
     successor = start_ingest(client_id=service.client_id)
     wait_for(lambda: successor.observations_stored == 20, timeout=30)
     ours = "SELECT count(*) FROM dead_letters WHERE gateway_code = %s"
-    assert _count(db, ours, patient.gateway_code) == 0
+    assert scalar(db, ours, patient.gateway_code) == 0
 
 
 def test_housekeeping_refused_for_want_of_resources_keeps_the_rollup_queued(
@@ -162,7 +152,7 @@ def test_housekeeping_refused_for_want_of_resources_keeps_the_rollup_queued(
         housekeeper.run_once(retention=False)
         assert housekeeper.failure is not None and housekeeper.failure.refused
         assert housekeeper.failure.reason.startswith("53100 DiskFull: could not extend file")
-        assert _count(db, "SELECT count(*) FROM ingest_rollup_queue") == 1
+        assert scalar(db, "SELECT count(*) FROM ingest_rollup_queue") == 1
     finally:
         db.execute("DROP TRIGGER test_rollup_disk_full ON observation_hourly")
         db.execute("DROP FUNCTION test_rollup_disk_full()")
@@ -170,5 +160,5 @@ def test_housekeeping_refused_for_want_of_resources_keeps_the_rollup_queued(
     housekeeper.run_once(retention=False)
     housekeeper.stop()
     assert housekeeper.healthy
-    assert _count(db, "SELECT count(*) FROM ingest_rollup_queue") == 0
-    assert _count(db, "SELECT sum(count) FROM observation_hourly") == 5
+    assert scalar(db, "SELECT count(*) FROM ingest_rollup_queue") == 0
+    assert scalar(db, "SELECT sum(count) FROM observation_hourly") == 5

@@ -1,25 +1,13 @@
 """The service end to end on the real broker and database."""
 
 import json
-import urllib.error
-import urllib.request
 
 import psycopg
 
 from ingest.notify import CHANNEL, parse_notification
 from telemon.payload import GatewayStatus, offline_will
-
-
-def _count(db, query, *params):
-    return db.execute(query, params).fetchone()[0]
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+from tests.database import scalar
+from tests.http import local_get
 
 
 def test_messages_are_stored_rejected_counted_and_exposed(
@@ -39,24 +27,27 @@ def test_messages_are_stored_rejected_counted_and_exposed(
     wait_for(lambda: len(db.execute(ours, codes).fetchall()) == 2)
     wait_for(lambda: service.observations_stored + service.duplicates_ignored == 60)
     assert (service.observations_stored, service.duplicates_ignored) == (50, 10)
-    assert _count(db, "SELECT count(*) FROM observations") == 50
+    assert scalar(db, "SELECT count(*) FROM observations") == 50
     assert db.execute(ours, codes).fetchall() == [("malformed_json",), ("unknown_gateway",)]
     # Other tests' gateways on this broker may add dead letters of their own.
     assert service.messages_rejected >= 2
 
-    status, text = _get(service.metrics_port, "/metrics")
+    status, text = local_get(service.metrics_port, "/metrics")
     assert status == 200
     assert 'telemon_ingest_observations_total{outcome="stored"} 50' in text
     assert 'telemon_ingest_rejects_total{reason="malformed_json"}' in text
     assert "telemon_ingest_commit_seconds_count" in text
     assert "telemon_ingest_queue_observations 0" in text
-    assert _get(service.metrics_port, "/healthz") == (200, "ok: broker connected, database up\n")
+    assert local_get(service.metrics_port, "/healthz") == (
+        200,
+        "ok: broker connected, database up\n",
+    )
 
 
 def test_healthz_is_503_when_the_broker_is_gone(start_ingest, wait_for):
     service = start_ingest()
     service.subscriber.stop()
-    _, text = wait_for(lambda: (r := _get(service.metrics_port, "/healthz"))[0] == 503 and r)
+    _, text = wait_for(lambda: (r := local_get(service.metrics_port, "/healthz"))[0] == 503 and r)
     assert "broker disconnected" in text
 
 
@@ -70,7 +61,7 @@ def test_new_observations_are_notified_after_commit(
         notes = []
         wait_for(lambda: notes.extend(listener.notifies(timeout=0.2, stop_after=1)) or notes)
     assert parse_notification(notes[0].payload) == [patient.patient_id]
-    assert _count(db, "SELECT count(*) FROM observations") == 5
+    assert scalar(db, "SELECT count(*) FROM observations") == 5
 
 
 def test_hourly_rollup_is_refreshed_by_housekeeping(db, patient, start_ingest, broker, wait_for):
@@ -82,7 +73,7 @@ def test_hourly_rollup_is_refreshed_by_housekeeping(db, patient, start_ingest, b
         "SELECT patient_id, sum(count), min(min) FROM observation_hourly GROUP BY patient_id"
     ).fetchall()
     assert rows == [(patient.patient_id, 30, 95.0)]
-    assert _count(db, "SELECT count(*) FROM ingest_rollup_queue") == 0
+    assert scalar(db, "SELECT count(*) FROM ingest_rollup_queue") == 0
 
 
 def test_status_updates_presence_and_the_last_will_marks_offline(
@@ -136,7 +127,7 @@ def test_status_of_an_unknown_gateway_is_dead_lettered(db, start_ingest, broker,
     status = GatewayStatus(gateway_id="gw-nobody-knows", state="online")
     broker.publish_all([("telemon/v1/gw/gw-nobody-knows/status", status.encode())])
     wait_for(
-        lambda: _count(
+        lambda: scalar(
             db,
             "SELECT count(*) FROM dead_letters WHERE gateway_code = 'gw-nobody-knows' "
             "AND reason = 'unknown_gateway'",
@@ -163,7 +154,7 @@ def test_devices_are_registered_only_from_readings_that_are_stored(
 
     wait_for(
         lambda: (
-            _count(
+            scalar(
                 db,
                 "SELECT count(*) FROM dead_letters WHERE gateway_code = %s "
                 "AND reason = 'patient_not_paired'",
@@ -172,7 +163,7 @@ def test_devices_are_registered_only_from_readings_that_are_stored(
             == 3
         )
     )
-    wait_for(lambda: _count(db, "SELECT count(*) FROM observations") == 1)
+    wait_for(lambda: scalar(db, "SELECT count(*) FROM observations") == 1)
     devices = db.execute(
         "SELECT address FROM devices WHERE gateway_id = %s", (mine.gateway_id,)
     ).fetchall()

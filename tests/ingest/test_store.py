@@ -9,10 +9,7 @@ import psycopg
 from ingest.deadletters import MAX_STORED_PAYLOAD, STORE_ERROR
 from ingest.inbound import classify
 from ingest.notify import CHANNEL, parse_notification
-
-
-def _count(db, query, *params):
-    return db.execute(query, params).fetchone()[0]
+from tests.database import scalar
 
 
 def test_observations_are_stored_once_and_redelivery_counts_as_duplicates(db, store, patient):
@@ -37,7 +34,7 @@ def test_unknown_device_of_a_known_gateway_is_registered_on_first_sight(db, stor
         (patient.gateway_id,),
     ).fetchone()
     assert kind == "blood_pressure"
-    assert _count(db, "SELECT count(*) FROM observations WHERE device_id = %s", device_id) == 3
+    assert scalar(db, "SELECT count(*) FROM observations WHERE device_id = %s", device_id) == 3
 
 
 def test_unknown_gateway_goes_to_dead_letters_whole(db, store, enroll):
@@ -146,7 +143,7 @@ def test_a_message_the_database_refuses_is_isolated_as_a_dead_letter(db, store, 
     else:
         raise AssertionError("PostgreSQL accepted a NUL character in jsonb")
     assert (result.stored, dict(result.rejected)) == (2, {STORE_ERROR: 1})
-    assert _count(db, "SELECT count(*) FROM dead_letters WHERE reason = %s", STORE_ERROR) == 1
+    assert scalar(db, "SELECT count(*) FROM dead_letters WHERE reason = %s", STORE_ERROR) == 1
 
 
 def test_partitions_are_created_for_old_and_new_weeks_and_rollup_is_queued(db, store, patient):
@@ -156,7 +153,7 @@ def test_partitions_are_created_for_old_and_new_weeks_and_rollup_is_queued(db, s
         classify(*patient.obs_message(patient.observations(2, first_seq=2))),
     ]
     assert store.write(messages).stored == 4
-    assert _count(db, "SELECT count(*) FROM ingest_rollup_queue") == 1
+    assert scalar(db, "SELECT count(*) FROM ingest_rollup_queue") == 1
     first_at, last_at = db.execute("SELECT first_at, last_at FROM ingest_rollup_queue").fetchone()
     assert first_at == old and last_at > old + timedelta(days=300)
 
@@ -191,5 +188,5 @@ def test_a_message_twice_in_one_new_batch_is_stored_once(db, store, patient):
     result = store.write([message, message])
     assert (result.stored, result.duplicates) == (20, 20)
     assert result.patient_ids == {patient.patient_id}
-    assert _count(db, "SELECT count(*) FROM observations") == 20
-    assert _count(db, "SELECT count(*) FROM ingest_rollup_queue") == 1
+    assert scalar(db, "SELECT count(*) FROM observations") == 20
+    assert scalar(db, "SELECT count(*) FROM ingest_rollup_queue") == 1

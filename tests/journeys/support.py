@@ -144,27 +144,6 @@ def device_time(measurement: SimulatedMeasurement) -> datetime:
     return measurement.measured_at.replace(microsecond=0)
 
 
-def wait_until(
-    condition: Callable[[], object],
-    timeout: float,
-    what: str,
-    *,
-    state: Callable[[], object] | None = None,
-    poll: float = 0.05,
-) -> object:
-    """``condition()`` once truthy; on timeout the error says ``what`` and, to tell why, the
-    ``state()`` of things then."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            seen = f"; {state()}" if state is not None else ""
-            raise TimeoutError(f"{what}: not within {timeout:g} s{seen}")
-        time.sleep(poll)
-
-
 def server_settings(database_url: str, mqtt_url: str, twilio: FakeTwilio) -> Settings:
     return Settings(
         database_url=database_url,

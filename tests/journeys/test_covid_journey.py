@@ -34,7 +34,7 @@ from dashboard.i18n import translator
 from firmware_sim.clock import CatchUpClock
 from telemon.demo import DEMO_PASSWORD
 from telemon.metrics import METRICS
-from tests.conftest import truncate_data
+from tests.database import truncate_data
 from tests.fakes import FakeTwilio
 from tests.journeys.conftest import private_broker
 from tests.journeys.support import (
@@ -51,8 +51,8 @@ from tests.journeys.support import (
     real_elapsed_wall,
     red_crossing,
     server_settings,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

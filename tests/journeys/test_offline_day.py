@@ -32,7 +32,7 @@ from telemon.mqtt import BrokerAddress, new_client
 from telemon.mqtt import connect as mqtt_connect
 from telemon.topics import Channel, topic
 from tests.brokers import MosquittoProcess
-from tests.conftest import truncate_data
+from tests.database import truncate_data
 from tests.fakes import FakeTwilio
 from tests.journeys.support import (
     LEAD_IN,
@@ -45,8 +45,8 @@ from tests.journeys.support import (
     real_elapsed_wall,
     red_crossing,
     server_settings,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,6 @@ from alerts.notify import (
 from alerts.notify.callbacks import next_status
 from telemon.config import Settings
 from tests.fakes import FakeTwilio, Reply
-from tests.mqtt_helpers import wait_until
 from tests.notify.conftest import SenderFactory
 from tests.notify.support import (
     PUBLIC_URL,
@@ -31,6 +30,7 @@ from tests.notify.support import (
     open_red_episodes,
     queue_duty_phone_sms,
 )
+from tests.waiting import wait_until
 
 
 @pytest.fixture

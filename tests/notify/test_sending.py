@@ -13,7 +13,6 @@ from alerts.notify.sender import RetryPolicy
 from telemon.config import Settings
 from telemon.metrics import METRICS
 from tests.fakes import FakeTwilio, Reply
-from tests.mqtt_helpers import wait_until
 from tests.notify.conftest import SenderFactory
 from tests.notify.support import (
     DUTY_PHONE,
@@ -33,6 +32,7 @@ from tests.notify.support import (
     queue_duty_phone_sms,
     raise_finding,
 )
+from tests.waiting import wait_until
 
 
 def test_a_red_episode_sends_one_sms_to_the_gp_and_one_to_the_duty_phone(

@@ -26,8 +26,8 @@ from gateway.identity import GatewayIdentity
 from gateway.outbox import Outbox
 from gateway.uplink import Uplink
 from tests.fakes import FakeTwilio
-from tests.ingest.conftest import Enrolled
-from tests.mqtt_helpers import wait_until
+from tests.ingest.support import Enrolled
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -32,8 +32,9 @@ from telemon.embedded import EmbeddedPostgres, free_port
 from tests.alerts_engine import support as engine_support
 from tests.brokers import MosquittoProcess
 from tests.fakes import FakeTwilio, Reply, fake_twilio  # noqa: F401
-from tests.ingest.conftest import _enroll as enroll
-from tests.mqtt_helpers import Collector, received_seqs, wait_until
+from tests.http import http_status
+from tests.ingest.support import enroll_patient as enroll
+from tests.mqtt_helpers import Collector, received_seqs
 from tests.notify import support as notify_support
 from tests.reliability.faults_support import (
     REPO,
@@ -49,6 +50,7 @@ from tests.reliability.faults_support import (
     tally,
     terminate,
 )
+from tests.waiting import wait_until
 
 SEED = 9  # the number: change it to explore other kill points
 
@@ -436,7 +438,7 @@ def test_an_alerts_engine_that_cannot_evaluate_reports_unhealthy_and_says_why(
         wait_until(lambda: "MessageTooLongError" in log.read_text() or engine.poll() is not None)
         # Unable to evaluate anyone, it must say so, and keep retrying rather than give up.
         health = f"http://127.0.0.1:{port}/healthz"
-        wait_until(lambda: engine_support.http_status(health) == 503, timeout=10)
+        wait_until(lambda: http_status(health) == 503, timeout=10)
         alive = engine.poll() is None
     finally:
         terminate(engine)
