@@ -46,10 +46,6 @@ class OutboxStats:
     evicted: int
 
 
-class OutboxFull(RuntimeError):
-    pass
-
-
 class Outbox:
     """Append observations (numbering them), read the oldest, remove what was acknowledged.
 

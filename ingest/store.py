@@ -215,9 +215,6 @@ class Store:
                 total.rejected[STORE_ERROR] += 1
         return total
 
-    def forget_partitions(self) -> None:
-        self._partitions.forget()
-
     def _write(self, messages: Sequence[Inbound], *, ignore_duplicates: bool) -> WriteResult:
         observations = [m for m in messages if isinstance(m, ObservationMessage)]
         weeks: set[int] = set()
