@@ -7,15 +7,19 @@ a server.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+import pytest_asyncio
+from bumble.link import LocalLink
 from psycopg import sql
 
+from gateway.ble import radio
 from ingest.migrate import migrate
 from telemon.database import DatabaseUnavailable, connect
 from telemon.embedded import EmbeddedBroker, EmbeddedPostgres
@@ -85,3 +89,21 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "telemon-data"
     path.mkdir()
     return path
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def link() -> AsyncIterator[LocalLink]:
+    """A bumble radio link between simulated devices and the gateway's central, which is also
+    the default radio for code that opens a central of its own. Ask for it before any fixture
+    that starts devices: torn down after them, the central stays up while they stop."""
+    link = LocalLink()
+    radio.set_default_radio(link)
+    try:
+        yield link
+    finally:
+        await radio.close_central(link)
+        radio.set_default_radio(None)
+    # A clean shutdown leaves nothing running behind: no bumble task outlives its devices.
+    await asyncio.sleep(0)
+    leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    assert not leftovers, leftovers

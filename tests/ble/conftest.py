@@ -7,32 +7,14 @@ talk to the peripherals created on it, and nothing leaks between tests.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest_asyncio
 from bumble.link import LocalLink
 
-from gateway.ble import radio
-
 from .peripherals import SimulatedPeripheral
 
 PeripheralFactory = Callable[..., Awaitable[SimulatedPeripheral]]
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def link() -> AsyncIterator[LocalLink]:
-    link = LocalLink()
-    radio.set_default_radio(link)
-    try:
-        yield link
-    finally:
-        await radio.close_central(link)
-        radio.set_default_radio(None)
-    # A clean shutdown leaves nothing running behind: no bumble task outlives its devices.
-    await asyncio.sleep(0)
-    leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-    assert not leftovers, leftovers
 
 
 @pytest_asyncio.fixture(loop_scope="function")

@@ -21,7 +21,7 @@ from bumble.link import LocalLink
 from firmware_sim.devices import SimulatedDevice, make_device
 from firmware_sim.physiology import SimulatedMeasurement
 from firmware_sim.physiology_devices import DeviceKind as ModelKind
-from gateway.ble import BumbleClient, BumbleScanner, radio
+from gateway.ble import BumbleClient, BumbleScanner
 from gateway.devices import PROFILES, Backoff, ManagerOptions, WatchdogPolicy
 from gateway.identity import GatewayIdentity
 from gateway.pairing import PairingTable
@@ -121,16 +121,6 @@ class Gateway:
 
 def kind_of(device: SimulatedDevice) -> str:
     return {v: k for k, v in MODEL_KIND.items()}[device.kind]
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def link() -> AsyncIterator[LocalLink]:
-    # Requested before `make`, so torn down after it: devices stop while the central is up.
-    link = LocalLink()
-    try:
-        yield link
-    finally:
-        await radio.close_central(link)
 
 
 DeviceFactory = Callable[..., Awaitable[SimulatedDevice]]

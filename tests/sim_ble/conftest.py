@@ -3,7 +3,6 @@ patient model whose measurements they deliver."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -16,24 +15,10 @@ from firmware_sim.physiology import PatientModel, PatientProfile, SimulatedMeasu
 from firmware_sim.physiology_conditions import Condition
 from firmware_sim.physiology_devices import DeviceKind
 from firmware_sim.scenarios import get_scenario
-from gateway.ble import radio
 
 ENROLLED_AT = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 
 DeviceFactory = Callable[..., Awaitable[SimulatedDevice]]
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def link() -> AsyncIterator[LocalLink]:
-    link = LocalLink()
-    try:
-        yield link
-    finally:
-        await radio.close_central(link)
-    # Devices and the central stopped cleanly leave no bumble task behind.
-    await asyncio.sleep(0)
-    leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-    assert not leftovers, leftovers
 
 
 @pytest_asyncio.fixture(loop_scope="function")
