@@ -35,9 +35,9 @@ DEFAULT_MQTT_URL = os.environ.get("TELEMON_BENCH_MQTT_URL", "mqtt://127.0.0.1:18
 SERVICE_CENTRE_PHONE = DEMO_SERVICE_CENTRE_PHONE
 
 
-def create_database(admin_url: str) -> tuple[str, str]:
+def create_database(admin_url: str, prefix: str = "telemon_bench") -> tuple[str, str]:
     """A new, migrated database beside ``admin_url``'s: its name and URL."""
-    name = f"telemon_bench_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,10 +16,9 @@ import psycopg
 import pytest
 import pytest_asyncio
 from bumble.link import LocalLink
-from psycopg import sql
 
+from bench._fleet_setup import create_database, drop_database
 from gateway.ble import radio
-from ingest.migrate import migrate
 from telemon.database import DatabaseUnavailable, connect
 from telemon.embedded import EmbeddedBroker, EmbeddedPostgres
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
@@ -47,17 +45,9 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
 @pytest.fixture(scope="session")
 def database_url(postgres_server_url: str) -> Iterator[str]:
     """A fresh database for this test session, with the schema applied."""
-    name = f"telemon_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(postgres_server_url, dbname=name)
-    with psycopg.connect(url) as conn:
-        migrate(conn)
+    name, url = create_database(postgres_server_url, prefix="telemon_test")
     yield url
-    with psycopg.connect(postgres_server_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    drop_database(postgres_server_url, name)
 
 
 @pytest.fixture

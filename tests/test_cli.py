@@ -15,6 +15,7 @@ import pytest
 
 from telemon.demo import DEMO_PASSWORD
 from telemon.mqtt import BrokerAddress
+from tests.dashboard.support import login
 from tests.database import truncate_data
 from tests.mqtt_clients import BrokerLogins, Client
 
@@ -137,7 +138,7 @@ def test_demo_on_embedded_defaults_serves_health_and_continues_on_second_run(tmp
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
             assert json.loads(r.read()) == {"status": "ok"}  # liveness, for anyone
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as admin:
-            _sign_in(admin, "admin")
+            login(admin, "admin", DEMO_PASSWORD)
             status = admin.get("/status", headers={"accept": "application/json"}).json()
         assert status["status"] == "ok"
         assert status["store"]["patients"] == 6
@@ -145,7 +146,7 @@ def test_demo_on_embedded_defaults_serves_health_and_continues_on_second_run(tmp
         # Simulated devices -> BLE -> gateways -> broker -> ingest -> store -> alerts engine ->
         # the nurse's triage queue, seen through the dashboard's API with a demo login.
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            _sign_in(client, "nurse.greco")
+            login(client, "nurse.greco", DEMO_PASSWORD)
             deadline = time.monotonic() + 240
             while True:
                 queue = client.get("/api/triage").json()
@@ -179,12 +180,3 @@ def _assert_broker_refuses_anonymous(demo_output: str) -> None:
     assert address.username is None and address.host == "127.0.0.1"
     anonymous = Client(BrokerLogins(address.port, {}), None, client_id="telemon-demo-ingest")
     assert anonymous.connack.getName() == "Not authorized"
-
-
-def _sign_in(client: httpx.Client, username: str) -> None:
-    page = client.get("/login")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    signed_in = client.post(
-        "/login", data={"username": username, "password": DEMO_PASSWORD, "csrf_token": csrf}
-    )
-    assert signed_in.status_code == 303

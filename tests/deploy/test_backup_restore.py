@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from bench._fleet_setup import create_database, drop_database
 from ingest.inbound import classify
 from ingest.migrate import migrate
 from ingest.store import connect_store
@@ -39,21 +39,9 @@ Snapshot = dict[str, tuple[object, ...]]
 @pytest.fixture
 def database(postgres_server_url: str) -> Iterator[tuple[str, str]]:
     """A database of this test's own (it is dropped and restored): (name, URL)."""
-    name = f"telemon_backup_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(postgres_server_url, dbname=name)
-    with psycopg.connect(url) as conn:
-        migrate(conn)
+    name, url = create_database(postgres_server_url, prefix="telemon_backup")
     yield name, url
-    drop(postgres_server_url, name)
-
-
-def drop(server_url: str, name: str) -> None:
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    drop_database(postgres_server_url, name)
 
 
 def script_env(server_url: str, name: str) -> dict[str, str]:
@@ -160,7 +148,7 @@ def test_a_dump_restores_every_row_after_the_database_is_dropped(
     assert (dump.stat().st_mode & 0o077, Path(f"{dump}.versions").stat().st_mode & 0o077) == (0, 0)
     assert Path(f"{dump}.versions").read_text().splitlines()[1] == "timescaledb="  # native
 
-    drop(postgres_server_url, name)
+    drop_database(postgres_server_url, name)
     restore = run("restore.sh", str(dump), env=env)
     assert restore.returncode == 0, restore.stderr
 
