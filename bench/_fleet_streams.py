@@ -27,12 +27,12 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from types import MappingProxyType
 
+from console.cohort import Cohort, DemoPatient, demo_cohort
 from firmware_sim import physiology_devices
 from firmware_sim.physiology import mean_arterial_pressure
 from firmware_sim.physiology_conditions import GENERAL_BASELINES
 from firmware_sim.physiology_devices import DEVICES, DeviceKind
 from firmware_sim.physiology_schedule import SCHEDULE
-from telemon.cohort import Cohort, DemoPatient, demo_cohort
 from telemon.metrics import METRICS
 from telemon.observation import iso_z
 from telemon.payload import MAX_BATCH, decode_observations

@@ -20,13 +20,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from alerts.protocol import COMPARE
+from console.cohort import CARE_PLANS
 from firmware_sim.devices import model_kind
 from firmware_sim.home import PROTOCOL_CONDITIONS
 from firmware_sim.physiology import PatientModel, PatientProfile
 from firmware_sim.physiology_devices import DeviceKind
 from firmware_sim.physiology_noise import uniform
 from firmware_sim.scenarios import get_scenario
-from telemon.cohort import CARE_PLANS
 
 STABLE = "stable_artefacts"
 DETERIORATING_SHARE = 0.12

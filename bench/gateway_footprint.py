@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bumble.link import LocalLink
 
+from console.embedded import EmbeddedBroker
 from firmware_sim.devices import make_device
 from firmware_sim.physiology import SimulatedMeasurement
 from firmware_sim.physiology_devices import DeviceKind as ModelKind
@@ -32,7 +33,6 @@ from gateway.ble import BumbleClient, BumbleScanner, close_all_centrals
 from gateway.identity import GatewayIdentity
 from gateway.pairing import PairingTable
 from gateway.runtime import GatewayRuntime
-from telemon.embedded import EmbeddedBroker
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
 from telemon.payload import PairedDevice
 

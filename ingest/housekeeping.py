@@ -23,8 +23,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from ingest.failures import StoreFailure, classify_failure
-from ingest.storage_backend import stored_backend
 from telemon.database import DatabaseUnavailable, connect
+from telemon.store.backend import stored_backend
 
 log = logging.getLogger(__name__)
 

@@ -26,13 +26,13 @@ from psycopg.types.json import set_json_dumps
 
 from ingest.deadletters import STORE_ERROR, DeadLetter, write_dead_letters
 from ingest.inbound import Inbound, ObservationMessage, StatusMessage, UnusableMessage
-from ingest.notify import notify_new_observations
 from ingest.partitions import PartitionCache, weeks_of
 from ingest.presence import apply_status
 from telemon.database import connect
 from telemon.metrics import METRICS
 from telemon.observation import Observation
 from telemon.payload import RejectReason
+from telemon.store.notify import notify_new_observations
 
 # Devices are registered on first sight with the kind their first stored reading implies; the
 # gateway's next status message carries the real kind and corrects it.

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 import psycopg
 
 from alerts.engine import Engine
+from console.cohort import Cohort, demo_cohort, seed
 from firmware_sim.devices import model_kind
 from firmware_sim.home import PROTOCOL_CONDITIONS
 from firmware_sim.physiology import PatientModel, PatientProfile
 from firmware_sim.scenarios import get_scenario
-from telemon.cohort import Cohort, demo_cohort, seed
 from telemon.config import Settings
 from telemon.metrics import METRICS
 

@@ -25,13 +25,13 @@ REPO = Path(__file__).resolve().parents[2]
 SERVICES = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]
 
 # The code behind each telemon service of compose.yaml, beside its command's function in
-# telemon/cli.py.
+# console/cli.py.
 SERVICE_CODE: dict[str, tuple[str, ...]] = {
-    "migrate": ("ingest/migrate.py", "ingest/migrations"),
+    "migrate": ("telemon/store/migrate.py", "telemon/store/migrations"),
     "ingest": ("ingest",),
     "alerts": ("alerts",),
     "dashboard": ("dashboard",),
-    "sim": ("firmware_sim", "telemon/demo.py", "telemon/cohort.py"),
+    "sim": ("firmware_sim", "console/demo.py", "console/cohort.py"),
 }
 
 # Setting -> the services that need it, and why.

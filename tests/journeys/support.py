@@ -21,12 +21,15 @@ import psycopg
 
 from alerts.engine import AlertsService
 from alerts.protocol import load_protocols
+from console.cohort import Cohort, DemoPatient, demo_cohort, seed
+from console.demo import DEMO_PASSWORD
+from console.embedded import free_port
+from console.fleet import SimulatedFleet
 from dashboard.accounts import set_password
 from dashboard.app import create_app
 from dashboard.server import BackgroundServer
 from firmware_sim.clock import SimClock
 from firmware_sim.devices import model_kind
-from firmware_sim.fleet import SimulatedFleet
 from firmware_sim.home import PROTOCOL_CONDITIONS
 from firmware_sim.physiology import PatientModel, PatientProfile, SimulatedMeasurement
 from firmware_sim.physiology_devices import DeviceKind
@@ -34,10 +37,7 @@ from firmware_sim.scenarios import get_scenario
 from gateway.runtime import GatewayRuntime
 from ingest.service import IngestService
 from telemon.background import BackgroundLoop
-from telemon.cohort import Cohort, DemoPatient, demo_cohort, seed
 from telemon.config import Settings
-from telemon.demo import DEMO_PASSWORD
-from telemon.embedded import free_port
 from telemon.flags import UNRELIABLE_FLAGS
 from tests.fakes import FakeTwilio
 

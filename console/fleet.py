@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from console.cohort import Cohort
 from firmware_sim.clock import SimClock
 from firmware_sim.home import SimulatedHome
 from gateway.ble.backend import select_backend
@@ -23,7 +24,6 @@ from gateway.ble.radio import IN_PROCESS, close_all_centrals, in_process_link, s
 from gateway.identity import GatewayIdentity
 from gateway.pairing import PAIRING_FILE, PairingTable
 from gateway.runtime import GatewayRuntime
-from telemon.cohort import Cohort
 from telemon.payload import PairedDevice
 
 RESUME_FILE = "resume.json"

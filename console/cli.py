@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec
 import typer
 from pydantic import ValidationError
 
-from ingest.storage_backend import BackendUnusable
-from telemon.cohort import DemoRefused
+from console.cohort import DemoRefused
 from telemon.config import SettingFileError, Settings
 from telemon.database import DatabaseUnavailable, connect
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
+from telemon.store.backend import BackendUnusable
 
 if TYPE_CHECKING:
-    from ingest.migrate import MigrationReport
+    from telemon.store.migrate import MigrationReport
 
 app = typer.Typer(
     name="telemon",
@@ -109,7 +109,7 @@ def demo(
     ] = None,
 ) -> None:
     """Run the whole platform locally on embedded defaults and print the dashboard URL."""
-    from telemon.demo import DemoOptions, run_demo
+    from console.demo import DemoOptions, run_demo
 
     settings = _load_settings()
     if data_dir is not None:
@@ -130,7 +130,7 @@ def migrate(
     ] = None,
 ) -> None:
     """Create or upgrade the database schema, say which storage backend and why, then exit."""
-    from ingest.migrate import PACKAGED_MIGRATIONS, MigrationError, migrate_database
+    from telemon.store.migrate import PACKAGED_MIGRATIONS, MigrationError, migrate_database
 
     settings = _load_settings()
     try:
@@ -315,10 +315,10 @@ def sim(
     import asyncio
     import signal
 
-    from firmware_sim.fleet import SimulatedFleet
-    from telemon.cohort import DEMO_SERVICE_CENTRE_PHONE, demo_cohort
-    from telemon.demo import seed_demo_cohort, simulation_clock
-    from telemon.sim_login import FleetLoginError, fleet_login
+    from console.cohort import DEMO_SERVICE_CENTRE_PHONE, demo_cohort
+    from console.demo import seed_demo_cohort, simulation_clock
+    from console.fleet import SimulatedFleet
+    from console.sim_login import FleetLoginError, fleet_login
 
     settings = _load_settings()
     _check_servers(settings)

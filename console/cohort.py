@@ -135,7 +135,7 @@ class DemoRefused(RuntimeError):
 def refuse_real_staff(conn: psycopg.Connection, cohort: Cohort) -> None:
     """Refuse a database whose staff are not all the demo's: a clinic's, most likely.
 
-    The demo's logins share one published password (telemon.demo.DEMO_PASSWORD): seeded beside
+    The demo's logins share one published password (console.demo.DEMO_PASSWORD): seeded beside
     a clinic's staff, an "admin" anyone can sign in as would see every patient.
     """
     demo_staff = [member.username for member in cohort.staff]

@@ -2,7 +2,7 @@
 
 A file named ``NNNN_name.sql`` applies everywhere; ``NNNN_name.native.sql`` and
 ``NNNN_name.timescale.sql`` are the two variants of one step, chosen by the storage backend
-(``ingest/storage_backend.py``: a usable TimescaleDB, or native partitions).
+(``telemon/store/backend.py``: a usable TimescaleDB, or native partitions).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from pathlib import Path
 
 import psycopg
 
-from ingest.storage_backend import (
+from telemon.database import connect
+from telemon.metrics import METRICS
+from telemon.store.backend import (
     Backend,
     BackendChoice,
     BackendSetting,
@@ -29,14 +31,12 @@ from ingest.storage_backend import (
     read_server_facts,
     timescaledb_missing,
 )
-from ingest.storage_policies import (
+from telemon.store.policies import (
     DEFAULT_COMPRESS_AFTER,
     DEFAULT_RETENTION,
     StoragePolicies,
     apply_storage_policies,
 )
-from telemon.database import connect
-from telemon.metrics import METRICS
 
 __all__ = [
     "PACKAGED_MIGRATIONS",
@@ -51,7 +51,7 @@ _FILE = re.compile(
     r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+?)(?:\.(?P<variant>native|timescale))?\.sql$"
 )
 _LOCK_KEY = 0x7E1E_0001  # advisory lock: one migrator at a time
-PACKAGED_MIGRATIONS = resources.files("ingest.migrations")
+PACKAGED_MIGRATIONS = resources.files("telemon.store.migrations")
 
 
 class MigrationError(RuntimeError):

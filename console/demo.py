@@ -24,26 +24,26 @@ import psycopg
 from psycopg import sql
 
 from alerts.engine import AlertsService
-from dashboard.accounts import set_password
-from dashboard.app import create_app
-from dashboard.server import BackgroundServer
-from firmware_sim.clock import CatchUpClock
-from firmware_sim.fleet import SimulatedFleet, load_resume_points
-from ingest.migrate import migrate_database
-from ingest.service import IngestService
-from telemon.acl import INGEST_USER, SERVER_USER, SERVICE_USERS, gateway_id_problem
-from telemon.background import BackgroundLoop
-from telemon.cohort import (
+from console.cohort import (
     DEMO_SERVICE_CENTRE_PHONE,
     Cohort,
     demo_cohort,
     refuse_real_staff,
     seed,
 )
+from console.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from console.fleet import SimulatedFleet, load_resume_points
+from dashboard.accounts import set_password
+from dashboard.app import create_app
+from dashboard.server import BackgroundServer
+from firmware_sim.clock import CatchUpClock
+from ingest.service import IngestService
+from telemon.acl import INGEST_USER, SERVER_USER, SERVICE_USERS, gateway_id_problem
+from telemon.background import BackgroundLoop
 from telemon.config import Settings
 from telemon.database import connect
-from telemon.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from telemon.mqtt import BrokerAddress, probe
+from telemon.store.migrate import migrate_database
 
 # The demo's patients were enrolled six days ago and their last five days are replayed at
 # ``speed``, so the scenarios' deteriorations show within a minute or two; then time runs at
