@@ -31,7 +31,7 @@ SERVICE_CODE: dict[str, tuple[str, ...]] = {
     "ingest": ("ingest",),
     "alerts": ("alerts",),
     "dashboard": ("dashboard",),
-    "sim": ("firmware_sim", "console/demo.py", "console/cohort.py"),
+    "sim": ("firmware_sim", "console/fleet.py", "console/demo.py", "console/cohort.py"),
 }
 
 # Setting -> the services that need it, and why.
@@ -58,7 +58,7 @@ def secret_settings() -> dict[str, str]:
 
 
 def _sources(service: str) -> Iterator[ast.AST]:
-    cli = ast.parse((REPO / "telemon" / "cli.py").read_text())
+    cli = ast.parse((REPO / "console" / "cli.py").read_text())
     yield from (
         node
         for node in cli.body

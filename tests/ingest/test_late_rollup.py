@@ -64,7 +64,7 @@ def test_no_span_needs_an_explicit_refresh_inside_the_window():
 
 
 def test_the_policy_window_matches_the_timescale_migration():
-    migrations = Path(__file__).parents[2] / "ingest" / "migrations"
+    migrations = Path(__file__).parents[2] / "telemon" / "store" / "migrations"
     (timescale,) = migrations.glob("0002_*.timescale.sql")
     assert (
         f"start_offset => INTERVAL '{AGGREGATE_POLICY_WINDOW.days} days'" in timescale.read_text()
@@ -141,7 +141,7 @@ def test_a_failed_hand_over_leaves_the_spans_queued(
 
 def test_the_refresh_job_is_the_schema_owners_and_the_services_only_queue():
     """The job's procedure refreshes and deletes; the services' role may insert, not delete."""
-    migrations = Path(__file__).parents[2] / "ingest" / "migrations"
+    migrations = Path(__file__).parents[2] / "telemon" / "store" / "migrations"
     (timescale,) = migrations.glob("0013_*.timescale.sql")
     text = timescale.read_text()
     assert "CALL refresh_continuous_aggregate('observation_hourly'" in text
