@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from telemon.metrics import METRICS
+from telemon.metrics import MetricKey
 
 PROTOCOLS_DIR = Path(__file__).with_name("protocols")
 
@@ -71,19 +71,6 @@ def parse_duration(value: Any) -> int:
 
 Duration = Annotated[int, BeforeValidator(parse_duration), Field(ge=0)]
 PositiveDuration = Annotated[int, BeforeValidator(parse_duration), Field(gt=0)]
-MetricKey = Literal[
-    "spo2",
-    "pulse_rate",
-    "systolic",
-    "diastolic",
-    "mean_arterial_pressure",
-    "glucose",
-    "body_temperature",
-    "body_weight",
-    "respiratory_rate",
-]
-assert set(MetricKey.__args__) == set(METRICS), "MetricKey must list the metric catalogue"
-
 _Frozen = ConfigDict(frozen=True, extra="forbid")
 
 
