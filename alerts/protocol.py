@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from telemon.metrics import MetricKey
 
@@ -47,13 +48,19 @@ COMPARE: Mapping[str, Callable[[Any, Any], Any]] = MappingProxyType(
 Routing = Literal["gp_and_centre", "centre", "centre_task"]
 
 SCORE_CHANNELS = ("total", "max_parameter")
-NEWS2_PARAMETERS = ("respiratory_rate", "spo2", "systolic", "pulse_rate", "body_temperature")
+NEWS2_PARAMETERS: tuple[MetricKey, ...] = (
+    "respiratory_rate",
+    "spo2",
+    "systolic",
+    "pulse_rate",
+    "body_temperature",
+)
 
 _DURATION_PART = re.compile(r"(\d+)\s*([smhd])")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(value: Any) -> int:
+def parse_duration(value: object) -> int:
     """Seconds from an int or a string such as ``"90m"``, ``"3d"`` or ``"1d12h"``."""
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a string like '30m', '2h', '3d'")
@@ -83,6 +90,13 @@ class Band(BaseModel):
     op: Op
     value: float = Field(allow_inf_nan=False)
     on: str | None = None
+
+    @property
+    def channel(self) -> str:
+        """What the band compares: ``on``, which a rule fills in for each band it holds."""
+        if self.on is None:
+            raise ValueError("a band has no channel until a rule fills in its 'on'")
+        return self.on
 
     @property
     def severity(self) -> int:
@@ -317,10 +331,8 @@ class MissingDataRule(_RuleBase):
         return self
 
 
-Rule = Annotated[
-    ThresholdRule | TrendRule | AggregateRule | ScoreRule | MissingDataRule,
-    Field(discriminator="kind"),
-]
+AnyRule = ThresholdRule | TrendRule | AggregateRule | ScoreRule | MissingDataRule
+Rule = Annotated[AnyRule, Field(discriminator="kind")]
 
 Recipient = Literal["gp", "duty_phone"]
 
@@ -408,21 +420,21 @@ class Protocol(BaseModel):
 
     @field_validator("rules")
     @classmethod
-    def _unique_keys(cls, rules: tuple[Any, ...]) -> tuple[Any, ...]:
+    def _unique_keys(cls, rules: tuple[AnyRule, ...]) -> tuple[AnyRule, ...]:
         keys = [r.key for r in rules]
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
             raise ValueError(f"duplicate rule keys {duplicates}")
         return rules
 
-    def rule(self, key: str) -> Any:
+    def rule(self, key: str) -> AnyRule:
         for rule in self.rules:
             if rule.key == key:
                 return rule
         raise KeyError(f"protocol {self.key!r} has no rule {key!r}")
 
 
-def rule_title(rule: Any, language: str) -> str:
+def rule_title(rule: AnyRule | Protocol, language: str) -> str:
     """A rule's (or a protocol's) title in the reader's language: 'Saturazione bassa'."""
     return rule.title_it if language == "it" else rule.title
 
@@ -458,7 +470,7 @@ class ProtocolError(ValueError):
         super().__init__(f"{origin}: invalid protocol\n  " + "\n  ".join(errors))
 
 
-def _describe(origin: str, raw: Mapping[str, Any], error: Mapping[str, Any]) -> str:
+def _describe(origin: str, raw: Mapping[str, Any], error: ErrorDetails) -> str:
     loc = list(error["loc"])
     where = ""
     if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
@@ -478,7 +490,7 @@ def _describe(origin: str, raw: Mapping[str, Any], error: Mapping[str, Any]) -> 
     return ": ".join(p for p in parts if p)
 
 
-def _echo(error: Mapping[str, Any], errors: list[Any]) -> bool:
+def _echo(error: ErrorDetails, errors: list[ErrorDetails]) -> bool:
     """A tuple whose item failed also fails its min_length; that echo only adds noise."""
     loc = tuple(error["loc"])
     return error["type"] == "too_short" and any(

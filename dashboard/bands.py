@@ -60,9 +60,9 @@ def bands_for_patient(
                 )
                 same = [
                     b
-                    for b in out.get(band.on, [])
+                    for b in out.get(band.channel, [])
                     if (b.level, b.op, b.value) == (drawn.level, drawn.op, drawn.value)
                 ]
                 if not same:
-                    out.setdefault(band.on, []).append(drawn)
+                    out.setdefault(band.channel, []).append(drawn)
     return out
