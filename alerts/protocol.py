@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from telemon.findings import Op, ScoreChannel
 from telemon.metrics import MetricKey
 
 PROTOCOLS_DIR = Path(__file__).with_name("protocols")
@@ -35,7 +36,6 @@ PROTOCOLS_DIR = Path(__file__).with_name("protocols")
 LEVELS: Mapping[str, int] = {"amber": 1, "red": 2}
 NO_DATA, NONE, AMBER, RED = -1, 0, 1, 2
 
-Op = Literal["<", "<=", ">", ">="]
 LOW_OPS: frozenset[str] = frozenset({"<", "<="})
 # What each comparison does: on numbers, and element by element on numpy arrays.
 COMPARE: Mapping[str, Callable[[Any, Any], Any]] = MappingProxyType(
@@ -47,7 +47,7 @@ COMPARE: Mapping[str, Callable[[Any, Any], Any]] = MappingProxyType(
 # "centre_task": "not measuring", a task for the centre only, never an SMS to a GP.
 Routing = Literal["gp_and_centre", "centre", "centre_task"]
 
-SCORE_CHANNELS = ("total", "max_parameter")
+SCORE_CHANNELS: tuple[ScoreChannel, ...] = ("total", "max_parameter")
 NEWS2_PARAMETERS: tuple[MetricKey, ...] = (
     "respiratory_rate",
     "spo2",
@@ -289,7 +289,7 @@ class ScoreRule(_RuleBase):
     supplemental_oxygen: bool = False
 
     @property
-    def channels(self) -> tuple[str, ...]:
+    def channels(self) -> tuple[ScoreChannel, ...]:
         return SCORE_CHANNELS
 
     @property
@@ -333,6 +333,16 @@ class MissingDataRule(_RuleBase):
 
 AnyRule = ThresholdRule | TrendRule | AggregateRule | ScoreRule | MissingDataRule
 Rule = Annotated[AnyRule, Field(discriminator="kind")]
+
+RuleKind = TypeVar("RuleKind", bound=AnyRule)
+
+
+def of_kind(rule: AnyRule, kind: type[RuleKind]) -> RuleKind:
+    """``rule`` as the kind it is, for the code of that kind (chosen by ``rule.kind``), which
+    reads the kind's own fields: another kind here is a bug."""
+    if not isinstance(rule, kind):
+        raise TypeError(f"rule {rule.key!r} is a {rule.kind} rule, not a {kind.__name__}")
+    return rule
 
 Recipient = Literal["gp", "duty_phone"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -22,13 +21,15 @@ from alerts.protocol import (
     Band,
     PatientOverride,
     Protocol,
+    RuleKind,
     ScoreRule,
     apply_override,
+    of_kind,
 )
+from telemon.findings import Op
 
 NOT_KNOWN = -1  # a time not known: ``alerts.evaluate.NO_TIME``
 
-R = TypeVar("R", bound=AnyRule)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -36,7 +37,7 @@ class BandSlot:
     channel: int
     on: str
     level: int
-    op: str
+    op: Op
     threshold: np.ndarray  # float64 per patient, NaN: no such band for that patient
 
     @property
@@ -72,12 +73,9 @@ class CompiledRule:
     def key(self) -> str:
         return self.rule.key
 
-    def spec(self, kind: type[R]) -> R:
-        """The protocol's rule as the kind it is, for the code of that kind, which reads its
-        kind's own fields (chosen by ``rule.kind``, so another kind here is a bug)."""
-        if not isinstance(self.rule, kind):
-            raise TypeError(f"rule {self.key!r} is a {self.rule.kind} rule, not a {kind.__name__}")
-        return self.rule
+    def spec(self, kind: type[RuleKind]) -> RuleKind:
+        """The protocol's rule as the kind it is (:func:`alerts.protocol.of_kind`)."""
+        return of_kind(self.rule, kind)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -110,7 +108,7 @@ _SCALARS: Mapping[str, tuple[DTypeLike, Callable[[AnyRule], float]]] = {
 }
 
 
-def _slot(thresholds: dict[tuple[str, int, str], np.ndarray], band: Band, n: int) -> np.ndarray:
+def _slot(thresholds: dict[tuple[str, int, Op], np.ndarray], band: Band, n: int) -> np.ndarray:
     return thresholds.setdefault((band.channel, band.severity, band.op), np.full(n, np.nan))
 
 
@@ -157,7 +155,7 @@ def compile_protocol(
             name: np.full(n_patients, get(base), dtype=dtype)
             for name, (dtype, get) in _SCALARS.items()
         }
-        thresholds: dict[tuple[str, int, str], np.ndarray] = {}
+        thresholds: dict[tuple[str, int, Op], np.ndarray] = {}
         for band in base.bands:
             _slot(thresholds, band, n_patients)[:] = band.value
         for variant, patients in variants:
@@ -177,7 +175,7 @@ def compile_protocol(
 def _uniform_rule(rule: AnyRule, n: int, started_at: np.ndarray) -> CompiledRule:
     """A rule no patient overrides."""
     arrays = {name: _everyone(get(rule), dtype, n) for name, (dtype, get) in _SCALARS.items()}
-    thresholds: dict[tuple[str, int, str], np.ndarray] = {
+    thresholds: dict[tuple[str, int, Op], np.ndarray] = {
         (band.channel, band.severity, band.op): _everyone(band.value, np.float64, n)
         for band in rule.bands
     }
@@ -185,7 +183,7 @@ def _uniform_rule(rule: AnyRule, n: int, started_at: np.ndarray) -> CompiledRule
 
 
 def _slots(
-    rule: AnyRule, thresholds: dict[tuple[str, int, str], np.ndarray]
+    rule: AnyRule, thresholds: dict[tuple[str, int, Op], np.ndarray]
 ) -> tuple[BandSlot, ...]:
     channels = rule.channels
     return tuple(
