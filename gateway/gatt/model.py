@@ -12,6 +12,7 @@ from gateway.gatt.ieee11073 import Medfloat, SpecialValue
 from telemon.metrics import get_metric, to_canonical
 
 RecordT = TypeVar("RecordT", covariant=True)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,7 @@ class ReadingsBuilder:
             )
         )
 
-    def build(self, characteristic: str, record: RecordT) -> Decoded[RecordT]:
+    def build(self, characteristic: str, record: T) -> Decoded[T]:
         return Decoded(characteristic, record, tuple(self._readings), tuple(self._skipped))
 
 
