@@ -129,15 +129,16 @@ class Subscriber:
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         received_at = time.monotonic()
+        payload = bytes(message.payload)  # paho's bytearray, if ever, as bytes; bytes as they are
         try:
             inbound = classify(
-                message.topic, message.payload, retained=message.retain, now=datetime.now(UTC)
+                message.topic, payload, retained=message.retain, now=datetime.now(UTC)
             )
         except Exception as exc:
             # A decoder bug must cost one dead letter, not the network thread.
             log.exception("could not decode a message on %s", message.topic)
             error = PayloadError(RejectReason.INVALID_SCHEMA, f"undecodable: {exc!r}")
-            inbound = UnusableMessage(message.topic, message.payload, error)
+            inbound = UnusableMessage(message.topic, payload, error)
         delivery = Delivery(inbound, message.mid, message.qos, self.generation, received_at)
         # Blocks while the inbox is full; if it was closed (shutting down), the message is left
         # unacknowledged for the broker to deliver again.
