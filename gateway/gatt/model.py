@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 
 from gateway.gatt.datetime_field import GattDateTime
 from gateway.gatt.ieee11073 import Medfloat, SpecialValue
-from telemon.metrics import get_metric, to_canonical
+from telemon.metrics import MetricKey, get_metric, to_canonical
 
 RecordT = TypeVar("RecordT", covariant=True)
 T = TypeVar("T")
@@ -24,7 +24,7 @@ class Reading:
     localises it, or stamps its receive time and the ``gateway_time`` flag.
     """
 
-    metric: str
+    metric: MetricKey
     value: float
     unit: str
     measured_at: datetime | None
@@ -94,7 +94,7 @@ class ReadingsBuilder:
 
     def add(
         self,
-        metric: str,
+        metric: MetricKey,
         value: Medfloat | None,
         unit: str,
         *,
