@@ -27,7 +27,7 @@ def protocols() -> dict[str, Protocol]:
     return load_protocols()
 
 
-def effective_protocol(name: str, overrides: dict) -> Protocol | None:
+def effective_protocol(name: str, overrides: dict[str, object]) -> Protocol | None:
     """The protocol as it applies to the patient; a stored override that no longer validates
     falls back to the protocol itself rather than hiding the chart."""
     protocol = protocols().get(name)

@@ -18,7 +18,7 @@ Clinician = Annotated[Principal, Depends(require("clinical.read"))]
 Conn = Annotated[psycopg.Connection, Depends(get_conn)]
 
 
-def _fhir(body: dict, status: int = 200) -> JSONResponse:
+def _fhir(body: dict[str, object], status: int = 200) -> JSONResponse:
     return JSONResponse(body, status, media_type=fhir.FHIR_JSON)
 
 
