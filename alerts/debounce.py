@@ -86,7 +86,8 @@ class Transitions:
 
     @property
     def notify(self) -> np.ndarray:
-        return self.opened | self.escalated | self.reminded
+        notify: np.ndarray = self.opened | self.escalated | self.reminded
+        return notify
 
 
 def step(

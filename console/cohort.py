@@ -11,6 +11,8 @@ from datetime import datetime
 
 import psycopg
 
+from telemon.database import one_row
+
 # The demo service centre's duty phone: a number of its own, not any staff member's.
 DEMO_SERVICE_CENTRE_PHONE = "+390212345678"
 
@@ -163,50 +165,59 @@ def seed(
 ) -> None:
     """Insert the cohort; people and devices already present are left as they are."""
     with conn.transaction():
-        centre = conn.execute(
-            "INSERT INTO care_teams (name, kind, duty_phone) "
-            "VALUES ('Centrale servizi', 'service_centre', %s) "
-            "ON CONFLICT (name) DO UPDATE SET duty_phone = excluded.duty_phone RETURNING id",
-            (service_centre_phone,),
-        ).fetchone()[0]
+        centre = one_row(
+            conn.execute(
+                "INSERT INTO care_teams (name, kind, duty_phone) "
+                "VALUES ('Centrale servizi', 'service_centre', %s) "
+                "ON CONFLICT (name) DO UPDATE SET duty_phone = excluded.duty_phone RETURNING id",
+                (service_centre_phone,),
+            )
+        )[0]
         staff_ids: dict[str, int] = {}
         for member in cohort.staff:
-            staff_ids[member.username] = conn.execute(
-                "INSERT INTO staff (username, display_name, role, phone) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (username) DO UPDATE SET display_name = excluded.display_name "
-                "RETURNING id",
-                (member.username, member.display_name, member.role, member.phone),
-            ).fetchone()[0]
+            staff_ids[member.username] = one_row(
+                conn.execute(
+                    "INSERT INTO staff (username, display_name, role, phone) "
+                    "VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT (username) DO UPDATE SET display_name = excluded.display_name "
+                    "RETURNING id",
+                    (member.username, member.display_name, member.role, member.phone),
+                )
+            )[0]
             if member.role == "nurse":
                 conn.execute(
                     "INSERT INTO care_team_members VALUES (%s, %s) ON CONFLICT DO NOTHING",
                     (centre, staff_ids[member.username]),
                 )
         for p in cohort.patients:
-            patient_id = conn.execute(
-                "INSERT INTO patients (code, given_name, family_name, gp_id, care_team_id, "
-                "enrolled_at) VALUES (%s, %s, %s, %s, %s, coalesce(%s, now())) "
-                "ON CONFLICT (code) DO UPDATE SET code = excluded.code RETURNING id",
-                (
-                    p.code,
-                    p.given_name,
-                    p.family_name,
-                    staff_ids[p.gp_username],
-                    centre,
-                    enrolled_at,
-                ),
-            ).fetchone()[0]
+            patient_id = one_row(
+                conn.execute(
+                    "INSERT INTO patients (code, given_name, family_name, gp_id, care_team_id, "
+                    "enrolled_at) VALUES (%s, %s, %s, %s, %s, coalesce(%s, now())) "
+                    "ON CONFLICT (code) DO UPDATE SET code = excluded.code RETURNING id",
+                    (
+                        p.code,
+                        p.given_name,
+                        p.family_name,
+                        staff_ids[p.gp_username],
+                        centre,
+                        enrolled_at,
+                    ),
+                )
+            )[0]
             conn.execute(
                 "INSERT INTO patient_protocols (patient_id, protocol, started_at) "
                 "SELECT id, %s, enrolled_at FROM patients WHERE id = %s "
                 "ON CONFLICT DO NOTHING",
                 (p.protocol, patient_id),
             )
-            gateway_id = conn.execute(
-                "INSERT INTO gateways (code, patient_id) VALUES (%s, %s) "
-                "ON CONFLICT (code) DO UPDATE SET code = excluded.code RETURNING id",
-                (p.gateway_code, patient_id),
-            ).fetchone()[0]
+            gateway_id = one_row(
+                conn.execute(
+                    "INSERT INTO gateways (code, patient_id) VALUES (%s, %s) "
+                    "ON CONFLICT (code) DO UPDATE SET code = excluded.code RETURNING id",
+                    (p.gateway_code, patient_id),
+                )
+            )[0]
             for address, kind in p.devices:
                 conn.execute(
                     "INSERT INTO devices (gateway_id, address, kind) VALUES (%s, %s, %s) "

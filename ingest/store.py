@@ -28,9 +28,9 @@ from ingest.deadletters import STORE_ERROR, DeadLetter, write_dead_letters
 from ingest.inbound import Inbound, ObservationMessage, StatusMessage, UnusableMessage
 from ingest.partitions import PartitionCache, weeks_of
 from ingest.presence import apply_status
-from telemon.database import connect
+from telemon.database import connect, one_row
 from telemon.metrics import METRICS
-from telemon.observation import Observation
+from telemon.observation import ObservationItem
 from telemon.payload import RejectReason
 from telemon.store.notify import notify_new_observations
 
@@ -230,7 +230,7 @@ class Store:
             staged = len(plan.rows)
             if staged and ignore_duplicates:
                 self._copy(_COPY_STAGING, plan.rows)
-                stored, patient_ids = self.conn.execute(_MOVE_STAGED_IGNORING_DUPLICATES).fetchone()
+                stored, patient_ids = one_row(self.conn.execute(_MOVE_STAGED_IGNORING_DUPLICATES))
             elif staged:
                 stored, patient_ids = self._insert_all(plan)
             if staged:
@@ -403,7 +403,7 @@ def _plan_observations(
 
 
 def _not_paired(
-    message: ObservationMessage, index: int, obs: Observation, gateway: Gateway
+    message: ObservationMessage, index: int, obs: ObservationItem, gateway: Gateway
 ) -> DeadLetter:
     paired = f"patient {gateway.patient_code!r}" if gateway.patient_code else "no patient"
     return DeadLetter.for_item(

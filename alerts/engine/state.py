@@ -13,6 +13,7 @@ from dataclasses import fields
 import numpy as np
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 from alerts.debounce import AlertState
 
@@ -50,8 +51,8 @@ def load_states(
     return {rule: AlertState(**values) for rule, values in arrays.items()}
 
 
-def _by_rule(rows: list[tuple]) -> dict[str, list[tuple]]:
-    grouped: dict[str, list[tuple]] = {}
+def _by_rule(rows: list[TupleRow]) -> dict[str, list[TupleRow]]:
+    grouped: dict[str, list[TupleRow]] = {}
     for row in rows:
         grouped.setdefault(row[0], []).append(row[1:])
     return {rule: list(zip(*members, strict=True)) for rule, members in grouped.items()}

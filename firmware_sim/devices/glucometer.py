@@ -129,7 +129,7 @@ class SimulatedGlucometer(SimulatedDevice):
         record = GlucoseMeasurement(
             sequence_number=sequence_number,
             base_time=self.timestamp(measurement),
-            concentration=float(glucose) / MG_PER_DL_PER_KG_PER_L if present else None,
+            concentration=None if glucose is None else float(glucose) / MG_PER_DL_PER_KG_PER_L,
             unit=GlucoseUnit.KG_PER_L,
             glucose_type=self.glucose_type if present else None,
             sample_location=self.sample_location if present else None,

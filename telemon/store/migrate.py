@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from telemon.database import connect
+from telemon.database import connect, one_row
 from telemon.metrics import METRICS
 from telemon.store.backend import (
     Backend,
@@ -189,9 +189,9 @@ def _update_extension(database_url: str, old_version: str) -> ExtensionUpdate:
         # The session's first statement: see migrate_database(). (A notice handler is
         # client-side: adding it sends nothing.)
         conn.execute("ALTER EXTENSION timescaledb UPDATE")
-        new_version = conn.execute(
-            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
-        ).fetchone()[0]
+        new_version = one_row(
+            conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+        )[0]
     return ExtensionUpdate(old_version, new_version, tuple(messages))
 
 
@@ -236,7 +236,7 @@ def _apply(
     messages: list[ServerMessage],
 ) -> MigrationReport:
     """Apply the pending migrations and the storage policies (under migrate's lock)."""
-    if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:
+    if one_row(conn.execute("SELECT to_regclass('schema_migrations')"))[0] is None:
         conn.execute(
             "CREATE TABLE schema_migrations ("
             " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
@@ -268,7 +268,7 @@ def _apply(
     with conn.transaction():
         _sync_metric_catalogue(conn)
         changes = apply_storage_policies(conn, policies)
-    current = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+    current = one_row(conn.execute("SELECT max(version) FROM schema_migrations"))[0]
     return MigrationReport(
         backend=choice.backend,
         reason=choice.reason,
