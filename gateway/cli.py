@@ -62,8 +62,8 @@ BleBackendName = Annotated[
         "--ble-backend",
         envvar=BACKEND_ENV_VAR,
         help="Bluetooth stack: 'bluez' (bleak's platform backend, the default) or 'bumble' "
-        "(bumble's host stack: the simulated radio, or a controller it drives; needs "
-        'pip install "telemon[bumble]").',
+        "(bumble's host stack: the simulated radio, or a controller it drives; needs the "
+        "'bumble' extra).",
     ),
 ]
 Transport = Annotated[
