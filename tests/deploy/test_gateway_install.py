@@ -11,15 +11,21 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY_LOCK = REPO / "requirements" / "gateway.txt"
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+PACKAGES = [
+    name.rstrip("*") for name in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+]
 
 # Distribution name -> the module it installs. None of them belongs on a gateway.
 SERVERS_PACKAGES = {
@@ -62,8 +68,18 @@ def test_the_gateway_lock_holds_none_of_the_servers_packages() -> None:
 def gateway_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv: the gateway's lock, then the project's wheel without dependencies."""
     root = tmp_path_factory.mktemp("gateway-install")
+    # Built from a copy of what the wheel holds: setuptools builds in the source tree, and a
+    # `build/` left there by an earlier build would slip modules since removed into the wheel.
+    source = root / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    for package in PACKAGES:
+        shutil.copytree(
+            REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
     wheels = root / "wheels"
-    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO))
+    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source))
     [wheel] = wheels.glob("telemon-*.whl")
     venv = root / "venv"
     run(sys.executable, "-m", "venv", str(venv))
