@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bumble.link import LocalLink
 
 from console.embedded import EmbeddedBroker
+from firmware_sim.ble import bumble_backend, close_all_centrals
 from firmware_sim.devices import make_device
 from firmware_sim.physiology import SimulatedMeasurement
 from firmware_sim.physiology_devices import DeviceKind as ModelKind
-from gateway.ble import BumbleClient, BumbleScanner, close_all_centrals
 from gateway.identity import GatewayIdentity
 from gateway.pairing import PairingTable
 from gateway.runtime import GatewayRuntime
@@ -70,9 +70,7 @@ async def bench(seconds: float, mqtt_url: str, interval: float) -> None:
     ).save(state_dir)
     for device in devices.values():
         await device.start()
-    runtime = GatewayRuntime(
-        state_dir, backend=(BumbleScanner.bound_to(link), BumbleClient.bound_to(link))
-    )
+    runtime = GatewayRuntime(state_dir, backend=bumble_backend(link))
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
     process = psutil.Process()

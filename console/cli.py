@@ -1,4 +1,9 @@
-"""The ``telemon`` command: one subcommand per service, plus ``demo`` and ``migrate``."""
+"""The ``telemon`` command: one subcommand per service, plus ``demo`` and ``migrate``.
+
+Each command imports what it runs when it runs: ``telemon --help`` and ``telemon gateway ...``
+work in a gateway-only install (``pip install "telemon[gateway]"``), which has none of the
+servers' packages (no psycopg, no pydantic-settings for ``telemon.config``).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ParamSpec
 
 import typer
-from pydantic import ValidationError
-
-from console.cohort import DemoRefused
-from telemon.config import SettingFileError, Settings
-from telemon.database import DatabaseUnavailable, connect
-from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
-from telemon.store.backend import BackendUnusable
 
 if TYPE_CHECKING:
+    from telemon.config import Settings
     from telemon.store.migrate import MigrationReport
 
 app = typer.Typer(
@@ -42,14 +41,24 @@ Speed = Annotated[
     float,
     typer.Option(min=1.0, help="Simulated seconds per real second while replaying the last days."),
 ]
-_EXPLAINED = (
-    DatabaseUnavailable,
-    BrokerUnavailable,
-    ConfigurationError,
-    BackendUnusable,
-    SettingFileError,
-    DemoRefused,
-)
+
+
+def _expected_failures() -> tuple[type[Exception], ...]:
+    """What a command explains in one line; imported only once a command has failed."""
+    from console.cohort import DemoRefused
+    from telemon.config import SettingFileError
+    from telemon.database import DatabaseUnavailable
+    from telemon.mqtt import BrokerUnavailable
+    from telemon.store.backend import BackendUnusable
+
+    return (
+        DatabaseUnavailable,
+        BrokerUnavailable,
+        ConfigurationError,
+        BackendUnusable,
+        SettingFileError,
+        DemoRefused,
+    )
 
 
 def explained(function: Callable[P, None]) -> Callable[P, None]:
@@ -59,7 +68,9 @@ def explained(function: Callable[P, None]) -> Callable[P, None]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
         try:
             function(*args, **kwargs)
-        except _EXPLAINED as exc:
+        except Exception as exc:
+            if not isinstance(exc, _expected_failures()):
+                raise
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
 
@@ -73,6 +84,10 @@ def command(function: Callable[P, None]) -> Callable[P, None]:
 
 def _load_settings() -> Settings:
     """The settings, or one line per refused value naming its variable."""
+    from pydantic import ValidationError
+
+    from telemon.config import Settings
+
     try:
         return Settings()
     except ValidationError as exc:
@@ -177,6 +192,7 @@ def dashboard(
 
     from dashboard.app import create_app
     from dashboard.server import uvicorn_config
+    from telemon.database import connect
 
     settings = _load_settings()
     database_url = _require(settings, "database_url")
@@ -232,6 +248,7 @@ def alerts(
     if ctx.invoked_subcommand is not None:
         return
     from alerts.engine import AlertsService, Engine, system_clock
+    from telemon.database import connect
 
     settings = _load_settings()
     _configure_logging(log_level)
@@ -283,6 +300,7 @@ def replay(
     """
     from alerts.protocol import parse_duration
     from alerts.replay_command import ReplayError, ReplayRequest, run_replay
+    from telemon.database import connect
 
     settings = _load_settings()
     codes = [c.strip() for item in patients or () for c in item.split(",") if c.strip()]
@@ -319,6 +337,8 @@ def sim(
     from console.demo import seed_demo_cohort, simulation_clock
     from console.fleet import SimulatedFleet
     from console.sim_login import FleetLoginError, fleet_login
+    from telemon.database import connect
+    from telemon.mqtt import BrokerAddress
 
     settings = _load_settings()
     _check_servers(settings)
@@ -358,6 +378,9 @@ def sim(
 
 def _check_servers(settings: Settings) -> None:
     """Fail now, with a message a person can act on, rather than deep inside a service."""
+    from telemon.database import connect
+    from telemon.mqtt import BrokerAddress, probe
+
     connect(_require(settings, "database_url")).close()
     probe(BrokerAddress.parse(_require(settings, "mqtt_url")))
 

@@ -19,7 +19,7 @@ from bumble.link import LocalLink
 
 from bench._fleet_setup import create_database, drop_database
 from console.embedded import EmbeddedBroker, EmbeddedPostgres
-from gateway.ble import radio
+from firmware_sim.ble import radio
 from telemon.database import DatabaseUnavailable, connect
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
 from tests.database import truncate_data

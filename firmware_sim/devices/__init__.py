@@ -4,7 +4,7 @@ Each device joins a bumble ``LocalLink`` with its own controller, advertises its
 profile's service, serves Device Information and Battery, and delivers the measurements the
 patient model produces the way its kind of device does (stored and indicated, notified, or
 fetched through the Record Access Control Point). The gateway reaches them through bleak on the
-bumble backend (``gateway.ble``), exactly as it would reach real devices through BlueZ.
+bumble backend (``firmware_sim.ble``), exactly as it would reach real devices through BlueZ.
 
     device = make_device(DeviceKind.BLOOD_PRESSURE_MONITOR, link)
     await device.start()

@@ -29,11 +29,11 @@ from bumble.gatt import (
 from bumble.keys import MemoryKeyStore
 from bumble.link import LocalLink
 
+from firmware_sim.ble import radio
 from firmware_sim.devices.identity import IDENTITIES, DeviceIdentity
 from firmware_sim.devices.timestamps import DEVICE_ZONE, device_timestamp
 from firmware_sim.physiology import SimulatedMeasurement
 from firmware_sim.physiology_devices import DeviceKind
-from gateway.ble import radio
 from gateway.gatt import BatteryLevel, CharacteristicUuid, DeviceInformation, GattDateTime
 
 __all__ = ["ADVERTISING_INTERVAL_MS", "SimulatedDevice"]

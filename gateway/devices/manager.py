@@ -30,10 +30,10 @@ from gateway.devices.recovery import (
     CONNECT_FAILURES,
     REJECTED_CONFIGS,
     SCANNER_RESTART,
-    Action,
     AdapterControl,
     NoAdapterControl,
     Recoveries,
+    RecoveryStep,
     WatchdogPolicy,
     WatchdogView,
     decide,
@@ -278,11 +278,11 @@ class DeviceManager:
                 consecutive_connect_failures=self._consecutive_failures,
                 connected_devices=connected,
             )
-            action = decide(view, policy)
-            if action is Action.NONE:
+            step = decide(view, policy)
+            if step is RecoveryStep.NONE:
                 continue
             self._last_action = now
-            if action is Action.RESTART_SCANNER:
+            if step is RecoveryStep.RESTART_SCANNER:
                 log.warning("no advertisement from a paired device: restarting the scanner")
                 self.recoveries[SCANNER_RESTART] += 1
                 self._restarts_without_advert += 1

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest_asyncio
 from bumble.link import LocalLink
 
+from firmware_sim.ble import bumble_backend
 from firmware_sim.devices import SimulatedDevice, make_device
 from firmware_sim.physiology import SimulatedMeasurement
 from firmware_sim.physiology_devices import DeviceKind as ModelKind
-from gateway.ble import BumbleClient, BumbleScanner
 from gateway.devices import PROFILES, Backoff, ManagerOptions, WatchdogPolicy
 from gateway.identity import GatewayIdentity
 from gateway.pairing import PairingTable
@@ -104,9 +104,11 @@ class Gateway:
 
     @asynccontextmanager
     async def running(self, options: ManagerOptions | None = None, **runtime_options):
-        backend = (BumbleScanner.bound_to(self.link), BumbleClient.bound_to(self.link))
         self.runtime = GatewayRuntime(
-            self.state_dir, backend=backend, options=options or fast_options(), **runtime_options
+            self.state_dir,
+            backend=bumble_backend(self.link),
+            options=options or fast_options(),
+            **runtime_options,
         )
         stop = asyncio.Event()
         task = asyncio.create_task(self.runtime.run(stop))

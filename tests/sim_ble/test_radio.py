@@ -8,9 +8,9 @@ import pytest
 from bleak import BleakScanner
 from bleak.exc import BleakGATTProtocolError
 
+from firmware_sim.ble import BumbleScanner
 from firmware_sim.devices import IDENTITIES, PAYLOAD_KINDS
 from firmware_sim.physiology_devices import DeviceKind
-from gateway.ble import BumbleScanner
 from gateway.gatt import DeviceInformation, decode_all
 
 from .central import TIMEOUT, Inbox, assert_delivered, connect, until, uuid
