@@ -100,7 +100,7 @@ def _load_settings() -> Settings:
 
 
 def _require(settings: Settings, name: str) -> str:
-    value = getattr(settings, name)
+    value: str | None = getattr(settings, name)
     if not value:
         raise ConfigurationError(
             f"TELEMON_{name.upper()} is not set. Set it in the environment or in .env "
@@ -248,12 +248,12 @@ def alerts(
     if ctx.invoked_subcommand is not None:
         return
     from alerts.engine import AlertsService, Engine, system_clock
-    from telemon.database import connect
+    from telemon.database import connect, one_row
 
     settings = _load_settings()
     _configure_logging(log_level)
     with connect(_require(settings, "database_url"), autocommit=True) as conn:
-        if conn.execute("SELECT to_regclass('alert_rule_state') IS NULL").fetchone()[0]:
+        if one_row(conn.execute("SELECT to_regclass('alert_rule_state') IS NULL"))[0]:
             raise ConfigurationError(
                 "the database schema is not up to date: run `telemon migrate` first"
             )

@@ -41,7 +41,7 @@ from ingest.service import IngestService
 from telemon.acl import INGEST_USER, SERVER_USER, SERVICE_USERS, gateway_id_problem
 from telemon.background import BackgroundLoop
 from telemon.config import Settings
-from telemon.database import connect
+from telemon.database import connect, one_row
 from telemon.mqtt import BrokerAddress, probe
 from telemon.store.migrate import migrate_database
 
@@ -256,7 +256,7 @@ def seed_demo_cohort(
     for member in cohort.staff:
         if member.username in without_password:
             set_password(conn, member.username, DEMO_PASSWORD)
-    enrolled_at = dict(
+    enrolled_at: dict[str, datetime] = dict(
         conn.execute(
             "SELECT code, enrolled_at FROM patients WHERE code = ANY(%s)",
             ([p.code for p in cohort.patients],),
@@ -291,12 +291,14 @@ def _summarise_until(stop: threading.Event, database_url: str, duration: float |
     interactive = sys.stdout.isatty()
     with connect(database_url, autocommit=True) as conn:
         while not stop.is_set():
-            stored, episodes, sms = conn.execute(
-                "SELECT (SELECT count(*) FROM observations),"
-                " (SELECT count(*) FROM episodes WHERE state <> 'resolved'),"
-                " (SELECT count(*) FROM notifications"
-                "   WHERE status IN ('sent', 'delivered', 'outboxed'))"
-            ).fetchone()
+            stored, episodes, sms = one_row(
+                conn.execute(
+                    "SELECT (SELECT count(*) FROM observations),"
+                    " (SELECT count(*) FROM episodes WHERE state <> 'resolved'),"
+                    " (SELECT count(*) FROM notifications"
+                    "   WHERE status IN ('sent', 'delivered', 'outboxed'))"
+                )
+            )
             line = f"readings stored {stored:>8}   episodes open {episodes:>4}   SMS sent {sms:>4}"
             print(f"\r{line}", end="", flush=True) if interactive else print(line, flush=True)
             if deadline is not None and time.monotonic() >= deadline:

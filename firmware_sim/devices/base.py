@@ -108,7 +108,7 @@ class SimulatedDevice:
         self.bumble = radio.create_link_device(link, self.name, address)
         # Bonds live as long as the device object, like a device's flash until reset.
         self.bumble.keystore = MemoryKeyStore()
-        self.battery_level = Characteristic(
+        self.battery_level: Characteristic[bytes] = Characteristic(
             uuid16(CharacteristicUuid.BATTERY_LEVEL),
             _Props.READ | _Props.NOTIFY,
             _Perms.READABLE,
@@ -378,7 +378,7 @@ class SimulatedDevice:
             return False
         cccd = self.bumble.gatt_server.subscribers.get(connection, {}).get(characteristic.handle)
         wanted = _CCCD_INDICATE if indicate else _CCCD_NOTIFY
-        return bool(cccd) and bool(cccd[0] & wanted)
+        return bool(cccd and cccd[0] & wanted)
 
     async def notify(self, characteristic: Characteristic, payload: bytes) -> bool:
         """Notify the central if it subscribed; False if nobody was listening."""

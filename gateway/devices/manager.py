@@ -120,7 +120,7 @@ class DeviceManager:
         self._slots = asyncio.Semaphore(self.options.connection_slots)
         self._config_lock = asyncio.Lock()
         self._running = False
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[object]] = set()
         self.table_changed = asyncio.Event()
         # Watchdog inputs (monotonic clock).
         self._started = time.monotonic()
