@@ -246,7 +246,7 @@ def evaluate_patient(
 
 @dataclass(slots=True)
 class PatientAlert:
-    """Debounce state of one (patient, rule), mirroring ``alerts.debounce.AlertState``."""
+    """Debounce state of one (patient, rule), mirroring ``alerts.debounce.DebounceState``."""
 
     level: int = 0
     count: int = 0
