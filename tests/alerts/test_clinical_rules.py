@@ -13,9 +13,9 @@ import pytest
 from alerts.debounce import DebounceState, Transitions, step
 from alerts.evaluate import evaluate
 from alerts.protocol import Confirm, Protocol, load_protocols
-from alerts.reference import PatientAlert, evaluate_patient, step_patient
 from alerts.tables import compile_protocol
 from alerts.windows import windows_from_patients
+from bench._reference import PatientAlert, evaluate_patient, step_patient
 from telemon.metrics import METRICS
 
 MIN, H, D = 60, 3600, 86400

@@ -12,15 +12,15 @@ from hypothesis import strategies as st
 from alerts.debounce import DebounceState, Transitions, acknowledge, step
 from alerts.evaluate import RuleResult, evaluate_rule
 from alerts.protocol import parse_protocol
-from alerts.reference import (
+from alerts.tables import compile_protocol
+from alerts.windows import MetricWindow
+from bench._reference import (
     Outcome,
     PatientAlert,
     acknowledge_patient,
     evaluate_patient,
     step_patient,
 )
-from alerts.tables import compile_protocol
-from alerts.windows import MetricWindow
 
 H = 3600
 T0 = 1_767_225_600
