@@ -58,8 +58,8 @@ class DeviceSpec:
 
 
 # Mean arterial pressure is not listed: cuffs derive it from systolic and diastolic.
-# Storage follows common practice (see anchors §1.1, Tenovi): cuffs, meters, scales and
-# thermometers keep a memory; cheap spot-check oximeters do not.
+# Storage follows common practice (docs/clinical-references.md#simulated-patients): cuffs,
+# meters, scales and thermometers keep a memory; cheap spot-check oximeters do not.
 DEVICES: MappingProxyType[DeviceKind, DeviceSpec] = MappingProxyType(
     {
         DeviceKind.PULSE_OXIMETER: DeviceSpec(

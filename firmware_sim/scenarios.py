@@ -1,9 +1,9 @@
 """The scenario catalogue: how a simulated patient's days unfold, as data.
 
 Days count from local midnight of the enrolment day (day 0). Each scenario is built to cross
-the clinical thresholds of ``shared/reference/anchors.md`` §3 at a realistic pace: NHS
-CO@h SpO2 bands 95 / 93–94 / ≤92 %, NEWS2, home BP 135/85 and ≥180/110, ADA hypoglycaemia
-<70 / <54 mg/dL, heart-failure weight gain >2 kg in 3 days.
+the clinical thresholds it is about at a realistic pace: NHS CO@h SpO2 bands 95 / 93–94 / ≤92 %,
+NEWS2, home BP 135/85 and ≥180/110, ADA hypoglycaemia <70 / <54 mg/dL, heart-failure weight
+gain >2 kg in 3 days (docs/clinical-references.md#simulated-patients).
 """
 
 from __future__ import annotations

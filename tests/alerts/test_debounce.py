@@ -73,7 +73,7 @@ def demo_protocol(
                 "clear_margin": clear_margin,
                 "escalate_after": escalate,
                 "snooze_after_ack": snooze,
-                "source": "NHS CO@h bands, anchors 3.1",
+                "source": "NHS CO@h bands, docs/clinical-references.md#spo2-thresholds",
             }
         ],
     }
@@ -402,7 +402,7 @@ def test_the_deciding_channel_counts_a_blood_pressure_reading_once():
                 ],
                 "lookback": "24h",
                 "confirm": {"count": 2},
-                "source": "NICE severe hypertension, anchors 3.3",
+                "source": "NICE severe BP, docs/clinical-references.md#home-blood-pressure",
             }
         ],
     }

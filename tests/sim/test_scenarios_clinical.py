@@ -1,5 +1,5 @@
-"""Each scenario crosses the clinical thresholds it is built for (anchors.md §3), at the right
-pace, and the stable scenario crosses none of them."""
+"""Each scenario crosses the clinical thresholds it is built for, at the right pace, and the
+stable scenario crosses none of them (docs/clinical-references.md#simulated-patients)."""
 
 from __future__ import annotations
 
