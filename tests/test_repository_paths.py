@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 REFERENCES = "docs/clinical-references.md"
 THIS_FILE = Path(__file__).resolve().relative_to(ROOT).as_posix()
 
-# A sibling checkout (../shared) or the machine this was written on (/work/...): neither travels
-# with a clone. A URL's path ("https://host/work/...") is not one of them.
+# A sibling checkout beside the repository, or a path on the machine it was written on: neither
+# travels with a clone. A URL's path ("https://host/work/...") is not one of them.
 OUTSIDE = re.compile(r"\.\./shared|(?<![\w.~-])/work/")
 CITATION = re.compile(re.escape(REFERENCES) + r"#([a-z0-9-]+)")
 LOCAL_LINK = re.compile(r"\]\(#([a-z0-9-]+)\)")
