@@ -31,10 +31,9 @@ from alerts.lifecycle import (
 from alerts.notify import cancel_moot_notifications, enqueue_episode_notifications
 from alerts.notify.stages import StageKind
 from alerts.protocol import MAX_GP_SMS_PER_LEVEL, RED, Escalation, EscalationStep, Protocol
+from telemon.alert_lifecycle import PersonAction
 from telemon.config import Settings
 from telemon.database import one_row
-
-PersonAction = Literal["claim", "outcome", "acknowledge", "escalate", "resolve"]
 
 # A protocol no longer loaded (renamed, retired) still escalates, on the default chain.
 _DEFAULT_ESCALATION = Escalation()

@@ -80,7 +80,7 @@ class Streaks:
         )
 
     def of(self, patient: int) -> tuple[tuple[int, ...], int]:
-        """One patient's run and ``broken_at``, as ``alerts.reference`` gives them."""
+        """One patient's run and ``broken_at``, as ``bench._reference`` gives them."""
         run = self.t[self.offsets[patient] : self.offsets[patient + 1]]
         return tuple(run.tolist()), int(self.broken_at[patient])
 

@@ -222,7 +222,7 @@ def masked_mean(offsets: np.ndarray, values: np.ndarray, mask: np.ndarray) -> np
 # Float sums leave 134.99999999999997 where readings average exactly 135, the ESH threshold,
 # and the last bit depends on the order of the additions (numpy adds in pairs, the reference
 # one after another). Means are kept to a millionth of their unit, far below what any device
-# resolves, with the same IEEE operations here and in ``alerts.reference``: the same mean
+# resolves, with the same IEEE operations here and in ``bench._reference``: the same mean
 # whatever the order, unless the exact mean falls on half a millionth.
 MEAN_DECIMALS = 6
 

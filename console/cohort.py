@@ -12,6 +12,7 @@ from datetime import datetime
 import psycopg
 
 from telemon.database import one_row
+from telemon.device_kinds import DeviceKind
 
 # The demo service centre's duty phone: a number of its own, not any staff member's.
 DEMO_SERVICE_CENTRE_PHONE = "+390212345678"
@@ -55,22 +56,26 @@ FAMILY = (
 
 # (care protocol, simulation scenario, devices): a spread that shows every kind of alert.
 CARE_PLANS = (
-    ("covid19_home_oximetry", "covid_deterioration", ("pulse_oximeter", "thermometer")),
+    (
+        "covid19_home_oximetry",
+        "covid_deterioration",
+        (DeviceKind.PULSE_OXIMETER, DeviceKind.THERMOMETER),
+    ),
     (
         "heart_failure",
         "heart_failure_decompensation",
-        ("weight_scale", "blood_pressure", "pulse_oximeter"),
+        (DeviceKind.WEIGHT_SCALE, DeviceKind.BLOOD_PRESSURE, DeviceKind.PULSE_OXIMETER),
     ),
-    ("hypertension", "hypertensive_crisis", ("blood_pressure",)),
-    ("diabetes", "hypoglycaemia", ("glucometer",)),
-    ("copd", "copd_exacerbation", ("pulse_oximeter", "thermometer")),
-    ("covid19_home_oximetry", "stable", ("pulse_oximeter", "thermometer")),
-    ("hypertension", "sensor_problems", ("blood_pressure",)),
-    ("diabetes", "stable", ("glucometer",)),
-    ("heart_failure", "out_of_range", ("weight_scale", "blood_pressure")),
-    ("copd", "stable", ("pulse_oximeter",)),
-    ("hypertension", "low_battery", ("blood_pressure",)),
-    ("covid19_home_oximetry", "sensor_problems", ("pulse_oximeter",)),
+    ("hypertension", "hypertensive_crisis", (DeviceKind.BLOOD_PRESSURE,)),
+    ("diabetes", "hypoglycaemia", (DeviceKind.GLUCOMETER,)),
+    ("copd", "copd_exacerbation", (DeviceKind.PULSE_OXIMETER, DeviceKind.THERMOMETER)),
+    ("covid19_home_oximetry", "stable", (DeviceKind.PULSE_OXIMETER, DeviceKind.THERMOMETER)),
+    ("hypertension", "sensor_problems", (DeviceKind.BLOOD_PRESSURE,)),
+    ("diabetes", "stable", (DeviceKind.GLUCOMETER,)),
+    ("heart_failure", "out_of_range", (DeviceKind.WEIGHT_SCALE, DeviceKind.BLOOD_PRESSURE)),
+    ("copd", "stable", (DeviceKind.PULSE_OXIMETER,)),
+    ("hypertension", "low_battery", (DeviceKind.BLOOD_PRESSURE,)),
+    ("covid19_home_oximetry", "sensor_problems", (DeviceKind.PULSE_OXIMETER,)),
 )
 
 
@@ -91,7 +96,7 @@ class DemoPatient:
     protocol: str
     scenario: str
     gateway_code: str
-    devices: tuple[tuple[str, str], ...]  # (BLE address, device kind)
+    devices: tuple[tuple[str, DeviceKind], ...]  # (BLE address, device kind)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from ingest.inbound import Inbound, ObservationMessage, StatusMessage, UnusableM
 from ingest.partitions import PartitionCache, weeks_of
 from ingest.presence import apply_status
 from telemon.database import connect, one_row
+from telemon.device_kinds import DeviceKind
 from telemon.metrics import METRICS
 from telemon.observation import ObservationItem
 from telemon.payload import RejectReason
@@ -36,16 +37,16 @@ from telemon.store.notify import notify_new_observations
 
 # Devices are registered on first sight with the kind their first stored reading implies; the
 # gateway's next status message carries the real kind and corrects it.
-DEVICE_KIND_BY_METRIC = {
-    "spo2": "pulse_oximeter",
-    "pulse_rate": "pulse_oximeter",
-    "respiratory_rate": "pulse_oximeter",
-    "systolic": "blood_pressure",
-    "diastolic": "blood_pressure",
-    "mean_arterial_pressure": "blood_pressure",
-    "glucose": "glucometer",
-    "body_temperature": "thermometer",
-    "body_weight": "weight_scale",
+DEVICE_KIND_BY_METRIC: dict[str, DeviceKind] = {
+    "spo2": DeviceKind.PULSE_OXIMETER,
+    "pulse_rate": DeviceKind.PULSE_OXIMETER,
+    "respiratory_rate": DeviceKind.PULSE_OXIMETER,
+    "systolic": DeviceKind.BLOOD_PRESSURE,
+    "diastolic": DeviceKind.BLOOD_PRESSURE,
+    "mean_arterial_pressure": DeviceKind.BLOOD_PRESSURE,
+    "glucose": DeviceKind.GLUCOMETER,
+    "body_temperature": DeviceKind.THERMOMETER,
+    "body_weight": DeviceKind.WEIGHT_SCALE,
 }
 
 _METRIC_IDS = {key: metric.id for key, metric in METRICS.items()}

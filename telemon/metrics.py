@@ -7,7 +7,8 @@ For people, values read as clinicians write them: a short label (SpO2, FC, PA) a
 (°C, mmHg, bpm); UCUM codes stay in FHIR and in the API's structured fields.
 
 Codes: LOINC as used by the FHIR R4 vital-signs profiles; MDC (ISO/IEEE 11073-10101) as used
-by the HL7 Personal Health Device IG. See docs/reference in ``../shared/reference/anchors.md`` §4.1.
+by the HL7 Personal Health Device IG. Codes, their sources, and why the plausible ranges are what
+they are: docs/clinical-references.md#metric-codes-and-plausible-ranges.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from pydantic import (
     create_model,
 )
 
+from telemon.device_kinds import DeviceKind
 from telemon.metrics import METRICS, Metric
 from telemon.observation import Identifier, Observation, ObservationItem, iso_z
 from telemon.topics import Channel, parse_topic
@@ -320,11 +321,6 @@ def _short(text: str, limit: int = 200) -> str:
 
 
 # --- gateway presence --------------------------------------------------------------------------
-
-
-DeviceKind = Literal[
-    "pulse_oximeter", "blood_pressure", "glucometer", "thermometer", "weight_scale"
-]
 
 
 class DeviceHealth(BaseModel):

@@ -33,8 +33,8 @@ from firmware_sim.ble import radio
 from firmware_sim.devices.identity import IDENTITIES, DeviceIdentity
 from firmware_sim.devices.timestamps import DEVICE_ZONE, device_timestamp
 from firmware_sim.physiology import SimulatedMeasurement
-from firmware_sim.physiology_devices import DeviceKind
 from gateway.gatt import BatteryLevel, CharacteristicUuid, DeviceInformation, GattDateTime
+from telemon.device_kinds import DeviceKind
 
 __all__ = ["ADVERTISING_INTERVAL_MS", "SimulatedDevice"]
 

@@ -28,7 +28,6 @@ from firmware_sim.devices.glucose_records import (
 )
 from firmware_sim.devices.status_bits import status_bits
 from firmware_sim.physiology import SimulatedMeasurement
-from firmware_sim.physiology_devices import DeviceKind
 from gateway.gatt import (
     CharacteristicUuid,
     GlucoseMeasurement,
@@ -46,6 +45,7 @@ from gateway.gatt import (
     SampleLocation,
 )
 from gateway.gatt.glucose import SENSOR_STATUS_FLAGS
+from telemon.device_kinds import DeviceKind
 
 __all__ = ["SimulatedGlucometer"]
 

@@ -44,7 +44,8 @@ from gateway.devices.session import RECENT_PAYLOADS, DeviceSession, SessionOptio
 from gateway.devices.state import DeviceState
 from gateway.outbox import Outbox
 from gateway.pairing import PairingTable
-from telemon.payload import DeviceHealth, DeviceKind, GatewayConfig
+from telemon.device_kinds import DeviceKind
+from telemon.payload import DeviceHealth, GatewayConfig
 
 log = logging.getLogger(__name__)
 

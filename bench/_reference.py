@@ -2,7 +2,8 @@
 
 It reads the rules straight from a (possibly overridden) ``Protocol`` and loops over readings,
 so tests can check that the vectorised evaluator and debouncer give identical answers, and a
-benchmark can measure what vectorising buys.
+benchmark can measure what vectorising buys. The engine never runs it: it lives with the
+benchmarks, and the tests import it from here as they import the benchmarks' other helpers.
 """
 
 from __future__ import annotations
@@ -268,7 +269,7 @@ def evaluate_patient(
 
 @dataclass(slots=True)
 class PatientAlert:
-    """Debounce state of one (patient, rule), mirroring ``alerts.debounce.AlertState``."""
+    """Debounce state of one (patient, rule), mirroring ``alerts.debounce.DebounceState``."""
 
     level: int = 0
     count: int = 0
