@@ -138,7 +138,7 @@ class EmbeddedBroker:
         return self.url
 
     async def _start_broker(self) -> None:
-        from telemon import embedded_mqtt
+        from console import embedded_mqtt
 
         if self.allow_anonymous:
             plugins = {
