@@ -58,7 +58,7 @@ def secret_settings() -> dict[str, str]:
 
 
 def _sources(service: str) -> Iterator[ast.AST]:
-    cli = ast.parse((REPO / "telemon" / "cli.py").read_text())
+    cli = ast.parse((REPO / "console" / "cli.py").read_text())
     yield from (
         node
         for node in cli.body
