@@ -28,6 +28,7 @@ COPY ingest ./ingest
 COPY alerts ./alerts
 COPY dashboard ./dashboard
 COPY firmware_sim ./firmware_sim
+COPY console ./console
 # A regular (not editable) install: the package and its data files are copied into the venv.
 RUN /opt/telemon/bin/pip install --no-deps .
 
