@@ -17,7 +17,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/telemon
 WORKDIR /src
 # The locked versions first, each file checked against its hash (scripts/lock refreshes them):
-# a layer that changes only when the lock does.
+# a layer that changes only when the lock does. server.txt is the servers' extra and the bumble
+# backend's, for compose's simulator (`telemon sim`); no embedded servers, no test tools.
 COPY requirements/server.txt ./requirements/server.txt
 RUN /opt/telemon/bin/pip install --require-hashes -r requirements/server.txt
 # Only what `pip install .` needs (.dockerignore keeps the rest out of the build context).
@@ -28,6 +29,7 @@ COPY ingest ./ingest
 COPY alerts ./alerts
 COPY dashboard ./dashboard
 COPY firmware_sim ./firmware_sim
+COPY console ./console
 # A regular (not editable) install: the package and its data files are copied into the venv.
 RUN /opt/telemon/bin/pip install --no-deps .
 

@@ -1,4 +1,4 @@
-"""Alert state per (patient, rule), advanced for all patients of a rule at once.
+"""Debounce state per (patient, rule), advanced for all patients of a rule at once.
 
 - An alert opens once ``confirm.count`` consecutive readings are in band and span at least
   ``confirm.duration``; one reading out of band restarts the count, so a value wobbling around a
@@ -35,7 +35,10 @@ from alerts.tables import CompiledRule
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class AlertState:
+class DebounceState:
+    """Where the debouncing of one rule stands for each patient (``alert_rule_state``): not an
+    alert's lifecycle state (``telemon.alert_lifecycle``), which people and the engine move."""
+
     level: np.ndarray  # int8: open alert level, 0 when no alert is open
     count: np.ndarray  # int64: consecutive in-band readings counted while no alert is open
     since: np.ndarray  # int64: time of the first reading of that streak
@@ -48,7 +51,7 @@ class AlertState:
     unconfirmed: np.ndarray  # bool: opened by the confirm timeout, no second reading yet
 
     @classmethod
-    def initial(cls, n_patients: int) -> AlertState:
+    def initial(cls, n_patients: int) -> DebounceState:
         times = {
             f.name: np.full(n_patients, NO_TIME, np.int64)
             for f in fields(cls)
@@ -86,12 +89,13 @@ class Transitions:
 
     @property
     def notify(self) -> np.ndarray:
-        return self.opened | self.escalated | self.reminded
+        notify: np.ndarray = self.opened | self.escalated | self.reminded
+        return notify
 
 
 def step(
-    state: AlertState, result: RuleResult, rule: CompiledRule, now: int
-) -> tuple[AlertState, Transitions]:
+    state: DebounceState, result: RuleResult, rule: CompiledRule, now: int
+) -> tuple[DebounceState, Transitions]:
     level, hold, at = result.level, result.hold_level, result.at
     fresh = (level >= 0) & (at > state.last_at)
     active = state.level > 0
@@ -146,7 +150,7 @@ def step(
     reminded = overdue | snooze_over
 
     acked = np.where(fresh_notice | snooze_over | ~open_now, False, state.acked)
-    new_state = AlertState(
+    new_state = DebounceState(
         level=new_level,
         count=count,
         since=since,
@@ -166,8 +170,8 @@ def step(
 
 
 def acknowledge(
-    state: AlertState, patients: np.ndarray, rule: CompiledRule, now: int
-) -> AlertState:
+    state: DebounceState, patients: np.ndarray, rule: CompiledRule, now: int
+) -> DebounceState:
     """Acknowledge the open alerts of ``patients`` (indices or a boolean mask)."""
     chosen = np.zeros(len(state), bool)
     chosen[patients] = True

@@ -29,10 +29,11 @@ from alerts.lifecycle import (
     transition,
 )
 from alerts.notify import cancel_moot_notifications, enqueue_episode_notifications
+from alerts.notify.stages import StageKind
 from alerts.protocol import MAX_GP_SMS_PER_LEVEL, RED, Escalation, EscalationStep, Protocol
+from telemon.alert_lifecycle import PersonAction
 from telemon.config import Settings
-
-PersonAction = Literal["claim", "outcome", "acknowledge", "escalate", "resolve"]
+from telemon.database import one_row
 
 # A protocol no longer loaded (renamed, retired) still escalates, on the default chain.
 _DEFAULT_ESCALATION = Escalation()
@@ -55,7 +56,7 @@ class Counts:
     cancelled: int = 0
 
     def add(self, other: Counts) -> None:
-        for name in self.__slots__:  # type: ignore[attr-defined]
+        for name in self.__slots__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
@@ -154,8 +155,9 @@ def settle(
     if row is None or row[0] == "resolved":
         return counts
     state, severity, level, peak, step, outcome = row
-    open_count, new_severity, new_level, new_protocol = conn.execute(
-        """
+    open_count, new_severity, new_level, new_protocol = one_row(
+        conn.execute(
+            """
         SELECT count(*), max(severity),
                coalesce(max(severity) FILTER (WHERE routing = 'gp_and_centre'), 0),
                (array_agg(protocol ORDER BY routing = 'gp_and_centre' DESC, severity DESC,
@@ -163,8 +165,9 @@ def settle(
                 FILTER (WHERE routing = 'gp_and_centre'))[1]
         FROM alerts WHERE episode_id = %s AND state <> 'resolved'
         """,
-        (episode_id,),
-    ).fetchone()
+            (episode_id,),
+        )
+    )
     if open_count == 0:
         counts.resolved += 1
         if actor is None:
@@ -217,7 +220,7 @@ def settle(
         )
         counts.worsened += 1
         if new_level == RED:
-            reason = "worsened" if level > 0 else "opened"
+            reason: StageKind = "worsened" if level > 0 else "opened"
             counts.notifications += _notify(conn, episode_id, reason, settings, now)
         return counts
     if new_level > level or new_severity > severity:

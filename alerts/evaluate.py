@@ -12,11 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 
-from alerts.protocol import NO_DATA, Protocol
+from alerts.protocol import (
+    NO_DATA,
+    AggregateRule,
+    MissingDataRule,
+    Protocol,
+    ScoreRule,
+    ThresholdRule,
+    TrendRule,
+)
 from alerts.scores import OXYGEN_POINTS, news2_points
 from alerts.tables import CompiledProtocol, CompiledRule, compile_protocol
 from alerts.trends import deltas, ols_slopes, theil_sen_slopes
@@ -73,7 +80,7 @@ class Streaks:
         )
 
     def of(self, patient: int) -> tuple[tuple[int, ...], int]:
-        """One patient's run and ``broken_at``, as ``alerts.reference`` gives them."""
+        """One patient's run and ``broken_at``, as ``bench._reference`` gives them."""
         run = self.t[self.offsets[patient] : self.offsets[patient + 1]]
         return tuple(run.tolist()), int(self.broken_at[patient])
 
@@ -112,12 +119,12 @@ class RuleResult:
     channels: Channels | None = None
 
     def reason_of(self, patient: int) -> str:
-        return self.reasons[self.reason_code[patient]]
+        return self.reasons[int(self.reason_code[patient])]
 
     @property
     def reason(self) -> np.ndarray:
         """Every patient's reason as text (a copy per patient: for tools and tests)."""
-        return np.array(self.reasons)[self.reason_code]
+        return np.take(np.array(self.reasons), self.reason_code)
 
     @property
     def streak(self) -> np.ndarray:
@@ -247,9 +254,10 @@ class _Readings:
 
 
 def _threshold(rule: CompiledRule, readings: _Readings) -> Channels:
-    lookback = rule.rule.lookback
-    latest = [readings.newest(m, lookback) for m in rule.rule.metrics]
-    windows = tuple(readings.recent(metric, lookback) for metric in rule.rule.metrics)
+    spec = rule.spec(ThresholdRule)
+    lookback = spec.lookback
+    latest = [readings.newest(m, lookback) for m in spec.metrics]
+    windows = tuple(readings.recent(metric, lookback) for metric in spec.metrics)
     runs = tuple(_run_in_band(rule, channel, w) for channel, w in enumerate(windows))
     values, at = np.array([v for v, _ in latest]), np.array([t for _, t in latest])
     return Channels(values, at, runs, ThresholdDetail(windows))
@@ -277,7 +285,7 @@ def _run_in_band(rule: CompiledRule, channel: int, w: MetricWindow) -> Streaks:
 
 
 def _missing_data(rule: CompiledRule, readings: _Readings) -> Channels:
-    spec, now, start = rule.rule, readings.now, rule.started_at
+    spec, now, start = rule.spec(MissingDataRule), readings.now, rule.started_at
     # No reading is due before the first one was: until then the rule has no value.
     due = start + (spec.expected_every or 0) + spec.grace
     waiting = (start != NO_TIME) & (now < due)
@@ -295,7 +303,7 @@ def _missing_data(rule: CompiledRule, readings: _Readings) -> Channels:
 _SLOPES = {"ols": ols_slopes, "theil_sen": theil_sen_slopes}
 
 
-def trend_points(spec: Any, w: MetricWindow, now: int) -> MetricWindow:
+def trend_points(spec: TrendRule, w: MetricWindow, now: int) -> MetricWindow:
     """The readings a trend rule fits, out of the usable ones within twice its window: the
     re-measured left out, then those at most ``window`` older than the newest one, when that one
     lies within ``window`` of now (a trend is not kept going by old readings)."""
@@ -310,7 +318,7 @@ def trend_points(spec: Any, w: MetricWindow, now: int) -> MetricWindow:
 
 
 def _trend(rule: CompiledRule, readings: _Readings) -> Channels:
-    spec, now = rule.rule, readings.now
+    spec, now = rule.spec(TrendRule), readings.now
     values, ats, kept = [], [], []
     for metric in spec.metrics:
         w = trend_points(spec, readings.recent(metric, 2 * spec.window), now)
@@ -329,7 +337,7 @@ def _trend(rule: CompiledRule, readings: _Readings) -> Channels:
 
 
 def _aggregate(rule: CompiledRule, readings: _Readings) -> Channels:
-    spec, now = rule.rule, readings.now
+    spec, now = rule.spec(AggregateRule), readings.now
     calendar = SessionDays.of(now, spec.days, spec.sessions, spec.timezone)
     values, ats, days = [], [], []
     for metric in spec.metrics:
@@ -349,7 +357,7 @@ def _aggregate(rule: CompiledRule, readings: _Readings) -> Channels:
 
 
 def _score(rule: CompiledRule, readings: _Readings) -> Channels:
-    spec = rule.rule
+    spec = rule.spec(ScoreRule)
     n = rule.enabled.size
     points, at, newest = [], np.full(n, NO_TIME, dtype=np.int64), []
     for metric in spec.metrics:

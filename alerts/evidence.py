@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TypedDict
 
 import numpy as np
 
@@ -25,13 +26,37 @@ from alerts.evaluate import (
     ThresholdDetail,
     TrendDetail,
 )
+from alerts.protocol import AggregateRule, MissingDataRule, ScoreRule, TrendRule
 from alerts.tables import BandSlot, CompiledRule
-from telemon.findings import Evidence, Mean, Missing, Parameter, Score, Threshold, Trend
+from telemon.findings import (
+    Evidence,
+    Level,
+    Mean,
+    Missing,
+    Op,
+    Parameter,
+    Score,
+    Threshold,
+    Trend,
+)
+
+# The levels a finding stands at (amber, red), by the evaluator's number for them.
+_FINDING_LEVELS: Mapping[int, Level] = {1: 1, 2: 2}
 
 
 def utc(at: int) -> datetime | None:
     """Epoch seconds as an aware UTC datetime; None for ``NO_TIME``."""
     return None if at == NO_TIME else datetime.fromtimestamp(at, UTC)
+
+
+class _Common(TypedDict):
+    """What every kind of evidence says (``telemon.findings._Evidence`` and the band's op)."""
+
+    rule: str
+    protocol: str
+    level: Level
+    at: datetime | None
+    op: Op
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +66,7 @@ class _Finding:
     rule: CompiledRule
     result: RuleResult
     patient: int
-    level: int
+    level: Level
     band: BandSlot
     protocol: str
     now: int
@@ -71,7 +96,7 @@ class _Finding:
         """The patient's own threshold of the band (overrides apply per patient)."""
         return float(self.band.threshold[self.patient])
 
-    def common(self, at: int) -> dict[str, object]:
+    def common(self, at: int) -> _Common:
         return {
             "rule": self.rule.key,
             "protocol": self.protocol,
@@ -115,7 +140,7 @@ def _threshold(finding: _Finding) -> Threshold:
 
 def _trend(finding: _Finding) -> Trend:
     channel, p = finding.band.channel, finding.patient
-    spec = finding.rule.rule
+    spec = finding.rule.spec(TrendRule)
     detail = finding.channels.detail
     assert isinstance(detail, TrendDetail)
     compared = spec.method == "delta"  # the two readings compared are the change, in words
@@ -135,7 +160,7 @@ def _trend(finding: _Finding) -> Trend:
 
 def _mean(finding: _Finding) -> Mean:
     channel, p = finding.band.channel, finding.patient
-    spec = finding.rule.rule
+    spec = finding.rule.spec(AggregateRule)
     detail = finding.channels.detail
     assert isinstance(detail, AggregateDetail)
     thresholds = {
@@ -155,6 +180,7 @@ def _mean(finding: _Finding) -> Mean:
 
 def _score(finding: _Finding) -> Score:
     rule, p = finding.rule, finding.patient
+    spec = rule.spec(ScoreRule)
     detail = finding.channels.detail
     assert isinstance(detail, ScoreDetail)
     parameters = tuple(
@@ -164,19 +190,20 @@ def _score(finding: _Finding) -> Score:
             points=int(detail.points[i, p]),
             age_s=finding.now - int(detail.at[i, p]),
         )
-        for i, metric in enumerate(rule.rule.metrics)
+        for i, metric in enumerate(spec.metrics)
         if detail.points[i, p] >= 0
     )
     return Score(
         **finding.common(finding.at(finding.band.channel)),
-        score=rule.rule.score,
+        score=spec.score,
         total=int(finding.value(0)),  # channel 0 is the total, whichever band matched
-        on=finding.band.on,
+        on=spec.channels[finding.band.channel],
         threshold=finding.threshold,
         parameters=parameters,
-        of=len(rule.rule.metrics),
-        min_parameters=rule.rule.min_parameters,
-        spo2_scale=int(rule.spo2_scale[p]),
+        of=len(spec.metrics),
+        min_parameters=spec.min_parameters,
+        # The protocol's scale or the patient's override of it: 1 or 2.
+        spo2_scale=2 if rule.spo2_scale[p] == 2 else 1,
         supplemental_oxygen=bool(rule.supplemental_oxygen[p]),
     )
 
@@ -184,7 +211,7 @@ def _score(finding: _Finding) -> Score:
 def _missing(finding: _Finding) -> Missing:
     channel = finding.band.channel
     hours = finding.value(channel)
-    expected = finding.rule.rule.expected_every
+    expected = finding.rule.spec(MissingDataRule).expected_every
     return Missing(
         **finding.common(finding.at(channel)),
         metric=finding.band.on,
@@ -234,12 +261,13 @@ def evidence_of(
     the clear margin holds above its value (a downgrade to amber while the value is back in
     range) passes its own. None when that level is neither amber nor red.
     """
-    level = int(result.level[patient]) if level is None else level
-    if level not in (1, 2):
+    stands_at = _FINDING_LEVELS.get(int(result.level[patient]) if level is None else level)
+    if stands_at is None:
         return None
     if result.channels is None:
         raise ValueError(f"the result of {rule.key!r} keeps no channels to take evidence from")
-    band = _band(rule, result, patient, level)
+    band = _band(rule, result, patient, stands_at)
     if band is None:
         return None
-    return _KINDS[rule.rule.kind](_Finding(rule, result, patient, level, band, protocol, now))
+    finding = _Finding(rule, result, patient, stands_at, band, protocol, now)
+    return _KINDS[rule.rule.kind](finding)

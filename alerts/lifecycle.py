@@ -14,51 +14,49 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-State = Literal["open", "acknowledged", "escalated", "resolved"]
-ACTIVE: tuple[State, ...] = ("open", "acknowledged", "escalated")
+from telemon.alert_lifecycle import ACTIVE_STATES, AlertState
 
 
-def _stay(*states: State) -> Mapping[State, State]:
+def _stay(*states: AlertState) -> Mapping[AlertState, AlertState]:
     return MappingProxyType({s: s for s in states})
 
 
-def _to(target: State, *states: State) -> Mapping[State, State]:
+def _to(target: AlertState, *states: AlertState) -> Mapping[AlertState, AlertState]:
     return MappingProxyType(dict.fromkeys(states, target))
 
 
 # Per transition, the states it may start from and where each one leads.
-EPISODE_TRANSITIONS: Mapping[str, Mapping[State, State]] = MappingProxyType(
+EPISODE_TRANSITIONS: Mapping[str, Mapping[AlertState, AlertState]] = MappingProxyType(
     {
         # The engine's.
-        "finding_joined": _stay(*ACTIVE),
+        "finding_joined": _stay(*ACTIVE_STATES),
         # A worse level breaks an acknowledgement: it is no longer the episode acknowledged.
         "worsened": MappingProxyType(
             {"open": "open", "acknowledged": "open", "escalated": "escalated"}
         ),
-        "downgraded": _stay(*ACTIVE),
-        "finding_resolved": _stay(*ACTIVE),
+        "downgraded": _stay(*ACTIVE_STATES),
+        "finding_resolved": _stay(*ACTIVE_STATES),
         "escalated": _to("escalated", "open", "escalated"),
         "snooze_expired": _to("open", "acknowledged"),
-        "auto_resolved": _to("resolved", *ACTIVE),
+        "auto_resolved": _to("resolved", *ACTIVE_STATES),
         # People's.
-        "claim": _stay(*ACTIVE),
-        "outcome": _stay(*ACTIVE),
+        "claim": _stay(*ACTIVE_STATES),
+        "outcome": _stay(*ACTIVE_STATES),
         "acknowledge": _to("acknowledged", "open", "escalated"),
         "escalate": _to("escalated", "open", "acknowledged"),
-        "resolve": _to("resolved", *ACTIVE),
+        "resolve": _to("resolved", *ACTIVE_STATES),
     }
 )
-PEOPLE_ACTIONS = frozenset({"claim", "outcome", "acknowledge", "escalate", "resolve"})
 
 # A finding is open until the readings clear it or a person resolves it; acknowledging and
 # escalating belong to its episode.
-FINDING_TRANSITIONS: Mapping[str, Mapping[State, State]] = MappingProxyType(
+FINDING_TRANSITIONS: Mapping[str, Mapping[AlertState, AlertState]] = MappingProxyType(
     {
         "worsened": _stay("open"),
         "downgraded": _stay("open"),
@@ -112,8 +110,8 @@ class Change:
     id: int
     patient_id: int
     kind: str
-    from_state: State
-    to_state: State
+    from_state: AlertState
+    to_state: AlertState
     episode_id: int | None  # the episode's own id, or the finding's episode (None: none)
 
 
@@ -345,7 +343,7 @@ class _Table:
     name: str
     noun: str  # in messages
     episode_column: str  # the row's episode: the episode's own id, or a finding's episode_id
-    transitions: Mapping[str, Mapping[State, State]]
+    transitions: Mapping[str, Mapping[AlertState, AlertState]]
     columns: frozenset[str]
 
 
@@ -360,7 +358,7 @@ def _move(
     kind: str,
     now: datetime,
     changes: Mapping[str, Any] | None,
-) -> tuple[State, State, int, int | None]:
+) -> tuple[AlertState, AlertState, int, int | None]:
     """Lock the row, check that ``kind`` may start from its state, update it: (from, to,
     patient, episode)."""
     moves = table.transitions[kind]

@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -26,15 +26,16 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
-from telemon.metrics import METRICS
+from telemon.findings import Op, ScoreChannel
+from telemon.metrics import MetricKey
 
 PROTOCOLS_DIR = Path(__file__).with_name("protocols")
 
 LEVELS: Mapping[str, int] = {"amber": 1, "red": 2}
 NO_DATA, NONE, AMBER, RED = -1, 0, 1, 2
 
-Op = Literal["<", "<=", ">", ">="]
 LOW_OPS: frozenset[str] = frozenset({"<", "<="})
 # What each comparison does: on numbers, and element by element on numpy arrays.
 COMPARE: Mapping[str, Callable[[Any, Any], Any]] = MappingProxyType(
@@ -46,14 +47,20 @@ COMPARE: Mapping[str, Callable[[Any, Any], Any]] = MappingProxyType(
 # "centre_task": "not measuring", a task for the centre only, never an SMS to a GP.
 Routing = Literal["gp_and_centre", "centre", "centre_task"]
 
-SCORE_CHANNELS = ("total", "max_parameter")
-NEWS2_PARAMETERS = ("respiratory_rate", "spo2", "systolic", "pulse_rate", "body_temperature")
+SCORE_CHANNELS: tuple[ScoreChannel, ...] = ("total", "max_parameter")
+NEWS2_PARAMETERS: tuple[MetricKey, ...] = (
+    "respiratory_rate",
+    "spo2",
+    "systolic",
+    "pulse_rate",
+    "body_temperature",
+)
 
 _DURATION_PART = re.compile(r"(\d+)\s*([smhd])")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(value: Any) -> int:
+def parse_duration(value: object) -> int:
     """Seconds from an int or a string such as ``"90m"``, ``"3d"`` or ``"1d12h"``."""
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a string like '30m', '2h', '3d'")
@@ -71,19 +78,6 @@ def parse_duration(value: Any) -> int:
 
 Duration = Annotated[int, BeforeValidator(parse_duration), Field(ge=0)]
 PositiveDuration = Annotated[int, BeforeValidator(parse_duration), Field(gt=0)]
-MetricKey = Literal[
-    "spo2",
-    "pulse_rate",
-    "systolic",
-    "diastolic",
-    "mean_arterial_pressure",
-    "glucose",
-    "body_temperature",
-    "body_weight",
-    "respiratory_rate",
-]
-assert set(MetricKey.__args__) == set(METRICS), "MetricKey must list the metric catalogue"
-
 _Frozen = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -96,6 +90,13 @@ class Band(BaseModel):
     op: Op
     value: float = Field(allow_inf_nan=False)
     on: str | None = None
+
+    @property
+    def channel(self) -> str:
+        """What the band compares: ``on``, which a rule fills in for each band it holds."""
+        if self.on is None:
+            raise ValueError("a band has no channel until a rule fills in its 'on'")
+        return self.on
 
     @property
     def severity(self) -> int:
@@ -288,7 +289,7 @@ class ScoreRule(_RuleBase):
     supplemental_oxygen: bool = False
 
     @property
-    def channels(self) -> tuple[str, ...]:
+    def channels(self) -> tuple[ScoreChannel, ...]:
         return SCORE_CHANNELS
 
     @property
@@ -330,10 +331,18 @@ class MissingDataRule(_RuleBase):
         return self
 
 
-Rule = Annotated[
-    ThresholdRule | TrendRule | AggregateRule | ScoreRule | MissingDataRule,
-    Field(discriminator="kind"),
-]
+AnyRule = ThresholdRule | TrendRule | AggregateRule | ScoreRule | MissingDataRule
+Rule = Annotated[AnyRule, Field(discriminator="kind")]
+
+RuleKind = TypeVar("RuleKind", bound=AnyRule)
+
+
+def of_kind(rule: AnyRule, kind: type[RuleKind]) -> RuleKind:
+    """``rule`` as the kind it is, for the code of that kind (chosen by ``rule.kind``), which
+    reads the kind's own fields: another kind here is a bug."""
+    if not isinstance(rule, kind):
+        raise TypeError(f"rule {rule.key!r} is a {rule.kind} rule, not a {kind.__name__}")
+    return rule
 
 Recipient = Literal["gp", "duty_phone"]
 
@@ -421,21 +430,21 @@ class Protocol(BaseModel):
 
     @field_validator("rules")
     @classmethod
-    def _unique_keys(cls, rules: tuple[Any, ...]) -> tuple[Any, ...]:
+    def _unique_keys(cls, rules: tuple[AnyRule, ...]) -> tuple[AnyRule, ...]:
         keys = [r.key for r in rules]
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
             raise ValueError(f"duplicate rule keys {duplicates}")
         return rules
 
-    def rule(self, key: str) -> Any:
+    def rule(self, key: str) -> AnyRule:
         for rule in self.rules:
             if rule.key == key:
                 return rule
         raise KeyError(f"protocol {self.key!r} has no rule {key!r}")
 
 
-def rule_title(rule: Any, language: str) -> str:
+def rule_title(rule: AnyRule | Protocol, language: str) -> str:
     """A rule's (or a protocol's) title in the reader's language: 'Saturazione bassa'."""
     return rule.title_it if language == "it" else rule.title
 
@@ -471,7 +480,7 @@ class ProtocolError(ValueError):
         super().__init__(f"{origin}: invalid protocol\n  " + "\n  ".join(errors))
 
 
-def _describe(origin: str, raw: Mapping[str, Any], error: Mapping[str, Any]) -> str:
+def _describe(origin: str, raw: Mapping[str, Any], error: ErrorDetails) -> str:
     loc = list(error["loc"])
     where = ""
     if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
@@ -491,7 +500,7 @@ def _describe(origin: str, raw: Mapping[str, Any], error: Mapping[str, Any]) -> 
     return ": ".join(p for p in parts if p)
 
 
-def _echo(error: Mapping[str, Any], errors: list[Any]) -> bool:
+def _echo(error: ErrorDetails, errors: list[ErrorDetails]) -> bool:
     """A tuple whose item failed also fails its min_length; that echo only adds noise."""
     loc = tuple(error["loc"])
     return error["type"] == "too_short" and any(

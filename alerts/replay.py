@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import psycopg
 
-from alerts.debounce import AlertState, step
+from alerts.debounce import DebounceState, step
 from alerts.engine.engine import compute, own_windows
 from alerts.engine.load import load_enrolments, load_windows, protocol_needs
 from alerts.protocol import Protocol
@@ -64,7 +64,7 @@ def replay(
     }
     windows = own_windows(enrolment, load_windows(conn, ids, needs, end), ids)
     keys = [rule.key for rule in protocol.rules]
-    states = {key: AlertState.initial(ids.size) for key in keys}
+    states = {key: DebounceState.initial(ids.size) for key in keys}
     previous = np.zeros((len(keys), ids.size), np.int8)
     current: dict[int, SimulatedEpisode] = {}  # by position, while the patient has findings open
     episodes: list[SimulatedEpisode] = []

@@ -6,6 +6,7 @@ import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -72,9 +73,10 @@ def run_replay(conn: psycopg.Connection, request: ReplayRequest) -> Iterator[str
         f"{candidate.version} ({request.candidate}), {period}, every "
         f"{int(request.every.total_seconds() // 60)} min. Nothing is written, nobody is texted."
     )
-    options = {"start": request.start, "end": request.end, "every": request.every}
-    before = replay(conn, current, patient_ids=ids, **options)
-    after = replay(conn, candidate, patient_ids=ids, **options)
+    run = partial(
+        replay, conn, patient_ids=ids, start=request.start, end=request.end, every=request.every
+    )
+    before, after = run(current), run(candidate)
     rows = by_patient_week(before, after)
     shown = [row for row in rows if request.show_all or row.differs]
     if shown:

@@ -46,7 +46,7 @@ class ScoreTable:
         return self.points[-1]
 
 
-# RCP NEWS2 chart 1 (anchors §3.2). Row: ≤8 | 9–11 | 12–20 | 21–24 | ≥25
+# RCP NEWS2 chart 1 (docs/clinical-references.md#news2). Row: ≤8 | 9–11 | 12–20 | 21–24 | ≥25
 RESPIRATORY_RATE = ScoreTable((8, 11, 20, 24), (3, 1, 0, 2, 3))
 # SpO2 scale 1: ≤91 | 92–93 | 94–95 | ≥96
 SPO2_SCALE_1 = ScoreTable((91, 93, 95), (3, 2, 1, 0))

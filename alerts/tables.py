@@ -8,15 +8,28 @@ gets NaN there, and a comparison with NaN never matches.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from alerts.protocol import COMPARE, LOW_OPS, PatientOverride, Protocol, apply_override
+from alerts.protocol import (
+    COMPARE,
+    LOW_OPS,
+    AnyRule,
+    Band,
+    PatientOverride,
+    Protocol,
+    RuleKind,
+    ScoreRule,
+    apply_override,
+    of_kind,
+)
+from telemon.findings import Op
 
 NOT_KNOWN = -1  # a time not known: ``alerts.evaluate.NO_TIME``
+
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -24,7 +37,7 @@ class BandSlot:
     channel: int
     on: str
     level: int
-    op: str
+    op: Op
     threshold: np.ndarray  # float64 per patient, NaN: no such band for that patient
 
     @property
@@ -35,12 +48,13 @@ class BandSlot:
         """Whether each value is in band; ``margin`` widens the band (for holding an alert)."""
         threshold = self.threshold + margin if self.op in LOW_OPS else self.threshold - margin
         with np.errstate(invalid="ignore"):
-            return COMPARE[self.op](values, threshold)
+            in_band: np.ndarray = COMPARE[self.op](values, threshold)
+        return in_band
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class CompiledRule:
-    rule: Any  # the protocol's rule: structure shared by every patient
+    rule: AnyRule  # the protocol's rule: structure shared by every patient
     enabled: np.ndarray
     slots: tuple[BandSlot, ...]
     clear_margin: np.ndarray
@@ -59,6 +73,10 @@ class CompiledRule:
     def key(self) -> str:
         return self.rule.key
 
+    def spec(self, kind: type[RuleKind]) -> RuleKind:
+        """The protocol's rule as the kind it is (:func:`alerts.protocol.of_kind`)."""
+        return of_kind(self.rule, kind)
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class CompiledProtocol:
@@ -73,7 +91,8 @@ class CompiledProtocol:
         raise KeyError(f"protocol {self.protocol.key!r} has no rule {key!r}")
 
 
-_SCALARS = {
+# Per-patient parameters: each one's dtype and how a rule states it.
+_SCALARS: Mapping[str, tuple[DTypeLike, Callable[[AnyRule], float]]] = {
     "enabled": (bool, lambda r: r.enabled),
     "clear_margin": (np.float64, lambda r: r.clear_margin),
     "confirm_count": (np.int64, lambda r: r.confirm.count),
@@ -81,16 +100,19 @@ _SCALARS = {
     "confirm_timeout": (np.int64, lambda r: r.confirm.timeout),
     "escalate_after": (np.int64, lambda r: r.escalate_after),
     "snooze_after_ack": (np.int64, lambda r: r.snooze_after_ack),
-    "spo2_scale": (np.int8, lambda r: getattr(r, "spo2_scale", 1)),
-    "supplemental_oxygen": (bool, lambda r: getattr(r, "supplemental_oxygen", False)),
+    "spo2_scale": (np.int8, lambda r: r.spo2_scale if isinstance(r, ScoreRule) else 1),
+    "supplemental_oxygen": (
+        bool,
+        lambda r: r.supplemental_oxygen if isinstance(r, ScoreRule) else False,
+    ),
 }
 
 
-def _slot(thresholds: dict[tuple[str, int, str], np.ndarray], band: Any, n: int) -> np.ndarray:
-    return thresholds.setdefault((band.on, band.severity, band.op), np.full(n, np.nan))
+def _slot(thresholds: dict[tuple[str, int, Op], np.ndarray], band: Band, n: int) -> np.ndarray:
+    return thresholds.setdefault((band.channel, band.severity, band.op), np.full(n, np.nan))
 
 
-def _everyone(value: Any, dtype: Any, n: int) -> np.ndarray:
+def _everyone(value: float, dtype: DTypeLike, n: int) -> np.ndarray:
     """One value for every patient: a read-only view of it, which costs nothing to make and
     which numpy compares as fast as a scalar."""
     return np.broadcast_to(np.asarray(value, dtype=dtype), (n,))
@@ -133,7 +155,7 @@ def compile_protocol(
             name: np.full(n_patients, get(base), dtype=dtype)
             for name, (dtype, get) in _SCALARS.items()
         }
-        thresholds: dict[tuple[str, int, str], np.ndarray] = {}
+        thresholds: dict[tuple[str, int, Op], np.ndarray] = {}
         for band in base.bands:
             _slot(thresholds, band, n_patients)[:] = band.value
         for variant, patients in variants:
@@ -150,17 +172,19 @@ def compile_protocol(
     return CompiledProtocol(protocol, n_patients, tuple(compiled))
 
 
-def _uniform_rule(rule: Any, n: int, started_at: np.ndarray) -> CompiledRule:
+def _uniform_rule(rule: AnyRule, n: int, started_at: np.ndarray) -> CompiledRule:
     """A rule no patient overrides."""
     arrays = {name: _everyone(get(rule), dtype, n) for name, (dtype, get) in _SCALARS.items()}
-    thresholds = {
-        (band.on, band.severity, band.op): _everyone(band.value, np.float64, n)
+    thresholds: dict[tuple[str, int, Op], np.ndarray] = {
+        (band.channel, band.severity, band.op): _everyone(band.value, np.float64, n)
         for band in rule.bands
     }
     return CompiledRule(rule=rule, slots=_slots(rule, thresholds), started_at=started_at, **arrays)
 
 
-def _slots(rule: Any, thresholds: dict[tuple[str, int, str], np.ndarray]) -> tuple[BandSlot, ...]:
+def _slots(
+    rule: AnyRule, thresholds: dict[tuple[str, int, Op], np.ndarray]
+) -> tuple[BandSlot, ...]:
     channels = rule.channels
     return tuple(
         BandSlot(channels.index(on), on, level, op, values)

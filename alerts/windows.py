@@ -24,7 +24,8 @@ def _as_epoch_seconds(t: np.ndarray) -> np.ndarray:
     return t.astype(np.int64, copy=False)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+# init=False: ``reliable`` may be left out (every reading reliable), yet a window always has it.
+@dataclass(frozen=True, slots=True, eq=False, init=False)
 class MetricWindow:
     """Readings of one metric for patients ``0..n_patients-1``, in a fixed patient order.
 
@@ -35,16 +36,20 @@ class MetricWindow:
     offsets: np.ndarray
     t: np.ndarray
     v: np.ndarray
-    reliable: np.ndarray | None = None
+    reliable: np.ndarray
 
-    def __post_init__(self) -> None:
-        offsets = np.asarray(self.offsets, dtype=np.int64)
-        t = _as_epoch_seconds(self.t)
-        v = np.asarray(self.v, dtype=np.float64)
+    def __init__(
+        self,
+        offsets: np.ndarray,
+        t: np.ndarray,
+        v: np.ndarray,
+        reliable: np.ndarray | None = None,
+    ) -> None:
+        offsets = np.asarray(offsets, dtype=np.int64)
+        t = _as_epoch_seconds(t)
+        v = np.asarray(v, dtype=np.float64)
         reliable = (
-            np.ones(t.shape, dtype=bool)
-            if self.reliable is None
-            else np.asarray(self.reliable, dtype=bool)
+            np.ones(t.shape, dtype=bool) if reliable is None else np.asarray(reliable, dtype=bool)
         )
         if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0:
             raise ValueError("offsets must be a 1-d array starting at 0")
@@ -217,7 +222,7 @@ def masked_mean(offsets: np.ndarray, values: np.ndarray, mask: np.ndarray) -> np
 # Float sums leave 134.99999999999997 where readings average exactly 135, the ESH threshold,
 # and the last bit depends on the order of the additions (numpy adds in pairs, the reference
 # one after another). Means are kept to a millionth of their unit, far below what any device
-# resolves, with the same IEEE operations here and in ``alerts.reference``: the same mean
+# resolves, with the same IEEE operations here and in ``bench._reference``: the same mean
 # whatever the order, unless the exact mean falls on half a millionth.
 MEAN_DECIMALS = 6
 
@@ -306,7 +311,7 @@ def take(values: np.ndarray, index: np.ndarray, fill: float | int) -> np.ndarray
     """``values[index]`` with ``fill`` (of the values' type) where ``index`` is -1."""
     if values.size == 0:
         return np.full(index.shape, fill, dtype=values.dtype)
-    out = values[index]
+    out: np.ndarray = values[index]
     out[index < 0] = fill
     return out
 
@@ -327,7 +332,8 @@ def utc_offsets(t: np.ndarray, tz: str) -> np.ndarray:
         [datetime.fromtimestamp(h * 3600, UTC).astimezone(zone).utcoffset() for h in hours]
     )
     seconds = np.array([int(o.total_seconds()) for o in table], dtype=np.int64)
-    return seconds[t // 3600 - first]
+    offsets: np.ndarray = seconds[t // 3600 - first]
+    return offsets
 
 
 def local_day_and_hour(t: np.ndarray, tz: str) -> tuple[np.ndarray, np.ndarray]:
@@ -371,4 +377,5 @@ class SessionDays:
         index -= self.first
         if index.size and (index.min() < 0 or index.max() >= self.calendar.size):
             raise ValueError("times outside the days the calendar covers")
-        return self.calendar[index]
+        day_bits: np.ndarray = self.calendar[index]
+        return day_bits

@@ -16,7 +16,7 @@ import psycopg
 
 from bench._fleet_setup import ROOT
 from bench._fleet_streams import OXIMETER, SPOT_DELAY, Message, message, reading_items
-from telemon.cohort import FAMILY, GIVEN, Cohort, DemoPatient, StaffMember
+from console.cohort import FAMILY, GIVEN, Cohort, DemoPatient, StaffMember
 
 # The tests' fake, imported from where it lives: its behaviour is the tests'; this adds a clock.
 sys.path.append(str(ROOT / "tests" / "fakes"))

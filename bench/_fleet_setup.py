@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ingest.migrate import migrate  # noqa: E402
-from telemon.cohort import DEMO_SERVICE_CENTRE_PHONE, Cohort, seed  # noqa: E402
+from console.cohort import DEMO_SERVICE_CENTRE_PHONE, Cohort, seed  # noqa: E402
 from telemon.mqtt import BrokerAddress, connect, new_client  # noqa: E402
+from telemon.store.migrate import migrate  # noqa: E402
 
 DEFAULT_DATABASE_URL = os.environ.get(
     "TELEMON_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

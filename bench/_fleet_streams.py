@@ -27,12 +27,13 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from types import MappingProxyType
 
+from console.cohort import Cohort, DemoPatient, demo_cohort
 from firmware_sim import physiology_devices
 from firmware_sim.physiology import mean_arterial_pressure
 from firmware_sim.physiology_conditions import GENERAL_BASELINES
-from firmware_sim.physiology_devices import DEVICES, DeviceKind
+from firmware_sim.physiology_devices import DEVICES
 from firmware_sim.physiology_schedule import SCHEDULE
-from telemon.cohort import Cohort, DemoPatient, demo_cohort
+from telemon.device_kinds import DeviceKind
 from telemon.metrics import METRICS
 from telemon.observation import iso_z
 from telemon.payload import MAX_BATCH, decode_observations
@@ -61,26 +62,18 @@ NORMAL: Mapping[str, tuple[float, float]] = MappingProxyType(
     }
 )
 
-# The MQTT contract's device kinds as the physiological model names them. (firmware_sim.devices
-# has model_kind(), but importing it loads bumble: a second of BLE stack the fleet has no use for.)
-_MODEL_KIND = {"blood_pressure": DeviceKind.BLOOD_PRESSURE_MONITOR}
-
-
-def model_kind(kind: str) -> DeviceKind:
-    return DeviceKind(_MODEL_KIND.get(kind, kind))
-
 
 def readings_per_day(kind: str) -> float:
-    return float(sum(session.readings for session in SCHEDULE[model_kind(kind)]))
+    return float(sum(session.readings for session in SCHEDULE[DeviceKind(kind)]))
 
 
 @functools.cache
 def channel(kind: str, metric: str) -> physiology_devices.Channel:
-    return next(c for c in DEVICES[model_kind(kind)].channels if c.metric == metric)
+    return next(c for c in DEVICES[DeviceKind(kind)].channels if c.metric == metric)
 
 
 def metrics_of(kind: str) -> tuple[str, ...]:
-    metrics = DEVICES[model_kind(kind)].metrics
+    metrics = DEVICES[DeviceKind(kind)].metrics
     # A cuff reports the mean arterial pressure it measured too (gateway.gatt.blood_pressure).
     return (*metrics, "mean_arterial_pressure") if kind == "blood_pressure" else metrics
 
@@ -287,7 +280,7 @@ class Home:
     def _values(self, kind: str) -> dict[str, float]:
         if kind == OXIMETER:
             return {m: self._value(kind, m) for m in CONTINUOUS_METRICS}
-        values = {m: self._value(kind, m) for m in DEVICES[model_kind(kind)].metrics}
+        values = {m: self._value(kind, m) for m in DEVICES[DeviceKind(kind)].metrics}
         if kind == "blood_pressure":
             values["mean_arterial_pressure"] = float(
                 round(mean_arterial_pressure(values["systolic"], values["diastolic"]))

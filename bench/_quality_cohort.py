@@ -20,13 +20,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from alerts.protocol import COMPARE
-from firmware_sim.devices import model_kind
+from console.cohort import CARE_PLANS
 from firmware_sim.home import PROTOCOL_CONDITIONS
 from firmware_sim.physiology import PatientModel, PatientProfile
-from firmware_sim.physiology_devices import DeviceKind
 from firmware_sim.physiology_noise import uniform
 from firmware_sim.scenarios import get_scenario
-from telemon.cohort import CARE_PLANS
+from telemon.device_kinds import DeviceKind
 
 STABLE = "stable_artefacts"
 DETERIORATING_SHARE = 0.12
@@ -173,7 +172,7 @@ class BenchPatient:
 def protocol_devices(protocol: str) -> frozenset[DeviceKind]:
     """The devices the demo's care plans give a patient on ``protocol`` (all of its plans)."""
     return frozenset(
-        model_kind(kind) for key, _, kinds in CARE_PLANS if key == protocol for kind in kinds
+        kind for key, _, kinds in CARE_PLANS if key == protocol for kind in kinds
     )
 
 

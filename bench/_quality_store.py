@@ -17,9 +17,9 @@ import numpy as np
 import psycopg
 
 from bench._quality_cohort import BenchPatient
-from ingest.migrate import migrate
 from ingest.store import COPY_OBSERVATIONS, COPY_TYPES
 from telemon.metrics import METRICS
+from telemon.store.migrate import migrate
 
 PATIENTS_PER_GP = 30
 DUTY_PHONE = "+390212345678"

@@ -1,4 +1,4 @@
-"""The vectorised evaluation against ``alerts.reference``, patient by patient, on a sample.
+"""The vectorised evaluation against ``bench._reference``, patient by patient, on a sample.
 
 Shared by the benchmarks: bench/alerts.py times both sides, bench/alert_quality.py checks that
 they agree at instants of a replayed history.
@@ -17,8 +17,8 @@ from alerts.engine.engine import Evaluated, compute, own_windows
 from alerts.engine.load import Enrolment, load_enrolments, load_windows, protocol_needs
 from alerts.evaluate import NO_TIME
 from alerts.protocol import Protocol, apply_override
-from alerts.reference import Outcome, evaluate_patient
 from alerts.windows import MetricWindow, Reading
+from bench._reference import Outcome, evaluate_patient
 
 
 def sample_positions(n: int, sample: int) -> list[int]:

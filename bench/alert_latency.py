@@ -5,7 +5,7 @@
 Creates a throwaway database beside --database-url and enrols --background-gateways homes (the
 demo cohort's mix of care plans, GPs and service-centre duty phone) and --probes patients on
 the COVID-19 home oximetry protocol, each with a GP of their own. Starts --workers ingest
-workers, the alerts engine as deployed (``python -m telemon alerts``, its defaults) with the
+workers, the alerts engine as deployed (``telemon alerts``, its defaults) with the
 real twilio client pointed at the tests' fake Twilio server (run in this process), and
 ``bench/fleet.py`` publishing normal readings at --background-rate.
 
@@ -70,7 +70,7 @@ def start_engine(url: str, name: str, twilio: TimedFakeTwilio) -> subprocess.Pop
         "TELEMON_DATABASE_URL": url,
         "PYTHONPATH": str(ROOT),
     }
-    command = [sys.executable, "-m", "telemon", "alerts", "--health-port", "0"]
+    command = [sys.executable, "-m", "console", "alerts", "--health-port", "0"]
     engine = subprocess.Popen([*command, "--log-level", "WARNING"], env=env, cwd=ROOT)
     deadline = time.monotonic() + READY_TIMEOUT
     with psycopg.connect(url, autocommit=True) as conn:

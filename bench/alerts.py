@@ -44,8 +44,8 @@ from bench._reference_check import (
     reference_inputs,
     sample_positions,
 )
-from ingest.migrate import migrate
 from telemon.metrics import METRICS
+from telemon.store.migrate import migrate
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 NOW = datetime(2026, 1, 11, 21, 0, tzinfo=UTC)

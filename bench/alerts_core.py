@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alerts.evaluate import evaluate
 from alerts.protocol import Protocol, load_protocols
-from alerts.reference import evaluate_patient
 from alerts.tables import compile_protocol
 from alerts.windows import MetricWindow
+from bench._reference import evaluate_patient
 
 # Typical value and day-to-day spread per metric, for plausible synthetic readings.
 TYPICAL: Mapping[str, tuple[float, float]] = {

@@ -25,32 +25,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bumble.link import LocalLink
 
+from console.embedded import EmbeddedBroker
+from firmware_sim.ble import bumble_backend, close_all_centrals
 from firmware_sim.devices import make_device
 from firmware_sim.physiology import SimulatedMeasurement
-from firmware_sim.physiology_devices import DeviceKind as ModelKind
-from gateway.ble import BumbleClient, BumbleScanner, close_all_centrals
 from gateway.identity import GatewayIdentity
 from gateway.pairing import PairingTable
 from gateway.runtime import GatewayRuntime
-from telemon.embedded import EmbeddedBroker
+from telemon.device_kinds import DeviceKind
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
 from telemon.payload import PairedDevice
 
 DEVICES = {
-    "pulse_oximeter": (ModelKind.PULSE_OXIMETER, {"spo2": 96, "pulse_rate": 72}),
-    "blood_pressure": (
-        ModelKind.BLOOD_PRESSURE_MONITOR,
-        {"systolic": 128, "diastolic": 82, "pulse_rate": 70},
-    ),
-    "glucometer": (ModelKind.GLUCOMETER, {"glucose": 110}),
-    "thermometer": (ModelKind.THERMOMETER, {"body_temperature": 36.8}),
-    "weight_scale": (ModelKind.WEIGHT_SCALE, {"body_weight": 80.5}),
+    DeviceKind.PULSE_OXIMETER: {"spo2": 96, "pulse_rate": 72},
+    DeviceKind.BLOOD_PRESSURE: {"systolic": 128, "diastolic": 82, "pulse_rate": 70},
+    DeviceKind.GLUCOMETER: {"glucose": 110},
+    DeviceKind.THERMOMETER: {"body_temperature": 36.8},
+    DeviceKind.WEIGHT_SCALE: {"body_weight": 80.5},
 }
 
 
-def measurement(model_kind: ModelKind, values: dict[str, float]) -> SimulatedMeasurement:
+def measurement(kind: DeviceKind, values: dict[str, float]) -> SimulatedMeasurement:
     now = datetime.now(UTC).replace(microsecond=0)
-    return SimulatedMeasurement(model_kind, now, values, (), 90, True, now, "morning")
+    return SimulatedMeasurement(kind, now, values, (), 90, True, now, "morning")
 
 
 async def bench(seconds: float, mqtt_url: str, interval: float) -> None:
@@ -70,9 +67,7 @@ async def bench(seconds: float, mqtt_url: str, interval: float) -> None:
     ).save(state_dir)
     for device in devices.values():
         await device.start()
-    runtime = GatewayRuntime(
-        state_dir, backend=(BumbleScanner.bound_to(link), BumbleClient.bound_to(link))
-    )
+    runtime = GatewayRuntime(state_dir, backend=bumble_backend(link))
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
     process = psutil.Process()
@@ -81,8 +76,7 @@ async def bench(seconds: float, mqtt_url: str, interval: float) -> None:
     deadline = wall0 + seconds
     while time.monotonic() < deadline:
         for kind, device in devices.items():
-            model_kind, values = DEVICES[kind]
-            await device.record(measurement(model_kind, values))
+            await device.record(measurement(kind, DEVICES[kind]))
             recorded += 1
         rss_peak = max(rss_peak, process.memory_info().rss)
         await asyncio.sleep(interval)

@@ -24,6 +24,8 @@ import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from telemon.database import one_row
+
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
 ADDRESS_WINDOW = timedelta(minutes=15)
@@ -150,11 +152,16 @@ def _throttled(
 ) -> bool:
     # NULL is an address here: clients without one share a bucket instead of escaping the count.
     same_address = "client_address IS NULL" if client_address is None else "client_address = %(a)s"
-    from_address, for_username = conn.execute(
-        "SELECT count(*), count(*) FILTER (WHERE username = %(u)s) FROM dashboard_login_attempts "
-        f"WHERE {same_address} AND NOT succeeded AND at > %(since)s",
-        {"a": client_address, "u": username, "since": now - ADDRESS_WINDOW},
-    ).fetchone()
+    from_address: int
+    for_username: int
+    from_address, for_username = one_row(
+        conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE username = %(u)s) "
+            "FROM dashboard_login_attempts "
+            f"WHERE {same_address} AND NOT succeeded AND at > %(since)s",
+            {"a": client_address, "u": username, "since": now - ADDRESS_WINDOW},
+        )
+    )
     return (
         from_address >= MAX_FAILURES_PER_ADDRESS
         or for_username >= MAX_FAILURES_PER_ACCOUNT_AND_ADDRESS

@@ -21,6 +21,7 @@ from dashboard.models import (
     StaffItem,
     StaffUpdate,
 )
+from telemon.database import one_row
 
 
 class InvalidInput(ValueError):
@@ -63,18 +64,20 @@ def create_staff(conn: psycopg.Connection, user: Principal, new: StaffIn) -> Sta
             raise InvalidInput(f"username {new.username!r} is taken")
         _ensure_care_team(conn, new.care_team_id)
         # The first password is the admin's choice: its owner replaces it at their first login.
-        staff_id = conn.execute(
-            "INSERT INTO staff (username, display_name, role, phone, language, password_hash, "
-            "must_change_password) VALUES (%s, %s, %s, %s, %s, %s, true) RETURNING id",
-            (
-                new.username,
-                new.display_name,
-                new.role,
-                new.phone,
-                new.language,
-                hash_password(new.password),
-            ),
-        ).fetchone()[0]
+        staff_id = one_row(
+            conn.execute(
+                "INSERT INTO staff (username, display_name, role, phone, language, password_hash, "
+                "must_change_password) VALUES (%s, %s, %s, %s, %s, %s, true) RETURNING id",
+                (
+                    new.username,
+                    new.display_name,
+                    new.role,
+                    new.phone,
+                    new.language,
+                    hash_password(new.password),
+                ),
+            )
+        )[0]
         if new.care_team_id is not None:
             conn.execute(
                 "INSERT INTO care_team_members (care_team_id, staff_id) VALUES (%s, %s)",
@@ -153,20 +156,22 @@ def enrol_patient(conn: psycopg.Connection, user: Principal, new: EnrolIn) -> En
         _ensure_care_team(conn, new.care_team_id)
         if conn.execute("SELECT 1 FROM patients WHERE code = %s", (new.code,)).fetchone():
             raise InvalidInput(f"patient code {new.code!r} is taken")
-        patient_id = conn.execute(
-            "INSERT INTO patients (code, given_name, family_name, birth_date, sex, phone, gp_id, "
-            "care_team_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (
-                new.code,
-                new.given_name,
-                new.family_name,
-                new.birth_date,
-                new.sex,
-                new.phone,
-                new.gp_id,
-                new.care_team_id,
-            ),
-        ).fetchone()[0]
+        patient_id = one_row(
+            conn.execute(
+                "INSERT INTO patients (code, given_name, family_name, birth_date, sex, phone, "
+                "gp_id, care_team_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (
+                    new.code,
+                    new.given_name,
+                    new.family_name,
+                    new.birth_date,
+                    new.sex,
+                    new.phone,
+                    new.gp_id,
+                    new.care_team_id,
+                ),
+            )
+        )[0]
         conn.execute(
             "INSERT INTO patient_protocols (patient_id, protocol, overrides) VALUES (%s, %s, %s)",
             (patient_id, new.protocol, Jsonb(new.overrides)),
@@ -196,10 +201,12 @@ def register_gateway(conn: psycopg.Connection, user: Principal, new: GatewayIn) 
         addresses = [d.address for d in new.devices]
         if len(set(addresses)) != len(addresses):
             raise InvalidInput("device addresses repeat")
-        gateway_id = conn.execute(
-            "INSERT INTO gateways (code, patient_id) VALUES (%s, %s) RETURNING id",
-            (new.code, new.patient_id),
-        ).fetchone()[0]
+        gateway_id = one_row(
+            conn.execute(
+                "INSERT INTO gateways (code, patient_id) VALUES (%s, %s) RETURNING id",
+                (new.code, new.patient_id),
+            )
+        )[0]
         for d in new.devices:
             conn.execute(
                 "INSERT INTO devices (gateway_id, address, kind, manufacturer, model) "

@@ -4,7 +4,6 @@ lifecycle event (``alerts.episodes``, the one writer) and its audit row."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 import psycopg
 
@@ -13,9 +12,8 @@ from alerts.lifecycle import TransitionNotAllowed
 from dashboard import audit
 from dashboard.authz import Principal
 from dashboard.bands import protocols
+from telemon.alert_lifecycle import PersonAction
 from telemon.config import Settings
-
-Action = Literal["claim", "outcome", "acknowledge", "resolve", "escalate"]
 
 
 class Conflict(Exception):
@@ -26,7 +24,7 @@ def perform(
     conn: psycopg.Connection,
     user: Principal,
     episode_id: int,
-    action: Action,
+    action: PersonAction,
     *,
     now: datetime,
     note: str = "",

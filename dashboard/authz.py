@@ -188,9 +188,13 @@ def load_principal(request: Request) -> Principal:
         ).fetchone()
     if row is None:
         raise NotAuthenticated
-    *identity, must_change = row
+    staff_id, username, display_name, role, language, must_change = row
     return Principal(
-        *identity,
+        staff_id,
+        username,
+        display_name,
+        role,
+        language,
         csrf_token=session.csrf_token,
         client_address=client_address(request),
         must_change_password=must_change,

@@ -27,7 +27,7 @@ def protocols() -> dict[str, Protocol]:
     return load_protocols()
 
 
-def effective_protocol(name: str, overrides: dict) -> Protocol | None:
+def effective_protocol(name: str, overrides: dict[str, object]) -> Protocol | None:
     """The protocol as it applies to the patient; a stored override that no longer validates
     falls back to the protocol itself rather than hiding the chart."""
     protocol = protocols().get(name)
@@ -60,9 +60,9 @@ def bands_for_patient(
                 )
                 same = [
                     b
-                    for b in out.get(band.on, [])
+                    for b in out.get(band.channel, [])
                     if (b.level, b.op, b.value) == (drawn.level, drawn.op, drawn.value)
                 ]
                 if not same:
-                    out.setdefault(band.on, []).append(drawn)
+                    out.setdefault(band.channel, []).append(drawn)
     return out

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from dashboard.authz import Principal, patient_scope
 from dashboard.bands import bands_for_patient
@@ -54,7 +54,7 @@ JOIN patients p ON p.id = a.patient_id
 """
 
 
-def _dicts(conn: psycopg.Connection, query: str, params: dict[str, object]) -> list[dict]:
+def _dicts(conn: psycopg.Connection, query: str, params: dict[str, object]) -> list[DictRow]:
     return conn.cursor(row_factory=dict_row).execute(query, params).fetchall()
 
 

@@ -8,8 +8,10 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from telemon.alert_lifecycle import AlertState, FindingState
+from telemon.device_kinds import DeviceKind
+
 CallOutcome = Literal["reached", "not_reached", "advised", "sent_to_emergency"]
-AlertState = Literal["open", "acknowledged", "escalated", "resolved"]
 
 
 class _Model(BaseModel):
@@ -105,7 +107,6 @@ class Me(_Model):
     csrf_token: str
 
 
-FindingState = Literal["open", "resolved"]
 
 
 class FindingItem(_Model):
@@ -374,7 +375,7 @@ class Enrolled(_Model):
 
 class DeviceIn(_Input):
     address: str = Field(min_length=1, max_length=64)
-    kind: Literal["pulse_oximeter", "blood_pressure", "glucometer", "thermometer", "weight_scale"]
+    kind: DeviceKind
     manufacturer: str | None = None
     model: str | None = None
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import psycopg
 
 from dashboard import alert_actions, audit, clinical, operations
-from dashboard.alert_actions import Action
 from dashboard.authz import NotFound, Principal, ensure_alert, ensure_episode, ensure_patient
 from dashboard.models import (
     EpisodeEvent,
@@ -22,6 +21,7 @@ from dashboard.models import (
     Series,
     SettingsIn,
 )
+from telemon.alert_lifecycle import PersonAction
 from telemon.config import Settings
 
 PERIODS = (7, 30, 90)
@@ -205,7 +205,7 @@ def act(
     conn: psycopg.Connection,
     user: Principal,
     episode_id: int,
-    action: Action,
+    action: PersonAction,
     *,
     note: str = "",
     outcome: str | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ def local(at: datetime | None, fmt: str = "%d/%m %H:%M") -> str:
     return at.astimezone(LOCAL_TZ).strftime(fmt) if at else "–"
 
 
-def age_text(t: Any, at: datetime | None, now: datetime) -> str:
+def age_text(t: Callable[..., str], at: datetime | None, now: datetime) -> str:
     if at is None:
         return "–"
     minutes = max(int((now - at).total_seconds() // 60), 0)
@@ -55,13 +56,15 @@ def reading_text(metric: str | None, amount: float | None, language: str) -> str
     """A reading's number as its metric is written, with the language's decimal mark."""
     if amount is None:
         return "–"
-    if metric not in METRICS:
+    if metric is None or metric not in METRICS:
         return value_text(amount)
     return value(metric, amount, language_of(language))
 
 
 def unit_text(metric: str | None, language: str) -> str:
-    return METRICS[metric].display_unit(language_of(language)) if metric in METRICS else ""
+    if metric is None or metric not in METRICS:
+        return ""
+    return METRICS[metric].display_unit(language_of(language))
 
 
 def render(

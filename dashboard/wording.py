@@ -50,6 +50,6 @@ def reason_text(
     title = title_of(protocol, rule, lang)
     if title is not None:
         return title
-    if metric in METRICS and value is not None:
+    if metric is not None and metric in METRICS and value is not None:
         return reading({metric: value}, lang)
     return _ALERT[lang]

@@ -16,11 +16,11 @@ from types import MappingProxyType
 from bumble.link import LocalLink
 
 from firmware_sim.clock import SimClock
-from firmware_sim.devices import SimulatedDevice, make_device, model_kind
+from firmware_sim.devices import SimulatedDevice, make_device
 from firmware_sim.physiology import PatientModel, PatientProfile
 from firmware_sim.physiology_conditions import Condition
-from firmware_sim.physiology_devices import DeviceKind
 from firmware_sim.scenarios import get_scenario
+from telemon.device_kinds import DeviceKind
 
 # Which condition a care protocol is for, so that the model draws the right baseline.
 PROTOCOL_CONDITIONS: MappingProxyType[str, Condition] = MappingProxyType(
@@ -51,7 +51,7 @@ class SimulatedHome:
     ) -> None:
         self.clock = clock
         self.devices: dict[DeviceKind, SimulatedDevice] = {
-            model_kind(kind): make_device(kind, link, address) for address, kind in devices
+            DeviceKind(kind): make_device(kind, link, address) for address, kind in devices
         }
         profile = PatientProfile(
             patient_id=patient_id,

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from firmware_sim.physiology_conditions import Condition, baselines_for, device_kit, draw_baseline
-from firmware_sim.physiology_devices import DEVICES, DeviceKind
+from firmware_sim.physiology_devices import DEVICES, draw_key
 from firmware_sim.physiology_noise import normal, smoothstep, uniform, value_noise
 from firmware_sim.physiology_rhythm import (
     CIRCADIAN,
@@ -35,6 +35,7 @@ from firmware_sim.physiology_schedule import (
     worn_instants,
 )
 from firmware_sim.scenarios import Episode, Fault, Outage, Scenario
+from telemon.device_kinds import DeviceKind
 from telemon.metrics import METRICS
 
 DAY = timedelta(days=1)
@@ -227,7 +228,7 @@ class PatientModel:
         if drain is not None and (not drain.devices or device in drain.devices):
             start, per_day = drain.start_percent, drain.percent_per_day
         else:
-            start = 55.0 + 45.0 * uniform(self.seed, "battery", device)
+            start = 55.0 + 45.0 * uniform(self.seed, "battery", draw_key(device))
             per_day = DEVICES[device].battery_percent_per_day
         days_in_use = max(0.0, (_utc(t) - self.profile.enrolled_at) / DAY)
         return max(1, round(start - per_day * days_in_use))
@@ -268,7 +269,9 @@ class PatientModel:
         day = self.day_of(t)
         certain = (f for f in faults if (day, session) in f.certain_on)
         by_chance = (
-            f for f in faults if uniform(self.seed, "fault", device, f.key, when) < f.probability
+            f
+            for f in faults
+            if uniform(self.seed, "fault", draw_key(device), f.key, when) < f.probability
         )
         return next(certain, None) or next(by_chance, None)
 
@@ -317,9 +320,12 @@ class PatientModel:
         if session == "continuous":
             # Worn oximeters average over several seconds: their error wanders, it does not jump.
             return value_noise(
-                self.seed, f"error:{device}:{metric}", t.timestamp(), _CONTINUOUS_AVERAGING
+                self.seed,
+                f"error:{draw_key(device)}:{metric}",
+                t.timestamp(),
+                _CONTINUOUS_AVERAGING,
             )
-        return normal(self.seed, "error", device, metric, _millis(t))
+        return normal(self.seed, "error", draw_key(device), metric, _millis(t))
 
     # --- the stream -------------------------------------------------------------------------
 

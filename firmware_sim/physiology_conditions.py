@@ -8,8 +8,8 @@ from enum import StrEnum
 from functools import lru_cache
 from types import MappingProxyType
 
-from firmware_sim.physiology_devices import DeviceKind
 from firmware_sim.physiology_noise import normal
+from telemon.device_kinds import DeviceKind
 
 
 class Condition(StrEnum):
@@ -83,18 +83,18 @@ DEVICE_KITS: MappingProxyType[Condition, frozenset[DeviceKind]] = MappingProxyTy
             {
                 DeviceKind.PULSE_OXIMETER,
                 DeviceKind.THERMOMETER,
-                DeviceKind.BLOOD_PRESSURE_MONITOR,
+                DeviceKind.BLOOD_PRESSURE,
             }
         ),
         Condition.HEART_FAILURE: frozenset(
             {
                 DeviceKind.WEIGHT_SCALE,
-                DeviceKind.BLOOD_PRESSURE_MONITOR,
+                DeviceKind.BLOOD_PRESSURE,
                 DeviceKind.PULSE_OXIMETER,
             }
         ),
-        Condition.HYPERTENSION: frozenset({DeviceKind.BLOOD_PRESSURE_MONITOR}),
-        Condition.DIABETES: frozenset({DeviceKind.GLUCOMETER, DeviceKind.BLOOD_PRESSURE_MONITOR}),
+        Condition.HYPERTENSION: frozenset({DeviceKind.BLOOD_PRESSURE}),
+        Condition.DIABETES: frozenset({DeviceKind.GLUCOMETER, DeviceKind.BLOOD_PRESSURE}),
         Condition.COVID: frozenset({DeviceKind.PULSE_OXIMETER, DeviceKind.THERMOMETER}),
     }
 )

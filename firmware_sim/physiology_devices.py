@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 from types import MappingProxyType
 
+from telemon.device_kinds import DeviceKind
 
-class DeviceKind(StrEnum):
-    PULSE_OXIMETER = "pulse_oximeter"
-    BLOOD_PRESSURE_MONITOR = "blood_pressure_monitor"
-    GLUCOMETER = "glucometer"
-    THERMOMETER = "thermometer"
-    WEIGHT_SCALE = "weight_scale"
+# The name a device's random draws are keyed with (``physiology_noise``). The cuff's is the
+# model's name from before the kinds had one vocabulary: keying it by "blood_pressure" would
+# reshuffle every simulated patient, and the benchmarks' figures with them.
+_DRAW_KEYS: MappingProxyType[DeviceKind, str] = MappingProxyType(
+    {DeviceKind.BLOOD_PRESSURE: "blood_pressure_monitor"}
+)
+
+
+def draw_key(kind: DeviceKind) -> str:
+    """What names the device in its random draws."""
+    return _DRAW_KEYS.get(kind, kind.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +58,8 @@ class DeviceSpec:
 
 
 # Mean arterial pressure is not listed: cuffs derive it from systolic and diastolic.
-# Storage follows common practice (see anchors §1.1, Tenovi): cuffs, meters, scales and
-# thermometers keep a memory; cheap spot-check oximeters do not.
+# Storage follows common practice (docs/clinical-references.md#simulated-patients): cuffs,
+# meters, scales and thermometers keep a memory; cheap spot-check oximeters do not.
 DEVICES: MappingProxyType[DeviceKind, DeviceSpec] = MappingProxyType(
     {
         DeviceKind.PULSE_OXIMETER: DeviceSpec(
@@ -63,8 +68,8 @@ DEVICES: MappingProxyType[DeviceKind, DeviceSpec] = MappingProxyType(
             stores_readings=False,
             battery_percent_per_day=0.8,
         ),
-        DeviceKind.BLOOD_PRESSURE_MONITOR: DeviceSpec(
-            DeviceKind.BLOOD_PRESSURE_MONITOR,
+        DeviceKind.BLOOD_PRESSURE: DeviceSpec(
+            DeviceKind.BLOOD_PRESSURE,
             (
                 Channel("systolic", 1.0, 4.0),
                 Channel("diastolic", 1.0, 3.0),

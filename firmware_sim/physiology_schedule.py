@@ -9,9 +9,10 @@ from enum import StrEnum
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
-from firmware_sim.physiology_devices import DeviceKind
+from firmware_sim.physiology_devices import draw_key
 from firmware_sim.physiology_noise import uniform
 from firmware_sim.physiology_rhythm import MEALS
+from telemon.device_kinds import DeviceKind
 
 
 class OximeterMode(StrEnum):
@@ -65,7 +66,7 @@ SCHEDULE: MappingProxyType[DeviceKind, tuple[Session, ...]] = MappingProxyType(
             Session("evening", time(20, 0), timedelta(minutes=30)),
         ),
         # NICE/ESH home BP: two seated readings a minute apart, morning and evening.
-        DeviceKind.BLOOD_PRESSURE_MONITOR: (
+        DeviceKind.BLOOD_PRESSURE: (
             Session("morning", time(7, 30), timedelta(minutes=30), readings=2),
             Session("evening", time(20, 30), timedelta(minutes=30), readings=2),
         ),
@@ -95,9 +96,9 @@ def planned_readings(
     readings: list[PlannedReading] = []
     ordinal = day.toordinal()
     for session in SCHEDULE[device]:
-        if uniform(seed, "missed", device, ordinal, session.name) >= adherence:
+        if uniform(seed, "missed", draw_key(device), ordinal, session.name) >= adherence:
             continue
-        shift = (2.0 * uniform(seed, "jitter", device, ordinal, session.name) - 1.0) * (
+        shift = (2.0 * uniform(seed, "jitter", draw_key(device), ordinal, session.name) - 1.0) * (
             session.jitter
         )
         first = local_instant(day, session.at, zone) + shift

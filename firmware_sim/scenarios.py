@@ -1,9 +1,9 @@
 """The scenario catalogue: how a simulated patient's days unfold, as data.
 
 Days count from local midnight of the enrolment day (day 0). Each scenario is built to cross
-the clinical thresholds of ``shared/reference/anchors.md`` §3 at a realistic pace: NHS
-CO@h SpO2 bands 95 / 93–94 / ≤92 %, NEWS2, home BP 135/85 and ≥180/110, ADA hypoglycaemia
-<70 / <54 mg/dL, heart-failure weight gain >2 kg in 3 days.
+the clinical thresholds it is about at a realistic pace: NHS CO@h SpO2 bands 95 / 93–94 / ≤92 %,
+NEWS2, home BP 135/85 and ≥180/110, ADA hypoglycaemia <70 / <54 mg/dL, heart-failure weight
+gain >2 kg in 3 days (docs/clinical-references.md#simulated-patients).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import time, timedelta
 from types import MappingProxyType
 
 from firmware_sim.physiology_conditions import Condition
-from firmware_sim.physiology_devices import DeviceKind
+from telemon.device_kinds import DeviceKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +141,7 @@ def _bp_surge(day: int, at: time) -> Episode:
         targets={"systolic": 196.0, "diastolic": 119.0, "pulse_rate": 92.0},
         plateau=timedelta(hours=3),
         ramp=timedelta(hours=1),
-        checked_with=DeviceKind.BLOOD_PRESSURE_MONITOR,
+        checked_with=DeviceKind.BLOOD_PRESSURE,
         checks=(timedelta(minutes=-30), timedelta(minutes=30)),
     )
 
@@ -244,7 +244,7 @@ _CATALOGUE = (
             ),
             # A loose cuff needs more pressure to occlude the artery, so it reads high.
             Fault(
-                DeviceKind.BLOOD_PRESSURE_MONITOR,
+                DeviceKind.BLOOD_PRESSURE,
                 ("cuff_too_loose",),
                 probability=0.08,
                 certain_on=((1, "evening"), (4, "morning")),
@@ -252,7 +252,7 @@ _CATALOGUE = (
                 noise_factor=2.5,
             ),
             Fault(
-                DeviceKind.BLOOD_PRESSURE_MONITOR,
+                DeviceKind.BLOOD_PRESSURE,
                 ("body_movement",),
                 probability=0.06,
                 certain_on=((2, "morning"),),
@@ -282,7 +282,7 @@ _CATALOGUE = (
                 name="cold_finger",
             ),
             Fault(
-                DeviceKind.BLOOD_PRESSURE_MONITOR,
+                DeviceKind.BLOOD_PRESSURE,
                 (),
                 probability=0.03,
                 bias={"systolic": 15.0, "diastolic": 8.0},

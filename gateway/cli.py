@@ -10,14 +10,21 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
+from gateway.ble.backend import BACKEND_ENV_VAR, TRANSPORT_ENV_VAR
 from gateway.clock_check import DEFAULT_TIME_ZONE
+
+if TYPE_CHECKING:
+    from gateway.ble.backend import BleBackend
+
+T = TypeVar("T")
 
 STATE_DIR_ENV = "TELEMON_GATEWAY_STATE_DIR"
 TZ_ENV = "TELEMON_GATEWAY_TZ"
@@ -49,12 +56,23 @@ StateDir = Annotated[
         "$STATE_DIRECTORY, /var/lib/telemon-gateway as root, else ~/.local/state/telemon-gateway)."
     ),
 ]
+BleBackendName = Annotated[
+    str | None,
+    typer.Option(
+        "--ble-backend",
+        envvar=BACKEND_ENV_VAR,
+        help="Bluetooth stack: 'bluez' (bleak's platform backend, the default) or 'bumble' "
+        "(bumble's host stack: the simulated radio, or a controller it drives; needs the "
+        "'bumble' extra).",
+    ),
+]
 Transport = Annotated[
     str | None,
     typer.Option(
-        help="bumble radio instead of BlueZ: 'local' (in-process simulated link) or a bumble "
-        "transport spec such as usb:0 or tcp-client:127.0.0.1:9000. Default: bleak's platform "
-        "backend (BlueZ on the Raspberry Pi), or $TELEMON_BUMBLE_TRANSPORT.",
+        envvar=TRANSPORT_ENV_VAR,
+        help="Where the bumble backend's radio is, and implies --ble-backend bumble: 'local' "
+        "(in-process simulated link) or a bumble transport spec such as usb:0 or "
+        "tcp-client:127.0.0.1:9000.",
     ),
 ]
 
@@ -145,10 +163,13 @@ def _load_identity(directory: Path):
         ) from None
 
 
-def _backend(transport: str | None):
-    from gateway.ble import select_backend
+def _backend(name: str | None, transport: str | None) -> BleBackend:
+    from gateway.ble.backend import BackendUnavailable, choose_backend
 
-    return select_backend(transport)
+    try:
+        return choose_backend(name, transport)
+    except BackendUnavailable as error:
+        raise fail(str(error)) from None
 
 
 @gateway_app.command()
@@ -158,6 +179,7 @@ def pair(
         str | None, typer.Option(help="Pair this address without asking (non-interactive).")
     ] = None,
     name: Annotated[str | None, typer.Option(help="A name for the device.")] = None,
+    ble_backend: BleBackendName = None,
     transport: Transport = None,
     state_dir: StateDir = None,
 ) -> None:
@@ -171,11 +193,11 @@ def pair(
 
     directory = state_dir or default_state_dir()
     identity = _load_identity(directory)
-    backend = _backend(transport)
+    backend = _backend(ble_backend, transport)
     typer.echo(f"scanning for {seconds:g} s...")
     try:
         found = asyncio.run(
-            _with_radio(discover_health_devices(seconds, backend=backend[0] if backend else None))
+            _releasing(backend, discover_health_devices(seconds, backend=backend.scanner))
         )
     except Exception as error:
         raise fail(f"cannot scan: {error}") from None
@@ -199,17 +221,16 @@ def pair(
     typer.echo(f"paired {paired.kind} {paired.address} with patient {paired.patient_id}")
 
 
-async def _with_radio(coroutine):
-    from gateway.ble import close_all_centrals
-
+async def _releasing(backend: BleBackend, coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         return await coroutine
     finally:
-        await close_all_centrals()
+        await backend.shutdown()
 
 
 @gateway_app.command()
 def run(
+    ble_backend: BleBackendName = None,
     transport: Transport = None,
     tz: Annotated[
         str, typer.Option(envvar=TZ_ENV, help="Time zone of the devices' clocks.")
@@ -229,8 +250,9 @@ def run(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    runtime = GatewayRuntime(directory, backend=_backend(transport), tz=tz)
-    asyncio.run(_with_radio(_run_until_signalled(runtime)))
+    backend = _backend(ble_backend, transport)
+    runtime = GatewayRuntime(directory, backend=backend, tz=tz)
+    asyncio.run(_releasing(backend, _run_until_signalled(runtime)))
 
 
 async def _run_until_signalled(runtime) -> None:

@@ -9,24 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bleak.backends.client import BaseBleakClient
-from bleak.backends.scanner import BaseBleakScanner
-
+from gateway.ble.backend import BleBackend
+from gateway.ble.bluez import platform_backend
 from gateway.clock_check import DEFAULT_TIME_ZONE, TimePolicy
-from gateway.devices import (
-    AdapterControl,
-    BumbleAdapterControl,
-    CommandAdapterControl,
-    DeviceManager,
-    ManagerOptions,
-    NoAdapterControl,
-)
+from gateway.devices import DeviceManager, ManagerOptions
 from gateway.identity import GatewayIdentity
 from gateway.outbox import Outbox
 from gateway.pairing import PairingTable
@@ -35,28 +26,18 @@ from gateway.uplink import Uplink
 log = logging.getLogger(__name__)
 
 OUTBOX_FILE = "outbox.db"
-Backends = tuple[type[BaseBleakScanner], type[BaseBleakClient]]
-
-
-def adapter_control_for(backend: Backends | None) -> AdapterControl:
-    """How this gateway can power-cycle its radio: bumble's central, BlueZ, or not at all."""
-    if backend is not None:
-        radio = getattr(backend[0], "radio", None)
-        return BumbleAdapterControl(radio) if radio is not None else NoAdapterControl()
-    if sys.platform.startswith("linux"):
-        return CommandAdapterControl()
-    return NoAdapterControl()
 
 
 class GatewayRuntime:
+    """One gateway on ``backend`` (default: bleak's platform backend, BlueZ on the Pi)."""
+
     def __init__(
         self,
         state_dir: Path,
         *,
-        backend: Backends | None = None,
+        backend: BleBackend | None = None,
         tz: str | ZoneInfo = DEFAULT_TIME_ZONE,
         options: ManagerOptions | None = None,
-        adapter: AdapterControl | None = None,
         status_interval: float = 60.0,
         now: Callable[[], datetime] | None = None,
     ) -> None:
@@ -64,15 +45,15 @@ class GatewayRuntime:
         self.identity = GatewayIdentity.load(state_dir)  # FileNotFoundError says: provision
         self.outbox = Outbox(state_dir / OUTBOX_FILE, self.identity.gateway_id)
         zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
-        scanner_backend, client_backend = backend or (None, None)
+        backend = backend or platform_backend()
         self.manager = DeviceManager(
             state_dir,
             self.outbox,
             notify=self._notify,
             table=PairingTable.load(state_dir),
-            scanner_backend=scanner_backend,
-            client_backend=client_backend,
-            adapter=adapter or adapter_control_for(backend),
+            scanner_backend=backend.scanner,
+            client_backend=backend.client,
+            adapter=backend.adapter,
             policy=TimePolicy(tz=zone, now=now) if now else TimePolicy(tz=zone),
             options=options,
         )

@@ -23,8 +23,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from ingest.failures import StoreFailure, classify_failure
-from ingest.storage_backend import stored_backend
-from telemon.database import DatabaseUnavailable, connect
+from telemon.database import DatabaseUnavailable, connect, one_row
+from telemon.store.backend import stored_backend
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def refresh_rollups(conn: psycopg.Connection, *, backend: str) -> int:
     written = 0
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_ROLLUP_LOCK,))
-        now = conn.execute("SELECT now()").fetchone()[0]
+        now = one_row(conn.execute("SELECT now()"))[0]
         queued = conn.execute(
             "SELECT id, patient_id, first_at, last_at FROM ingest_rollup_queue"
         ).fetchall()

@@ -26,26 +26,27 @@ from psycopg.types.json import set_json_dumps
 
 from ingest.deadletters import STORE_ERROR, DeadLetter, write_dead_letters
 from ingest.inbound import Inbound, ObservationMessage, StatusMessage, UnusableMessage
-from ingest.notify import notify_new_observations
 from ingest.partitions import PartitionCache, weeks_of
 from ingest.presence import apply_status
-from telemon.database import connect
+from telemon.database import connect, one_row
+from telemon.device_kinds import DeviceKind
 from telemon.metrics import METRICS
-from telemon.observation import Observation
+from telemon.observation import ObservationItem
 from telemon.payload import RejectReason
+from telemon.store.notify import notify_new_observations
 
 # Devices are registered on first sight with the kind their first stored reading implies; the
 # gateway's next status message carries the real kind and corrects it.
-DEVICE_KIND_BY_METRIC = {
-    "spo2": "pulse_oximeter",
-    "pulse_rate": "pulse_oximeter",
-    "respiratory_rate": "pulse_oximeter",
-    "systolic": "blood_pressure",
-    "diastolic": "blood_pressure",
-    "mean_arterial_pressure": "blood_pressure",
-    "glucose": "glucometer",
-    "body_temperature": "thermometer",
-    "body_weight": "weight_scale",
+DEVICE_KIND_BY_METRIC: dict[str, DeviceKind] = {
+    "spo2": DeviceKind.PULSE_OXIMETER,
+    "pulse_rate": DeviceKind.PULSE_OXIMETER,
+    "respiratory_rate": DeviceKind.PULSE_OXIMETER,
+    "systolic": DeviceKind.BLOOD_PRESSURE,
+    "diastolic": DeviceKind.BLOOD_PRESSURE,
+    "mean_arterial_pressure": DeviceKind.BLOOD_PRESSURE,
+    "glucose": DeviceKind.GLUCOMETER,
+    "body_temperature": DeviceKind.THERMOMETER,
+    "body_weight": DeviceKind.WEIGHT_SCALE,
 }
 
 _METRIC_IDS = {key: metric.id for key, metric in METRICS.items()}
@@ -230,7 +231,7 @@ class Store:
             staged = len(plan.rows)
             if staged and ignore_duplicates:
                 self._copy(_COPY_STAGING, plan.rows)
-                stored, patient_ids = self.conn.execute(_MOVE_STAGED_IGNORING_DUPLICATES).fetchone()
+                stored, patient_ids = one_row(self.conn.execute(_MOVE_STAGED_IGNORING_DUPLICATES))
             elif staged:
                 stored, patient_ids = self._insert_all(plan)
             if staged:
@@ -403,7 +404,7 @@ def _plan_observations(
 
 
 def _not_paired(
-    message: ObservationMessage, index: int, obs: Observation, gateway: Gateway
+    message: ObservationMessage, index: int, obs: ObservationItem, gateway: Gateway
 ) -> DeadLetter:
     paired = f"patient {gateway.patient_code!r}" if gateway.patient_code else "no patient"
     return DeadLetter.for_item(

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ingest.inbound import UnusableMessage, classify
@@ -100,7 +101,14 @@ class Subscriber:
                 sent += 1
         return sent
 
-    def _on_connect(self, client, userdata, flags, reason_code: ReasonCode, properties) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         if reason_code.is_failure:
             self._refusal = f"the broker refused the connection ({reason_code})"
             log.error("broker %s refused the connection: %s", self.address, reason_code)
@@ -111,7 +119,14 @@ class Subscriber:
         log.info("connected to %s as %s", self.address, self.client_id)
         client.subscribe(self.subscriptions)
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
         failed = [str(rc) for rc in reason_codes if rc.is_failure]
         if failed:
             self._refusal = f"the broker refused the subscription ({', '.join(failed)})"
@@ -119,7 +134,14 @@ class Subscriber:
             return
         self.subscribed.set()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         with self._lock:
             self.connected.clear()
         if reason_code.is_failure:
@@ -127,17 +149,18 @@ class Subscriber:
         else:
             log.info("disconnected from %s", self.address)
 
-    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         received_at = time.monotonic()
+        payload = bytes(message.payload)  # paho's bytearray, if ever, as bytes; bytes as they are
         try:
             inbound = classify(
-                message.topic, message.payload, retained=message.retain, now=datetime.now(UTC)
+                message.topic, payload, retained=message.retain, now=datetime.now(UTC)
             )
         except Exception as exc:
             # A decoder bug must cost one dead letter, not the network thread.
             log.exception("could not decode a message on %s", message.topic)
             error = PayloadError(RejectReason.INVALID_SCHEMA, f"undecodable: {exc!r}")
-            inbound = UnusableMessage(message.topic, message.payload, error)
+            inbound = UnusableMessage(message.topic, payload, error)
         delivery = Delivery(inbound, message.mid, message.qos, self.generation, received_at)
         # Blocks while the inbox is full; if it was closed (shutting down), the message is left
         # unacknowledged for the broker to deliver again.

@@ -2,7 +2,7 @@
 
 ``RULES`` is the single source. The shipped Mosquitto ACL, ``deploy/mosquitto/acl``, is its
 rendering (``python -m telemon.acl > deploy/mosquitto/acl``; a test checks the file is exactly
-that), and the demo's embedded broker (``telemon/embedded.py``) checks the same table with the
+that), and the demo's embedded broker (``console/embedded.py``) checks the same table with the
 meaning Mosquitto gives an acl_file:
 
 * whatever no rule grants is denied;

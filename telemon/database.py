@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+
+R = TypeVar("R")
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -30,3 +33,12 @@ def connect(url: str, *, autocommit: bool = False, timeout: float = 5.0) -> psyc
             "Start the server or point TELEMON_DATABASE_URL at a running one "
             "(unset it to let `telemon demo` start an embedded PostgreSQL)."
         ) from exc
+
+
+def one_row(cursor: psycopg.Cursor[R]) -> R:
+    """The row of a query that always returns one (an aggregate, ``to_regclass``, a row this
+    transaction has just written): ``one_row(conn.execute(...))[0]``."""
+    row = cursor.fetchone()
+    if row is None:
+        raise LookupError("the query returned no row")
+    return row

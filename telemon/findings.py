@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 Op = Literal["<", "<=", ">", ">="]
 Level = Literal[1, 2]  # 1 amber, 2 red
+ScoreChannel = Literal["total", "max_parameter"]  # the whole score, or its worst parameter
 
 _Frozen = ConfigDict(frozen=True, extra="forbid")
 
@@ -88,7 +89,7 @@ class Score(_Evidence):
     kind: Literal["score"] = "score"
     score: Literal["news2"] = "news2"
     total: int
-    on: Literal["total", "max_parameter"]  # which band matched
+    on: ScoreChannel  # which band matched
     op: Op
     threshold: float
     parameters: tuple[Parameter, ...]  # those present, in the protocol's order

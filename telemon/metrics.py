@@ -7,7 +7,8 @@ For people, values read as clinicians write them: a short label (SpO2, FC, PA) a
 (°C, mmHg, bpm); UCUM codes stay in FHIR and in the API's structured fields.
 
 Codes: LOINC as used by the FHIR R4 vital-signs profiles; MDC (ISO/IEEE 11073-10101) as used
-by the HL7 Personal Health Device IG. See docs/reference in ``../shared/reference/anchors.md`` §4.1.
+by the HL7 Personal Health Device IG. Codes, their sources, and why the plausible ranges are what
+they are: docs/clinical-references.md#metric-codes-and-plausible-ranges.
 """
 
 from __future__ import annotations
@@ -15,14 +16,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, get_args
 
 Language = Literal["it", "en"]
+
+# The catalogue's keys as a type: a field of this type is checked by pydantic-core itself (no
+# Python validator per reading) and by the type checker. Each key has one catalogue entry (below).
+MetricKey = Literal[
+    "spo2",
+    "pulse_rate",
+    "systolic",
+    "diastolic",
+    "mean_arterial_pressure",
+    "glucose",
+    "body_temperature",
+    "body_weight",
+    "respiratory_rate",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Metric:
-    key: str
+    key: MetricKey
     id: int  # stable small integer used as the storage key; never reuse one
     loinc: str
     unit: str  # canonical UCUM unit
@@ -200,6 +215,8 @@ _CATALOGUE = (
 
 METRICS: MappingProxyType[str, Metric] = MappingProxyType({m.key: m for m in _CATALOGUE})
 METRICS_BY_ID: MappingProxyType[int, Metric] = MappingProxyType({m.id: m for m in _CATALOGUE})
+if set(METRICS) != set(get_args(MetricKey)):
+    raise RuntimeError("MetricKey and the metric catalogue must name the same metrics")
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -14,8 +15,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 _DEFAULT_PORTS = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883}
-_PROTOCOLS = {"5": mqtt.MQTTv5, "3.1.1": mqtt.MQTTv311}
 Protocol = Literal["5", "3.1.1"]
+_PROTOCOLS: Mapping[Protocol, mqtt.MQTTProtocolVersion] = {
+    "5": mqtt.MQTTv5,
+    "3.1.1": mqtt.MQTTv311,
+}
 
 
 class BrokerUnavailable(RuntimeError):
@@ -44,9 +48,10 @@ class BrokerAddress:
             raise ValueError(f"MQTT URL must start with mqtt:// or mqtts://, got {url!r}")
         if not parts.hostname:
             raise ValueError(f"MQTT URL has no host: {url!r}")
-        protocol = parse_qs(parts.query).get("protocol", ["5"])[-1]
-        if protocol not in _PROTOCOLS:
-            raise ValueError(f"MQTT protocol must be 5 or 3.1.1, got {protocol!r} in {url!r}")
+        asked = parse_qs(parts.query).get("protocol", ["5"])[-1]
+        protocol = next((p for p in _PROTOCOLS if p == asked), None)
+        if protocol is None:
+            raise ValueError(f"MQTT protocol must be 5 or 3.1.1, got {asked!r} in {url!r}")
         return cls(
             host=parts.hostname,
             port=parts.port or _DEFAULT_PORTS[parts.scheme],
@@ -123,7 +128,8 @@ def connect(
         # 3.1.1 fixes the session choice when the client is made; see new_client().
         connect_call(address.host, address.port, keepalive=keepalive)
         return
-    properties = Properties(PacketTypes.CONNECT)
+    # paho's Properties.__init__ has no annotations (the rest of paho has).
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     properties.SessionExpiryInterval = session_expiry_s
     if receive_maximum is not None:
         properties.ReceiveMaximum = receive_maximum

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from telemon.flags import FLAGS
-from telemon.metrics import METRICS
+from telemon.metrics import MetricKey
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 
@@ -18,11 +18,6 @@ def _known_flags(flags: tuple[str, ...]) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown flag(s) {unknown}")
     return flags
-
-
-# Checked by pydantic-core itself, not a Python validator: ingest validates every item of every
-# message, and a Python call per item would cost more than the rest of the validation.
-MetricKey = Literal[tuple(METRICS)]  # type: ignore[valid-type]
 
 
 class ObservationItem(BaseModel):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from itertools import pairwise
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Union
 
 from pydantic import (
     AwareDatetime,
@@ -25,11 +25,12 @@ from pydantic import (
     create_model,
 )
 
+from telemon.device_kinds import DeviceKind
 from telemon.metrics import METRICS, Metric
 from telemon.observation import Identifier, Observation, ObservationItem, iso_z
 from telemon.topics import Channel, parse_topic
 
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION: Final = 1
 MAX_PAYLOAD_BYTES = 512 * 1024
 MAX_BATCH = 1000
 FUTURE_TOLERANCE = timedelta(minutes=10)
@@ -92,20 +93,36 @@ class _Envelope(BaseModel):
     observations: list[Any]
 
 
+def _one_of(value: str) -> Any:
+    """``Literal[value]`` for a value known only at run time: a type to pydantic, which checks
+    it, and a plain value to the type checker, which cannot read a type made from data."""
+    return Literal[value]
+
+
 def _checked_item(metric: Metric) -> type[ObservationItem]:
     """An item of ``metric`` whose unit, plausible range and earliest time pydantic-core checks
     itself, so the common message needs no Python call per item (see :func:`_check`)."""
     return create_model(
         f"ObservationItem[{metric.key}]",
         __base__=ObservationItem,
-        metric=(Literal[metric.key], ...),
-        unit=(Literal[metric.unit], ...),
+        metric=(_one_of(metric.key), ...),
+        unit=(_one_of(metric.unit), ...),
         value=(
             Annotated[float, Field(ge=metric.plausible_min, le=metric.plausible_max, strict=True)],
             ...,
         ),
         measured_at=(Annotated[AwareDatetime, Field(ge=EARLIEST_MEASUREMENT, strict=True)], ...),
     )
+
+
+if TYPE_CHECKING:
+    # Each checked item is an ObservationItem; which subclass, the message's data decides.
+    _CheckedItem = ObservationItem
+else:
+    _CheckedItem = Annotated[
+        Union[tuple(_checked_item(m) for m in METRICS.values())],  # noqa: UP007
+        Discriminator("metric"),
+    ]
 
 
 class _TypedEnvelope(_Envelope):
@@ -115,12 +132,7 @@ class _TypedEnvelope(_Envelope):
     failure falls back to item-by-item validation, which says precisely what was wrong.
     """
 
-    observations: list[
-        Annotated[
-            Union[tuple(_checked_item(m) for m in METRICS.values())],  # noqa: UP007
-            Discriminator("metric"),
-        ]
-    ]
+    observations: list[_CheckedItem]
 
 
 def encode_observations(
@@ -309,11 +321,6 @@ def _short(text: str, limit: int = 200) -> str:
 
 
 # --- gateway presence --------------------------------------------------------------------------
-
-
-DeviceKind = Literal[
-    "pulse_oximeter", "blood_pressure", "glucometer", "thermometer", "weight_scale"
-]
 
 
 class DeviceHealth(BaseModel):

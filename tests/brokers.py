@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from telemon.embedded import free_port
+from console.embedded import free_port
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
 
 

@@ -18,9 +18,9 @@ import pytest_asyncio
 from bumble.link import LocalLink
 
 from bench._fleet_setup import create_database, drop_database
-from gateway.ble import radio
+from console.embedded import EmbeddedBroker, EmbeddedPostgres
+from firmware_sim.ble import radio
 from telemon.database import DatabaseUnavailable, connect
-from telemon.embedded import EmbeddedBroker, EmbeddedPostgres
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
 from tests.database import truncate_data
 

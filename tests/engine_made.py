@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 import psycopg
 
 from alerts.engine import Engine
-from firmware_sim.devices import model_kind
+from console.cohort import Cohort, demo_cohort, seed
 from firmware_sim.home import PROTOCOL_CONDITIONS
 from firmware_sim.physiology import PatientModel, PatientProfile
 from firmware_sim.scenarios import get_scenario
-from telemon.cohort import Cohort, demo_cohort, seed
 from telemon.config import Settings
+from telemon.device_kinds import DeviceKind
 from telemon.metrics import METRICS
 
 DUTY_PHONE = "+390212345678"
@@ -49,7 +49,7 @@ def replay_demo(
                 patient_id=patient.code,
                 conditions=frozenset({PROTOCOL_CONDITIONS[patient.protocol]}),
                 enrolled_at=enrolled_at,
-                devices=frozenset(model_kind(kind) for _, kind in patient.devices),
+                devices=frozenset(DeviceKind(kind) for _, kind in patient.devices),
             )
             model = PatientModel(profile, get_scenario(patient.scenario), FLEET_SEED + index)
             for reading in model.measurements(enrolled_at, now):

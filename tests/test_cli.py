@@ -13,7 +13,7 @@ import urllib.request
 import httpx
 import pytest
 
-from telemon.demo import DEMO_PASSWORD
+from console.demo import DEMO_PASSWORD
 from telemon.mqtt import BrokerAddress
 from tests.dashboard.support import login
 from tests.database import truncate_data
@@ -24,7 +24,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TELEMON_")}
     environment.update(env or {})
     return subprocess.run(
-        [sys.executable, "-c", "from telemon.cli import main; main()", *args],
+        [sys.executable, "-c", "from console.cli import main; main()", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -85,7 +85,7 @@ def test_sim_names_its_broker_without_the_gateway_password(database_url, mqtt_ur
         "TELEMON_DATA_DIR": str(tmp_path),
     }
     process = subprocess.Popen(
-        [sys.executable, "-c", "from telemon.cli import main; main()", "sim", "--patients", "1"],
+        [sys.executable, "-c", "from console.cli import main; main()", "sim", "--patients", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -103,14 +103,14 @@ def test_sim_names_its_broker_without_the_gateway_password(database_url, mqtt_ur
 
 def test_demo_on_embedded_defaults_serves_health_and_continues_on_second_run(tmp_path):
     """The README's first command, minus the install: embedded PostgreSQL and broker."""
-    from telemon.embedded import free_port
+    from console.embedded import free_port
 
     port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "from telemon.cli import main; main()",
+            "from console.cli import main; main()",
             "demo",
             "--data-dir",
             str(tmp_path / "data"),

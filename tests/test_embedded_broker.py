@@ -3,7 +3,7 @@
 Issue 15 found it open: an anonymous client subscribed to '#', forged readings, marked a gateway
 offline and published a config. These tests replay that against the broker as the demo starts
 it (EmbeddedBroker with logins), with the users of the shipped Mosquitto configuration, and the
-ways around amqtt's own checks that telemon/embedded_mqtt.py closes.
+ways around amqtt's own checks that console/embedded_mqtt.py closes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from telemon.embedded import EmbeddedBroker
+from console.embedded import EmbeddedBroker
 from telemon.mqtt import BrokerAddress
 from tests.mqtt_clients import (
     BrokerLogins,

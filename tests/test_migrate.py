@@ -16,22 +16,22 @@ import pytest
 from psycopg import sql
 from pydantic import ValidationError
 
-from ingest.migrate import (
-    BackendUnusable,
-    MigrationError,
-    extension_update_due,
-    migrate,
-    migrate_database,
-)
-from ingest.storage_backend import (
+from telemon.config import COMPRESSION_HORIZON_DAYS, Settings
+from telemon.store.backend import (
     BackendChoice,
     ServerFacts,
     choose_backend,
     read_server_facts,
     timescaledb_missing,
 )
-from ingest.storage_policies import StoragePolicies, policy_changes
-from telemon.config import COMPRESSION_HORIZON_DAYS, Settings
+from telemon.store.migrate import (
+    BackendUnusable,
+    MigrationError,
+    extension_update_due,
+    migrate,
+    migrate_database,
+)
+from telemon.store.policies import StoragePolicies, policy_changes
 from tests.test_cli import run_cli
 
 USABLE = ServerFacts(
@@ -146,7 +146,7 @@ def _compression_columns(text: str, option: str) -> list[str]:
 
 def test_compression_layout_covers_the_unique_key():
     """Every key column is segment-by or order-by: a late row checks only matching batches."""
-    migrations = resources.files("ingest.migrations")
+    migrations = resources.files("telemon.store.migrations")
     layout = (migrations / "0011_compression_by_key.timescale.sql").read_text()
     key = re.search(
         r"CONSTRAINT observations_once UNIQUE \(([^)]*)\)",
@@ -270,7 +270,7 @@ def test_policy_settings_reach_the_migrate_command(empty_database):
 
 
 def test_server_notices_and_warnings_raised_by_a_migration_are_shown(empty_database, tmp_path):
-    for entry in resources.files("ingest.migrations").iterdir():
+    for entry in resources.files("telemon.store.migrations").iterdir():
         if entry.name.endswith(".sql"):
             shutil.copy(entry, tmp_path / entry.name)
     (tmp_path / "0999_says_something.sql").write_text(

@@ -3,8 +3,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from ingest.migrate import MigrationError, detect_backend, load_migrations, migrate
 from telemon.metrics import METRICS
+from telemon.store.migrate import MigrationError, detect_backend, load_migrations, migrate
 
 
 def test_migrations_are_idempotent_and_recorded(db):

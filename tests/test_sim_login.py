@@ -2,7 +2,7 @@
 
 import pytest
 
-from telemon.sim_login import FleetLogin, FleetLoginError, fleet_login
+from console.sim_login import FleetLogin, FleetLoginError, fleet_login
 
 
 def test_a_gateways_login_serves_that_one_gateway_without_leaving_the_url():

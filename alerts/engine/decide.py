@@ -1,7 +1,7 @@
 """Pure decisions between the debouncer and the ``alerts`` table, for all patients of a rule.
 
 :func:`reconcile` folds what people did to alerts (acknowledge, snooze, resolve by hand) into
-the debounce state before a step; :func:`plan_actions` turns a step's transitions into the
+the debounce state before a step; :func:`plan_decisions` turns a step's transitions into the
 changes the lifecycle writes. Neither touches the database.
 """
 
@@ -12,15 +12,15 @@ from typing import Literal
 
 import numpy as np
 
-from alerts.debounce import AlertState, Transitions
+from alerts.debounce import DebounceState, Transitions
 from alerts.evaluate import NO_TIME, RuleResult
 from alerts.evidence import evidence_of
 from alerts.tables import CompiledRule
 from telemon.findings import Evidence, Threshold
 
-ActionKind = Literal["open", "worsen", "downgrade", "resolve", "confirm"]
-# The actions that set a finding's level, and so what it rests on.
-WITH_EVIDENCE: frozenset[ActionKind] = frozenset({"open", "worsen", "downgrade", "confirm"})
+DecisionKind = Literal["open", "worsen", "downgrade", "resolve", "confirm"]
+# The decisions that set a finding's level, and so what it rests on.
+WITH_EVIDENCE: frozenset[DecisionKind] = frozenset({"open", "worsen", "downgrade", "confirm"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +48,8 @@ class OpenAlerts:
 
 
 def reconcile(
-    state: AlertState, alerts: OpenAlerts, snooze_after_ack: np.ndarray, now: int
-) -> AlertState:
+    state: DebounceState, alerts: OpenAlerts, snooze_after_ack: np.ndarray, now: int
+) -> DebounceState:
     """The debounce state once the database's alerts, which people change, have their say.
 
     - Resolved by a person (no unresolved alert while the state holds one): back to no alert,
@@ -80,11 +80,14 @@ def reconcile(
 
 
 @dataclass(frozen=True, slots=True)
-class Action:
-    kind: ActionKind
+class Decision:
+    """What the engine writes for one finding after a step: not a person's action on an episode
+    (``telemon.alert_lifecycle.PersonAction``)."""
+
+    kind: DecisionKind
     patient: int  # position in the evaluated cohort
     alert_id: int | None  # the unresolved alert; None when opening one
-    level: int  # the alert's level after the action
+    level: int  # the alert's level after the decision
     value: float | None  # None: no finite value (no data, or never measured)
     at: int  # epoch seconds of the reading behind ``value``
     reason: str
@@ -93,9 +96,9 @@ class Action:
     unconfirmed: bool = False  # opened by the confirm timeout, no confirming reading yet
 
 
-def plan_actions(
-    before: AlertState,
-    after: AlertState,
+def plan_decisions(
+    before: DebounceState,
+    after: DebounceState,
     transitions: Transitions,
     result: RuleResult,
     alerts: OpenAlerts,
@@ -103,20 +106,20 @@ def plan_actions(
     *,
     protocol: str,
     now: int,
-) -> list[Action]:
+) -> list[Decision]:
     """What to write for one rule's step; ``before`` is the reconciled state it started from.
 
     Findings open, change level and resolve here; reminders are their episode's, which follows
     the protocol's escalation chain (``alerts.episodes``), so the debouncer's are not acted on.
     """
-    kinds: list[tuple[ActionKind, np.ndarray]] = [
+    kinds: list[tuple[DecisionKind, np.ndarray]] = [
         ("open", transitions.opened),
         ("worsen", transitions.escalated),
         ("downgrade", transitions.downgraded),
         ("resolve", transitions.cleared),
         ("confirm", transitions.confirmed),
     ]
-    actions = []
+    decisions = []
     for kind, mask in kinds:
         for p in np.flatnonzero(mask).tolist():
             existing = int(alerts.alert_id[p])
@@ -134,8 +137,8 @@ def plan_actions(
                 evidence = evidence.model_copy(
                     update={"unconfirmed": True, "confirm_timeout_s": int(rule.confirm_timeout[p])}
                 )
-            actions.append(
-                Action(
+            decisions.append(
+                Decision(
                     kind=kind,
                     patient=p,
                     alert_id=existing if kind != "open" else None,
@@ -149,4 +152,4 @@ def plan_actions(
                     unconfirmed=bool(after.unconfirmed[p]),
                 )
             )
-    return actions
+    return decisions

@@ -19,8 +19,8 @@ import numpy as np
 import psycopg
 
 from alerts.debounce import step
-from alerts.engine.decide import Action, plan_actions, reconcile
-from alerts.engine.lifecycle import Applied, RuleContext, apply_action, load_open_alerts
+from alerts.engine.decide import Decision, plan_decisions, reconcile
+from alerts.engine.lifecycle import Applied, RuleContext, apply_decision, load_open_alerts
 from alerts.engine.load import (
     Enrolment,
     load_enrolments,
@@ -127,12 +127,12 @@ class Engine:
             stored = load_states(self.conn, protocol.key, rules, ids, everyone=everyone)
             alerts = load_open_alerts(self.conn, protocol.key, rules, ids, everyone=everyone)
             stepped = []
-            planned: list[tuple[int, int, RuleContext, Action]] = []
+            planned: list[tuple[int, int, RuleContext, Decision]] = []
             for order, compiled_rule in enumerate(item.compiled.rules):
                 key = compiled_rule.key
                 before = reconcile(stored[key], alerts[key], compiled_rule.snooze_after_ack, now)
                 after, transitions = step(before, item.results[key], compiled_rule, now)
-                actions = plan_actions(
+                decisions = plan_decisions(
                     before,
                     after,
                     transitions,
@@ -143,13 +143,15 @@ class Engine:
                     now=now,
                 )
                 context = RuleContext(protocol.key, compiled_rule.rule, ids)
-                planned.extend((action.patient, order, context, action) for action in actions)
+                planned.extend(
+                    (decision.patient, order, context, decision) for decision in decisions
+                )
                 stepped.append((compiled_rule, after))
             # In patient order: engines of other protocols lock the same patients' episodes in
             # the same order, so they wait for each other instead of deadlocking.
-            for _, _, context, action in sorted(planned, key=lambda p: (p[0], p[1])):
-                apply_action(
-                    self.conn, context, action, self.protocols, self.settings, now, report.applied
+            for _, _, context, decision in sorted(planned, key=lambda p: (p[0], p[1])):
+                apply_decision(
+                    self.conn, context, decision, self.protocols, self.settings, now, report.applied
                 )
             for compiled_rule, after in stepped:
                 report.states_written += save_states(

@@ -18,7 +18,7 @@ import numpy as np
 import psycopg
 
 from alerts import episodes
-from alerts.engine.decide import Action, OpenAlerts
+from alerts.engine.decide import Decision, OpenAlerts
 from alerts.evaluate import NO_TIME
 from alerts.lifecycle import finding_transition, open_finding
 from alerts.protocol import Protocol
@@ -33,9 +33,9 @@ def epoch(value: datetime | None) -> int:
     return NO_TIME if value is None else int(value.timestamp())
 
 
-def _evidence(action: Action) -> dict[str, Any]:
-    """The action's evidence as the ``details`` key it is kept under; nothing without one."""
-    return {} if action.evidence is None else {"evidence": evidence_json(action.evidence)}
+def _evidence(decision: Decision) -> dict[str, Any]:
+    """The decision's evidence as the ``details`` key it is kept under; nothing without one."""
+    return {} if decision.evidence is None else {"evidence": evidence_json(decision.evidence)}
 
 
 def load_open_alerts(
@@ -98,10 +98,10 @@ class Applied:
         return self.episode.cancelled
 
 
-def apply_action(
+def apply_decision(
     conn: psycopg.Connection,
     context: RuleContext,
-    action: Action,
+    decision: Decision,
     protocols: Mapping[str, Protocol],
     settings: Settings,
     now: int,
@@ -109,9 +109,9 @@ def apply_action(
 ) -> None:
     """Write one finding's change and bring its episode in line."""
     when = datetime.fromtimestamp(now, UTC)
-    patient_id = int(context.patient_ids[action.patient])
-    if action.kind == "open":
-        alert_id = _open(conn, context, action, patient_id, when)
+    patient_id = int(context.patient_ids[decision.patient])
+    if decision.kind == "open":
+        alert_id = _open(conn, context, decision, patient_id, when)
         if alert_id is None:
             applied.conflicts += 1
             return
@@ -121,7 +121,7 @@ def apply_action(
                 conn,
                 alert_id,
                 patient_id=patient_id,
-                severity=action.level,
+                severity=decision.level,
                 routing=context.rule.routing,
                 protocol=context.protocol,
                 protocols=protocols,
@@ -130,22 +130,22 @@ def apply_action(
             )
         )
         return
-    assert action.alert_id is not None
-    kind, changes = _FINDING_CHANGES[action.kind](action, when)
+    assert decision.alert_id is not None
+    kind, changes = _FINDING_CHANGES[decision.kind](decision, when)
     change = finding_transition(
         conn,
-        action.alert_id,
+        decision.alert_id,
         kind,
         now=when,
         changes=changes,
-        severity=action.level or None,
-        details={"value": action.value, "reason": action.reason, **_evidence(action)},
+        severity=decision.level or None,
+        details={"value": decision.value, "reason": decision.reason, **_evidence(decision)},
     )
-    if action.kind == "resolve":
+    if decision.kind == "resolve":
         applied.resolved += 1
-    elif action.kind == "worsen":
+    elif decision.kind == "worsen":
         applied.worsened += 1
-    elif action.kind == "confirm":
+    elif decision.kind == "confirm":
         applied.confirmed += 1
     else:
         applied.downgraded += 1
@@ -157,7 +157,7 @@ def apply_action(
                 protocols=protocols,
                 settings=settings,
                 now=when,
-                alert_id=action.alert_id,
+                alert_id=decision.alert_id,
             )
         )
 
@@ -165,23 +165,23 @@ def apply_action(
 def _open(
     conn: psycopg.Connection,
     context: RuleContext,
-    action: Action,
+    decision: Decision,
     patient_id: int,
     when: datetime,
 ) -> int | None:
     rule = context.rule
-    channel = action.reason.split(":", 1)[0]
+    channel = decision.reason.split(":", 1)[0]
     metric = METRICS.get(channel)
     details = {
         "rule_title": rule.title,
         "rule_kind": rule.kind,
         "channel": channel,
-        "reading_at": datetime.fromtimestamp(action.at, UTC).isoformat()
-        if action.at != NO_TIME
+        "reading_at": datetime.fromtimestamp(decision.at, UTC).isoformat()
+        if decision.at != NO_TIME
         else None,
-        **_evidence(action),
+        **_evidence(decision),
     }
-    if action.unconfirmed:
+    if decision.unconfirmed:
         # Opened by the confirm timeout: no second reading yet (false once confirmed).
         details["unconfirmed"] = True
     alert_id = open_finding(
@@ -191,11 +191,11 @@ def _open(
         rule=rule.key,
         kind="not_measuring" if rule.kind == "missing_data" else "clinical",
         routing=rule.routing,
-        severity=action.level,
+        severity=decision.level,
         now=when,
         metric_id=metric.id if metric else None,
-        value=action.value,
-        reason=action.reason,
+        value=decision.value,
+        reason=decision.reason,
         details=details,
     )
     if alert_id is None:
@@ -203,20 +203,24 @@ def _open(
     return alert_id
 
 
-def _level_change(action: Action, when: datetime) -> tuple[str, dict[str, Any]]:
-    kind = "worsened" if action.kind == "worsen" else "downgraded"
-    changes = {"severity": action.level, "trigger_value": action.value, "reason": action.reason}
-    evidence = _evidence(action)
+def _level_change(decision: Decision, when: datetime) -> tuple[str, dict[str, Any]]:
+    kind = "worsened" if decision.kind == "worsen" else "downgraded"
+    changes = {
+        "severity": decision.level,
+        "trigger_value": decision.value,
+        "reason": decision.reason,
+    }
+    evidence = _evidence(decision)
     return kind, changes | ({"details": evidence} if evidence else {})
 
 
-def _resolution(action: Action, when: datetime) -> tuple[str, dict[str, Any]]:
+def _resolution(decision: Decision, when: datetime) -> tuple[str, dict[str, Any]]:
     return "auto_resolved", {"resolved_at": when, "outcome": "auto_resolved"}
 
 
-def _confirmation(action: Action, when: datetime) -> tuple[str, dict[str, Any]]:
+def _confirmation(decision: Decision, when: datetime) -> tuple[str, dict[str, Any]]:
     # The evidence now names the confirming readings, so the reason stops saying "unconfirmed".
-    return "confirmed", {"details": {"unconfirmed": False, **_evidence(action)}}
+    return "confirmed", {"details": {"unconfirmed": False, **_evidence(decision)}}
 
 
 _FINDING_CHANGES = {

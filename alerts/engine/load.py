@@ -12,13 +12,24 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, assert_never
 
 import numpy as np
 import psycopg
 from psycopg import sql
 
-from alerts.protocol import PatientOverride, Protocol, ProtocolError, apply_override
+from alerts.protocol import (
+    AggregateRule,
+    AnyRule,
+    MissingDataRule,
+    PatientOverride,
+    Protocol,
+    ProtocolError,
+    ScoreRule,
+    ThresholdRule,
+    TrendRule,
+    apply_override,
+)
 from alerts.windows import MetricWindow, gather_slices
 from telemon.flags import UNRELIABLE_FLAGS
 from telemon.metrics import METRICS
@@ -55,22 +66,22 @@ class MetricNeed:
         return MetricNeed(max(self.lookback, other.lookback), self.latest or other.latest)
 
 
-def rule_needs(rule: Any) -> dict[str, MetricNeed]:
+def rule_needs(rule: AnyRule) -> dict[str, MetricNeed]:
     """What one rule reads; windows must match the masks of ``alerts.evaluate``."""
-    if rule.kind in ("threshold", "score"):
+    if isinstance(rule, ThresholdRule | ScoreRule):
         need = MetricNeed(rule.lookback)
-    elif rule.kind == "trend":
+    elif isinstance(rule, TrendRule):
         # The window ends at the newest reading, itself at most a window old.
         need = MetricNeed(2 * rule.window)
-    elif rule.kind == "aggregate":
+    elif isinstance(rule, AggregateRule):
         need = MetricNeed((rule.days + 1) * 86400)
-    elif rule.kind == "missing_data":
+    elif isinstance(rule, MissingDataRule):
         # Hours since the newest reliable reading, however old: no lookback bounds it. Reading
         # as far back as the highest band keeps the per-patient look-up for those beyond it.
         horizon = max(band.value for band in rule.bands) + rule.clear_margin
         need = MetricNeed(int(horizon * 3600) + 3600, latest=True)
     else:
-        raise ValueError(f"unknown rule kind {rule.kind!r}")
+        assert_never(rule)
     return dict.fromkeys(rule.metrics, need)
 
 
@@ -133,8 +144,9 @@ def _enrolment(protocol: Protocol, members: list[tuple[int, Any, datetime]]) -> 
         text = repr(sorted(raw.items()))
         if text not in checked:
             checked[text] = _valid_override(protocol, raw, patient_id)
-        if checked[text] is not None:
-            overrides[index] = checked[text]
+        override = checked[text]
+        if override is not None:
+            overrides[index] = override
     return Enrolment(protocol, ids, overrides, started)
 
 
@@ -213,7 +225,7 @@ def latest_query(metric: str, before: datetime, patient_ids: Sequence[int]) -> s
     )
 
 
-def copy_out(conn: psycopg.Connection, query: sql.Composable) -> bytes:
+def copy_out(conn: psycopg.Connection, query: sql.Composed) -> bytes:
     """The raw bytes of a ``COPY ... TO STDOUT``, read in the blocks libpq hands over."""
     with conn.cursor() as cur, cur.copy(query) as copy:
         return b"".join(bytes(block) for block in copy)

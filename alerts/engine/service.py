@@ -25,9 +25,9 @@ from alerts.engine.engine import Engine, EvaluationReport
 from alerts.engine.health import database_check
 from alerts.notify import Sender, TwilioConfig, TwilioGateway
 from alerts.protocol import Protocol, load_protocols
-from ingest.notify import CHANNEL, parse_notification
 from telemon.config import Settings
 from telemon.ops_http import OpsServer
+from telemon.store.notify import CHANNEL, parse_notification
 
 log = logging.getLogger(__name__)
 

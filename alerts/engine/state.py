@@ -13,10 +13,11 @@ from dataclasses import fields
 import numpy as np
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
-from alerts.debounce import AlertState
+from alerts.debounce import DebounceState
 
-FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AlertState))
+FIELDS: tuple[str, ...] = tuple(f.name for f in fields(DebounceState))
 _COLUMNS = sql.SQL(", ").join(sql.Identifier(name) for name in FIELDS)
 
 
@@ -27,9 +28,9 @@ def load_states(
     patient_ids: np.ndarray,
     *,
     everyone: bool = False,
-) -> dict[str, AlertState]:
+) -> dict[str, DebounceState]:
     """The stored state of ``rules`` for ``patient_ids`` (sorted), initial where none is kept."""
-    initial = AlertState.initial(patient_ids.size)
+    initial = DebounceState.initial(patient_ids.size)
     arrays = {rule: {name: getattr(initial, name).copy() for name in FIELDS} for rule in rules}
     subset = sql.SQL("" if everyone else "AND patient_id = ANY(%(ids)s)")
     query = sql.SQL(
@@ -47,17 +48,17 @@ def load_states(
         for name, values in zip(FIELDS, columns[1:], strict=True):
             target = arrays[rule][name]
             target[index[inside]] = np.asarray(values, dtype=target.dtype)[inside]
-    return {rule: AlertState(**values) for rule, values in arrays.items()}
+    return {rule: DebounceState(**values) for rule, values in arrays.items()}
 
 
-def _by_rule(rows: list[tuple]) -> dict[str, list[tuple]]:
-    grouped: dict[str, list[tuple]] = {}
+def _by_rule(rows: list[TupleRow]) -> dict[str, list[TupleRow]]:
+    grouped: dict[str, list[TupleRow]] = {}
     for row in rows:
         grouped.setdefault(row[0], []).append(row[1:])
     return {rule: list(zip(*members, strict=True)) for rule, members in grouped.items()}
 
 
-def _significant(state: AlertState, with_last_at: bool) -> list[np.ndarray]:
+def _significant(state: DebounceState, with_last_at: bool) -> list[np.ndarray]:
     return [getattr(state, name) for name in FIELDS if with_last_at or name != "last_at"]
 
 
@@ -66,8 +67,8 @@ def save_states(
     protocol: str,
     rule: str,
     patient_ids: np.ndarray,
-    stored: AlertState,
-    new: AlertState,
+    stored: DebounceState,
+    new: DebounceState,
     *,
     with_last_at: bool,
 ) -> int:
@@ -75,7 +76,7 @@ def save_states(
     old_values = _significant(stored, with_last_at)
     new_values = _significant(new, with_last_at)
     changed = np.logical_or.reduce([a != b for a, b in zip(old_values, new_values, strict=True)])
-    initial = _significant(AlertState.initial(len(new)), with_last_at)
+    initial = _significant(DebounceState.initial(len(new)), with_last_at)
     kept = np.logical_or.reduce([a != b for a, b in zip(new_values, initial, strict=True)])
     gone = np.flatnonzero(changed & ~kept)
     if gone.size:
@@ -95,7 +96,7 @@ def _upsert(
     protocol: str,
     rule: str,
     patient_ids: np.ndarray,
-    state: AlertState,
+    state: DebounceState,
     index: np.ndarray,
 ) -> None:
     # COPY into a scratch table then one upsert: thousands of rows (a first run, a tick after a

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Literal
 
 import psycopg
+from psycopg.rows import TupleRow
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from alerts.notify import store
@@ -127,7 +128,7 @@ def next_status(current: str, reported: str, *, adopting: bool = False) -> str |
 _ROW = "SELECT id, episode_id, recipient_kind, status, provider_id FROM notifications "
 
 
-def _row_for(conn: psycopg.Connection, report: StatusReport) -> tuple | CallbackOutcome:
+def _row_for(conn: psycopg.Connection, report: StatusReport) -> TupleRow | CallbackOutcome:
     """The row the report is about, locked, or why there is none to apply it to."""
     if report.notification_id is None:
         row = conn.execute(

@@ -26,11 +26,11 @@ from zoneinfo import ZoneInfo
 
 from alerts.notify.texts import Language, Reason
 from alerts.protocol import Recipient
+from telemon.alert_lifecycle import AlertState
 
 ROME = ZoneInfo("Europe/Rome")
 
 RecipientKind = Literal["gp", "service_centre"]
-EpisodeState = Literal["open", "acknowledged", "escalated", "resolved"]
 
 RESOLVED = "episode resolved before sending"
 ACKNOWLEDGED = "episode acknowledged before sending"
@@ -41,7 +41,7 @@ SUPERSEDED = "superseded by a later SMS of the same kind"
 class EpisodeFacts:
     id: int
     alert_level: int  # the worst open finding routed to the GP: 0 none, 1 amber, 2 red
-    state: EpisodeState
+    state: AlertState
     acknowledged_before: bool = False  # someone acknowledged it once: a reminder, not news
 
 
@@ -98,7 +98,7 @@ def route(
 
 
 def cancel_reason(
-    state: EpisodeState, reason: Reason | None, *, superseded: bool = False
+    state: AlertState, reason: Reason | None, *, superseded: bool = False
 ) -> str | None:
     """Why an SMS not sent yet is no longer wanted, its episode being in ``state``; None if it is.
 

@@ -64,7 +64,8 @@ class RetryPolicy:
     max_delay: timedelta = timedelta(minutes=15)
 
     def delay_after(self, attempt: int) -> timedelta:
-        return min(self.first_delay * 2 ** (attempt - 1), self.max_delay)
+        doubled: int = 2 ** (attempt - 1)
+        return min(self.first_delay * doubled, self.max_delay)
 
 
 @dataclass(slots=True)

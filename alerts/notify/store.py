@@ -26,8 +26,8 @@ from typing import Any, Literal
 import psycopg
 
 from alerts.lifecycle import record_episode_event
-from alerts.notify.routing import EpisodeState
 from alerts.notify.texts import Reason
+from telemon.alert_lifecycle import AlertState
 
 # Two-int advisory keys: (namespace, id modulo 2^31). A collision only delays a recovery.
 LOCK_NAMESPACE = 0x7E1E_0002
@@ -47,7 +47,7 @@ class Claim:
     created_at: datetime
     reason: Reason | None = None  # None: a row written before reasons were recorded
     # As the claim saw it; None: no episode, or not looked at.
-    episode_state: EpisodeState | None = None
+    episode_state: AlertState | None = None
     superseded: bool = False  # a later row has the same episode, reason and recipient
 
 
@@ -83,7 +83,7 @@ def next_due(conn: psycopg.Connection, now: datetime, skip: Collection[int] = ()
         ).fetchone()
         if row is None:
             return None
-        state: EpisodeState | None = None
+        state: AlertState | None = None
         if row[1] is not None:
             held = conn.execute(
                 "SELECT state FROM episodes WHERE id = %s FOR SHARE SKIP LOCKED", (row[1],)
@@ -232,7 +232,7 @@ def _key(notification_id: int) -> int:
 
 
 def _claim(
-    row: tuple[Any, ...], *, episode_state: EpisodeState | None = None, superseded: bool = False
+    row: tuple[Any, ...], *, episode_state: AlertState | None = None, superseded: bool = False
 ) -> Claim:
     return Claim(
         id=row[0],

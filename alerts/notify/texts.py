@@ -115,7 +115,7 @@ def finding(summary: AlertSummary, language: Language, *, short: bool = False) -
     """
     if summary.evidence is not None:
         return describe(summary.evidence, language, sms=True, short=short)
-    if summary.metric in METRICS and summary.value is not None:
+    if summary.metric is not None and summary.metric in METRICS and summary.value is not None:
         return to_sms(reading({summary.metric: summary.value}, language), language)
     return NO_FINDING[language]
 

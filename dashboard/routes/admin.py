@@ -153,7 +153,7 @@ async def register_gateway(request: Request, user: Enroller, conn: Conn) -> Resp
         for line in (form.get("devices") or "").splitlines():
             if line.strip():
                 kind, _, address = line.strip().partition(" ")
-                devices.append(DeviceIn(kind=kind, address=address.strip()))  # type: ignore[arg-type]
+                devices.append(DeviceIn(kind=kind, address=address.strip()))
         new = GatewayIn(
             code=form.get("code", "").strip(),
             patient_id=int(form["patient_id"]) if form.get("patient_id") else None,

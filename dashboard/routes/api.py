@@ -34,7 +34,7 @@ from dashboard.models import (
     StaffItem,
     StaffUpdate,
 )
-from telemon.metrics import METRICS
+from telemon.metrics import MetricKey
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -43,7 +43,6 @@ Id = Annotated[int, Path(ge=1, le=2**62)]
 Clinician = Annotated[Principal, Depends(require("clinical.read"))]
 Actor = Annotated[Principal, Depends(require("alert.act"))]
 Centre = Annotated[Principal, Depends(require("triage.queue"))]
-MetricKey = Literal[tuple(METRICS)]  # type: ignore[valid-type]
 
 
 def _invalid(exc: Exception) -> HTTPException:

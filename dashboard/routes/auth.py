@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal, TypedDict
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
@@ -24,6 +24,7 @@ from dashboard.i18n import LANGUAGES
 from dashboard.models import NO_NUL
 from dashboard.password_checks import PasswordChecks, PasswordChecksBusy
 from dashboard.web import render
+from telemon.database import one_row
 
 router = APIRouter(include_in_schema=False)
 
@@ -31,7 +32,14 @@ LOGIN_CSRF_COOKIE = "telemon_login_csrf"
 LANGUAGE_COOKIE = "telemon_lang"
 
 
-def _cookie_args(request: Request) -> dict[str, object]:
+class _CookieArgs(TypedDict):
+    httponly: bool
+    samesite: Literal["lax", "strict", "none"]
+    secure: bool
+    path: str
+
+
+def _cookie_args(request: Request) -> _CookieArgs:
     return {
         "httponly": True,
         "samesite": "lax",
@@ -151,13 +159,16 @@ def _conclude_login(
             client_address=address,
             user_agent=request.headers.get("user-agent"),
         )
-        row = conn.execute(
-            "SELECT id, username, display_name, role, language, must_change_password "
-            "FROM staff WHERE id = %s",
-            (result.staff_id,),
-        ).fetchone()
-        *identity, must_change = row
-        user = Principal(*identity, csrf_token="", client_address=address)
+        staff_id, username, display_name, role, language, must_change = one_row(
+            conn.execute(
+                "SELECT id, username, display_name, role, language, must_change_password "
+                "FROM staff WHERE id = %s",
+                (result.staff_id,),
+            )
+        )
+        user = Principal(
+            staff_id, username, display_name, role, language, csrf_token="", client_address=address
+        )
         audit.record(conn, user, "login", object_type="staff", object_id=user.id)
     # A password an admin set is replaced before anything else (authz.current_user).
     response = RedirectResponse("/password" if must_change else "/", status_code=303)
@@ -288,6 +299,7 @@ def _replace_password(
             user_agent=request.headers.get("user-agent"),
         )
         session = sessions.lookup(conn, token, now=now)
+        assert session is not None  # created above, in this transaction
         fresh = replace(user, csrf_token=session.csrf_token, must_change_password=False)
         audit.record(conn, fresh, "password.change", object_type="staff", object_id=user.id)
     return token, fresh

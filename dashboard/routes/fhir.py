@@ -18,14 +18,15 @@ Clinician = Annotated[Principal, Depends(require("clinical.read"))]
 Conn = Annotated[psycopg.Connection, Depends(get_conn)]
 
 
-def _fhir(body: dict, status: int = 200) -> JSONResponse:
+def _fhir(body: dict[str, object], status: int = 200) -> JSONResponse:
     return JSONResponse(body, status, media_type=fhir.FHIR_JSON)
 
 
 def _base(request: Request) -> str:
     # The configured public URL, never the request's Host header: a client could otherwise make
     # the links in a Bundle point at any site (Host: evil.example).
-    return request.app.state.public_url.rstrip("/") + "/fhir"
+    public_url: str = request.app.state.public_url
+    return public_url.rstrip("/") + "/fhir"
 
 
 def _self_link(request: Request) -> str:

@@ -12,11 +12,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import AfterValidator, ValidationError
 
 from dashboard import charts, clinical, operations, services
-from dashboard.alert_actions import Action
 from dashboard.authz import Principal, current_user, get_conn, require
 from dashboard.i18n import translator
 from dashboard.models import SettingsIn, plain_text
 from dashboard.web import render
+from telemon.alert_lifecycle import PersonAction
 
 router = APIRouter(include_in_schema=False)
 
@@ -150,7 +150,7 @@ Next = Annotated[str, Form(max_length=300)]
 def episode_action(
     request: Request,
     episode_id: Id,
-    action: Action,
+    action: PersonAction,
     user: Annotated[Principal, Depends(require("alert.act"))],
     conn: Conn,
     note: Note = "",

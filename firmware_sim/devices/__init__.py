@@ -4,18 +4,18 @@ Each device joins a bumble ``LocalLink`` with its own controller, advertises its
 profile's service, serves Device Information and Battery, and delivers the measurements the
 patient model produces the way its kind of device does (stored and indicated, notified, or
 fetched through the Record Access Control Point). The gateway reaches them through bleak on the
-bumble backend (``gateway.ble``), exactly as it would reach real devices through BlueZ.
+bumble backend (``firmware_sim.ble``), exactly as it would reach real devices through BlueZ.
 
-    device = make_device(DeviceKind.BLOOD_PRESSURE_MONITOR, link)
+    device = make_device(DeviceKind.BLOOD_PRESSURE, link)
     await device.start()
     await device.record(measurement)   # a SimulatedMeasurement from PatientModel
 """
 
 from firmware_sim.devices.base import SimulatedDevice
 from firmware_sim.devices.blood_pressure import SimulatedBloodPressureCuff
-from firmware_sim.devices.factory import DEVICE_CLASSES, make_device, model_kind
+from firmware_sim.devices.factory import DEVICE_CLASSES, make_device
 from firmware_sim.devices.glucometer import SimulatedGlucometer
-from firmware_sim.devices.identity import IDENTITIES, PAYLOAD_KINDS, DeviceIdentity
+from firmware_sim.devices.identity import IDENTITIES, DeviceIdentity
 from firmware_sim.devices.oximeter import SimulatedOximeter
 from firmware_sim.devices.thermometer import SimulatedThermometer
 from firmware_sim.devices.timestamps import DEVICE_ZONE, device_wall_time
@@ -25,7 +25,6 @@ __all__ = [
     "DEVICE_CLASSES",
     "DEVICE_ZONE",
     "IDENTITIES",
-    "PAYLOAD_KINDS",
     "DeviceIdentity",
     "SimulatedBloodPressureCuff",
     "SimulatedDevice",
@@ -35,5 +34,4 @@ __all__ = [
     "SimulatedWeightScale",
     "device_wall_time",
     "make_device",
-    "model_kind",
 ]

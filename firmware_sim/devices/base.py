@@ -29,12 +29,12 @@ from bumble.gatt import (
 from bumble.keys import MemoryKeyStore
 from bumble.link import LocalLink
 
+from firmware_sim.ble import radio
 from firmware_sim.devices.identity import IDENTITIES, DeviceIdentity
 from firmware_sim.devices.timestamps import DEVICE_ZONE, device_timestamp
 from firmware_sim.physiology import SimulatedMeasurement
-from firmware_sim.physiology_devices import DeviceKind
-from gateway.ble import radio
 from gateway.gatt import BatteryLevel, CharacteristicUuid, DeviceInformation, GattDateTime
+from telemon.device_kinds import DeviceKind
 
 __all__ = ["ADVERTISING_INTERVAL_MS", "SimulatedDevice"]
 
@@ -108,7 +108,7 @@ class SimulatedDevice:
         self.bumble = radio.create_link_device(link, self.name, address)
         # Bonds live as long as the device object, like a device's flash until reset.
         self.bumble.keystore = MemoryKeyStore()
-        self.battery_level = Characteristic(
+        self.battery_level: Characteristic[bytes] = Characteristic(
             uuid16(CharacteristicUuid.BATTERY_LEVEL),
             _Props.READ | _Props.NOTIFY,
             _Perms.READABLE,
@@ -378,7 +378,7 @@ class SimulatedDevice:
             return False
         cccd = self.bumble.gatt_server.subscribers.get(connection, {}).get(characteristic.handle)
         wanted = _CCCD_INDICATE if indicate else _CCCD_NOTIFY
-        return bool(cccd) and bool(cccd[0] & wanted)
+        return bool(cccd and cccd[0] & wanted)
 
     async def notify(self, characteristic: Characteristic, payload: bytes) -> bool:
         """Notify the central if it subscribed; False if nobody was listening."""

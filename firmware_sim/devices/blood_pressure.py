@@ -19,7 +19,6 @@ from firmware_sim.devices.base import uuid16
 from firmware_sim.devices.status_bits import status_bits
 from firmware_sim.devices.storing import StoringDevice
 from firmware_sim.physiology import SimulatedMeasurement
-from firmware_sim.physiology_devices import DeviceKind
 from gateway.gatt import (
     BloodPressureMeasurement,
     BloodPressureStatus,
@@ -30,6 +29,7 @@ from gateway.gatt import (
     SpecialValue,
 )
 from gateway.gatt.blood_pressure import MEASUREMENT_FLAGS, PULSE_FLAGS
+from telemon.device_kinds import DeviceKind
 
 __all__ = ["SimulatedBloodPressureCuff"]
 
@@ -51,7 +51,7 @@ def _number(values: Any, metric: str) -> Medfloat:
 
 
 class SimulatedBloodPressureCuff(StoringDevice):
-    kind = DeviceKind.BLOOD_PRESSURE_MONITOR
+    kind = DeviceKind.BLOOD_PRESSURE
     default_idle_disconnect = 2.0  # cuffs switch their radio off soon after uploading
 
     def __init__(self, link: LocalLink, address: Any = None, *, user_id: int = 1, **kwargs: Any):

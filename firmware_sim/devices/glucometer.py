@@ -28,7 +28,6 @@ from firmware_sim.devices.glucose_records import (
 )
 from firmware_sim.devices.status_bits import status_bits
 from firmware_sim.physiology import SimulatedMeasurement
-from firmware_sim.physiology_devices import DeviceKind
 from gateway.gatt import (
     CharacteristicUuid,
     GlucoseMeasurement,
@@ -46,6 +45,7 @@ from gateway.gatt import (
     SampleLocation,
 )
 from gateway.gatt.glucose import SENSOR_STATUS_FLAGS
+from telemon.device_kinds import DeviceKind
 
 __all__ = ["SimulatedGlucometer"]
 
@@ -129,7 +129,7 @@ class SimulatedGlucometer(SimulatedDevice):
         record = GlucoseMeasurement(
             sequence_number=sequence_number,
             base_time=self.timestamp(measurement),
-            concentration=float(glucose) / MG_PER_DL_PER_KG_PER_L if present else None,
+            concentration=None if glucose is None else float(glucose) / MG_PER_DL_PER_KG_PER_L,
             unit=GlucoseUnit.KG_PER_L,
             glucose_type=self.glucose_type if present else None,
             sample_location=self.sample_location if present else None,

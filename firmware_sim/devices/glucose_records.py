@@ -86,8 +86,12 @@ def parse_request(payload: bytes) -> RacpRequest:
     except DecodeError:
         raise RacpRefusal(op_code, RacpResponseValue.INVALID_OPERAND) from None
     assert isinstance(request, RacpRequest)
-    if request.operator is RacpOperator.WITHIN_RANGE_OF and request.operand[0] > request.operand[1]:
-        raise RacpRefusal(op_code, RacpResponseValue.INVALID_OPERAND)
+    if request.operator is RacpOperator.WITHIN_RANGE_OF:
+        low, high = request.operand[0], request.operand[1]
+        # Sequence numbers, the one filter supported (checked above).
+        assert isinstance(low, int) and isinstance(high, int)
+        if low > high:
+            raise RacpRefusal(op_code, RacpResponseValue.INVALID_OPERAND)
     return request
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from firmware_sim.physiology_devices import DeviceKind
+from telemon.device_kinds import DeviceKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ IDENTITIES: MappingProxyType[DeviceKind, DeviceIdentity] = MappingProxyType(
         DeviceKind.PULSE_OXIMETER: DeviceIdentity(
             "Medisim", "MS-PO60", "2.1.4", "B", appearance=0x0C41, service_uuid=0x1822
         ),
-        DeviceKind.BLOOD_PRESSURE_MONITOR: DeviceIdentity(
+        DeviceKind.BLOOD_PRESSURE: DeviceIdentity(
             "Medisim", "MS-BP651", "1.7.0", "C", appearance=0x0381, service_uuid=0x1810
         ),
         DeviceKind.GLUCOMETER: DeviceIdentity(
@@ -46,16 +46,5 @@ IDENTITIES: MappingProxyType[DeviceKind, DeviceIdentity] = MappingProxyType(
         DeviceKind.WEIGHT_SCALE: DeviceIdentity(
             "Medisim", "MS-BS444", "1.0.9", "D", appearance=0x0C80, service_uuid=0x181D
         ),
-    }
-)
-
-# The MQTT contract (telemon.payload.DeviceKind) names the cuff differently from the model.
-PAYLOAD_KINDS: MappingProxyType[DeviceKind, str] = MappingProxyType(
-    {
-        DeviceKind.PULSE_OXIMETER: "pulse_oximeter",
-        DeviceKind.BLOOD_PRESSURE_MONITOR: "blood_pressure",
-        DeviceKind.GLUCOMETER: "glucometer",
-        DeviceKind.THERMOMETER: "thermometer",
-        DeviceKind.WEIGHT_SCALE: "weight_scale",
     }
 )

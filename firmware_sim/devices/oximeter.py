@@ -23,7 +23,6 @@ from firmware_sim.devices.base import uuid16
 from firmware_sim.devices.status_bits import status_bits
 from firmware_sim.devices.storing import StoringDevice
 from firmware_sim.physiology import SimulatedMeasurement
-from firmware_sim.physiology_devices import DeviceKind
 from gateway.gatt import (
     CharacteristicUuid,
     Medfloat,
@@ -34,6 +33,7 @@ from gateway.gatt import (
     SpecialValue,
 )
 from gateway.gatt.plx import DEVICE_SENSOR_STATUS_FLAGS, MEASUREMENT_STATUS_FLAGS
+from telemon.device_kinds import DeviceKind
 
 __all__ = ["CONTINUOUS_SESSION", "FINGER_OUT_FLAGS", "SimulatedOximeter"]
 

@@ -15,7 +15,6 @@ from bumble.link import LocalLink
 from firmware_sim.devices.base import uuid16
 from firmware_sim.devices.storing import StoringDevice
 from firmware_sim.physiology import SimulatedMeasurement
-from firmware_sim.physiology_devices import DeviceKind
 from gateway.gatt import (
     CharacteristicUuid,
     SpecialValue,
@@ -23,6 +22,7 @@ from gateway.gatt import (
     TemperatureType,
     TemperatureUnit,
 )
+from telemon.device_kinds import DeviceKind
 
 __all__ = ["SimulatedThermometer"]
 

@@ -14,8 +14,8 @@ from bumble.gatt import Characteristic, Service
 from firmware_sim.devices.base import uuid16
 from firmware_sim.devices.storing import StoringDevice
 from firmware_sim.physiology import SimulatedMeasurement
-from firmware_sim.physiology_devices import DeviceKind
 from gateway.gatt import CharacteristicUuid, WeightMeasurement, WeightUnits
+from telemon.device_kinds import DeviceKind
 
 __all__ = ["SimulatedWeightScale"]
 

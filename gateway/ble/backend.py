@@ -1,34 +1,85 @@
-"""Choose the bleak backend: bumble when a radio is configured, else bleak's platform default."""
+"""What the gateway needs of a BLE backend, and finding one by name through its entry point.
+
+Imports no Bluetooth stack itself: ``telemon gateway --help`` reads its names from here.
+"""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Protocol
 
-from .client import BumbleClient
-from .radio import IN_PROCESS, TRANSPORT_ENV_VAR, in_process_link
-from .scanner import BumbleScanner
+if TYPE_CHECKING:
+    from bleak.backends.client import BaseBleakClient
+    from bleak.backends.scanner import BaseBleakScanner
 
-__all__ = ["select_backend"]
+    from gateway.devices.recovery import AdapterControl
+
+ENTRY_POINT_GROUP = "telemon.ble_backends"
+DEFAULT_BACKEND = "bluez"
+BACKEND_ENV_VAR = "TELEMON_BLE_BACKEND"
+TRANSPORT_ENV_VAR = "TELEMON_BUMBLE_TRANSPORT"
+# A transport given without a backend name has always meant bumble's (BlueZ takes none).
+TRANSPORT_BACKEND = "bumble"
 
 
-def select_backend(
-    transport: str | None = None,
-) -> tuple[type[BumbleScanner], type[BumbleClient]] | None:
-    """The ``(scanner, client)`` backends to pass to bleak, or None for bleak's default.
+class BleBackend(Protocol):
+    """A Bluetooth stack as the gateway uses it."""
 
-    ``transport`` (else the ``TELEMON_BUMBLE_TRANSPORT`` environment variable) is
-    ``"local"`` for the in-process link shared with simulated devices, or a bumble
-    transport spec (``tcp-client:127.0.0.1:9000``, ``usb:0``, ``serial:/dev/ttyUSB0``)
-    for a controller bumble drives directly. Unset, the gateway uses bleak's own
-    backend: BlueZ on the Raspberry Pi.
+    @property
+    def scanner(self) -> type[BaseBleakScanner] | None:
+        """``BleakScanner(backend=...)``; None is bleak's platform default."""
+        ...
 
-        backends = select_backend()
-        scanner_backend, client_backend = backends or (None, None)
-        BleakScanner(backend=scanner_backend)
+    @property
+    def client(self) -> type[BaseBleakClient] | None:
+        """``BleakClient(device, backend=...)``; None is bleak's platform default."""
+        ...
+
+    @property
+    def adapter(self) -> AdapterControl:
+        """How the watchdog power-cycles this radio."""
+        ...
+
+    async def shutdown(self) -> None:
+        """Release the radio when the gateway stops, so no task of the stack outlives it."""
+        ...
+
+
+BackendFactory = Callable[[str | None], BleBackend]
+"""An entry point's target: the backend for a transport (where its radio is; None: its default)."""
+
+
+class BackendUnavailable(RuntimeError):
+    """The configured backend is unknown, or its packages are not installed."""
+
+
+def backend_names() -> list[str]:
+    return sorted(point.name for point in entry_points(group=ENTRY_POINT_GROUP))
+
+
+def load_backend(name: str, transport: str | None = None) -> BleBackend:
+    """The backend registered as ``name``, for ``transport``.
+
+    A backend whose packages are missing names the extra that installs them, which is named
+    after the backend (``pip install "telemon[bumble]"``).
     """
-    spec = transport if transport is not None else os.environ.get(TRANSPORT_ENV_VAR, "")
-    spec = spec.strip()
-    if not spec:
-        return None
-    radio = in_process_link() if spec == IN_PROCESS else spec
-    return BumbleScanner.bound_to(radio), BumbleClient.bound_to(radio)
+    points = {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
+    point = points.get(name)
+    if point is None:
+        known = ", ".join(sorted(points)) or "none: is telemon installed (pip install -e .)?"
+        raise BackendUnavailable(f"no BLE backend named {name!r} (known: {known})")
+    try:
+        factory: BackendFactory = point.load()
+    except ImportError as error:
+        raise BackendUnavailable(
+            f"the {name!r} BLE backend needs {error.name or 'a package'}, which is not installed:"
+            f' pip install "telemon[{name}]"'
+        ) from error
+    return factory(transport)
+
+
+def choose_backend(name: str | None, transport: str | None) -> BleBackend:
+    """The backend named, else the one a transport implies, else bleak's platform default."""
+    chosen = name or (TRANSPORT_BACKEND if transport else DEFAULT_BACKEND)
+    return load_backend(chosen, transport)

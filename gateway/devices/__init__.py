@@ -11,7 +11,6 @@ from gateway.devices.manager import DeviceManager, ManagerOptions, table_problem
 from gateway.devices.profiles import PROFILES, SessionProfile, kind_for_services
 from gateway.devices.recovery import (
     AdapterControl,
-    BumbleAdapterControl,
     CommandAdapterControl,
     NoAdapterControl,
     Recoveries,
@@ -25,7 +24,6 @@ __all__ = [
     "PROFILES",
     "AdapterControl",
     "Backoff",
-    "BumbleAdapterControl",
     "CommandAdapterControl",
     "ContextJoiner",
     "DeviceManager",

@@ -10,7 +10,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 
 from gateway.devices.profiles import kind_for_services
-from telemon.payload import DeviceKind
+from telemon.device_kinds import DeviceKind
 
 
 @dataclass(frozen=True, slots=True)

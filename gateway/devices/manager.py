@@ -30,10 +30,10 @@ from gateway.devices.recovery import (
     CONNECT_FAILURES,
     REJECTED_CONFIGS,
     SCANNER_RESTART,
-    Action,
     AdapterControl,
     NoAdapterControl,
     Recoveries,
+    RecoveryStep,
     WatchdogPolicy,
     WatchdogView,
     decide,
@@ -44,7 +44,8 @@ from gateway.devices.session import RECENT_PAYLOADS, DeviceSession, SessionOptio
 from gateway.devices.state import DeviceState
 from gateway.outbox import Outbox
 from gateway.pairing import PairingTable
-from telemon.payload import DeviceHealth, DeviceKind, GatewayConfig
+from telemon.device_kinds import DeviceKind
+from telemon.payload import DeviceHealth, GatewayConfig
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class DeviceManager:
         self._slots = asyncio.Semaphore(self.options.connection_slots)
         self._config_lock = asyncio.Lock()
         self._running = False
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[object]] = set()
         self.table_changed = asyncio.Event()
         # Watchdog inputs (monotonic clock).
         self._started = time.monotonic()
@@ -278,11 +279,11 @@ class DeviceManager:
                 consecutive_connect_failures=self._consecutive_failures,
                 connected_devices=connected,
             )
-            action = decide(view, policy)
-            if action is Action.NONE:
+            step = decide(view, policy)
+            if step is RecoveryStep.NONE:
                 continue
             self._last_action = now
-            if action is Action.RESTART_SCANNER:
+            if step is RecoveryStep.RESTART_SCANNER:
                 log.warning("no advertisement from a paired device: restarting the scanner")
                 self.recoveries[SCANNER_RESTART] += 1
                 self._restarts_without_advert += 1

@@ -35,7 +35,7 @@ def observation(
     extra_context: Mapping[str, str] | None = None,
 ) -> Observation:
     """The observation to store; ``seq`` is a placeholder the outbox replaces."""
-    ours = {"device_kind": device.kind}
+    ours: dict[str, str] = {"device_kind": device.kind.value}
     if continuous:
         ours["source"] = CONTINUOUS  # the outbox evicts these first under disk pressure
     return Observation(

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from bleak.uuids import normalize_uuid_16
 
 from gateway.gatt import CharacteristicUuid
-from telemon.payload import DeviceKind
+from telemon.device_kinds import DeviceKind
 
 _C = CharacteristicUuid
 
@@ -50,8 +50,8 @@ class SessionProfile:
 
 PROFILES: MappingProxyType[DeviceKind, SessionProfile] = MappingProxyType(
     {
-        "pulse_oximeter": SessionProfile(
-            kind="pulse_oximeter",
+        DeviceKind.PULSE_OXIMETER: SessionProfile(
+            kind=DeviceKind.PULSE_OXIMETER,
             service=0x1822,
             subscribe=(_C.PLX_SPOT_CHECK_MEASUREMENT, _C.PLX_CONTINUOUS_MEASUREMENT),
             # PLXS requires one of the two; many finger clips have only the continuous one.
@@ -61,13 +61,13 @@ PROFILES: MappingProxyType[DeviceKind, SessionProfile] = MappingProxyType(
             end=SessionEnd.STREAM,
             idle_timeout=30.0,
         ),
-        "blood_pressure": SessionProfile(
-            kind="blood_pressure",
+        DeviceKind.BLOOD_PRESSURE: SessionProfile(
+            kind=DeviceKind.BLOOD_PRESSURE,
             service=0x1810,
             subscribe=(_C.BLOOD_PRESSURE_MEASUREMENT,),
         ),
-        "glucometer": SessionProfile(
-            kind="glucometer",
+        DeviceKind.GLUCOMETER: SessionProfile(
+            kind=DeviceKind.GLUCOMETER,
             service=0x1808,
             subscribe=(
                 _C.GLUCOSE_MEASUREMENT,
@@ -77,13 +77,13 @@ PROFILES: MappingProxyType[DeviceKind, SessionProfile] = MappingProxyType(
             optional=frozenset({_C.GLUCOSE_MEASUREMENT_CONTEXT}),
             record_access=True,
         ),
-        "thermometer": SessionProfile(
-            kind="thermometer",
+        DeviceKind.THERMOMETER: SessionProfile(
+            kind=DeviceKind.THERMOMETER,
             service=0x1809,
             subscribe=(_C.TEMPERATURE_MEASUREMENT,),
         ),
-        "weight_scale": SessionProfile(
-            kind="weight_scale",
+        DeviceKind.WEIGHT_SCALE: SessionProfile(
+            kind=DeviceKind.WEIGHT_SCALE,
             service=0x181D,
             subscribe=(_C.WEIGHT_MEASUREMENT,),
         ),

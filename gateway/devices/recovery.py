@@ -31,7 +31,9 @@ class Recoveries(Counter[str]):
         return {name: int(count) for name, count in sorted(self.items())}
 
 
-class Action(StrEnum):
+class RecoveryStep(StrEnum):
+    """What the watchdog does about the Bluetooth stack this time round."""
+
     NONE = "none"
     RESTART_SCANNER = "restart_scanner"
     RESET_ADAPTER = "reset_adapter"
@@ -61,21 +63,24 @@ class WatchdogView:
     connected_devices: int
 
 
-def decide(view: WatchdogView, policy: WatchdogPolicy) -> Action:
+def decide(view: WatchdogView, policy: WatchdogPolicy) -> RecoveryStep:
     if not view.devices_expected:
-        return Action.NONE
+        return RecoveryStep.NONE
     if view.consecutive_connect_failures >= policy.failure_limit and not view.connected_devices:
-        return Action.RESET_ADAPTER
+        return RecoveryStep.RESET_ADAPTER
     quiet_since = max(view.last_known_advert, view.last_action)
     if view.now - quiet_since < policy.silence_limit:
-        return Action.NONE
+        return RecoveryStep.NONE
     if view.restarts_without_advert >= policy.restarts_before_reset and not view.connected_devices:
-        return Action.RESET_ADAPTER
-    return Action.RESTART_SCANNER
+        return RecoveryStep.RESET_ADAPTER
+    return RecoveryStep.RESTART_SCANNER
 
 
 class AdapterControl(Protocol):
-    """Power-cycle the Bluetooth adapter. Returns whether it worked."""
+    """Power-cycle the Bluetooth adapter. Returns whether it worked.
+
+    Supplied by the BLE backend (`gateway.ble`): BlueZ's commands, or a simulated radio's own.
+    """
 
     async def reset(self) -> bool: ...
 
@@ -145,17 +150,4 @@ class CommandAdapterControl:
                 "%s failed (%s): %s", " ".join(argv), process.returncode, output.decode()[-200:]
             )
             return False
-        return True
-
-
-class BumbleAdapterControl:
-    """Reset a bumble radio: power its central down; the next scan or connect powers it up."""
-
-    def __init__(self, radio: object) -> None:
-        self.radio = radio
-
-    async def reset(self) -> bool:
-        from gateway.ble.radio import close_central
-
-        await close_central(self.radio)  # type: ignore[arg-type]
         return True

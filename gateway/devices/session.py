@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -161,9 +162,8 @@ class DeviceSession:
                 if uuid in self.profile.optional:
                     continue
                 raise SessionError(f"{self.state.address} has no {uuid.label} characteristic")
-            await self._secured(
-                client, lambda c=characteristic: client.start_notify(c, self._on_value)
-            )
+            subscribe = partial(client.start_notify, characteristic, self._on_value)
+            await self._secured(client, subscribe)
             subscribed += 1
         if not subscribed:
             raise SessionError(f"{self.state.address} offers no {self.profile.kind} measurement")

@@ -60,7 +60,7 @@ class MedfloatFormat:
     def largest_mantissa(self) -> int:
         # 2**(n-1) - 3: the two patterns above it (and their negatives) are statuses. The encoder
         # keeps away from them at every exponent, so no decoder can mistake our numbers.
-        return 2 ** (self.mantissa_bits - 1) - 3
+        return (1 << (self.mantissa_bits - 1)) - 3
 
     @property
     def exponent_range(self) -> range:
@@ -93,7 +93,8 @@ def scaled(mantissa: int, exponent: int) -> float:
     """``mantissa * 10**exponent`` as the nearest double (dividing by an exact power of ten)."""
     if exponent >= 0:
         return float(mantissa * 10**exponent)
-    return mantissa / 10**-exponent
+    divisor: int = 10**-exponent  # exponent < 0: an int
+    return mantissa / divisor
 
 
 def unpack(fmt: MedfloatFormat, raw: int) -> Medfloat:

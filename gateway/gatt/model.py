@@ -9,9 +9,10 @@ from typing import Generic, TypeVar
 
 from gateway.gatt.datetime_field import GattDateTime
 from gateway.gatt.ieee11073 import Medfloat, SpecialValue
-from telemon.metrics import get_metric, to_canonical
+from telemon.metrics import MetricKey, get_metric, to_canonical
 
 RecordT = TypeVar("RecordT", covariant=True)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,7 @@ class Reading:
     localises it, or stamps its receive time and the ``gateway_time`` flag.
     """
 
-    metric: str
+    metric: MetricKey
     value: float
     unit: str
     measured_at: datetime | None
@@ -93,7 +94,7 @@ class ReadingsBuilder:
 
     def add(
         self,
-        metric: str,
+        metric: MetricKey,
         value: Medfloat | None,
         unit: str,
         *,
@@ -116,7 +117,7 @@ class ReadingsBuilder:
             )
         )
 
-    def build(self, characteristic: str, record: RecordT) -> Decoded[RecordT]:
+    def build(self, characteristic: str, record: T) -> Decoded[T]:
         return Decoded(characteristic, record, tuple(self._readings), tuple(self._skipped))
 
 

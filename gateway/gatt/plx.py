@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntFlag
 from types import MappingProxyType
+from typing import TypeVar
 
 from gateway.gatt.datetime_field import GattDateTime
 from gateway.gatt.fields import DATE_TIME, SFLOAT, UINT16, UINT24, bitfield
@@ -174,6 +175,9 @@ class PlxContinuousMeasurement:
         return CONTINUOUS_LAYOUT.encode(values)
 
 
+Measurement = TypeVar("Measurement", PlxSpotCheckMeasurement, PlxContinuousMeasurement)
+
+
 def decode_plx_spot_check(payload: bytes) -> PlxSpotCheckMeasurement:
     wire = SPOT_CHECK_LAYOUT.decode(payload)
     return PlxSpotCheckMeasurement(
@@ -223,9 +227,9 @@ def _builder(
 
 def _finish(
     builder: ReadingsBuilder,
-    measurement: PlxSpotCheckMeasurement | PlxContinuousMeasurement,
+    measurement: Measurement,
     characteristic: str,
-) -> Decoded:
+) -> Decoded[Measurement]:
     builder.add("spo2", measurement.spo2, "%")
     builder.add("pulse_rate", measurement.pulse_rate, "/min", context={"pulse_source": "oximeter"})
     return builder.build(characteristic, measurement)

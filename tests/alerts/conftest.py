@@ -8,9 +8,9 @@ import pytest
 
 from alerts.evaluate import NO_TIME, evaluate
 from alerts.protocol import PatientOverride, Protocol, apply_override, load_protocols
-from alerts.reference import Outcome, evaluate_patient
 from alerts.tables import compile_protocol
 from alerts.windows import Reading, windows_from_patients
+from bench._reference import Outcome, evaluate_patient
 from telemon.metrics import METRICS
 
 NOW = 1_767_225_600 + 10 * 86400 + 9 * 3600  # 2026-01-11 09:00 UTC (10:00 in Rome)

@@ -10,12 +10,12 @@ from dataclasses import dataclass, fields
 
 import pytest
 
-from alerts.debounce import AlertState, Transitions, step
+from alerts.debounce import DebounceState, Transitions, step
 from alerts.evaluate import evaluate
 from alerts.protocol import Confirm, Protocol, load_protocols
-from alerts.reference import PatientAlert, evaluate_patient, step_patient
 from alerts.tables import compile_protocol
 from alerts.windows import windows_from_patients
+from bench._reference import PatientAlert, evaluate_patient, step_patient
 from telemon.metrics import METRICS
 
 MIN, H, D = 60, 3600, 86400
@@ -46,7 +46,7 @@ def replay(
     times |= set(range(start, until + 1, tick))
     compiled = compile_protocol(protocol, 1)
     rule = compiled.rule(rule_key)
-    state, alert = AlertState.initial(1), PatientAlert()
+    state, alert = DebounceState.initial(1), PatientAlert()
     log = []
     for now in sorted(times):
         seen = {m: [(t, v, True) for t, v in series if t <= now] for m, series in readings.items()}

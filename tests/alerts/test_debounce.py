@@ -9,18 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.debounce import AlertState, Transitions, acknowledge, step
+from alerts.debounce import DebounceState, Transitions, acknowledge, step
 from alerts.evaluate import RuleResult, evaluate_rule
 from alerts.protocol import parse_protocol
-from alerts.reference import (
+from alerts.tables import compile_protocol
+from alerts.windows import MetricWindow
+from bench._reference import (
     Outcome,
     PatientAlert,
     acknowledge_patient,
     evaluate_patient,
     step_patient,
 )
-from alerts.tables import compile_protocol
-from alerts.windows import MetricWindow
 
 H = 3600
 T0 = 1_767_225_600
@@ -73,7 +73,7 @@ def demo_protocol(
                 "clear_margin": clear_margin,
                 "escalate_after": escalate,
                 "snooze_after_ack": snooze,
-                "source": "NHS CO@h bands, anchors 3.1",
+                "source": "NHS CO@h bands, docs/clinical-references.md#spo2-thresholds",
             }
         ],
     }
@@ -81,7 +81,7 @@ def demo_protocol(
 
 def run(rule, values, every=H, acks=()):
     """Feed one reading per ``every`` seconds, evaluating right after each; returns a log."""
-    state = AlertState.initial(1)
+    state = DebounceState.initial(1)
     log = []
     for i in range(len(values)):
         now = T0 + i * every
@@ -151,7 +151,7 @@ def test_wobble_below_confirm_count_never_opens():
 
 def test_no_data_does_not_clear():
     rule = spo2_rule(confirm_count=1)
-    state = AlertState.initial(1)
+    state = DebounceState.initial(1)
     opened, _ = step(state, result(1, 1, T0), rule, T0)
     after, changes = step(opened, result(-1, -1, -1), rule, T0 + H)
     assert after.level[0] == 1 and not changes.cleared[0]
@@ -171,7 +171,7 @@ def result(level, hold, at):
 
 def test_unacknowledged_alert_is_reminded_every_escalation_interval():
     rule = spo2_rule(confirm_count=1, escalate="1h")
-    state, _ = step(AlertState.initial(1), result(1, 1, T0), rule, T0)
+    state, _ = step(DebounceState.initial(1), result(1, 1, T0), rule, T0)
     reminders = []
     for minutes in range(10, 190, 10):
         state, changes = step(state, result(1, 1, T0), rule, T0 + minutes * 60)
@@ -182,7 +182,7 @@ def test_unacknowledged_alert_is_reminded_every_escalation_interval():
 
 def test_snooze_holds_for_same_level_and_breaks_on_worse():
     rule = spo2_rule(confirm_count=1, escalate="1h", snooze="4h")
-    state, _ = step(AlertState.initial(1), result(1, 1, T0), rule, T0)
+    state, _ = step(DebounceState.initial(1), result(1, 1, T0), rule, T0)
     state = acknowledge(state, np.array([0]), rule, T0 + 60)
     for hours in (1, 2, 3):  # new amber readings while snoozed: silent
         state, changes = step(state, result(1, 1, T0 + hours * H), rule, T0 + hours * H)
@@ -196,7 +196,7 @@ def test_snooze_holds_for_same_level_and_breaks_on_worse():
 
 def test_acknowledge_ignores_patients_without_open_alert():
     rule = spo2_rule()
-    state = acknowledge(AlertState.initial(3), np.array([True, False, True]), rule, T0)
+    state = acknowledge(DebounceState.initial(3), np.array([True, False, True]), rule, T0)
     assert not state.acked.any()
 
 
@@ -228,7 +228,7 @@ def test_vectorised_debounce_equals_reference(case):
     n_patients, params, ticks = case
     rule = spo2_rule(**params)
     spec = rule.rule
-    state = AlertState.initial(n_patients)
+    state = DebounceState.initial(n_patients)
     alerts = [PatientAlert() for _ in range(n_patients)]
     now = T0
     last_at = np.full(n_patients, T0 - H)
@@ -256,7 +256,7 @@ def test_vectorised_debounce_equals_reference(case):
 
 @pytest.mark.parametrize("n", [0, 1, 5])
 def test_initial_state_shapes(n):
-    state = AlertState.initial(n)
+    state = DebounceState.initial(n)
     assert len(state) == n and state.level.dtype == np.int8
 
 
@@ -265,10 +265,10 @@ def test_initial_state_shapes(n):
 EVENTS = tuple(f.name for f in fields(Transitions))
 
 
-def same_state(state: AlertState, p: int, alert: PatientAlert) -> bool:
+def same_state(state: DebounceState, p: int, alert: PatientAlert) -> bool:
     """The vectorised state of patient ``p`` field by field against the reference's."""
     return all(
-        getattr(state, f.name)[p].item() == getattr(alert, f.name) for f in fields(AlertState)
+        getattr(state, f.name)[p].item() == getattr(alert, f.name) for f in fields(DebounceState)
     )
 
 
@@ -278,7 +278,7 @@ class Feed:
     def __init__(self, rule, metrics=("spo2",)):
         self.rule, self.metrics = rule, metrics
         self.readings = {m: [] for m in metrics}
-        self.state = AlertState.initial(1)
+        self.state = DebounceState.initial(1)
 
     def evaluate(self, now, *arrived):
         """Store ``arrived`` ((t, value) of the first metric, or (t, {metric: value})), then one
@@ -350,7 +350,7 @@ def test_readings_already_counted_are_not_counted_again_nor_after_a_restart():
         assert feed.evaluate(T0 + later * H) == set()
     assert feed.count == 2
     # A restarted engine has only what alert_rule_state keeps: the arrays, nothing derived.
-    feed.state = AlertState(
+    feed.state = DebounceState(
         **{f.name: getattr(feed.state, f.name).copy() for f in fields(feed.state)}
     )
     assert feed.evaluate(T0 + 30 * H) == set() and feed.count == 2
@@ -402,7 +402,7 @@ def test_the_deciding_channel_counts_a_blood_pressure_reading_once():
                 ],
                 "lookback": "24h",
                 "confirm": {"count": 2},
-                "source": "NICE severe hypertension, anchors 3.3",
+                "source": "NICE severe BP, docs/clinical-references.md#home-blood-pressure",
             }
         ],
     }
@@ -480,7 +480,7 @@ def test_a_batch_counts_as_its_readings_would_one_per_pass(batches):
         window = MetricWindow.from_readings([seen])
         return step(state, evaluate_rule(rule, {"spo2": window}, now), rule, now)[0]
 
-    batched, one_by_one, seen = AlertState.initial(1), AlertState.initial(1), []
+    batched, one_by_one, seen = DebounceState.initial(1), DebounceState.initial(1), []
     for batch in batches:
         for reading in batch:
             seen.append(reading)
@@ -528,7 +528,7 @@ def test_vectorised_evaluation_and_debounce_of_backlogs_equal_the_reference(case
     protocol = parse_protocol(demo_protocol(**params))
     rule = compile_protocol(protocol, len(patients)).rule("spo2_low")
     spec = rule.rule
-    state = AlertState.initial(len(patients))
+    state = DebounceState.initial(len(patients))
     alerts = [PatientAlert() for _ in patients]
     now = T0
     for advance in passes:

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from alerts.evaluate import NO_TIME, evaluate
 from alerts.protocol import PatientOverride, Protocol, RuleOverride, apply_override, load_protocols
-from alerts.reference import evaluate_patient
 from alerts.tables import compile_protocol
 from alerts.windows import windows_from_patients
+from bench._reference import evaluate_patient
 from telemon.metrics import METRICS
 
 NOW = 1_767_225_600 + 10 * 86400 + 9 * 3600

@@ -26,7 +26,7 @@ title = "Low SpO2"
 title_it = "SpO2 bassa"
 metrics = ["spo2"]
 bands = [{ level = "amber", op = "<=", value = 94 }, { level = "red", op = "<=", value = 92 }]
-source = "NHS CO@h bands, anchors 3.1"
+source = "NHS CO@h bands, docs/clinical-references.md#spo2-thresholds"
 """
 
 
@@ -49,7 +49,8 @@ def test_shipped_protocols_load_and_cite_sources(protocols):
     assert kinds == {"threshold", "trend", "aggregate", "score", "missing_data"}
     for protocol in protocols.values():
         for rule in protocol.rules:
-            assert "anchors" in rule.source or "http" in rule.source or "telemon" in rule.source
+            cited = ("docs/clinical-references.md#", "http", "telemon")
+            assert any(source in rule.source for source in cited)
             if rule.kind == "missing_data":
                 assert rule.routing == "centre_task"
             else:
@@ -86,7 +87,11 @@ T = 'title = "Low SpO2"'
 BAD_EDITS = [
     ('metrics = ["spo2"]', 'metrics = ["sp02"]', "rule 'spo2_low' (rules[0]): field metrics[0]"),
     ('op = "<=", value = 94', 'op = "=<", value = 94', "field bands[0].op"),
-    ('source = "NHS CO@h bands, anchors 3.1"', "", "field source: Field required"),
+    (
+        'source = "NHS CO@h bands, docs/clinical-references.md#spo2-thresholds"',
+        "",
+        "field source: Field required",
+    ),
     ('kind = "threshold"', 'kind = "treshold"', "rule 'spo2_low' (rules[0]): field kind"),
     (T, T + "\nconfirm = { count = 0 }", "field confirm.count"),
     ('title_it = "SpO2 bassa"\n', "", "rule 'spo2_low' (rules[0]): field title_it: Field required"),
@@ -116,7 +121,7 @@ def test_missing_data_must_be_routed_to_the_centre(tmp_path):
     metrics = ["spo2"]
     bands = [{ level = "amber", op = ">", value = 12 }]
     routing = "gp_and_centre"
-    source = "telemon default, anchors 2.2"
+    source = "telemon default, docs/clinical-references.md#stale-data-and-alarm-handling"
     """
     errors = errors_of(write(tmp_path, body))
     assert any("rule 'spo2_gap'" in e and "must be routed as 'centre_task'" in e for e in errors)
@@ -142,7 +147,7 @@ def test_score_bands_default_to_the_total(tmp_path):
       { level = "red", op = ">=", value = 7 },
       { level = "amber", on = "max_parameter", op = ">=", value = 3 },
     ]
-    source = "RCP NEWS2 2017, anchors 3.2"
+    source = "RCP NEWS2 2017, docs/clinical-references.md#news2"
     """
     rule = load_protocol(write(tmp_path, body)).rule("news2")
     assert [b.on for b in rule.bands] == ["total", "max_parameter"]

@@ -12,8 +12,8 @@ from psycopg.rows import dict_row
 from alerts.engine import Engine, ManualClock
 from alerts.episodes import act
 from alerts.protocol import load_protocols
-from ingest.notify import notify_new_observations
 from telemon.metrics import METRICS
+from telemon.store.notify import notify_new_observations
 
 GP_PHONE = "+393331112222"
 DUTY_PHONE = "+390212345678"

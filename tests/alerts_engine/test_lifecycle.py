@@ -8,8 +8,8 @@ from datetime import timedelta
 import psycopg
 
 from alerts.engine import Engine, ManualClock
-from alerts.engine.decide import Action
-from alerts.engine.lifecycle import Applied, RuleContext, apply_action
+from alerts.engine.decide import Decision
+from alerts.engine.lifecycle import Applied, RuleContext, apply_decision
 from alerts.episodes import act
 from telemon.config import Settings
 from tests.alerts_engine.support import (
@@ -106,13 +106,13 @@ def test_the_database_refuses_a_second_open_alert_when_engine_states_disagree(
     context = RuleContext(
         "covid19_home_oximetry", rule, __import__("numpy").array([cohort.patient])
     )
-    action = Action("open", 0, None, 2, 90.0, int(MORNING.timestamp()), "spo2:red", 0)
+    decision = Decision("open", 0, None, 2, 90.0, int(MORNING.timestamp()), "spo2:red", 0)
     results = []
     for _ in range(2):
         applied = Applied()
         with db.transaction():
-            apply_action(
-                db, context, action, PROTOCOLS, settings, int(MORNING.timestamp()), applied
+            apply_decision(
+                db, context, decision, PROTOCOLS, settings, int(MORNING.timestamp()), applied
             )
         results.append((applied.opened, applied.conflicts, applied.notifications))
     assert results == [(1, 0, 2), (0, 1, 0)]

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from alerts.protocol import PROTOCOLS_DIR
 from alerts.replay import replay
-from telemon.cli import app as cli_app
+from console.cli import app as cli_app
 from tests.alerts_engine.support import (
     HOUR,
     MORNING,

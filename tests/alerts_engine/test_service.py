@@ -82,7 +82,7 @@ def test_health_is_503_when_the_database_is_unreachable() -> None:
 
 
 def cli_app():
-    from telemon.cli import app
+    from console.cli import app
 
     return app
 

@@ -10,7 +10,7 @@ from bumble.device import Connection
 from bumble.gatt import Characteristic, CharacteristicValue, Descriptor, Service
 from bumble.link import LocalLink
 
-from gateway.ble import radio
+from firmware_sim.ble import radio
 
 # SIG-assigned UUIDs go on air in their 16-bit form; bleak spells them out in full.
 BATTERY_SERVICE_16 = "180F"

@@ -13,54 +13,70 @@ from bumble.controller import Controller
 from bumble.link import LocalLink
 from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
 
-from gateway.ble import (
+from firmware_sim.ble import (
     IN_PROCESS,
     TRANSPORT_ENV_VAR,
+    BumbleBackend,
     BumbleClient,
     BumbleScanner,
+    bumble_backend,
+    get_central,
     in_process_link,
     select_backend,
 )
-from gateway.ble.radio import close_central
+from firmware_sim.ble.radio import close_central
+from gateway.ble.backend import choose_backend
 
 from .peripherals import BATTERY_LEVEL
 
 TIMEOUT = 5.0
 
 
-def test_no_transport_means_bleak_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(TRANSPORT_ENV_VAR, raising=False)
-    assert select_backend() is None
-    monkeypatch.setenv(TRANSPORT_ENV_VAR, "  ")
-    assert select_backend() is None
-
-
-def test_environment_selects_the_in_process_link(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TRANSPORT_ENV_VAR, IN_PROCESS)
-    backends = select_backend()
-    assert backends is not None
-    scanner, client = backends
-    assert issubclass(scanner, BumbleScanner) and issubclass(client, BumbleClient)
-    assert scanner.radio is in_process_link() and client.radio is in_process_link()
+def test_environment_else_the_in_process_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    for environment in (None, "  ", IN_PROCESS):
+        if environment is None:
+            monkeypatch.delenv(TRANSPORT_ENV_VAR, raising=False)
+        else:
+            monkeypatch.setenv(TRANSPORT_ENV_VAR, environment)
+        backend = select_backend()
+        assert issubclass(backend.scanner, BumbleScanner)
+        assert issubclass(backend.client, BumbleClient)
+        assert backend.scanner.radio is in_process_link()
+        assert backend.client.radio is in_process_link()
+        assert backend.adapter.radio is in_process_link()
     # bleak names a custom backend after its class.
-    assert BleakScanner(backend=scanner).backend_id == "BumbleScanner"
+    assert BleakScanner(backend=backend.scanner).backend_id == "BumbleScanner"
 
 
 def test_explicit_transport_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TRANSPORT_ENV_VAR, IN_PROCESS)
-    backends = select_backend("usb:0")
-    assert backends is not None
-    assert all(backend.radio == "usb:0" for backend in backends)
+    backend = select_backend("usb:0")
+    assert backend.scanner.radio == backend.client.radio == backend.adapter.radio == "usb:0"
+
+
+def test_the_gateway_loads_it_by_name_or_by_transport() -> None:
+    # Through the entry point in pyproject.toml, as `telemon gateway run` does.
+    by_name = choose_backend("bumble", "usb:0")
+    by_transport = choose_backend(None, "usb:0")
+    for backend in (by_name, by_transport):
+        assert isinstance(backend, BumbleBackend) and backend.scanner.radio == "usb:0"
+
+
+async def test_adapter_reset_powers_the_central_down(link: LocalLink) -> None:
+    backend = bumble_backend(link)
+    first = await get_central(link)
+    assert await backend.adapter.reset()
+    assert first.closed
+    assert await get_central(link) is not first
 
 
 async def test_unreachable_controller_reads_as_bluetooth_not_available(link: LocalLink) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # Bound but never listening: connections are refused.
-        backends = select_backend(f"tcp-client:127.0.0.1:{port}")
-        assert backends is not None
+        backend = select_backend(f"tcp-client:127.0.0.1:{port}")
         with pytest.raises(BleakBluetoothNotAvailableError) as unavailable:
-            await BleakScanner(backend=backends[0]).start()
+            await BleakScanner(backend=backend.scanner).start()
     assert unavailable.value.reason == BleakBluetoothNotAvailableReason.NO_BLUETOOTH
 
 
@@ -92,9 +108,8 @@ async def controller_over_tcp(link: LocalLink) -> AsyncIterator[str]:
 async def test_transport_spec_drives_a_controller_over_hci(
     controller_over_tcp: str, peripheral
 ) -> None:
-    backends = select_backend(controller_over_tcp)
-    assert backends is not None
-    scanner_backend, client_backend = backends
+    backend = select_backend(controller_over_tcp)
+    scanner_backend, client_backend = backend.scanner, backend.client
 
     device = await BleakScanner.find_device_by_name(
         "Oxi-1", timeout=TIMEOUT, backend=scanner_backend

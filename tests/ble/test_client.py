@@ -15,7 +15,7 @@ from bleak.exc import (
     BleakGATTProtocolErrorCode,
 )
 
-from gateway.ble import BumbleClient, BumbleScanner, close_all_centrals
+from firmware_sim.ble import BumbleClient, BumbleScanner, close_all_centrals
 
 from .peripherals import (
     BATTERY_LEVEL,

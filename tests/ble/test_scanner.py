@@ -8,7 +8,7 @@ from bleak import BleakScanner
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
-from gateway.ble import BumbleDeviceDetails, BumbleScanner
+from firmware_sim.ble import BumbleDeviceDetails, BumbleScanner
 
 from .peripherals import BATTERY_SERVICE, TEST_COMPANY_ID, TX_POWER
 

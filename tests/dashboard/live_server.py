@@ -13,8 +13,8 @@ from contextlib import contextmanager
 import httpx
 from fastapi import FastAPI
 
+from console.embedded import free_port
 from dashboard.server import BackgroundServer
-from telemon.embedded import free_port
 from tests.dashboard.support import PASSWORD
 
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from console.embedded import free_port
 from dashboard.app import create_app
 from dashboard.server import BackgroundServer
 from dashboard.streams import MAX_STREAMS_PER_USER, StreamRegistry
-from telemon.embedded import free_port
 from tests.dashboard.conftest import World
 from tests.dashboard.support import login
 

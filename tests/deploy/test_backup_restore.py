@@ -22,11 +22,11 @@ from psycopg import sql
 
 from bench._fleet_setup import create_database, drop_database
 from ingest.inbound import classify
-from ingest.migrate import migrate
 from ingest.store import connect_store
 from telemon.config import Settings
 from telemon.observation import Observation
 from telemon.payload import encode_observations
+from telemon.store.migrate import migrate
 from telemon.topics import Channel, topic
 from tests.engine_made import replay_demo
 

@@ -25,13 +25,13 @@ REPO = Path(__file__).resolve().parents[2]
 SERVICES = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]
 
 # The code behind each telemon service of compose.yaml, beside its command's function in
-# telemon/cli.py.
+# console/cli.py.
 SERVICE_CODE: dict[str, tuple[str, ...]] = {
-    "migrate": ("ingest/migrate.py", "ingest/migrations"),
+    "migrate": ("telemon/store/migrate.py", "telemon/store/migrations"),
     "ingest": ("ingest",),
     "alerts": ("alerts",),
     "dashboard": ("dashboard",),
-    "sim": ("firmware_sim", "telemon/demo.py", "telemon/cohort.py"),
+    "sim": ("firmware_sim", "console/fleet.py", "console/demo.py", "console/cohort.py"),
 }
 
 # Setting -> the services that need it, and why.
@@ -58,7 +58,7 @@ def secret_settings() -> dict[str, str]:
 
 
 def _sources(service: str) -> Iterator[ast.AST]:
-    cli = ast.parse((REPO / "telemon" / "cli.py").read_text())
+    cli = ast.parse((REPO / "console" / "cli.py").read_text())
     yield from (
         node
         for node in cli.body

@@ -23,8 +23,8 @@ import pytest
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ingest.migrate import migrate
-from telemon.embedded import EmbeddedPostgres
+from console.embedded import EmbeddedPostgres
+from telemon.store.migrate import migrate
 
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "10-roles.sh"
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from console.cohort import DemoRefused, demo_cohort
+from console.demo import seed_demo_cohort
 from ingest.service import IngestService
-from telemon.cohort import DemoRefused, demo_cohort
 from telemon.config import Settings
-from telemon.demo import seed_demo_cohort
 from tests.deploy.test_mosquitto_acl import MOSQUITTO, Broker, broker  # noqa: F401 (fixture)
 from tests.test_cli import run_cli
 
@@ -83,7 +83,7 @@ def test_the_demo_profile_stores_its_patients_readings(
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TELEMON_")}
     environment |= sim_env(database_url, sim_url(broker), tmp_path)
     process = subprocess.Popen(
-        [sys.executable, "-c", "from telemon.cli import main; main()", *SIM["command"]],
+        [sys.executable, "-c", "from console.cli import main; main()", *SIM["command"]],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

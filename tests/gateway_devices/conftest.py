@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest_asyncio
 from bumble.link import LocalLink
 
+from firmware_sim.ble import bumble_backend
 from firmware_sim.devices import SimulatedDevice, make_device
 from firmware_sim.physiology import SimulatedMeasurement
-from firmware_sim.physiology_devices import DeviceKind as ModelKind
-from gateway.ble import BumbleClient, BumbleScanner
 from gateway.devices import PROFILES, Backoff, ManagerOptions, WatchdogPolicy
 from gateway.identity import GatewayIdentity
 from gateway.pairing import PairingTable
 from gateway.runtime import GatewayRuntime
+from telemon.device_kinds import DeviceKind
 from telemon.observation import Observation
 from telemon.payload import PairedDevice, decode_observations
 from telemon.topics import Channel, topic
@@ -33,14 +33,6 @@ from telemon.topics import Channel, topic
 PATIENT = "P0001"
 # Fast sessions: the simulated link answers in milliseconds.
 FAST_PROFILES = {kind: replace(p, idle_timeout=1.0) for kind, p in PROFILES.items()}
-
-MODEL_KIND = {
-    "pulse_oximeter": ModelKind.PULSE_OXIMETER,
-    "blood_pressure": ModelKind.BLOOD_PRESSURE_MONITOR,
-    "glucometer": ModelKind.GLUCOMETER,
-    "thermometer": ModelKind.THERMOMETER,
-    "weight_scale": ModelKind.WEIGHT_SCALE,
-}
 
 
 def fast_options(**watchdog) -> ManagerOptions:
@@ -57,7 +49,7 @@ def measurement(
 ) -> SimulatedMeasurement:
     moment = at or datetime.now(UTC).replace(microsecond=0)
     return SimulatedMeasurement(
-        device=MODEL_KIND[kind],
+        device=DeviceKind(kind),
         measured_at=moment,
         values=values,
         flags=(),
@@ -104,9 +96,11 @@ class Gateway:
 
     @asynccontextmanager
     async def running(self, options: ManagerOptions | None = None, **runtime_options):
-        backend = (BumbleScanner.bound_to(self.link), BumbleClient.bound_to(self.link))
         self.runtime = GatewayRuntime(
-            self.state_dir, backend=backend, options=options or fast_options(), **runtime_options
+            self.state_dir,
+            backend=bumble_backend(self.link),
+            options=options or fast_options(),
+            **runtime_options,
         )
         stop = asyncio.Event()
         task = asyncio.create_task(self.runtime.run(stop))
@@ -120,7 +114,7 @@ class Gateway:
 
 
 def kind_of(device: SimulatedDevice) -> str:
-    return {v: k for k, v in MODEL_KIND.items()}[device.kind]
+    return device.kind.value
 
 
 DeviceFactory = Callable[..., Awaitable[SimulatedDevice]]

@@ -11,8 +11,8 @@ from gateway.clock_check import TimePolicy, skew_from_reading, stamp
 from gateway.devices import Backoff, ContextJoiner, kind_for_services, next_request, table_problem
 from gateway.devices.manager import MAX_REVISION_STEP
 from gateway.devices.recovery import (
-    Action,
     CommandAdapterControl,
+    RecoveryStep,
     WatchdogPolicy,
     WatchdogView,
     decide,
@@ -107,16 +107,19 @@ def view(**changes) -> WatchdogView:
 
 def test_watchdog_decisions() -> None:
     policy = WatchdogPolicy(silence_limit=100.0, restarts_before_reset=2, failure_limit=3)
-    assert decide(view(), policy) is Action.NONE
-    assert decide(view(last_known_advert=0.0), policy) is Action.RESTART_SCANNER
-    assert decide(view(last_known_advert=0.0, devices_expected=False), policy) is Action.NONE
+    assert decide(view(), policy) is RecoveryStep.NONE
+    assert decide(view(last_known_advert=0.0), policy) is RecoveryStep.RESTART_SCANNER
+    assert decide(view(last_known_advert=0.0, devices_expected=False), policy) is RecoveryStep.NONE
     assert (
         decide(view(last_known_advert=0.0, restarts_without_advert=2), policy)
-        is Action.RESET_ADAPTER
+        is RecoveryStep.RESET_ADAPTER
     )
-    assert decide(view(consecutive_connect_failures=3), policy) is Action.RESET_ADAPTER
+    assert decide(view(consecutive_connect_failures=3), policy) is RecoveryStep.RESET_ADAPTER
     # Never pull the adapter from under a device that is sending.
-    assert decide(view(consecutive_connect_failures=3, connected_devices=1), policy) is Action.NONE
+    assert (
+        decide(view(consecutive_connect_failures=3, connected_devices=1), policy)
+        is RecoveryStep.NONE
+    )
 
 
 async def test_adapter_reset_runs_commands_and_falls_back() -> None:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.publish as mqtt_publish
 
+from firmware_sim.ble import radio
 from firmware_sim.devices.oximeter import CONTINUOUS_SESSION
-from gateway.ble import radio
 from gateway.pairing import PairingTable
 from telemon.mqtt import BrokerAddress
 from telemon.payload import GatewayConfig, GatewayStatus, PairedDevice

@@ -92,7 +92,7 @@ def test_killed_mid_batch_then_restarted_stores_every_observation_once(
         log = tmp_path / f"ingest-{len(list(tmp_path.iterdir()))}.log"
         with log.open("w") as stderr:
             process = subprocess.Popen(
-                [sys.executable, "-m", "telemon", "ingest", "--client-id", client_id],
+                [sys.executable, "-m", "console", "ingest", "--client-id", client_id],
                 cwd=REPO,
                 env=env,
                 stderr=stderr,

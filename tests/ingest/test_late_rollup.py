@@ -6,7 +6,6 @@ migration 0013) is tested on the real server with storage_settings saying timesc
 """
 
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -18,6 +17,7 @@ from ingest.housekeeping import (
     hour_floor,
 )
 from ingest.inbound import classify
+from telemon.store.migrate import PACKAGED_MIGRATIONS
 
 NOW = datetime(2026, 12, 3, 14, 20, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -64,11 +64,17 @@ def test_no_span_needs_an_explicit_refresh_inside_the_window():
 
 
 def test_the_policy_window_matches_the_timescale_migration():
-    migrations = Path(__file__).parents[2] / "ingest" / "migrations"
-    (timescale,) = migrations.glob("0002_*.timescale.sql")
-    assert (
-        f"start_offset => INTERVAL '{AGGREGATE_POLICY_WINDOW.days} days'" in timescale.read_text()
+    assert f"start_offset => INTERVAL '{AGGREGATE_POLICY_WINDOW.days} days'" in _timescale("0002")
+
+
+def _timescale(version: str) -> str:
+    """The TimescaleDB variant of a packaged migration (the schema lives in telemon.store)."""
+    (entry,) = (
+        e
+        for e in PACKAGED_MIGRATIONS.iterdir()
+        if e.name.startswith(f"{version}_") and e.name.endswith(".timescale.sql")
     )
+    return entry.read_text()
 
 
 @pytest.fixture
@@ -141,9 +147,7 @@ def test_a_failed_hand_over_leaves_the_spans_queued(
 
 def test_the_refresh_job_is_the_schema_owners_and_the_services_only_queue():
     """The job's procedure refreshes and deletes; the services' role may insert, not delete."""
-    migrations = Path(__file__).parents[2] / "ingest" / "migrations"
-    (timescale,) = migrations.glob("0013_*.timescale.sql")
-    text = timescale.read_text()
+    text = _timescale("0013")
     assert "CALL refresh_continuous_aggregate('observation_hourly'" in text
     assert "add_job('telemon_refresh_late_rollups'" in text
     assert "REVOKE UPDATE, DELETE ON rollup_late_windows FROM telemon_app" in text

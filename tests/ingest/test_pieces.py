@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from ingest.housekeeping import group_rollup_ranges
 from ingest.inbound import ClearedStatus
 from ingest.inbox import Delivery, Inbox
-from ingest.notify import MAX_PAYLOAD_BYTES, notification_payloads, parse_notification
 from ingest.partitions import week_start
+from telemon.store.notify import MAX_PAYLOAD_BYTES, notification_payloads, parse_notification
 
 
 def test_notifications_are_chunked_under_the_postgres_limit_and_cover_every_id_once():

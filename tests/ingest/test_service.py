@@ -4,8 +4,8 @@ import json
 
 import psycopg
 
-from ingest.notify import CHANNEL, parse_notification
 from telemon.payload import GatewayStatus, offline_will
+from telemon.store.notify import CHANNEL, parse_notification
 from tests.database import scalar
 from tests.http import local_get
 

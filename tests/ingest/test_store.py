@@ -8,7 +8,7 @@ import psycopg
 
 from ingest.deadletters import MAX_STORED_PAYLOAD, STORE_ERROR
 from ingest.inbound import classify
-from ingest.notify import CHANNEL, parse_notification
+from telemon.store.notify import CHANNEL, parse_notification
 from tests.database import scalar
 
 

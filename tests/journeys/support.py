@@ -21,23 +21,22 @@ import psycopg
 
 from alerts.engine import AlertsService
 from alerts.protocol import load_protocols
+from console.cohort import Cohort, DemoPatient, demo_cohort, seed
+from console.demo import DEMO_PASSWORD
+from console.embedded import free_port
+from console.fleet import SimulatedFleet
 from dashboard.accounts import set_password
 from dashboard.app import create_app
 from dashboard.server import BackgroundServer
 from firmware_sim.clock import SimClock
-from firmware_sim.devices import model_kind
-from firmware_sim.fleet import SimulatedFleet
 from firmware_sim.home import PROTOCOL_CONDITIONS
 from firmware_sim.physiology import PatientModel, PatientProfile, SimulatedMeasurement
-from firmware_sim.physiology_devices import DeviceKind
 from firmware_sim.scenarios import get_scenario
 from gateway.runtime import GatewayRuntime
 from ingest.service import IngestService
 from telemon.background import BackgroundLoop
-from telemon.cohort import Cohort, DemoPatient, demo_cohort, seed
 from telemon.config import Settings
-from telemon.demo import DEMO_PASSWORD
-from telemon.embedded import free_port
+from telemon.device_kinds import DeviceKind
 from telemon.flags import UNRELIABLE_FLAGS
 from tests.fakes import FakeTwilio
 
@@ -80,7 +79,7 @@ def patient_model(patient: DemoPatient, enrolled_at: datetime) -> PatientModel:
         patient_id=patient.code,
         conditions=frozenset({PROTOCOL_CONDITIONS[patient.protocol]}),
         enrolled_at=enrolled_at,
-        devices=frozenset(model_kind(kind) for _, kind in patient.devices),
+        devices=frozenset(DeviceKind(kind) for _, kind in patient.devices),
     )
     return PatientModel(profile, get_scenario(patient.scenario), FLEET_SEED)
 

@@ -30,9 +30,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from alerts.notify.texts import initials
+from console.demo import DEMO_PASSWORD
 from dashboard.i18n import translator
 from firmware_sim.clock import CatchUpClock
-from telemon.demo import DEMO_PASSWORD
 from telemon.metrics import METRICS
 from tests.database import truncate_data
 from tests.fakes import FakeTwilio

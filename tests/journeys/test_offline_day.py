@@ -26,7 +26,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from firmware_sim.clock import CatchUpClock
-from firmware_sim.physiology_devices import DeviceKind
+from telemon.device_kinds import DeviceKind
 from telemon.metrics import METRICS
 from telemon.mqtt import BrokerAddress, new_client
 from telemon.mqtt import connect as mqtt_connect

@@ -19,6 +19,7 @@ from alerts.lifecycle import Change, finding_transition, open_episode, open_find
 from alerts.notify.sender import RetryPolicy
 from alerts.notify.twilio_gateway import TwilioConfig, TwilioGateway
 from alerts.protocol import Protocol, load_protocols
+from telemon.alert_lifecycle import PersonAction
 from telemon.config import Settings
 from telemon.metrics import METRICS
 from tests.fakes import FakeTwilio
@@ -232,7 +233,7 @@ def act(
     db: psycopg.Connection,
     nurse_id: int,
     episode_id: int,
-    action: episodes.PersonAction,
+    action: PersonAction,
     now: datetime,
     *,
     settings: Settings | None = None,

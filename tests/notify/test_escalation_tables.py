@@ -32,7 +32,7 @@ title = "Low SpO2"
 title_it = "SpO2 bassa"
 metrics = ["spo2"]
 bands = [{ level = "amber", op = "<=", value = 94 }, { level = "red", op = "<=", value = 92 }]
-source = "NHS CO@h bands, anchors 3.1"
+source = "NHS CO@h bands, docs/clinical-references.md#spo2-thresholds"
 """
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 

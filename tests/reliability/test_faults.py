@@ -26,9 +26,9 @@ from random import Random
 import psycopg
 import pytest
 
-from ingest.migrate import migrate
+from console.embedded import EmbeddedPostgres, free_port
 from telemon.config import Settings
-from telemon.embedded import EmbeddedPostgres, free_port
+from telemon.store.migrate import migrate
 from tests.alerts_engine import support as engine_support
 from tests.brokers import MosquittoProcess
 from tests.fakes import FakeTwilio, Reply, fake_twilio  # noqa: F401
@@ -308,7 +308,7 @@ _HELD_CLAIM = (
 def start_alerts_engine(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("a") as stderr:
         return subprocess.Popen(
-            [sys.executable, "-m", "telemon", "alerts", "--health-port", "0"],
+            [sys.executable, "-m", "console", "alerts", "--health-port", "0"],
             cwd=REPO,
             env=env,
             stderr=stderr,
@@ -327,7 +327,7 @@ def red_spo2_due_at_the_next_start(
     for patient in patients:
         engine_support.add_readings(db, patient, "spo2", [(now - timedelta(minutes=20), 88.0)])
     once = subprocess.run(
-        [sys.executable, "-m", "telemon", "alerts", "--once"],
+        [sys.executable, "-m", "console", "alerts", "--once"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -429,7 +429,7 @@ def test_an_alerts_engine_that_cannot_evaluate_reports_unhealthy_and_says_why(
     port = free_port()
     with log.open("a") as stderr:
         engine = subprocess.Popen(
-            [sys.executable, "-m", "telemon", "alerts", "--health-port", str(port)],
+            [sys.executable, "-m", "console", "alerts", "--health-port", str(port)],
             cwd=REPO,
             env=env,
             stderr=stderr,

@@ -287,7 +287,7 @@ def demo(data_dir: Path, *, patients: int = 4) -> Iterator[RunningDemo]:
         [
             sys.executable,
             "-c",
-            "from telemon.cli import main; main()",
+            "from console.cli import main; main()",
             "demo",
             "--data-dir",
             str(data_dir),

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from firmware_sim.physiology_conditions import CONDITION_BASELINES, GENERAL_BASELINES
-from firmware_sim.physiology_devices import DEVICES, DeviceKind
+from firmware_sim.physiology_devices import DEVICES
 from firmware_sim.physiology_rhythm import CIRCADIAN, VARIABILITY_TIMESCALE
 from firmware_sim.physiology_schedule import SCHEDULE
 from firmware_sim.scenarios import SCENARIOS, Fault, UnknownScenarioError, get_scenario
+from telemon.device_kinds import DeviceKind
 from telemon.flags import FLAGS
 from telemon.metrics import METRICS
 

@@ -1,5 +1,5 @@
-"""Each scenario crosses the clinical thresholds it is built for (anchors.md §3), at the right
-pace, and the stable scenario crosses none of them."""
+"""Each scenario crosses the clinical thresholds it is built for, at the right pace, and the
+stable scenario crosses none of them (docs/clinical-references.md#simulated-patients)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 
 from firmware_sim.physiology import PatientModel, SimulatedMeasurement
 from firmware_sim.physiology_conditions import Condition
-from firmware_sim.physiology_devices import DeviceKind
+from telemon.device_kinds import DeviceKind
 
 SEEDS = range(1, 9)
 OXIMETER = DeviceKind.PULSE_OXIMETER
-CUFF = DeviceKind.BLOOD_PRESSURE_MONITOR
+CUFF = DeviceKind.BLOOD_PRESSURE
 
 
 def series(

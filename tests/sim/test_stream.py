@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from firmware_sim.physiology import PatientModel, PatientProfile
 from firmware_sim.physiology_conditions import Condition
-from firmware_sim.physiology_devices import DEVICES, DeviceKind
+from firmware_sim.physiology_devices import DEVICES
 from firmware_sim.physiology_schedule import SCHEDULE, OximeterMode
 from firmware_sim.scenarios import SCENARIOS, get_scenario
+from telemon.device_kinds import DeviceKind
 from telemon.metrics import METRICS
 
 ALL_CONDITIONS = frozenset(Condition) - {Condition.COPD}
@@ -166,7 +167,7 @@ def readings_per_local_day(model: PatientModel, days: int) -> Counter:
 
 EXPECTED_PER_DAY = {
     DeviceKind.PULSE_OXIMETER: 3,
-    DeviceKind.BLOOD_PRESSURE_MONITOR: 4,  # two sessions of two readings
+    DeviceKind.BLOOD_PRESSURE: 4,  # two sessions of two readings
     DeviceKind.GLUCOMETER: 3,
     DeviceKind.THERMOMETER: 2,
     DeviceKind.WEIGHT_SCALE: 1,
@@ -369,7 +370,7 @@ def test_loose_cuff_reads_high(make_model, run):
     loose, fitted = [], []
     for seed in range(1, 9):
         for m in run(make_model("sensor_problems", seed)):
-            if m.device is DeviceKind.BLOOD_PRESSURE_MONITOR:
+            if m.device is DeviceKind.BLOOD_PRESSURE:
                 true = make_model("sensor_problems", seed).vitals_at(m.measured_at).systolic
                 (loose if "cuff_too_loose" in m.flags else fitted).append(
                     m.values["systolic"] - true

@@ -10,10 +10,10 @@ from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bumble.link import LocalLink
 
+from firmware_sim.ble import BumbleClient, BumbleScanner
 from firmware_sim.devices import SimulatedDevice, device_wall_time
 from firmware_sim.physiology import SimulatedMeasurement
 from firmware_sim.physiology_devices import DEVICES
-from gateway.ble import BumbleClient, BumbleScanner
 from gateway.gatt import Reading, decode, full_uuid
 
 TIMEOUT = 5.0

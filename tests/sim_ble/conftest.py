@@ -13,8 +13,8 @@ from bumble.link import LocalLink
 from firmware_sim.devices import SimulatedDevice, make_device
 from firmware_sim.physiology import PatientModel, PatientProfile, SimulatedMeasurement
 from firmware_sim.physiology_conditions import Condition
-from firmware_sim.physiology_devices import DeviceKind
 from firmware_sim.scenarios import get_scenario
+from telemon.device_kinds import DeviceKind
 
 ENROLLED_AT = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from firmware_sim.devices import SimulatedBloodPressureCuff
-from firmware_sim.physiology_devices import DeviceKind
 from gateway.gatt import decode_all
+from telemon.device_kinds import DeviceKind
 
 from .central import Inbox, assert_delivered, connect, uuid
 from .conftest import readings_of
 
-BP = DeviceKind.BLOOD_PRESSURE_MONITOR
+BP = DeviceKind.BLOOD_PRESSURE
 MEASUREMENT = uuid(0x2A35)
 CUFF_PRESSURE = uuid(0x2A36)
 

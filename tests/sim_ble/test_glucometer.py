@@ -7,7 +7,6 @@ from bleak import BleakClient
 from bleak.exc import BleakGATTProtocolError
 
 from firmware_sim.devices import SimulatedGlucometer
-from firmware_sim.physiology_devices import DeviceKind
 from gateway.gatt import (
     RacpOpCode,
     RacpRecordCount,
@@ -17,6 +16,7 @@ from gateway.gatt import (
     decode_all,
     decode_racp,
 )
+from telemon.device_kinds import DeviceKind
 
 from .central import Inbox, assert_delivered, connect, uuid
 from .conftest import readings_of

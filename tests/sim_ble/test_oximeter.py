@@ -7,8 +7,8 @@ from datetime import timedelta
 from firmware_sim.clock import SteppedClock
 from firmware_sim.devices import SimulatedOximeter
 from firmware_sim.devices.oximeter import FEATURES_VALUE
-from firmware_sim.physiology_devices import DeviceKind
 from gateway.gatt import decode_all
+from telemon.device_kinds import DeviceKind
 
 from .central import Inbox, assert_delivered, connect, uuid
 from .conftest import patient_model, readings_of

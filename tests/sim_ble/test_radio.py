@@ -8,10 +8,10 @@ import pytest
 from bleak import BleakScanner
 from bleak.exc import BleakGATTProtocolError
 
-from firmware_sim.devices import IDENTITIES, PAYLOAD_KINDS
-from firmware_sim.physiology_devices import DeviceKind
-from gateway.ble import BumbleScanner
+from firmware_sim.ble import BumbleScanner
+from firmware_sim.devices import IDENTITIES
 from gateway.gatt import DeviceInformation, decode_all
+from telemon.device_kinds import DeviceKind
 
 from .central import TIMEOUT, Inbox, assert_delivered, connect, until, uuid
 from .conftest import readings_of
@@ -51,7 +51,7 @@ async def test_advertises_name_and_service_and_tells_who_it_is(link, make, kind)
 
 async def test_scanner_filtering_on_a_service_finds_only_that_kind(link, make) -> None:
     await make(DeviceKind.THERMOMETER)
-    cuff = await make(DeviceKind.BLOOD_PRESSURE_MONITOR)
+    cuff = await make(DeviceKind.BLOOD_PRESSURE)
     seen: set[str] = set()
     scanner = BleakScanner(
         lambda device, _: seen.add(device.address),
@@ -102,8 +102,8 @@ async def test_out_of_range_drops_the_link_and_back_in_range_reconnects(link, ma
 
 
 async def test_bonding_required_then_just_works_pairing_unlocks(link, make) -> None:
-    cuff = await make(DeviceKind.BLOOD_PRESSURE_MONITOR, require_bonding=True)
-    (measurement,) = readings_of(DeviceKind.BLOOD_PRESSURE_MONITOR, 1)
+    cuff = await make(DeviceKind.BLOOD_PRESSURE, require_bonding=True)
+    (measurement,) = readings_of(DeviceKind.BLOOD_PRESSURE, 1)
     await cuff.record(measurement)
     client = await connect(link, cuff)
     inbox = Inbox()
@@ -117,8 +117,6 @@ async def test_bonding_required_then_just_works_pairing_unlocks(link, make) -> N
     await client.disconnect()
 
 
-async def test_kinds_map_to_the_mqtt_contract(make) -> None:
-    assert PAYLOAD_KINDS[DeviceKind.BLOOD_PRESSURE_MONITOR] == "blood_pressure"
+async def test_a_device_is_made_from_its_wire_name(make) -> None:
     cuff = await make("blood_pressure")
-    assert cuff.kind is DeviceKind.BLOOD_PRESSURE_MONITOR
-    assert PAYLOAD_KINDS[cuff.kind] == "blood_pressure"
+    assert cuff.kind is DeviceKind.BLOOD_PRESSURE

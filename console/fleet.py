@@ -16,14 +16,18 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from console.cohort import Cohort
+from firmware_sim.ble import (
+    bumble_backend,
+    close_all_centrals,
+    in_process_link,
+    set_default_radio,
+)
 from firmware_sim.clock import SimClock
 from firmware_sim.home import SimulatedHome
-from gateway.ble.backend import select_backend
-from gateway.ble.radio import IN_PROCESS, close_all_centrals, in_process_link, set_default_radio
 from gateway.identity import GatewayIdentity
 from gateway.pairing import PAIRING_FILE, PairingTable
 from gateway.runtime import GatewayRuntime
-from telemon.cohort import Cohort
 from telemon.payload import PairedDevice
 
 RESUME_FILE = "resume.json"
@@ -78,7 +82,7 @@ class SimulatedFleet:
         """Devices and gateways; bumble objects must be made inside the running event loop."""
         link = in_process_link()
         set_default_radio(link)
-        backend = select_backend(IN_PROCESS)
+        backend = bumble_backend(link)
         for index, patient in enumerate(self.cohort.patients):
             self.gateways.append(
                 GatewayRuntime(

@@ -12,8 +12,8 @@ from datetime import timedelta
 
 import psycopg
 
-from ingest.storage_backend import Backend
 from telemon.config import COMPRESSION_HORIZON_DAYS
+from telemon.store.backend import Backend
 
 DEFAULT_RETENTION = timedelta(days=3650)
 # After the gateways' outbox horizon: late rows arrive in chunks that are not compressed yet.

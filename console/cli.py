@@ -1,4 +1,9 @@
-"""The ``telemon`` command: one subcommand per service, plus ``demo`` and ``migrate``."""
+"""The ``telemon`` command: one subcommand per service, plus ``demo`` and ``migrate``.
+
+Each command imports what it runs when it runs: ``telemon --help`` and ``telemon gateway ...``
+work in a gateway-only install (``pip install "telemon[gateway]"``), which has none of the
+servers' packages (no psycopg, no pydantic-settings for ``telemon.config``).
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ParamSpec
 
 import typer
-from pydantic import ValidationError
-
-from ingest.storage_backend import BackendUnusable
-from telemon.cohort import DemoRefused
-from telemon.config import SettingFileError, Settings
-from telemon.database import DatabaseUnavailable, connect
-from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
 
 if TYPE_CHECKING:
-    from ingest.migrate import MigrationReport
+    from telemon.config import Settings
+    from telemon.store.migrate import MigrationReport
 
 app = typer.Typer(
     name="telemon",
@@ -42,14 +41,24 @@ Speed = Annotated[
     float,
     typer.Option(min=1.0, help="Simulated seconds per real second while replaying the last days."),
 ]
-_EXPLAINED = (
-    DatabaseUnavailable,
-    BrokerUnavailable,
-    ConfigurationError,
-    BackendUnusable,
-    SettingFileError,
-    DemoRefused,
-)
+
+
+def _expected_failures() -> tuple[type[Exception], ...]:
+    """What a command explains in one line; imported only once a command has failed."""
+    from console.cohort import DemoRefused
+    from telemon.config import SettingFileError
+    from telemon.database import DatabaseUnavailable
+    from telemon.mqtt import BrokerUnavailable
+    from telemon.store.backend import BackendUnusable
+
+    return (
+        DatabaseUnavailable,
+        BrokerUnavailable,
+        ConfigurationError,
+        BackendUnusable,
+        SettingFileError,
+        DemoRefused,
+    )
 
 
 def explained(function: Callable[P, None]) -> Callable[P, None]:
@@ -59,7 +68,9 @@ def explained(function: Callable[P, None]) -> Callable[P, None]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
         try:
             function(*args, **kwargs)
-        except _EXPLAINED as exc:
+        except Exception as exc:
+            if not isinstance(exc, _expected_failures()):
+                raise
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
 
@@ -73,6 +84,10 @@ def command(function: Callable[P, None]) -> Callable[P, None]:
 
 def _load_settings() -> Settings:
     """The settings, or one line per refused value naming its variable."""
+    from pydantic import ValidationError
+
+    from telemon.config import Settings
+
     try:
         return Settings()
     except ValidationError as exc:
@@ -85,7 +100,7 @@ def _load_settings() -> Settings:
 
 
 def _require(settings: Settings, name: str) -> str:
-    value = getattr(settings, name)
+    value: str | None = getattr(settings, name)
     if not value:
         raise ConfigurationError(
             f"TELEMON_{name.upper()} is not set. Set it in the environment or in .env "
@@ -109,7 +124,7 @@ def demo(
     ] = None,
 ) -> None:
     """Run the whole platform locally on embedded defaults and print the dashboard URL."""
-    from telemon.demo import DemoOptions, run_demo
+    from console.demo import DemoOptions, run_demo
 
     settings = _load_settings()
     if data_dir is not None:
@@ -130,7 +145,7 @@ def migrate(
     ] = None,
 ) -> None:
     """Create or upgrade the database schema, say which storage backend and why, then exit."""
-    from ingest.migrate import PACKAGED_MIGRATIONS, MigrationError, migrate_database
+    from telemon.store.migrate import PACKAGED_MIGRATIONS, MigrationError, migrate_database
 
     settings = _load_settings()
     try:
@@ -177,6 +192,7 @@ def dashboard(
 
     from dashboard.app import create_app
     from dashboard.server import uvicorn_config
+    from telemon.database import connect
 
     settings = _load_settings()
     database_url = _require(settings, "database_url")
@@ -232,11 +248,12 @@ def alerts(
     if ctx.invoked_subcommand is not None:
         return
     from alerts.engine import AlertsService, Engine, system_clock
+    from telemon.database import connect, one_row
 
     settings = _load_settings()
     _configure_logging(log_level)
     with connect(_require(settings, "database_url"), autocommit=True) as conn:
-        if conn.execute("SELECT to_regclass('alert_rule_state') IS NULL").fetchone()[0]:
+        if one_row(conn.execute("SELECT to_regclass('alert_rule_state') IS NULL"))[0]:
             raise ConfigurationError(
                 "the database schema is not up to date: run `telemon migrate` first"
             )
@@ -283,6 +300,7 @@ def replay(
     """
     from alerts.protocol import parse_duration
     from alerts.replay_command import ReplayError, ReplayRequest, run_replay
+    from telemon.database import connect
 
     settings = _load_settings()
     codes = [c.strip() for item in patients or () for c in item.split(",") if c.strip()]
@@ -315,10 +333,12 @@ def sim(
     import asyncio
     import signal
 
-    from firmware_sim.fleet import SimulatedFleet
-    from telemon.cohort import DEMO_SERVICE_CENTRE_PHONE, demo_cohort
-    from telemon.demo import seed_demo_cohort, simulation_clock
-    from telemon.sim_login import FleetLoginError, fleet_login
+    from console.cohort import DEMO_SERVICE_CENTRE_PHONE, demo_cohort
+    from console.demo import seed_demo_cohort, simulation_clock
+    from console.fleet import SimulatedFleet
+    from console.sim_login import FleetLoginError, fleet_login
+    from telemon.database import connect
+    from telemon.mqtt import BrokerAddress
 
     settings = _load_settings()
     _check_servers(settings)
@@ -358,6 +378,9 @@ def sim(
 
 def _check_servers(settings: Settings) -> None:
     """Fail now, with a message a person can act on, rather than deep inside a service."""
+    from telemon.database import connect
+    from telemon.mqtt import BrokerAddress, probe
+
     connect(_require(settings, "database_url")).close()
     probe(BrokerAddress.parse(_require(settings, "mqtt_url")))
 

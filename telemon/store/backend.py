@@ -15,6 +15,8 @@ from typing import Literal
 
 import psycopg
 
+from telemon.database import one_row
+
 Backend = Literal["native", "timescaledb"]
 BackendSetting = Literal["auto", "native", "timescale"]
 
@@ -162,22 +164,27 @@ def _library_names(setting: str) -> set[str]:
 _LICENCE = "SELECT current_setting('timescaledb.license', true)"
 
 
+def _licence(conn: psycopg.Connection) -> str | None:
+    licence: str | None = one_row(conn.execute(_LICENCE))[0]
+    return licence
+
+
 def _read_licence(conn: psycopg.Connection, *, created: bool) -> str | None:
     try:
         if created:
-            return conn.execute(_LICENCE).fetchone()[0]
+            return _licence(conn)
         with conn.transaction(force_rollback=True):
             # Loading the library defines timescaledb.license with the build's value
             # (https://www.tigerdata.com/docs/reference/timescaledb/configuration/gucs/).
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-            return conn.execute(_LICENCE).fetchone()[0]
+            return _licence(conn)
     except psycopg.Error:
         return None  # reported as "licence could not be read"
 
 
 def stored_backend(conn: psycopg.Connection) -> Backend | None:
     """The backend ``telemon migrate`` set the observations up with; None before it ran."""
-    if conn.execute("SELECT to_regclass('storage_settings')").fetchone()[0] is None:
+    if one_row(conn.execute("SELECT to_regclass('storage_settings')"))[0] is None:
         return None
     row = conn.execute("SELECT backend FROM storage_settings").fetchone()
     return row[0] if row else None

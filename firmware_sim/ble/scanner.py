@@ -31,7 +31,7 @@ class BumbleScanner(BaseBleakScanner):
     """Scan for LE advertisements through a bumble central.
 
     Use it as ``BleakScanner(backend=BumbleScanner)``; it scans on the default radio
-    (see `gateway.ble.radio.default_radio`) unless bound with `bound_to` or given
+    (see `firmware_sim.ble.radio.default_radio`) unless bound with `bound_to` or given
     ``radio=``.
     """
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from bleak.backends.scanner import AdvertisementData
 from bleak.uuids import normalize_uuid_str
 from bumble.core import UUID, AdvertisingData
@@ -11,7 +13,7 @@ __all__ = ["advertisement_data", "bleak_uuid"]
 
 _Type = AdvertisingData.Type
 
-_SERVICE_UUID_LISTS = (
+_SERVICE_UUID_LISTS: Final = (
     _Type.INCOMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
     _Type.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
     _Type.INCOMPLETE_LIST_OF_32_BIT_SERVICE_CLASS_UUIDS,
@@ -19,7 +21,7 @@ _SERVICE_UUID_LISTS = (
     _Type.INCOMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
     _Type.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS,
 )
-_SERVICE_DATA = (
+_SERVICE_DATA: Final = (
     _Type.SERVICE_DATA_16_BIT_UUID,
     _Type.SERVICE_DATA_32_BIT_UUID,
     _Type.SERVICE_DATA_128_BIT_UUID,
@@ -46,9 +48,9 @@ def advertisement_data(advertisement: Advertisement) -> AdvertisementData:
                     service_uuids.append(text)
 
     service_data: dict[str, bytes] = {}
-    for ad_type in _SERVICE_DATA:
-        for uuid, payload in data.get_all(ad_type):
-            service_data[bleak_uuid(uuid)] = bytes(payload)
+    for data_type in _SERVICE_DATA:
+        for service, payload in data.get_all(data_type):
+            service_data[bleak_uuid(service)] = bytes(payload)
 
     manufacturer_data = {
         company: bytes(payload)

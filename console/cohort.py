@@ -11,6 +11,9 @@ from datetime import datetime
 
 import psycopg
 
+from telemon.database import one_row
+from telemon.device_kinds import DeviceKind
+
 # The demo service centre's duty phone: a number of its own, not any staff member's.
 DEMO_SERVICE_CENTRE_PHONE = "+390212345678"
 
@@ -53,22 +56,26 @@ FAMILY = (
 
 # (care protocol, simulation scenario, devices): a spread that shows every kind of alert.
 CARE_PLANS = (
-    ("covid19_home_oximetry", "covid_deterioration", ("pulse_oximeter", "thermometer")),
+    (
+        "covid19_home_oximetry",
+        "covid_deterioration",
+        (DeviceKind.PULSE_OXIMETER, DeviceKind.THERMOMETER),
+    ),
     (
         "heart_failure",
         "heart_failure_decompensation",
-        ("weight_scale", "blood_pressure", "pulse_oximeter"),
+        (DeviceKind.WEIGHT_SCALE, DeviceKind.BLOOD_PRESSURE, DeviceKind.PULSE_OXIMETER),
     ),
-    ("hypertension", "hypertensive_crisis", ("blood_pressure",)),
-    ("diabetes", "hypoglycaemia", ("glucometer",)),
-    ("copd", "copd_exacerbation", ("pulse_oximeter", "thermometer")),
-    ("covid19_home_oximetry", "stable", ("pulse_oximeter", "thermometer")),
-    ("hypertension", "sensor_problems", ("blood_pressure",)),
-    ("diabetes", "stable", ("glucometer",)),
-    ("heart_failure", "out_of_range", ("weight_scale", "blood_pressure")),
-    ("copd", "stable", ("pulse_oximeter",)),
-    ("hypertension", "low_battery", ("blood_pressure",)),
-    ("covid19_home_oximetry", "sensor_problems", ("pulse_oximeter",)),
+    ("hypertension", "hypertensive_crisis", (DeviceKind.BLOOD_PRESSURE,)),
+    ("diabetes", "hypoglycaemia", (DeviceKind.GLUCOMETER,)),
+    ("copd", "copd_exacerbation", (DeviceKind.PULSE_OXIMETER, DeviceKind.THERMOMETER)),
+    ("covid19_home_oximetry", "stable", (DeviceKind.PULSE_OXIMETER, DeviceKind.THERMOMETER)),
+    ("hypertension", "sensor_problems", (DeviceKind.BLOOD_PRESSURE,)),
+    ("diabetes", "stable", (DeviceKind.GLUCOMETER,)),
+    ("heart_failure", "out_of_range", (DeviceKind.WEIGHT_SCALE, DeviceKind.BLOOD_PRESSURE)),
+    ("copd", "stable", (DeviceKind.PULSE_OXIMETER,)),
+    ("hypertension", "low_battery", (DeviceKind.BLOOD_PRESSURE,)),
+    ("covid19_home_oximetry", "sensor_problems", (DeviceKind.PULSE_OXIMETER,)),
 )
 
 
@@ -89,7 +96,7 @@ class DemoPatient:
     protocol: str
     scenario: str
     gateway_code: str
-    devices: tuple[tuple[str, str], ...]  # (BLE address, device kind)
+    devices: tuple[tuple[str, DeviceKind], ...]  # (BLE address, device kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +142,7 @@ class DemoRefused(RuntimeError):
 def refuse_real_staff(conn: psycopg.Connection, cohort: Cohort) -> None:
     """Refuse a database whose staff are not all the demo's: a clinic's, most likely.
 
-    The demo's logins share one published password (telemon.demo.DEMO_PASSWORD): seeded beside
+    The demo's logins share one published password (console.demo.DEMO_PASSWORD): seeded beside
     a clinic's staff, an "admin" anyone can sign in as would see every patient.
     """
     demo_staff = [member.username for member in cohort.staff]
@@ -163,50 +170,59 @@ def seed(
 ) -> None:
     """Insert the cohort; people and devices already present are left as they are."""
     with conn.transaction():
-        centre = conn.execute(
-            "INSERT INTO care_teams (name, kind, duty_phone) "
-            "VALUES ('Centrale servizi', 'service_centre', %s) "
-            "ON CONFLICT (name) DO UPDATE SET duty_phone = excluded.duty_phone RETURNING id",
-            (service_centre_phone,),
-        ).fetchone()[0]
+        centre = one_row(
+            conn.execute(
+                "INSERT INTO care_teams (name, kind, duty_phone) "
+                "VALUES ('Centrale servizi', 'service_centre', %s) "
+                "ON CONFLICT (name) DO UPDATE SET duty_phone = excluded.duty_phone RETURNING id",
+                (service_centre_phone,),
+            )
+        )[0]
         staff_ids: dict[str, int] = {}
         for member in cohort.staff:
-            staff_ids[member.username] = conn.execute(
-                "INSERT INTO staff (username, display_name, role, phone) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (username) DO UPDATE SET display_name = excluded.display_name "
-                "RETURNING id",
-                (member.username, member.display_name, member.role, member.phone),
-            ).fetchone()[0]
+            staff_ids[member.username] = one_row(
+                conn.execute(
+                    "INSERT INTO staff (username, display_name, role, phone) "
+                    "VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT (username) DO UPDATE SET display_name = excluded.display_name "
+                    "RETURNING id",
+                    (member.username, member.display_name, member.role, member.phone),
+                )
+            )[0]
             if member.role == "nurse":
                 conn.execute(
                     "INSERT INTO care_team_members VALUES (%s, %s) ON CONFLICT DO NOTHING",
                     (centre, staff_ids[member.username]),
                 )
         for p in cohort.patients:
-            patient_id = conn.execute(
-                "INSERT INTO patients (code, given_name, family_name, gp_id, care_team_id, "
-                "enrolled_at) VALUES (%s, %s, %s, %s, %s, coalesce(%s, now())) "
-                "ON CONFLICT (code) DO UPDATE SET code = excluded.code RETURNING id",
-                (
-                    p.code,
-                    p.given_name,
-                    p.family_name,
-                    staff_ids[p.gp_username],
-                    centre,
-                    enrolled_at,
-                ),
-            ).fetchone()[0]
+            patient_id = one_row(
+                conn.execute(
+                    "INSERT INTO patients (code, given_name, family_name, gp_id, care_team_id, "
+                    "enrolled_at) VALUES (%s, %s, %s, %s, %s, coalesce(%s, now())) "
+                    "ON CONFLICT (code) DO UPDATE SET code = excluded.code RETURNING id",
+                    (
+                        p.code,
+                        p.given_name,
+                        p.family_name,
+                        staff_ids[p.gp_username],
+                        centre,
+                        enrolled_at,
+                    ),
+                )
+            )[0]
             conn.execute(
                 "INSERT INTO patient_protocols (patient_id, protocol, started_at) "
                 "SELECT id, %s, enrolled_at FROM patients WHERE id = %s "
                 "ON CONFLICT DO NOTHING",
                 (p.protocol, patient_id),
             )
-            gateway_id = conn.execute(
-                "INSERT INTO gateways (code, patient_id) VALUES (%s, %s) "
-                "ON CONFLICT (code) DO UPDATE SET code = excluded.code RETURNING id",
-                (p.gateway_code, patient_id),
-            ).fetchone()[0]
+            gateway_id = one_row(
+                conn.execute(
+                    "INSERT INTO gateways (code, patient_id) VALUES (%s, %s) "
+                    "ON CONFLICT (code) DO UPDATE SET code = excluded.code RETURNING id",
+                    (p.gateway_code, patient_id),
+                )
+            )[0]
             for address, kind in p.devices:
                 conn.execute(
                     "INSERT INTO devices (gateway_id, address, kind) VALUES (%s, %s, %s) "

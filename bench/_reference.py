@@ -2,21 +2,32 @@
 
 It reads the rules straight from a (possibly overridden) ``Protocol`` and loops over readings,
 so tests can check that the vectorised evaluator and debouncer give identical answers, and a
-benchmark can measure what vectorising buys.
+benchmark can measure what vectorising buys. The engine never runs it: it lives with the
+benchmarks, and the tests import it from here as they import the benchmarks' other helpers.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from alerts.protocol import COMPARE, NO_DATA, Protocol
+from alerts.protocol import (
+    COMPARE,
+    NO_DATA,
+    AggregateRule,
+    AnyRule,
+    MissingDataRule,
+    Protocol,
+    ScoreRule,
+    ThresholdRule,
+    TrendRule,
+    of_kind,
+)
 from alerts.scores import NEWS2_TABLES, OXYGEN_POINTS, spo2_table
 from alerts.windows import MEAN_DECIMALS, Reading
 
@@ -49,14 +60,18 @@ def _latest(readings: Sequence[Reading], lo: float, now: int) -> Channel:
     return (chosen[-1][1], chosen[-1][0]) if chosen else (None, NO_TIME)
 
 
-def _threshold(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Channel]:
-    return [_latest(data.get(m, ()), now - rule.lookback, now) for m in rule.metrics]
+Data = Mapping[str, Sequence[Reading]]  # every metric's readings
+
+
+def _threshold(rule: AnyRule, data: Data, now: int) -> list[Channel]:
+    lookback = of_kind(rule, ThresholdRule).lookback
+    return [_latest(data.get(m, ()), now - lookback, now) for m in rule.metrics]
 
 
 Run = tuple[tuple[int, ...], int]  # (times of the readings in band, time of the one before)
 
 
-def _runs_in_band(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Run]:
+def _runs_in_band(rule: ThresholdRule, data: Data, now: int) -> list[Run]:
     """Per channel: walking back from the newest reading, the readings in any of its bands."""
     out = []
     for metric in rule.metrics:
@@ -73,10 +88,9 @@ def _runs_in_band(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) ->
     return out
 
 
-def _missing_data(
-    rule: Any, data: Mapping[str, Sequence[Reading]], now: int, started_at: int = NO_TIME
-) -> list[Channel]:
-    due = started_at + (rule.expected_every or 0) + rule.grace
+def _missing_data(rule: AnyRule, data: Data, now: int, started_at: int = NO_TIME) -> list[Channel]:
+    spec = of_kind(rule, MissingDataRule)
+    due = started_at + (spec.expected_every or 0) + spec.grace
     if started_at != NO_TIME and now < due:
         return [(None, NO_TIME) for _ in rule.metrics]  # the first reading is not due yet
     out: list[Channel] = []
@@ -106,7 +120,7 @@ def _slope_theil_sen(points: list[Reading], now: int) -> float:
     return statistics.median(slopes)
 
 
-def _trend_points(rule: Any, readings: Sequence[Reading], now: int) -> list[Reading]:
+def _trend_points(rule: TrendRule, readings: Sequence[Reading], now: int) -> list[Reading]:
     usable = _reliable(readings, now - 2 * rule.window, now)
     if rule.remeasure and usable:
         # A reading followed within ``remeasure`` by another was measured again: the later counts.
@@ -118,23 +132,24 @@ def _trend_points(rule: Any, readings: Sequence[Reading], now: int) -> list[Read
     return [r for r in usable if r[0] >= newest - rule.window][-rule.max_points :]
 
 
-def _trend(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Channel]:
+def _trend(rule: AnyRule, data: Data, now: int) -> list[Channel]:
+    spec = of_kind(rule, TrendRule)
     out: list[Channel] = []
-    for metric in rule.metrics:
-        points = _trend_points(rule, data.get(metric, ()), now)
-        if len(points) < rule.min_points:
+    for metric in spec.metrics:
+        points = _trend_points(spec, data.get(metric, ()), now)
+        if len(points) < spec.min_points:
             out.append((None, NO_TIME))
             continue
         span = points[-1][0] - points[0][0]
-        if span <= 0 or span < rule.min_span:
+        if span <= 0 or span < spec.min_span:
             out.append((None, NO_TIME))
             continue
-        if rule.method == "delta":
+        if spec.method == "delta":
             change = points[-1][1] - points[0][1]
-        elif rule.method == "ols":
-            change = _slope_ols(points, now) * rule.window
+        elif spec.method == "ols":
+            change = _slope_ols(points, now) * spec.window
         else:
-            change = _slope_theil_sen(points, now) * rule.window
+            change = _slope_theil_sen(points, now) * spec.window
         out.append((_settled(change), points[-1][0]))
     return out
 
@@ -144,20 +159,21 @@ def _local_day_hour(t: int, zone: ZoneInfo) -> tuple[int, int]:
     return local.date().toordinal() - _EPOCH_DAY, local.hour
 
 
-def _aggregate(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Channel]:
-    zone = ZoneInfo(rule.timezone)
+def _aggregate(rule: AnyRule, data: Data, now: int) -> list[Channel]:
+    spec = of_kind(rule, AggregateRule)
+    zone = ZoneInfo(spec.timezone)
     today, _ = _local_day_hour(now, zone)
     out: list[Channel] = []
-    for metric in rule.metrics:
+    for metric in spec.metrics:
         chosen = []
         for t, v, _ in _reliable(data.get(metric, ()), -math.inf, now):
             day, hour = _local_day_hour(t, zone)
-            if day > today - rule.days and any(a <= hour < b for a, b in rule.sessions):
+            if day > today - spec.days and any(a <= hour < b for a, b in spec.sessions):
                 chosen.append((t, v, day))
-        if rule.discard_first_day and chosen:
+        if spec.discard_first_day and chosen:
             first_day = min(day for _, _, day in chosen)
             chosen = [c for c in chosen if c[2] != first_day]
-        if len({day for _, _, day in chosen}) < rule.min_days:
+        if len({day for _, _, day in chosen}) < spec.min_days:
             out.append((None, NO_TIME))
             continue
         out.append((_settled(sum(v for _, v, _ in chosen) / len(chosen)), chosen[-1][0]))
@@ -170,26 +186,29 @@ def _settled(mean: float) -> float:
     return math.floor(mean * scale + 0.5) / scale
 
 
-def _score(rule: Any, data: Mapping[str, Sequence[Reading]], now: int) -> list[Channel]:
+def _score(rule: AnyRule, data: Data, now: int) -> list[Channel]:
+    spec = of_kind(rule, ScoreRule)
     points, at = [], NO_TIME
-    for metric in rule.metrics:
-        value, t = _latest(data.get(metric, ()), now - rule.lookback, now)
+    for metric in spec.metrics:
+        value, t = _latest(data.get(metric, ()), now - spec.lookback, now)
         if value is None:
             continue
         table = (
-            spo2_table(rule.spo2_scale, rule.supplemental_oxygen)
+            spo2_table(spec.spo2_scale, spec.supplemental_oxygen)
             if metric == "spo2"
             else NEWS2_TABLES[metric]
         )
         points.append(table.score_one(value))
         at = max(at, t)
-    if len(points) < rule.min_parameters:
+    if len(points) < spec.min_parameters:
         return [(None, NO_TIME), (None, NO_TIME)]
-    oxygen = OXYGEN_POINTS if rule.supplemental_oxygen else 0
+    oxygen = OXYGEN_POINTS if spec.supplemental_oxygen else 0
     return [(float(sum(points) + oxygen), at), (float(max([*points, oxygen])), at)]
 
 
-_STATISTICS = {
+Statistic = Callable[[AnyRule, Data, int], list[Channel]]
+
+_STATISTICS: Mapping[str, Statistic] = {
     "threshold": _threshold,
     "trend": _trend,
     "aggregate": _aggregate,
@@ -198,7 +217,7 @@ _STATISTICS = {
 }
 
 
-def _classify(rule: Any, channels: list[Channel], runs: list[Run] | None) -> Outcome:
+def _classify(rule: AnyRule, channels: list[Channel], runs: list[Run] | None) -> Outcome:
     nothing = None if runs is None else ()
     if not rule.enabled:
         return Outcome(NO_DATA, NO_DATA, math.nan, NO_TIME, "disabled", nothing)
@@ -219,6 +238,7 @@ def _classify(rule: Any, channels: list[Channel], runs: list[Run] | None) -> Out
     if decider is None:
         decider = next(i for i, (value, _) in enumerate(channels) if value is not None)
     value, at = channels[decider]
+    assert value is not None  # the deciding channel is one with a value
     if runs is None:
         return Outcome(level, hold, float(value), at, reason)
     run, broken_at = runs[decider]
@@ -233,12 +253,15 @@ def evaluate_patient(
 ) -> dict[str, Outcome]:
     """Every rule of ``protocol`` (already overridden for this patient) for one patient, whose
     enrolment started at ``started_at`` (NO_TIME: not known)."""
-    statistics = {**_STATISTICS, "missing_data": partial(_missing_data, started_at=started_at)}
+    statistics: dict[str, Statistic] = {
+        **_STATISTICS,
+        "missing_data": partial(_missing_data, started_at=started_at),
+    }
     return {
         rule.key: _classify(
             rule,
             statistics[rule.kind](rule, readings, now),
-            _runs_in_band(rule, readings, now) if rule.kind == "threshold" else None,
+            _runs_in_band(rule, readings, now) if isinstance(rule, ThresholdRule) else None,
         )
         for rule in protocol.rules
     }
@@ -246,7 +269,7 @@ def evaluate_patient(
 
 @dataclass(slots=True)
 class PatientAlert:
-    """Debounce state of one (patient, rule), mirroring ``alerts.debounce.AlertState``."""
+    """Debounce state of one (patient, rule), mirroring ``alerts.debounce.DebounceState``."""
 
     level: int = 0
     count: int = 0
@@ -260,7 +283,7 @@ class PatientAlert:
     unconfirmed: bool = False
 
 
-def step_patient(alert: PatientAlert, outcome: Outcome, rule: Any, now: int) -> set[str]:
+def step_patient(alert: PatientAlert, outcome: Outcome, rule: AnyRule, now: int) -> set[str]:
     """Advance ``alert`` in place; returns the transitions that happened."""
     events: set[str] = set()
     if outcome.level >= 0 and outcome.at > alert.last_at:
@@ -315,6 +338,6 @@ def step_patient(alert: PatientAlert, outcome: Outcome, rule: Any, now: int) -> 
     return events
 
 
-def acknowledge_patient(alert: PatientAlert, rule: Any, now: int) -> None:
+def acknowledge_patient(alert: PatientAlert, rule: AnyRule, now: int) -> None:
     if alert.level > 0:
         alert.acked, alert.snoozed_until, alert.stage = True, now + rule.snooze_after_ack, 0

@@ -1,0 +1,5 @@
+"""``python -m console`` is the ``telemon`` command."""
+
+from console.cli import main
+
+main()

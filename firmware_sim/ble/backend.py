@@ -1,0 +1,61 @@
+"""The ``bumble`` BLE backend the gateway loads by name (entry point ``telemon.ble_backends``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .client import BumbleClient
+from .radio import (
+    IN_PROCESS,
+    TRANSPORT_ENV_VAR,
+    Radio,
+    close_all_centrals,
+    close_central,
+    in_process_link,
+)
+from .scanner import BumbleScanner
+
+__all__ = ["BumbleAdapterControl", "BumbleBackend", "bumble_backend", "select_backend"]
+
+
+class BumbleAdapterControl:
+    """Reset a bumble radio: power its central down; the next scan or connect powers it up."""
+
+    def __init__(self, radio: Radio) -> None:
+        self.radio = radio
+
+    async def reset(self) -> bool:
+        await close_central(self.radio)
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class BumbleBackend:
+    """bleak on bumble's host stack, every scanner and client bound to one radio."""
+
+    scanner: type[BumbleScanner]
+    client: type[BumbleClient]
+    adapter: BumbleAdapterControl
+
+    async def shutdown(self) -> None:
+        await close_all_centrals()
+
+
+def bumble_backend(radio: Radio) -> BumbleBackend:
+    """The backend on ``radio``: an in-process `LocalLink` or a bumble transport spec."""
+    return BumbleBackend(
+        BumbleScanner.bound_to(radio), BumbleClient.bound_to(radio), BumbleAdapterControl(radio)
+    )
+
+
+def select_backend(transport: str | None = None) -> BumbleBackend:
+    """The ``bumble`` entry point: the backend for ``transport``.
+
+    ``transport`` (else the ``TELEMON_BUMBLE_TRANSPORT`` environment variable, else
+    ``"local"``) is ``"local"`` for the in-process link shared with simulated devices, or a
+    bumble transport spec (``tcp-client:127.0.0.1:9000``, ``usb:0``, ``serial:/dev/ttyUSB0``)
+    for a controller bumble drives directly.
+    """
+    spec = (transport or os.environ.get(TRANSPORT_ENV_VAR, "")).strip() or IN_PROCESS
+    return bumble_backend(in_process_link() if spec == IN_PROCESS else spec)

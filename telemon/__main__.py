@@ -1,5 +1,0 @@
-"""``python -m telemon`` is the ``telemon`` command."""
-
-from telemon.cli import main
-
-main()
