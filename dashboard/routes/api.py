@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import psycopg
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 
-from dashboard import administration, services
+from dashboard import administration, reminders, services
 from dashboard.authz import Principal, current_user, get_conn, require
 from dashboard.bands import protocols
 from dashboard.models import (
@@ -27,6 +27,8 @@ from dashboard.models import (
     PatientDetail,
     PatientSummary,
     Registered,
+    RemindersIn,
+    RemindersOut,
     ResolveIn,
     Series,
     SettingsIn,
@@ -89,6 +91,20 @@ def patients(user: Clinician, conn: Conn) -> list[PatientSummary]:
 @router.get("/patients/{patient_id}", response_model=PatientDetail)
 def patient(patient_id: Id, user: Clinician, conn: Conn) -> PatientDetail:
     return services.patient_detail(conn, user, patient_id)
+
+
+@router.put("/patients/{patient_id}/reminders", response_model=RemindersOut)
+def patient_reminders(
+    patient_id: Id,
+    change: RemindersIn,
+    user: Annotated[Principal, Depends(require("reminders.manage"))],
+    conn: Conn,
+) -> RemindersOut:
+    """Record (or clear) the patient's opt-out of SMS reminders: a nurse or an admin."""
+    now = reminders.set_opt_out(conn, user, patient_id, change.opted_out)
+    return RemindersOut(
+        opted_out=now.opted_out, opted_out_at=now.opted_out_at, opted_out_by=now.opted_out_by
+    )
 
 
 @router.get("/patients/{patient_id}/episodes", response_model=list[EpisodeItem])
