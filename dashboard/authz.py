@@ -36,7 +36,7 @@ Permission = Literal[
     "staff.manage",  # users and roles
     "patient.enrol",  # enrol patients, register gateways and devices
     "self.settings",  # own language, phone, quiet hours
-    "reminders.manage",  # record a patient's opt-out of SMS reminders (on the patient's word)
+    "reminders.manage",  # a nurse records her patients' opt-out of SMS reminders
     "service.status",  # the service status page (database, broker, counts)
 ]
 
@@ -55,14 +55,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         }
     ),
     "admin": frozenset(
-        {
-            "staff.manage",
-            "patient.enrol",
-            "devices.read",
-            "self.settings",
-            "service.status",
-            "reminders.manage",
-        }
+        {"staff.manage", "patient.enrol", "devices.read", "self.settings", "service.status"}
     ),
 }
 

@@ -397,6 +397,10 @@ class RemindersIn(_Input):
     opted_out: bool
 
 
+class AdminRemindersIn(RemindersIn):
+    patient_id: RowId
+
+
 class RemindersOut(_Model):
     opted_out: bool
     opted_out_at: datetime | None

@@ -1,8 +1,9 @@
 """A patient's opt-out of SMS reminders: recorded by a nurse or an admin, with who and when.
 
-Nurses act on the patients of their service centre (``patient_scope``); admins, who enrol
-patients, on any. The opt-out is no clinical datum: an admin sets it without reading any. Every
-change is audited; clearing it opts the patient back in.
+Nurses act on the patients of their service centre (``patient_scope``), from the patient page
+or ``/api/patients/{id}/reminders``; admins, who enrol patients and read no clinical data, on
+any patient through ``/api/admin/reminders`` (the patient in the body, as for a gateway): the
+opt-out is no clinical datum. Every change is audited; clearing it opts the patient back in.
 """
 
 from __future__ import annotations
@@ -39,9 +40,7 @@ def status(conn: psycopg.Connection, patient_id: int) -> ReminderStatus:
 def set_opt_out(
     conn: psycopg.Connection, user: Principal, patient_id: int, opted_out: bool
 ) -> ReminderStatus:
-    if not user.can("reminders.manage"):
-        raise Forbidden
-    scope, params = patient_scope(user) if user.role != "admin" else ("true", {})
+    scope, params = _scope(user)
     with conn.transaction():
         row = conn.execute(
             f"""
@@ -66,3 +65,22 @@ def set_opt_out(
             object_id=patient_id,
         )
     return status(conn, patient_id)
+
+
+def ensure_in_scope(conn: psycopg.Connection, user: Principal, patient_id: int) -> None:
+    """NotFound unless the user may record this patient's opt-out."""
+    scope, params = _scope(user)
+    row = conn.execute(
+        f"SELECT 1 FROM patients p WHERE p.id = %(patient)s AND {scope}",
+        {**params, "patient": patient_id},
+    ).fetchone()
+    if row is None:
+        raise NotFound
+
+
+def _scope(user: Principal) -> tuple[str, dict[str, object]]:
+    if user.can("reminders.manage"):
+        return patient_scope(user)
+    if user.can("patient.enrol"):
+        return "true", {}
+    raise Forbidden

@@ -12,6 +12,7 @@ from dashboard.authz import Principal, current_user, get_conn, require
 from dashboard.bands import protocols
 from dashboard.models import (
     ActionNote,
+    AdminRemindersIn,
     EnrolIn,
     Enrolled,
     EpisodeEvent,
@@ -100,10 +101,15 @@ def patient_reminders(
     user: Annotated[Principal, Depends(require("reminders.manage"))],
     conn: Conn,
 ) -> RemindersOut:
-    """Record (or clear) the patient's opt-out of SMS reminders: a nurse or an admin."""
-    now = reminders.set_opt_out(conn, user, patient_id, change.opted_out)
+    """Record (or clear) the opt-out of SMS reminders of a patient of the nurse's centre."""
+    return _reminders_out(reminders.set_opt_out(conn, user, patient_id, change.opted_out))
+
+
+def _reminders_out(status: reminders.ReminderStatus) -> RemindersOut:
     return RemindersOut(
-        opted_out=now.opted_out, opted_out_at=now.opted_out_at, opted_out_by=now.opted_out_by
+        opted_out=status.opted_out,
+        opted_out_at=status.opted_out_at,
+        opted_out_by=status.opted_out_by,
     )
 
 
@@ -275,3 +281,9 @@ def register_gateway(user: Enroller, conn: Conn, body: GatewayIn) -> Registered:
         return administration.register_gateway(conn, user, body)
     except administration.InvalidInput as exc:
         raise _invalid(exc) from None
+
+
+@router.put("/admin/reminders", response_model=RemindersOut)
+def admin_reminders(change: AdminRemindersIn, user: Enroller, conn: Conn) -> RemindersOut:
+    """An admin records (or clears) any patient's opt-out of SMS reminders."""
+    return _reminders_out(reminders.set_opt_out(conn, user, change.patient_id, change.opted_out))

@@ -177,8 +177,11 @@ def patient_reminders(
     patient_id: Id,
     user: Annotated[Principal, Depends(require("reminders.manage"))],
     conn: Conn,
-    opted_out: Annotated[Literal["yes", "no"], Form()],
+    opted_out: Annotated[Literal["yes", "no", ""], Form()] = "",
 ) -> Response:
+    if not opted_out:
+        reminders.ensure_in_scope(conn, user, patient_id)  # another centre's patient: 404
+        raise HTTPException(422, "opted_out must be yes or no")
     reminders.set_opt_out(conn, user, patient_id, opted_out == "yes")
     return RedirectResponse(f"/patients/{patient_id}", status_code=303)
 

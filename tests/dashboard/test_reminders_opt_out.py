@@ -64,13 +64,15 @@ def test_a_gp_sees_the_opt_out_but_does_not_record_it(
     page.close()
 
 
-def test_an_admin_records_it_by_the_api_a_nurse_only_in_her_centre(
+def test_an_admin_records_it_for_any_patient_a_nurse_only_in_her_centre(
     client: TestClient, world: World, db: psycopg.Connection
 ) -> None:
     csrf = login(client, "admin")
     far = world.patients["far"]
     response = client.put(
-        f"/api/patients/{far}/reminders", json={"opted_out": True}, headers={"x-csrf-token": csrf}
+        "/api/admin/reminders",
+        json={"patient_id": far, "opted_out": True},
+        headers={"x-csrf-token": csrf},
     )
     assert response.status_code == 200
     assert response.json()["opted_out"] is True

@@ -194,6 +194,9 @@ def _gateway(ctx: Ctx, e: Endpoint) -> Done:
 def _reminders(ctx: Ctx, e: Endpoint) -> Done:
     own = ctx.world.patients["own"]
     url = e.path.format(patient_id=own)
+    if e.path == "/api/admin/reminders":
+        response = ctx.call("admin", "PUT", url, json={"patient_id": own, "opted_out": True})
+        return [("admin", response, Target("patient.reminders.opt_out", "patient", own, own))]
     if e.path.startswith("/api/"):
         response = ctx.call("nurse", "PUT", url, json={"opted_out": True})
     else:
@@ -218,6 +221,7 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("POST", "/api/admin/gateways"): _gateway,
     ("POST", "/patients/{patient_id}/reminders"): _reminders,
     ("PUT", "/api/patients/{patient_id}/reminders"): _reminders,
+    ("PUT", "/api/admin/reminders"): _reminders,
 }
 
 
