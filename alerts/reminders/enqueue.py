@@ -17,7 +17,14 @@ import psycopg
 
 from alerts.notify.enqueue import DUE_CHANNEL
 from alerts.reminders.facts import Candidate
-from alerts.reminders.schedule import Facts, Policy, Verdict, decide, local_day_start
+from alerts.reminders.schedule import (
+    Facts,
+    Policy,
+    Verdict,
+    decide,
+    is_quiet,
+    local_day_start,
+)
 from alerts.reminders.texts import render_reminder
 from telemon.config import Settings
 
@@ -72,6 +79,11 @@ def enqueue_reminders(
     report = RemindersReport()
     chosen = one_per_measurement(found)
     if not chosen:
+        return report
+    if is_quiet(now, policy):
+        # Nobody is texted at night: no need to read anyone's contacts (at night every
+        # patient between two sessions is a candidate, at each tick).
+        report.verdicts["night"] = len(chosen)
         return report
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (LOCK,))
