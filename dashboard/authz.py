@@ -36,6 +36,7 @@ Permission = Literal[
     "staff.manage",  # users and roles
     "patient.enrol",  # enrol patients, register gateways and devices
     "self.settings",  # own language, phone, quiet hours
+    "reminders.manage",  # a nurse records her patients' opt-out of SMS reminders
     "service.status",  # the service status page (database, broker, counts)
 ]
 
@@ -43,7 +44,15 @@ Permission = Literal[
 PERMISSIONS: dict[str, frozenset[str]] = {
     "gp": frozenset({"clinical.read", "alert.act", "self.settings"}),
     "nurse": frozenset(
-        {"clinical.read", "alert.act", "triage.queue", "devices.read", "sms.read", "self.settings"}
+        {
+            "clinical.read",
+            "alert.act",
+            "triage.queue",
+            "devices.read",
+            "sms.read",
+            "self.settings",
+            "reminders.manage",
+        }
     ),
     "admin": frozenset(
         {"staff.manage", "patient.enrol", "devices.read", "self.settings", "service.status"}

@@ -238,6 +238,16 @@ TEXTS |= {
     "status.not_configured": ("not configured", "non configurato"),
 }
 
+# Patient reminders (issue 18): the opt-out on the patient page.
+TEXTS |= {
+    "reminders.label": ("SMS reminders to the patient", "Promemoria SMS al paziente"),
+    "reminders.on": ("on", "attivi"),
+    "reminders.off": ("off, at the patient's request", "disattivati su richiesta del paziente"),
+    "reminders.recorded_by": ("recorded by {who}, {at}", "registrato da {who}, {at}"),
+    "reminders.opt_out": ("Record opt-out", "Registra la rinuncia"),
+    "reminders.opt_in": ("Turn reminders back on", "Riattiva i promemoria"),
+}
+
 
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).

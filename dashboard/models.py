@@ -390,3 +390,18 @@ class Registered(_Model):
     id: int
     code: str
     devices: int
+
+
+# Patient reminders: the opt-out a nurse or an admin records (dashboard/reminders.py).
+class RemindersIn(_Input):
+    opted_out: bool
+
+
+class AdminRemindersIn(RemindersIn):
+    patient_id: RowId
+
+
+class RemindersOut(_Model):
+    opted_out: bool
+    opted_out_at: datetime | None
+    opted_out_by: str | None

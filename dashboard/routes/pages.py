@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Reques
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import AfterValidator, ValidationError
 
-from dashboard import charts, clinical, operations, services
+from dashboard import charts, clinical, operations, reminders, services
 from dashboard.authz import Principal, current_user, get_conn, require
 from dashboard.i18n import translator
 from dashboard.models import SettingsIn, plain_text
@@ -108,6 +108,7 @@ def patient(
             "earlier": earlier,
             "days": days,
             "latest": latest,
+            "reminders": reminders.status(conn, patient_id),
         },
         user=user,
     )
@@ -169,6 +170,20 @@ def episode_action(
         notify=request.app.state.notify_settings,
     )
     return RedirectResponse(safe_next(next, f"/episodes/{episode_id}"), status_code=303)
+
+
+@router.post("/patients/{patient_id}/reminders")
+def patient_reminders(
+    patient_id: Id,
+    user: Annotated[Principal, Depends(require("reminders.manage"))],
+    conn: Conn,
+    opted_out: Annotated[Literal["yes", "no", ""], Form()] = "",
+) -> Response:
+    if not opted_out:
+        reminders.ensure_in_scope(conn, user, patient_id)  # another centre's patient: 404
+        raise HTTPException(422, "opted_out must be yes or no")
+    reminders.set_opt_out(conn, user, patient_id, opted_out == "yes")
+    return RedirectResponse(f"/patients/{patient_id}", status_code=303)
 
 
 @router.post("/alerts/{alert_id}/resolve")

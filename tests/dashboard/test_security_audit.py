@@ -191,6 +191,19 @@ def _gateway(ctx: Ctx, e: Endpoint) -> Done:
     return [("admin", response, Target("gateway.register", "gateway", gateway, own))]
 
 
+def _reminders(ctx: Ctx, e: Endpoint) -> Done:
+    own = ctx.world.patients["own"]
+    url = e.path.format(patient_id=own)
+    if e.path == "/api/admin/reminders":
+        response = ctx.call("admin", "PUT", url, json={"patient_id": own, "opted_out": True})
+        return [("admin", response, Target("patient.reminders.opt_out", "patient", own, own))]
+    if e.path.startswith("/api/"):
+        response = ctx.call("nurse", "PUT", url, json={"opted_out": True})
+    else:
+        response = ctx.call("nurse", "POST", url, data={"opted_out": "yes"})
+    return [("nurse", response, Target("patient.reminders.opt_out", "patient", own, own))]
+
+
 RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("POST", "/login"): _login,
     ("POST", "/logout"): _logout,
@@ -206,6 +219,9 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("POST", "/api/admin/patients"): _enrol,
     ("POST", "/admin/gateways"): _gateway,
     ("POST", "/api/admin/gateways"): _gateway,
+    ("POST", "/patients/{patient_id}/reminders"): _reminders,
+    ("PUT", "/api/patients/{patient_id}/reminders"): _reminders,
+    ("PUT", "/api/admin/reminders"): _reminders,
 }
 
 
