@@ -206,6 +206,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Protocolli di cura e soglie del paziente",
     ),
     "enrol.rule": ("Rule", "Regola"),
+    "enrol.thresholds_of": ("Thresholds and schedule:", "Soglie e frequenza:"),
     "enrol.threshold": ("Threshold", "Soglia"),
     "enrol.default": ("Protocol", "Protocollo"),
     "enrol.patient_value": ("This patient", "Questo paziente"),
