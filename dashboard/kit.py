@@ -278,6 +278,14 @@ def device_card(conn: psycopg.Connection, patient_id: int) -> dict[str, Any] | N
     ).fetchone()
     if patient is None:
         return None
+    if patient["duty_phone"] is None:
+        # No centre of their own recorded: the cooperative's service centre answers.
+        centre = conn.execute(
+            "SELECT name, duty_phone FROM care_teams WHERE kind = 'service_centre' "
+            "AND duty_phone IS NOT NULL ORDER BY id LIMIT 1"
+        ).fetchone()
+        if centre is not None:
+            patient["centre"], patient["duty_phone"] = centre
     patient["devices"] = cur.execute(
         "SELECT d.kind, d.manufacturer, d.model, d.serial_number, d.udi, d.address, d.paired_at, "
         "g.code AS gateway FROM devices d JOIN gateways g ON g.id = d.gateway_id "

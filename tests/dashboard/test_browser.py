@@ -177,6 +177,7 @@ def test_admin_enrols_a_patient_gives_the_kit_and_prints_the_device_card(
     expect(card).to_contain_text("M7 Intelli IT")
     expect(card).to_contain_text("(01)04015672104744")
     expect(card).to_contain_text("GW-0100")
+    expect(card).to_contain_text("+39")  # the service centre's duty phone
     page.emulate_media(media="print")
     expect(page.locator("header.topbar")).to_be_hidden()
     page.screenshot(path=SHOTS / "device-card.png", full_page=True)
