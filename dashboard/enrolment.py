@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from dashboard import alert_actions, audit
-from dashboard.administration import InvalidInput, _ensure_care_team
+from dashboard.administration import InvalidInput, ensure_care_team
 from dashboard.authz import Principal
 from dashboard.enrolment_form import Enrolment
 from telemon.database import one_row
@@ -67,7 +67,7 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]
     return {k: [old.get(k), new.get(k)] for k in new if old.get(k) != new.get(k)}
 
 
-def _history(
+def record_history(
     conn: psycopg.Connection,
     user: Principal,
     patient_id: int,
@@ -115,7 +115,7 @@ def _check_references(conn: psycopg.Connection, new: Enrolment) -> None:
         is None
     ):
         raise InvalidInput("the GP must be an active staff member with the GP role")
-    _ensure_care_team(conn, new.care_team_id)
+    ensure_care_team(conn, new.care_team_id)
 
 
 def enrol(conn: psycopg.Connection, user: Principal, new: Enrolment) -> int:
@@ -151,7 +151,7 @@ def enrol(conn: psycopg.Connection, user: Principal, new: Enrolment) -> int:
             )
         after = snapshot(conn, patient_id)
         assert after is not None
-        _history(conn, user, patient_id, "enrol", _diff({}, after), None)
+        record_history(conn, user, patient_id, "enrol", _diff({}, after), None)
         audit.record(
             conn,
             user,
@@ -221,7 +221,7 @@ def update(
         assert after is not None
         changes = _diff(before, after)
         if changes:
-            _history(conn, user, patient_id, "edit", changes, reason)
+            record_history(conn, user, patient_id, "edit", changes, reason)
             audit.record(
                 conn,
                 user,
@@ -274,7 +274,7 @@ def discharge(
             alert_actions.perform(
                 conn, user, episode_id, "resolve", now=now, note=f"Discharge: {reason}"
             )
-        _history(
+        record_history(
             conn,
             user,
             patient_id,

@@ -293,6 +293,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "kit.add_device": ("Assign a device", "Assegna un dispositivo"),
     "kit.gateway_code": ("Gateway code", "Codice gateway"),
     "kit.assign_gateway": ("Assign a gateway", "Assegna un gateway"),
+    "kit.return_gateway": ("Return the whole kit", "Restituisci tutto il kit"),
     "kit.error.address": (
         "Six pairs of hex digits, e.g. AA:BB:CC:DD:EE:01.",
         "Sei coppie di cifre esadecimali, es. AA:BB:CC:DD:EE:01.",

@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 from dashboard import audit
 from dashboard.administration import InvalidInput
 from dashboard.authz import Principal
-from dashboard.enrolment import _history
+from dashboard.enrolment import record_history
 from dashboard.enrolment_form import Errors
 from telemon.database import one_row
 from telemon.device_kinds import DeviceKind
@@ -113,7 +113,7 @@ def _record(
     object_type: str,
     object_id: int,
 ) -> None:
-    _history(conn, user, patient_id, action, changes, reason)
+    record_history(conn, user, patient_id, action, changes, reason)
     audit.record(
         conn,
         user,
@@ -264,6 +264,44 @@ def return_device(
             reason,
             "device",
             device_id,
+        )
+
+
+def return_gateway(
+    conn: psycopg.Connection,
+    user: Principal,
+    patient_id: int,
+    gateway_id: int,
+    reason: str,
+    now: datetime,
+) -> None:
+    """The whole kit comes back: the gateway leaves the patient (ingest stores nothing more of
+    it for them) and its devices are returned with it; the readings stay the patient's."""
+    with conn.transaction():
+        _gateway_of(conn, patient_id, gateway_id)
+        code = one_row(
+            conn.execute(
+                "UPDATE gateways SET patient_id = NULL WHERE id = %s RETURNING code",
+                (gateway_id,),
+            )
+        )[0]
+        returned = [
+            r[0]
+            for r in conn.execute(
+                "UPDATE devices SET unpaired_at = %s, return_reason = %s "
+                "WHERE gateway_id = %s AND unpaired_at IS NULL RETURNING id",
+                (now, reason, gateway_id),
+            )
+        ]
+        _record(
+            conn,
+            user,
+            patient_id,
+            "kit.return",
+            {"gateway": code, "devices": sorted(returned)},
+            reason,
+            "gateway",
+            gateway_id,
         )
 
 

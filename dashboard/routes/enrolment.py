@@ -232,7 +232,8 @@ async def discharge(
 async def kit_change(
     request: Request, patient_id: PatientId, user: Enroller, conn: Conn
 ) -> Response:
-    """One form per kit action: ``action`` is gateway, device, swap or return."""
+    """One form per kit action: ``action`` is gateway, device, swap, return (a device) or
+    return_gateway (the whole kit); ``target`` the gateway's or device's id."""
     form = _values(await _form(request))
     if enrolment.snapshot(conn, patient_id) is None:
         return Response("no such patient", status_code=404)
@@ -254,11 +255,13 @@ async def kit_change(
                     kit.assign_device(conn, user, patient_id, target_id, device, now)
                 else:
                     kit.swap_device(conn, user, patient_id, target_id, device, reason, now)
-        elif action == "return":
+        elif action in ("return", "return_gateway"):
             if not reason:
                 errors["reason"] = ("enrol.error.reason", {})
-            else:
+            elif action == "return":
                 kit.return_device(conn, user, patient_id, target_id, reason, now)
+            else:
+                kit.return_gateway(conn, user, patient_id, target_id, reason, now)
         else:
             errors["action"] = ("enrol.error.required", {})
     except InvalidInput as exc:

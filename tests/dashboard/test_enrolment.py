@@ -270,3 +270,73 @@ def test_clinicians_cannot_reach_enrolment(client: TestClient, world: World) -> 
     login(client, "dr.rossi")
     assert client.get(f"/admin/patients/{world.patients['own']}").status_code == 403
     assert client.get("/admin/patients/new").status_code == 403
+
+
+def test_return_and_repair_a_device_and_return_the_whole_kit(
+    client: TestClient, world: World, db: psycopg.Connection
+) -> None:
+    patient = world.patients["own"]
+    csrf = login(client, "admin")
+    gateway, device = db.execute(
+        "SELECT g.id, d.id FROM gateways g JOIN devices d ON d.gateway_id = g.id "
+        "WHERE g.patient_id = %s",
+        (patient,),
+    ).fetchone()
+    url = f"/admin/patients/{patient}/kit"
+    # Another patient's gateway cannot join this kit.
+    db.execute(
+        "INSERT INTO gateways (code, patient_id) VALUES ('GW-B', %s)", (world.patients["far"],)
+    )
+    taken = client.post(url, data={"csrf_token": csrf, "action": "gateway", "code": "GW-B"})
+    assert taken.status_code == 422 and "GW-B" in taken.text
+    no_reason = client.post(url, data={"csrf_token": csrf, "action": "return", "target": device})
+    assert no_reason.status_code == 422 and f'id="err-kit-return-{device}-reason"' in no_reason.text
+    returned = client.post(
+        url, data={"csrf_token": csrf, "action": "return", "target": device, "reason": "broken"}
+    )
+    assert returned.status_code == 303
+    assert "AA:01" not in client.get(f"{url[:-4]}/card").text
+    # A device returned and paired again on the same gateway is its own row again, so its
+    # readings stay under one device.
+    pulse = {
+        "csrf_token": csrf,
+        "action": "device",
+        "target": gateway,
+        "kind": "pulse_oximeter",
+        "address": "aa-bb-cc-dd-ee-09",
+        "serial_number": "SN-9",
+    }
+    assert client.post(url, data=pulse).status_code == 303
+    (first,) = db.execute("SELECT id FROM devices WHERE address = 'AA:BB:CC:DD:EE:09'").fetchone()
+    client.post(
+        url, data={"csrf_token": csrf, "action": "return", "target": first, "reason": "travel"}
+    )
+    assert client.post(url, data=pulse).status_code == 303
+    assert db.execute(
+        "SELECT id, unpaired_at FROM devices WHERE address = 'AA:BB:CC:DD:EE:09'"
+    ).fetchall() == [(first, None)]
+    whole = client.post(
+        url,
+        data={
+            "csrf_token": csrf,
+            "action": "return_gateway",
+            "target": gateway,
+            "reason": "end of monitoring",
+        },
+    )
+    assert whole.status_code == 303
+    assert db.execute("SELECT patient_id FROM gateways WHERE id = %s", (gateway,)).fetchone() == (
+        None,
+    )
+    assert (
+        db.execute(
+            "SELECT count(*) FROM devices WHERE gateway_id = %s AND unpaired_at IS NULL", (gateway,)
+        ).fetchone()[0]
+        == 0
+    )
+    assert [
+        r[0]
+        for r in db.execute(
+            "SELECT action FROM enrolment_history WHERE patient_id = %s ORDER BY id", (patient,)
+        )
+    ] == ["kit.return", "kit.assign", "kit.return", "kit.assign", "kit.return"]
