@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool
 
 from dashboard import security
 from dashboard.password_checks import PasswordChecks
-from dashboard.routes import admin, api, auth, events, fhir, pages, sms, status
+from dashboard.routes import admin, api, auth, enrolment, events, fhir, pages, sms, status
 from dashboard.streams import StreamRegistry
 from telemon import __version__
 from telemon.config import get_settings
@@ -80,6 +80,7 @@ def create_app(
         auth.router,
         pages.router,
         admin.router,
+        enrolment.router,
         api.router,
         fhir.router,
         events.router,

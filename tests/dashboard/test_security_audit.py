@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 from fastapi.testclient import TestClient
@@ -175,9 +175,48 @@ def _enrol(ctx: Ctx, e: Endpoint) -> Done:
     if e.path.startswith("/api/"):
         response = ctx.call("admin", "POST", e.path, json=new)
     else:
-        response = ctx.call("admin", "POST", e.path, data={k: str(v) for k, v in new.items()})
+        form = {k: str(v) for k, v in new.items()} | {"consent_date": date.today().isoformat()}
+        response = ctx.call("admin", "POST", e.path, data=form)
     patient = ctx.id_of("patients", "code", code)
     return [("admin", response, Target("patient.enrol", "patient", patient, patient))]
+
+
+def _new_patient(ctx: Ctx, code: str) -> int:
+    """A patient of the admin recipes' own, so a discharge leaves the world's as it is."""
+    return ctx.db.execute(
+        "INSERT INTO patients (code, given_name, family_name, gp_id) "
+        "VALUES (%s, 'Gianna', 'Moretti', %s) RETURNING id",
+        (code, ctx.world.staff["gp"]),
+    ).fetchone()[0]
+
+
+def _enrolment_edit(ctx: Ctx, e: Endpoint) -> Done:
+    patient = _new_patient(ctx, "P-EDIT")
+    form = {
+        "given_name": "Gianna",
+        "family_name": "Moretti",
+        "gp_id": str(ctx.world.staff["gp"]),
+        "protocol": "copd",
+        "consent_date": date.today().isoformat(),
+        "change_reason": "consent recorded",
+    }
+    response = ctx.call("admin", "POST", e.path.format(patient_id=patient), data=form)
+    return [("admin", response, Target("patient.update", "patient", patient, patient))]
+
+
+def _discharge(ctx: Ctx, e: Endpoint) -> Done:
+    patient = _new_patient(ctx, "P-DISCHARGE")
+    form = {"discharge_date": date.today().isoformat(), "discharge_reason": "recovered"}
+    response = ctx.call("admin", "POST", e.path.format(patient_id=patient), data=form)
+    return [("admin", response, Target("patient.discharge", "patient", patient, patient))]
+
+
+def _kit(ctx: Ctx, e: Endpoint) -> Done:
+    patient = _new_patient(ctx, "P-KIT")
+    url = e.path.format(patient_id=patient)
+    response = ctx.call("admin", "POST", url, data={"action": "gateway", "code": "GW-KIT"})
+    gateway = ctx.id_of("gateways", "code", "GW-KIT")
+    return [("admin", response, Target("kit.assign", "gateway", gateway, patient))]
 
 
 def _gateway(ctx: Ctx, e: Endpoint) -> Done:
@@ -218,6 +257,9 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("POST", "/admin/patients"): _enrol,
     ("POST", "/api/admin/patients"): _enrol,
     ("POST", "/admin/gateways"): _gateway,
+    ("POST", "/admin/patients/{patient_id}"): _enrolment_edit,
+    ("POST", "/admin/patients/{patient_id}/discharge"): _discharge,
+    ("POST", "/admin/patients/{patient_id}/kit"): _kit,
     ("POST", "/api/admin/gateways"): _gateway,
     ("POST", "/patients/{patient_id}/reminders"): _reminders,
     ("PUT", "/api/patients/{patient_id}/reminders"): _reminders,
@@ -305,6 +347,9 @@ def test_every_state_changing_route_is_audited(app, world: World, db: psycopg.Co
 # Reads holding patient data: who reads, the audit action, and how the row names the patient
 # ("patient": patient_id is the caller's own patient; "list": details.patients lists it).
 AUDITED_READS = {
+    "/admin/patients": ("admin", r"enrolments\.read", "list"),
+    "/admin/patients/{patient_id}": ("admin", r"enrolment\.read", "patient"),
+    "/admin/patients/{patient_id}/card": ("admin", r"device_card\.read", "patient"),
     "/patients": ("gp", r"patient\.list", "list"),
     "/patients/fragment": ("gp", r"patient\.list", "list"),
     "/api/patients": ("gp", r"patient\.list", "list"),
@@ -340,6 +385,7 @@ NO_PATIENT_DATA = {
     "/api/me": "the caller's own account",
     "/api/me/settings": "the caller's own settings",
     "/admin": "staff accounts, care teams, GPs and protocol names",
+    "/admin/patients/new": "the empty enrolment form: GPs, care teams and protocols",
     "/api/admin/staff": "staff accounts",
     "/api/admin/protocols": "protocol names",
     "/events": "counts of open episodes, no patient named",
