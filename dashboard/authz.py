@@ -37,11 +37,12 @@ Permission = Literal[
     "patient.enrol",  # enrol patients, register gateways and devices
     "self.settings",  # own language, phone, quiet hours
     "service.status",  # the service status page (database, broker, counts)
+    "report.validate",  # freeze a patient's period report (the GP signs it off)
 ]
 
 # An admin manages people and equipment but, by default, reads no clinical data.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "gp": frozenset({"clinical.read", "alert.act", "self.settings"}),
+    "gp": frozenset({"clinical.read", "alert.act", "self.settings", "report.validate"}),
     "nurse": frozenset(
         {"clinical.read", "alert.act", "triage.queue", "devices.read", "sms.read", "self.settings"}
     ),
