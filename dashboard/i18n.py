@@ -274,6 +274,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Validated by {by} on {at}. SHA-256 of the PDF: {sha}",
         "Convalidato da {by} il {at}. SHA-256 del PDF: {sha}",
     ),
+    "report.validated_by": ("Validated by {by} on {at}.", "Convalidato da {by} il {at}."),
     "report.draft": (
         "Not validated: the figures may change as readings arrive.",
         "Non convalidato: i valori possono cambiare con l'arrivo di nuove misure.",

@@ -191,6 +191,14 @@ def _gateway(ctx: Ctx, e: Endpoint) -> Done:
     return [("admin", response, Target("gateway.register", "gateway", gateway, own))]
 
 
+def _validate_report(ctx: Ctx, e: Endpoint) -> Done:
+    own = ctx.world.patients["own"]
+    today = datetime.now(UTC).date()
+    period = {"from": (today - timedelta(days=13)).isoformat(), "to": today.isoformat()}
+    response = ctx.call("gp", "POST", e.path.format(patient_id=own), data=period)
+    return [("gp", response, Target("patient.report.validate", "patient", own, own))]
+
+
 RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("POST", "/login"): _login,
     ("POST", "/logout"): _logout,
@@ -206,6 +214,7 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("POST", "/api/admin/patients"): _enrol,
     ("POST", "/admin/gateways"): _gateway,
     ("POST", "/api/admin/gateways"): _gateway,
+    ("POST", "/patients/{patient_id}/report/validate"): _validate_report,
 }
 
 
@@ -303,6 +312,10 @@ AUDITED_READS = {
     "/api/alerts/{alert_id}": ("gp", r"alert\.read", "patient"),
     "/fhir/Patient/{patient_id}": ("gp", r"fhir\.patient\.read", "patient"),
     "/fhir/Observation": ("gp", r"fhir\.observation\.search", "patient"),
+    "/patients/{patient_id}/report": ("gp", r"patient\.report\.read", "patient"),
+    "/patients/{patient_id}/report.pdf": ("gp", r"patient\.report\.pdf", "patient"),
+    "/patients/{patient_id}/report.fhir": ("gp", r"patient\.report\.fhir", "patient"),
+    "/patients/{patient_id}/readings.csv": ("gp", r"patient\.readings\.csv", "patient"),
     "/triage": ("nurse", r"triage\.read", "list"),
     "/triage/fragment": ("nurse", r"triage\.read", "list"),
     "/api/triage": ("nurse", r"triage\.read", "list"),
@@ -314,7 +327,7 @@ AUDITED_READS = {
     "/api/notifications/{status}": ("nurse", r"notifications\.(failed|outboxed)\.read", None),
 }
 # A finding's page is its episode's: reading the finding, it redirects there.
-READ_STATUS = {"/alerts/{alert_id}": 303}
+READ_STATUS = {"/alerts/{alert_id}": 303, "/patients/{patient_id}/report.fhir": 404}
 NO_PATIENT_DATA = {
     "/login": "the sign-in form",
     "/lang/{language}": "the sign-in form's language",
