@@ -210,6 +210,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "report.own": ("patient's own", "personalizzata"),
     "report.own_reason": ("reason", "motivo"),
     "report.thresholds": ("Thresholds", "Soglie"),
+    "report.change_of": ("change of {label}", "variazione di {label}"),
     "report.schedule": ("Schedule", "Calendario"),
     "report.every_h": ("one reading every {n} h", "una misura ogni {n} h"),
     "report.every_d": ("one reading every {n} days", "una misura ogni {n} giorni"),

@@ -17,7 +17,7 @@ import psycopg
 from markupsafe import Markup
 from pydantic import ValidationError
 
-from alerts.protocol import MissingDataRule, PatientOverride, rule_title
+from alerts.protocol import MissingDataRule, PatientOverride, TrendRule, rule_title
 from dashboard import charts, clinical, report_stats
 from dashboard.bands import bands_for_patient, effective_protocol
 from dashboard.i18n import translator
@@ -156,11 +156,16 @@ class PeriodReport:
     readings: int
 
 
-def _band_text(metric: str | None, op: str, value: float, level: str, language: str) -> str:
+def _band_text(
+    metric: str | None, op: str, value: float, level: str, language: str, *, trend: bool = False
+) -> str:
     t = translator(language)
     known = METRICS.get(metric or "")
     label = known.short_label(language_of(language)) if known else (metric or "")
-    return f"{t(level)}: {label} {OPS[op]} {number(value, language_of(language))}".strip()
+    if trend:
+        label = t("report.change_of", label=label)
+    amount = number(value, language_of(language), signed=trend)
+    return f"{t(level)}: {label} {OPS[op]} {amount}"
 
 
 def _plan(
@@ -209,10 +214,15 @@ def _plan(
                 continue
             if not rule.enabled:
                 continue
+            # A trend's bands compare a change over its window, not a reading.
+            trend = isinstance(rule, TrendRule)
             rules.append(
                 PlanRule(
                     title=rule_title(rule, language),
-                    bands=[_band_text(b.on, b.op, b.value, b.level, language) for b in rule.bands],
+                    bands=[
+                        _band_text(b.on, b.op, b.value, b.level, language, trend=trend)
+                        for b in rule.bands
+                    ],
                     own=rule.key in own,
                     reason=own[rule.key].reason if rule.key in own else "",
                 )
