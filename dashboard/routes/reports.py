@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from dashboard import fhir, period_reports, report
-from dashboard.authz import Principal, get_conn, require
+from dashboard.authz import Principal, ensure_patient, get_conn, require
 from dashboard.web import LOCAL_TZ, render
 
 router = APIRouter(include_in_schema=False)
@@ -148,10 +148,14 @@ def validate(
     patient_id: Id,
     user: Validator,
     conn: Conn,
-    first: Annotated[str, Form(alias="from", max_length=10)],
-    last: Annotated[str, Form(alias="to", max_length=10)],
+    first: Annotated[str | None, Form(alias="from", max_length=10)] = None,
+    last: Annotated[str | None, Form(alias="to", max_length=10)] = None,
 ) -> Response:
+    # Whose report first: a patient out of scope is a 404 whatever the form holds.
+    ensure_patient(conn, user, patient_id)
     try:
+        if not (first and last):
+            raise report.PeriodError("from and to are required: the period validated is explicit")
         period = _period(first, last)
     except report.PeriodError as exc:
         return _bad_period(request, user, exc)

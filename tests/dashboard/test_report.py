@@ -182,5 +182,9 @@ def test_access_rules_and_bad_dates(
             response = client.get(url, params=params)
             assert response.status_code == 422, (url, params)
             assert reason in response.text
+    explicit = client.post(
+        f"/patients/{own}/report/validate", data={"csrf_token": login(client, "dr.rossi")}
+    )
+    assert explicit.status_code == 422 and "from and to are required" in explicit.text
     # Refused dates read nothing: no more reads on record.
     assert len(_audit(db, "patient.report.read")) == reads
