@@ -211,6 +211,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "report.own_reason": ("reason", "motivo"),
     "report.thresholds": ("Thresholds", "Soglie"),
     "report.change_of": ("change of {label}", "variazione di {label}"),
+    "report.channel.total": ("total score", "punteggio totale"),
+    "report.channel.max_parameter": ("one parameter's score", "punteggio di un parametro"),
     "report.schedule": ("Schedule", "Calendario"),
     "report.every_h": ("one reading every {n} h", "una misura ogni {n} h"),
     "report.every_d": ("one reading every {n} days", "una misura ogni {n} giorni"),

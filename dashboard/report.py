@@ -161,7 +161,8 @@ def _band_text(
 ) -> str:
     t = translator(language)
     known = METRICS.get(metric or "")
-    label = known.short_label(language_of(language)) if known else (metric or "")
+    # A score's channels (alerts.protocol.SCORE_CHANNELS) in words, never their keys.
+    label = known.short_label(language_of(language)) if known else t(f"report.channel.{metric}")
     if trend:
         label = t("report.change_of", label=label)
     amount = number(value, language_of(language), signed=trend)

@@ -50,6 +50,7 @@ def test_print_view_shows_the_plan_summary_and_the_engines_episodes(
     assert "P-0001" in html and "Maria Colombo" in html
     assert "COVID" in html  # the plan names the protocol
     assert "one reading every 8 h" in html  # its schedule, with adherence beside it
+    assert "Amber: total score ≥ 5" in html and "max_parameter" not in html  # words, no keys
     assert re.search(r'<tr data-metric="spo2"><td>Oxygen saturation', html)
     # The episode the engine opened, with its findings' reasons in words, severity in words.
     episode = re.search(rf'<tr data-episode-id="{world.episodes["own"]}".*?</tr>', html, re.S)

@@ -96,3 +96,10 @@ def test_periods_are_checked_with_a_reason() -> None:
     period = Period(date(2026, 7, 1), date(2026, 7, 1))
     assert period.start == datetime(2026, 6, 30, 22, tzinfo=UTC)
     assert period.end == datetime(2026, 7, 1, 22, tzinfo=UTC)
+
+
+def test_every_score_channel_has_words() -> None:
+    from alerts.protocol import SCORE_CHANNELS
+    from dashboard.i18n import TEXTS
+
+    assert all(f"report.channel.{c}" in TEXTS for c in SCORE_CHANNELS)
