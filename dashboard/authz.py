@@ -38,11 +38,12 @@ Permission = Literal[
     "self.settings",  # own language, phone, quiet hours
     "reminders.manage",  # a nurse records her patients' opt-out of SMS reminders
     "service.status",  # the service status page (database, broker, counts)
+    "report.validate",  # freeze a patient's period report (the GP signs it off)
 ]
 
 # An admin manages people and equipment but, by default, reads no clinical data.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "gp": frozenset({"clinical.read", "alert.act", "self.settings"}),
+    "gp": frozenset({"clinical.read", "alert.act", "self.settings", "report.validate"}),
     "nurse": frozenset(
         {
             "clinical.read",

@@ -311,6 +311,105 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Print this page from the browser (Ctrl+P) for the patient.",
         "Stampa questa pagina dal browser (Ctrl+P) per il paziente.",
     ),
+    # --- Period report (issue 18): print view, PDF, readings CSV, validation ---
+    "report": ("Report", "Referto"),
+    "report.heading": ("Monitoring report", "Relazione di telemonitoraggio"),
+    "report.title_of": (
+        "Monitoring report {code}, {first} to {last}",
+        "Relazione di telemonitoraggio {code}, dal {first} al {last}",
+    ),
+    "report.period": ("Period", "Periodo"),
+    "report.from": ("From", "Dal"),
+    "report.to": ("To", "Al"),
+    "report.show": ("Show", "Mostra"),
+    "report.print": ("Print", "Stampa"),
+    "report.pdf": ("PDF", "PDF"),
+    "report.csv": ("Readings (CSV)", "Misure (CSV)"),
+    "report.fhir": ("FHIR Bundle", "Bundle FHIR"),
+    "report.generated": ("Generated", "Generato il"),
+    "report.born": ("born", "nato/a il"),
+    "report.readings": ("Readings in the period", "Misure nel periodo"),
+    "report.plan": ("Monitoring plan", "Piano di monitoraggio"),
+    "report.since": ("since", "dal"),
+    "report.own": ("patient's own", "personalizzata"),
+    "report.own_reason": ("reason", "motivo"),
+    "report.thresholds": ("Thresholds", "Soglie"),
+    "report.change_of": ("change of {label}", "variazione di {label}"),
+    "report.channel.total": ("total score", "punteggio totale"),
+    "report.channel.max_parameter": ("one parameter's score", "punteggio di un parametro"),
+    "report.schedule": ("Schedule", "Calendario"),
+    "report.every_h": ("one reading every {n} h", "una misura ogni {n} h"),
+    "report.every_d": ("one reading every {n} days", "una misura ogni {n} giorni"),
+    "report.charts": ("Readings and thresholds", "Misure e soglie"),
+    "report.summary": ("Summary by measure", "Riepilogo per misura"),
+    "report.metric": ("Measure", "Misura"),
+    "report.count": ("Readings", "Misure"),
+    "report.mean": ("Mean", "Media"),
+    "report.min": ("Min", "Min"),
+    "report.max": ("Max", "Max"),
+    "report.in_range": ("In range (%)", "Nei limiti (%)"),
+    "report.flagged": ("Flagged by the device, left out", "Segnalate dal dispositivo, escluse"),
+    "report.home_bp": (
+        "Home blood pressure, ESH 7-day mean",
+        "Pressione domiciliare, media ESH a 7 giorni",
+    ),
+    "report.home_bp_text": (
+        "{sys}/{dia} mmHg over {n} days ({first} to {last}; day 1 of the series discarded). "
+        "Home hypertension threshold: 135/85 mmHg (ESH).",
+        "{sys}/{dia} mmHg su {n} giorni (dal {first} al {last}; primo giorno della serie "
+        "escluso). Soglia domiciliare di ipertensione: 135/85 mmHg (ESH).",
+    ),
+    "report.home_bp_none": (
+        "Not computed: fewer than 3 days of readings in the last 7 days of the period, after "
+        "discarding day 1.",
+        "Non calcolata: meno di 3 giorni di misure negli ultimi 7 giorni del periodo, escluso "
+        "il primo giorno.",
+    ),
+    "report.glucose": ("Glucose", "Glicemia"),
+    "report.glucose_text": (
+        "In range 70–180 mg/dL: {tir} % of readings (capillary readings, not continuous "
+        "monitoring). ADA level 1 (54–69 mg/dL): {l1}; level 2 (< 54 mg/dL): {l2}; above "
+        "180 mg/dL: {above}.",
+        "Nei limiti 70–180 mg/dL: {tir} % delle misure (glicemie capillari, non monitoraggio "
+        "continuo). Livello 1 ADA (54–69 mg/dL): {l1}; livello 2 (< 54 mg/dL): {l2}; sopra "
+        "180 mg/dL: {above}.",
+    ),
+    "report.adherence": ("Adherence", "Aderenza"),
+    "report.adherence_text": (
+        "{done} of {expected} expected ({pct} %)",
+        "{done} su {expected} attesi ({pct} %)",
+    ),
+    "report.days_unit": ("days with readings", "giorni con misure"),
+    "report.stretches_unit": ("periods with a reading", "intervalli con una misura"),
+    "report.episodes": ("Episodes in the period", "Episodi nel periodo"),
+    "report.no_episodes": ("No episode in the period.", "Nessun episodio nel periodo."),
+    "report.resolved": ("Resolved", "Risolto"),
+    "report.calls": ("Calls and notes", "Chiamate e note"),
+    "report.devices": ("Devices used", "Dispositivi utilizzati"),
+    "report.no_devices": ("No device on record.", "Nessun dispositivo registrato."),
+    "report.serial": ("Serial number", "Numero di serie"),
+    "report.address": ("Bluetooth address", "Indirizzo Bluetooth"),
+    "report.gateway": ("Gateway", "Gateway"),
+    "report.model": ("Model", "Modello"),
+    "report.kind": ("Device", "Dispositivo"),
+    "report.validate": ("Validate this report", "Convalida questo referto"),
+    "report.validate_help": (
+        "Validating freezes the report as it is now: later readings do not change it.",
+        "La convalida congela il referto così com'è ora: misure arrivate dopo non lo cambiano.",
+    ),
+    "report.validated": (
+        "Validated by {by} on {at}. SHA-256 of the PDF: {sha}",
+        "Convalidato da {by} il {at}. SHA-256 del PDF: {sha}",
+    ),
+    "report.validated_by": ("Validated by {by} on {at}.", "Convalidato da {by} il {at}."),
+    "report.draft": (
+        "Not validated: the figures may change as readings arrive.",
+        "Non convalidato: i valori possono cambiare con l'arrivo di nuove misure.",
+    ),
+    "report.not_validated": (
+        "This period has no validated report.",
+        "Questo periodo non ha un referto convalidato.",
+    ),
 }
 
 # Episodes: a patient's open findings as one row, one badge, one card.

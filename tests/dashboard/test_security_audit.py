@@ -243,6 +243,14 @@ def _reminders(ctx: Ctx, e: Endpoint) -> Done:
     return [("nurse", response, Target("patient.reminders.opt_out", "patient", own, own))]
 
 
+def _validate_report(ctx: Ctx, e: Endpoint) -> Done:
+    own = ctx.world.patients["own"]
+    today = datetime.now(UTC).date()
+    period = {"from": (today - timedelta(days=13)).isoformat(), "to": today.isoformat()}
+    response = ctx.call("gp", "POST", e.path.format(patient_id=own), data=period)
+    return [("gp", response, Target("patient.report.validate", "patient", own, own))]
+
+
 RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("POST", "/login"): _login,
     ("POST", "/logout"): _logout,
@@ -264,6 +272,9 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("POST", "/patients/{patient_id}/reminders"): _reminders,
     ("PUT", "/api/patients/{patient_id}/reminders"): _reminders,
     ("PUT", "/api/admin/reminders"): _reminders,
+
+
+    ("POST", "/patients/{patient_id}/report/validate"): _validate_report,
 }
 
 
@@ -364,6 +375,10 @@ AUDITED_READS = {
     "/api/alerts/{alert_id}": ("gp", r"alert\.read", "patient"),
     "/fhir/Patient/{patient_id}": ("gp", r"fhir\.patient\.read", "patient"),
     "/fhir/Observation": ("gp", r"fhir\.observation\.search", "patient"),
+    "/patients/{patient_id}/report": ("gp", r"patient\.report\.read", "patient"),
+    "/patients/{patient_id}/report.pdf": ("gp", r"patient\.report\.pdf", "patient"),
+    "/patients/{patient_id}/report.fhir": ("gp", r"patient\.report\.fhir", "patient"),
+    "/patients/{patient_id}/readings.csv": ("gp", r"patient\.readings\.csv", "patient"),
     "/triage": ("nurse", r"triage\.read", "list"),
     "/triage/fragment": ("nurse", r"triage\.read", "list"),
     "/api/triage": ("nurse", r"triage\.read", "list"),
@@ -375,7 +390,7 @@ AUDITED_READS = {
     "/api/notifications/{status}": ("nurse", r"notifications\.(failed|outboxed)\.read", None),
 }
 # A finding's page is its episode's: reading the finding, it redirects there.
-READ_STATUS = {"/alerts/{alert_id}": 303}
+READ_STATUS = {"/alerts/{alert_id}": 303, "/patients/{patient_id}/report.fhir": 404}
 NO_PATIENT_DATA = {
     "/login": "the sign-in form",
     "/lang/{language}": "the sign-in form's language",
