@@ -37,11 +37,12 @@ Permission = Literal[
     "patient.enrol",  # enrol patients, register gateways and devices
     "self.settings",  # own language, phone, quiet hours
     "service.status",  # the service status page (database, broker, counts)
+    "patient.tag",  # one's own tags on one's patients (a GP's list, private to them)
 ]
 
 # An admin manages people and equipment but, by default, reads no clinical data.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "gp": frozenset({"clinical.read", "alert.act", "self.settings"}),
+    "gp": frozenset({"clinical.read", "alert.act", "self.settings", "patient.tag"}),
     "nurse": frozenset(
         {"clinical.read", "alert.act", "triage.queue", "devices.read", "sms.read", "self.settings"}
     ),
