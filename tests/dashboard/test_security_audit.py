@@ -191,6 +191,17 @@ def _gateway(ctx: Ctx, e: Endpoint) -> Done:
     return [("admin", response, Target("gateway.register", "gateway", gateway, own))]
 
 
+def _patient_tag(ctx: Ctx, e: Endpoint) -> Done:
+    """A GP tags their own patient, then removes the tag."""
+    own = ctx.world.patients["own"]
+    done = []
+    for action in ("add", "remove"):
+        data = {"tag": "home visit", "action": action}
+        response = ctx.call("gp", e.method, e.path.format(patient_id=own), data=data)
+        done.append(("gp", response, Target(f"patient.tag.{action}", "patient", own, own)))
+    return done
+
+
 RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("POST", "/login"): _login,
     ("POST", "/logout"): _logout,
@@ -205,6 +216,7 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("POST", "/admin/patients"): _enrol,
     ("POST", "/api/admin/patients"): _enrol,
     ("POST", "/admin/gateways"): _gateway,
+    ("POST", "/patients/{patient_id}/tags"): _patient_tag,
     ("POST", "/api/admin/gateways"): _gateway,
 }
 
