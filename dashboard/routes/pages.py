@@ -181,7 +181,7 @@ def patient_tag(
     patient_id: Id,
     user: Annotated[Principal, Depends(require("patient.tag"))],
     conn: Conn,
-    tag: TagText,
+    tag: TagText = "",
     action: Annotated[tags.TagAction, Form()] = "add",
     next: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
