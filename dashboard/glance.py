@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.rows import dict_row
@@ -27,7 +28,7 @@ from telemon.flags import UNRELIABLE_FLAGS
 from telemon.metrics import METRICS, METRICS_BY_ID
 
 # Days are counted in the cooperatives' local time (the pages' times are too).
-LOCAL_TZ = "Europe/Rome"
+LOCAL_TZ = ZoneInfo("Europe/Rome")
 WINDOWS = (7, 30)
 # The week a reading is compared with for its trend arrow.
 TREND_BASELINE = timedelta(days=7)
@@ -160,28 +161,25 @@ LEFT JOIN LATERAL (
 ) base ON true
 """
 
+# One index range scan of the rollup per (patient, metric): a join would scan the whole month.
 _DAYS = """
-SELECT h.patient_id, h.metric_id, array_agg(DISTINCT (h.bucket AT TIME ZONE %(tz)s)::date)
-FROM observation_hourly h
-JOIN unnest(%(patients)s::bigint[], %(metrics)s::smallint[]) AS w(patient_id, metric_id)
-  ON h.patient_id = w.patient_id AND h.metric_id = w.metric_id
-WHERE h.bucket >= %(since)s AND h.bucket <= %(now)s
-GROUP BY h.patient_id, h.metric_id
+SELECT w.patient_id, w.metric_id, d.days
+FROM unnest(%(patients)s::bigint[], %(metrics)s::smallint[]) AS w(patient_id, metric_id)
+CROSS JOIN LATERAL (
+    SELECT coalesce(array_agg(DISTINCT (h.bucket AT TIME ZONE %(tz)s)::date), '{}') AS days
+    FROM observation_hourly h
+    WHERE h.patient_id = w.patient_id AND h.metric_id = w.metric_id
+      AND h.bucket >= %(since)s AND h.bucket <= %(now)s
+) d
 """
 
 
-def _local_today(conn: psycopg.Connection, now: datetime) -> date:
-    row = conn.execute("SELECT (%s::timestamptz AT TIME ZONE %s)::date", (now, LOCAL_TZ)).fetchone()
-    assert row is not None
-    day: date = row[0]
-    return day
+def _local_day(at: datetime) -> date:
+    return at.astimezone(LOCAL_TZ).date()
 
 
-def _day_start(conn: psycopg.Connection, day: date) -> datetime:
-    row = conn.execute("SELECT (%s::date)::timestamp AT TIME ZONE %s", (day, LOCAL_TZ)).fetchone()
-    assert row is not None
-    start: datetime = row[0]
-    return start
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(0), LOCAL_TZ)
 
 
 def latest(
@@ -241,17 +239,17 @@ def adherence(
     schedule, against the days the schedule asked for since the protocol started."""
     if not due:
         return {}
-    today = _local_today(conn, now)
+    today = _local_day(now)
     first = today - timedelta(days=max(WINDOWS) - 1)
     found = {
         (patient_id, metric_id): set(days)
         for patient_id, metric_id, days in conn.execute(
             _DAYS,
             {
-                "tz": LOCAL_TZ,
+                "tz": LOCAL_TZ.key,
                 "patients": [p for p, _, _ in due],
                 "metrics": [METRICS[s.metric].id for _, s, _ in due],
-                "since": _day_start(conn, first),
+                "since": _day_start(first),
                 "now": now,
             },
         )
@@ -259,7 +257,7 @@ def adherence(
     out: dict[int, list[Adherence]] = {}
     for patient_id, schedule, started_at in due:
         days = found.get((patient_id, METRICS[schedule.metric].id), set())
-        started = _local_today(conn, started_at)
+        started = _local_day(started_at)
         enrolled = (today - started).days + 1
         counts = {}
         for window in WINDOWS:
