@@ -17,6 +17,7 @@ from dashboard.authz import Principal, current_user, get_conn, require
 from dashboard.bands import effective_protocol, protocols
 from dashboard.i18n import translator
 from dashboard.models import EpisodeItem, SettingsIn, plain_text
+from dashboard.routes.list_filters import Need, ProtocolKey, TagFilter
 from dashboard.web import local, render
 from telemon.alert_lifecycle import PersonAction
 
@@ -63,11 +64,6 @@ def triage(request: Request, user: Centre, conn: Conn) -> Response:
 @router.get("/triage/fragment", response_class=HTMLResponse)
 def triage_fragment(request: Request, user: Centre, conn: Conn) -> Response:
     return render(request, "_queue.html", _triage_context(conn, user), user=user)
-
-
-Need = Annotated[glance.Need, Query()]
-ProtocolKey = Annotated[str, Query(max_length=64, pattern=r"^[a-z0-9_]*$")]
-TagFilter = Annotated[str, Query(max_length=tags.MAX_LENGTH)]
 
 
 def _list_context(

@@ -86,6 +86,8 @@ def test_filters_by_need_protocol_and_tag(
     assert _rows(client.get("/patients?need=attention").text) == [w.patients["own"], gp_list.amber]
     assert _rows(client.get("/patients?need=not_measuring").text) == [gp_list.silent]
     assert _rows(client.get("/patients?protocol=hypertension").text) == [gp_list.hbp]
+    api = client.get("/api/patients", params={"need": "not_measuring"}).json()
+    assert [p["id"] for p in api] == [gp_list.silent]
     for patient in (gp_list.quiet, gp_list.dm):
         response = client.post(
             f"/patients/{patient}/tags",
