@@ -39,11 +39,14 @@ Permission = Literal[
     "reminders.manage",  # a nurse records her patients' opt-out of SMS reminders
     "service.status",  # the service status page (database, broker, counts)
     "report.validate",  # freeze a patient's period report (the GP signs it off)
+    "patient.tag",  # one's own tags on one's patients (a GP's list, private to them)
 ]
 
 # An admin manages people and equipment but, by default, reads no clinical data.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "gp": frozenset({"clinical.read", "alert.act", "self.settings", "report.validate"}),
+    "gp": frozenset(
+        {"clinical.read", "alert.act", "self.settings", "report.validate", "patient.tag"}
+    ),
     "nurse": frozenset(
         {
             "clinical.read",

@@ -471,6 +471,40 @@ TEXTS |= {
     "reminders.opt_in": ("Turn reminders back on", "Riattiva i promemoria"),
 }
 
+# The GP's list at a glance, tags and the monitoring plan (issue 18).
+TEXTS |= {
+    "glance.need": ("Show", "Mostra"),
+    "glance.need.all": ("All", "Tutti"),
+    "glance.need.attention": ("Needs attention", "Da valutare"),
+    "glance.need.not_measuring": ("Not measuring", "Non misura"),
+    "glance.not_measuring": ("Not measuring", "Non misura"),
+    "glance.tag": ("Tag", "Etichetta"),
+    "glance.filter": ("Filter", "Filtra"),
+    "glance.clear": ("Clear filters", "Togli i filtri"),
+    "glance.adherence": ("Days with readings", "Giorni con misure"),
+    "glance.adherence.title": (
+        "Days with a {metric} reading, of the days the protocol asks for",
+        "Giorni con una misura di {metric}, sui giorni richiesti dal protocollo",
+    ),
+    "glance.days7": ("7 d", "7 gg"),
+    "glance.days30": ("30 d", "30 gg"),
+    "glance.last_reading": ("Last reading", "Ultima misura"),
+    "glance.never": ("none in 30 days", "nessuna in 30 giorni"),
+    "glance.trend.up": ("rising against the week before", "in aumento sulla settimana prima"),
+    "glance.trend.down": ("falling against the week before", "in calo sulla settimana prima"),
+    "glance.trend.steady": ("steady against the week before", "stabile sulla settimana prima"),
+    "glance.tag.new": ("New tag", "Nuova etichetta"),
+    "glance.tag.add": ("Add tag", "Aggiungi etichetta"),
+    "glance.tag.remove": ("Remove tag {tag}", "Togli l'etichetta {tag}"),
+    "glance.plan": ("Monitoring plan", "Piano di monitoraggio"),
+    "glance.plan.schedule": (
+        "{metric}: one reading every {every}",
+        "{metric}: una misura ogni {every}",
+    ),
+    "glance.plan.own": ("this patient's own threshold", "soglia propria del paziente"),
+    "glance.still_open": ("still open", "ancora aperto"),
+}
+
 
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).

@@ -37,6 +37,7 @@ from dashboard.models import (
     StaffItem,
     StaffUpdate,
 )
+from dashboard.routes.list_filters import Need, ProtocolKey, TagFilter
 from telemon.metrics import MetricKey
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -85,8 +86,11 @@ def triage(user: Centre, conn: Conn) -> list[EpisodeItem]:
 
 
 @router.get("/patients", response_model=list[PatientSummary])
-def patients(user: Clinician, conn: Conn) -> list[PatientSummary]:
-    return services.patient_list(conn, user)
+def patients(
+    user: Clinician, conn: Conn, need: Need = "", protocol: ProtocolKey = "", tag: TagFilter = ""
+) -> list[PatientSummary]:
+    """The list at a glance, the most in need first (docs/dashboard.md)."""
+    return services.patient_list(conn, user, need=need, protocol=protocol, tag=tag)
 
 
 @router.get("/patients/{patient_id}", response_model=PatientDetail)

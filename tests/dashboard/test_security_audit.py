@@ -251,6 +251,17 @@ def _validate_report(ctx: Ctx, e: Endpoint) -> Done:
     return [("gp", response, Target("patient.report.validate", "patient", own, own))]
 
 
+def _patient_tag(ctx: Ctx, e: Endpoint) -> Done:
+    """A GP tags their own patient, then removes the tag."""
+    own = ctx.world.patients["own"]
+    done = []
+    for action in ("add", "remove"):
+        data = {"tag": "home visit", "action": action}
+        response = ctx.call("gp", e.method, e.path.format(patient_id=own), data=data)
+        done.append(("gp", response, Target(f"patient.tag.{action}", "patient", own, own)))
+    return done
+
+
 RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("POST", "/login"): _login,
     ("POST", "/logout"): _logout,
@@ -268,12 +279,11 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("POST", "/admin/patients/{patient_id}"): _enrolment_edit,
     ("POST", "/admin/patients/{patient_id}/discharge"): _discharge,
     ("POST", "/admin/patients/{patient_id}/kit"): _kit,
+    ("POST", "/patients/{patient_id}/tags"): _patient_tag,
     ("POST", "/api/admin/gateways"): _gateway,
     ("POST", "/patients/{patient_id}/reminders"): _reminders,
     ("PUT", "/api/patients/{patient_id}/reminders"): _reminders,
     ("PUT", "/api/admin/reminders"): _reminders,
-
-
     ("POST", "/patients/{patient_id}/report/validate"): _validate_report,
 }
 
