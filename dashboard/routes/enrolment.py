@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import psycopg
 from fastapi import APIRouter, Depends, Path, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboard import administration, audit, enrolment, kit
@@ -16,6 +17,7 @@ from dashboard.administration import InvalidInput
 from dashboard.authz import Principal, get_conn, require
 from dashboard.bands import protocols
 from dashboard.enrolment_form import Errors, parse_enrolment, rule_fields
+from dashboard.models import text_problem
 from dashboard.web import render
 from telemon.device_kinds import DeviceKind
 
@@ -27,9 +29,16 @@ PatientId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 async def _form(request: Request) -> dict[str, list[str]]:
+    """The submitted fields. Every value here is shown to staff later (names, reasons, serial
+    numbers), so one carrying NUL or a bidirectional control is refused as every other form of
+    the dashboard refuses it (the 422 page naming the field), before any field is read."""
     form: dict[str, list[str]] = {}
     for key, value in (await request.form()).multi_items():
         if isinstance(value, str):
+            problem = text_problem(value)
+            if problem is not None:
+                error = {"loc": ("body", key), "msg": f"text {problem}", "type": "value_error"}
+                raise RequestValidationError([error])
             form.setdefault(key, []).append(value)
     return form
 
