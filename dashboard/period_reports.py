@@ -269,29 +269,40 @@ def close(
     return validation
 
 
+def _closing(
+    conn: psycopg.Connection, user: Principal, patient_id: int, action: str
+) -> Rendered | None:
+    """The patient's closing report as frozen at discharge (None before any discharge); the
+    read is audited either way, as a period never validated is."""
+    ensure_patient(conn, user, patient_id)
+    frozen = _frozen(conn, patient_id, None, kind="closing")
+    if frozen is not None and frozen.period is not None:
+        _audit(conn, user, action, patient_id, frozen.period, found=True)
+    else:
+        audit.record(
+            conn,
+            user,
+            action,
+            patient_id=patient_id,
+            object_type="patient",
+            object_id=patient_id,
+            details={"found": False},
+        )
+    return frozen
+
+
 def closing_view(
     conn: psycopg.Connection, user: Principal, patient_id: int, *, pdf: bool
 ) -> Rendered | None:
-    """The patient's closing report as frozen at discharge; None before any discharge."""
-    ensure_patient(conn, user, patient_id)
-    frozen = _frozen(conn, patient_id, None, kind="closing")
-    if frozen is not None:
-        assert frozen.period is not None
-        action = "patient.closing_report.pdf" if pdf else "patient.closing_report.read"
-        _audit(conn, user, action, patient_id, frozen.period)
-    return frozen
+    action = "patient.closing_report.pdf" if pdf else "patient.closing_report.read"
+    return _closing(conn, user, patient_id, action)
 
 
 def closing_bundle(
     conn: psycopg.Connection, user: Principal, patient_id: int
 ) -> dict[str, Any] | None:
-    ensure_patient(conn, user, patient_id)
-    frozen = _frozen(conn, patient_id, None, kind="closing")
-    if frozen is None:
-        return None
-    assert frozen.period is not None
-    _audit(conn, user, "patient.closing_report.fhir", patient_id, frozen.period)
-    return frozen.fhir_bundle
+    frozen = _closing(conn, user, patient_id, "patient.closing_report.fhir")
+    return frozen.fhir_bundle if frozen else None
 
 
 @dataclass(frozen=True, slots=True)
