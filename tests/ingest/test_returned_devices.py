@@ -14,6 +14,7 @@ from dashboard import kit
 from dashboard.authz import Principal
 from ingest.inbound import classify
 from tests.database import scalar
+from tests.http import local_get
 
 CUFF = "AA:BB:CC:00:00:0B"
 NEW_CUFF = "AA:BB:CC:00:00:0C"
@@ -116,3 +117,28 @@ def test_a_device_paired_again_reuses_its_row_and_is_accepted(db, store, patient
         (0, cuff_id),
         (2, cuff_id),
     ]
+
+
+def test_the_service_counts_the_rejection_where_operators_look(
+    db, patient, admin, start_ingest, broker, wait_for
+):
+    """End to end on the broker: the dead letter and the rejects metric, by reason."""
+    service = start_ingest()
+    now = datetime.now(UTC).replace(microsecond=0)
+    broker.publish_all([patient.obs_message(_cuff(patient, 0, now - timedelta(hours=2)))])
+    wait_for(lambda: scalar(db, "SELECT count(*) FROM observations") == 1)
+    cuff_id = _device_id(db, patient.gateway_id, CUFF)
+    kit.return_device(db, admin, patient.patient_id, cuff_id, "returned", now - timedelta(hours=1))
+    message = [
+        *_cuff(patient, 1, now - timedelta(minutes=5)),
+        *patient.observations(1, first_seq=2, start=now - timedelta(minutes=4), device=OXIMETER),
+    ]
+    broker.publish_all([patient.obs_message(message)])
+
+    reason = "SELECT reason FROM dead_letters WHERE gateway_code = %s"
+    wait_for(lambda: db.execute(reason, (patient.gateway_code,)).fetchall() != [])
+    wait_for(lambda: scalar(db, "SELECT count(*) FROM observations") == 2)
+    assert db.execute(reason, (patient.gateway_code,)).fetchall() == [("device_not_paired",)]
+    # Counted just after the commit that stored the dead letter.
+    line = 'telemon_ingest_rejects_total{reason="device_not_paired"} 1'
+    wait_for(lambda: line in local_get(service.metrics_port, "/metrics")[1])
