@@ -10,7 +10,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from dashboard import alert_actions, audit
+from dashboard import alert_actions, audit, period_reports
 from dashboard.administration import InvalidInput, ensure_care_team
 from dashboard.authz import Principal
 from dashboard.enrolment_form import Enrolment
@@ -242,10 +242,12 @@ def discharge(
     on: date,
     reason: str,
     now: datetime,
+    public_url: str,
 ) -> int:
     """End monitoring: the engine no longer evaluates the patient (alerts.engine.load reads
-    discharged_at), the protocols end, and each open episode is resolved with the reason
-    through the lifecycle's one writer. Returns the episodes resolved."""
+    discharged_at), the protocols end, each open episode is resolved with the reason through
+    the lifecycle's one writer, and the closing report over the whole span is frozen (one
+    transaction: no discharge without its report). Returns the episodes resolved."""
     with conn.transaction():
         row = conn.execute(
             "SELECT discharged_at FROM patients WHERE id = %s FOR UPDATE", (patient_id,)
@@ -274,6 +276,16 @@ def discharge(
             alert_actions.perform(
                 conn, user, episode_id, "resolve", now=now, note=f"Discharge: {reason}"
             )
+        # After the episodes: the report tells how each ended, the discharge included.
+        period_reports.close(
+            conn,
+            user,
+            patient_id,
+            reason=reason,
+            discharged_on=on,
+            discharged_at=now,
+            public_url=public_url,
+        )
         record_history(
             conn,
             user,

@@ -221,6 +221,13 @@ def operation_outcome(code: str, diagnostics: str) -> dict[str, Any]:
     }
 
 
+# A report's kind (period_reports.kind): its identifier system and its name in the Bundle.
+REPORT_KINDS: dict[str, tuple[str, str]] = {
+    "period": ("urn:telemon:period-report", "Telemonitoring period report"),
+    "closing": ("urn:telemon:closing-report", "Telemonitoring closing report"),
+}
+
+
 def diagnostic_report_bundle(
     *,
     patient_id: int,
@@ -236,14 +243,19 @@ def diagnostic_report_bundle(
     pdf: bytes,
     observations: list[dict[str, Any]],
     base: str,
+    kind: str = "period",
 ) -> dict[str, Any]:
-    """A validated period report: a DiagnosticReport whose results are the period's
-    Observations, with the PDF as its presented form, in one collection Bundle."""
+    """A validated period report (or, ``kind`` "closing", the discharge's closing report): a
+    DiagnosticReport whose results are the period's Observations, with the PDF as its
+    presented form, in one collection Bundle."""
+    system, name = REPORT_KINDS[kind]
     report_id = f"{patient_id}-{first:%Y%m%d}-{last:%Y%m%d}"
+    if kind != "period":
+        report_id = f"{kind}-{report_id}"
     report: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "id": report_id,
-        "identifier": [{"system": "urn:telemon:period-report", "value": report_id}],
+        "identifier": [{"system": system, "value": report_id}],
         "status": "final",
         "category": [
             {
@@ -255,7 +267,7 @@ def diagnostic_report_bundle(
                 ]
             }
         ],
-        "code": {"text": "Telemonitoring period report"},
+        "code": {"text": name},
         "subject": {
             "reference": f"Patient/{patient_id}",
             "identifier": {"system": CODE_SYSTEM, "value": code},

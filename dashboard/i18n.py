@@ -505,6 +505,59 @@ TEXTS |= {
     "glance.still_open": ("still open", "ancora aperto"),
 }
 
+# The closing report at discharge (issue 18: dashboard/closing.py, period_reports.close).
+TEXTS |= {
+    "closing.heading": ("Closing report", "Relazione di fine telemonitoraggio"),
+    "closing.title_of": (
+        "Closing report {code} {first}–{last}",
+        "Relazione di chiusura {code} {first}–{last}",
+    ),
+    "closing.section": ("End of monitoring", "Fine del telemonitoraggio"),
+    "closing.reason": ("Reason for discharge", "Motivo della dimissione"),
+    "closing.duration": ("Duration", "Durata"),
+    "closing.duration_text": (
+        "{days} days, from {first} to {last}",
+        "{days} giorni, dal {first} al {last}",
+    ),
+    "closing.outcomes": ("Outcomes: episodes and how they ended", "Esiti: episodi e loro esito"),
+    "closing.episodes": ("Episodes", "Episodi"),
+    "closing.ended": ("How they ended", "Come si sono conclusi"),
+    "closing.ending.discharge": ("closed at discharge", "chiuso alla dimissione"),
+    "closing.ending.sent_to_emergency": ("sent to emergency", "inviato in PS / 112"),
+    "closing.ending.advised": ("advised by phone", "consigliato al telefono"),
+    "closing.ending.reached": ("patient reached", "paziente raggiunto"),
+    "closing.ending.not_reached": ("patient not reached", "paziente non raggiunto"),
+    "closing.ending.auto_resolved": (
+        "readings back in range",
+        "misure rientrate nei limiti",
+    ),
+    "closing.ending.resolved": ("resolved by a clinician", "risolto da un operatore"),
+    "closing.ending.open": ("still open", "ancora aperto"),
+    "closing.last_values": ("Last values", "Ultimi valori"),
+    "closing.value": ("Value", "Valore"),
+    "closing.measured": ("Measured", "Misurato il"),
+    "closing.no_readings": ("No reading during monitoring.", "Nessuna misura nel periodo."),
+    "closing.frozen_by": (
+        "Frozen at discharge by {by} on {at}.",
+        "Congelata alla dimissione da {by} il {at}.",
+    ),
+    "closing.frozen": (
+        "Frozen at discharge by {by} on {at} · SHA-256 {sha}",
+        "Congelata alla dimissione da {by} il {at} · SHA-256 {sha}",
+    ),
+    "closing.recorded": (
+        "Closing report {first}–{last} frozen by {by} on {at} (SHA-256 {sha}); "
+        "the GP and the service centre read it from the patient's page.",
+        "Relazione di chiusura {first}–{last} congelata da {by} il {at} (SHA-256 {sha}); "
+        "il MMG e la centrale la leggono dalla pagina del paziente.",
+    ),
+    "closing.link": ("Closing report ({on})", "Relazione di chiusura ({on})"),
+    "closing.none": (
+        "This patient has no closing report: it is made at discharge.",
+        "Questo paziente non ha una relazione di chiusura: si crea alla dimissione.",
+    ),
+}
+
 
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 from markupsafe import Markup
@@ -27,6 +28,9 @@ from dashboard.wording import language_of, protocol_title
 from telemon.flags import UNRELIABLE_FLAGS
 from telemon.metrics import METRICS, METRICS_BY_ID
 from telemon.reasons import OPS, number
+
+if TYPE_CHECKING:  # dashboard.closing builds on this module
+    from dashboard.closing import Closing
 
 STYLESHEET = Path(__file__).parent / "static" / "report.css"
 MAX_DAYS = 366
@@ -401,11 +405,18 @@ class Validation:
     sha256: str
 
 
-def body_html(report: PeriodReport, language: str, validation: Validation | None = None) -> str:
-    """The report's HTML body: what the print view shows and the PDF lays out."""
+def body_html(
+    report: PeriodReport,
+    language: str,
+    validation: Validation | None = None,
+    closing: Closing | None = None,
+) -> str:
+    """The report's HTML body: what the print view shows and the PDF lays out. With
+    ``closing``, the discharge's closing report: its own section first (dashboard/closing.py)."""
     context = helpers(language, report.generated_at) | {
         "r": report,
         "validation": validation,
+        "closing": closing,
         "pct": lambda x: "–" if x is None else number(x, language_of(language), decimals=0),
     }
     return TEMPLATES.env.get_template("_report.html").render(context)
@@ -429,10 +440,10 @@ def pdf(body: str, language: str, title: str) -> bytes:
     return bytes(out)
 
 
-def title(report: PeriodReport, language: str) -> str:
+def title(report: PeriodReport, language: str, *, closing: bool = False) -> str:
     t = translator(language)
     return t(
-        "report.title_of",
+        "closing.title_of" if closing else "report.title_of",
         code=report.code,
         first=report.period.first.strftime("%d/%m/%Y"),
         last=report.period.last.strftime("%d/%m/%Y"),

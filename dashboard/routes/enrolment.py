@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from dashboard import administration, audit, enrolment, kit
+from dashboard import administration, audit, enrolment, kit, period_reports
 from dashboard.administration import InvalidInput
 from dashboard.authz import Principal, get_conn, require
 from dashboard.bands import protocols
@@ -179,6 +179,8 @@ def _patient_page(
         extra={
             "history": enrolment.history(conn, patient_id),
             "kit": kit.kit(conn, patient_id),
+            # That the closing report exists, who froze it, its hash: never its content.
+            "closing": period_reports.closing_record(conn, patient_id),
             "today": date.today().isoformat(),
         },
     )
@@ -229,7 +231,15 @@ async def discharge(
         return Response("no such patient", status_code=404)
     if not errors and on is not None:
         try:
-            enrolment.discharge(conn, user, patient_id, on=on, reason=reason, now=datetime.now(UTC))
+            enrolment.discharge(
+                conn,
+                user,
+                patient_id,
+                on=on,
+                reason=reason,
+                now=datetime.now(UTC),
+                public_url=request.app.state.public_url,
+            )
         except InvalidInput as exc:
             errors = {"discharge_reason": ("enrol.error.detail", {"detail": str(exc)})}
         else:

@@ -12,7 +12,17 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Reques
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import AfterValidator, ValidationError
 
-from dashboard import charts, clinical, glance, operations, plan, reminders, services, tags
+from dashboard import (
+    charts,
+    clinical,
+    glance,
+    operations,
+    period_reports,
+    plan,
+    reminders,
+    services,
+    tags,
+)
 from dashboard.authz import Principal, current_user, get_conn, require
 from dashboard.bands import effective_protocol, protocols
 from dashboard.i18n import translator
@@ -165,6 +175,7 @@ def patient(
             "plan": plan.plan(detail.protocols, user.language),
             "tags": tags.own_tags(conn, user.id, patient_id) if user.can("patient.tag") else [],
             "reminders": reminders.status(conn, patient_id),
+            "closing": period_reports.closing_record(conn, patient_id),
         },
         user=user,
     )

@@ -166,3 +166,55 @@ def validate(
         )
     query = f"from={period.first.isoformat()}&to={period.last.isoformat()}"
     return RedirectResponse(f"/patients/{patient_id}/report?{query}", status_code=303)
+
+
+# The closing report, frozen at discharge (period_reports.close): read like a validated period.
+
+
+@router.get("/patients/{patient_id}/closing-report")
+def closing_view(request: Request, patient_id: Id, user: Clinician, conn: Conn) -> Response:
+    shown = period_reports.closing_view(conn, user, patient_id, pdf=False)
+    if shown is None:
+        return _no_closing(request, user)
+    return render(
+        request,
+        "closing_report.html",
+        {
+            "title": shown.title,
+            "body": Markup(shown.body),
+            "validation": shown.validation,
+            "patient_id": patient_id,
+        },
+        user=user,
+    )
+
+
+@router.get("/patients/{patient_id}/closing-report.pdf")
+def closing_pdf(request: Request, patient_id: Id, user: Clinician, conn: Conn) -> Response:
+    shown = period_reports.closing_view(conn, user, patient_id, pdf=True)
+    if shown is None:
+        return _no_closing(request, user)
+    assert shown.pdf is not None and shown.period is not None
+    name = _filename("closing-report", patient_id, shown.period, "pdf")
+    return Response(
+        shown.pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}"'},
+    )
+
+
+@router.get("/patients/{patient_id}/closing-report.fhir")
+def closing_fhir(patient_id: Id, user: Clinician, conn: Conn) -> Response:
+    bundle = period_reports.closing_bundle(conn, user, patient_id)
+    if bundle is None:
+        return JSONResponse(
+            fhir.operation_outcome("not-found", "this patient has no closing report"),
+            404,
+            media_type=fhir.FHIR_JSON,
+        )
+    return JSONResponse(bundle, media_type=fhir.FHIR_JSON)
+
+
+def _no_closing(request: Request, user: Principal) -> Response:
+    context = {"message_key": "closing.none", "code": 404, "details": []}
+    return render(request, "error.html", context, user=user, status_code=404)

@@ -389,6 +389,13 @@ AUDITED_READS = {
     "/patients/{patient_id}/report.pdf": ("gp", r"patient\.report\.pdf", "patient"),
     "/patients/{patient_id}/report.fhir": ("gp", r"patient\.report\.fhir", "patient"),
     "/patients/{patient_id}/readings.csv": ("gp", r"patient\.readings\.csv", "patient"),
+    "/patients/{patient_id}/closing-report": ("gp", r"patient\.closing_report\.read", "patient"),
+    "/patients/{patient_id}/closing-report.pdf": ("gp", r"patient\.closing_report\.pdf", "patient"),
+    "/patients/{patient_id}/closing-report.fhir": (
+        "gp",
+        r"patient\.closing_report\.fhir",
+        "patient",
+    ),
     "/triage": ("nurse", r"triage\.read", "list"),
     "/triage/fragment": ("nurse", r"triage\.read", "list"),
     "/api/triage": ("nurse", r"triage\.read", "list"),
@@ -400,7 +407,14 @@ AUDITED_READS = {
     "/api/notifications/{status}": ("nurse", r"notifications\.(failed|outboxed)\.read", None),
 }
 # A finding's page is its episode's: reading the finding, it redirects there.
-READ_STATUS = {"/alerts/{alert_id}": 303, "/patients/{patient_id}/report.fhir": 404}
+# Never validated / never discharged: a 404 that is still an audited read.
+READ_STATUS = {
+    "/alerts/{alert_id}": 303,
+    "/patients/{patient_id}/report.fhir": 404,
+    **dict.fromkeys(
+        [f"/patients/{{patient_id}}/closing-report{leaf}" for leaf in ("", ".pdf", ".fhir")], 404
+    ),
+}
 NO_PATIENT_DATA = {
     "/login": "the sign-in form",
     "/lang/{language}": "the sign-in form's language",
