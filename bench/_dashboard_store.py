@@ -134,7 +134,9 @@ def store_readings(conn: psycopg.Connection, *, start: datetime, now: datetime) 
     conn.execute("ALTER TABLE observations DROP CONSTRAINT observations_once")
     conn.execute("DROP INDEX observations_patient_metric_time")
     days = (now - start).days
-    # Each patient has a personal baseline; 3 % of readings carry an unreliable flag; a
+    # Each patient has a personal baseline and varies around it by 0.6 of the population's
+    # spread (bench/alerts.py's full spread opens an episode every week for most patients);
+    # 3 % of readings carry an unreliable flag; a
     # deteriorating patient's vitals ramp to DRIFT over two days from their onset, hold two
     # days and are back on the fifth.
     conn.execute(
@@ -142,7 +144,7 @@ def store_readings(conn: psycopg.Connection, *, start: datetime, now: datetime) 
         INSERT INTO observations (measured_at, patient_id, metric_id, value, gateway_id, seq,
                                   flags)
         SELECT m.t, m.patient_id, m.metric_id,
-               round((m.mean + m.spread * (0.6 * m.base + sqrt(-2 * ln(1 - random()))
+               round((m.mean + m.spread * (0.6 * m.base + 0.6 * sqrt(-2 * ln(1 - random()))
                       * cos(2 * pi() * random()))
                       + m.drift * CASE WHEN m.onset IS NULL OR m.t < m.onset
                                          OR m.t > m.onset + interval '4 days' THEN 0

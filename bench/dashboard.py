@@ -26,6 +26,7 @@ HTTP, rendering, audit or (for the PDF) the layout.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import time
@@ -36,6 +37,7 @@ from pathlib import Path
 import psycopg
 from fastapi.testclient import TestClient
 from psycopg import sql
+from pypdf import PdfReader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -128,13 +130,15 @@ def principal(conn: psycopg.Connection, username: str) -> Principal:
     return Principal(staff_id, username, name, role, "en", "", "127.0.0.1")
 
 
-def get(client: TestClient, path: str) -> Callable[[int], object]:
-    def call(_: int) -> None:
-        response = client.get(path)
-        if response.status_code != 200:
-            raise SystemExit(f"GET {path}: {response.status_code}")
+def fetch(client: TestClient, path: str) -> bytes:
+    response = client.get(path)
+    if response.status_code != 200:
+        raise SystemExit(f"GET {path}: {response.status_code}")
+    return response.content
 
-    return call
+
+def get(client: TestClient, path: str) -> Callable[[int], object]:
+    return lambda _: fetch(client, path)
 
 
 def measure(url: str, runs: int, days: int) -> None:
@@ -159,7 +163,9 @@ def measure(url: str, runs: int, days: int) -> None:
             )
         ]
         queue = len(clinical.triage_queue(conn, nurse))
-        print(f"{nurse_name}'s queue holds {queue} episodes; {gp_name} has {patient_count} patients")
+        print(
+            f"{nurse_name}'s queue holds {queue} episodes; {gp_name} has {patient_count} patients"
+        )
 
         with TestClient(app, follow_redirects=False) as client:
             sign_in(client, nurse_name)
@@ -194,8 +200,8 @@ def measure(url: str, runs: int, days: int) -> None:
             query = f"from={period.first.isoformat()}&to={period.last.isoformat()}"
             pdf_runs = max(3, runs // 5)
 
-            def pdf(i: int) -> None:
-                get(client, f"/patients/{patients[i % len(patients)]}/report.pdf?{query}")(i)
+            def pdf(i: int) -> bytes:
+                return fetch(client, f"/patients/{patients[i % len(patients)]}/report.pdf?{query}")
 
             first = timed(1, pdf)[0]
             print(line("period report pdf", timed(pdf_runs, pdf)))
@@ -205,6 +211,18 @@ def measure(url: str, runs: int, days: int) -> None:
             )
             print("  " + line("baseline, the report's content alone (no layout)", contents))
             print(f"  the first PDF of the process (WeasyPrint and fonts loaded): {first:.0f} ms")
+            busiest = pdf(0)
+            readings, episodes = conn.execute(
+                "SELECT (SELECT count(*) FROM observations WHERE patient_id = %(p)s "
+                "AND measured_at >= %(since)s), "
+                "(SELECT count(*) FROM episodes WHERE patient_id = %(p)s "
+                "AND opened_at >= %(since)s)",
+                {"p": patients[0], "since": now - timedelta(days=days)},
+            ).fetchone()
+            print(
+                f"  the busiest patient's: {readings:,} readings, {episodes} episodes, "
+                f"{len(PdfReader(io.BytesIO(busiest)).pages)} pages, {len(busiest):,} bytes"
+            )
 
 
 def main() -> None:
