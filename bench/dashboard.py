@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._dashboard_store import PASSWORD, enrol, run_engine, store_readings
 from bench._fleet_setup import create_database, drop_database, percentile
+from bench._quality_store import ALERT_TABLES
 from dashboard import clinical, glance, report
 from dashboard.app import create_app
 from dashboard.authz import Principal
@@ -50,7 +51,9 @@ from dashboard.web import LOCAL_TZ
 from telemon.store.migrate import migrate
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-BUILT = "telemon bench dashboard: complete"  # the kept database's comment once it is whole
+# A kept database's comment: how far it was built.
+READINGS = "telemon bench dashboard: readings"
+BUILT = "telemon bench dashboard: complete"
 
 
 def timed(runs: int, call: Callable[[int], object]) -> list[float]:
@@ -69,31 +72,39 @@ def line(label: str, ms: list[float]) -> str:
 
 def _exists(admin_url: str, name: str) -> bool:
     with psycopg.connect(admin_url, autocommit=True) as admin:
-        row = admin.execute(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
-            (name,),
-        ).fetchone()
-    return row is not None and row[0] == BUILT
+        row = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return row is not None
 
 
 def build(url: str, args: argparse.Namespace, now: datetime) -> None:
     start = now - timedelta(days=args.days)
     began = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
-        enrol(
-            conn,
-            patients=args.patients,
-            per_gp=args.per_gp,
-            per_centre=args.per_centre,
-            start=start,
+        if _stage(conn) == READINGS:
+            # A kept database whose engine run was cut short: its readings serve again.
+            last = conn.execute("SELECT max(measured_at) FROM observations").fetchone()[0]
+            now = last.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            start = now - timedelta(days=args.days)
+            conn.execute(f"TRUNCATE {', '.join(ALERT_TABLES)} RESTART IDENTITY")
+        else:
+            enrol(
+                conn,
+                patients=args.patients,
+                per_gp=args.per_gp,
+                per_centre=args.per_centre,
+                start=start,
+            )
+            stored = store_readings(conn, start=start, now=now)
+            _mark(conn, READINGS)
+            print(
+                f"stored {stored:,} readings of {args.patients:,} patients over {args.days} "
+                f"days, rollup refreshed, in {time.perf_counter() - began:.0f} s",
+                flush=True,
+            )
+        engine_start = max(start, now - timedelta(days=args.engine_days))
+        made = run_engine(
+            conn, start=engine_start, now=now, every=timedelta(hours=args.engine_every)
         )
-        stored = store_readings(conn, start=start, now=now)
-        print(
-            f"stored {stored:,} readings of {args.patients:,} patients over {args.days} days, "
-            f"rollup refreshed, in {time.perf_counter() - began:.0f} s",
-            flush=True,
-        )
-        made = run_engine(conn, start=start, now=now, every=timedelta(hours=args.engine_every))
         episodes, open_now, findings, sms = conn.execute(
             "SELECT (SELECT count(*) FROM episodes), "
             "(SELECT count(*) FROM episodes WHERE state <> 'resolved'), "
@@ -106,11 +117,24 @@ def build(url: str, args: argparse.Namespace, now: datetime) -> None:
             f"now, {made.resolved_by_nurse:,} resolved by the nurse, {sms:,} SMS rows",
             flush=True,
         )
-        conn.execute(
-            sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                sql.Identifier(conn.info.dbname), sql.Literal(BUILT)
-            )
+        _mark(conn, BUILT)
+
+
+def _stage(conn: psycopg.Connection) -> str | None:
+    row = conn.execute(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+        (conn.info.dbname,),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _mark(conn: psycopg.Connection, stage: str) -> None:
+    """The database's comment says how far it was built: what a kept one can reuse."""
+    conn.execute(
+        sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+            sql.Identifier(conn.info.dbname), sql.Literal(stage)
         )
+    )
 
 
 def sign_in(client: TestClient, username: str) -> None:
@@ -232,6 +256,7 @@ def main() -> None:
     parser.add_argument("--per-gp", type=int, default=200)
     parser.add_argument("--per-centre", type=int, default=2_500)
     parser.add_argument("--engine-every", type=float, default=12, help="hours between passes")
+    parser.add_argument("--engine-days", type=int, default=30, help="the engine's last days")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--keep", action="store_true", help="keep the database, reuse it")
     args = parser.parse_args()
@@ -240,15 +265,22 @@ def main() -> None:
     if args.keep:
         name = (
             f"telemon_bench_dashboard_{args.patients}_{args.days}_{args.per_gp}"
-            f"_{args.per_centre}_{args.engine_every:g}".replace(".", "_")
+            f"_{args.per_centre}".replace(".", "_")
         )
         url = psycopg.conninfo.make_conninfo(admin, dbname=name)
-        if _exists(admin, name):
+        if not _exists(admin, name):
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        with psycopg.connect(url) as conn:
+            migrate(conn)  # a new database, or a migration added since
+            stage = _stage(conn)
+        if stage == BUILT:
             print(f"reusing {name} (its data ends when it was built)")
-            with psycopg.connect(url) as conn:
-                migrate(conn)  # a migration added since
+        elif stage == READINGS:
+            print(f"reusing {name}'s readings; the engine runs again")
+            build(url, args, now)
         else:
-            drop_database(admin, name)
+            drop_database(admin, name)  # cut short before its readings were whole
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
             with psycopg.connect(url) as conn:
