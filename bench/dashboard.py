@@ -110,7 +110,7 @@ def build(url: str, args: argparse.Namespace, now: datetime) -> None:
             "(SELECT count(*) FROM episodes WHERE state <> 'resolved'), "
             "(SELECT count(*) FROM alerts), (SELECT count(*) FROM notifications)"
         ).fetchone()
-        weeks = args.patients * args.days / 7
+        weeks = args.patients * (now - engine_start).days / 7
         print(
             f"engine: {made.passes} full passes in {made.seconds:.0f} s; {findings:,} findings, "
             f"{episodes:,} episodes ({episodes / weeks:.3f} per patient-week), {open_now:,} open "
