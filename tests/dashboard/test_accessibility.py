@@ -13,7 +13,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -56,6 +56,12 @@ def made(database_url: str) -> EngineMade:
     settings = Settings(database_url=database_url, public_url="http://127.0.0.1")
     made = replay_demo(database_url, settings, now=now)
     with psycopg.connect(database_url) as conn:
+        # The hourly rollup the list's latest values and adherence read, made as ingest's
+        # housekeeping makes it (the replay stores readings without ingest's queue).
+        conn.execute(
+            "SELECT telemon_refresh_observation_hourly(%s, %s)",
+            (now - timedelta(days=6), now + timedelta(hours=1)),
+        )
         for (username,) in conn.execute("SELECT username FROM staff").fetchall():
             set_password(conn, username, PASSWORD)
         # Italian, the cooperatives' language: its longer words are the harder layout.
@@ -241,3 +247,94 @@ def test_the_vendored_axe_core_is_the_pinned_release() -> None:
     assert hashlib.sha256((AXE_DIR / "axe.min.js").read_bytes()).hexdigest() == sha256[1]
     assert AXE_SOURCE.startswith(f"/*! axe v{version[1]}\n")
     assert "Mozilla Public" in AXE_SOURCE[:600]  # the MPL-2.0 header kept
+
+
+def _open_episode(database_url: str, gp: str | None = None) -> tuple[int, int]:
+    """(episode, patient) of an open clinical episode, of the GP's own patients if named."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT e.id, e.patient_id FROM episodes e JOIN patients p ON p.id = e.patient_id "
+            "JOIN staff g ON g.id = p.gp_id JOIN alerts a ON a.episode_id = e.id "
+            "WHERE e.state <> 'resolved' AND (%s::text IS NULL OR g.username = %s) "
+            "AND a.details->'evidence'->>'kind' <> 'missing_data' "
+            "ORDER BY e.severity DESC, e.id LIMIT 1",
+            (gp, gp),
+        ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def _fits_the_tablet(page: Page, controls: list[str]) -> None:
+    """No sideways scrolling of the page, and each control shown whole within its width."""
+    scroll_width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert scroll_width <= TABLET["width"], (page.url, scroll_width)
+    for selector in controls:
+        control = page.locator(selector).first
+        expect(control).to_be_visible()
+        box = control.bounding_box()
+        assert box is not None and box["x"] >= 0, (selector, box)
+        assert box["x"] + box["width"] <= TABLET["width"], (page.url, selector, box)
+
+
+def test_triage_and_episode_pages_work_on_a_tablet(
+    browser: Browser, server: str, made: EngineMade, database_url: str
+) -> None:
+    context, page = _signed_in(browser, server, "nurse.greco", TABLET)
+    expect(page).to_have_url(re.compile(r"/triage$"))
+    _fits_the_tablet(
+        page,
+        [
+            "nav a[href='/triage']",
+            "nav a[href='/patients']",
+            "#queue-clinical tbody tr >> nth=0 >> a[href^='/patients/']",
+            "#queue-clinical tbody tr >> nth=0 >> button[data-action=claim]",
+            "#queue-clinical tbody tr >> nth=0 >> a[href^='/episodes/']",
+            "#queue-clinical tbody tr >> nth=0 >> .badge",
+        ],
+    )
+    episode, _ = _open_episode(database_url)
+    page.goto(f"/episodes/{episode}")
+    _fits_the_tablet(
+        page,
+        [
+            "h1 .badge",
+            "button[data-action=claim]",
+            "select[name=outcome]",
+            "button[data-action=outcome]",
+            "button[data-action=resolve]",
+            "button[data-action=resolve-finding]",
+        ],
+    )
+    context.close()
+
+
+def test_patient_list_and_page_work_on_a_tablet(
+    browser: Browser, server: str, made: EngineMade, database_url: str
+) -> None:
+    context, page = _signed_in(browser, server, "dr.colombo", TABLET)
+    expect(page).to_have_url(re.compile(r"/patients$"))
+    _fits_the_tablet(
+        page,
+        [
+            "#patient-filters select[name=need]",
+            "#patient-filters button",
+            "table.patients tbody tr >> nth=0 >> a[href^='/patients/']",
+            "table.patients a.badge",
+        ],
+    )
+    _, patient = _open_episode(database_url, "dr.colombo")
+    for days in (7, 30, 90):
+        page.goto(f"/patients/{patient}?days={days}")
+        _fits_the_tablet(
+            page,
+            [
+                "#report-link",
+                f".periods a[href$='days={days}']",
+                ".alert-box .badge",
+                "button[data-action=resolve]",
+                "svg.chart",
+                "#new-tag",
+                "button[data-action=add-tag]",
+            ],
+        )
+    context.close()
