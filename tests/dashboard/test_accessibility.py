@@ -26,8 +26,8 @@ from dashboard.accounts import set_password
 from dashboard.app import create_app
 from telemon.config import Settings
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
-from tests.database import truncate_data
 from tests.dashboard.live_server import live_dashboard
+from tests.database import truncate_data
 from tests.engine_made import EngineMade, replay_demo
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium")
@@ -138,41 +138,31 @@ def _summary(found: list[Violation]) -> str:
     )
 
 
-def _ids(database_url: str, sql: str) -> list[int]:
-    with psycopg.connect(database_url) as conn:
-        return [r[0] for r in conn.execute(sql)]
-
-
 def _pages_of(database_url: str, username: str) -> list[str]:
     """Every page the role reaches, with every patient, episode and finding it may see."""
     with psycopg.connect(database_url) as conn:
         role = conn.execute("SELECT role FROM staff WHERE username = %s", (username,)).fetchone()[0]
-        mine = (
-            "SELECT p.id FROM patients p JOIN staff g ON g.id = p.gp_id WHERE g.username = %s"
-            if role == "gp"
-            else "SELECT p.id FROM patients p WHERE %s::text IS NOT NULL"
-        )
-        patients = [r[0] for r in conn.execute(mine + " ORDER BY p.id", (username,))]
-        protocols = [
-            r[0] for r in conn.execute("SELECT DISTINCT protocol FROM patient_protocols")
+        patients = [
+            r[0]
+            for r in conn.execute(
+                "SELECT p.id FROM patients p JOIN staff g ON g.id = p.gp_id "
+                "WHERE %s <> 'gp' OR g.username = %s ORDER BY p.id",
+                (role, username),
+            )
         ]
-        tags = [r[0] for r in conn.execute("SELECT DISTINCT tag FROM patient_tags LIMIT 1")]
+        episodes, findings = (
+            [r[0] for r in conn.execute(sql, (patients,))]
+            for sql in (
+                "SELECT id FROM episodes WHERE patient_id = ANY(%s) ORDER BY id",
+                "SELECT id FROM alerts WHERE patient_id = ANY(%s) ORDER BY id",
+            )
+        )
+        protocols = [r[0] for r in conn.execute("SELECT DISTINCT protocol FROM patient_protocols")]
+        tags = [r[0] for r in conn.execute("SELECT DISTINCT tag FROM patient_tags")]
     if role == "admin":
         pages = ["/admin", "/admin/patients", "/admin/patients/new", "/status", "/equipment"]
         pages += [f"/admin/patients/{p}{page}" for p in patients for page in ("", "/card")]
         return [*pages, "/settings", "/password", "/admin/no-such-page"]
-    episodes = _ids(
-        database_url,
-        "SELECT e.id FROM episodes e WHERE e.patient_id IN ("
-        + ",".join(map(str, patients))
-        + ") ORDER BY e.id",
-    )
-    findings = _ids(
-        database_url,
-        "SELECT a.id FROM alerts a WHERE a.patient_id IN ("
-        + ",".join(map(str, patients))
-        + ") ORDER BY a.id",
-    )
     pages = ["/patients", "/patients?need=attention", "/patients?need=not_measuring"]
     pages += [f"/patients?protocol={p}" for p in protocols]
     pages += [f"/patients?tag={quote(t)}" for t in tags]
@@ -338,3 +328,68 @@ def test_patient_list_and_page_work_on_a_tablet(
             ],
         )
     context.close()
+
+
+_FOCUSED = """() => {
+  const e = document.activeElement;
+  const what = e.dataset.action || e.getAttribute('name') || e.getAttribute('href') || '';
+  return `${e.tagName.toLowerCase()} ${what}`.trim();
+}"""
+
+
+def _tab_to(page: Page, selector: str, limit: int = 80) -> list[str]:
+    """Press Tab until `selector` has the focus; returns what had it on the way, in order."""
+    passed: list[str] = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement.matches(s)", selector):
+            return passed
+        passed.append(page.evaluate(_FOCUSED))
+    raise AssertionError(f"Tab never reached {selector}: {passed}")
+
+
+# Last in the module: it claims and resolves an episode the tests above show open.
+def test_triage_and_episode_actions_by_keyboard(
+    browser: Browser, server: str, made: EngineMade, database_url: str
+) -> None:
+    context, page = _signed_in(browser, server, "nurse.greco")
+    expect(page).to_have_url(re.compile(r"/triage$"))
+    # The first Tab offers the way past the top bar; Enter takes the focus to the content.
+    page.keyboard.press("Tab")
+    expect(page.locator(".skip-link")).to_be_focused()
+    expect(page.locator(".skip-link")).to_be_in_viewport()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    # Then the queue's first row in reading order: the patient, claim, the episode's actions.
+    first = page.locator("#queue-clinical tbody tr").first
+    episode = int(first.get_attribute("data-episode-id") or 0)
+    on_the_way = _tab_to(page, "#queue-clinical tbody tr:first-child button[data-action=claim]")
+    assert on_the_way[-1].startswith("a /patients/"), on_the_way  # the row's patient
+    assert not any(step.startswith("a /episodes/") for step in on_the_way)  # no row skipped
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(rf"/episodes/{episode}$"))
+    expect(page.locator("#episode-claimed")).to_have_text("Inf. Elena Greco")
+
+    # The episode: the call's outcome, its note, recorded; then the episode resolved.
+    _tab_to(page, "select[name=outcome]")
+    page.keyboard.press("ArrowDown")  # the second outcome: not reached
+    page.keyboard.press("Tab")
+    expect(page.locator("form[action$='/outcome'] input[name=note]")).to_be_focused()
+    page.keyboard.type("Nessuna risposta, richiamo alle 18")
+    page.keyboard.press("Tab")
+    expect(page.locator("button[data-action=outcome]")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#episode-outcome")).to_have_text("Non raggiunto")
+    on_the_way = _tab_to(page, "button[data-action=resolve]")
+    assert on_the_way[-1] == "input note", on_the_way  # its note comes just before it
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.type("Richiamato, sta bene")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("#episode-state")).to_have_text("Risolto")
+    context.close()
+    with psycopg.connect(database_url) as conn:
+        state = conn.execute(
+            "SELECT state, outcome, resolution_note FROM episodes WHERE id = %s", (episode,)
+        ).fetchone()
+    assert state == ("resolved", "not_reached", "Richiamato, sta bene")
