@@ -558,6 +558,11 @@ TEXTS |= {
     ),
 }
 
+# Accessibility and devices (issue 18): the keyboard's way past the top bar.
+TEXTS |= {
+    "a11y.skip": ("Skip to the page's content", "Vai al contenuto della pagina"),
+}
+
 
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).
