@@ -46,6 +46,7 @@ class Contact:
     language: str
     opted_out: bool
     sent_today: int
+    gateway_offline: bool
 
 
 @dataclass(slots=True)
@@ -93,7 +94,13 @@ def enqueue_reminders(
             if contact is None:
                 continue
             facts = Facts(
-                c.anchor, c.every, c.enabled, contact.phone, contact.opted_out, contact.sent_today
+                c.anchor,
+                c.every,
+                c.enabled,
+                contact.phone,
+                contact.opted_out,
+                contact.sent_today,
+                contact.gateway_offline,
             )
             decision = decide(facts, now, policy)
             report.verdicts[decision.verdict] = report.verdicts.get(decision.verdict, 0) + 1
@@ -130,16 +137,20 @@ def enqueue_reminders(
 def load_contacts(
     conn: psycopg.Connection, patient_ids: list[int], now: datetime
 ) -> dict[int, Contact]:
-    """Phone, language, opt-out and today's reminders (Europe/Rome day, cancelled ones not
-    counted) of each patient, as of the caller's transaction."""
+    """Phone, language, opt-out, today's reminders (Europe/Rome day, cancelled ones not
+    counted) and whether a gateway of theirs is offline, as of the caller's transaction."""
     rows = conn.execute(
         """
         SELECT p.id, p.phone, p.language, p.reminders_opt_out_at IS NOT NULL,
                (SELECT count(*) FROM notifications n
                 WHERE n.patient_id = p.id AND n.reason = 'reminder'
-                  AND n.created_at >= %(day)s AND n.status <> 'cancelled')
+                  AND n.created_at >= %(day)s AND n.status <> 'cancelled'),
+               -- Offline once seen: a gateway that never reported is not known to hold
+               -- anything, and its patient may simply not have started.
+               EXISTS (SELECT 1 FROM gateways g WHERE g.patient_id = p.id AND NOT g.online
+                       AND g.last_seen_at IS NOT NULL)
         FROM patients p WHERE p.id = ANY(%(ids)s)
         """,
         {"ids": patient_ids, "day": local_day_start(now)},
     ).fetchall()
-    return {r[0]: Contact(r[1], r[2], r[3], r[4]) for r in rows}
+    return {r[0]: Contact(r[1], r[2], r[3], r[4], r[5]) for r in rows}

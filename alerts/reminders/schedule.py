@@ -44,10 +44,22 @@ class Facts:
     phone: str | None = None
     opted_out: bool = False
     sent_today: int = 0  # reminders already written for the patient this local day
+    # The patient's gateway, once seen, is offline: readings taken meanwhile wait in its
+    # outbox, so a reminder would ask for what was likely done. The nurses' offline-gateway
+    # worklist and, past the grace period, their not-measuring task cover it.
+    gateway_offline: bool = False
 
 
 Verdict = Literal[
-    "remind", "disabled", "opted_out", "no_phone", "not_missed", "not_yet", "night", "cap_reached"
+    "remind",
+    "disabled",
+    "opted_out",
+    "no_phone",
+    "gateway_offline",
+    "not_missed",
+    "not_yet",
+    "night",
+    "cap_reached",
 ]
 
 
@@ -88,6 +100,8 @@ def decide(facts: Facts, now: datetime, policy: Policy) -> Decision:
         return Decision("opted_out")
     if not facts.phone:
         return Decision("no_phone")
+    if facts.gateway_offline:
+        return Decision("gateway_offline")
     slot = current_slot(facts.anchor, facts.every, now)
     if slot is None:
         return Decision("not_missed")

@@ -62,9 +62,11 @@ def test_a_slot_whose_morning_comes_after_the_next_slot_is_dropped() -> None:
         ({"opted_out": True}, "opted_out"),
         ({"phone": None}, "no_phone"),
         ({"enabled": False}, "disabled"),
+        # Readings taken meanwhile wait in the gateway's outbox: nothing to remind of.
+        ({"gateway_offline": True}, "gateway_offline"),
     ],
 )
-def test_cap_opt_out_phone_and_a_disabled_rule(changes: dict, verdict: str) -> None:
+def test_cap_opt_out_phone_offline_gateway_and_a_disabled_rule(changes: dict, verdict: str) -> None:
     assert decide(facts(rome(10, 9), **changes), rome(10, 18), POLICY).verdict == verdict
 
 

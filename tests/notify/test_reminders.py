@@ -148,6 +148,25 @@ def test_opted_out_and_phoneless_patients_get_nothing_and_english_speakers_engli
     assert [m["body"] for m in fake_twilio.messages] == [render_reminder("spo2", "en")]
 
 
+def test_a_patient_whose_gateway_went_offline_is_not_reminded(
+    db: psycopg.Connection, engine: Engine, make_sender: SenderFactory, clock: Clock
+) -> None:
+    """Readings taken while the gateway is offline wait in its outbox: the nurses' worklist of
+    offline gateways covers it, a 'please measure' SMS would ask for what was likely done."""
+    clock.now = rome(10, 18)
+    offline, online = enrol(db, "P-REM6"), enrol(db, "P-REM7")
+    for code, patient_id, is_online in (("GW-REM6", offline, False), ("GW-REM7", online, True)):
+        db.execute(
+            "INSERT INTO gateways (code, patient_id, online, last_seen_at) VALUES (%s, %s, %s, %s)",
+            (code, patient_id, is_online, rome(10, 9)),
+        )
+
+    engine.evaluate(rome(10, 18), None)
+    make_sender().run_once()
+
+    assert [r["patient_id"] for r in reminders(db)] == [online]
+
+
 def test_reminders_in_the_outbox_show_as_the_patients_kind(
     db: psycopg.Connection, engine: Engine, make_sender: SenderFactory, clock: Clock
 ) -> None:
