@@ -13,7 +13,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -56,12 +56,6 @@ def made(database_url: str) -> EngineMade:
     settings = Settings(database_url=database_url, public_url="http://127.0.0.1")
     made = replay_demo(database_url, settings, now=now)
     with psycopg.connect(database_url) as conn:
-        # The hourly rollup the list's latest values and adherence read, made as ingest's
-        # housekeeping makes it (the replay stores readings without ingest's queue).
-        conn.execute(
-            "SELECT telemon_refresh_observation_hourly(%s, %s)",
-            (now - timedelta(days=6), now + timedelta(hours=1)),
-        )
         for (username,) in conn.execute("SELECT username FROM staff").fetchall():
             set_password(conn, username, PASSWORD)
         # Italian, the cooperatives' language: its longer words are the harder layout.
