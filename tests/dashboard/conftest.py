@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser
 from psycopg.types.json import Jsonb
 
 from alerts import episodes
@@ -21,6 +22,7 @@ from dashboard.app import create_app
 from dashboard.bands import protocols
 from telemon.config import Settings
 from telemon.metrics import METRICS
+from tests.chromium import launched_chromium
 from tests.dashboard.support import PASSWORD
 
 # What the engine needs to queue SMS: no Twilio, so they wait in the outbox.
@@ -270,3 +272,10 @@ def app(database_url: str):
 def client(app) -> Iterator[TestClient]:
     with TestClient(app, follow_redirects=False) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Chromium for a module's browser tests (tests/chromium.py)."""
+    with launched_chromium() as browser:
+        yield browser

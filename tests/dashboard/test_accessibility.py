@@ -20,12 +20,12 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from dashboard.accounts import set_password
 from dashboard.app import create_app
 from telemon.config import Settings
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.chromium import CHROMIUM
 from tests.dashboard.live_server import live_dashboard
 from tests.database import truncate_data
 from tests.engine_made import EngineMade, replay_demo
@@ -70,14 +70,6 @@ def server(made: EngineMade, database_url: str) -> Iterator[str]:
     )
     with live_dashboard(app) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def _signed_in(

@@ -6,30 +6,23 @@ Screenshots of the main pages are saved to docs/screenshots/.
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from dashboard.app import create_app
-from dashboard.server import BackgroundServer
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.chromium import CHROMIUM
 from tests.dashboard.conftest import SCENARIOS, World, add_readings, evaluate
+from tests.dashboard.live_server import live_dashboard
 from tests.dashboard.support import PASSWORD
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -41,18 +34,8 @@ def server(database_url: str, world: World) -> Iterator[str]:
         twilio_auth_token="",
         sse_interval=0.25,
     )
-    server = BackgroundServer(app, "127.0.0.1", _free_port())
-    server.start()
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with live_dashboard(app) as url:
+        yield url
 
 
 def _login(browser: Browser, url: str, username: str) -> Page:

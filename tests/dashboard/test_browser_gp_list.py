@@ -3,27 +3,20 @@ the patient's plan and 90 days of readings with the episodes marked on the time 
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from dashboard.app import create_app
-from dashboard.server import BackgroundServer
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.chromium import CHROMIUM
 from tests.dashboard.conftest import World
 from tests.dashboard.gp_cohort import GpList, seed_gp_list
+from tests.dashboard.live_server import live_dashboard
 from tests.dashboard.support import PASSWORD
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -40,18 +33,8 @@ def server(database_url: str, gp_list: GpList) -> Iterator[str]:
         twilio_auth_token="",
         sse_interval=0.25,
     )
-    server = BackgroundServer(app, "127.0.0.1", _free_port())
-    server.start()
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with live_dashboard(app) as url:
+        yield url
 
 
 def _login(browser: Browser, url: str, username: str, width: int = 1280) -> Page:

@@ -9,7 +9,7 @@ from playwright.sync_api import Browser, expect
 
 from tests.chromium import CHROMIUM
 from tests.dashboard.conftest import World
-from tests.dashboard.test_browser import SHOTS, _login, browser, server  # noqa: F401 (fixtures)
+from tests.dashboard.test_browser import SHOTS, _login, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium")
 
@@ -17,7 +17,7 @@ REASON = "Recovered; follow-up by the GP"
 
 
 def test_admin_discharges_and_the_gp_reads_the_closing_report(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     server: str,  # noqa: F811
     world: World,
     db: psycopg.Connection,

@@ -9,7 +9,7 @@ from playwright.sync_api import Browser, expect
 
 from tests.dashboard.conftest import World
 from tests.dashboard.support import login
-from tests.dashboard.test_browser import _login, browser, server  # noqa: F401
+from tests.dashboard.test_browser import _login, server  # noqa: F401
 
 
 def opt_out(db: psycopg.Connection, patient_id: int) -> tuple:
@@ -29,7 +29,7 @@ def audited(db: psycopg.Connection, patient_id: int) -> list[str]:
 
 
 def test_a_nurse_records_the_opt_out_on_the_patient_page_and_turns_it_back_on(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     server: str,  # noqa: F811
     world: World,
     db: psycopg.Connection,
@@ -53,7 +53,7 @@ def test_a_nurse_records_the_opt_out_on_the_patient_page_and_turns_it_back_on(
 
 
 def test_a_gp_sees_the_opt_out_but_does_not_record_it(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     server: str,  # noqa: F811
     world: World,
 ) -> None:

@@ -10,13 +10,13 @@ from playwright.sync_api import Browser, expect
 
 from tests.chromium import CHROMIUM
 from tests.dashboard.conftest import World
-from tests.dashboard.test_browser import SHOTS, _login, browser, server  # noqa: F401 (fixtures)
+from tests.dashboard.test_browser import SHOTS, _login, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium")
 
 
 def test_gp_reads_prints_and_validates_a_period_report(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     server: str,  # noqa: F811
     world: World,
     db: psycopg.Connection,
