@@ -34,6 +34,13 @@ COPY console ./console
 RUN /opt/telemon/bin/pip install --no-deps .
 
 FROM ${PYTHON_IMAGE}
+# The period report's PDF (WeasyPrint, docs/dashboard.md "Period report") lays text out with
+# Pango and HarfBuzz and needs a font: the slim image has none of them. WeasyPrint's own list for
+# a pip install: GObject, Pango, PangoFT2, HarfBuzz and its subsetter, fontconfig.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+        libharfbuzz0b libharfbuzz-subset0 libfontconfig1 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 # A fixed, unprivileged uid that owns nothing in the image but its home (the data directory).
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/telemon \
     --shell /usr/sbin/nologin telemon

@@ -462,6 +462,8 @@ class RuleOverride(BaseModel):
     snooze_after_ack: Duration | None = None
     spo2_scale: Literal[1, 2] | None = None
     supplemental_oxygen: bool | None = None
+    # A missing_data rule's measurement interval: the patient's own schedule (enrolment form).
+    expected_every: PositiveDuration | None = None
     reason: str = ""
 
 
@@ -562,6 +564,12 @@ def apply_override(protocol: Protocol, override: PatientOverride | None) -> Prot
             raise ProtocolError(
                 origin,
                 [f"{origin}: rule {rule.key!r}: field {score_only[0]}: only score rules have it"],
+            )
+        if "expected_every" in updates and rule.kind != "missing_data":
+            origin = f"override of {protocol.key}"
+            raise ProtocolError(
+                origin,
+                [f"{origin}: rule {rule.key!r}: field expected_every: only missing_data rules"],
             )
         raw["rules"][index] = {**raw["rules"][index], **updates}
     return parse_protocol(raw, f"override of {protocol.key}")

@@ -97,6 +97,8 @@ class DemoPatient:
     scenario: str
     gateway_code: str
     devices: tuple[tuple[str, DeviceKind], ...]  # (BLE address, device kind)
+    # Invented, like the staff's: the demo's reminders (no Twilio) go to the outbox page.
+    phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,7 @@ def demo_cohort(patients: int = 12, gps: int = 3) -> Cohort:
                 scenario=scenario,
                 gateway_code=f"gw-{n + 1:04d}",
                 devices=devices,
+                phone=f"+39334000{n + 1:04d}",
             )
         )
     return Cohort(tuple(staff), tuple(people))
@@ -198,7 +201,7 @@ def seed(
             patient_id = one_row(
                 conn.execute(
                     "INSERT INTO patients (code, given_name, family_name, gp_id, care_team_id, "
-                    "enrolled_at) VALUES (%s, %s, %s, %s, %s, coalesce(%s, now())) "
+                    "enrolled_at, phone) VALUES (%s, %s, %s, %s, %s, coalesce(%s, now()), %s) "
                     "ON CONFLICT (code) DO UPDATE SET code = excluded.code RETURNING id",
                     (
                         p.code,
@@ -207,6 +210,7 @@ def seed(
                         staff_ids[p.gp_username],
                         centre,
                         enrolled_at,
+                        p.phone,
                     ),
                 )
             )[0]

@@ -50,7 +50,7 @@ def gps(conn: psycopg.Connection) -> list[tuple[int, str]]:
     ).fetchall()
 
 
-def _ensure_care_team(conn: psycopg.Connection, care_team_id: int | None) -> None:
+def ensure_care_team(conn: psycopg.Connection, care_team_id: int | None) -> None:
     # Checked here so an unknown id is a message on the form, not a foreign-key error (a 500).
     if care_team_id is not None and (
         conn.execute("SELECT 1 FROM care_teams WHERE id = %s", (care_team_id,)).fetchone() is None
@@ -62,7 +62,7 @@ def create_staff(conn: psycopg.Connection, user: Principal, new: StaffIn) -> Sta
     with conn.transaction():
         if conn.execute("SELECT 1 FROM staff WHERE username = %s", (new.username,)).fetchone():
             raise InvalidInput(f"username {new.username!r} is taken")
-        _ensure_care_team(conn, new.care_team_id)
+        ensure_care_team(conn, new.care_team_id)
         # The first password is the admin's choice: its owner replaces it at their first login.
         staff_id = one_row(
             conn.execute(
@@ -153,7 +153,7 @@ def enrol_patient(conn: psycopg.Connection, user: Principal, new: EnrolIn) -> En
             is None
         ):
             raise InvalidInput("the GP must be an active staff member with the GP role")
-        _ensure_care_team(conn, new.care_team_id)
+        ensure_care_team(conn, new.care_team_id)
         if conn.execute("SELECT 1 FROM patients WHERE code = %s", (new.code,)).fetchone():
             raise InvalidInput(f"patient code {new.code!r} is taken")
         patient_id = one_row(

@@ -13,7 +13,18 @@ from psycopg_pool import ConnectionPool
 
 from dashboard import security
 from dashboard.password_checks import PasswordChecks
-from dashboard.routes import admin, api, auth, events, fhir, pages, sms, status
+from dashboard.routes import (
+    admin,
+    api,
+    auth,
+    enrolment,
+    events,
+    fhir,
+    pages,
+    reports,
+    sms,
+    status,
+)
 from dashboard.streams import StreamRegistry
 from telemon import __version__
 from telemon.config import get_settings
@@ -79,7 +90,9 @@ def create_app(
     for router in (
         auth.router,
         pages.router,
+        reports.router,
         admin.router,
+        enrolment.router,
         api.router,
         fhir.router,
         events.router,

@@ -36,14 +36,27 @@ Permission = Literal[
     "staff.manage",  # users and roles
     "patient.enrol",  # enrol patients, register gateways and devices
     "self.settings",  # own language, phone, quiet hours
+    "reminders.manage",  # a nurse records her patients' opt-out of SMS reminders
     "service.status",  # the service status page (database, broker, counts)
+    "report.validate",  # freeze a patient's period report (the GP signs it off)
+    "patient.tag",  # one's own tags on one's patients (a GP's list, private to them)
 ]
 
 # An admin manages people and equipment but, by default, reads no clinical data.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "gp": frozenset({"clinical.read", "alert.act", "self.settings"}),
+    "gp": frozenset(
+        {"clinical.read", "alert.act", "self.settings", "report.validate", "patient.tag"}
+    ),
     "nurse": frozenset(
-        {"clinical.read", "alert.act", "triage.queue", "devices.read", "sms.read", "self.settings"}
+        {
+            "clinical.read",
+            "alert.act",
+            "triage.queue",
+            "devices.read",
+            "sms.read",
+            "self.settings",
+            "reminders.manage",
+        }
     ),
     "admin": frozenset(
         {"staff.manage", "patient.enrol", "devices.read", "self.settings", "service.status"}

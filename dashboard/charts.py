@@ -6,6 +6,8 @@ Only presentation attributes are used (no ``style``), so a strict ``style-src`` 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
 
@@ -46,7 +48,49 @@ def tick_label(tick: float, decimals: int, language: str) -> str:
     return text.replace(".", ",") if language == "it" else text
 
 
-def render(series: Series, *, now: datetime, empty_text: str, language: str = "en") -> Markup:
+@dataclass(frozen=True, slots=True)
+class EpisodeMark:
+    """An episode on the time axis: when it opened, when it ended (None: still open), its
+    severity (2 red, 1 amber) and what the mark says to a screen reader and on hover."""
+
+    opened_at: datetime
+    resolved_at: datetime | None
+    severity: int
+    label: str
+
+
+# Severity is never told by colour alone: a red episode's mark is also taller and carries "!!".
+_MARK = {2: ("#dc2626", 7, "!!"), 1: ("#b45309", 4, "!")}
+
+
+def _episode_marks(
+    marks: list[EpisodeMark], x: Callable[[datetime], float], start: datetime, now: datetime
+) -> list[str]:
+    parts = []
+    axis = TOP + (HEIGHT - TOP - BOTTOM)
+    for m in marks:
+        if (m.resolved_at or now) < start or m.opened_at > now:
+            continue
+        x0, x1 = x(max(m.opened_at, start)), x(min(m.resolved_at or now, now))
+        colour, height, glyph = _MARK.get(m.severity, _MARK[1])
+        parts.append(
+            f'<g class="episode-mark sev-{m.severity}"><title>{escape(m.label)}</title>'
+            f'<rect x="{x0:.1f}" y="{axis - height:.1f}" width="{max(x1 - x0, 2):.1f}" '
+            f'height="{height}" fill="{colour}"/>'
+            f'<text x="{x0:.1f}" y="{axis - height - 2:.1f}" font-size="10" font-weight="bold" '
+            f'fill="{colour}">{glyph}</text></g>'
+        )
+    return parts
+
+
+def render(
+    series: Series,
+    *,
+    now: datetime,
+    empty_text: str,
+    language: str = "en",
+    episodes: list[EpisodeMark] | None = None,
+) -> Markup:
     lang = language_of(language)
     start = now - timedelta(days=series.days)
     values = [p.value for p in series.points]
@@ -136,6 +180,7 @@ def render(series: Series, *, now: datetime, empty_text: str, language: str = "e
                 f"{value(series.metric, p.value, lang)} {escape(series.display_unit)}"
                 "</title></circle>"
             )
+    parts += _episode_marks(episodes or [], x, start, now)
     if not series.points:
         parts.append(
             f'<text x="{LEFT + plot_w / 2}" y="{TOP + plot_h / 2}" text-anchor="middle" '

@@ -20,9 +20,7 @@ from dashboard.models import (
     EpisodeItem,
     FindingItem,
     Gateway,
-    LatestValue,
     PatientDetail,
-    PatientSummary,
     Point,
     ProtocolAssignment,
     Series,
@@ -227,62 +225,6 @@ def events(
     return [EpisodeEvent(**r) for r in rows]
 
 
-def patient_list(conn: psycopg.Connection, user: Principal) -> list[PatientSummary]:
-    """Patients in scope, those who need attention first (red, then amber, oldest episode)."""
-    scope, params = patient_scope(user)
-    rows = _dicts(
-        conn,
-        f"""
-        SELECT p.id, p.code, p.given_name || ' ' || p.family_name AS name,
-               g.display_name AS gp_name,
-               coalesce((SELECT array_agg(pp.protocol ORDER BY pp.protocol)
-                         FROM patient_protocols pp
-                         WHERE pp.patient_id = p.id AND pp.ended_at IS NULL), '{{}}') AS protocols,
-               e.id AS episode_id, e.severity, e.opened_at AS episode_opened_at
-        FROM patients p
-        JOIN staff g ON g.id = p.gp_id
-        LEFT JOIN episodes e ON e.patient_id = p.id AND e.state <> 'resolved'
-        WHERE p.discharged_at IS NULL AND {scope}
-        ORDER BY e.severity DESC NULLS LAST, e.opened_at, p.family_name, p.given_name
-        """,
-        params,
-    )
-    latest = latest_values(conn, [r["id"] for r in rows], language=user.language)
-    return [PatientSummary(**r, latest=latest.get(r["id"], [])) for r in rows]
-
-
-def latest_values(
-    conn: psycopg.Connection, patient_ids: list[int], within_days: int = 30, *, language: str = "en"
-) -> dict[int, list[LatestValue]]:
-    """The newest reliable value of each metric per patient (ids already scoped by the caller)."""
-    if not patient_ids:
-        return {}
-    rows = conn.execute(
-        """
-        SELECT DISTINCT ON (patient_id, metric_id) patient_id, metric_id, value, measured_at
-        FROM observations
-        WHERE patient_id = ANY(%s) AND measured_at > now() - make_interval(days => %s)
-          AND NOT coalesce(flags && %s, false)
-        ORDER BY patient_id, metric_id, measured_at DESC
-        """,
-        (patient_ids, within_days, list(UNRELIABLE_FLAGS)),
-    ).fetchall()
-    out: dict[int, list[LatestValue]] = {}
-    for patient_id, metric_id, value, measured_at in rows:
-        metric = METRICS_BY_ID.get(metric_id)
-        if metric is not None:
-            out.setdefault(patient_id, []).append(
-                LatestValue(
-                    metric=metric.key,
-                    value=value,
-                    unit=metric.unit,
-                    display_unit=metric.display_unit(language_of(language)),
-                    measured_at=measured_at,
-                )
-            )
-    return out
-
-
 def patient_detail(
     conn: psycopg.Connection, user: Principal, patient_id: int
 ) -> PatientDetail | None:
@@ -325,7 +267,8 @@ def patient_detail(
     return PatientDetail(**rows[0], protocols=protocols, gateways=gateways)
 
 
-# Raw readings up to a week; longer windows are bucketed so a chart stays a few hundred points.
+# Raw readings up to a week; longer windows are drawn from the hourly rollup, re-binned so a
+# chart stays a few hundred points (the rollup holds every reading, flagged ones included).
 _BUCKET_HOURS = {7: 0, 30: 4, 90: 12}
 
 
@@ -352,11 +295,11 @@ def series(
         points = [Point(at=at, value=v, reliable=ok) for at, v, ok in rows]
     else:
         rows = conn.execute(
-            "SELECT date_bin(make_interval(hours => %s), measured_at, %s) AS b, "
-            "avg(value), min(value), max(value) FROM observations "
-            "WHERE patient_id = %s AND metric_id = %s AND measured_at > %s AND measured_at <= %s "
-            "AND NOT coalesce(flags && %s, false) GROUP BY b ORDER BY b",
-            (bucket, since, patient_id, metric.id, since, now, list(UNRELIABLE_FLAGS)),
+            "SELECT date_bin(make_interval(hours => %s), bucket, %s) AS b, "
+            "sum(mean * count) / sum(count), min(min), max(max) FROM observation_hourly "
+            "WHERE patient_id = %s AND metric_id = %s AND bucket >= %s AND bucket <= %s "
+            "GROUP BY b ORDER BY b",
+            (bucket, since, patient_id, metric.id, since, now),
         ).fetchall()
         points = [Point(at=at, value=v, low=lo, high=hi) for at, v, lo, hi in rows]
     return Series(
@@ -376,8 +319,8 @@ def charted_metrics(conn: psycopg.Connection, patient_id: int, *, now: datetime)
     measured = {
         METRICS_BY_ID[r[0]].key
         for r in conn.execute(
-            "SELECT DISTINCT metric_id FROM observations WHERE patient_id = %s "
-            "AND measured_at > %s",
+            "SELECT DISTINCT metric_id FROM observation_hourly WHERE patient_id = %s "
+            "AND bucket > %s",
             (patient_id, now - timedelta(days=90)),
         )
         if r[0] in METRICS_BY_ID

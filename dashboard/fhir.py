@@ -6,6 +6,8 @@ parsed here so the route only wires access control and I/O.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -217,3 +219,99 @@ def operation_outcome(code: str, diagnostics: str) -> dict[str, Any]:
         "resourceType": "OperationOutcome",
         "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}],
     }
+
+
+# A report's kind (period_reports.kind): its identifier system and its name in the Bundle.
+REPORT_KINDS: dict[str, tuple[str, str]] = {
+    "period": ("urn:telemon:period-report", "Telemonitoring period report"),
+    "closing": ("urn:telemon:closing-report", "Telemonitoring closing report"),
+}
+
+
+def diagnostic_report_bundle(
+    *,
+    patient_id: int,
+    code: str,
+    gp_id: int,
+    gp_name: str,
+    first: date,
+    last: date,
+    start: datetime,
+    end: datetime,
+    issued: datetime,
+    title: str,
+    pdf: bytes,
+    observations: list[dict[str, Any]],
+    base: str,
+    kind: str = "period",
+) -> dict[str, Any]:
+    """A validated period report (or, ``kind`` "closing", the discharge's closing report): a
+    DiagnosticReport whose results are the period's Observations, with the PDF as its
+    presented form, in one collection Bundle."""
+    system, name = REPORT_KINDS[kind]
+    report_id = f"{patient_id}-{first:%Y%m%d}-{last:%Y%m%d}"
+    if kind != "period":
+        report_id = f"{kind}-{report_id}"
+    report: dict[str, Any] = {
+        "resourceType": "DiagnosticReport",
+        "id": report_id,
+        "identifier": [{"system": system, "value": report_id}],
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "vital-signs",
+                    }
+                ]
+            }
+        ],
+        "code": {"text": name},
+        "subject": {
+            "reference": f"Patient/{patient_id}",
+            "identifier": {"system": CODE_SYSTEM, "value": code},
+        },
+        "effectivePeriod": {"start": start.isoformat(), "end": end.isoformat()},
+        "issued": issued.isoformat(),
+        "performer": [{"reference": f"Practitioner/{gp_id}", "display": gp_name}],
+        "resultsInterpreter": [{"reference": f"Practitioner/{gp_id}", "display": gp_name}],
+        "result": [{"reference": f"Observation/{o['id']}"} for o in observations],
+        "presentedForm": [
+            {
+                "contentType": "application/pdf",
+                "data": base64.b64encode(pdf).decode("ascii"),
+                # FHIR R4's Attachment.hash is the SHA-1 of the data, base64-encoded.
+                "hash": base64.b64encode(hashlib.sha1(pdf).digest()).decode("ascii"),
+                "size": len(pdf),
+                "title": title,
+                "creation": issued.isoformat(),
+            }
+        ],
+    }
+    resources = [report, *observations]
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "timestamp": issued.isoformat(),
+        "entry": [
+            {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r} for r in resources
+        ],
+    }
+
+
+def period_observations(
+    conn: psycopg.Connection, patient_id: int, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Every reading of the period as an Observation, flagged ones with their note."""
+    rows = conn.execute(
+        "SELECT metric_id, measured_at, value, flags FROM observations "
+        "WHERE patient_id = %s AND measured_at >= %s AND measured_at < %s "
+        "ORDER BY measured_at, metric_id",
+        (patient_id, start, end),
+    ).fetchall()
+    return [
+        observation_resource(patient_id, METRICS_BY_ID[m], at, v, flags)
+        for m, at, v, flags in rows
+        if m in METRICS_BY_ID
+    ]

@@ -187,6 +187,229 @@ TEXTS: dict[str, tuple[str, str]] = {
     "device.glucometer": ("Glucometer", "Glucometro"),
     "device.thermometer": ("Thermometer", "Termometro"),
     "device.weight_scale": ("Scale", "Bilancia"),
+    # --- Enrolment, kit, discharge (issue 18: dashboard/enrolment*.py, dashboard/kit.py) ---
+    "enrol.list": ("Enrolled patients", "Pazienti arruolati"),
+    "enrol.fix_errors": (
+        "Some fields need correcting: see the messages next to them.",
+        "Alcuni campi vanno corretti: vedi i messaggi accanto.",
+    ),
+    "enrol.edit_title": ("Enrolment of", "Arruolamento di"),
+    "enrol.sex": ("Sex", "Sesso"),
+    "enrol.sex.female": ("Female", "Femmina"),
+    "enrol.sex.male": ("Male", "Maschio"),
+    "enrol.sex.other": ("Other", "Altro"),
+    "enrol.sex.unknown": ("Unknown", "Non noto"),
+    "enrol.consent_date": ("Consent given on", "Consenso espresso il"),
+    "enrol.consent_by": ("Recorded by", "Registrato da"),
+    "enrol.protocols": (
+        "Care protocols and the patient's thresholds",
+        "Protocolli di cura e soglie del paziente",
+    ),
+    "enrol.rule": ("Rule", "Regola"),
+    "enrol.thresholds_of": ("Thresholds and schedule:", "Soglie e frequenza:"),
+    "enrol.threshold": ("Threshold", "Soglia"),
+    "enrol.default": ("Protocol", "Protocollo"),
+    "enrol.patient_value": ("This patient", "Questo paziente"),
+    "enrol.schedule": ("Measure every", "Misurare ogni"),
+    "enrol.every_hours": ("{n} h", "{n} h"),
+    "enrol.reason": ("Reason", "Motivo"),
+    "enrol.reason_hint": (
+        "A value different from the protocol's needs a reason.",
+        "Un valore diverso da quello del protocollo richiede un motivo.",
+    ),
+    "enrol.change_reason": ("Reason for this change", "Motivo della modifica"),
+    "enrol.discharge": ("Discharge", "Dimissione"),
+    "enrol.discharge_date": ("Discharge date", "Data di dimissione"),
+    "enrol.discharge_hint": (
+        "Monitoring ends: readings are no longer evaluated and open episodes are resolved "
+        "with this reason.",
+        "Il monitoraggio termina: le misure non sono più valutate e gli episodi aperti sono "
+        "chiusi con questo motivo.",
+    ),
+    "enrol.discharged": ("Discharged", "Dimesso"),
+    "enrol.monitored": ("Monitored", "In monitoraggio"),
+    "enrol.state": ("State", "Stato"),
+    "enrol.history": ("History of the enrolment", "Storico dell'arruolamento"),
+    "enrol.who": ("Who", "Chi"),
+    "enrol.what": ("What", "Cosa"),
+    "enrol.error.required": (
+        "Required, or not a valid choice.",
+        "Obbligatorio o scelta non valida.",
+    ),
+    "enrol.error.code": (
+        "Letters, digits and . _ : - (up to 64).",
+        "Lettere, cifre e . _ : - (fino a 64).",
+    ),
+    "enrol.error.date": ("A date, not in the future.", "Una data, non futura."),
+    "enrol.error.consent": (
+        "The date consent was given is required (not in the future).",
+        "La data del consenso è obbligatoria (non futura).",
+    ),
+    "enrol.error.phone": (
+        "International format: + country code and number, e.g. +393331234567.",
+        "Formato internazionale: + prefisso e numero, es. +393331234567.",
+    ),
+    "enrol.error.protocol_required": (
+        "Choose at least one protocol.",
+        "Scegli almeno un protocollo.",
+    ),
+    "enrol.error.number": ("A number.", "Un numero."),
+    "enrol.error.plausible": (
+        "Outside what this measurement can be ({min}-{max}).",
+        "Fuori da ciò che questa misura può valere ({min}-{max}).",
+    ),
+    "enrol.error.below_amber": (
+        "The red threshold must be at or below the amber one ({amber}).",
+        "La soglia rossa deve essere pari o inferiore a quella ambra ({amber}).",
+    ),
+    "enrol.error.above_amber": (
+        "The red threshold must be at or above the amber one ({amber}).",
+        "La soglia rossa deve essere pari o superiore a quella ambra ({amber}).",
+    ),
+    "enrol.error.every": ("Hours between 1 and 720.", "Ore tra 1 e 720."),
+    "enrol.error.reason": ("A reason is required.", "Il motivo è obbligatorio."),
+    "enrol.error.protocol": (
+        "The protocol refuses these values: {detail}",
+        "Il protocollo rifiuta questi valori: {detail}",
+    ),
+    "enrol.error.detail": ("{detail}", "{detail}"),
+    "history.enrol": ("Enrolled", "Arruolato"),
+    "history.edit": ("Changed", "Modificato"),
+    "history.discharge": ("Discharged", "Dimesso"),
+    "history.kit.assign": ("Kit: assigned", "Kit: assegnato"),
+    "history.kit.swap": ("Kit: swapped", "Kit: sostituito"),
+    "history.kit.return": ("Kit: returned", "Kit: restituito"),
+    "kit": ("Kit", "Kit"),
+    "kit.model": ("Model", "Modello"),
+    "kit.manufacturer": ("Manufacturer", "Produttore"),
+    "kit.serial": ("Serial number", "Numero di serie"),
+    "kit.address": ("Bluetooth address", "Indirizzo Bluetooth"),
+    "kit.paired": ("Assigned on", "Assegnato il"),
+    "kit.readings": ("Readings", "Misure"),
+    "kit.swap": ("Swap", "Sostituisci"),
+    "kit.return": ("Return", "Restituisci"),
+    "kit.swapped": ("swapped", "sostituito"),
+    "kit.returned": ("returned", "restituito"),
+    "kit.add_device": ("Assign a device", "Assegna un dispositivo"),
+    "kit.gateway_code": ("Gateway code", "Codice gateway"),
+    "kit.assign_gateway": ("Assign a gateway", "Assegna un gateway"),
+    "kit.return_gateway": ("Return the whole kit", "Restituisci tutto il kit"),
+    "kit.error.address": (
+        "Six pairs of hex digits, e.g. AA:BB:CC:DD:EE:01.",
+        "Sei coppie di cifre esadecimali, es. AA:BB:CC:DD:EE:01.",
+    ),
+    "kit.error.form": (
+        "The kit change was refused: see the messages below.",
+        "La modifica del kit è stata rifiutata: vedi i messaggi sotto.",
+    ),
+    "card.title": ("Device card", "Tesserino dispositivi"),
+    "card.call": (
+        "For any problem with the devices call the service centre",
+        "Per qualsiasi problema con i dispositivi chiama la centrale operativa",
+    ),
+    "card.print": (
+        "Print this page from the browser (Ctrl+P) for the patient.",
+        "Stampa questa pagina dal browser (Ctrl+P) per il paziente.",
+    ),
+    # --- Period report (issue 18): print view, PDF, readings CSV, validation ---
+    "report": ("Report", "Referto"),
+    "report.heading": ("Monitoring report", "Relazione di telemonitoraggio"),
+    "report.title_of": (
+        "Monitoring report {code}, {first} to {last}",
+        "Relazione di telemonitoraggio {code}, dal {first} al {last}",
+    ),
+    "report.period": ("Period", "Periodo"),
+    "report.from": ("From", "Dal"),
+    "report.to": ("To", "Al"),
+    "report.show": ("Show", "Mostra"),
+    "report.print": ("Print", "Stampa"),
+    "report.pdf": ("PDF", "PDF"),
+    "report.csv": ("Readings (CSV)", "Misure (CSV)"),
+    "report.fhir": ("FHIR Bundle", "Bundle FHIR"),
+    "report.generated": ("Generated", "Generato il"),
+    "report.born": ("born", "nato/a il"),
+    "report.readings": ("Readings in the period", "Misure nel periodo"),
+    "report.plan": ("Monitoring plan", "Piano di monitoraggio"),
+    "report.since": ("since", "dal"),
+    "report.own": ("patient's own", "personalizzata"),
+    "report.own_reason": ("reason", "motivo"),
+    "report.thresholds": ("Thresholds", "Soglie"),
+    "report.change_of": ("change of {label}", "variazione di {label}"),
+    "report.channel.total": ("total score", "punteggio totale"),
+    "report.channel.max_parameter": ("one parameter's score", "punteggio di un parametro"),
+    "report.schedule": ("Schedule", "Calendario"),
+    "report.every_h": ("one reading every {n} h", "una misura ogni {n} h"),
+    "report.every_d": ("one reading every {n} days", "una misura ogni {n} giorni"),
+    "report.charts": ("Readings and thresholds", "Misure e soglie"),
+    "report.summary": ("Summary by measure", "Riepilogo per misura"),
+    "report.metric": ("Measure", "Misura"),
+    "report.count": ("Readings", "Misure"),
+    "report.mean": ("Mean", "Media"),
+    "report.min": ("Min", "Min"),
+    "report.max": ("Max", "Max"),
+    "report.in_range": ("In range (%)", "Nei limiti (%)"),
+    "report.flagged": ("Flagged by the device, left out", "Segnalate dal dispositivo, escluse"),
+    "report.home_bp": (
+        "Home blood pressure, ESH 7-day mean",
+        "Pressione domiciliare, media ESH a 7 giorni",
+    ),
+    "report.home_bp_text": (
+        "{sys}/{dia} mmHg over {n} days ({first} to {last}; day 1 of the series discarded). "
+        "Home hypertension threshold: 135/85 mmHg (ESH).",
+        "{sys}/{dia} mmHg su {n} giorni (dal {first} al {last}; primo giorno della serie "
+        "escluso). Soglia domiciliare di ipertensione: 135/85 mmHg (ESH).",
+    ),
+    "report.home_bp_none": (
+        "Not computed: fewer than 3 days of readings in the last 7 days of the period, after "
+        "discarding day 1.",
+        "Non calcolata: meno di 3 giorni di misure negli ultimi 7 giorni del periodo, escluso "
+        "il primo giorno.",
+    ),
+    "report.glucose": ("Glucose", "Glicemia"),
+    "report.glucose_text": (
+        "In range 70–180 mg/dL: {tir} % of readings (capillary readings, not continuous "
+        "monitoring). ADA level 1 (54–69 mg/dL): {l1}; level 2 (< 54 mg/dL): {l2}; above "
+        "180 mg/dL: {above}.",
+        "Nei limiti 70–180 mg/dL: {tir} % delle misure (glicemie capillari, non monitoraggio "
+        "continuo). Livello 1 ADA (54–69 mg/dL): {l1}; livello 2 (< 54 mg/dL): {l2}; sopra "
+        "180 mg/dL: {above}.",
+    ),
+    "report.adherence": ("Adherence", "Aderenza"),
+    "report.adherence_text": (
+        "{done} of {expected} expected ({pct} %)",
+        "{done} su {expected} attesi ({pct} %)",
+    ),
+    "report.days_unit": ("days with readings", "giorni con misure"),
+    "report.stretches_unit": ("periods with a reading", "intervalli con una misura"),
+    "report.episodes": ("Episodes in the period", "Episodi nel periodo"),
+    "report.no_episodes": ("No episode in the period.", "Nessun episodio nel periodo."),
+    "report.resolved": ("Resolved", "Risolto"),
+    "report.calls": ("Calls and notes", "Chiamate e note"),
+    "report.devices": ("Devices used", "Dispositivi utilizzati"),
+    "report.no_devices": ("No device on record.", "Nessun dispositivo registrato."),
+    "report.serial": ("Serial number", "Numero di serie"),
+    "report.address": ("Bluetooth address", "Indirizzo Bluetooth"),
+    "report.gateway": ("Gateway", "Gateway"),
+    "report.model": ("Model", "Modello"),
+    "report.kind": ("Device", "Dispositivo"),
+    "report.validate": ("Validate this report", "Convalida questo referto"),
+    "report.validate_help": (
+        "Validating freezes the report as it is now: later readings do not change it.",
+        "La convalida congela il referto così com'è ora: misure arrivate dopo non lo cambiano.",
+    ),
+    "report.validated": (
+        "Validated by {by} on {at}. SHA-256 of the PDF: {sha}",
+        "Convalidato da {by} il {at}. SHA-256 del PDF: {sha}",
+    ),
+    "report.validated_by": ("Validated by {by} on {at}.", "Convalidato da {by} il {at}."),
+    "report.draft": (
+        "Not validated: the figures may change as readings arrive.",
+        "Non convalidato: i valori possono cambiare con l'arrivo di nuove misure.",
+    ),
+    "report.not_validated": (
+        "This period has no validated report.",
+        "Questo periodo non ha un referto convalidato.",
+    ),
 }
 
 # Episodes: a patient's open findings as one row, one badge, one card.
@@ -236,6 +459,108 @@ TEXTS |= {
     "status.rejected": ("Rejected input, last 24 h", "Dati rifiutati, ultime 24 h"),
     "status.broker": ("MQTT broker", "Broker MQTT"),
     "status.not_configured": ("not configured", "non configurato"),
+}
+
+# Patient reminders (issue 18): the opt-out on the patient page.
+TEXTS |= {
+    "reminders.label": ("SMS reminders to the patient", "Promemoria SMS al paziente"),
+    "reminders.on": ("on", "attivi"),
+    "reminders.off": ("off, at the patient's request", "disattivati su richiesta del paziente"),
+    "reminders.recorded_by": ("recorded by {who}, {at}", "registrato da {who}, {at}"),
+    "reminders.opt_out": ("Record opt-out", "Registra la rinuncia"),
+    "reminders.opt_in": ("Turn reminders back on", "Riattiva i promemoria"),
+}
+
+# The GP's list at a glance, tags and the monitoring plan (issue 18).
+TEXTS |= {
+    "glance.need": ("Show", "Mostra"),
+    "glance.need.all": ("All", "Tutti"),
+    "glance.need.attention": ("Needs attention", "Da valutare"),
+    "glance.need.not_measuring": ("Not measuring", "Non misura"),
+    "glance.not_measuring": ("Not measuring", "Non misura"),
+    "glance.tag": ("Tag", "Etichetta"),
+    "glance.filter": ("Filter", "Filtra"),
+    "glance.clear": ("Clear filters", "Togli i filtri"),
+    "glance.adherence": ("Days with readings", "Giorni con misure"),
+    "glance.adherence.title": (
+        "Days with a {metric} reading, of the days the protocol asks for",
+        "Giorni con una misura di {metric}, sui giorni richiesti dal protocollo",
+    ),
+    "glance.days7": ("7 d", "7 gg"),
+    "glance.days30": ("30 d", "30 gg"),
+    "glance.last_reading": ("Last reading", "Ultima misura"),
+    "glance.never": ("none in 30 days", "nessuna in 30 giorni"),
+    "glance.trend.up": ("rising against the week before", "in aumento sulla settimana prima"),
+    "glance.trend.down": ("falling against the week before", "in calo sulla settimana prima"),
+    "glance.trend.steady": ("steady against the week before", "stabile sulla settimana prima"),
+    "glance.tag.new": ("New tag", "Nuova etichetta"),
+    "glance.tag.add": ("Add tag", "Aggiungi etichetta"),
+    "glance.tag.remove": ("Remove tag {tag}", "Togli l'etichetta {tag}"),
+    "glance.plan": ("Monitoring plan", "Piano di monitoraggio"),
+    "glance.plan.schedule": (
+        "{metric}: one reading every {every}",
+        "{metric}: una misura ogni {every}",
+    ),
+    "glance.plan.own": ("this patient's own threshold", "soglia propria del paziente"),
+    "glance.still_open": ("still open", "ancora aperto"),
+}
+
+# The closing report at discharge (issue 18: dashboard/closing.py, period_reports.close).
+TEXTS |= {
+    "closing.heading": ("Closing report", "Relazione di fine telemonitoraggio"),
+    "closing.title_of": (
+        "Closing report {code} {first}–{last}",
+        "Relazione di chiusura {code} {first}–{last}",
+    ),
+    "closing.section": ("End of monitoring", "Fine del telemonitoraggio"),
+    "closing.reason": ("Reason for discharge", "Motivo della dimissione"),
+    "closing.duration": ("Duration", "Durata"),
+    "closing.duration_text": (
+        "{days} days, from {first} to {last}",
+        "{days} giorni, dal {first} al {last}",
+    ),
+    "closing.outcomes": ("Outcomes: episodes and how they ended", "Esiti: episodi e loro esito"),
+    "closing.episodes": ("Episodes", "Episodi"),
+    "closing.ended": ("How they ended", "Come si sono conclusi"),
+    "closing.ending.discharge": ("closed at discharge", "chiuso alla dimissione"),
+    "closing.ending.sent_to_emergency": ("sent to emergency", "inviato in PS / 112"),
+    "closing.ending.advised": ("advised by phone", "consigliato al telefono"),
+    "closing.ending.reached": ("patient reached", "paziente raggiunto"),
+    "closing.ending.not_reached": ("patient not reached", "paziente non raggiunto"),
+    "closing.ending.auto_resolved": (
+        "readings back in range",
+        "misure rientrate nei limiti",
+    ),
+    "closing.ending.resolved": ("resolved by a clinician", "risolto da un operatore"),
+    "closing.ending.open": ("still open", "ancora aperto"),
+    "closing.last_values": ("Last values", "Ultimi valori"),
+    "closing.value": ("Value", "Valore"),
+    "closing.measured": ("Measured", "Misurato il"),
+    "closing.no_readings": ("No reading during monitoring.", "Nessuna misura nel periodo."),
+    "closing.frozen_by": (
+        "Frozen at discharge by {by} on {at}.",
+        "Congelata alla dimissione da {by} il {at}.",
+    ),
+    "closing.frozen": (
+        "Frozen at discharge by {by} on {at} · SHA-256 {sha}",
+        "Congelata alla dimissione da {by} il {at} · SHA-256 {sha}",
+    ),
+    "closing.recorded": (
+        "Closing report {first}–{last} frozen by {by} on {at} (SHA-256 {sha}); "
+        "the GP and the service centre read it from the patient's page.",
+        "Relazione di chiusura {first}–{last} congelata da {by} il {at} (SHA-256 {sha}); "
+        "il MMG e la centrale la leggono dalla pagina del paziente.",
+    ),
+    "closing.link": ("Closing report ({on})", "Relazione di chiusura ({on})"),
+    "closing.none": (
+        "This patient has no closing report: it is made at discharge.",
+        "Questo paziente non ha una relazione di chiusura: si crea alla dimissione.",
+    ),
+}
+
+# Accessibility and devices (issue 18): the keyboard's way past the top bar.
+TEXTS |= {
+    "a11y.skip": ("Skip to the page's content", "Vai al contenuto della pagina"),
 }
 
 

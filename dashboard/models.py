@@ -107,8 +107,6 @@ class Me(_Model):
     csrf_token: str
 
 
-
-
 class FindingItem(_Model):
     """One rule's finding (an ``alerts`` row): its readable reason and the structured values."""
 
@@ -166,6 +164,21 @@ class LatestValue(_Model):
     unit: str  # UCUM, for programs
     display_unit: str  # as a clinician writes it, in the reader's language
     measured_at: datetime
+    # Against the mean of the week before this reading (hourly rollup); None: no such week.
+    trend: Literal["up", "down", "steady"] | None = None
+
+
+class Adherence(_Model):
+    """Days with readings of the protocol's scheduled metric, against the days its schedule
+    asked for (since enrolment, if that is later than the window's start)."""
+
+    protocol: str
+    metric: str
+    every_hours: float
+    days_7: int
+    expected_7: int
+    days_30: int
+    expected_30: int
 
 
 class PatientSummary(_Model):
@@ -177,7 +190,12 @@ class PatientSummary(_Model):
     episode_id: int | None  # the open episode, if any: one badge per patient
     severity: int | None
     episode_opened_at: datetime | None
+    task: bool = False  # the open episode is only missing readings (a task, not a clinical one)
+    not_measuring: bool = False  # an open "not measuring" finding, whatever the episode
     latest: list[LatestValue]
+    last_reading_at: datetime | None = None
+    adherence: list[Adherence] = []
+    tags: list[str] = []  # the reading GP's own tags only
 
 
 class Device(_Model):
@@ -390,3 +408,18 @@ class Registered(_Model):
     id: int
     code: str
     devices: int
+
+
+# Patient reminders: the opt-out a nurse or an admin records (dashboard/reminders.py).
+class RemindersIn(_Input):
+    opted_out: bool
+
+
+class AdminRemindersIn(RemindersIn):
+    patient_id: RowId
+
+
+class RemindersOut(_Model):
+    opted_out: bool
+    opted_out_at: datetime | None
+    opted_out_by: str | None

@@ -79,7 +79,8 @@ def notifications(
             LEFT JOIN episodes e ON e.id = n.episode_id
             LEFT JOIN alerts a ON a.id = n.alert_id
             -- A GP's amber digest names several patients and belongs to none: not listed here.
-            JOIN patients p ON p.id = coalesce(e.patient_id, a.patient_id)
+            -- A patient's reminder names its patient and no episode.
+            JOIN patients p ON p.id = coalesce(n.patient_id, e.patient_id, a.patient_id)
             WHERE n.status = %(status)s AND {scope}
             ORDER BY n.created_at DESC LIMIT %(limit)s
             """,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from dashboard import alert_actions, audit, clinical, operations
+from dashboard import alert_actions, audit, clinical, glance, operations, tags
 from dashboard.authz import NotFound, Principal, ensure_alert, ensure_episode, ensure_patient
 from dashboard.models import (
     EpisodeEvent,
@@ -31,8 +31,17 @@ class InvalidPeriod(ValueError):
     """Charts cover 7, 30 or 90 days."""
 
 
-def patient_list(conn: psycopg.Connection, user: Principal) -> list[PatientSummary]:
-    patients = clinical.patient_list(conn, user)
+def patient_list(
+    conn: psycopg.Connection,
+    user: Principal,
+    *,
+    need: glance.Need = "",
+    protocol: str = "",
+    tag: str = "",
+) -> list[PatientSummary]:
+    patients = glance.patient_list(
+        conn, user, now=datetime.now(UTC), need=need, protocol=protocol, tag=tag
+    )
     audit.record(
         conn,
         user,
@@ -41,6 +50,26 @@ def patient_list(conn: psycopg.Connection, user: Principal) -> list[PatientSumma
         details={"patients": [p.id for p in patients]},
     )
     return patients
+
+
+def change_tag(
+    conn: psycopg.Connection, user: Principal, patient_id: int, tag: str, action: tags.TagAction
+) -> str:
+    """Add or remove one of the GP's own tags on their patient; audited. Returns the tag as
+    stored (normalised); raises ``tags.InvalidTag``."""
+    ensure_patient(conn, user, patient_id)
+    text = tags.normalise(tag)
+    if tags.change(conn, user.id, patient_id, text, action):
+        audit.record(
+            conn,
+            user,
+            f"patient.tag.{action}",
+            patient_id=patient_id,
+            object_type="patient",
+            object_id=patient_id,
+            details={"tag": text},
+        )
+    return text
 
 
 def triage_queue(conn: psycopg.Connection, user: Principal) -> list[EpisodeItem]:

@@ -77,10 +77,19 @@ def render(
     language: str | None = None,
 ) -> HTMLResponse:
     lang = language or (user.language if user else None) or request.app.state.language
-    t = translator(lang)
-    now = datetime.now(UTC)
-    base = {
+    base = helpers(lang, datetime.now(UTC)) | {
         "user": user,
+        "csrf": user.csrf_token if user else "",
+        "path": request.url.path,
+    }
+    return TEMPLATES.TemplateResponse(request, template, base | context, status_code=status_code)
+
+
+def helpers(lang: str, now: datetime) -> dict[str, Any]:
+    """What every template writes with, in the reader's language: pages, and documents rendered
+    outside a request (the period report's PDF)."""
+    t = translator(lang)
+    return {
         "lang": lang,
         "t": t,
         "now": now,
@@ -96,7 +105,4 @@ def render(
         "number": lambda amount: number(amount, language_of(lang)),
         "event": lambda kind: event_label(kind, lang),
         "protocol_title": lambda key: protocol_title(key, lang),
-        "csrf": user.csrf_token if user else "",
-        "path": request.url.path,
     }
-    return TEMPLATES.TemplateResponse(request, template, base | context, status_code=status_code)

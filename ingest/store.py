@@ -107,6 +107,15 @@ class Gateway:
     patient_code: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A device row of a gateway. ``unpaired_at`` set: returned or swapped out (dashboard's kit)
+    at that time; what it measures from then on is no longer its patient's."""
+
+    id: int
+    unpaired_at: datetime | None
+
+
 @dataclass(slots=True)
 class WriteResult:
     stored: int = 0
@@ -260,7 +269,7 @@ class Store:
 
     def _devices(
         self, messages: Sequence[ObservationMessage], gateways: dict[str, Gateway]
-    ) -> dict[tuple[int, str], int]:
+    ) -> dict[tuple[int, str], Device]:
         wanted: dict[tuple[int, str], str] = {}
         for message in messages:
             gateway = gateways.get(message.gateway_code)
@@ -292,12 +301,12 @@ class Store:
             known = self._known_devices(gateway_ids)
         return known
 
-    def _known_devices(self, gateway_ids: list[int]) -> dict[tuple[int, str], int]:
+    def _known_devices(self, gateway_ids: list[int]) -> dict[tuple[int, str], Device]:
         rows = self.conn.execute(
-            "SELECT gateway_id, address, id FROM devices WHERE gateway_id = ANY(%s)",
+            "SELECT gateway_id, address, id, unpaired_at FROM devices WHERE gateway_id = ANY(%s)",
             (gateway_ids,),
         )
-        return {(gid, address): did for gid, address, did in rows}
+        return {(gid, address): Device(did, unpaired) for gid, address, did, unpaired in rows}
 
     def _copy(self, statement: str, rows: list[tuple[object, ...]]) -> None:
         with self.conn.cursor() as cur, cur.copy(statement) as copy:
@@ -324,7 +333,7 @@ class Store:
 def _plan(
     messages: Sequence[Inbound],
     gateways: dict[str, Gateway],
-    devices: dict[tuple[int, str], int],
+    devices: dict[tuple[int, str], Device],
 ) -> _Plan:
     plan = _Plan()
     for message in messages:
@@ -349,7 +358,7 @@ def _plan_observations(
     plan: _Plan,
     message: ObservationMessage,
     gateway: Gateway | None,
-    devices: dict[tuple[int, str], int],
+    devices: dict[tuple[int, str], Device],
 ) -> None:
     decoded = message.decoded
     if gateway is None:
@@ -377,11 +386,19 @@ def _plan_observations(
     first_row = len(plan.rows)
     # Looked up once per message, not per row: this loop runs for every observation stored.
     gateway_id, patient_id, patient_code = gateway.id, gateway.patient_id, gateway.patient_code
-    device_ids = {address: did for (gid, address), did in devices.items() if gid == gateway_id}
+    known = {address: d for (gid, address), d in devices.items() if gid == gateway_id}
+    device_ids = {address: d.id for address, d in known.items()}
+    # Returned or swapped-out devices, by when: a reading measured before then (queued in the
+    # gateway's outbox) is still the patient's, one measured since is not.
+    unpaired = {a: d.unpaired_at for a, d in known.items() if d.unpaired_at is not None}
     rows = plan.rows
     for index, obs in zip(message.item_indices(), decoded.observations, strict=True):
         if obs.patient_id != patient_code:
             plan.dead.append(_not_paired(message, index, obs, gateway))
+            continue
+        since = unpaired.get(obs.device_id)
+        if since is not None and obs.measured_at >= since:
+            plan.dead.append(_device_not_paired(message, index, obs, since))
             continue
         rows.append(
             (
@@ -414,6 +431,21 @@ def _not_paired(
         RejectReason.PATIENT_NOT_PAIRED.value,
         f"observations[{index}]: patient {obs.patient_id!r} is not paired with gateway "
         f"{message.gateway_code!r}, which is paired with {paired}",
+        obs.wire_item(),
+    )
+
+
+def _device_not_paired(
+    message: ObservationMessage, index: int, obs: ObservationItem, since: datetime
+) -> DeadLetter:
+    return DeadLetter.for_item(
+        message.topic,
+        message.gateway_code,
+        index,
+        RejectReason.DEVICE_NOT_PAIRED.value,
+        f"observations[{index}]: device {obs.device_id!r} was returned or swapped out of gateway "
+        f"{message.gateway_code!r} at {since.isoformat()}; a reading measured since "
+        f"({obs.measured_at.isoformat()}) is not attributed to patient {obs.patient_id!r}",
         obs.wire_item(),
     )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from datetime import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -146,6 +147,18 @@ class Settings(BaseSettings):
         default=None, description="Override the Twilio API host (tests use a local fake)"
     )
     service_centre_phone: str | None = None
+
+    # Patient reminders (alerts/reminders, docs/alerts.md "Patient reminders")
+    reminders_per_day: int = Field(
+        default=2, ge=0, description="At most this many reminder SMS a patient a local day"
+    )
+    reminder_quiet_start: time = Field(
+        default=time(21, 0), description="No reminder from this local time (Europe/Rome)"
+    )
+    reminder_quiet_end: time = Field(default=time(8, 0), description="... until this one")
+    reminder_delay_minutes: int = Field(
+        default=30, ge=0, description="A measurement counts as missed this long after it was due"
+    )
 
     @field_validator("compress_after_days")
     @classmethod

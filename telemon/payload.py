@@ -54,6 +54,7 @@ class RejectReason(StrEnum):
     # Decided by ingest against the store, listed here so that every reason has one name.
     UNKNOWN_GATEWAY = "unknown_gateway"
     PATIENT_NOT_PAIRED = "patient_not_paired"
+    DEVICE_NOT_PAIRED = "device_not_paired"
 
 
 class PayloadError(ValueError):

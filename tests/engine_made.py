@@ -76,6 +76,12 @@ def replay_demo(
         ):
             for row in rows:
                 copy.write_row(row)
+        # The hourly rollup the GP list and the long charts read, as ingest's housekeeping
+        # refreshes it after a write (the replay stores without ingest's queue).
+        conn.execute(
+            "SELECT telemon_refresh_observation_hourly(%s, %s)",
+            (enrolled_at, now + timedelta(hours=1)),
+        )
     with psycopg.connect(database_url, autocommit=True) as conn:
         engine = Engine(conn, settings)
         at = enrolled_at

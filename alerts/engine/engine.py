@@ -33,6 +33,8 @@ from alerts.episodes import escalate_due
 from alerts.evaluate import RuleResult, evaluate
 from alerts.notify.digest import enqueue_due_digests
 from alerts.protocol import Protocol, load_protocols
+from alerts.reminders.enqueue import RemindersReport, enqueue_reminders, policy_from
+from alerts.reminders.facts import candidates
 from alerts.tables import CompiledProtocol, compile_protocol
 from alerts.windows import MetricWindow
 from telemon.config import Settings
@@ -49,6 +51,7 @@ class EvaluationReport:
     apply_seconds: float = 0.0
     states_written: int = 0
     applied: Applied = field(default_factory=Applied)
+    reminders: RemindersReport = field(default_factory=RemindersReport)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,13 @@ class Engine:
             self._apply(item, now, report, everyone=everyone)
         # Escalation goes by the clock, whoever was evaluated: every pass looks.
         self._escalate(now, report)
+        # Reminders to the patients evaluated (everyone at each tick) who missed a measurement.
+        found = [
+            candidate
+            for key, item in zip(enrolments, evaluated, strict=True)
+            for candidate in candidates(item.compiled, item.enrolment.patient_ids, own[key], now)
+        ]
+        report.reminders = enqueue_reminders(self.conn, found, now, policy_from(self.settings))
         report.apply_seconds = time.perf_counter() - started
         return report
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import psycopg
@@ -13,7 +12,7 @@ from pydantic import ValidationError
 from dashboard import administration
 from dashboard.authz import Principal, get_conn, require
 from dashboard.bands import protocols
-from dashboard.models import DeviceIn, EnrolIn, GatewayIn, StaffIn, StaffUpdate
+from dashboard.models import DeviceIn, GatewayIn, StaffIn, StaffUpdate
 from dashboard.web import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -114,35 +113,6 @@ def update_staff(
     except LookupError:
         return _page(request, user, conn, error="no such staff member", status_code=404)
     return RedirectResponse("/admin", status_code=303)
-
-
-@router.post("/patients")
-async def enrol(request: Request, user: Enroller, conn: Conn) -> Response:
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    try:
-        overrides = json.loads(form.get("overrides") or "{}")
-        if not isinstance(overrides, dict):
-            raise administration.InvalidInput("overrides must be a JSON object")
-        new = EnrolIn(
-            code=form.get("code", "").strip(),
-            given_name=form.get("given_name", "").strip(),
-            family_name=form.get("family_name", "").strip(),
-            birth_date=form.get("birth_date") or None,
-            sex=form.get("sex") or None,
-            phone=form.get("phone", "").strip() or None,
-            gp_id=int(form.get("gp_id") or 0),
-            care_team_id=int(form["care_team_id"]) if form.get("care_team_id") else None,
-            protocol=form.get("protocol", ""),
-            overrides=overrides,
-        )
-        enrolled = administration.enrol_patient(conn, user, new)
-    except json.JSONDecodeError as exc:
-        return _page(request, user, conn, error=f"overrides: {exc}", status_code=422, form=form)
-    except ValidationError as exc:
-        return _page(request, user, conn, error=_messages(exc), status_code=422, form=form)
-    except (administration.InvalidInput, ValueError) as exc:
-        return _page(request, user, conn, error=str(exc), status_code=422, form=form)
-    return _page(request, user, conn, notice=f"{enrolled.code} (#{enrolled.id})")
 
 
 @router.post("/gateways")

@@ -7,11 +7,12 @@ from typing import Annotated, Literal
 import psycopg
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 
-from dashboard import administration, services
+from dashboard import administration, reminders, services
 from dashboard.authz import Principal, current_user, get_conn, require
 from dashboard.bands import protocols
 from dashboard.models import (
     ActionNote,
+    AdminRemindersIn,
     EnrolIn,
     Enrolled,
     EpisodeEvent,
@@ -27,6 +28,8 @@ from dashboard.models import (
     PatientDetail,
     PatientSummary,
     Registered,
+    RemindersIn,
+    RemindersOut,
     ResolveIn,
     Series,
     SettingsIn,
@@ -34,6 +37,7 @@ from dashboard.models import (
     StaffItem,
     StaffUpdate,
 )
+from dashboard.routes.list_filters import Need, ProtocolKey, TagFilter
 from telemon.metrics import MetricKey
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -82,13 +86,35 @@ def triage(user: Centre, conn: Conn) -> list[EpisodeItem]:
 
 
 @router.get("/patients", response_model=list[PatientSummary])
-def patients(user: Clinician, conn: Conn) -> list[PatientSummary]:
-    return services.patient_list(conn, user)
+def patients(
+    user: Clinician, conn: Conn, need: Need = "", protocol: ProtocolKey = "", tag: TagFilter = ""
+) -> list[PatientSummary]:
+    """The list at a glance, the most in need first (docs/dashboard.md)."""
+    return services.patient_list(conn, user, need=need, protocol=protocol, tag=tag)
 
 
 @router.get("/patients/{patient_id}", response_model=PatientDetail)
 def patient(patient_id: Id, user: Clinician, conn: Conn) -> PatientDetail:
     return services.patient_detail(conn, user, patient_id)
+
+
+@router.put("/patients/{patient_id}/reminders", response_model=RemindersOut)
+def patient_reminders(
+    patient_id: Id,
+    change: RemindersIn,
+    user: Annotated[Principal, Depends(require("reminders.manage"))],
+    conn: Conn,
+) -> RemindersOut:
+    """Record (or clear) the opt-out of SMS reminders of a patient of the nurse's centre."""
+    return _reminders_out(reminders.set_opt_out(conn, user, patient_id, change.opted_out))
+
+
+def _reminders_out(status: reminders.ReminderStatus) -> RemindersOut:
+    return RemindersOut(
+        opted_out=status.opted_out,
+        opted_out_at=status.opted_out_at,
+        opted_out_by=status.opted_out_by,
+    )
 
 
 @router.get("/patients/{patient_id}/episodes", response_model=list[EpisodeItem])
@@ -259,3 +285,9 @@ def register_gateway(user: Enroller, conn: Conn, body: GatewayIn) -> Registered:
         return administration.register_gateway(conn, user, body)
     except administration.InvalidInput as exc:
         raise _invalid(exc) from None
+
+
+@router.put("/admin/reminders", response_model=RemindersOut)
+def admin_reminders(change: AdminRemindersIn, user: Enroller, conn: Conn) -> RemindersOut:
+    """An admin records (or clears) any patient's opt-out of SMS reminders."""
+    return _reminders_out(reminders.set_opt_out(conn, user, change.patient_id, change.opted_out))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -11,11 +12,23 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Reques
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import AfterValidator, ValidationError
 
-from dashboard import charts, clinical, operations, services
+from dashboard import (
+    charts,
+    clinical,
+    glance,
+    operations,
+    period_reports,
+    plan,
+    reminders,
+    services,
+    tags,
+)
 from dashboard.authz import Principal, current_user, get_conn, require
+from dashboard.bands import effective_protocol, protocols
 from dashboard.i18n import translator
-from dashboard.models import SettingsIn, plain_text
-from dashboard.web import render
+from dashboard.models import EpisodeItem, SettingsIn, plain_text
+from dashboard.routes.list_filters import Need, ProtocolKey, TagFilter
+from dashboard.web import local, render
 from telemon.alert_lifecycle import PersonAction
 
 router = APIRouter(include_in_schema=False)
@@ -63,18 +76,61 @@ def triage_fragment(request: Request, user: Centre, conn: Conn) -> Response:
     return render(request, "_queue.html", _triage_context(conn, user), user=user)
 
 
+def _list_context(
+    conn: psycopg.Connection,
+    user: Principal,
+    request: Request,
+    need: glance.Need,
+    protocol: str,
+    tag: str,
+) -> dict[str, object]:
+    found = services.patient_list(conn, user, need=need, protocol=protocol, tag=tag)
+    return {
+        "patients": found,
+        "filters": {"need": need, "protocol": protocol, "tag": tag},
+        "query": request.url.query,
+        "protocol_keys": sorted(protocols()),
+        "my_tags": tags.own_tags(conn, user.id) if user.can("patient.tag") else [],
+    }
+
+
 @router.get("/patients", response_class=HTMLResponse)
-def patients(request: Request, user: Clinician, conn: Conn) -> Response:
-    return render(
-        request, "patients.html", {"patients": services.patient_list(conn, user)}, user=user
-    )
+def patients(
+    request: Request,
+    user: Clinician,
+    conn: Conn,
+    need: Need = "",
+    protocol: ProtocolKey = "",
+    tag: TagFilter = "",
+) -> Response:
+    context = _list_context(conn, user, request, need, protocol, tag)
+    return render(request, "patients.html", context, user=user)
 
 
 @router.get("/patients/fragment", response_class=HTMLResponse)
-def patients_fragment(request: Request, user: Clinician, conn: Conn) -> Response:
-    return render(
-        request, "_patients.html", {"patients": services.patient_list(conn, user)}, user=user
-    )
+def patients_fragment(
+    request: Request,
+    user: Clinician,
+    conn: Conn,
+    need: Need = "",
+    protocol: ProtocolKey = "",
+    tag: TagFilter = "",
+) -> Response:
+    context = _list_context(conn, user, request, need, protocol, tag)
+    return render(request, "_patients.html", context, user=user)
+
+
+def _episode_marks(episodes: list[EpisodeItem], t: Callable[..., str]) -> list[charts.EpisodeMark]:
+    return [
+        charts.EpisodeMark(
+            e.opened_at,
+            e.resolved_at,
+            e.severity,
+            f"{t('red') if e.severity == 2 else t('amber')}: {e.reason} ({local(e.opened_at)} – "
+            f"{local(e.resolved_at) if e.resolved_at else t('glance.still_open')})",
+        )
+        for e in episodes
+    ]
 
 
 @router.get("/patients/{patient_id}", response_class=HTMLResponse)
@@ -90,14 +146,22 @@ def patient(
     detail = services.patient_detail(conn, user, patient_id)
     now = datetime.now(UTC)
     t = translator(user.language)
+    episodes = services.patient_episodes(conn, user, patient_id)
+    marks = _episode_marks(episodes, t)
     chart_list = []
     for key in clinical.charted_metrics(conn, patient_id, now=now):
         series = clinical.series(conn, patient_id, key, days, now=now, language=user.language)
-        svg = charts.render(series, now=now, empty_text=t("no_data"), language=user.language)
+        svg = charts.render(
+            series, now=now, empty_text=t("no_data"), language=user.language, episodes=marks
+        )
         chart_list.append((series, svg))
-    episodes = services.patient_episodes(conn, user, patient_id)
     earlier = clinical.findings_without_episode(conn, user, patient_id)
-    latest = clinical.latest_values(conn, [patient_id], language=user.language).get(patient_id, [])
+    metrics = glance.protocol_metrics(
+        p for p in (effective_protocol(a.protocol, a.overrides) for a in detail.protocols) if p
+    )
+    latest, _ = glance.latest(
+        conn, [(patient_id, m) for m in metrics], now=now, language=user.language
+    )
     return render(
         request,
         "patient.html",
@@ -107,10 +171,33 @@ def patient(
             "episodes": episodes,
             "earlier": earlier,
             "days": days,
-            "latest": latest,
+            "latest": latest.get(patient_id, []),
+            "plan": plan.plan(detail.protocols, user.language),
+            "tags": tags.own_tags(conn, user.id, patient_id) if user.can("patient.tag") else [],
+            "reminders": reminders.status(conn, patient_id),
+            "closing": period_reports.closing_record(conn, patient_id),
         },
         user=user,
     )
+
+
+TagText = Annotated[str, Form(max_length=200)]
+
+
+@router.post("/patients/{patient_id}/tags")
+def patient_tag(
+    patient_id: Id,
+    user: Annotated[Principal, Depends(require("patient.tag"))],
+    conn: Conn,
+    tag: TagText = "",
+    action: Annotated[tags.TagAction, Form()] = "add",
+    next: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    try:
+        services.change_tag(conn, user, patient_id, tag, action)
+    except tags.InvalidTag as exc:
+        raise HTTPException(422, f"tag: {exc}") from exc
+    return RedirectResponse(safe_next(next, f"/patients/{patient_id}"), status_code=303)
 
 
 @router.get("/episodes/{episode_id}", response_class=HTMLResponse)
@@ -169,6 +256,20 @@ def episode_action(
         notify=request.app.state.notify_settings,
     )
     return RedirectResponse(safe_next(next, f"/episodes/{episode_id}"), status_code=303)
+
+
+@router.post("/patients/{patient_id}/reminders")
+def patient_reminders(
+    patient_id: Id,
+    user: Annotated[Principal, Depends(require("reminders.manage"))],
+    conn: Conn,
+    opted_out: Annotated[Literal["yes", "no", ""], Form()] = "",
+) -> Response:
+    if not opted_out:
+        reminders.ensure_in_scope(conn, user, patient_id)  # another centre's patient: 404
+        raise HTTPException(422, "opted_out must be yes or no")
+    reminders.set_opt_out(conn, user, patient_id, opted_out == "yes")
+    return RedirectResponse(f"/patients/{patient_id}", status_code=303)
 
 
 @router.post("/alerts/{alert_id}/resolve")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser
 from psycopg.types.json import Jsonb
 
 from alerts import episodes
@@ -21,6 +22,7 @@ from dashboard.app import create_app
 from dashboard.bands import protocols
 from telemon.config import Settings
 from telemon.metrics import METRICS
+from tests.chromium import launched_chromium
 from tests.dashboard.support import PASSWORD
 
 # What the engine needs to queue SMS: no Twilio, so they wait in the outbox.
@@ -110,6 +112,7 @@ def seed_world(conn: psycopg.Connection) -> World:
         """,
         {"now": now, "patients": list(patients.values())},
     )
+    refresh_rollup(conn, now - timedelta(days=100), now)
     # Then the engine's findings, each patient's evaluated when its readings came in: the own
     # patient's episode has three findings, the other GP's is amber, the far centre's red.
     for key, minutes_ago in (("other_gp", 90), ("own", 60), ("far", 60)):
@@ -190,6 +193,16 @@ def add_readings(
             "seq) VALUES (%s, %s, %s, %s, 1, %s)",
             (at - timedelta(minutes=minutes), patient_id, METRICS[metric].id, value, seq + i),
         )
+    if readings:
+        earliest = at - timedelta(minutes=max(m for _, m, _ in readings))
+        refresh_rollup(conn, earliest, at + timedelta(seconds=1), [patient_id])
+
+
+def refresh_rollup(
+    conn: psycopg.Connection, start: datetime, end: datetime, patients: list[int] | None = None
+) -> None:
+    """The hourly rollup over these hours, as ingest's housekeeping refreshes it after a write."""
+    conn.execute("SELECT telemon_refresh_observation_hourly(%s, %s, %s)", (start, end, patients))
 
 
 def open_red_finding(conn: psycopg.Connection, patient_id: int) -> tuple[int, int]:
@@ -259,3 +272,10 @@ def app(database_url: str):
 def client(app) -> Iterator[TestClient]:
     with TestClient(app, follow_redirects=False) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Chromium for a module's browser tests (tests/chromium.py)."""
+    with launched_chromium() as browser:
+        yield browser

@@ -43,6 +43,18 @@ FIELDS = {
         "/admin/patients",
         {"data": {**NEW_PATIENT, "family_name": f"{RLO}ittoreM"}},
     ),
+    "discharge reason (form)": (
+        "admin",
+        "POST",
+        "/admin/patients/{patient}/discharge",
+        {"data": {"discharge_reason": f"{RLO}deriuc", "discharged_on": "2026-01-01"}},
+    ),
+    "device serial number (kit form)": (
+        "admin",
+        "POST",
+        "/admin/patients/{patient}/kit",
+        {"data": {"action": "assign_device", "serial_number": f"SN{RLO}21"}},
+    ),
     "threshold override reason (API)": (
         "admin",
         "POST",
@@ -110,6 +122,7 @@ FIELDS = {
 def _send(client: TestClient, world: World, csrf: str, method: str, url: str, kwargs: dict):
     url = url.replace("{alert}", str(world.alerts["own"]))
     url = url.replace("{episode}", str(world.episodes["own"]))
+    url = url.replace("{patient}", str(world.patients["own"]))
     kwargs = _fill(kwargs, {"{gp}": world.staff["gp"]})
     if "data" in kwargs:
         kwargs = {**kwargs, "data": {**kwargs["data"], "csrf_token": csrf}}

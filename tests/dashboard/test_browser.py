@@ -5,30 +5,24 @@ Screenshots of the main pages are saved to docs/screenshots/.
 
 from __future__ import annotations
 
-import socket
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from dashboard.app import create_app
-from dashboard.server import BackgroundServer
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.chromium import CHROMIUM
 from tests.dashboard.conftest import SCENARIOS, World, add_readings, evaluate
+from tests.dashboard.live_server import live_dashboard
 from tests.dashboard.support import PASSWORD
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -40,18 +34,8 @@ def server(database_url: str, world: World) -> Iterator[str]:
         twilio_auth_token="",
         sse_interval=0.25,
     )
-    server = BackgroundServer(app, "127.0.0.1", _free_port())
-    server.start()
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with live_dashboard(app) as url:
+        yield url
 
 
 def _login(browser: Browser, url: str, username: str) -> Page:
@@ -135,13 +119,55 @@ def test_gp_sees_the_chart_with_its_threshold_band(
     expect(page.locator("svg.chart[data-metric=spo2] polygon")).to_have_count(1)
 
 
-def test_admin_pages(browser: Browser, server: str, world: World) -> None:
+def test_admin_enrols_a_patient_gives_the_kit_and_prints_the_device_card(
+    browser: Browser, server: str, world: World, db: psycopg.Connection
+) -> None:
     page = _login(browser, server, "admin")
     expect(page).to_have_url(f"{server}/admin")
-    page.fill("form[action='/admin/patients'] input[name=code]", "P-0100")
+    page.screenshot(path=SHOTS / "admin.png", full_page=True)
+    page.click("a[href='/admin/patients/new']")
+    page.fill("input[name=code]", "P-0100")
     page.fill("input[name=given_name]", "Rosa")
     page.fill("input[name=family_name]", "Gallo")
-    page.fill("textarea[name=overrides]", '{"rules": {"nope": {}}}')
-    page.click("form[action='/admin/patients'] button.primary")
-    expect(page.locator("p.error")).to_contain_text("nope")
-    page.screenshot(path=SHOTS / "admin.png", full_page=True)
+    page.fill("input[name=phone]", "3331112222")  # no country code: refused next to the field
+    page.select_option("select[name=gp_id]", str(world.staff["gp"]))
+    page.check("input[name=protocol][value=copd]")
+    page.click("#rules-copd summary")
+    page.fill("input[name='band:copd:spo2_low:0']", "86")
+    page.click("#enrol-form button.primary")
+    expect(page.locator("#err-phone")).to_contain_text("+39")
+    expect(page.locator("#err-why-copd-spo2_low")).to_be_visible()
+    expect(page.locator("input[name=given_name]")).to_have_value("Rosa")  # values kept
+    page.screenshot(path=SHOTS / "enrol-errors.png", full_page=True)
+    page.fill("input[name=phone]", "+393331112222")
+    page.fill("input[name='why:copd:spo2_low']", "COPD baseline")
+    page.click("#enrol-form button.primary")
+    expect(page).to_have_url(re.compile(r"/admin/patients/\d+$"))
+    expect(page.locator("table").last).to_contain_text("Enrolled")
+    page.fill("input[name=code] >> nth=1", "GW-0100")
+    page.click("text=Assign a gateway")
+    page.select_option("#kit select[name=kind]", "blood_pressure")
+    page.fill("#kit form[aria-label^='Assign a device'] input[name=address]", "aa:bb:cc:dd:ee:07")
+    page.fill("#kit form[aria-label^='Assign a device'] input[name=model]", "M7 Intelli IT")
+    page.fill("#kit form[aria-label^='Assign a device'] input[name=serial_number]", "SN-7")
+    page.fill("#kit form[aria-label^='Assign a device'] input[name=udi]", "(01)04015672104744")
+    page.click("#kit form[aria-label^='Assign a device'] button")
+    expect(page.locator("#kit")).to_contain_text("SN-7")
+    page.click("text=Device card")
+    card = page.locator("article.device-card")
+    # Printed for the patient, in the patient's language (Italian by default).
+    expect(card).to_contain_text("Tesserino dispositivi")
+    expect(card).to_contain_text("M7 Intelli IT")
+    expect(card).to_contain_text("(01)04015672104744")
+    expect(card).to_contain_text("GW-0100")
+    expect(card).to_contain_text("+39")  # the service centre's duty phone
+    page.emulate_media(media="print")
+    expect(page.locator("header.topbar")).to_be_hidden()
+    page.screenshot(path=SHOTS / "device-card.png", full_page=True)
+    patient = db.execute("SELECT id FROM patients WHERE code = 'P-0100'").fetchone()[0]
+    assert (
+        db.execute(
+            "SELECT count(*) FROM enrolment_history WHERE patient_id = %s", (patient,)
+        ).fetchone()[0]
+        == 3
+    )  # enrolled, gateway, device

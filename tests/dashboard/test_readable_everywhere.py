@@ -65,9 +65,11 @@ def _set_language(database_url: str, language: str) -> None:
 
 def _pages_of(client: TestClient, conn: psycopg.Connection, role: str) -> list[str]:
     """Every page the role reaches, with every patient, episode and finding it may see."""
-    if role == "admin":
-        return ["/admin", "/settings", "/password"]
     patients = [r[0] for r in conn.execute("SELECT id FROM patients ORDER BY id")]
+    if role == "admin":
+        enrolment = ["/admin/patients", "/admin/patients/new"]
+        enrolment += [f"/admin/patients/{p}{page}" for p in patients for page in ("", "/card")]
+        return ["/admin", "/settings", "/password", *enrolment]
     episodes = [r[0] for r in conn.execute("SELECT id FROM episodes ORDER BY id")]
     findings = [r[0] for r in conn.execute("SELECT id FROM alerts ORDER BY id")]
     pages = ["/patients", "/patients/fragment", "/settings", "/password"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 from fastapi.testclient import TestClient
@@ -175,9 +175,48 @@ def _enrol(ctx: Ctx, e: Endpoint) -> Done:
     if e.path.startswith("/api/"):
         response = ctx.call("admin", "POST", e.path, json=new)
     else:
-        response = ctx.call("admin", "POST", e.path, data={k: str(v) for k, v in new.items()})
+        form = {k: str(v) for k, v in new.items()} | {"consent_date": date.today().isoformat()}
+        response = ctx.call("admin", "POST", e.path, data=form)
     patient = ctx.id_of("patients", "code", code)
     return [("admin", response, Target("patient.enrol", "patient", patient, patient))]
+
+
+def _new_patient(ctx: Ctx, code: str) -> int:
+    """A patient of the admin recipes' own, so a discharge leaves the world's as it is."""
+    return ctx.db.execute(
+        "INSERT INTO patients (code, given_name, family_name, gp_id) "
+        "VALUES (%s, 'Gianna', 'Moretti', %s) RETURNING id",
+        (code, ctx.world.staff["gp"]),
+    ).fetchone()[0]
+
+
+def _enrolment_edit(ctx: Ctx, e: Endpoint) -> Done:
+    patient = _new_patient(ctx, "P-EDIT")
+    form = {
+        "given_name": "Gianna",
+        "family_name": "Moretti",
+        "gp_id": str(ctx.world.staff["gp"]),
+        "protocol": "copd",
+        "consent_date": date.today().isoformat(),
+        "change_reason": "consent recorded",
+    }
+    response = ctx.call("admin", "POST", e.path.format(patient_id=patient), data=form)
+    return [("admin", response, Target("patient.update", "patient", patient, patient))]
+
+
+def _discharge(ctx: Ctx, e: Endpoint) -> Done:
+    patient = _new_patient(ctx, "P-DISCHARGE")
+    form = {"discharge_date": date.today().isoformat(), "discharge_reason": "recovered"}
+    response = ctx.call("admin", "POST", e.path.format(patient_id=patient), data=form)
+    return [("admin", response, Target("patient.discharge", "patient", patient, patient))]
+
+
+def _kit(ctx: Ctx, e: Endpoint) -> Done:
+    patient = _new_patient(ctx, "P-KIT")
+    url = e.path.format(patient_id=patient)
+    response = ctx.call("admin", "POST", url, data={"action": "gateway", "code": "GW-KIT"})
+    gateway = ctx.id_of("gateways", "code", "GW-KIT")
+    return [("admin", response, Target("kit.assign", "gateway", gateway, patient))]
 
 
 def _gateway(ctx: Ctx, e: Endpoint) -> Done:
@@ -189,6 +228,38 @@ def _gateway(ctx: Ctx, e: Endpoint) -> Done:
         response = ctx.call("admin", "POST", e.path, data={"code": code, "patient_id": str(own)})
     gateway = ctx.id_of("gateways", "code", code)
     return [("admin", response, Target("gateway.register", "gateway", gateway, own))]
+
+
+def _reminders(ctx: Ctx, e: Endpoint) -> Done:
+    own = ctx.world.patients["own"]
+    url = e.path.format(patient_id=own)
+    if e.path == "/api/admin/reminders":
+        response = ctx.call("admin", "PUT", url, json={"patient_id": own, "opted_out": True})
+        return [("admin", response, Target("patient.reminders.opt_out", "patient", own, own))]
+    if e.path.startswith("/api/"):
+        response = ctx.call("nurse", "PUT", url, json={"opted_out": True})
+    else:
+        response = ctx.call("nurse", "POST", url, data={"opted_out": "yes"})
+    return [("nurse", response, Target("patient.reminders.opt_out", "patient", own, own))]
+
+
+def _validate_report(ctx: Ctx, e: Endpoint) -> Done:
+    own = ctx.world.patients["own"]
+    today = datetime.now(UTC).date()
+    period = {"from": (today - timedelta(days=13)).isoformat(), "to": today.isoformat()}
+    response = ctx.call("gp", "POST", e.path.format(patient_id=own), data=period)
+    return [("gp", response, Target("patient.report.validate", "patient", own, own))]
+
+
+def _patient_tag(ctx: Ctx, e: Endpoint) -> Done:
+    """A GP tags their own patient, then removes the tag."""
+    own = ctx.world.patients["own"]
+    done = []
+    for action in ("add", "remove"):
+        data = {"tag": "home visit", "action": action}
+        response = ctx.call("gp", e.method, e.path.format(patient_id=own), data=data)
+        done.append(("gp", response, Target(f"patient.tag.{action}", "patient", own, own)))
+    return done
 
 
 RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
@@ -205,7 +276,15 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("POST", "/admin/patients"): _enrol,
     ("POST", "/api/admin/patients"): _enrol,
     ("POST", "/admin/gateways"): _gateway,
+    ("POST", "/admin/patients/{patient_id}"): _enrolment_edit,
+    ("POST", "/admin/patients/{patient_id}/discharge"): _discharge,
+    ("POST", "/admin/patients/{patient_id}/kit"): _kit,
+    ("POST", "/patients/{patient_id}/tags"): _patient_tag,
     ("POST", "/api/admin/gateways"): _gateway,
+    ("POST", "/patients/{patient_id}/reminders"): _reminders,
+    ("PUT", "/api/patients/{patient_id}/reminders"): _reminders,
+    ("PUT", "/api/admin/reminders"): _reminders,
+    ("POST", "/patients/{patient_id}/report/validate"): _validate_report,
 }
 
 
@@ -289,6 +368,9 @@ def test_every_state_changing_route_is_audited(app, world: World, db: psycopg.Co
 # Reads holding patient data: who reads, the audit action, and how the row names the patient
 # ("patient": patient_id is the caller's own patient; "list": details.patients lists it).
 AUDITED_READS = {
+    "/admin/patients": ("admin", r"enrolments\.read", "list"),
+    "/admin/patients/{patient_id}": ("admin", r"enrolment\.read", "patient"),
+    "/admin/patients/{patient_id}/card": ("admin", r"device_card\.read", "patient"),
     "/patients": ("gp", r"patient\.list", "list"),
     "/patients/fragment": ("gp", r"patient\.list", "list"),
     "/api/patients": ("gp", r"patient\.list", "list"),
@@ -303,6 +385,17 @@ AUDITED_READS = {
     "/api/alerts/{alert_id}": ("gp", r"alert\.read", "patient"),
     "/fhir/Patient/{patient_id}": ("gp", r"fhir\.patient\.read", "patient"),
     "/fhir/Observation": ("gp", r"fhir\.observation\.search", "patient"),
+    "/patients/{patient_id}/report": ("gp", r"patient\.report\.read", "patient"),
+    "/patients/{patient_id}/report.pdf": ("gp", r"patient\.report\.pdf", "patient"),
+    "/patients/{patient_id}/report.fhir": ("gp", r"patient\.report\.fhir", "patient"),
+    "/patients/{patient_id}/readings.csv": ("gp", r"patient\.readings\.csv", "patient"),
+    "/patients/{patient_id}/closing-report": ("gp", r"patient\.closing_report\.read", "patient"),
+    "/patients/{patient_id}/closing-report.pdf": ("gp", r"patient\.closing_report\.pdf", "patient"),
+    "/patients/{patient_id}/closing-report.fhir": (
+        "gp",
+        r"patient\.closing_report\.fhir",
+        "patient",
+    ),
     "/triage": ("nurse", r"triage\.read", "list"),
     "/triage/fragment": ("nurse", r"triage\.read", "list"),
     "/api/triage": ("nurse", r"triage\.read", "list"),
@@ -314,7 +407,14 @@ AUDITED_READS = {
     "/api/notifications/{status}": ("nurse", r"notifications\.(failed|outboxed)\.read", None),
 }
 # A finding's page is its episode's: reading the finding, it redirects there.
-READ_STATUS = {"/alerts/{alert_id}": 303}
+# Never validated / never discharged: a 404 that is still an audited read.
+READ_STATUS = {
+    "/alerts/{alert_id}": 303,
+    "/patients/{patient_id}/report.fhir": 404,
+    **dict.fromkeys(
+        [f"/patients/{{patient_id}}/closing-report{leaf}" for leaf in ("", ".pdf", ".fhir")], 404
+    ),
+}
 NO_PATIENT_DATA = {
     "/login": "the sign-in form",
     "/lang/{language}": "the sign-in form's language",
@@ -324,6 +424,7 @@ NO_PATIENT_DATA = {
     "/api/me": "the caller's own account",
     "/api/me/settings": "the caller's own settings",
     "/admin": "staff accounts, care teams, GPs and protocol names",
+    "/admin/patients/new": "the empty enrolment form: GPs, care teams and protocols",
     "/api/admin/staff": "staff accounts",
     "/api/admin/protocols": "protocol names",
     "/events": "counts of open episodes, no patient named",

@@ -124,6 +124,9 @@ class Endpoint:
             for name, field in annotation.model_fields.items():
                 if not field.is_required():
                     continue
+                if field.annotation is bool:
+                    body[name] = True
+                    continue
                 values = typing.get_args(field.annotation)
                 assert typing.get_origin(field.annotation) is Literal, (
                     f"{self.key}: give {annotation.__name__}.{name} an example in json_body()"

@@ -18,7 +18,7 @@ from dashboard import charts
 from dashboard.i18n import EVENTS, event_label, translator
 from dashboard.models import CallOutcome, Point, Series
 from telemon.findings import evidence_json
-from tests.dashboard.conftest import World
+from tests.dashboard.conftest import World, add_readings
 from tests.dashboard.support import login
 from tests.evidence_examples import REASONS, spo2_low
 from tests.readable import RAW, visible_text
@@ -38,13 +38,11 @@ def _with_evidence(db: psycopg.Connection, alert_id: int, evidence) -> None:
 
 
 def _temperatures(db: psycopg.Connection, patient_id: int) -> None:
-    now = datetime.now(UTC)
-    for i, value in enumerate((36.2, 36.8, 37.4, 38.4, 37.9, 37.1)):
-        db.execute(
-            "INSERT INTO observations (measured_at, patient_id, metric_id, value, gateway_id, seq) "
-            "VALUES (%s, %s, 7, %s, 1, %s)",
-            (now - timedelta(hours=8 * i + 1), patient_id, value, 900000 + i),
-        )
+    """Six temperatures 8 h apart, the newest (36.2) an hour ago, stored and rolled up as ingest
+    does: the page finds the latest value through the hourly rollup."""
+    values = (36.2, 36.8, 37.4, 38.4, 37.9, 37.1)
+    readings = [("body_temperature", 60 * (8 * i + 1), v) for i, v in enumerate(values)]
+    add_readings(db, patient_id, readings, datetime.now(UTC))
 
 
 @pytest.mark.parametrize("language", ["it", "en"])
@@ -74,7 +72,8 @@ def test_patient_page_reads_the_reason_and_units_in_the_gps_language(
         assert words in text, words
     assert "°C" in text and "bpm" in text
     vitals = re.search(r'<div class="vitals">(.*?)</div>', page.text, re.S).group(1)
-    temperature = re.search(r"<b>([0-9.,]+)</b> <span class=\"muted\">°C", vitals).group(1)
+    (celsius,) = [v for v in vitals.split('<span class="vital">') if "°C" in v]
+    temperature = re.search(r"<b>([0-9.,]+)</b>", celsius).group(1)
     assert temperature == {"it": "36,2", "en": "36.2"}[language]  # one decimal, never "36"
     assert not RAW.search(text), RAW.search(text)
 

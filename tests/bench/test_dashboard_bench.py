@@ -1,0 +1,56 @@
+"""bench/dashboard.py at a tiny size: builds its cooperative, asks the app, prints its lines."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[2]
+LINES = (
+    "triage queue",
+    "patient list",
+    "patient page 30 days",
+    "patient page 90 days",
+    "period report pdf",
+)
+FIGURES = re.compile(r": p50 [0-9.]+ ms, p99 [0-9.]+ ms$")
+
+
+def test_a_tiny_run_prints_the_five_lines_and_leaves_no_database(postgres_server_url):
+    def bench_databases() -> set[str]:
+        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'telemon_bench_%'"
+            ).fetchall()
+        return {name for (name,) in rows}
+
+    before = bench_databases()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "bench/dashboard.py",
+            *("--patients", "50", "--per-gp", "20", "--per-centre", "25"),
+            *("--days", "14", "--engine-every", "24", "--runs", "3"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "TELEMON_BENCH_DATABASE_URL": postgres_server_url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    for label in LINES:
+        printed = [line for line in lines if line.startswith(f"{label}: ")]
+        assert len(printed) == 1, (label, done.stdout)
+        assert FIGURES.search(printed[0]), printed[0]
+    # The engine made episodes, and the GP's list and the nurse's queue were not empty.
+    assert re.search(r"engine: \d+ full passes .* [1-9][0-9,]* episodes", done.stdout)
+    assert re.search(r"queue holds [1-9]\d* episodes; \S+ has 20 patients", done.stdout)
+    assert bench_databases() <= before
