@@ -58,6 +58,25 @@ def ensure_care_team(conn: psycopg.Connection, care_team_id: int | None) -> None
         raise InvalidInput("no such care team")
 
 
+def ensure_patient_references(
+    conn: psycopg.Connection, gp_id: int, care_team_id: int | None
+) -> None:
+    """The GP and the care team a patient is enrolled with exist (the JSON API and the form)."""
+    if (
+        conn.execute(
+            "SELECT 1 FROM staff WHERE id = %s AND role = 'gp' AND active", (gp_id,)
+        ).fetchone()
+        is None
+    ):
+        raise InvalidInput("the GP must be an active staff member with the GP role")
+    ensure_care_team(conn, care_team_id)
+
+
+def ensure_code_free(conn: psycopg.Connection, code: str) -> None:
+    if conn.execute("SELECT 1 FROM patients WHERE code = %s", (code,)).fetchone():
+        raise InvalidInput(f"patient code {code!r} is taken")
+
+
 def create_staff(conn: psycopg.Connection, user: Principal, new: StaffIn) -> StaffItem:
     with conn.transaction():
         if conn.execute("SELECT 1 FROM staff WHERE username = %s", (new.username,)).fetchone():
@@ -146,16 +165,8 @@ def validate_overrides(protocol_name: str, overrides: dict[str, object]) -> None
 def enrol_patient(conn: psycopg.Connection, user: Principal, new: EnrolIn) -> Enrolled:
     validate_overrides(new.protocol, new.overrides)
     with conn.transaction():
-        if (
-            conn.execute(
-                "SELECT 1 FROM staff WHERE id = %s AND role = 'gp' AND active", (new.gp_id,)
-            ).fetchone()
-            is None
-        ):
-            raise InvalidInput("the GP must be an active staff member with the GP role")
-        ensure_care_team(conn, new.care_team_id)
-        if conn.execute("SELECT 1 FROM patients WHERE code = %s", (new.code,)).fetchone():
-            raise InvalidInput(f"patient code {new.code!r} is taken")
+        ensure_patient_references(conn, new.gp_id, new.care_team_id)
+        ensure_code_free(conn, new.code)
         patient_id = one_row(
             conn.execute(
                 "INSERT INTO patients (code, given_name, family_name, birth_date, sex, phone, "

@@ -11,7 +11,11 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from dashboard import alert_actions, audit, period_reports
-from dashboard.administration import InvalidInput, ensure_care_team
+from dashboard.administration import (
+    InvalidInput,
+    ensure_code_free,
+    ensure_patient_references,
+)
 from dashboard.authz import Principal
 from dashboard.enrolment_form import Enrolment
 from telemon.database import one_row
@@ -107,22 +111,10 @@ def enrolled_patients(conn: psycopg.Connection) -> list[dict[str, Any]]:
     )
 
 
-def _check_references(conn: psycopg.Connection, new: Enrolment) -> None:
-    if (
-        conn.execute(
-            "SELECT 1 FROM staff WHERE id = %s AND role = 'gp' AND active", (new.gp_id,)
-        ).fetchone()
-        is None
-    ):
-        raise InvalidInput("the GP must be an active staff member with the GP role")
-    ensure_care_team(conn, new.care_team_id)
-
-
 def enrol(conn: psycopg.Connection, user: Principal, new: Enrolment) -> int:
     with conn.transaction():
-        _check_references(conn, new)
-        if conn.execute("SELECT 1 FROM patients WHERE code = %s", (new.code,)).fetchone():
-            raise InvalidInput(f"patient code {new.code!r} is taken")
+        ensure_patient_references(conn, new.gp_id, new.care_team_id)
+        ensure_code_free(conn, new.code)
         patient_id = one_row(
             conn.execute(
                 "INSERT INTO patients (code, given_name, family_name, birth_date, sex, phone, "
@@ -174,7 +166,7 @@ def update(
             raise LookupError(patient_id)
         if before["discharged_at"] is not None:
             raise InvalidInput("the patient is discharged")
-        _check_references(conn, new)
+        ensure_patient_references(conn, new.gp_id, new.care_team_id)
         conn.execute(
             "UPDATE patients SET given_name = %s, family_name = %s, birth_date = %s, sex = %s, "
             "phone = %s, language = %s, gp_id = %s, care_team_id = %s, consent_date = %s, "
