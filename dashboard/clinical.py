@@ -5,6 +5,8 @@ Callers have already checked the permission; these functions only ever see the r
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,7 +48,8 @@ LEFT JOIN staff k ON k.id = e.acknowledged_by
 
 _FINDING_SELECT = """
 SELECT a.id, a.episode_id, a.patient_id, a.protocol, a.rule, a.kind, a.severity, a.state,
-       a.metric_id, a.trigger_value, a.details, a.opened_at, a.resolved_at, a.resolution_note
+       a.metric_id, a.trigger_value, a.details::text AS details, a.opened_at, a.resolved_at,
+       a.resolution_note
 FROM alerts a
 JOIN patients p ON p.id = a.patient_id
 """
@@ -69,19 +72,33 @@ def finding_reason(
     return reason_text(evidence_in(details), protocol, rule, metric, value, language)
 
 
+@functools.lru_cache(maxsize=8192)
+def _finding_words(
+    protocol: str, rule: str, details: str, language: str, metric: str | None, value: float | None
+) -> tuple[str, str | None]:
+    """A finding's reason and its rule's title, from the stored details as text: pure, and the
+    same findings are shown again at every refresh of every nurse's queue, so it is kept."""
+    return (
+        finding_reason(protocol, rule, json.loads(details), language, metric, value),
+        title_of(protocol, rule, language),
+    )
+
+
 def _finding(row: dict[str, Any], language: str) -> FindingItem:
     row = dict(row)
-    details = row.pop("details") or {}
+    stored = row.pop("details") or "{}"
+    details = json.loads(stored)
     metric = METRICS_BY_ID.get(row.pop("metric_id"))
     value = row.pop("trigger_value")
     reading_at = details.get("reading_at")
     lang = language_of(language)
+    reason, rule_title = _finding_words(
+        row["protocol"], row["rule"], stored, lang, metric.key if metric else None, value
+    )
     return FindingItem(
         **row,
-        reason=finding_reason(
-            row["protocol"], row["rule"], details, lang, metric.key if metric else None, value
-        ),
-        rule_title=title_of(row["protocol"], row["rule"], lang),
+        reason=reason,
+        rule_title=rule_title,
         metric=metric.key if metric else None,
         value=value,
         unit=metric.unit if metric else None,

@@ -20,6 +20,9 @@ from telemon.metrics import METRICS
 from telemon.reasons import OPS, number, value
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+# The templates ship with the package: checking each one's file on every include of every row
+# costs a tenth of a long list's rendering.
+TEMPLATES.env.auto_reload = False
 # The cooperatives are in Lombardy: times are shown in Italian local time.
 LOCAL_TZ = ZoneInfo("Europe/Rome")
 
