@@ -259,9 +259,21 @@ def test_access_rules_and_bad_dates(
             response = client.get(url, params=params)
             assert response.status_code == 422, (url, params)
             assert reason in response.text
+        # The Bundle's URL answers as FHIR does: an OperationOutcome naming the reason.
+        outcome = client.get(f"/patients/{own}/report.fhir", params=params)
+        assert outcome.status_code == 422
+        assert outcome.headers["content-type"].startswith("application/fhir+json")
+        issue = outcome.json()["issue"][0]
+        assert issue["code"] == "invalid" and reason in issue["diagnostics"]
     explicit = client.post(
         f"/patients/{own}/report/validate", data={"csrf_token": login(client, "dr.rossi")}
     )
     assert explicit.status_code == 422 and "from and to are required" in explicit.text
+    # Whose report first: another GP's patient is not found, whatever the form holds.
+    theirs = world.patients["other_gp"]
+    hidden = client.post(
+        f"/patients/{theirs}/report/validate", data={"csrf_token": login(client, "dr.rossi")}
+    )
+    assert hidden.status_code == 404
     # Refused dates read nothing: no more reads on record.
     assert len(_audit(db, "patient.report.read")) == reads
