@@ -569,6 +569,11 @@ TEXTS |= {
     "report.frozen_in": ("Validated text in {language}.", "Testo convalidato in {language}."),
     "language.it": ("Italian", "italiano"),
     "language.en": ("English", "inglese"),
+    "adherence.not_due": ("not yet due", "non ancora prevista"),
+    "glance.adherence.title_every": (
+        "Stretches of {n} days with a {metric} reading, of those the protocol asks for",
+        "Intervalli di {n} giorni con una misura di {metric}, su quelli richiesti dal protocollo",
+    ),
 }
 
 
