@@ -17,7 +17,10 @@ a nurse and as a GP with ``--per-gp`` patients, and prints the time of each requ
 * ``patient page 30 days:`` / ``patient page 90 days:`` GET /patients/{id}?days=N, the GP's
   patients in turn;
 * ``period report pdf:`` GET /patients/{id}/report.pdf over 90 days, the GP's patients with the
-  most episodes first (the first request, which loads WeasyPrint and its fonts, apart).
+  most episodes first (the first request, which loads WeasyPrint and its fonts, apart);
+* ``closing report pdf:`` the discharge's closing report of the busiest patient over their whole
+  monitoring (dashboard.period_reports.close: content, closing section, HTML, PDF, FHIR Bundle
+  with every reading, the frozen row), each run rolled back so every run closes the same patient.
 
 Under each, the baseline in the same run: the queries the route runs, called directly, without
 HTTP, rendering, audit or (for the PDF) the layout.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import sys
 import time
@@ -44,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._dashboard_store import PASSWORD, enrol, run_engine, store_readings
 from bench._fleet_setup import create_database, drop_database, percentile
 from bench._quality_store import ALERT_TABLES
-from dashboard import clinical, glance, report
+from dashboard import clinical, glance, period_reports, report
 from dashboard.app import create_app
 from dashboard.authz import Principal
 from dashboard.web import LOCAL_TZ
@@ -247,6 +251,49 @@ def measure(url: str, runs: int, days: int) -> None:
                 f"  the busiest patient's: {readings:,} readings, {episodes} episodes, "
                 f"{len(PdfReader(io.BytesIO(busiest)).pages)} pages, {len(busiest):,} bytes"
             )
+    closing_report(url, gp, patients[0], pdf_runs)
+
+
+def closing_report(url: str, user: Principal, patient_id: int, runs: int) -> None:
+    """The discharge's closing report of ``patient_id`` today, ``runs`` times, each rolled back
+    (period_reports.close runs in the discharge's transaction; the bench's has nothing else)."""
+    today = datetime.now(LOCAL_TZ).date()
+    frozen: tuple[bytes, str] | None = None
+    with psycopg.connect(url) as conn:
+
+        def close(_: int) -> None:
+            nonlocal frozen
+            try:
+                period_reports.close(
+                    conn,
+                    user,
+                    patient_id,
+                    reason="bench",
+                    discharged_on=today,
+                    discharged_at=datetime.now(UTC),
+                    public_url="http://testserver",
+                )
+                row = conn.execute(
+                    "SELECT pdf, fhir_bundle::text FROM period_reports "
+                    "WHERE kind = 'closing' AND patient_id = %s",
+                    (patient_id,),
+                ).fetchone()
+                frozen = (bytes(row[0]), row[1])
+            finally:
+                conn.rollback()
+
+        print(line("closing report pdf", timed(runs, close)))
+        assert frozen is not None
+        pdf, bundle = frozen
+        enrolled = conn.execute(
+            "SELECT enrolled_at FROM patients WHERE id = %s", (patient_id,)
+        ).fetchone()[0]
+        days = (today - enrolled.astimezone(LOCAL_TZ).date()).days + 1
+        print(
+            f"  the busiest patient's over {days} days: {len(PdfReader(io.BytesIO(pdf)).pages)} "
+            f"pages, {len(pdf):,} bytes; Bundle {len(json.loads(bundle)['entry']):,} entries, "
+            f"{len(bundle):,} bytes"
+        )
 
 
 def main() -> None:

@@ -244,6 +244,7 @@ def diagnostic_report_bundle(
     observations: list[dict[str, Any]],
     base: str,
     kind: str = "period",
+    language: str = "en",
 ) -> dict[str, Any]:
     """A validated period report (or, ``kind`` "closing", the discharge's closing report): a
     DiagnosticReport whose results are the period's Observations, with the PDF as its
@@ -255,6 +256,7 @@ def diagnostic_report_bundle(
     report: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "id": report_id,
+        "language": language,
         "identifier": [{"system": system, "value": report_id}],
         "status": "final",
         "category": [
@@ -280,6 +282,7 @@ def diagnostic_report_bundle(
         "presentedForm": [
             {
                 "contentType": "application/pdf",
+                "language": language,
                 "data": base64.b64encode(pdf).decode("ascii"),
                 # FHIR R4's Attachment.hash is the SHA-1 of the data, base64-encoded.
                 "hash": base64.b64encode(hashlib.sha1(pdf).digest()).decode("ascii"),

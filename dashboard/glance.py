@@ -9,7 +9,6 @@ adherence is counted on the rollup's hours, never on raw readings.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -20,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from alerts.protocol import MissingDataRule, Protocol
+from dashboard import report_stats
 from dashboard.authz import Principal, patient_scope
 from dashboard.bands import effective_protocol
 from dashboard.models import Adherence, LatestValue, PatientSummary
@@ -70,14 +70,6 @@ def protocol_metrics(protocols: Iterable[Protocol]) -> list[str]:
     """The metrics the protocols' rules read, in the catalogue's order."""
     read = {m for p in protocols for rule in p.rules for m in rule.metrics if m in METRICS}
     return [key for key in METRICS if key in read]
-
-
-def expected_days(window_days: int, enrolled_days: int, every_seconds: int) -> int:
-    """Days with readings a schedule asks for in the window's last ``window_days`` days, of
-    which the patient was enrolled ``enrolled_days``: every day for a daily or denser schedule,
-    one day per interval for a sparser one (hypertension's weekly series: 1 in 7, 4 in 30)."""
-    days = max(min(window_days, enrolled_days), 0)
-    return math.floor(days * 86400 / max(every_seconds, 86400))
 
 
 def trend_of(
@@ -235,8 +227,9 @@ def adherence(
     *,
     now: datetime,
 ) -> dict[int, list[Adherence]]:
-    """Days with readings in the last 7 and 30 local days (today included), per patient and
-    schedule, against the days the schedule asked for since the protocol started."""
+    """Days with readings in the last 7 and 30 local days (today included; a schedule sparser
+    than daily: its stretches), per patient and schedule, against those the schedule asked for
+    since the protocol started."""
     if not due:
         return {}
     today = _local_day(now)
@@ -258,14 +251,17 @@ def adherence(
     for patient_id, schedule, started_at in due:
         days = found.get((patient_id, METRICS[schedule.metric].id), set())
         started = _local_day(started_at)
-        enrolled = (today - started).days + 1
         counts = {}
         for window in WINDOWS:
-            since = today - timedelta(days=window - 1)
-            counts[window] = (
-                sum(1 for d in days if since <= d <= today and d >= started),
-                expected_days(window, enrolled, schedule.every_seconds),
+            # The report's count (report_stats.adherence), over the window since the start:
+            # a weekly series is one stretch in 7 days, 4 in 30, none yet in its first 6 days.
+            kept = report_stats.adherence(
+                days,
+                first=max(today - timedelta(days=window - 1), started),
+                last=today,
+                every_hours=schedule.every_seconds / 3600,
             )
+            counts[window] = (kept.days_with_readings, kept.days_expected)
         out.setdefault(patient_id, []).append(
             Adherence(
                 protocol=schedule.protocol,

@@ -563,6 +563,19 @@ TEXTS |= {
     "a11y.skip": ("Skip to the page's content", "Vai al contenuto della pagina"),
 }
 
+# Reports and equipment, finish (issue 18): the language a report was frozen in; adherence
+# when the schedule asks for nothing yet.
+TEXTS |= {
+    "report.frozen_in": ("Validated text in {language}.", "Testo convalidato in {language}."),
+    "language.it": ("Italian", "italiano"),
+    "language.en": ("English", "inglese"),
+    "adherence.not_due": ("not yet due", "non ancora prevista"),
+    "glance.adherence.title_every": (
+        "Stretches of {n} days with a {metric} reading, of those the protocol asks for",
+        "Intervalli di {n} giorni con una misura di {metric}, su quelli richiesti dal protocollo",
+    ),
+}
+
 
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).

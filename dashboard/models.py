@@ -170,7 +170,9 @@ class LatestValue(_Model):
 
 class Adherence(_Model):
     """Days with readings of the protocol's scheduled metric, against the days its schedule
-    asked for (since enrolment, if that is later than the window's start)."""
+    asked for (since enrolment, if that is later than the window's start). A schedule sparser
+    than daily counts its stretches (a weekly series: weeks with a reading, 1 in 7 days, 4 in
+    30). An expected count of 0: not yet due (dashboard.report_stats.adherence)."""
 
     protocol: str
     metric: str

@@ -35,6 +35,8 @@ class Rendered:
     validation: report.Validation | None
     fhir_bundle: dict[str, Any] | None = None
     period: report.Period | None = None
+    # The language the body is written in: a frozen report's is its validator's, whoever reads.
+    language: str | None = None
 
 
 def _audit(
@@ -66,7 +68,7 @@ def _frozen(
     """The frozen report of that kind and period (a closing report: the patient's one)."""
     row = conn.execute(
         "SELECT r.body_html, r.pdf, r.pdf_sha256, r.fhir_bundle, s.display_name, r.validated_at, "
-        "p.code, r.period_from, r.period_to FROM period_reports r "
+        "p.code, r.period_from, r.period_to, r.language FROM period_reports r "
         "JOIN staff s ON s.id = r.validated_by JOIN patients p ON p.id = r.patient_id "
         "WHERE r.patient_id = %(p)s AND r.kind = %(kind)s "
         "AND (%(first)s::date IS NULL OR (r.period_from = %(first)s AND r.period_to = %(last)s))",
@@ -79,7 +81,7 @@ def _frozen(
     ).fetchone()
     if row is None:
         return None
-    body, pdf, sha, bundle, by, at, code, first, last = row
+    body, pdf, sha, bundle, by, at, code, first, last, language = row
     return Rendered(
         title=f"{code} {first.isoformat()} {last.isoformat()}",
         body=body,
@@ -87,6 +89,7 @@ def _frozen(
         validation=report.Validation(by=by, at=at, sha256=sha),
         fhir_bundle=bundle,
         period=report.Period(first, last),
+        language=language,
     )
 
 
@@ -96,7 +99,8 @@ def _fresh(
     content = report.build(conn, patient_id, period, language=language)
     title = report.title(content, language)
     body = report.body_html(content, language)
-    return Rendered(title, body, report.pdf(body, language, title) if pdf else None, None)
+    rendered = report.pdf(body, language, title) if pdf else None
+    return Rendered(title, body, rendered, None, language=language)
 
 
 def view(
@@ -173,6 +177,7 @@ def _freeze(
         observations=fhir.period_observations(conn, patient_id, period.start, period.end),
         base=public_url.rstrip("/") + "/fhir",
         kind=kind,
+        language=language,
     )
     inserted = conn.execute(
         "INSERT INTO period_reports (patient_id, kind, period_from, period_to, language, "
@@ -205,7 +210,8 @@ def validate(
     *,
     public_url: str,
 ) -> report.Validation:
-    """Freeze the period's report as it is now. A period is validated once."""
+    """Freeze the period's report as it is now, in the validator's language (the text they
+    read and sign off); ``period_reports.language`` records it. A period is validated once."""
     ensure_patient(conn, user, patient_id)
     language = language_of(user.language)
     content = report.build(conn, patient_id, period, language=language, now=datetime.now(UTC))
@@ -215,7 +221,15 @@ def validate(
         )
         if validation is None:
             raise AlreadyValidated
-        _audit(conn, user, "patient.report.validate", patient_id, period, sha256=validation.sha256)
+        _audit(
+            conn,
+            user,
+            "patient.report.validate",
+            patient_id,
+            period,
+            sha256=validation.sha256,
+            language=language,
+        )
     return validation
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
+
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -33,6 +36,8 @@ RETURNING id
 """
 
 # The gateway's inventory is the pairing it actually uses: a device it reports is registered.
+# A device returned or swapped out (dashboard/kit.py) is no longer the patient's equipment: the
+# gateway may still hear it until it is switched off, but its row keeps what it was at return.
 _DEVICE = """
 INSERT INTO devices (gateway_id, address, kind, battery_pct, rssi, last_seen_at, last_reading_at)
 VALUES (%s, %s, %s, %s, %s, %s, %s)
@@ -42,16 +47,30 @@ ON CONFLICT (gateway_id, address) DO UPDATE SET
     rssi = coalesce(excluded.rssi, devices.rssi),
     last_seen_at = greatest(excluded.last_seen_at, devices.last_seen_at),
     last_reading_at = greatest(excluded.last_reading_at, devices.last_reading_at)
+WHERE devices.unpaired_at IS NULL
+"""
+
+_RETURNED = """
+SELECT address, unpaired_at FROM devices
+WHERE gateway_id = %s AND address = ANY(%s) AND unpaired_at IS NOT NULL
 """
 
 
-def apply_status(conn: psycopg.Connection, message: StatusMessage) -> bool:
-    """Record a status message; False when the gateway is unknown."""
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A status recorded: the devices it reported that had been returned, by index in
+    ``status.devices``, with when they were (their status was left out)."""
+
+    returned: dict[int, datetime] = field(default_factory=dict)
+
+
+def apply_status(conn: psycopg.Connection, message: StatusMessage) -> Applied | None:
+    """Record a status message; None when the gateway is unknown."""
     status = message.status
     document = Jsonb(status.model_dump(mode="json", exclude_none=True))
     if status.state == "offline":
         row = conn.execute(_OFFLINE, {"status": document, "code": status.gateway_id}).fetchone()
-        return row is not None
+        return Applied() if row is not None else None
     row = conn.execute(
         _ONLINE,
         {
@@ -65,22 +84,30 @@ def apply_status(conn: psycopg.Connection, message: StatusMessage) -> bool:
         },
     ).fetchone()
     if row is None:
-        return False
-    if status.devices:
-        with conn.cursor() as cur:
-            cur.executemany(
-                _DEVICE,
-                [
-                    (
-                        row[0],
-                        d.device_id,
-                        d.kind,
-                        d.battery_pct,
-                        d.rssi,
-                        d.last_seen_at,
-                        d.last_reading_at,
-                    )
-                    for d in status.devices
-                ],
-            )
-    return True
+        return None
+    if not status.devices:
+        return Applied()
+    gateway_id = row[0]
+    since: dict[str, datetime] = dict(
+        conn.execute(_RETURNED, (gateway_id, [d.device_id for d in status.devices])).fetchall()
+    )
+    with conn.cursor() as cur:
+        cur.executemany(
+            _DEVICE,
+            [
+                (
+                    gateway_id,
+                    d.device_id,
+                    d.kind,
+                    d.battery_pct,
+                    d.rssi,
+                    d.last_seen_at,
+                    d.last_reading_at,
+                )
+                for d in status.devices
+                if d.device_id not in since
+            ],
+        )
+    return Applied(
+        {i: since[d.device_id] for i, d in enumerate(status.devices) if d.device_id in since}
+    )

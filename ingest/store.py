@@ -247,10 +247,15 @@ class Store:
                 result.stored, result.duplicates = stored, staged - stored
                 result.patient_ids = frozenset(patient_ids)
             for status in plan.statuses:
-                if apply_status(self.conn, status):
-                    result.statuses += 1
-                else:
+                applied = apply_status(self.conn, status)
+                if applied is None:
                     plan.dead.append(_unknown_gateway(status))
+                    continue
+                result.statuses += 1
+                plan.dead += [
+                    _returned_device_status(status, index, at)
+                    for index, at in applied.returned.items()
+                ]
             write_dead_letters(self.conn, plan.dead)
             result.rejected.update(letter.reason for letter in plan.dead)
             if result.patient_ids:
@@ -447,6 +452,20 @@ def _device_not_paired(
         f"{message.gateway_code!r} at {since.isoformat()}; a reading measured since "
         f"({obs.measured_at.isoformat()}) is not attributed to patient {obs.patient_id!r}",
         obs.wire_item(),
+    )
+
+
+def _returned_device_status(message: StatusMessage, index: int, since: datetime) -> DeadLetter:
+    device = message.status.devices[index]
+    return DeadLetter.for_item(
+        message.topic,
+        message.gateway_code,
+        index,
+        RejectReason.DEVICE_NOT_PAIRED.value,
+        f"devices[{index}]: device {device.device_id!r} was returned or swapped out of gateway "
+        f"{message.gateway_code!r} at {since.isoformat()}; its status (battery, last seen) "
+        "does not update the patient's equipment",
+        device.model_dump(mode="json", exclude_none=True),
     )
 
 

@@ -23,6 +23,7 @@ from dashboard.bands import protocols
 from telemon.config import Settings
 from telemon.metrics import METRICS
 from tests.chromium import launched_chromium
+from tests.dashboard.live_server import live_dashboard
 from tests.dashboard.support import PASSWORD
 
 # What the engine needs to queue SMS: no Twilio, so they wait in the outbox.
@@ -272,6 +273,21 @@ def app(database_url: str):
 def client(app) -> Iterator[TestClient]:
     with TestClient(app, follow_redirects=False) as client:
         yield client
+
+
+@pytest.fixture
+def server(database_url: str, world: World) -> Iterator[str]:
+    """The dashboard on a real uvicorn (live_server.py) over the world, for the browser tests:
+    its base URL. A module that seeds more (gp_cohort) asks for its own fixture beside this."""
+    app = create_app(
+        database_url,
+        public_url="http://127.0.0.1",
+        language="en",
+        twilio_auth_token="",
+        sse_interval=0.25,
+    )
+    with live_dashboard(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
