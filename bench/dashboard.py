@@ -13,7 +13,8 @@ Then it asks the real FastAPI app, in-process through httpx (fastapi's TestClien
 a nurse and as a GP with ``--per-gp`` patients, and prints the time of each request:
 
 * ``triage queue:`` GET /triage, a service centre's nurse;
-* ``patient list:`` GET /patients, the GP's whole list;
+* ``patient list:`` GET /patients, the GP's list of ``--per-gp`` patients: its first page (50,
+  the most in need; all of them ranked);
 * ``patient page 30 days:`` / ``patient page 90 days:`` GET /patients/{id}?days=N, the GP's
   patients in turn;
 * ``period report pdf:`` GET /patients/{id}/report.pdf over 90 days, the GP's patients with the
@@ -208,6 +209,8 @@ def measure(url: str, runs: int, days: int) -> None:
             print(line("patient list", timed(runs, get(client, "/patients"))))
             baseline = timed(runs, lambda _: glance.patient_list(conn, gp, now=now))
             print("  " + line("baseline, the list's queries alone", baseline))
+            whole = get(client, f"/patients?per_page={patient_count}")
+            print("  " + line(f"all {patient_count} on one page (?per_page=)", timed(runs, whole)))
 
             for span in (30, 90):
 

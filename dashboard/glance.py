@@ -9,6 +9,7 @@ adherence is counted on the rollup's hours, never on raw readings.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -276,6 +277,33 @@ def adherence(
     return out
 
 
+PER_PAGE = 50
+MAX_PER_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class PatientPage:
+    """One page of the list: the patients on it, and where it lies among all that matched."""
+
+    patients: list[PatientSummary]
+    total: int  # patients matching the filters, on every page
+    page: int  # 1-based
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(math.ceil(self.total / self.per_page), 1)
+
+    @property
+    def first(self) -> int:
+        """The 1-based position of the page's first patient (0 when nothing matched)."""
+        return (self.page - 1) * self.per_page + 1 if self.patients else 0
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.patients) - 1 if self.patients else 0
+
+
 def patient_list(
     conn: psycopg.Connection,
     user: Principal,
@@ -284,28 +312,21 @@ def patient_list(
     need: Need = "",
     protocol: str = "",
     tag: str = "",
-) -> list[PatientSummary]:
-    """Patients in scope at a glance, filtered, the most in need first."""
+    page: int = 1,
+    per_page: int = PER_PAGE,
+) -> PatientPage:
+    """Patients in scope at a glance, filtered, the most in need first, one page of them.
+
+    The order and the filters need only the patients' own rows (their episode, tasks, protocols
+    and tags): every patient in scope is ranked, and the latest values and adherence, which cost
+    a rollup probe per patient and metric, are read for the page's patients alone."""
     scope, params = patient_scope(user)
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(_PATIENTS.format(scope=scope), params | {"me": user.id})
         .fetchall()
     )
-    pairs: list[tuple[int, str]] = []
-    due: list[tuple[int, Schedule, datetime]] = []
-    for row in rows:
-        assigned = []
-        for name, overrides, started_at in row["assigned"]:
-            found = effective_protocol(name, overrides)
-            if found is not None:
-                assigned.append(found)
-                started = datetime.fromisoformat(started_at)
-                due += [(row["id"], s, started) for s in schedules(found)]
-        pairs += [(row["id"], m) for m in protocol_metrics(assigned)]
-    values, newest = latest(conn, pairs, now=now, language=user.language)
-    kept = adherence(conn, due, now=now)
-    summaries = []
+    ranked = []
     for row in rows:
         summary = PatientSummary(
             id=row["id"],
@@ -318,11 +339,41 @@ def patient_list(
             episode_opened_at=row["episode_opened_at"],
             task=row["episode_id"] is not None and row["open_clinical"] == 0,
             not_measuring=row["open_tasks"] > 0,
-            latest=values.get(row["id"], []),
-            last_reading_at=newest.get(row["id"]),
-            adherence=kept.get(row["id"], []),
+            latest=[],
             tags=row["tags"],
         )
         if matches(summary, need, protocol, tag):
-            summaries.append(summary)
-    return sorted(summaries, key=need_rank)
+            ranked.append((summary, row["assigned"]))
+    ranked.sort(key=lambda found: need_rank(found[0]))
+    per_page = min(max(per_page, 1), MAX_PER_PAGE)
+    page = min(max(page, 1), max(math.ceil(len(ranked) / per_page), 1))
+    shown = ranked[(page - 1) * per_page : page * per_page]
+
+    pairs: list[tuple[int, str]] = []
+    due: list[tuple[int, Schedule, datetime]] = []
+    for summary, assignments in shown:
+        assigned = []
+        for name, overrides, started_at in assignments:
+            found = effective_protocol(name, overrides)
+            if found is not None:
+                assigned.append(found)
+                started = datetime.fromisoformat(started_at)
+                due += [(summary.id, s, started) for s in schedules(found)]
+        pairs += [(summary.id, m) for m in protocol_metrics(assigned)]
+    values, newest = latest(conn, pairs, now=now, language=user.language)
+    kept = adherence(conn, due, now=now)
+    return PatientPage(
+        patients=[
+            summary.model_copy(
+                update={
+                    "latest": values.get(summary.id, []),
+                    "last_reading_at": newest.get(summary.id),
+                    "adherence": kept.get(summary.id, []),
+                }
+            )
+            for summary, _ in shown
+        ],
+        total=len(ranked),
+        page=page,
+        per_page=per_page,
+    )

@@ -576,6 +576,15 @@ TEXTS |= {
     ),
 }
 
+# The GP's list a page at a time (issue 18's speed: the latest values are read for the page).
+TEXTS |= {
+    "list.pages": ("Pages of the list", "Pagine dell'elenco"),
+    "list.showing": ("{first}–{last} of {total}", "{first}–{last} di {total}"),
+    "list.previous": ("Previous", "Precedente"),
+    "list.next": ("Next", "Successiva"),
+    "list.page": ("Page {n}", "Pagina {n}"),
+}
+
 
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).

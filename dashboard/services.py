@@ -17,7 +17,6 @@ from dashboard.models import (
     MySettings,
     NotificationItem,
     PatientDetail,
-    PatientSummary,
     Series,
     SettingsIn,
 )
@@ -38,18 +37,28 @@ def patient_list(
     need: glance.Need = "",
     protocol: str = "",
     tag: str = "",
-) -> list[PatientSummary]:
-    patients = glance.patient_list(
-        conn, user, now=datetime.now(UTC), need=need, protocol=protocol, tag=tag
+    page: int = 1,
+    per_page: int = glance.PER_PAGE,
+) -> glance.PatientPage:
+    found = glance.patient_list(
+        conn,
+        user,
+        now=datetime.now(UTC),
+        need=need,
+        protocol=protocol,
+        tag=tag,
+        page=page,
+        per_page=per_page,
     )
+    # The patients shown are those read: the page's, not the whole list's.
     audit.record(
         conn,
         user,
         "patient.list",
         object_type="patient_list",
-        details={"patients": [p.id for p in patients]},
+        details={"patients": [p.id for p in found.patients], "page": found.page},
     )
-    return patients
+    return found
 
 
 def change_tag(

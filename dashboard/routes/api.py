@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import psycopg
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 
-from dashboard import administration, reminders, services
+from dashboard import administration, glance, reminders, services
 from dashboard.authz import Principal, current_user, get_conn, require
 from dashboard.bands import protocols
 from dashboard.models import (
@@ -37,7 +37,7 @@ from dashboard.models import (
     StaffItem,
     StaffUpdate,
 )
-from dashboard.routes.list_filters import Need, ProtocolKey, TagFilter
+from dashboard.routes.list_filters import Need, Page, PerPage, ProtocolKey, TagFilter
 from telemon.metrics import MetricKey
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -87,10 +87,22 @@ def triage(user: Centre, conn: Conn) -> list[EpisodeItem]:
 
 @router.get("/patients", response_model=list[PatientSummary])
 def patients(
-    user: Clinician, conn: Conn, need: Need = "", protocol: ProtocolKey = "", tag: TagFilter = ""
+    response: Response,
+    user: Clinician,
+    conn: Conn,
+    need: Need = "",
+    protocol: ProtocolKey = "",
+    tag: TagFilter = "",
+    page: Page = 1,
+    per_page: PerPage = glance.PER_PAGE,
 ) -> list[PatientSummary]:
-    """The list at a glance, the most in need first (docs/dashboard.md)."""
-    return services.patient_list(conn, user, need=need, protocol=protocol, tag=tag)
+    """The list at a glance, the most in need first, one page of it; how many matched in the
+    X-Total-Count header (docs/dashboard.md)."""
+    found = services.patient_list(
+        conn, user, need=need, protocol=protocol, tag=tag, page=page, per_page=per_page
+    )
+    response.headers["X-Total-Count"] = str(found.total)
+    return found.patients
 
 
 @router.get("/patients/{patient_id}", response_model=PatientDetail)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
 import psycopg
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
@@ -27,7 +28,7 @@ from dashboard.authz import Principal, current_user, get_conn, require
 from dashboard.bands import effective_protocol, protocols
 from dashboard.i18n import translator
 from dashboard.models import EpisodeItem, SettingsIn, plain_text
-from dashboard.routes.list_filters import Need, ProtocolKey, TagFilter
+from dashboard.routes.list_filters import Need, Page, PerPage, ProtocolKey, TagFilter
 from dashboard.web import local, render
 from telemon.alert_lifecycle import PersonAction
 
@@ -83,12 +84,23 @@ def _list_context(
     need: glance.Need,
     protocol: str,
     tag: str,
+    page: int,
+    per_page: int,
 ) -> dict[str, object]:
-    found = services.patient_list(conn, user, need=need, protocol=protocol, tag=tag)
+    found = services.patient_list(
+        conn, user, need=need, protocol=protocol, tag=tag, page=page, per_page=per_page
+    )
+    filters = {"need": need, "protocol": protocol, "tag": tag}
+    kept = {k: v for k, v in filters.items() if v}
+    if per_page != glance.PER_PAGE:
+        kept["per_page"] = str(per_page)
     return {
-        "patients": found,
-        "filters": {"need": need, "protocol": protocol, "tag": tag},
-        "query": request.url.query,
+        "patients": found.patients,
+        "listed": found,
+        "filters": filters,
+        # The links to the other pages keep the filters (and a chosen page size).
+        "page_query": urlencode(kept),
+        "query": urlencode(kept | ({"page": str(found.page)} if found.page > 1 else {})),
         "protocol_keys": sorted(protocols()),
         "my_tags": tags.own_tags(conn, user.id) if user.can("patient.tag") else [],
     }
@@ -102,8 +114,10 @@ def patients(
     need: Need = "",
     protocol: ProtocolKey = "",
     tag: TagFilter = "",
+    page: Page = 1,
+    per_page: PerPage = glance.PER_PAGE,
 ) -> Response:
-    context = _list_context(conn, user, request, need, protocol, tag)
+    context = _list_context(conn, user, request, need, protocol, tag, page, per_page)
     return render(request, "patients.html", context, user=user)
 
 
@@ -115,8 +129,10 @@ def patients_fragment(
     need: Need = "",
     protocol: ProtocolKey = "",
     tag: TagFilter = "",
+    page: Page = 1,
+    per_page: PerPage = glance.PER_PAGE,
 ) -> Response:
-    context = _list_context(conn, user, request, need, protocol, tag)
+    context = _list_context(conn, user, request, need, protocol, tag, page, per_page)
     return render(request, "_patients.html", context, user=user)
 
 

@@ -249,3 +249,38 @@ def test_schedule_and_trend_rules() -> None:
     assert trend_of("spo2", 97, 96.5) == "steady"
     assert trend_of("body_weight", 82.5, 80.9) == "up"
     assert trend_of("spo2", 97, None) is None
+
+
+def test_the_list_comes_a_page_at_a_time_in_the_order_of_need(
+    client: TestClient, gp_list: GpList, db: psycopg.Connection
+) -> None:
+    login(client, "dr.rossi")
+    whole = _rows(client.get("/patients").text)
+    assert len(whole) == 6
+    pages = [client.get("/patients", params={"per_page": 2, "page": n}) for n in (1, 2, 3)]
+    assert [_rows(p.text) for p in pages] == [whole[0:2], whole[2:4], whole[4:6]]
+    middle = pages[1].text
+    assert '<span class="count">6</span>' in middle and "3–4 of 6" in middle
+    # The other pages' links keep the page size (and any filter).
+    assert 'href="/patients?per_page=2&amp;page=1"' in middle
+    assert 'href="/patients?per_page=2&amp;page=3"' in middle
+    assert 'aria-current="page" class="on">2<' in middle
+    # The live refresh asks for the same page.
+    assert 'data-live="/patients/fragment?per_page=2&amp;page=2"' in middle
+    # Past the end: the last page.
+    assert _rows(client.get("/patients", params={"per_page": 2, "page": 9}).text) == whole[4:6]
+    filtered = client.get("/patients", params={"need": "attention", "per_page": 1, "page": 2})
+    assert _rows(filtered.text) == [gp_list.amber]
+    assert 'href="/patients?need=attention&amp;per_page=1&amp;page=1"' in filtered.text
+
+    api = client.get("/api/patients", params={"per_page": 4, "page": 2})
+    assert [p["id"] for p in api.json()] == whole[4:6]
+    assert api.headers["x-total-count"] == "6"
+    assert client.get("/api/patients", params={"per_page": 0}).status_code == 422
+    assert client.get("/api/patients", params={"per_page": 501}).status_code == 422
+
+    # What was read is what was shown: the audit names the page's patients only.
+    (details,) = db.execute(
+        "SELECT details FROM audit_log WHERE action = 'patient.list' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    assert details == {"patients": whole[4:6], "page": 2}
