@@ -563,6 +563,37 @@ TEXTS |= {
     "a11y.skip": ("Skip to the page's content", "Vai al contenuto della pagina"),
 }
 
+# Patient reminders, finished (issue 18): cancelled SMS and why, opt-out by the patient's SMS.
+# The cancel reasons are keyed by the words alerts.notify.routing records.
+TEXTS |= {
+    "sms_cancelled": ("SMS cancelled before sending", "SMS annullati prima dell'invio"),
+    "episode resolved before sending": (
+        "episode resolved before sending",
+        "episodio risolto prima dell'invio",
+    ),
+    "episode acknowledged before sending": (
+        "episode acknowledged before sending",
+        "presa visione prima dell'invio",
+    ),
+    "superseded by a later SMS of the same kind": (
+        "superseded by a later SMS of the same kind",
+        "sostituito da un SMS successivo dello stesso tipo",
+    ),
+    "patient discharged before sending": (
+        "patient discharged before sending",
+        "paziente dimesso prima dell'invio",
+    ),
+    "patient opted out of reminders before sending": (
+        "patient opted out of reminders before sending",
+        "il paziente ha rinunciato ai promemoria prima dell'invio",
+    ),
+    "patient measured before sending": (
+        "patient measured before sending",
+        "il paziente ha misurato prima dell'invio",
+    ),
+    "reminders.by_sms": ("the patient, by SMS", "il paziente, via SMS"),
+}
+
 
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).

@@ -322,6 +322,7 @@ class NotificationItem(_Model):
     status: str
     attempts: int
     last_error: str | None
+    cancel_reason: str | None = None  # why a 'cancelled' one never left
     created_at: datetime
 
 
@@ -423,3 +424,4 @@ class RemindersOut(_Model):
     opted_out: bool
     opted_out_at: datetime | None
     opted_out_by: str | None
+    opted_out_via: Literal["staff", "sms"] | None = None

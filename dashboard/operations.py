@@ -67,14 +67,16 @@ def low_batteries(conn: psycopg.Connection, user: Principal) -> list[LowBattery]
 def notifications(
     conn: psycopg.Connection, user: Principal, status: str, limit: int = 200
 ) -> list[NotificationItem]:
-    """Notifications in ``status`` ('failed' or 'outboxed') about patients in scope."""
+    """Notifications in ``status`` ('failed', 'outboxed' or 'cancelled') about patients in
+    scope; a cancelled one says why (``cancel_reason``)."""
     scope, params = patient_scope(user)
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(
             f"""
             SELECT n.id, n.episode_id, n.alert_id, p.id AS patient_id, n.recipient_kind,
-                   n.to_address, n.body, n.status, n.attempts, n.last_error, n.created_at
+                   n.to_address, n.body, n.status, n.attempts, n.last_error, n.cancel_reason,
+                   n.created_at
             FROM notifications n
             LEFT JOIN episodes e ON e.id = n.episode_id
             LEFT JOIN alerts a ON a.id = n.alert_id

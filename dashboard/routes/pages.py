@@ -313,6 +313,7 @@ def sms(
         {
             "failed": services.notifications(conn, user, "failed"),
             "outbox": services.notifications(conn, user, "outboxed"),
+            "cancelled": services.notifications(conn, user, "cancelled"),
         },
         user=user,
     )
