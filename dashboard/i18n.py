@@ -592,6 +592,20 @@ TEXTS |= {
         "il paziente ha misurato prima dell'invio",
     ),
     "reminders.by_sms": ("the patient, by SMS", "il paziente, via SMS"),
+    "sms_inbound": ("SMS received", "SMS ricevuti"),
+    "inbound.received": ("Received", "Ricevuto"),
+    "inbound.from": ("From", "Da"),
+    "inbound.outcome": ("Taken as", "Interpretato come"),
+    "inbound.opt_out": ("reminders stopped", "promemoria disattivati"),
+    "inbound.opt_in": ("reminders back on", "promemoria riattivati"),
+    "inbound.unrecognised": (
+        "not a command: answered that nobody reads this number",
+        "non è un comando: risposto che nessuno legge questo numero",
+    ),
+    "inbound.unknown_number": (
+        "unknown number: answered that nobody reads it",
+        "numero sconosciuto: risposto che nessuno lo legge",
+    ),
 }
 
 

@@ -326,6 +326,17 @@ class NotificationItem(_Model):
     created_at: datetime
 
 
+class InboundItem(_Model):
+    """An SMS sent to our number (inbound_sms), and what was made of it."""
+
+    id: int
+    received_at: datetime
+    from_address: str
+    body: str
+    patient_id: int | None
+    outcome: Literal["opt_out", "opt_in", "unrecognised", "unknown_number"]
+
+
 class SettingsIn(_Input):
     language: Literal["it", "en"] | None = None
     phone: str | None = Field(default=None, pattern=r"^(\+[1-9][0-9]{6,14})?$")

@@ -6,7 +6,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from dashboard.authz import Principal, patient_scope
-from dashboard.models import GatewayIssue, LowBattery, NotificationItem
+from dashboard.models import GatewayIssue, InboundItem, LowBattery, NotificationItem
 
 LOW_BATTERY_PCT = 20
 
@@ -91,3 +91,26 @@ def notifications(
         .fetchall()
     )
     return [NotificationItem(**r) for r in rows]
+
+
+def inbound_messages(
+    conn: psycopg.Connection, user: Principal, limit: int = 100
+) -> list[InboundItem]:
+    """The SMS people sent to our number, newest first: those of patients in scope, and those
+    from numbers of no single patient (a stranger, a relative's phone, a shared one), which
+    the service centre answers for. What telemon made of each is its ``outcome``."""
+    scope, params = patient_scope(user)
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"""
+            SELECT i.id, i.received_at, i.from_address, i.body, i.patient_id, i.outcome
+            FROM inbound_sms i LEFT JOIN patients p ON p.id = i.patient_id
+            WHERE (i.patient_id IS NULL AND %(centre)s) OR {scope}
+            ORDER BY i.received_at DESC, i.id DESC LIMIT %(limit)s
+            """,
+            params | {"limit": limit, "centre": user.role == "nurse"},
+        )
+        .fetchall()
+    )
+    return [InboundItem(**r) for r in rows]

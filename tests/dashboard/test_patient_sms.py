@@ -198,3 +198,27 @@ def test_forged_or_malformed_messages_change_nothing(
     assert text(twilio_client, "STOP\x00").status_code == 400
     assert inbound(db) == []
     assert opt_out(db, phones.patients["own"]) == (False, None, None)
+
+
+def test_the_service_centre_reads_what_was_received_on_the_sms_page(
+    twilio_client: TestClient, client: TestClient, phones: World, db: psycopg.Connection
+) -> None:
+    worried = "Ho il fiato corto da stamattina"
+    text(twilio_client, worried)
+    text(twilio_client, "Chi siete?", sender="+393330000002")
+
+    login(client, "nurse.greco")  # the own patient's centre
+    page = client.get("/sms")
+    inbound = page.text[page.text.index('id="inbound"') :]
+    assert worried in inbound and "Chi siete?" in inbound
+    assert "not a command: answered that nobody reads this number" in inbound
+    assert "unknown number: answered that nobody reads it" in inbound
+    [audited] = db.execute(
+        "SELECT details->'patients' FROM audit_log WHERE action = 'sms.inbound.read'"
+    ).fetchall()
+    assert audited == ([phones.patients["own"]],)
+
+    client.cookies.clear()
+    login(client, "nurse.conti")  # another centre: the stranger's message only
+    inbound = client.get("/sms").text
+    assert worried not in inbound and "Chi siete?" in inbound

@@ -303,3 +303,25 @@ def test_queued_reminders_are_cancelled_when_the_patient_opts_out_is_discharged_
     assert [m["to"] for m in fake_twilio.messages] == ["+393330000003"]
     assert _cancelled(db) == {opts_out: OPTED_OUT, discharged: DISCHARGED, measures: MEASURED}
     assert {r["patient_id"]: r["status"] for r in reminders(db)}[reminded] == "sent"
+
+
+def test_a_reminder_left_in_flight_by_a_dead_sender_is_cancelled_if_not_at_twilio_and_moot(
+    db: psycopg.Connection,
+    engine: Engine,
+    make_sender: SenderFactory,
+    fake_twilio: FakeTwilio,
+    clock: Clock,
+) -> None:
+    """A sender that died after claiming (row 'sending', committed; its session and advisory
+    lock gone): recovery asks Twilio, finds nothing, and the patient has measured meanwhile."""
+    patient = enrol(db, "P-REM9")
+    engine.evaluate(rome(10, 17, 30), None)
+    db.execute("UPDATE notifications SET status = 'sending', attempts = 1")
+    add_readings(db, patient, "spo2", [(rome(10, 17, 40), 96.0)])
+    clock.now = rome(10, 17, 45)
+
+    report = make_sender().run_once()
+
+    assert (report.cancelled, report.outcome_unknown, report.sent) == (1, 0, 0)
+    assert [r.method for r in fake_twilio.requests] == ["GET"]  # asked, never sent
+    assert _cancelled(db) == {patient: MEASURED}
