@@ -585,6 +585,51 @@ TEXTS |= {
     "list.page": ("Page {n}", "Pagina {n}"),
 }
 
+# Patient reminders, finished (issue 18): cancelled SMS and why, opt-out by the patient's SMS.
+# The cancel reasons are keyed by the words alerts.notify.routing records.
+TEXTS |= {
+    "sms_cancelled": ("SMS cancelled before sending", "SMS annullati prima dell'invio"),
+    "episode resolved before sending": (
+        "episode resolved before sending",
+        "episodio risolto prima dell'invio",
+    ),
+    "episode acknowledged before sending": (
+        "episode acknowledged before sending",
+        "presa visione prima dell'invio",
+    ),
+    "superseded by a later SMS of the same kind": (
+        "superseded by a later SMS of the same kind",
+        "sostituito da un SMS successivo dello stesso tipo",
+    ),
+    "patient discharged before sending": (
+        "patient discharged before sending",
+        "paziente dimesso prima dell'invio",
+    ),
+    "patient opted out of reminders before sending": (
+        "patient opted out of reminders before sending",
+        "il paziente ha rinunciato ai promemoria prima dell'invio",
+    ),
+    "patient measured before sending": (
+        "patient measured before sending",
+        "il paziente ha misurato prima dell'invio",
+    ),
+    "reminders.by_sms": ("the patient, by SMS", "il paziente, via SMS"),
+    "sms_inbound": ("SMS received", "SMS ricevuti"),
+    "inbound.received": ("Received", "Ricevuto"),
+    "inbound.from": ("From", "Da"),
+    "inbound.outcome": ("Taken as", "Interpretato come"),
+    "inbound.opt_out": ("reminders stopped", "promemoria disattivati"),
+    "inbound.opt_in": ("reminders back on", "promemoria riattivati"),
+    "inbound.unrecognised": (
+        "not a command: answered that nobody reads this number",
+        "non è un comando: risposto che nessuno legge questo numero",
+    ),
+    "inbound.unknown_number": (
+        "unknown number: answered that nobody reads it",
+        "numero sconosciuto: risposto che nessuno lo legge",
+    ),
+}
+
 
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).

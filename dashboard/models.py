@@ -324,7 +324,19 @@ class NotificationItem(_Model):
     status: str
     attempts: int
     last_error: str | None
+    cancel_reason: str | None = None  # why a 'cancelled' one never left
     created_at: datetime
+
+
+class InboundItem(_Model):
+    """An SMS sent to our number (inbound_sms), and what was made of it."""
+
+    id: int
+    received_at: datetime
+    from_address: str
+    body: str
+    patient_id: int | None
+    outcome: Literal["opt_out", "opt_in", "unrecognised", "unknown_number"]
 
 
 class SettingsIn(_Input):
@@ -425,3 +437,4 @@ class RemindersOut(_Model):
     opted_out: bool
     opted_out_at: datetime | None
     opted_out_by: str | None
+    opted_out_via: Literal["staff", "sms"] | None = None

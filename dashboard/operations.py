@@ -6,7 +6,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from dashboard.authz import Principal, patient_scope
-from dashboard.models import GatewayIssue, LowBattery, NotificationItem
+from dashboard.models import GatewayIssue, InboundItem, LowBattery, NotificationItem
 
 LOW_BATTERY_PCT = 20
 
@@ -67,14 +67,16 @@ def low_batteries(conn: psycopg.Connection, user: Principal) -> list[LowBattery]
 def notifications(
     conn: psycopg.Connection, user: Principal, status: str, limit: int = 200
 ) -> list[NotificationItem]:
-    """Notifications in ``status`` ('failed' or 'outboxed') about patients in scope."""
+    """Notifications in ``status`` ('failed', 'outboxed' or 'cancelled') about patients in
+    scope; a cancelled one says why (``cancel_reason``)."""
     scope, params = patient_scope(user)
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(
             f"""
             SELECT n.id, n.episode_id, n.alert_id, p.id AS patient_id, n.recipient_kind,
-                   n.to_address, n.body, n.status, n.attempts, n.last_error, n.created_at
+                   n.to_address, n.body, n.status, n.attempts, n.last_error, n.cancel_reason,
+                   n.created_at
             FROM notifications n
             LEFT JOIN episodes e ON e.id = n.episode_id
             LEFT JOIN alerts a ON a.id = n.alert_id
@@ -89,3 +91,26 @@ def notifications(
         .fetchall()
     )
     return [NotificationItem(**r) for r in rows]
+
+
+def inbound_messages(
+    conn: psycopg.Connection, user: Principal, limit: int = 100
+) -> list[InboundItem]:
+    """The SMS people sent to our number, newest first: those of patients in scope, and those
+    from numbers of no single patient (a stranger, a relative's phone, a shared one), which
+    the service centre answers for. What telemon made of each is its ``outcome``."""
+    scope, params = patient_scope(user)
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"""
+            SELECT i.id, i.received_at, i.from_address, i.body, i.patient_id, i.outcome
+            FROM inbound_sms i LEFT JOIN patients p ON p.id = i.patient_id
+            WHERE (i.patient_id IS NULL AND %(centre)s) OR {scope}
+            ORDER BY i.received_at DESC, i.id DESC LIMIT %(limit)s
+            """,
+            params | {"limit": limit, "centre": user.role == "nurse"},
+        )
+        .fetchall()
+    )
+    return [InboundItem(**r) for r in rows]

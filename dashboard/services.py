@@ -13,6 +13,7 @@ from dashboard.models import (
     EpisodeItem,
     FindingItem,
     GatewayIssue,
+    InboundItem,
     LowBattery,
     MySettings,
     NotificationItem,
@@ -112,6 +113,13 @@ def notifications(conn: psycopg.Connection, user: Principal, status: str) -> lis
     # SMS bodies carry vital values: reading them is reading health data.
     items = operations.notifications(conn, user, status)
     _audit_worklist(conn, user, f"notifications.{status}.read", [n.patient_id for n in items])
+    return items
+
+
+def inbound_messages(conn: psycopg.Connection, user: Principal) -> list[InboundItem]:
+    # What patients write may be about their health: reading it is on record, as SMS bodies.
+    items = operations.inbound_messages(conn, user)
+    _audit_worklist(conn, user, "sms.inbound.read", [i.patient_id for i in items])
     return items
 
 

@@ -126,6 +126,7 @@ def _reminders_out(status: reminders.ReminderStatus) -> RemindersOut:
         opted_out=status.opted_out,
         opted_out_at=status.opted_out_at,
         opted_out_by=status.opted_out_by,
+        opted_out_via=status.opted_out_via,
     )
 
 
@@ -244,7 +245,7 @@ def low_battery(
 
 @router.get("/notifications/{status}", response_model=list[NotificationItem])
 def notifications(
-    status: Literal["failed", "outboxed"],
+    status: Literal["failed", "outboxed", "cancelled"],
     user: Annotated[Principal, Depends(require("sms.read"))],
     conn: Conn,
 ) -> list[NotificationItem]:

@@ -329,6 +329,8 @@ def sms(
         {
             "failed": services.notifications(conn, user, "failed"),
             "outbox": services.notifications(conn, user, "outboxed"),
+            "cancelled": services.notifications(conn, user, "cancelled"),
+            "inbound": services.inbound_messages(conn, user),
         },
         user=user,
     )

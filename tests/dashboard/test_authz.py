@@ -121,7 +121,7 @@ def test_list_routes_matrix_and_no_leak(client: TestClient, world: World, role: 
 
 
 def test_every_route_is_protected_or_explicitly_public(app) -> None:
-    public = {"/login", "/lang/{language}", "/healthz", "/sms/status"}
+    public = {"/login", "/lang/{language}", "/healthz", "/sms/status", "/sms/inbound"}
     # Routes that decide for themselves, and the test that holds them to it.
     own_check = {"/status": "an admin's session or the status token: test_service_status.py"}
     # Signed in with a password an admin set: only these, until it is changed.

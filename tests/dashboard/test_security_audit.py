@@ -24,6 +24,8 @@ USERS = {"gp": "dr.rossi", "nurse": "nurse.greco", "admin": "admin"}
 NOT_AUDITED_WRITES = {
     ("POST", "/sms/status"): "Twilio's delivery report: no staff actor; the notification row "
     "records it (status, provider id, timestamps)",
+    ("POST", "/sms/inbound"): "a patient's SMS: recorded in inbound_sms; an opt-out or opt-in it "
+    "makes is audited with the patient as actor (tests/dashboard/test_patient_sms.py)",
 }
 
 
@@ -404,7 +406,11 @@ AUDITED_READS = {
     "/api/devices/low-battery": ("nurse", r"devices\.low_battery\.read", "list"),
     # SMS bodies carry vital values; the outbox holds none of centre A's patients here.
     "/sms": ("nurse", r"notifications\.failed\.read", "list"),
-    "/api/notifications/{status}": ("nurse", r"notifications\.(failed|outboxed)\.read", None),
+    "/api/notifications/{status}": (
+        "nurse",
+        r"notifications\.(failed|outboxed|cancelled)\.read",
+        None,
+    ),
 }
 # A finding's page is its episode's: reading the finding, it redirects there.
 # Never validated / never discharged: a 404 that is still an audited read.
