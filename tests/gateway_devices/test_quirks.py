@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest_asyncio
 
+from firmware_sim.ble import bumble_backend
 from firmware_sim.devices import MODEL_CLASSES
-from gateway.devices import ManagerOptions
+from gateway.devices import ManagerOptions, discover_health_devices
 from telemon.device_kinds import DeviceKind
 from telemon.topics import Channel, topic
 from tests.mqtt_helpers import Collector
@@ -132,3 +133,12 @@ async def test_berrymed_stream_rejects_bad_bytes_and_keeps_good(
     assert entry["payload_hex"] == "8828420260" + "8828"
     assert "not whole 5-byte packets" in entry["error"]
     assert state.information["manufacturer_name"] == "BerryMed"  # Device Information still read
+
+
+async def test_discovery_lists_models_without_their_profile_service(link, make_model) -> None:
+    berrymed = await make_model("berrymed_bci")
+    contec = await make_model("contec_cms50d_bt")
+    found = await discover_health_devices(1.0, backend=bumble_backend(link).scanner)
+    kinds = {d.address: (d.kind, d.name) for d in found}
+    assert kinds[berrymed.address.upper()] == (DeviceKind.PULSE_OXIMETER, "BerryMed")
+    assert kinds[contec.address.upper()] == (DeviceKind.PULSE_OXIMETER, "CMS50D-BT")
