@@ -56,11 +56,12 @@ class Match:
 
 @dataclass(frozen=True, slots=True)
 class Enable:
-    """A write that makes the device start sending."""
+    """A write the device needs: to start sending, or to keep sending."""
 
     characteristic: str  # 128-bit UUID
     value: bytes
     with_response: bool = True
+    pause: float = 0.0  # seconds to wait after it, before the next write
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,9 @@ class Quirk:
     characteristic: str  # 128-bit UUID the device notifies or indicates on
     decoder: Callable[[bytes], Decoded[Any]]
     deviation: str  # one line for logs and docs: how it departs from the standard
-    enable: Enable | None = None
+    enable: tuple[Enable, ...] = ()  # written in order once subscribed
+    keepalive: Enable | None = None  # written every keepalive_every seconds while connected
+    keepalive_every: float | None = None
     # Measured now (a stream), never from the device's memory: never "delivered late".
     live: bool = False
     # A stream: stored as continuous samples (evicted first), at most one per this many seconds.
@@ -89,7 +92,11 @@ class Quirk:
 # The standard PLX Continuous Measurement is one frame a second; streams are kept at that rate.
 _ONE_HZ = 1.0
 
+# Each row's layout and its sources: docs/devices/<model>.md.
 _ROWS = (
+    # Layout checked against four values recorded from a real BM85 in blood-pressure-monitor-fl
+    # (app/test/features/bluetooth/logic/characteristics/ble_measurement_data_test.dart, PRs
+    # #735, #737), which matches the model by "BM85" in its advertised name.
     Quirk(
         model="beurer_bm85",
         kind=DeviceKind.BLOOD_PRESSURE,
@@ -99,21 +106,30 @@ _ROWS = (
         decoder=beurer.decode_bm85,
         deviation=(
             "Blood Pressure Measurement with big-endian pulse rate and status, a user id byte "
-            "whatever the flag, a reserved flag bit set and mean arterial pressure 0"
+            "whatever the flag, reserved flag bit 6 set and mean arterial pressure 0"
         ),
     ),
+    # Name, UUIDs, commands and frames from Contec's SDK (decompiled: ContecSdk name table,
+    # tools/b.java, b/a.java), OSCAR's contec_ble_protocol.{h,cpp} and nringelstein/CMS50D-BT.
     Quirk(
         model="contec_cms50d_bt",
         kind=DeviceKind.PULSE_OXIMETER,
-        matches=(Match(name_prefix="CMS50D"),),
+        matches=(Match(name_prefix=contec.NAME_PREFIX),),
         service=contec.SERVICE_UUID,
         characteristic=contec.NOTIFY_UUID,
         decoder=contec.decode_contec,
-        deviation="no Pulse Oximeter Service: typed packets after a start command",
-        enable=Enable(contec.CONTROL_UUID, contec.START_REALTIME),
+        deviation="no Pulse Oximeter Service: checksummed 0xEB frames after a start command",
+        enable=(
+            Enable(contec.CONTROL_UUID, contec.PREPARE_REALTIME, with_response=False, pause=1.0),
+            Enable(contec.CONTROL_UUID, contec.START_REALTIME, with_response=False),
+        ),
+        keepalive=Enable(contec.CONTROL_UUID, contec.KEEPALIVE, with_response=False),
+        keepalive_every=contec.KEEPALIVE_EVERY,
         live=True,
         sample_every=_ONE_HZ,
     ),
+    # Packet layout as Adafruit's CircuitPython BerryMed driver reads it (adafruit_ble_berrymed_
+    # pulse_oximeter/__init__.py), service from its adafruit_ble_transparent_uart.py.
     Quirk(
         model="berrymed_bci",
         kind=DeviceKind.PULSE_OXIMETER,

@@ -5,8 +5,9 @@ vectors in tests/quirks pin those codecs to the layouts in docs/devices/, so the
 the gateway's decoder cannot agree on a layout no device sends.
 
 - ``SimulatedBeurerBM85``: a Blood Pressure Service cuff whose measurement has the BM85's quirks.
-- ``SimulatedContecCMS50D``: silent until the central writes the start command to its control
-  characteristic; then each sample is a notification of waveform packets and a values packet.
+- ``SimulatedContecCMS50D``: advertises as ``SpO208…``, silent until the central writes the
+  real-time start command; then each sample is a notification of waveform frames and a values
+  frame (whole frames: it does not split them across notifications as the device may).
 - ``SimulatedBerryMed``: notifies BCI packets on its serial service as soon as subscribed.
 """
 
@@ -35,9 +36,10 @@ __all__ = ["MODEL_CLASSES", "SimulatedBerryMed", "SimulatedBeurerBM85", "Simulat
 _Props = Characteristic.Properties
 _PULSE_OXIMETER_APPEARANCE = 0x0C41
 _BLOOD_PRESSURE_APPEARANCE = 0x0381
-# Packets per notification: BCI streams about 100 packets a second, several to a notification.
+# Packets per notification: BCI streams about 100 packets a second, several to a notification;
+# both fill the 20 bytes a notification carries at the default ATT MTU (Contec: 2 x 6 + 8).
 BCI_PACKETS_PER_NOTIFICATION = 4
-CONTEC_WAVEFORM_PACKETS = 3
+CONTEC_WAVEFORM_FRAMES = 2
 
 
 def _value(measurement: SimulatedMeasurement, metric: str) -> float | None:
@@ -54,6 +56,7 @@ class SimulatedBeurerBM85(SimulatedBloodPressureCuff):
         self, link: LocalLink, address: Any = None, *, user_flag: bool = False, **kwargs: Any
     ):
         self.user_flag = user_flag  # the BM85 sends the user byte whether or not it sets this
+        kwargs.setdefault("user_id", 0)  # the BM85 numbers its users from 0
         super().__init__(link, address, **kwargs)
 
     def encode(self, measurement: SimulatedMeasurement) -> bytes:
@@ -106,11 +109,18 @@ class _StreamingOximeter(SimulatedDevice):
 
 class SimulatedContecCMS50D(_StreamingOximeter):
     model_identity = DeviceIdentity(
-        "Contec", "CMS50D-BT", "1.0", "1", _PULSE_OXIMETER_APPEARANCE, None, fixed_name="CMS50D-BT"
+        "Contec",
+        "CMS50D-BT",
+        "1.0",
+        "1",
+        _PULSE_OXIMETER_APPEARANCE,
+        None,
+        fixed_name=f"{contec.NAME_PREFIX}0971",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._started = False
+        self.commands: list[bytes] = []  # what the central wrote, in order
         super().__init__(*args, **kwargs)
 
     def _profile_services(self) -> Iterable[Service]:
@@ -124,6 +134,7 @@ class SimulatedContecCMS50D(_StreamingOximeter):
 
     def _on_control(self, _connection: Connection, value: bytes) -> None:
         self._touch()
+        self.commands.append(bytes(value))
         if value == contec.START_REALTIME:
             self._started = True
         elif value == contec.STOP_REALTIME:
@@ -139,21 +150,22 @@ class SimulatedContecCMS50D(_StreamingOximeter):
     def sample(
         self, spo2: float | None, pulse_rate: float | None, *, finger_out: bool = False
     ) -> bytes:
-        values = contec.ValuesPacket(
+        values = contec.ValuesFrame(
             spo2=contec.SPO2_INVALID if spo2 is None else round(spo2),
             pulse_rate=contec.PULSE_INVALID if pulse_rate is None else round(pulse_rate),
-            finger_out=finger_out,
         )
         waves = tuple(
-            contec.WaveformPacket(pleth=0 if finger_out else 40 + 20 * n, bar_graph=n)
-            for n in range(CONTEC_WAVEFORM_PACKETS)
+            contec.WaveformFrame(
+                pleth=0 if finger_out else 40 + 20 * n, bar_graph=n, finger_out=finger_out
+            )
+            for n in range(CONTEC_WAVEFORM_FRAMES)
         )
         return contec.ContecNotification((*waves, values)).encode()
 
     async def send_waveform(self) -> bool:
-        """A notification of waveform packets only: no values, so no reading."""
-        packets = tuple(contec.WaveformPacket(pleth=50) for _ in range(CONTEC_WAVEFORM_PACKETS))
-        return await self.send(contec.ContecNotification(packets).encode())
+        """A notification of waveform frames only: no values, so no reading."""
+        frames = tuple(contec.WaveformFrame(pleth=50) for _ in range(CONTEC_WAVEFORM_FRAMES))
+        return await self.send(contec.ContecNotification(frames).encode())
 
 
 class SimulatedBerryMed(_StreamingOximeter):

@@ -8,6 +8,8 @@ the reason, into the log a technician reads.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -15,13 +17,15 @@ from datetime import datetime, timedelta
 
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
+from bleak.backends.device import BLEDevice
+from bleak.exc import BleakError
 
 from gateway.devices.profiles import SessionProfile
 from gateway.devices.recorder import Recorder
 from gateway.devices.session import DeviceSession, Received, SessionError, SessionOptions
 from gateway.devices.state import DeviceState
 from gateway.gatt import DecodeError
-from gateway.quirks import Quirk, Seen, find
+from gateway.quirks import Enable, Quirk, Seen, find
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,45 @@ class QuirkSession(DeviceSession):
         super().__init__(state, profile, recorder, options, recent_payloads)
         self.quirk = quirk
         self._gate = SampleGate(quirk.sample_every)
+        self._keepalive: asyncio.Task[None] | None = None
+
+    async def run(self, ble_device: BLEDevice) -> None:
+        try:
+            await super().run(ble_device)
+        finally:
+            if self._keepalive is not None:
+                self._keepalive.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._keepalive
+
+    def _characteristic(self, client: BleakClient, write: Enable) -> BleakGATTCharacteristic:
+        characteristic = client.services.get_characteristic(write.characteristic)
+        if characteristic is None:
+            raise SessionError(
+                f"{self.state.address} ({self.quirk.model}) has no {write.characteristic}"
+            )
+        return characteristic
+
+    async def _write(self, client: BleakClient, write: Enable) -> None:
+        characteristic = self._characteristic(client, write)
+        await self._secured(
+            client,
+            lambda: client.write_gatt_char(
+                characteristic, write.value, response=write.with_response
+            ),
+        )
+        if write.pause:
+            await asyncio.sleep(write.pause)
+
+    async def _keep_alive(self, client: BleakClient, write: Enable, every: float) -> None:
+        """The write some devices need every few seconds, or they stop streaming."""
+        while client.is_connected:
+            await asyncio.sleep(every)
+            try:
+                await self._write(client, write)
+            except (BleakError, OSError, SessionError) as error:
+                log.info("%s: keep-alive write failed: %s", self.state.address, error)
+                return
 
     async def _subscribe(self, client: BleakClient) -> None:
         quirk = self.quirk
@@ -92,18 +135,13 @@ class QuirkSession(DeviceSession):
             )
         log.info("%s is a %s: %s", self.state.address, quirk.model, quirk.deviation)
         await self._secured(client, lambda: client.start_notify(characteristic, self._on_quirk))
-        enable = quirk.enable
-        if enable is not None:
-            control = client.services.get_characteristic(enable.characteristic)
-            if control is None:
-                raise SessionError(
-                    f"{self.state.address} ({quirk.model}) has no {enable.characteristic}"
-                )
-            await self._secured(
-                client,
-                lambda: client.write_gatt_char(
-                    control, enable.value, response=enable.with_response
-                ),
+        for write in quirk.enable:
+            await self._write(client, write)
+        if quirk.keepalive is not None and quirk.keepalive_every:
+            self._characteristic(client, quirk.keepalive)  # missing: fail now, not later
+            self._keepalive = asyncio.create_task(
+                self._keep_alive(client, quirk.keepalive, quirk.keepalive_every),
+                name=f"keep-alive {self.state.address}",
             )
         self._subscribed_at = self.recorder.policy.now()
 

@@ -12,6 +12,7 @@ import pytest_asyncio
 from firmware_sim.ble import bumble_backend
 from firmware_sim.devices import MODEL_CLASSES
 from gateway.devices import ManagerOptions, discover_health_devices
+from gateway.gatt.quirks import contec
 from telemon.device_kinds import DeviceKind
 from telemon.topics import Channel, topic
 from tests.mqtt_helpers import Collector
@@ -83,7 +84,8 @@ async def test_contec_stream_after_the_start_command(gateway, make_model, mqtt_u
     gateway.pair(oximeter)
     with Collector(mqtt_url, topic(gateway.id, Channel.OBS)) as collector:
         async with gateway.running(streaming_options()) as runtime:
-            await until(lambda: oximeter.streaming)  # subscribed, and the command written
+            await until(lambda: oximeter.streaming)  # subscribed, and the commands written
+            assert oximeter.commands[:2] == [contec.PREPARE_REALTIME, contec.START_REALTIME]
             assert await oximeter.send_waveform()  # pleth only: no reading
             for spo2 in (95, 96, 97):  # faster than the 1 Hz kept: only the first stored
                 await oximeter.record(sample(spo2, 70))
@@ -137,8 +139,8 @@ async def test_berrymed_stream_rejects_bad_bytes_and_keeps_good(
 
 async def test_discovery_lists_models_without_their_profile_service(link, make_model) -> None:
     berrymed = await make_model("berrymed_bci")
-    contec = await make_model("contec_cms50d_bt")
+    cms50d = await make_model("contec_cms50d_bt")
     found = await discover_health_devices(1.0, backend=bumble_backend(link).scanner)
     kinds = {d.address: (d.kind, d.name) for d in found}
     assert kinds[berrymed.address.upper()] == (DeviceKind.PULSE_OXIMETER, "BerryMed")
-    assert kinds[contec.address.upper()] == (DeviceKind.PULSE_OXIMETER, "CMS50D-BT")
+    assert kinds[cms50d.address.upper()] == (DeviceKind.PULSE_OXIMETER, "SpO2080971")

@@ -10,6 +10,8 @@ import pytest
 from gateway import quirks
 from gateway.devices.quirk_session import SampleGate
 from gateway.gatt import DecodeError, decode_all
+from gateway.gatt.quirks import contec
+from gateway.gatt.quirks.beurer import Bm85Status
 from gateway.gatt.quirks.oximetry import FINGER_OUT
 from gateway.quirks import QUIRKS, Match, Quirk, Seen, find
 from telemon.device_kinds import DeviceKind
@@ -34,31 +36,52 @@ def refused(model: str, payload: bytes) -> DecodeError:
 
 
 # -- Beurer BM85 ------------------------------------------------------------------------------
-# flags 0x36: time stamp, pulse rate, status, reserved bit 5; user flag clear, user byte sent.
-# 128/82 mmHg, MAP 0, 2025-03-03 09:00:00, pulse 71 (00 47 big-endian), user 1, status 0x0004
-# (irregular pulse, 00 04 big-endian).
-BM85 = h("36 8000 5200 0000 E907 03 03 09 00 00 0047 01 0004")
+# Values recorded from a real BM85, as blood-pressure-monitor-fl's test of its BM85 quirk has them
+# (app/test/features/bluetooth/logic/characteristics/ble_measurement_data_test.dart).
+# flags 0x56: time stamp, pulse rate, status, reserved bit 6; user flag clear, user byte sent.
+# 106/71 mmHg, MAP 0, 2026-08-11 18:31:00, pulse 63 (00 3F big-endian), user 0, status 0.
+BM85 = h("56 6A00 4700 0000 EA07 08 0B 12 1F 00 003F 00 0000")
+BM85_SECOND_USER = h("56 7100 4900 0000 EA07 08 0B 14 38 00 0041 01 0000")
+BM85_STATUS_BIT_6 = h("56 7700 4600 0000 EA07 08 0B 14 39 00 0057 01 0040")
+BM85_IRREGULAR = h("56 7600 5000 0000 EA07 08 0B 14 1B 00 003C 00 0004")  # status 00 04
 
 
 def test_bm85_vector():
     decoded = quirks.decode_all("beurer_bm85", BM85)
-    assert values("beurer_bm85", BM85) == {"systolic": 128, "diastolic": 82, "pulse_rate": 71}
-    assert {r.measured_at for r in decoded.readings} == {datetime(2025, 3, 3, 9, 0)}
-    assert all("irregular_pulse" in r.flags for r in decoded.readings)
-    # The user byte is there but the flag says it means nothing.
-    assert all("user_id" not in r.context for r in decoded.readings)
+    assert values("beurer_bm85", BM85) == {"systolic": 106, "diastolic": 71, "pulse_rate": 63}
+    assert {r.measured_at for r in decoded.readings} == {datetime(2026, 8, 11, 18, 31)}
+    assert all(r.flags == () for r in decoded.readings)
+    # The flag is clear, yet the byte is the cuff's user (0 first, 1 second).
+    assert {r.context["user_id"] for r in decoded.readings} == {"0"}
     assert (
         "does not compute mean arterial pressure"
         in skipped("beurer_bm85", BM85)["mean_arterial_pressure"]
     )
+    assert decoded.record.encode() == BM85  # the simulator speaks exactly these bytes
 
 
-def test_bm85_user_flag_and_map_when_sent():
-    # User flag set (0x3E), MAP 97 sent: both used.
-    payload = h("3E 8000 5200 6100 E907 03 03 09 00 00 0047 02 0000")
+def test_bm85_second_user_and_status_bits():
+    second = quirks.decode("beurer_bm85", BM85_SECOND_USER)
+    assert {r.metric: r.value for r in second} == {
+        "systolic": 113,
+        "diastolic": 73,
+        "pulse_rate": 65,
+    }
+    assert {r.context["user_id"] for r in second} == {"1"}
+    # Status bit 6 (reserved in BLS) is set by the cuff: kept in the record, no flag.
+    decoded = quirks.decode_all("beurer_bm85", BM85_STATUS_BIT_6)
+    assert {r.metric: r.value for r in decoded.readings}["pulse_rate"] == 87
+    assert all(r.flags == () for r in decoded.readings)
+    assert decoded.record.status == Bm85Status.VENDOR_BIT_6
+    irregular = quirks.decode("beurer_bm85", BM85_IRREGULAR)
+    assert {r.metric: r.value for r in irregular}["pulse_rate"] == 60
+    assert all("irregular_pulse" in r.flags for r in irregular)
+
+
+def test_bm85_map_when_sent():
+    payload = h("56 8000 5200 6100 E907 03 03 09 00 00 0047 02 0000")  # MAP 97 sent: used
     readings = quirks.decode("beurer_bm85", payload)
     assert {r.metric: r.value for r in readings}["mean_arterial_pressure"] == 97
-    assert {r.context.get("user_id") for r in readings} == {"2"}
 
 
 def test_the_standard_decoder_refuses_what_the_bm85_sends():
@@ -71,9 +94,9 @@ def test_the_standard_decoder_refuses_what_the_bm85_sends():
     [
         (BM85[:-3], "truncated"),  # no user byte and no status
         (BM85 + b"\x00", "trailing"),
-        (h("36 8000 5200 0000 E907 03 03 09 00 00 0047 01 0040"), "reserved BloodPressureStatus"),
-        (h("36 8000 5200 0000 E907 03 03 09 00 00 0047 01 0018"), "range detection value 3"),
-        (h("37 8000 5200 0000 E907 03 03 09 00 00 0047 01 0004")[:5], "truncated"),
+        (h("56 6A00 4700 0000 EA07080B121F00 003F 00 0080"), "reserved Bm85Status"),
+        (h("56 6A00 4700 0000 EA07080B121F00 003F 00 0018"), "range detection value 3"),
+        (h("57 6A00 4700 0000 EA07080B121F00 003F 00 0000")[:5], "truncated"),
     ],
 )
 def test_bm85_malformed(payload, reason):
@@ -83,9 +106,10 @@ def test_bm85_malformed(payload, reason):
 
 
 # -- Contec CMS50D-BT ---------------------------------------------------------------------------
-# A waveform packet (pleth 50, bar 3), then values: status 0, pulse 200 (bit 7 in the high-bits
-# byte: 82), SpO2 97.
-CONTEC = h("01 80 B2 83  02 82 80 C8 E1")
+# Frames: EB type data... checksum (sum & 0x7F). OSCAR's test frame "eb 00 05 40 03" + checksum,
+# then values: b2 02 (pulse bit 7), pulse 0x48 | 0x80 = 200, SpO2 0x61 = 97, PI 00 00.
+WAVE = h("EB 00 05 40 03 33")
+CONTEC = WAVE + h("EB 01 02 48 61 00 00 17")
 
 
 def test_contec_vector():
@@ -94,41 +118,59 @@ def test_contec_vector():
     assert spo2.measured_at is None  # a stream carries no time: the gateway stamps it
     assert spo2.context == {"plx_mode": "continuous", "device_protocol": "contec_cms50d_bt"}
     assert pulse.context["pulse_source"] == "oximeter"
+    record = quirks.decode_all("contec_cms50d_bt", CONTEC).record
+    assert record.frames[0] == contec.WaveformFrame(pleth=64, bar_graph=3, other_bits=5)
+    assert record.encode() == CONTEC
 
 
-def test_contec_waveform_packets_give_no_reading():
-    decoded = quirks.decode_all("contec_cms50d_bt", h("01 80 B2 83 01 80 B4 81"))
+def test_contec_commands_are_the_sdks():
+    assert h("9B 00 1B") == contec.PREPARE_REALTIME
+    assert h("9B 01 1C") == contec.START_REALTIME
+    assert h("9B 7F 1A") == contec.STOP_REALTIME
+    assert h("9A 1A") == contec.KEEPALIVE
+
+
+def test_contec_waveform_and_end_frames_give_no_reading():
+    decoded = quirks.decode_all("contec_cms50d_bt", WAVE + WAVE + h("EB 7F 6A"))
     assert decoded.readings == () and decoded.skipped == ()
-    assert len(decoded.record.packets) == 2
+    assert len(decoded.record.frames) == 3
 
 
-def test_contec_finger_out_and_searching():
-    assert skipped("contec_cms50d_bt", h("02 82 81 FF FF")) == {
-        "spo2": FINGER_OUT,
-        "pulse_rate": FINGER_OUT,
-    }
-    searching = quirks.decode("contec_cms50d_bt", h("02 80 82 C6 E0"))  # pulse 70, SpO2 96
-    assert {r.metric: r.value for r in searching} == {"spo2": 96, "pulse_rate": 70}
-    assert all("signal_analysis_ongoing" in r.flags for r in searching)
-    invalid = skipped("contec_cms50d_bt", h("02 82 80 FF FF"))
+def test_contec_frames_split_across_notifications():
+    # The values frame is cut after 3 bytes: its head ends this notification, its tail
+    # starts the next one. Neither is an error; the whole frames around them are read.
+    first = WAVE + WAVE + CONTEC[6:9]
+    second = CONTEC[9:] + h("EB 01 00 46 60 00 00 12")  # pulse 70, SpO2 96
+    assert quirks.decode_all("contec_cms50d_bt", first).readings == ()
+    assert quirks.decode_all("contec_cms50d_bt", first).record.tail == CONTEC[6:9]
+    assert values("contec_cms50d_bt", second) == {"spo2": 96, "pulse_rate": 70}
+
+
+def test_contec_finger_out_and_sentinels():
+    finger_out = h("EB 00 00 00 10 7B") + h("EB 01 02 7F 7F 00 00 6C")
+    assert skipped("contec_cms50d_bt", finger_out) == {"spo2": FINGER_OUT, "pulse_rate": FINGER_OUT}
+    invalid = skipped("contec_cms50d_bt", h("EB 01 02 7F 7F 00 00 6C"))  # 127, 255
     assert set(invalid) == {"spo2", "pulse_rate"} and "127" in invalid["spo2"]
+    zero = skipped("contec_cms50d_bt", h("EB 01 00 00 00 00 00 6C"))
+    assert set(zero) == {"spo2", "pulse_rate"}
 
 
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
         (b"", "empty"),
-        (h("05 80 80"), "packet type 0x05"),
-        (h("82 80 80 C8 E1"), "data byte where a packet type was due"),
-        (h("02 82 80 C8"), "truncated"),
-        (h("02 82 00 C8 E1"), "lacks the framing bit"),
-        (h("02 88 80 C8 E1"), "high bits"),
-        (h("02 80 84 C8 E1"), "reserved bits"),
-        (h("02 80 80 C8 E6"), "SpO2 102"),
+        (h("EC 00 05 40 03 34"), "frame 0xec is not a real-time frame"),
+        (h("84 05 01 02 03"), "encrypted"),
+        (h("EB 05 00 70"), "type 0x05"),
+        (h("EB 00 05 40 03 34"), "checksum 0x34, expected 0x33"),
+        (h("EB 01 02 48") + WAVE, "cut short"),
+        (h("EB 01 02 48 66 00 00 1C"), "SpO2 102"),
     ],
 )
 def test_contec_malformed(payload, reason):
-    assert reason in str(refused("contec_cms50d_bt", payload))
+    error = refused("contec_cms50d_bt", payload)
+    assert reason in str(error)
+    assert error.characteristic == "contec_cms50d_bt stream"
 
 
 # -- BerryMed BCI ------------------------------------------------------------------------------
@@ -180,7 +222,8 @@ def test_unknown_model():
 def test_each_model_is_chosen_by_what_it_advertises_or_says():
     assert find(Seen(name="BM85"), DeviceKind.BLOOD_PRESSURE) is QUIRKS["beurer_bm85"]
     assert find(Seen(information={"model_number": "BM85"})) is QUIRKS["beurer_bm85"]
-    assert find(Seen(name="CMS50D-BT")) is QUIRKS["contec_cms50d_bt"]
+    assert find(Seen(name="SpO2080971")) is QUIRKS["contec_cms50d_bt"]
+    assert find(Seen(name="SpO202")) is None  # another Contec model (CMS50FW), not this row
     assert find(Seen(name="BerryMed"), DeviceKind.PULSE_OXIMETER) is QUIRKS["berrymed_bci"]
     # The standard profile otherwise, and never a row of another kind.
     assert find(Seen(name="MS-BP651 1A2B")) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from firmware_sim.devices import SimulatedBeurerBM85, SimulatedContecCMS50D
@@ -22,13 +24,26 @@ async def test_contec_is_silent_until_the_start_command(link, make) -> None:
     [sample] = readings_of(DeviceKind.PULSE_OXIMETER, 1)
     await device.record(sample)
     assert not device.streaming and inbox.empty()
-    await client.write_gatt_char(contec.CONTROL_UUID, contec.START_REALTIME, response=True)
+    # The SDK's sequence: "9B 00" then "9B 01", written without response.
+    await client.write_gatt_char(contec.CONTROL_UUID, contec.PREPARE_REALTIME, response=False)
+    await client.write_gatt_char(contec.CONTROL_UUID, contec.START_REALTIME, response=False)
+    async with asyncio.timeout(5):  # no response to wait for: wait for the device to act
+        while not device.streaming:
+            await asyncio.sleep(0.01)
     await device.record(sample)
     _, payload = await inbox.next()
     readings = {r.metric: r.value for r in quirks.decode("contec_cms50d_bt", payload)}
     assert readings == {m: round(v) for m, v in sample.values.items()}
-    await client.write_gatt_char(contec.CONTROL_UUID, contec.STOP_REALTIME, response=True)
+    await client.write_gatt_char(contec.CONTROL_UUID, contec.STOP_REALTIME, response=False)
+    async with asyncio.timeout(5):
+        while device.streaming:
+            await asyncio.sleep(0.01)
     assert not await device.send_waveform()
+    assert device.commands == [
+        contec.PREPARE_REALTIME,
+        contec.START_REALTIME,
+        contec.STOP_REALTIME,
+    ]
     await client.disconnect()
 
 

@@ -156,7 +156,7 @@ def interpret_bci_notification(notification: BciNotification) -> Decoded[BciNoti
         notification,
         notification.packets[-1].sample(),
         protocol=PROTOCOL,
-        sentinels=(SPO2_INVALID, PULSE_INVALID),
+        sentinels=(str(SPO2_INVALID), str(PULSE_INVALID)),
     )
 
 

@@ -1,18 +1,23 @@
-"""Contec CMS50D-BT: the finger oximeter's proprietary notifications.
+"""Contec CMS50D-BT: the finger oximeter's real-time frames on its vendor BLE service.
 
-The device is silent until the central writes the start command to its control characteristic;
-then it notifies packets, several to a notification. Each packet is a type byte (bit 7 clear),
-a byte holding the bit 7s of the data bytes that follow (itself with bit 7 set), and the data
-bytes, each with bit 7 set so that a type byte can always be told from data (Contec's framing):
+Layout from Contec's own Android SDK (as decompiled), the OSCAR Contec BLE protocol and a bleak
+driver for this model; URLs in docs/devices/contec_cms50d_bt.md. The device is silent until the
+central writes ``9B 00 1B`` then ``9B 01 1C`` to 0xFF01 (the SDK then writes ``9A 1A`` every
+4.5 s to keep it streaming); it then notifies frames on 0xFF02, several to a notification and
+split across notifications wherever the 20-byte limit falls. A frame is a header byte (bit 7
+set), data bytes (bit 7 clear) and a checksum, the sum of the bytes before it & 0x7F:
 
-    type 0x01  waveform  data: plethysmogram (0-100), bar graph (0-15)     -> no reading
-    type 0x02  values    data: status, pulse rate, SpO2                     -> SpO2, pulse rate
+    EB 00 b2 b3 b4 cs        waveform: b2 bit 6 pulse beep; b3 plethysmogram (0-127);
+                             b4 bits 0-3 bar graph, bit 4 finger out           -> no reading
+    EB 01 b2 b3 b4 b5 b6 cs  values: b2 bit 0 PI error, bit 1 pulse rate bit 7; b3 pulse rate
+                             bits 0-6; b4 SpO2; b5 b6 perfusion index (not read) -> SpO2, pulse
+    EB 7F cs                 end of the real-time stream                       -> no reading
 
-    status bit 0 finger out; bit 1 searching for a pulse; bits 2-7 reserved
-    pulse rate 255 and SpO2 127 mean "no valid value"
-
-Bit i of the high-bits byte (i from 0) is bit 7 of data byte i. See docs/devices/contec_cms50d_bt.md
-for where this comes from and what is still to be checked on a real unit.
+SpO2 127 and pulse rate 255 mean "no valid value", as does 0 for either. A notification's
+newest values frame is the sample; its newest waveform frame says whether the finger is out.
+A frame cut by the notification boundary is kept as a fragment (not an error): the head of a
+notification that is the tail of the previous one's last frame, or the end that starts the next.
+Frame 0x84 is the encrypted wrapper of protocol versions above 13, which we cannot read.
 """
 
 from __future__ import annotations
@@ -23,152 +28,211 @@ from enum import IntEnum
 from gateway.gatt.errors import DecodeError, EncodeError
 from gateway.gatt.model import Decoded
 from gateway.gatt.quirks.oximetry import OximeterSample, sample_readings
-from gateway.gatt.reader import ByteReader
 from gateway.gatt.uuids import full_uuid
 
 PROTOCOL = "contec_cms50d_bt"
 CHARACTERISTIC = "contec_cms50d_bt stream"
-# Vendor 16-bit UUIDs on the SIG base (not assigned numbers): service, notify, control.
+# Vendor 16-bit UUIDs on the SIG base (not assigned numbers): service, notify, write.
 SERVICE, NOTIFY, CONTROL = 0xFF12, 0xFF02, 0xFF01
 SERVICE_UUID, NOTIFY_UUID, CONTROL_UUID = (full_uuid(n) for n in (SERVICE, NOTIFY, CONTROL))
-# "Send real-time data": command 0x01 (A1 with its framing bit), padded to Contec's fixed size.
-START_REALTIME = bytes.fromhex("7D81A1808080808080")
-STOP_REALTIME = bytes.fromhex("7D81A2808080808080")
+# The names the vendor SDK maps to this model start so ("SpO2080971" and the like).
+NAME_PREFIX = "SpO208"
 
+
+def command(*body: int) -> bytes:
+    """A command as the SDK frames it: its bytes, then their sum & 0x7F."""
+    return bytes((*body, sum(body) & 0x7F))
+
+
+# The SDK's real-time start: "9B 00" first, "9B 01" a second later; "9A" keeps it going.
+PREPARE_REALTIME = command(0x9B, 0x00)
+START_REALTIME = command(0x9B, 0x01)
+STOP_REALTIME = command(0x9B, 0x7F)
+KEEPALIVE = bytes((0x9A, 0x1A))  # sent as is by the SDK (0x9A & 0x7F)
+KEEPALIVE_EVERY = 4.5  # seconds, the SDK's period
+
+HEADER = 0xEB
+ENCRYPTED = 0x84
 PULSE_INVALID = 255
 SPO2_INVALID = 127
-FINGER_OUT = 0x01
-SEARCHING = 0x02
-_STATUS_BITS = FINGER_OUT | SEARCHING
-_FRAMING = 0x80
+_BIT7 = 0x80
 
 
-class PacketType(IntEnum):
-    WAVEFORM = 0x01
-    VALUES = 0x02
+class FrameType(IntEnum):
+    WAVEFORM = 0x00
+    VALUES = 0x01
+    END = 0x7F
 
 
-DATA_BYTES = {PacketType.WAVEFORM: 2, PacketType.VALUES: 3}
+FRAME_SIZE = {FrameType.WAVEFORM: 6, FrameType.VALUES: 8, FrameType.END: 3}
+
+# waveform b2 / b4
+_PULSE_BEEP = 0x40
+_BAR_GRAPH = 0x0F
+_FINGER_OUT = 0x10
+# values b2
+_PI_ERROR = 0x01
+_PULSE_HIGH_BIT = 0x02
 
 
 @dataclass(frozen=True, slots=True)
-class WaveformPacket:
-    pleth: int  # 0-100
+class WaveformFrame:
+    pleth: int = 0  # 0-127
     bar_graph: int = 0  # 0-15
-
-    @property
-    def data(self) -> tuple[int, ...]:
-        return (self.pleth, self.bar_graph)
-
-    type = PacketType.WAVEFORM
-
-
-@dataclass(frozen=True, slots=True)
-class ValuesPacket:
-    spo2: int = SPO2_INVALID
-    pulse_rate: int = PULSE_INVALID
     finger_out: bool = False
-    searching: bool = False
+    pulse_beep: bool = False
+    other_bits: int = 0  # b2 apart from bit 6: no source says what they mean
 
-    @property
+    type = FrameType.WAVEFORM
+
     def data(self) -> tuple[int, ...]:
-        status = FINGER_OUT * self.finger_out | SEARCHING * self.searching
-        return (status, self.pulse_rate, self.spo2)
-
-    type = PacketType.VALUES
-
-    def sample(self) -> OximeterSample:
-        return OximeterSample(
-            spo2=None if self.spo2 == SPO2_INVALID else self.spo2,
-            pulse_rate=None if self.pulse_rate == PULSE_INVALID else self.pulse_rate,
-            finger_out=self.finger_out,
-            searching=self.searching,
+        return (
+            self.other_bits | _PULSE_BEEP * self.pulse_beep,
+            self.pleth,
+            self.bar_graph | _FINGER_OUT * self.finger_out,
         )
 
 
-Packet = WaveformPacket | ValuesPacket
+@dataclass(frozen=True, slots=True)
+class ValuesFrame:
+    spo2: int = SPO2_INVALID
+    pulse_rate: int = PULSE_INVALID  # 0-255
+    pi_error: bool = False
+    perfusion: tuple[int, int] = (0, 0)  # b5 b6: encoding depends on the protocol version
+    other_bits: int = 0  # b2 bits 2-6 (bit 2 is PI bit 7 on protocol versions 11 and above)
+
+    type = FrameType.VALUES
+
+    def data(self) -> tuple[int, ...]:
+        high = _PULSE_HIGH_BIT if self.pulse_rate & _BIT7 else 0
+        return (
+            self.other_bits | high | _PI_ERROR * self.pi_error,
+            self.pulse_rate & 0x7F,
+            self.spo2,
+            *self.perfusion,
+        )
+
+    def sample(self, finger_out: bool) -> OximeterSample:
+        return OximeterSample(
+            spo2=None if self.spo2 in (SPO2_INVALID, 0) else self.spo2,
+            pulse_rate=None if self.pulse_rate in (PULSE_INVALID, 0) else self.pulse_rate,
+            finger_out=finger_out,
+        )
 
 
-def encode_packet(packet: Packet) -> bytes:
-    high_bits = 0
-    body = bytearray()
-    for index, value in enumerate(packet.data):
-        if not 0 <= value <= 0xFF:
-            raise EncodeError(f"{value!r} does not fit a byte")
-        high_bits |= (value >> 7) << index
-        body.append(_FRAMING | value & 0x7F)
-    return bytes((packet.type, _FRAMING | high_bits)) + bytes(body)
+@dataclass(frozen=True, slots=True)
+class EndFrame:
+    type = FrameType.END
+
+    def data(self) -> tuple[int, ...]:
+        return ()
+
+
+Frame = WaveformFrame | ValuesFrame | EndFrame
+
+
+def encode_frame(frame: Frame) -> bytes:
+    data = frame.data()
+    for value in data:
+        if not 0 <= value < _BIT7:
+            raise EncodeError(f"Contec data byte {value!r} does not fit 7 bits")
+    return command(HEADER, frame.type, *data)
 
 
 @dataclass(frozen=True, slots=True)
 class ContecNotification:
-    packets: tuple[Packet, ...]
+    frames: tuple[Frame, ...]
+    head: bytes = b""  # the tail of a frame the previous notification began
+    tail: bytes = b""  # the start of a frame the next notification ends
 
     def encode(self) -> bytes:
-        return b"".join(encode_packet(packet) for packet in self.packets)
+        return self.head + b"".join(encode_frame(frame) for frame in self.frames) + self.tail
 
-    def newest_values(self) -> ValuesPacket | None:
-        values = [p for p in self.packets if isinstance(p, ValuesPacket)]
-        return values[-1] if values else None
+    def sample(self) -> OximeterSample | None:
+        values = [f for f in self.frames if isinstance(f, ValuesFrame)]
+        if not values:
+            return None
+        waves = [f for f in self.frames if isinstance(f, WaveformFrame)]
+        return values[-1].sample(finger_out=bool(waves) and waves[-1].finger_out)
 
 
 def _error(offset: int, reason: str) -> DecodeError:
     return DecodeError(CHARACTERISTIC, offset, reason)
 
 
-def _packet(reader: ByteReader) -> Packet:
-    start = reader.offset
-    type_byte = reader.uint(1, "packet type")
-    if type_byte & _FRAMING:
-        raise _error(start, f"0x{type_byte:02x} is a data byte where a packet type was due")
-    try:
-        packet_type = PacketType(type_byte)
-    except ValueError:
-        raise _error(start, f"packet type 0x{type_byte:02x} is not one we know") from None
-    size = DATA_BYTES[packet_type]
-    raw = reader.take(1 + size, f"{packet_type.name.lower()} packet")
-    for index, byte in enumerate(raw):
-        if not byte & _FRAMING:
-            raise _error(start + 1 + index, f"byte 0x{byte:02x} lacks the framing bit 7")
-    high_bits = raw[0] & 0x7F
-    if high_bits >> size:
-        raise _error(start + 1, f"high bits 0x{high_bits:02x} name data bytes the packet lacks")
-    data = [byte & 0x7F | ((high_bits >> index) & 1) << 7 for index, byte in enumerate(raw[1:])]
-    if packet_type is PacketType.WAVEFORM:
-        return WaveformPacket(pleth=data[0], bar_graph=data[1])
-    status, pulse_rate, spo2 = data
-    if status & ~_STATUS_BITS:
-        raise _error(start + 2, f"status 0x{status:02x} sets reserved bits")
+def _frame(raw: bytes, start: int) -> Frame:
+    for index, byte in enumerate(raw[1:], start=1):
+        if byte & _BIT7:
+            raise _error(start + index, f"byte 0x{byte:02x} starts a frame inside one: cut short")
+    if sum(raw[:-1]) & 0x7F != raw[-1]:
+        expected = sum(raw[:-1]) & 0x7F
+        raise _error(start + len(raw) - 1, f"checksum 0x{raw[-1]:02x}, expected 0x{expected:02x}")
+    kind = FrameType(raw[1])
+    if kind is FrameType.END:
+        return EndFrame()
+    if kind is FrameType.WAVEFORM:
+        return WaveformFrame(
+            pleth=raw[3],
+            bar_graph=raw[4] & _BAR_GRAPH,
+            finger_out=bool(raw[4] & _FINGER_OUT),
+            pulse_beep=bool(raw[2] & _PULSE_BEEP),
+            other_bits=raw[2] & ~_PULSE_BEEP,
+        )
+    spo2 = raw[4]
     if spo2 != SPO2_INVALID and spo2 > 100:
         raise _error(start + 4, f"SpO2 {spo2} % is above 100")
-    return ValuesPacket(
+    return ValuesFrame(
         spo2=spo2,
-        pulse_rate=pulse_rate,
-        finger_out=bool(status & FINGER_OUT),
-        searching=bool(status & SEARCHING),
+        pulse_rate=raw[3] | (_BIT7 if raw[2] & _PULSE_HIGH_BIT else 0),
+        pi_error=bool(raw[2] & _PI_ERROR),
+        perfusion=(raw[5], raw[6]),
+        other_bits=raw[2] & ~(_PI_ERROR | _PULSE_HIGH_BIT),
     )
 
 
 def decode_contec_notification(payload: bytes) -> ContecNotification:
-    reader = ByteReader(CHARACTERISTIC, payload)
-    if not reader.remaining:
-        raise reader.error("empty notification")
-    packets = []
-    while reader.remaining:
-        packets.append(_packet(reader))
-    return ContecNotification(tuple(packets))
+    if not payload:
+        raise _error(0, "empty notification")
+    offset = 0
+    while offset < len(payload) and not payload[offset] & _BIT7:
+        offset += 1
+    head, frames = payload[:offset], list[Frame]()
+    while offset < len(payload):
+        header = payload[offset]
+        if header == ENCRYPTED:
+            raise _error(
+                offset,
+                "frame 0x84 is encrypted (protocol version above 13): the key exchange it "
+                "needs is not implemented",
+            )
+        if header != HEADER:
+            raise _error(offset, f"frame 0x{header:02x} is not a real-time frame")
+        if offset + 1 == len(payload):
+            return ContecNotification(tuple(frames), head, payload[offset:])
+        try:
+            kind = FrameType(payload[offset + 1])
+        except ValueError:
+            raise _error(
+                offset + 1, f"real-time frame type 0x{payload[offset + 1]:02x} is not one we know"
+            ) from None
+        end = offset + FRAME_SIZE[kind]
+        rest = payload[offset + 1 :]
+        if end > len(payload) and not any(byte & _BIT7 for byte in rest):
+            return ContecNotification(tuple(frames), head, payload[offset:])
+        frames.append(_frame(payload[offset:end], offset))
+        offset = end
+    return ContecNotification(tuple(frames), head)
 
 
 def interpret_contec_notification(
     notification: ContecNotification,
 ) -> Decoded[ContecNotification]:
-    values = notification.newest_values()
     return sample_readings(
         CHARACTERISTIC,
         notification,
-        values.sample() if values is not None else None,
+        notification.sample(),
         protocol=PROTOCOL,
-        sentinels=(SPO2_INVALID, PULSE_INVALID),
+        sentinels=(f"{SPO2_INVALID} or 0", f"{PULSE_INVALID} or 0"),
     )
 
 

@@ -33,7 +33,7 @@ def sample_readings(
     sample: OximeterSample | None,
     *,
     protocol: str,
-    sentinels: tuple[int, int],
+    sentinels: tuple[str, str],  # how the device says "no valid value", for the reason
 ) -> Decoded[RecordT]:
     """The readings of ``sample`` (None: the notification carried no values packet)."""
     builder = ReadingsBuilder(
