@@ -62,6 +62,8 @@ class SimulatedDevice:
     """One simulated BLE health device. Subclasses set ``kind`` and add their service."""
 
     kind: ClassVar[DeviceKind]
+    model_identity: ClassVar[DeviceIdentity | None] = None
+    """A real model's identity (name, Device Information); None: the kind's fictional one."""
     default_idle_disconnect: ClassVar[float | None] = None
     """Seconds of quiet after which the device drops the link (None: the central decides)."""
 
@@ -77,7 +79,7 @@ class SimulatedDevice:
         idle_disconnect: float | None = None,
     ) -> None:
         BatteryLevel(battery).encode()  # rejects a level the characteristic cannot carry
-        self.identity: DeviceIdentity = IDENTITIES[self.kind]
+        self.identity: DeviceIdentity = self.model_identity or IDENTITIES[self.kind]
         self._link = link
         if address is None:
             address = radio.random_static_address()
@@ -258,27 +260,29 @@ class SimulatedDevice:
     # --- advertising ----------------------------------------------------------------------------
 
     def _advertising_data(self) -> bytes:
-        data = bytes(
-            AdvertisingData(
-                [
-                    (
-                        AdvertisingData.FLAGS,
-                        bytes(
-                            [
-                                AdvertisingData.LE_GENERAL_DISCOVERABLE_MODE_FLAG
-                                | AdvertisingData.BR_EDR_NOT_SUPPORTED_FLAG
-                            ]
-                        ),
-                    ),
-                    (
-                        AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
-                        uuid16(self.identity.service_uuid).to_bytes(),
-                    ),
-                    (AdvertisingData.APPEARANCE, self.identity.appearance.to_bytes(2, "little")),
-                    (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode()),
-                ]
+        structures: list[tuple[int, bytes]] = [
+            (
+                AdvertisingData.FLAGS,
+                bytes(
+                    [
+                        AdvertisingData.LE_GENERAL_DISCOVERABLE_MODE_FLAG
+                        | AdvertisingData.BR_EDR_NOT_SUPPORTED_FLAG
+                    ]
+                ),
             )
-        )
+        ]
+        if self.identity.service_uuid is not None:
+            structures.append(
+                (
+                    AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
+                    uuid16(self.identity.service_uuid).to_bytes(),
+                )
+            )
+        structures += [
+            (AdvertisingData.APPEARANCE, self.identity.appearance.to_bytes(2, "little")),
+            (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode()),
+        ]
+        data = bytes(AdvertisingData(structures))
         if len(data) > _MAX_ADVERTISING_DATA:
             raise ValueError(f"name {self.name!r} does not fit the 31-byte advertising data")
         return data
@@ -330,7 +334,7 @@ class SimulatedDevice:
 
     def _characteristic(
         self,
-        uuid: int,
+        uuid: int | UUID,
         properties: Characteristic.Properties,
         value: bytes | CharacteristicValue = b"",
         *,
@@ -349,7 +353,9 @@ class SimulatedDevice:
             permissions |= _Perms.WRITEABLE
             if secure:
                 permissions |= _Perms.WRITE_REQUIRES_ENCRYPTION
-        characteristic = Characteristic(uuid16(uuid), properties, permissions, value)
+        characteristic = Characteristic(
+            uuid if isinstance(uuid, UUID) else uuid16(uuid), properties, permissions, value
+        )
         if secure and properties & _SUBSCRIBABLE:
             # bumble adds an open CCCD by itself; this one refuses writes before encryption.
             characteristic.descriptors = [

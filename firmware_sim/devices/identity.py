@@ -19,9 +19,12 @@ class DeviceIdentity:
     firmware_revision: str
     hardware_revision: str
     appearance: int  # GAP Appearance (Assigned Numbers, appearance values)
-    service_uuid: int  # the health profile's primary service, advertised
+    service_uuid: int | None  # the health profile's primary service, advertised (None: none)
+    fixed_name: str | None = None  # a model that advertises the same name on every unit
 
     def name(self, address: str) -> str:
+        if self.fixed_name is not None:
+            return self.fixed_name
         # Real devices append part of their address so that two units can be told apart.
         return f"{self.model} {address.replace(':', '')[-4:]}"
 

@@ -265,14 +265,22 @@ class DeviceSession:
         await handler(decoded, item)
 
     async def _on_readings(self, decoded: Decoded, item: Received) -> None:
+        uuid = CharacteristicUuid(item.characteristic)
+        await self._store(
+            decoded,
+            item,
+            live=uuid in self.profile.live,
+            continuous=uuid in self.profile.continuous,
+        )
+
+    async def _store(self, decoded: Decoded, item: Received, *, live: bool, continuous: bool):
         if not decoded.readings:
             return
         stamped = any(r.measured_at is not None for r in decoded.readings)
         if stamped and item.payload in self._recent:
             log.info("%s resent a record already stored; dropped", self.state.address)
             return
-        uuid = CharacteristicUuid(item.characteristic)
-        fresh = uuid in self.profile.live or (
+        fresh = live or (
             self._subscribed_at is not None
             and (item.at - self._subscribed_at).total_seconds() > SETTLE_SECONDS
         )
@@ -282,8 +290,8 @@ class DeviceSession:
             item.at,
             characteristic=decoded.characteristic,
             fresh=fresh,
-            stored_kind=uuid not in self.profile.live,
-            continuous=uuid in self.profile.continuous,
+            stored_kind=not live,
+            continuous=continuous,
         )
         if stamped:
             self._recent.append(item.payload)

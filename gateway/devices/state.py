@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -22,6 +23,8 @@ class DeviceState:
     connected: bool = False
     clock_skew: timedelta | None = None  # device minus gateway; None = not known
     information: dict[str, str] = field(default_factory=dict)
+    advertised_name: str | None = None
+    manufacturer_data: dict[int, bytes] = field(default_factory=dict)
     needs_pairing: bool = False  # learnt when the device refused an unencrypted link
     sessions: int = 0
     readings: int = 0
@@ -34,8 +37,20 @@ class DeviceState:
     def address(self) -> str:
         return self.paired.address
 
-    def advertised(self, ble_device: BLEDevice, rssi: int | None, at: datetime) -> None:
+    def advertised(
+        self,
+        ble_device: BLEDevice,
+        rssi: int | None,
+        at: datetime,
+        *,
+        name: str | None = None,
+        manufacturer_data: Mapping[int, bytes] | None = None,
+    ) -> None:
         self.ble_device = ble_device
+        # A report may lack the name (an advertisement without its scan response): keep the last.
+        self.advertised_name = name or self.advertised_name
+        if manufacturer_data:
+            self.manufacturer_data = dict(manufacturer_data)
         self.rssi = rssi
         self.last_seen_at = at
         self.last_advert_monotonic = time.monotonic()
