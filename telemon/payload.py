@@ -351,6 +351,9 @@ class DeviceHealth(BaseModel):
     connected: bool = False
     # How far the device's clock is ahead (+) or behind (-) the gateway's, when measured.
     clock_skew_s: int | None = None
+    # When the gateway last set the device's clock, and how far off it was before (issue 19).
+    clock_set_at: AwareDatetime | None = None
+    clock_set_from_s: int | None = None
 
 
 class GatewayStatus(BaseModel):

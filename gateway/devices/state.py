@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from bleak.backends.device import BLEDevice
 
 from telemon.payload import DeviceHealth, PairedDevice
+from telemon.time_correction import ClockSource
 
 
 @dataclass(slots=True)
@@ -21,6 +22,11 @@ class DeviceState:
     rssi: int | None = None
     connected: bool = False
     clock_skew: timedelta | None = None  # device minus gateway; None = not known
+    clock_source: ClockSource | None = None  # how clock_skew was measured
+    ignores_dst: bool = False  # the clock keeps standard time all year (learnt in summer)
+    # When the gateway last set the device's clock, and how far off it was then.
+    clock_set_at: datetime | None = None
+    clock_set_from: timedelta | None = None
     information: dict[str, str] = field(default_factory=dict)
     needs_pairing: bool = False  # learnt when the device refused an unencrypted link
     sessions: int = 0
@@ -57,7 +63,11 @@ class DeviceState:
             last_reading_at=self.last_reading_at,
             rssi=self.rssi,
             connected=self.connected,
-            clock_skew_s=(
-                round(self.clock_skew.total_seconds()) if self.clock_skew is not None else None
-            ),
+            clock_skew_s=_seconds(self.clock_skew),
+            clock_set_at=self.clock_set_at,
+            clock_set_from_s=_seconds(self.clock_set_from),
         )
+
+
+def _seconds(delta: timedelta | None) -> int | None:
+    return None if delta is None else round(delta.total_seconds())
