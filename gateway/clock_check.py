@@ -33,6 +33,9 @@ from telemon.time_correction import ClockSource, LocalTimeIssue, TimeBasis, Time
 
 DEFAULT_TIME_ZONE = "Europe/Rome"
 DEFAULT_SKEW_TOLERANCE = timedelta(minutes=10)
+# A clock further off than this is set right where the device lets the gateway write it. 15 min,
+# as Tidepool's uploader warns and rewrites a meter's clock (docs/time.md).
+DEFAULT_CLOCK_SET_THRESHOLD = timedelta(minutes=15)
 # Beyond these a stamp is not a clock running wrong but a value that is no time (GATT allows
 # 9999-12-31). Ahead: a year set one too far (up to 366 days) plus drift is still a clock.
 # Behind: a clock reset to its firmware's epoch (2000, or 1970 for Unix-derived ones) is still
@@ -54,6 +57,7 @@ class TimePolicy:
     skew_tolerance: timedelta = DEFAULT_SKEW_TOLERANCE
     max_clock_ahead: timedelta = DEFAULT_MAX_CLOCK_AHEAD
     max_clock_behind: timedelta = DEFAULT_MAX_CLOCK_BEHIND
+    clock_set_threshold: timedelta = DEFAULT_CLOCK_SET_THRESHOLD
     # The gateway's clock. A simulation that replays past days passes its own, so that
     # readings it receives are not judged against today's wall clock.
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -189,6 +193,11 @@ def is_skewed(skew: timedelta | None, policy: TimePolicy) -> bool:
     return skew is not None and abs(skew) > policy.skew_tolerance
 
 
+def needs_setting(skew: timedelta | None, policy: TimePolicy) -> bool:
+    """Whether a device clock this far off should be set right (where the device allows it)."""
+    return skew is not None and abs(skew) > policy.clock_set_threshold
+
+
 @dataclass(frozen=True, slots=True)
 class ClockEstimate:
     """How far a device clock is off, read against the gateway's at one moment."""
@@ -271,6 +280,7 @@ def stamp(
     source: ClockSource | None = None,
     ignores_dst: bool = False,
     fresh: bool = False,
+    doubtful: bool = False,
     from_storage: bool = False,
 ) -> Stamp:
     """The time stamp, flags, context and time record a reading gets (module docstring).
@@ -278,7 +288,8 @@ def stamp(
     A device stamp is read in the patient's zone (standard time for a clock that ignores DST),
     then shifted by the device clock's known offset when that is beyond tolerance: the PHD IG's
     coincident time stamp. A shift that would leave the storable range is not made; a stamp that
-    cannot be stored either way gives way to the receive time.
+    cannot be stored either way gives way to the receive time. ``doubtful``: which clock made
+    the stamp is not known (the gateway set it meanwhile): flagged whatever else.
     """
     flags: list[str] = [FROM_DEVICE_STORAGE] if from_storage else []
     # A skew no clock can have (state from elsewhere) is no correction either.
@@ -289,7 +300,7 @@ def stamp(
             received_at, (GATEWAY_TIME, *flags), time=TimeCorrection(basis=GATEWAY, **known)
         )
     skewed = is_skewed(skew, policy)
-    if skewed:
+    if skewed or doubtful:
         flags.append(DEVICE_CLOCK_SKEW)
     wall = read_wall(
         device_time,

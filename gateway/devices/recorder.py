@@ -93,6 +93,13 @@ class Recorder:
         built: list[Observation] = []
         for reading in readings:
             self.update_skew(state, reading.measured_at, received_at, fresh=fresh)
+            skew, source, doubtful = state.clock_at(
+                None
+                if reading.measured_at is None
+                else device_instant(reading.measured_at, received_at, self.policy),
+                received_at,
+                fresh=fresh,
+            )
             late = (
                 stored_kind
                 and not fresh
@@ -101,7 +108,7 @@ class Recorder:
                     reading.measured_at,
                     received_at,
                     self.policy,
-                    state.clock_skew,
+                    skew,
                     ignores_dst=state.ignores_dst,
                 )
             )
@@ -109,10 +116,11 @@ class Recorder:
                 reading.measured_at,
                 received_at,
                 self.policy,
-                skew=state.clock_skew,
-                source=state.clock_source,
+                skew=skew,
+                source=source,
                 ignores_dst=state.ignores_dst,
                 fresh=fresh,
+                doubtful=doubtful,
                 from_storage=(from_storage or late) and FROM_DEVICE_STORAGE not in reading.flags,
             )
             try:

@@ -12,6 +12,10 @@ from bleak.backends.device import BLEDevice
 from telemon.payload import DeviceHealth, PairedDevice
 from telemon.time_correction import ClockSource
 
+# A GATT clock counts whole seconds: a stamp made just after the gateway set it may read a
+# fraction earlier than the setting.
+CLOCK_GRAIN = timedelta(seconds=1)
+
 
 @dataclass(slots=True)
 class DeviceState:
@@ -27,6 +31,7 @@ class DeviceState:
     # When the gateway last set the device's clock, and how far off it was then.
     clock_set_at: datetime | None = None
     clock_set_from: timedelta | None = None
+    clock_set_source: ClockSource | None = None
     information: dict[str, str] = field(default_factory=dict)
     needs_pairing: bool = False  # learnt when the device refused an unencrypted link
     sessions: int = 0
@@ -53,6 +58,36 @@ class DeviceState:
         await self._advertised.wait()
         assert self.ble_device is not None
         return self.ble_device
+
+    def clock_was_set(self, at: datetime) -> None:
+        """The gateway set the device's clock at ``at``: what it knew of the clock is history,
+        kept for the stamps the old clock made."""
+        self.clock_set_at = at
+        self.clock_set_from, self.clock_set_source = self.clock_skew, self.clock_source
+        self.clock_skew = self.clock_source = None
+        self.ignores_dst = False
+
+    def clock_at(
+        self, instant: datetime | None, received_at: datetime, *, fresh: bool
+    ) -> tuple[timedelta | None, ClockSource | None, bool]:
+        """The clock offset for a stamp read as ``instant``, how it was known, and whether it is
+        in doubt: a stamp the old clock made needs the old clock's offset.
+
+        The reset clock makes stamps from the moment it was set; the old one made them up to
+        what it showed then (set time + old offset). Before the set time, or beyond what the new
+        clock can have stamped yet, a stamp is the old clock's. A clock that was ahead leaves
+        a window both could have stamped: read with the new clock, and in doubt.
+        """
+        current = self.clock_skew, self.clock_source, False
+        if self.clock_set_at is None or instant is None or fresh:
+            return current
+        old = self.clock_set_from, self.clock_set_source, False
+        if instant < self.clock_set_at - CLOCK_GRAIN or instant > received_at + CLOCK_GRAIN:
+            return old
+        ahead = self.clock_set_from or timedelta(0)
+        if instant <= self.clock_set_at + ahead + CLOCK_GRAIN:
+            return self.clock_skew, self.clock_source, ahead > CLOCK_GRAIN
+        return current
 
     def health(self) -> DeviceHealth:
         return DeviceHealth(
