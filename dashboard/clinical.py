@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
+from pydantic import ValidationError
 
 from dashboard.authz import Principal, patient_scope
 from dashboard.bands import bands_for_patient
@@ -29,6 +30,7 @@ from dashboard.wording import language_of, reason_text, title_of
 from telemon.findings import evidence_in
 from telemon.flags import UNRELIABLE_FLAGS
 from telemon.metrics import METRICS, METRICS_BY_ID
+from telemon.time_correction import TimeCorrection
 
 _EPISODE_SELECT = """
 SELECT e.id, e.patient_id, p.code AS patient_code,
@@ -46,7 +48,14 @@ LEFT JOIN staff k ON k.id = e.acknowledged_by
 
 _FINDING_SELECT = """
 SELECT a.id, a.episode_id, a.patient_id, a.protocol, a.rule, a.kind, a.severity, a.state,
-       a.metric_id, a.trigger_value, a.details, a.opened_at, a.resolved_at, a.resolution_note
+       a.metric_id, a.trigger_value, a.details, a.opened_at, a.resolved_at, a.resolution_note,
+       -- The reading's time record (issue 19), found by the patient/metric/time index. The
+       -- engine keeps the reading's time to the second; the reading may have a fraction.
+       (SELECT o.time_correction FROM observations o
+        WHERE o.patient_id = a.patient_id AND o.metric_id = a.metric_id
+          AND o.measured_at >= (a.details->>'reading_at')::timestamptz
+          AND o.measured_at < (a.details->>'reading_at')::timestamptz + interval '1 second'
+        ORDER BY o.measured_at, o.received_at DESC NULLS LAST LIMIT 1) AS reading_time
 FROM alerts a
 JOIN patients p ON p.id = a.patient_id
 """
@@ -72,6 +81,7 @@ def finding_reason(
 def _finding(row: dict[str, Any], language: str) -> FindingItem:
     row = dict(row)
     details = row.pop("details") or {}
+    time = _time_record(row.pop("reading_time", None))
     metric = METRICS_BY_ID.get(row.pop("metric_id"))
     value = row.pop("trigger_value")
     reading_at = details.get("reading_at")
@@ -88,7 +98,19 @@ def _finding(row: dict[str, Any], language: str) -> FindingItem:
         display_unit=metric.display_unit(lang) if metric else None,
         evidence=details.get("evidence"),
         reading_at=datetime.fromisoformat(reading_at) if reading_at else None,
+        reading_time=time,
     )
+
+
+def _time_record(stored: object) -> TimeCorrection | None:
+    """The stored record, or None if there is none or it is not one this version reads: a
+    reading's details must show even when its time note cannot."""
+    if stored is None:
+        return None
+    try:
+        return TimeCorrection.model_validate(stored)
+    except ValidationError:
+        return None
 
 
 def _waiting_since(row: dict[str, Any], open_findings: list[FindingItem]) -> datetime:
