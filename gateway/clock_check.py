@@ -282,6 +282,7 @@ def stamp(
     fresh: bool = False,
     doubtful: bool = False,
     from_storage: bool = False,
+    time_offset_min: int | None = None,
 ) -> Stamp:
     """The time stamp, flags, context and time record a reading gets (module docstring).
 
@@ -311,7 +312,11 @@ def stamp(
     )
     if wall is not None and plausible_skew(wall.instant - received_at, policy) is None:
         wall = None  # no clock's reading: no usable device time
-    record: dict[str, Any] = {"device_time": device_time.isoformat(), **known}
+    record: dict[str, Any] = {
+        "device_time": device_time.isoformat(),
+        "device_time_offset_min": time_offset_min,
+        **known,
+    }
     if wall is not None:
         record |= {
             "zone": policy.tz.key,

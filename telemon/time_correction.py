@@ -59,6 +59,9 @@ class TimeCorrection(BaseModel):
     # Zone and DST fields of the characteristic, when it has them (minutes).
     device_zone_min: _Minutes | None = None
     device_dst_min: _Minutes | None = None
+    # A time offset the characteristic carries beside its base time (Glucose Measurement's,
+    # minutes): ``device_time`` already includes it.
+    device_time_offset_min: Annotated[int, Field(ge=-0x8000, le=0x7FFF, strict=True)] | None = None
     # The zone the gateway read a zoneless stamp in, and the offset (zone + DST) it applied.
     zone: Annotated[str | None, Field(max_length=48, pattern=r"^[A-Za-z0-9_+/-]*$")] = None
     utc_offset_min: _Minutes | None = None

@@ -121,6 +121,7 @@ class Recorder:
                 ignores_dst=state.ignores_dst,
                 fresh=fresh,
                 doubtful=doubtful,
+                time_offset_min=reading.time_offset_min,
                 from_storage=(from_storage or late) and FROM_DEVICE_STORAGE not in reading.flags,
             )
             try:

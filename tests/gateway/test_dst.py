@@ -291,3 +291,29 @@ async def test_a_meter_without_zone_is_read_in_the_patients_zone(outbox, tmp_pat
     assert (obs.time.zone, obs.time.utc_offset_min, obs.time.dst) == ("Europe/Rome", 120, True)
     assert obs.time.device_zone_min is None and obs.time.device_dst_min is None
     assert obs.time.basis is TimeBasis.DEVICE and not obs.flags
+
+
+async def test_a_glucose_time_offset_is_applied_and_kept_in_the_record(outbox, tmp_path) -> None:
+    # The owner moved the meter's clock to summer time: Glucose keeps the base time as stamped
+    # and says by how much the user-facing time differs (Time Offset, minutes).
+    received = utc(2025, 6, 2, 8, 0)
+    rec = recorder(outbox, tmp_path, received)
+    state = DeviceState(
+        PairedDevice(address="C0:FF:EE:00:19:03", kind="glucometer", patient_id="P1")
+    )
+    record = GlucoseMeasurement(
+        13,
+        GattDateTime(2025, 6, 2, 8, 40),
+        time_offset=60,
+        concentration=0.00101,
+        glucose_type=GlucoseType.CAPILLARY_WHOLE_BLOOD,
+        sample_location=SampleLocation.FINGER,
+    )
+    readings = decode_all(GLUCOSE.full, record.encode()).readings
+    [obs] = await rec.readings(
+        state, readings, received, characteristic="2a18", fresh=False, stored_kind=False
+    )
+    assert obs.measured_at == utc(2025, 6, 2, 7, 40)
+    assert obs.time is not None
+    assert (obs.time.device_time, obs.time.device_time_offset_min) == ("2025-06-02T09:40:00", 60)
+    assert obs.time.basis is TimeBasis.DEVICE and not obs.flags
