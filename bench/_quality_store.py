@@ -126,6 +126,7 @@ def generate(
                     m.delivered_at,
                     flags,
                     None,
+                    None,  # time_correction: the replay's stamps are the cohort's own
                 )
                 stamped.append((t, pid, row))
     stamped.sort(key=lambda s: (s[0], s[1]))

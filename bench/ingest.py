@@ -86,6 +86,7 @@ def raw_copy_rate(url: str, messages: list[Message], ids: dict[str, tuple[int, i
                     datetime.fromisoformat(item["received_at"]),
                     item.get("flags"),
                     item.get("context") or None,
+                    item.get("time"),
                 )
             )
     with psycopg.connect(url) as conn:

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
+from pydantic import ValidationError
 
 from dashboard.authz import Principal, patient_scope
 from dashboard.bands import bands_for_patient
@@ -31,6 +32,7 @@ from dashboard.wording import language_of, reason_text, title_of
 from telemon.findings import evidence_in
 from telemon.flags import UNRELIABLE_FLAGS
 from telemon.metrics import METRICS, METRICS_BY_ID
+from telemon.time_correction import TimeCorrection
 
 _EPISODE_SELECT = """
 SELECT e.id, e.patient_id, p.code AS patient_code,
@@ -49,10 +51,23 @@ LEFT JOIN staff k ON k.id = e.acknowledged_by
 _FINDING_SELECT = """
 SELECT a.id, a.episode_id, a.patient_id, a.protocol, a.rule, a.kind, a.severity, a.state,
        a.metric_id, a.trigger_value, a.details::text AS details, a.opened_at, a.resolved_at,
-       a.resolution_note
+       a.resolution_note{reading_time}
 FROM alerts a
 JOIN patients p ON p.id = a.patient_id
 """
+# The reading's time record (issue 19), found by the patient/metric/time index: for the pages
+# that show one episode or finding in detail, not for every row of a queue. The engine keeps the
+# reading's time to the second; the reading may have a fraction.
+_READING_TIME = """,
+       (SELECT o.time_correction FROM observations o
+        WHERE o.patient_id = a.patient_id AND o.metric_id = a.metric_id
+          AND o.measured_at >= (a.details->>'reading_at')::timestamptz
+          AND o.measured_at < (a.details->>'reading_at')::timestamptz + interval '1 second'
+        ORDER BY o.measured_at, o.received_at DESC NULLS LAST LIMIT 1) AS reading_time"""
+
+
+def _finding_select(*, reading_times: bool) -> str:
+    return _FINDING_SELECT.format(reading_time=_READING_TIME if reading_times else "")
 
 
 def _dicts(conn: psycopg.Connection, query: str, params: dict[str, object]) -> list[DictRow]:
@@ -88,6 +103,7 @@ def _finding(row: dict[str, Any], language: str) -> FindingItem:
     row = dict(row)
     stored = row.pop("details") or "{}"
     details = json.loads(stored)
+    time = _time_record(row.pop("reading_time", None))
     metric = METRICS_BY_ID.get(row.pop("metric_id"))
     value = row.pop("trigger_value")
     reading_at = details.get("reading_at")
@@ -105,7 +121,19 @@ def _finding(row: dict[str, Any], language: str) -> FindingItem:
         display_unit=metric.display_unit(lang) if metric else None,
         evidence=details.get("evidence"),
         reading_at=datetime.fromisoformat(reading_at) if reading_at else None,
+        reading_time=time,
     )
+
+
+def _time_record(stored: object) -> TimeCorrection | None:
+    """The stored record, or None if there is none or it is not one this version reads: a
+    reading's details must show even when its time note cannot."""
+    if stored is None:
+        return None
+    try:
+        return TimeCorrection.model_validate(stored)
+    except ValidationError:
+        return None
 
 
 def _waiting_since(row: dict[str, Any], open_findings: list[FindingItem]) -> datetime:
@@ -126,6 +154,7 @@ def _episodes(
     params: dict[str, object],
     *,
     open_findings_only: bool,
+    reading_times: bool = False,
 ) -> list[EpisodeItem]:
     scope, scope_params = patient_scope(user)
     rows = _dicts(conn, f"{_EPISODE_SELECT} WHERE {where} AND {scope}", scope_params | params)
@@ -134,7 +163,7 @@ def _episodes(
     found: dict[int, list[FindingItem]] = {}
     for f in _dicts(
         conn,
-        f"{_FINDING_SELECT} WHERE a.episode_id = ANY(%(episodes)s) "
+        f"{_finding_select(reading_times=reading_times)} WHERE a.episode_id = ANY(%(episodes)s) "
         "ORDER BY a.state = 'resolved', a.severity DESC, a.opened_at, a.id",
         {"episodes": [r["id"] for r in rows]},
     ):
@@ -164,7 +193,12 @@ def triage_queue(conn: psycopg.Connection, user: Principal) -> list[EpisodeItem]
 
 def episode(conn: psycopg.Connection, user: Principal, episode_id: int) -> EpisodeItem | None:
     found = _episodes(
-        conn, user, "e.id = %(episode)s", {"episode": episode_id}, open_findings_only=False
+        conn,
+        user,
+        "e.id = %(episode)s",
+        {"episode": episode_id},
+        open_findings_only=False,
+        reading_times=True,
     )
     return found[0] if found else None
 
@@ -190,7 +224,8 @@ def findings_without_episode(
     scope, params = patient_scope(user)
     rows = _dicts(
         conn,
-        f"{_FINDING_SELECT} WHERE a.patient_id = %(patient)s AND a.episode_id IS NULL "
+        f"{_finding_select(reading_times=False)} WHERE a.patient_id = %(patient)s "
+        "AND a.episode_id IS NULL "
         f"AND {scope} ORDER BY a.opened_at DESC, a.id DESC LIMIT %(limit)s",
         params | {"patient": patient_id, "limit": limit},
     )
@@ -200,7 +235,9 @@ def findings_without_episode(
 def finding(conn: psycopg.Connection, user: Principal, alert_id: int) -> FindingItem | None:
     scope, params = patient_scope(user)
     rows = _dicts(
-        conn, f"{_FINDING_SELECT} WHERE a.id = %(alert)s AND {scope}", params | {"alert": alert_id}
+        conn,
+        f"{_finding_select(reading_times=True)} WHERE a.id = %(alert)s AND {scope}",
+        params | {"alert": alert_id},
     )
     return _finding(rows[0], user.language) if rows else None
 

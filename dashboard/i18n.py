@@ -630,6 +630,54 @@ TEXTS |= {
     ),
 }
 
+# The gateway's time model (issue 19): a reading's time correction, the equipment page's clocks.
+TEXTS |= {
+    "time.details": ("Time", "Orario"),
+    "time.device_showed": ("device showed {at}", "il dispositivo indicava {at}"),
+    "time.zone": ("read in {zone}, UTC{offset}", "letto in {zone}, UTC{offset}"),
+    "time.dst": ("summer time", "ora legale"),
+    "time.standard": ("standard time", "ora solare"),
+    "time.corrected_behind": (
+        "device clock {amount} behind: corrected",
+        "orologio del dispositivo indietro di {amount}: ora corretta",
+    ),
+    "time.corrected_ahead": (
+        "device clock {amount} ahead: corrected",
+        "orologio del dispositivo avanti di {amount}: ora corretta",
+    ),
+    "time.received": (
+        "device time unusable: time of receipt used",
+        "ora del dispositivo inutilizzabile: usata l'ora di ricezione",
+    ),
+    "time.gap": (
+        "no such local time (clocks went forward): read as standard time",
+        "ora locale inesistente (cambio all'ora legale): letta come ora solare",
+    ),
+    "time.repeated": (
+        "local time that occurs twice (clocks went back)",
+        "ora locale ripetuta (cambio all'ora solare)",
+    ),
+    "time.ignores_dst": (
+        "device clock never changes for summer time",
+        "l'orologio del dispositivo non passa all'ora legale",
+    ),
+    "time.min": ("{n} min", "{n} min"),
+    "time.h": ("{n} h", "{n} h"),
+    "time.d": ("{n} days", "{n} giorni"),
+    "clocks.title": ("Device clocks", "Orologi dei dispositivi"),
+    "clocks.state": ("Clock", "Orologio"),
+    "clocks.off": (
+        "{amount} {direction}, cannot be set by the gateway",
+        "{direction} di {amount}, il gateway non può regolarlo",
+    ),
+    "clocks.ahead": ("ahead", "avanti"),
+    "clocks.behind": ("behind", "indietro"),
+    "clocks.set": (
+        "set by the gateway on {at} (was {amount} {direction})",
+        "regolato dal gateway il {at} (era {direction} di {amount})",
+    ),
+}
+
 
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).

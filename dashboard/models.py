@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from telemon.alert_lifecycle import AlertState, FindingState
 from telemon.device_kinds import DeviceKind
+from telemon.time_correction import TimeCorrection
 
 CallOutcome = Literal["reached", "not_reached", "advised", "sent_to_emergency"]
 
@@ -129,6 +130,8 @@ class FindingItem(_Model):
     reading_at: datetime | None
     resolved_at: datetime | None
     resolution_note: str | None
+    # How the gateway made the reading's time (issue 19); None from older gateways.
+    reading_time: TimeCorrection | None = None
 
 
 class EpisodeItem(_Model):
@@ -311,6 +314,27 @@ class LowBattery(_Model):
     patient_id: int | None
     patient_name: str | None
     last_seen_at: datetime | None
+
+
+class DeviceClock(_Model):
+    """A device whose clock needs a look (issue 19): far off and not settable, or set lately."""
+
+    device_id: int
+    kind: str
+    gateway_code: str
+    patient_id: int | None
+    patient_name: str | None
+    clock_skew_s: int | None  # as last measured
+    clock_set_at: datetime | None  # when the gateway last set it right
+    clock_set_from_s: int | None  # and how far off it was then
+
+    @property
+    def still_off(self) -> bool:
+        return self.clock_skew_s is not None and abs(self.clock_skew_s) > CLOCK_OFF_S
+
+
+# Beyond this the gateway sets a clock where it can (gateway.clock_check, 15 min).
+CLOCK_OFF_S = 15 * 60
 
 
 class NotificationItem(_Model):

@@ -6,9 +6,17 @@ import psycopg
 from psycopg.rows import dict_row
 
 from dashboard.authz import Principal, patient_scope
-from dashboard.models import GatewayIssue, InboundItem, LowBattery, NotificationItem
+from dashboard.models import (
+    CLOCK_OFF_S,
+    DeviceClock,
+    GatewayIssue,
+    InboundItem,
+    LowBattery,
+    NotificationItem,
+)
 
 LOW_BATTERY_PCT = 20
+CLOCK_SET_RECENTLY_DAYS = 30
 
 
 def _equipment_scope(user: Principal) -> tuple[str, dict[str, object]]:
@@ -62,6 +70,33 @@ def low_batteries(conn: psycopg.Connection, user: Principal) -> list[LowBattery]
     if user.role == "admin":
         rows = [r | {"patient_name": None} for r in rows]
     return [LowBattery(**r) for r in rows]
+
+
+def device_clocks(conn: psycopg.Connection, user: Principal) -> list[DeviceClock]:
+    """Clocks still off beyond what the gateway corrects by writing, or set by it lately: the
+    readings they stamped were shifted, and a clock that keeps drifting wants a new device."""
+    scope, params = _equipment_scope(user)
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"""
+            SELECT d.id AS device_id, d.kind, g.code AS gateway_code, g.patient_id,
+                   p.given_name || ' ' || p.family_name AS patient_name,
+                   d.clock_skew_s, d.clock_set_at, d.clock_set_from_s
+            FROM devices d JOIN gateways g ON g.id = d.gateway_id
+            LEFT JOIN patients p ON p.id = g.patient_id
+            WHERE d.unpaired_at IS NULL AND {scope}
+              AND (abs(d.clock_skew_s) > %(off)s
+                   OR d.clock_set_at > now() - make_interval(days => %(days)s))
+            ORDER BY abs(coalesce(d.clock_skew_s, 0)) DESC, d.clock_set_at DESC, g.code
+            """,
+            params | {"off": CLOCK_OFF_S, "days": CLOCK_SET_RECENTLY_DAYS},
+        )
+        .fetchall()
+    )
+    if user.role == "admin":
+        rows = [r | {"patient_name": None} for r in rows]
+    return [DeviceClock(**r) for r in rows]
 
 
 def notifications(

@@ -9,6 +9,7 @@ import psycopg
 from dashboard import alert_actions, audit, clinical, glance, operations, tags
 from dashboard.authz import NotFound, Principal, ensure_alert, ensure_episode, ensure_patient
 from dashboard.models import (
+    DeviceClock,
     EpisodeEvent,
     EpisodeItem,
     FindingItem,
@@ -107,6 +108,12 @@ def low_batteries(conn: psycopg.Connection, user: Principal) -> list[LowBattery]
     devices = operations.low_batteries(conn, user)
     _audit_worklist(conn, user, "devices.low_battery.read", [d.patient_id for d in devices])
     return devices
+
+
+def device_clocks(conn: psycopg.Connection, user: Principal) -> list[DeviceClock]:
+    clocks = operations.device_clocks(conn, user)
+    _audit_worklist(conn, user, "devices.clock.read", [c.patient_id for c in clocks])
+    return clocks
 
 
 def notifications(conn: psycopg.Connection, user: Principal, status: str) -> list[NotificationItem]:

@@ -38,15 +38,24 @@ RETURNING id
 # The gateway's inventory is the pairing it actually uses: a device it reports is registered.
 # A device returned or swapped out (dashboard/kit.py) is no longer the patient's equipment: the
 # gateway may still hear it until it is switched off, but its row keeps what it was at return.
+# The clock as last measured (issue 19); a gateway that does not report it leaves it as it was.
 _DEVICE = """
-INSERT INTO devices (gateway_id, address, kind, battery_pct, rssi, last_seen_at, last_reading_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
+INSERT INTO devices (gateway_id, address, kind, battery_pct, rssi, last_seen_at, last_reading_at,
+                     clock_skew_s, clock_set_at, clock_set_from_s)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (gateway_id, address) DO UPDATE SET
     kind = excluded.kind,
     battery_pct = coalesce(excluded.battery_pct, devices.battery_pct),
     rssi = coalesce(excluded.rssi, devices.rssi),
     last_seen_at = greatest(excluded.last_seen_at, devices.last_seen_at),
-    last_reading_at = greatest(excluded.last_reading_at, devices.last_reading_at)
+    last_reading_at = greatest(excluded.last_reading_at, devices.last_reading_at),
+    clock_skew_s = coalesce(excluded.clock_skew_s, devices.clock_skew_s),
+    clock_set_at = greatest(excluded.clock_set_at, devices.clock_set_at),
+    clock_set_from_s = CASE
+        WHEN excluded.clock_set_at > devices.clock_set_at OR devices.clock_set_at IS NULL
+        THEN coalesce(excluded.clock_set_from_s, devices.clock_set_from_s)
+        ELSE devices.clock_set_from_s
+    END
 WHERE devices.unpaired_at IS NULL
 """
 
@@ -103,6 +112,9 @@ def apply_status(conn: psycopg.Connection, message: StatusMessage) -> Applied | 
                     d.rssi,
                     d.last_seen_at,
                     d.last_reading_at,
+                    d.clock_skew_s,
+                    d.clock_set_at,
+                    d.clock_set_from_s,
                 )
                 for d in status.devices
                 if d.device_id not in since

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.types.json import set_json_dumps
+from psycopg.types.json import Jsonb, set_json_dumps
 
 from ingest.deadletters import STORE_ERROR, DeadLetter, write_dead_letters
 from ingest.inbound import Inbound, ObservationMessage, StatusMessage, UnusableMessage
@@ -52,7 +52,7 @@ DEVICE_KIND_BY_METRIC: dict[str, DeviceKind] = {
 _METRIC_IDS = {key: metric.id for key, metric in METRICS.items()}
 _STAGING_COLUMNS = (
     "measured_at, patient_id, metric_id, value, gateway_id, seq, device_id, received_at, "
-    "flags, context"
+    "flags, context, time_correction"
 )
 COPY_TYPES = (
     "timestamptz",
@@ -65,12 +65,13 @@ COPY_TYPES = (
     "timestamptz",
     "text[]",
     "jsonb",
+    "jsonb",
 )
 _CREATE_STAGING = """
 CREATE TEMPORARY TABLE IF NOT EXISTS ingest_staging (
     measured_at timestamptz, patient_id bigint, metric_id smallint, value double precision,
     gateway_id bigint, seq bigint, device_id bigint, received_at timestamptz, flags text[],
-    context jsonb
+    context jsonb, time_correction jsonb
 ) ON COMMIT DELETE ROWS
 """
 _COPY_STAGING = f"COPY ingest_staging ({_STAGING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
@@ -146,6 +147,10 @@ class _Plan:
     def cover(self, patient_id: int, first: datetime, last: datetime) -> None:
         lo, hi = self.spans.get(patient_id, (first, last))
         self.spans[patient_id] = (min(lo, first), max(hi, last))
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
 
 
 class RememberedJson:
@@ -417,6 +422,8 @@ def _plan_observations(
                 obs.received_at,
                 list(obs.flags) if obs.flags else None,
                 obs.context or None,
+                # Its own dumps: each record differs, so RememberedJson's cache would only fill.
+                None if obs.time is None else Jsonb(obs.time.wire(), dumps=_dumps),
             )
         )
     if len(plan.rows) > first_row and gateway.patient_id is not None and decoded.span:

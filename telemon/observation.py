@@ -9,6 +9,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from telemon.flags import FLAGS
 from telemon.metrics import MetricKey
+from telemon.time_correction import TimeCorrection
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 
@@ -49,6 +50,8 @@ class ObservationItem(BaseModel):
         ],
         Field(max_length=16),
     ] = Field(default_factory=dict)
+    # How measured_at was derived from the device's stamp (contract v2; None from v1 gateways).
+    time: TimeCorrection | None = None
 
     @property
     def time_from_gateway(self) -> bool:
@@ -71,6 +74,8 @@ class ObservationItem(BaseModel):
             item["flags"] = list(self.flags)
         if self.context:
             item["context"] = dict(self.context)
+        if self.time is not None:
+            item["time"] = self.time.wire()
         return item
 
 

@@ -16,6 +16,7 @@ from telemon.payload import (
     encode_observations,
     offline_will,
 )
+from telemon.time_correction import TimeBasis, TimeCorrection
 from telemon.topics import Channel, parse_topic, subscription, topic
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -141,7 +142,7 @@ def test_span_is_the_earliest_and_latest_valid_measurement(bad):
             "NaN",
         ),
         (b"[]", TOPIC, RejectReason.INVALID_SCHEMA, "(root)"),
-        (message(item(), v=2), TOPIC, RejectReason.UNSUPPORTED_VERSION, "speaks 1"),
+        (message(item(), v=3), TOPIC, RejectReason.UNSUPPORTED_VERSION, "speaks 1, 2"),
         (message(item(), gateway_id="gw-0002"), TOPIC, RejectReason.TOPIC_MISMATCH, "gw-0002"),
         (message(item()), "telemon/v1/gw/gw-0001/status", RejectReason.TOPIC_MISMATCH, "obs"),
         (message(item()), "other/topic", RejectReason.TOPIC_MISMATCH, "not a telemon"),
@@ -167,6 +168,55 @@ def test_unusable_message_raises_precise_error(payload, topic_name, reason, frag
         decode_observations(topic_name, payload, now=NOW)
     assert caught.value.reason is reason
     assert fragment in caught.value.detail
+
+
+CORRECTED = {
+    "basis": "corrected",
+    "device_time": "2026-11-23T11:29:00",
+    "zone": "Europe/Rome",
+    "utc_offset_min": 60,
+    "dst": False,
+    "clock_offset_s": -1800,
+    "clock_source": "current_time",
+    "applied_s": -1800,
+}
+
+
+def test_version_2_carries_the_time_correction_and_version_1_is_still_read():
+    obs = Observation(
+        gateway_id="gw-0001",
+        **item(measured_at=NOW - timedelta(minutes=1), received_at=NOW),
+        time=TimeCorrection.model_validate(CORRECTED),
+    )
+    wire = json.loads(encode_observations("gw-0001", [obs]))
+    assert wire["v"] == 2 and wire["observations"][0]["time"] == CORRECTED
+    [back] = decode_observations(TOPIC, json.dumps(wire).encode(), now=NOW).observations
+    assert back.time == obs.time and back.time.basis is TimeBasis.CORRECTED
+    # An older gateway's message: no time record, every reading kept.
+    old = decode_observations(TOPIC, message(item(), item(seq=2)), now=NOW)
+    assert [o.time for o in old.observations] == [None, None] and not old.rejected
+    # A version 1 message cannot carry what only version 2 has: that item alone is refused.
+    mixed = decode_observations(TOPIC, message(item(), item(seq=2, time=CORRECTED)), now=NOW)
+    assert [o.seq for o in mixed.observations] == [1]
+    [refused] = mixed.rejected
+    assert refused.reason is RejectReason.INVALID_OBSERVATION and "version 2" in refused.detail
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"basis": "guessed"}, "basis"),
+        ({"utc_offset_min": 24 * 60}, "utc_offset_min"),
+        ({"device_time": "2026-11-23T11:29:00\u0000"}, "device_time"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_a_bad_time_record_rejects_its_item_only(change, fragment):
+    bad = item(seq=2, time=CORRECTED | change)
+    decoded = decode_observations(TOPIC, message(item(), bad, v=2), now=NOW)
+    assert [o.seq for o in decoded.observations] == [1]
+    [refused] = decoded.rejected
+    assert refused.reason is RejectReason.INVALID_OBSERVATION and fragment in refused.detail
 
 
 def test_encoder_refuses_foreign_observations():

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Iterable
-from datetime import timedelta
+from collections.abc import Callable, Coroutine, Iterable
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -30,6 +30,7 @@ from bumble.keys import MemoryKeyStore
 from bumble.link import LocalLink
 
 from firmware_sim.ble import radio
+from firmware_sim.devices.device_clock import ClockCharacteristic, clock_service, wall_clock_now
 from firmware_sim.devices.identity import IDENTITIES, DeviceIdentity
 from firmware_sim.devices.timestamps import DEVICE_ZONE, device_timestamp
 from firmware_sim.physiology import SimulatedMeasurement
@@ -77,6 +78,9 @@ class SimulatedDevice:
         require_bonding: bool = False,
         timezone: str = DEVICE_ZONE,
         idle_disconnect: float | None = None,
+        clock: ClockCharacteristic | None = None,
+        clock_writable: bool = False,
+        follows_dst: bool = True,
     ) -> None:
         BatteryLevel(battery).encode()  # rejects a level the characteristic cannot carry
         self.identity: DeviceIdentity = self.model_identity or IDENTITIES[self.kind]
@@ -91,6 +95,10 @@ class SimulatedDevice:
         self.zone = ZoneInfo(timezone)
         self.clock_offset = timedelta(0)
         """Added to every timestamp the device writes: its clock is this far off."""
+        self.follows_dst = follows_dst
+        """False: the clock shows the zone's standard time all year (never changed for DST)."""
+        self.clock_now: Callable[[], datetime] = wall_clock_now
+        self.clock_writes: list[datetime] = []  # wall times a central set the clock to
         self.idle_disconnect = (
             idle_disconnect if idle_disconnect is not None else self.default_idle_disconnect
         )
@@ -121,6 +129,7 @@ class SimulatedDevice:
                 self._device_information_service(),
                 Service(uuid16(BATTERY_SERVICE), [self.battery_level]),
                 *self._profile_services(),
+                *([clock_service(self, clock, writable=clock_writable)] if clock else []),
             ]
         )
         self.bumble.advertising_data = self._advertising_data()
@@ -434,7 +443,9 @@ class SimulatedDevice:
 
     def timestamp(self, measurement: SimulatedMeasurement) -> GattDateTime:
         """The device's own time stamp for ``measurement``: local wall clock plus its error."""
-        return device_timestamp(measurement.measured_at, self.zone, self.clock_offset)
+        return device_timestamp(
+            measurement.measured_at, self.zone, self.clock_offset, follows_dst=self.follows_dst
+        )
 
     def _check_kind(self, measurement: SimulatedMeasurement) -> None:
         if measurement.device is not self.kind:

@@ -50,4 +50,5 @@ def observation(
         received_at=received_at,
         flags=tuple(dict.fromkeys((*reading.flags, *when.flags))),
         context=merge_context(ours, when.context, reading.context, extra_context or {}),
+        time=when.time,
     )

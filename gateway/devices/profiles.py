@@ -102,6 +102,9 @@ DEVICE_INFORMATION = (
 # Current Time Service (0x1805) Current Time: a Date Time followed by day of week, fractions and
 # reason. Few health devices expose it; when one does, it is the best clock check there is.
 CURRENT_TIME = 0x2A2B
+# Date Time as a characteristic of its own: some devices expose their clock so, and only so.
+DATE_TIME = 0x2A08
+CLOCKS = (CURRENT_TIME, DATE_TIME)  # where to read (and set) a device's clock, best first
 
 _BY_SERVICE = {normalize_uuid_16(p.service): p.kind for p in PROFILES.values()}
 

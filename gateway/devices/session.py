@@ -23,9 +23,11 @@ from bleak.backends.device import BLEDevice
 from bleak.exc import BleakError, BleakGATTProtocolError, BleakGATTProtocolErrorCode
 from bleak.uuids import normalize_uuid_16
 
+from gateway.clock_check import needs_setting
 from gateway.devices.glucose_sync import ContextJoiner, already_stored, next_request
 from gateway.devices.profiles import (
     BATTERY_LEVEL,
+    CLOCKS,
     CURRENT_TIME,
     DEVICE_INFORMATION,
     SessionProfile,
@@ -35,6 +37,7 @@ from gateway.devices.state import DeviceState
 from gateway.gatt import (
     BatteryLevel,
     CharacteristicUuid,
+    CurrentTime,
     Decoded,
     DecodeError,
     DeviceInformation,
@@ -43,6 +46,7 @@ from gateway.gatt import (
     decode_all,
     short_uuid,
 )
+from telemon.time_correction import ClockSource
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +130,9 @@ class DeviceSession:
         self.state.sessions += 1
         consumer = asyncio.create_task(self._consume(), name=f"record {self.state.address}")
         try:
+            # The clock first: the stored readings that follow the subscriptions are stamped
+            # knowing how far off it is (and, if the gateway sets it, which stamps are older).
+            await self._check_clock(client)
             await self._subscribe(client)
             await self._read_health(client)
             if self.profile.record_access:
@@ -213,14 +220,65 @@ class DeviceSession:
                 decoded = self._decode(Received(uuid, value, now))
                 if decoded is not None and isinstance(decoded.record, DeviceInformation):
                     self.state.information[decoded.record.field] = decoded.record.value
-        current_time = await self._read(client, CURRENT_TIME)
-        if current_time is not None and len(current_time) >= 7:
+
+    async def _check_clock(self, client: BleakClient) -> None:
+        """Read the device's clock; set it right if it is far off and the device allows it."""
+        await self._read_clock(client)
+        if (
+            self.recorder.clock_trusted()
+            and needs_setting(self.state.clock_skew, self.recorder.policy)
+            and await self._set_clock(client)
+        ):
+            await self._read_clock(client)  # what the device shows now, to check
+
+    async def _read_clock(self, client: BleakClient) -> None:
+        """The device's current time against the gateway's: the PHD IG's coincident time stamp."""
+        for number in CLOCKS:
+            value = await self._read(client, number)
+            now = self.recorder.policy.now()
+            if value is None or len(value) < 7:
+                continue
+            label = "current_time" if number == CURRENT_TIME else "date_time"
             try:
-                device_now = GattDateTime.unpack(current_time[:7]).to_datetime()
+                device_now = GattDateTime.unpack(value[:7]).to_datetime()
             except ValueError as error:
-                self.recorder.reject(self.state, "current_time", current_time, str(error))
-            else:
-                self.recorder.update_skew(self.state, device_now, now, fresh=True)
+                self.recorder.reject(self.state, label, value, str(error))
+                continue
+            self.recorder.update_skew(
+                self.state, device_now, now, fresh=True, source=ClockSource.CURRENT_TIME
+            )
+            return
+
+    async def _set_clock(self, client: BleakClient) -> bool:
+        """Write the gateway's local time into the device's clock, where the device lets it."""
+        for number in CLOCKS:
+            characteristic = client.services.get_characteristic(normalize_uuid_16(number))
+            if characteristic is None or "write" not in characteristic.properties:
+                continue
+            policy = self.recorder.policy
+            moment = policy.now()
+            wall = moment.astimezone(policy.tz).replace(tzinfo=None)
+            value = (
+                CurrentTime.at(wall).pack()
+                if number == CURRENT_TIME
+                else GattDateTime.from_datetime(wall).pack()
+            )
+            try:
+                write = partial(client.write_gatt_char, characteristic, value, response=True)
+                await self._secured(client, write)
+            except BleakGATTProtocolError as error:
+                log.info("%s refused its clock being set: %s", self.state.address, error)
+                return False
+            skew = self.state.clock_skew
+            log.warning(
+                "%s clock was off by %+.0f s; set to %s",
+                self.state.address,
+                skew.total_seconds() if skew is not None else 0.0,
+                wall.isoformat(),
+            )
+            self.state.clock_was_set(moment)
+            return True
+        return False
 
     # -- glucose record access -----------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from gateway.gatt.blood_pressure import (
     decode_blood_pressure_measurement,
     decode_intermediate_cuff_pressure,
 )
+from gateway.gatt.current_time import CurrentTime
 from gateway.gatt.datetime_field import GattDateTime
 from gateway.gatt.device_info import (
     BatteryLevel,
@@ -87,6 +88,7 @@ __all__ = [
     "CarbohydrateId",
     "Characteristic",
     "CharacteristicUuid",
+    "CurrentTime",
     "DecodeError",
     "Decoded",
     "DeviceInformation",
