@@ -103,7 +103,7 @@ def _finding(row: dict[str, Any], language: str) -> FindingItem:
     row = dict(row)
     stored = row.pop("details") or "{}"
     details = json.loads(stored)
-    time = _time_record(row.pop("reading_time", None))
+    time = time_record(row.pop("reading_time", None))
     metric = METRICS_BY_ID.get(row.pop("metric_id"))
     value = row.pop("trigger_value")
     reading_at = details.get("reading_at")
@@ -125,7 +125,7 @@ def _finding(row: dict[str, Any], language: str) -> FindingItem:
     )
 
 
-def _time_record(stored: object) -> TimeCorrection | None:
+def time_record(stored: object) -> TimeCorrection | None:
     """The stored record, or None if there is none or it is not one this version reads: a
     reading's details must show even when its time note cannot."""
     if stored is None:

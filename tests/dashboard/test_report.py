@@ -171,7 +171,8 @@ def test_csv_rows_are_the_stored_readings(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
-    assert list(rows[0]) == ["time", "metric", "value", "unit", "device", "flags"]
+    assert list(rows[0])[:6] == ["time", "metric", "value", "unit", "device", "flags"]
+    assert list(rows[0])[6:] == ["device_time", "received_at", "time_correction_s", "time_basis"]
     assert [
         (datetime.fromisoformat(r["time"]), r["metric"], float(r["value"]), r["unit"]) for r in rows
     ] == [(at, METRICS_BY_ID[m].key, v, METRICS_BY_ID[m].unit) for at, m, v in stored]

@@ -3,12 +3,17 @@ equipment page."""
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import datetime
+
 import psycopg
 from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 
 from dashboard.i18n import translator
 from dashboard.time_notes import time_note
+from dashboard.web import LOCAL_TZ
 from telemon.time_correction import ClockSource, LocalTimeIssue, TimeBasis, TimeCorrection
 from tests.dashboard.conftest import World
 from tests.dashboard.support import login
@@ -49,6 +54,36 @@ def test_a_readings_time_correction_shows_in_its_details(
     # A reading taken as the device stamped it has nothing to say; the other findings' readings
     # (no record: stored before gateways sent one) neither.
     assert page.count("data-time-note") == 1
+
+
+def test_the_readings_export_carries_each_readings_time_record(
+    client: TestClient, world: World, db: psycopg.Connection
+) -> None:
+    alert = world.alerts["own"]
+    reading_at, received_at = db.execute(
+        "UPDATE observations o SET time_correction = %s FROM alerts a "
+        "WHERE a.id = %s AND o.patient_id = a.patient_id AND o.metric_id = a.metric_id "
+        "AND date_trunc('second', o.measured_at) = (a.details->>'reading_at')::timestamptz "
+        "RETURNING o.measured_at, o.received_at",
+        (Jsonb(CORRECTED.wire()), alert),
+    ).fetchone()
+    login(client, "dr.rossi")
+    day = reading_at.astimezone(LOCAL_TZ).date().isoformat()
+    response = client.get(
+        f"/patients/{world.patients['own']}/readings.csv", params={"from": day, "to": day}
+    )
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    (corrected,) = [r for r in rows if r["device_time"]]
+    assert datetime.fromisoformat(corrected["time"]) == reading_at
+    assert corrected["device_time"] == "2026-03-29T02:30:00"
+    assert corrected["time_correction_s"] == "-2400" and corrected["time_basis"] == "corrected"
+    if received_at is None:  # this world's readings were stored without one
+        assert corrected["received_at"] == ""
+    else:
+        assert datetime.fromisoformat(corrected["received_at"]) == received_at
+    # Readings stored without a record (older gateways) leave the four cells empty.
+    assert all(r["time_basis"] == "" for r in rows if r is not corrected)
 
 
 def test_time_notes_in_both_languages() -> None:
