@@ -125,6 +125,10 @@ class RacpRequest:
         )
 
     @classmethod
+    def delete_all(cls) -> RacpRequest:
+        return cls(RacpOpCode.DELETE_STORED_RECORDS, RacpOperator.ALL_RECORDS)
+
+    @classmethod
     def abort(cls) -> RacpRequest:
         return cls(RacpOpCode.ABORT_OPERATION, RacpOperator.NULL)
 
