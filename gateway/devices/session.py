@@ -24,6 +24,7 @@ from bleak.exc import BleakError, BleakGATTProtocolError, BleakGATTProtocolError
 from bleak.uuids import normalize_uuid_16
 
 from gateway.clock_check import needs_setting
+from gateway.devices.bonding import bond_refused, forget_bond
 from gateway.devices.glucose_sync import ContextJoiner, already_stored, next_request
 from gateway.devices.plx_sync import sync_spot_checks, wants_sync
 from gateway.devices.profiles import (
@@ -132,7 +133,7 @@ class DeviceSession:
             pair=self.state.needs_pairing,
             backend=self.options.client_backend,
         )
-        await client.connect()
+        await self._bonded(client, client.connect)
         self._touch()
         self.state.connected = True
         self.state.sessions += 1
@@ -192,9 +193,19 @@ class DeviceSession:
             if error.code not in _NEEDS_SECURITY:
                 raise
         log.info("%s requires pairing; pairing now", self.state.address)
-        await client.pair()
+        await self._bonded(client, client.pair)
         self.state.needs_pairing = True  # later connections pair (or re-encrypt) up front
         return await operation()
+
+    async def _bonded(self, client: BleakClient, securing: Callable[[], Awaitable[object]]):
+        """Connect or pair; a device that refuses our bond's key has its bond forgotten, so that
+        the retry pairs from scratch (docs/gateway.md, bonded devices)."""
+        try:
+            return await securing()
+        except BleakError as error:
+            if bond_refused(error):
+                await forget_bond(client, self.state, self.recorder.recoveries, error)
+            raise
 
     def _on_value(self, characteristic: BleakGATTCharacteristic, data: bytearray) -> None:
         number = short_uuid(characteristic.uuid)
