@@ -99,6 +99,8 @@ class SimulatedDevice:
         """False: the clock shows the zone's standard time all year (never changed for DST)."""
         self.clock_now: Callable[[], datetime] = wall_clock_now
         self.clock_writes: list[datetime] = []  # wall times a central set the clock to
+        self.pairings = 0  # pairings completed (a bonded central re-encrypts without one)
+        self.encryptions = 0  # links encrypted, by a pairing or with a bond's key
         self.idle_disconnect = (
             idle_disconnect if idle_disconnect is not None else self.default_idle_disconnect
         )
@@ -231,9 +233,25 @@ class SimulatedDevice:
         self._connected.set()
         self._touch()
         connection.on(connection.EVENT_DISCONNECTION, lambda _reason: self._on_lost(connection))
+        connection.on(connection.EVENT_PAIRING, self._on_paired)
+        connection.on(connection.EVENT_CONNECTION_ENCRYPTION_CHANGE, self._on_encrypted)
         self._on_connected(connection)
         if self.idle_disconnect is not None:
             self.spawn(self._disconnect_when_idle(connection, self.idle_disconnect))
+
+    def _on_paired(self, _keys: object) -> None:
+        self.pairings += 1
+
+    def _on_encrypted(self) -> None:
+        self.encryptions += 1
+
+    async def forget_bonds(self) -> None:
+        """Lose every bond, as a device does after a factory reset or a flat battery: a central
+        that comes back with its old key is refused and must pair again."""
+        keystore = self.bumble.keystore
+        if keystore is not None:
+            for address, _keys in await keystore.get_all():
+                await keystore.delete(address)
 
     def _on_lost(self, connection: Connection) -> None:
         if connection is not self.connection:

@@ -24,12 +24,15 @@ from bleak.exc import BleakError, BleakGATTProtocolError, BleakGATTProtocolError
 from bleak.uuids import normalize_uuid_16
 
 from gateway.clock_check import needs_setting
+from gateway.devices.bonding import bond_refused, forget_bond
 from gateway.devices.glucose_sync import ContextJoiner, already_stored, next_request
+from gateway.devices.plx_sync import sync_spot_checks, wants_sync
 from gateway.devices.profiles import (
     BATTERY_LEVEL,
     CLOCKS,
     CURRENT_TIME,
     DEVICE_INFORMATION,
+    RecordAccess,
     SessionProfile,
 )
 from gateway.devices.recorder import Recorder
@@ -42,8 +45,13 @@ from gateway.gatt import (
     DecodeError,
     DeviceInformation,
     GattDateTime,
+    PlxFeatures,
+    RacpMessage,
+    RacpOpCode,
+    RacpRequest,
     RacpResponse,
     decode_all,
+    decode_plx_features,
     short_uuid,
 )
 from telemon.time_correction import ClockSource
@@ -76,6 +84,7 @@ class Received:
     characteristic: int
     payload: bytes
     at: datetime
+    from_storage: bool = False  # arrived while the device was reporting stored records
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +114,7 @@ class DeviceSession:
         self._subscribed_at: datetime | None = None
         self._joiner = ContextJoiner()
         self._racp_active = False
-        self._racp_done: asyncio.Future[RacpResponse] | None = None
+        self._racp_done: asyncio.Future[RacpMessage] | None = None
         self._last_seq: int | None = None
         self._handlers: dict[int, Callable[[Decoded, Received], Awaitable[None]]] = {
             _C.GLUCOSE_MEASUREMENT: self._on_glucose,
@@ -124,7 +133,7 @@ class DeviceSession:
             pair=self.state.needs_pairing,
             backend=self.options.client_backend,
         )
-        await client.connect()
+        await self._bonded(client, client.connect)
         self._touch()
         self.state.connected = True
         self.state.sessions += 1
@@ -135,8 +144,8 @@ class DeviceSession:
             await self._check_clock(client)
             await self._subscribe(client)
             await self._read_health(client)
-            if self.profile.record_access:
-                await self._sync_records(client)
+            if self.profile.record_access is not None:
+                await _RECORD_SYNCS[self.profile.record_access](self, client)
             await self._until_idle()
         finally:
             self.state.connected = False
@@ -184,16 +193,28 @@ class DeviceSession:
             if error.code not in _NEEDS_SECURITY:
                 raise
         log.info("%s requires pairing; pairing now", self.state.address)
-        await client.pair()
+        await self._bonded(client, client.pair)
         self.state.needs_pairing = True  # later connections pair (or re-encrypt) up front
         return await operation()
+
+    async def _bonded(self, client: BleakClient, securing: Callable[[], Awaitable[object]]):
+        """Connect or pair; a device that refuses our bond's key has its bond forgotten, so that
+        the retry pairs from scratch (docs/gateway.md, bonded devices)."""
+        try:
+            return await securing()
+        except BleakError as error:
+            if bond_refused(error):
+                await forget_bond(client, self.state, self.recorder.recoveries, error)
+            raise
 
     def _on_value(self, characteristic: BleakGATTCharacteristic, data: bytearray) -> None:
         number = short_uuid(characteristic.uuid)
         if number is None:
             return
         self._touch()
-        self._queue.put_nowait(Received(number, bytes(data), self.recorder.policy.now()))
+        self._queue.put_nowait(
+            Received(number, bytes(data), self.recorder.policy.now(), self._racp_active)
+        )
 
     # -- device health --------------------------------------------------------------------------
 
@@ -283,22 +304,49 @@ class DeviceSession:
     # -- glucose record access -----------------------------------------------------------------
 
     async def _sync_records(self, client: BleakClient) -> None:
-        control_point = client.services.get_characteristic(_C.RECORD_ACCESS_CONTROL_POINT.full)
-        assert control_point is not None  # required by the profile, checked when subscribing
         self._last_seq = self.recorder.sync.last(self.state.address)
-        request = next_request(self._last_seq)
-        self._racp_done = asyncio.get_running_loop().create_future()
-        self._racp_active = True
-        await client.write_gatt_char(control_point, request.encode(), response=True)
+        await self._racp_exchange(client, next_request(self._last_seq))
+
+    async def _racp_exchange(self, client: BleakClient, request: RacpRequest) -> RacpMessage | None:
+        """Write ``request``; the device's answer once recorded (the records before it too), or
+        None if it went quiet for ``racp_timeout`` or hung up."""
+        control_point = client.services.get_characteristic(_C.RECORD_ACCESS_CONTROL_POINT.full)
+        if control_point is None:
+            return None
+        self._racp_done = done = asyncio.get_running_loop().create_future()
+        self._racp_active = request.op_code is RacpOpCode.REPORT_STORED_RECORDS
+        self._touch()
+        await self._secured(
+            client, partial(client.write_gatt_char, control_point, request.encode(), response=True)
+        )
         loop = asyncio.get_running_loop()
-        while not self._racp_done.done() and not self._disconnected.is_set():
+        while not done.done() and not self._disconnected.is_set():
             remaining = self._activity + self.options.racp_timeout - loop.time()
             if remaining <= 0:
                 log.warning("%s stopped sending records; asks again next time", self.state.address)
-                return
+                return None
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(remaining, 1.0)):
-                    await asyncio.shield(self._racp_done)
+                    await asyncio.shield(done)
+        return done.result() if done.done() else None
+
+    async def _sync_spot_checks(self, client: BleakClient) -> None:
+        """An oximeter that stores spot checks: fetch them, then clear its memory."""
+        value = await self._read(client, _C.PLX_FEATURES)
+        features: PlxFeatures | None = None
+        if value is not None:
+            try:
+                features = decode_plx_features(value)
+            except DecodeError as error:
+                self.recorder.reject(self.state, _C.PLX_FEATURES.label, value, str(error))
+        if not wants_sync(features):
+            return
+        result = await sync_spot_checks(
+            partial(self._racp_exchange, client),
+            self.state.address,
+            deletes=not self.state.keeps_records,
+        )
+        self.state.keeps_records = self.state.keeps_records or result.delete_refused
 
     # -- recording, in arrival order --------------------------------------------------------------
 
@@ -327,7 +375,7 @@ class DeviceSession:
         await self._store(
             decoded,
             item,
-            live=uuid in self.profile.live,
+            live=uuid in self.profile.live and not item.from_storage,
             continuous=uuid in self.profile.continuous,
         )
 
@@ -339,7 +387,8 @@ class DeviceSession:
             log.info("%s resent a record already stored; dropped", self.state.address)
             return
         fresh = live or (
-            self._subscribed_at is not None
+            not item.from_storage
+            and self._subscribed_at is not None
             and (item.at - self._subscribed_at).total_seconds() > SETTLE_SECONDS
         )
         await self.recorder.readings(
@@ -349,6 +398,7 @@ class DeviceSession:
             characteristic=decoded.characteristic,
             fresh=fresh,
             stored_kind=not live,
+            from_storage=item.from_storage,
             continuous=continuous,
         )
         if stamped:
@@ -375,13 +425,14 @@ class DeviceSession:
         self._last_seq = newest if self._last_seq is None else max(newest, self._last_seq)
 
     async def _on_racp(self, decoded: Decoded, item: Received) -> None:
-        if not isinstance(decoded.record, RacpResponse):
-            return  # a record count: informative only
-        # Records before the response belong to the transfer: release the last one now.
-        await self._release_glucose(self._joiner.flush(), self._racp_active, item)
-        self._racp_active = False
-        if not decoded.record.succeeded:
-            log.info("%s answered RACP: %s", self.state.address, decoded.record.value.name)
+        if isinstance(decoded.record, RacpRequest):
+            return  # a device does not write requests to its collector
+        if isinstance(decoded.record, RacpResponse):
+            # Records before the response belong to the transfer: release the last one now.
+            await self._release_glucose(self._joiner.flush(), self._racp_active, item)
+            self._racp_active = False
+            if not decoded.record.succeeded:
+                log.info("%s answered RACP: %s", self.state.address, decoded.record.value.name)
         if self._racp_done is not None and not self._racp_done.done():
             self._racp_done.set_result(decoded.record)
 
@@ -404,3 +455,9 @@ async def _disconnect(client: BleakClient) -> None:
 def _ignore_outcome(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         future.exception()  # retrieved: a failed hang-up is of no further interest
+
+
+_RECORD_SYNCS: dict[RecordAccess, Callable[[DeviceSession, BleakClient], Awaitable[None]]] = {
+    RecordAccess.GLUCOSE: DeviceSession._sync_records,
+    RecordAccess.PLX_SPOT_CHECKS: DeviceSession._sync_spot_checks,
+}

@@ -37,6 +37,8 @@ class DeviceState:
     advertised_name: str | None = None
     manufacturer_data: dict[int, bytes] = field(default_factory=dict)
     needs_pairing: bool = False  # learnt when the device refused an unencrypted link
+    bonds_lost: int = 0  # times the device refused the bond's key and was paired again
+    keeps_records: bool = False  # refused to delete its stored records (RACP op code 0x02)
     sessions: int = 0
     readings: int = 0
     decode_errors: int = 0

@@ -51,9 +51,12 @@ from gateway.gatt.model import Decoded, Reading, Skipped
 from gateway.gatt.plx import (
     PlxContinuousMeasurement,
     PlxDeviceSensorStatus,
+    PlxFeatures,
     PlxMeasurementStatus,
     PlxSpotCheckMeasurement,
+    PlxSupportedFeatures,
     decode_plx_continuous,
+    decode_plx_features,
     decode_plx_spot_check,
 )
 from gateway.gatt.racp import (
@@ -108,8 +111,10 @@ __all__ = [
     "MedicationUnit",
     "PlxContinuousMeasurement",
     "PlxDeviceSensorStatus",
+    "PlxFeatures",
     "PlxMeasurementStatus",
     "PlxSpotCheckMeasurement",
+    "PlxSupportedFeatures",
     "PressureUnit",
     "RacpFilterType",
     "RacpMessage",
@@ -139,6 +144,7 @@ __all__ = [
     "decode_intermediate_cuff_pressure",
     "decode_intermediate_temperature",
     "decode_plx_continuous",
+    "decode_plx_features",
     "decode_plx_spot_check",
     "decode_racp",
     "decode_sfloat",
