@@ -186,9 +186,12 @@ class Outbox:
         seen: set[str] = set()
         for obs in observations:
             if obs.identifier is not None:
-                if obs.identifier in seen or self._db.execute(
-                    "SELECT 1 FROM identifiers WHERE identifier = ?", (obs.identifier,)
-                ).fetchone():
+                if (
+                    obs.identifier in seen
+                    or self._db.execute(
+                        "SELECT 1 FROM identifiers WHERE identifier = ?", (obs.identifier,)
+                    ).fetchone()
+                ):
                     continue
                 seen.add(obs.identifier)
             fresh.append(obs)

@@ -2,7 +2,8 @@
 
 ``obs`` messages are at version 2 (each reading may carry its time correction, see
 :mod:`telemon.time_correction`, and its stable identifier, see :mod:`telemon.identifier`); the
-server still accepts version 1 from older gateways, whose items carry neither. ``status`` and ``config`` are at version 1.
+server still accepts version 1 from older gateways, whose items carry neither. ``status`` and
+``config`` are at version 1.
 
 One function, :func:`decode_observations`, turns an ``obs`` message into observations. A message
 whose envelope is unusable raises :class:`PayloadError`; inside a usable envelope each observation

@@ -38,9 +38,7 @@ def _identified(patient, count, *, first_seq=0, shift=timedelta(0), value=120.0,
     ]
 
 
-def test_a_reinstalled_gateway_uploading_its_history_again_stores_nothing_twice(
-    db, store, patient
-):
+def test_a_reinstalled_gateway_uploading_its_history_again_stores_nothing_twice(db, store, patient):
     first = store.write([classify(*patient.obs_message(_identified(patient, 20, first_seq=1)))])
     assert (first.stored, first.duplicates) == (20, 0)
 
@@ -54,10 +52,14 @@ def test_a_reinstalled_gateway_uploading_its_history_again_stores_nothing_twice(
     assert scalar(db, "SELECT count(DISTINCT identifier) FROM observations") == 25
     assert scalar(db, "SELECT count(*) FROM observation_identifiers") == 25
     # The 20 old ones kept their first measured_at; the new ones are the re-upload's.
-    assert scalar(
-        db, "SELECT count(*) FROM observations o JOIN observation_identifiers i USING "
-        "(patient_id, identifier) WHERE i.measured_at = o.measured_at"
-    ) == 25
+    assert (
+        scalar(
+            db,
+            "SELECT count(*) FROM observations o JOIN observation_identifiers i USING "
+            "(patient_id, identifier) WHERE i.measured_at = o.measured_at",
+        )
+        == 25
+    )
 
 
 def test_the_same_record_twice_in_one_batch_is_stored_once(db, store, patient):
