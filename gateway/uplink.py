@@ -215,6 +215,7 @@ class Uplink:
             recoveries={
                 **self._recoveries(),
                 "outbox_evicted": stats.evicted,
+                "records_resent": stats.duplicates,
                 "mqtt_reconnects": max(0, self.counters.connects - 1),
             },
             devices=self._devices(),

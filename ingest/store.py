@@ -1,10 +1,13 @@
 """The write path: one batch of inbound messages, one transaction.
 
-Observations are COPYed straight into ``observations``. A redelivered observation, known by
-(gateway, seq, measured_at), makes that COPY fail on the unique key; the batch is then written
+Observations are COPYed straight into ``observations``, and the identifiers of those that have
+one (telemon.identifier) into ``observation_identifiers`` just before. A redelivered observation,
+known by (gateway, seq, measured_at), or a record sent again under a new number (a device that
+cannot delete its memory, a reinstalled gateway whose sequence numbers start again), known by
+(patient, identifier), makes one of those COPYs fail on its unique key; the batch is then written
 again through a temporary staging table and INSERT ... SELECT ... ON CONFLICT DO NOTHING, which
 counts it as a duplicate and stores it once. The retry is decided by the statement that failed,
-the COPY, never by the table the error names: on TimescaleDB the violation names a chunk
+a COPY, never by the table the error names: on TimescaleDB the violation names a chunk
 (``_hyper_1_1_chunk``), and one against a compressed batch names no table at all.
 
 Conflict checking and the second copy cost PostgreSQL more than the insert itself, and
@@ -52,7 +55,7 @@ DEVICE_KIND_BY_METRIC: dict[str, DeviceKind] = {
 _METRIC_IDS = {key: metric.id for key, metric in METRICS.items()}
 _STAGING_COLUMNS = (
     "measured_at, patient_id, metric_id, value, gateway_id, seq, device_id, received_at, "
-    "flags, context, time_correction"
+    "flags, context, time_correction, identifier"
 )
 COPY_TYPES = (
     "timestamptz",
@@ -66,12 +69,14 @@ COPY_TYPES = (
     "text[]",
     "jsonb",
     "jsonb",
+    "bytea",
 )
+_IDENTIFIER_TYPES = ("int8", "bytea", "timestamptz")
 _CREATE_STAGING = """
 CREATE TEMPORARY TABLE IF NOT EXISTS ingest_staging (
     measured_at timestamptz, patient_id bigint, metric_id smallint, value double precision,
     gateway_id bigint, seq bigint, device_id bigint, received_at timestamptz, flags text[],
-    context jsonb, time_correction jsonb
+    context jsonb, time_correction jsonb, identifier bytea
 ) ON COMMIT DELETE ROWS
 """
 _COPY_STAGING = f"COPY ingest_staging ({_STAGING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
@@ -80,10 +85,30 @@ _QUEUE_ROLLUP = (
     "INSERT INTO ingest_rollup_queue (patient_id, first_at, last_at) "
     "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[])"
 )
+COPY_IDENTIFIERS = (
+    "COPY observation_identifiers (patient_id, identifier, measured_at) FROM STDIN (FORMAT BINARY)"
+)
+_S_COLUMNS = ", ".join(f"s.{c.strip()}" for c in _STAGING_COLUMNS.split(","))
+# Of the rows sharing an identifier, the first (by gateway and seq) claims it; a row whose
+# identifier is taken, by a stored reading or by a row before it in this batch, is a duplicate.
 _MOVE_STAGED_IGNORING_DUPLICATES = f"""
-WITH inserted AS (
+WITH staged AS (
+    SELECT {_STAGING_COLUMNS},
+           row_number() OVER (PARTITION BY patient_id, identifier ORDER BY gateway_id, seq) AS nth
+    FROM ingest_staging
+), claimed AS (
+    INSERT INTO observation_identifiers (patient_id, identifier, measured_at)
+    SELECT patient_id, identifier, measured_at FROM staged
+    WHERE identifier IS NOT NULL AND nth = 1
+    ON CONFLICT DO NOTHING
+    RETURNING patient_id, identifier
+), inserted AS (
     INSERT INTO observations ({_STAGING_COLUMNS})
-    SELECT {_STAGING_COLUMNS} FROM ingest_staging
+    SELECT {_S_COLUMNS} FROM staged s
+    WHERE s.identifier IS NULL
+       OR (s.nth = 1 AND EXISTS (
+           SELECT 1 FROM claimed c
+           WHERE c.patient_id = s.patient_id AND c.identifier = s.identifier))
     ON CONFLICT DO NOTHING
     RETURNING patient_id, measured_at
 ), queued AS (
@@ -96,9 +121,10 @@ SELECT (SELECT count(*) FROM inserted), (SELECT coalesce(array_agg(patient_id), 
 
 
 class DuplicateObservations(Exception):
-    """The COPY into ``observations`` hit the unique key: some rows of the batch are stored
-    already. Only the COPY raises it, so a unique violation from any other statement of the
-    batch (devices, statuses, dead letters) is never mistaken for a redelivery."""
+    """A COPY into ``observations`` or ``observation_identifiers`` hit its unique key: some rows
+    of the batch are stored already. Only those COPYs raise it, so a unique violation from any
+    other statement of the batch (devices, statuses, dead letters) is never mistaken for a
+    redelivery."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +166,7 @@ class WriteResult:
 @dataclass(slots=True)
 class _Plan:
     rows: list[tuple[object, ...]] = field(default_factory=list)
+    identifiers: list[tuple[object, ...]] = field(default_factory=list)  # (patient, id, at)
     dead: list[DeadLetter] = field(default_factory=list)
     statuses: list[StatusMessage] = field(default_factory=list)
     spans: dict[int, tuple[datetime, datetime]] = field(default_factory=dict)  # by patient
@@ -318,9 +345,14 @@ class Store:
         )
         return {(gid, address): Device(did, unpaired) for gid, address, did, unpaired in rows}
 
-    def _copy(self, statement: str, rows: list[tuple[object, ...]]) -> None:
+    def _copy(
+        self,
+        statement: str,
+        rows: list[tuple[object, ...]],
+        types: tuple[str, ...] = COPY_TYPES,
+    ) -> None:
         with self.conn.cursor() as cur, cur.copy(statement) as copy:
-            copy.set_types(COPY_TYPES)
+            copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
 
@@ -328,6 +360,9 @@ class Store:
         """The common case: no duplicate, so every row is new and the plan knows the patients
         and spans; a duplicate raises DuplicateObservations and aborts the transaction."""
         try:
+            # Identifiers first: a record sent again fails here, before the larger COPY.
+            if plan.identifiers:
+                self._copy(COPY_IDENTIFIERS, plan.identifiers, _IDENTIFIER_TYPES)
             self._copy(COPY_OBSERVATIONS, plan.rows)
         except psycopg.errors.UniqueViolation as exc:  # SQLSTATE 23505, whatever the table
             raise DuplicateObservations(str(exc)) from exc
@@ -401,7 +436,7 @@ def _plan_observations(
     # Returned or swapped-out devices, by when: a reading measured before then (queued in the
     # gateway's outbox) is still the patient's, one measured since is not.
     unpaired = {a: d.unpaired_at for a, d in known.items() if d.unpaired_at is not None}
-    rows = plan.rows
+    rows, identifiers = plan.rows, plan.identifiers
     for index, obs in zip(message.item_indices(), decoded.observations, strict=True):
         if obs.patient_id != patient_code:
             plan.dead.append(_not_paired(message, index, obs, gateway))
@@ -410,6 +445,9 @@ def _plan_observations(
         if since is not None and obs.measured_at >= since:
             plan.dead.append(_device_not_paired(message, index, obs, since))
             continue
+        identifier = None if obs.identifier is None else bytes.fromhex(obs.identifier)
+        if identifier is not None:
+            identifiers.append((patient_id, identifier, obs.measured_at))
         rows.append(
             (
                 obs.measured_at,
@@ -424,6 +462,7 @@ def _plan_observations(
                 obs.context or None,
                 # Its own dumps: each record differs, so RememberedJson's cache would only fill.
                 None if obs.time is None else Jsonb(obs.time.wire(), dumps=_dumps),
+                identifier,
             )
         )
     if len(plan.rows) > first_row and gateway.patient_id is not None and decoded.span:

@@ -1,8 +1,9 @@
 """MQTT payloads: encode on the gateway, validate on the server.
 
 ``obs`` messages are at version 2 (each reading may carry its time correction, see
-:mod:`telemon.time_correction`); the server still accepts version 1 from older gateways, whose
-items carry none. ``status`` and ``config`` are at version 1.
+:mod:`telemon.time_correction`, and its stable identifier, see :mod:`telemon.identifier`); the
+server still accepts version 1 from older gateways, whose items carry neither. ``status`` and
+``config`` are at version 1.
 
 One function, :func:`decode_observations`, turns an ``obs`` message into observations. A message
 whose envelope is unusable raises :class:`PayloadError`; inside a usable envelope each observation
@@ -206,7 +207,11 @@ def decode_observations(
         # that fails (or if a version 1 message carries what only version 2 has).
         first, last = _span([item.measured_at for item in envelope.observations])
         if last <= now + FUTURE_TOLERANCE and not (
-            legacy and any(item.time is not None for item in envelope.observations)
+            legacy
+            and any(
+                item.time is not None or item.identifier is not None
+                for item in envelope.observations
+            )
         ):
             message.observations = envelope.observations
             message.span = (first, last)
@@ -289,6 +294,11 @@ def _check(
     """The rules a well-typed observation must still meet: unit, plausibility, time."""
     if legacy and obs.time is not None:
         return RejectReason.INVALID_OBSERVATION, "time: a version 2 field in a version 1 message"
+    if legacy and obs.identifier is not None:
+        return (
+            RejectReason.INVALID_OBSERVATION,
+            "identifier: a version 2 field in a version 1 message",
+        )
     metric = METRICS[obs.metric]
     if obs.unit != metric.unit:
         return (

@@ -22,7 +22,7 @@ from gateway.clock_check import (
     plausible_skew,
     stamp,
 )
-from gateway.devices.glucose_sync import GlucoseRecord, SyncStore
+from gateway.devices.glucose_sync import GlucoseRecord, SyncStore, anchor_of
 from gateway.devices.observations import observation
 from gateway.devices.recovery import DECODE_ERRORS, Recoveries
 from gateway.devices.rejected import RejectedLog, RejectedValue
@@ -155,6 +155,7 @@ class Recorder:
     ) -> None:
         """Store each record, then move the meter's sync position past it."""
         for record in records:
+            anchor = anchor_of(record.measurement)
             await self.readings(
                 state,
                 record.measurement.readings,
@@ -164,9 +165,9 @@ class Recorder:
                 stored_kind=False,
                 from_storage=from_storage,
                 extra_context=record.context,
-                state_entry=self.sync.entry(state.address, record.sequence_number),
+                state_entry=self.sync.entry(state.address, record.sequence_number, anchor),
             )
-            self.sync.stored(state.address, record.sequence_number)
+            self.sync.stored(state.address, record.sequence_number, anchor)
 
     def update_skew(
         self,

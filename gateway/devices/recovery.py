@@ -22,6 +22,8 @@ ADAPTER_RESET = "adapter_reset"
 CONNECT_FAILURES = "connect_failures"
 DECODE_ERRORS = "decode_errors"
 REJECTED_CONFIGS = "rejected_configs"
+# A glucose meter whose record numbering restarted lower (reset, firmware update): read again.
+GLUCOSE_RESTARTS = "glucose_numbering_restarts"
 
 
 class Recoveries(Counter[str]):

@@ -25,7 +25,7 @@ from bleak.uuids import normalize_uuid_16
 
 from gateway.clock_check import needs_setting
 from gateway.devices.bonding import bond_refused, forget_bond
-from gateway.devices.glucose_sync import ContextJoiner, already_stored, next_request
+from gateway.devices.glucose_sync import ContextJoiner, already_stored, is_anchor, next_request
 from gateway.devices.plx_sync import sync_spot_checks, wants_sync
 from gateway.devices.profiles import (
     BATTERY_LEVEL,
@@ -36,6 +36,7 @@ from gateway.devices.profiles import (
     SessionProfile,
 )
 from gateway.devices.recorder import Recorder
+from gateway.devices.recovery import GLUCOSE_RESTARTS
 from gateway.devices.state import DeviceState
 from gateway.gatt import (
     BatteryLevel,
@@ -50,6 +51,7 @@ from gateway.gatt import (
     RacpOpCode,
     RacpRequest,
     RacpResponse,
+    RacpResponseValue,
     decode_all,
     decode_plx_features,
     short_uuid,
@@ -116,6 +118,9 @@ class DeviceSession:
         self._racp_active = False
         self._racp_done: asyncio.Future[RacpMessage] | None = None
         self._last_seq: int | None = None
+        # The stored record the meter's first answer must repeat; None once checked (or unknown).
+        self._anchor: str | None = None
+        self._restarted = False
         self._handlers: dict[int, Callable[[Decoded, Received], Awaitable[None]]] = {
             _C.GLUCOSE_MEASUREMENT: self._on_glucose,
             _C.GLUCOSE_MEASUREMENT_CONTEXT: self._on_glucose_context,
@@ -304,8 +309,15 @@ class DeviceSession:
     # -- glucose record access -----------------------------------------------------------------
 
     async def _sync_records(self, client: BleakClient) -> None:
-        self._last_seq = self.recorder.sync.last(self.state.address)
-        await self._racp_exchange(client, next_request(self._last_seq))
+        sync = self.recorder.sync
+        self._last_seq = sync.last(self.state.address)
+        self._anchor = sync.anchor(self.state.address) if self._last_seq is not None else None
+        request = next_request(self._last_seq, anchored=self._anchor is not None)
+        if await self._racp_exchange(client, request) is None or not self._restarted:
+            return
+        # Numbering restarted: the whole memory, the outbox dropping what it has by identifier.
+        self._last_seq = None
+        await self._racp_exchange(client, RacpRequest.report_all())
 
     async def _racp_exchange(self, client: BleakClient, request: RacpRequest) -> RacpMessage | None:
         """Write ``request``; the device's answer once recorded (the records before it too), or
@@ -347,6 +359,18 @@ class DeviceSession:
             deletes=not self.state.keeps_records,
         )
         self.state.keeps_records = self.state.keeps_records or result.delete_refused
+
+    def _numbering_restarted(self, found: str) -> None:
+        log.warning(
+            "%s: record %s is not the one stored last (%s); its numbering restarted: reading "
+            "its whole memory",
+            self.state.address,
+            self._last_seq,
+            found,
+        )
+        self._restarted = True
+        self._last_seq = None  # this transfer's records are new, whatever their numbers
+        self.recorder.recoveries[GLUCOSE_RESTARTS] += 1
 
     # -- recording, in arrival order --------------------------------------------------------------
 
@@ -409,6 +433,11 @@ class DeviceSession:
             self.state.battery_pct = decoded.record.percent
 
     async def _on_glucose(self, decoded: Decoded, item: Received) -> None:
+        if self._anchor is not None:  # the first answer to an anchored request
+            anchor, self._anchor = self._anchor, None
+            if is_anchor(decoded, self._last_seq, anchor):
+                return  # the last record stored, unchanged: the ones after it are new
+            self._numbering_restarted(f"found record {decoded.record.sequence_number}")
         if already_stored(decoded.record.sequence_number, self._last_seq):
             return  # in the outbox already: the meter resent it, or answered a wider request
         await self._release_glucose(self._joiner.measurement(decoded), self._racp_active, item)
@@ -431,6 +460,12 @@ class DeviceSession:
             # Records before the response belong to the transfer: release the last one now.
             await self._release_glucose(self._joiner.flush(), self._racp_active, item)
             self._racp_active = False
+            if (
+                self._anchor is not None
+                and decoded.record.value is RacpResponseValue.NO_RECORDS_FOUND
+            ):
+                self._anchor = None
+                self._numbering_restarted("no record from it on")
             if not decoded.record.succeeded:
                 log.info("%s answered RACP: %s", self.state.address, decoded.record.value.name)
         if self._racp_done is not None and not self._racp_done.done():

@@ -121,3 +121,30 @@ def test_state_is_written_in_the_same_transaction_as_the_readings(tmp_path):
         outbox.append([reading(2), "not an observation"], state={"glucose_seq:AA": "8"})
     assert outbox.state("glucose_seq:")["glucose_seq:AA"] == "7"
     assert outbox.stats().depth == 1
+
+
+def _identified(i: int) -> Observation:
+    return reading(i).model_copy(update={"identifier": f"{i:032x}"})
+
+
+def test_a_record_sent_again_is_dropped_by_identifier_even_after_reopening(tmp_path):
+    outbox = Outbox(tmp_path / "outbox.db", "gw-0001", identifiers_kept=3)
+    stored = outbox.append([_identified(1), _identified(2), reading(3)])
+    assert [o.seq for o in stored] == [1, 2, 3]
+    outbox.close()
+
+    outbox = Outbox(tmp_path / "outbox.db", "gw-0001", identifiers_kept=3)
+    # The device's memory again, plus one new record and one twice in the same batch.
+    again = outbox.append(
+        [_identified(1), _identified(2), _identified(4), _identified(4)],
+        state={"glucose_seq:AA": "4"},
+    )
+    assert [(o.seq, o.identifier) for o in again] == [(4, f"{4:032x}")]
+    assert outbox.stats().duplicates == 3
+    assert outbox.state("glucose_seq:") == {"glucose_seq:AA": "4"}  # written all the same
+    # Readings without identifier (no device stamp) are never taken for one another.
+    assert len(outbox.append([reading(3)])) == 1
+    # Past identifiers_kept the oldest is forgotten: record 1 would be stored again.
+    outbox.append([_identified(5), _identified(6)])
+    assert [o.identifier for o in outbox.append([_identified(1)])] == [f"{1:032x}"]
+    outbox.close()
