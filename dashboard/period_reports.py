@@ -346,7 +346,7 @@ CSV_COLUMNS = ("time", "metric", "value", "unit", "device", "flags")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cell(text: str) -> str:
+def csv_cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
@@ -376,8 +376,8 @@ def readings_csv(
                 metric.key,
                 repr(value),
                 metric.unit,
-                _cell(device),
-                _cell(" ".join(sorted(flags or ()))),
+                csv_cell(device),
+                csv_cell(" ".join(sorted(flags or ()))),
             )
         )
     _audit(conn, user, "patient.readings.csv", patient_id, period, rows=len(rows))
