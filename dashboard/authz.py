@@ -40,12 +40,20 @@ Permission = Literal[
     "service.status",  # the service status page (database, broker, counts)
     "report.validate",  # freeze a patient's period report (the GP signs it off)
     "patient.tag",  # one's own tags on one's patients (a GP's list, private to them)
+    "record.export",  # a patient's whole record, FHIR $everything or CSV (EHDS art. 7)
 ]
 
 # An admin manages people and equipment but, by default, reads no clinical data.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "gp": frozenset(
-        {"clinical.read", "alert.act", "self.settings", "report.validate", "patient.tag"}
+        {
+            "clinical.read",
+            "alert.act",
+            "self.settings",
+            "report.validate",
+            "patient.tag",
+            "record.export",
+        }
     ),
     "nurse": frozenset(
         {
@@ -114,9 +122,15 @@ def patient_scope(user: Principal, alias: str = "p") -> tuple[str, dict[str, obj
     return "false", params
 
 
-def ensure_patient(conn: psycopg.Connection, user: Principal, patient_id: int) -> None:
-    """Raise NotFound unless ``patient_id`` is in the user's scope and they read clinical data."""
-    if not user.can("clinical.read"):
+def ensure_patient(
+    conn: psycopg.Connection,
+    user: Principal,
+    patient_id: int,
+    permission: Permission = "clinical.read",
+) -> None:
+    """Raise NotFound unless ``patient_id`` is in the user's scope and they hold
+    ``permission`` (by default: they read clinical data)."""
+    if not user.can(permission):
         raise Forbidden
     scope, params = patient_scope(user)
     row = conn.execute(

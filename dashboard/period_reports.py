@@ -360,14 +360,14 @@ CSV_COLUMNS = (
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cell(text: str) -> str:
+def csv_cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def _time_cells(received: datetime | None, stored: object) -> tuple[str, str, str, str]:
     time = clinical.time_record(stored)
     return (
-        _cell(time.device_time or "") if time else "",
+        csv_cell(time.device_time or "") if time else "",
         received.astimezone(LOCAL_TZ).isoformat() if received else "",
         str(time.applied_s) if time else "",
         time.basis.value if time else "",
@@ -401,8 +401,8 @@ def readings_csv(
                 metric.key,
                 repr(value),
                 metric.unit,
-                _cell(device),
-                _cell(" ".join(sorted(flags or ()))),
+                csv_cell(device),
+                csv_cell(" ".join(sorted(flags or ()))),
                 *_time_cells(received, stored),
             )
         )

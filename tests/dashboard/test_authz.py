@@ -27,6 +27,8 @@ PATIENT_ROUTES = [
     ("GET", "/patients/{p}"),
     ("GET", "/fhir/Patient/{p}"),
     ("GET", "/fhir/Observation?patient={p}"),
+    ("GET", "/fhir/Patient/{p}/$everything"),
+    ("GET", "/fhir/Patient/{p}/$everything?_format=text/csv"),
     ("GET", "/api/episodes/{e}"),
     ("GET", "/api/episodes/{e}/events"),
     ("GET", "/episodes/{e}"),
@@ -48,6 +50,9 @@ def _expected(role: str, target: str, method: str, path: str) -> int:
     if role == "admin":
         return 403
     if path.endswith("/escalate") and role == "gp":
+        return 403
+    # The whole record (record.export) is the GP's: a nurse reads it a view at a time.
+    if "/$everything" in path and role == "nurse":
         return 403
     if target not in VISIBLE[role]:
         return 404
@@ -121,7 +126,14 @@ def test_list_routes_matrix_and_no_leak(client: TestClient, world: World, role: 
 
 
 def test_every_route_is_protected_or_explicitly_public(app) -> None:
-    public = {"/login", "/lang/{language}", "/healthz", "/sms/status", "/sms/inbound"}
+    public = {
+        "/login",
+        "/lang/{language}",
+        "/healthz",
+        "/sms/status",
+        "/sms/inbound",
+        "/fhir/metadata",
+    }
     # Routes that decide for themselves, and the test that holds them to it.
     own_check = {"/status": "an admin's session or the status token: test_service_status.py"}
     # Signed in with a password an admin set: only these, until it is changed.

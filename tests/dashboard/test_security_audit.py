@@ -387,6 +387,7 @@ AUDITED_READS = {
     "/api/alerts/{alert_id}": ("gp", r"alert\.read", "patient"),
     "/fhir/Patient/{patient_id}": ("gp", r"fhir\.patient\.read", "patient"),
     "/fhir/Observation": ("gp", r"fhir\.observation\.search", "patient"),
+    "/fhir/Patient/{patient_id}/$everything": ("gp", r"fhir\.patient\.everything", "patient"),
     "/patients/{patient_id}/report": ("gp", r"patient\.report\.read", "patient"),
     "/patients/{patient_id}/report.pdf": ("gp", r"patient\.report\.pdf", "patient"),
     "/patients/{patient_id}/report.fhir": ("gp", r"patient\.report\.fhir", "patient"),
@@ -436,6 +437,7 @@ NO_PATIENT_DATA = {
     "/events": "counts of open episodes, no patient named",
     "/status": "service status",
     "/healthz": "service status",
+    "/fhir/metadata": "the FHIR CapabilityStatement: what the server answers",
 }
 
 

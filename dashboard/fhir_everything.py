@@ -1,0 +1,262 @@
+"""A patient's whole record for portability (EHDS art. 7): ``Patient/{id}/$everything`` as a
+searchset Bundle, or its readings as CSV, written as it is read.
+
+The readings are most of it (a reading every few hours for months): they come from one
+server-side cursor, in one REPEATABLE READ transaction with the count, so the Bundle's
+``total`` is what it holds and memory stays flat however long the record.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import IsolationLevel
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from dashboard import fhir, fhir_phd, fhir_plan
+from dashboard.period_reports import csv_cell
+from dashboard.web import LOCAL_TZ
+
+# Bytes a streamed response gathers before it sends them.
+CHUNK = 64 * 1024
+CURSOR_ROWS = 2000
+CSV_COLUMNS = (
+    "time_utc",
+    "time_local",
+    "metric",
+    "loinc",
+    "value",
+    "unit",
+    "flags",
+    "device",
+    "device_address",
+    "device_udi",
+    "gateway",
+    "time_basis",
+    "device_time",
+)
+
+
+def _window(start: datetime | None, end: datetime | None) -> tuple[str, dict[str, Any]]:
+    sql, params = "", {}
+    if start is not None:
+        sql += " AND measured_at >= %(start)s"
+        params["start"] = start
+    if end is not None:
+        sql += " AND measured_at < %(end)s"
+        params["end"] = end
+    return sql, params
+
+
+def _other_resources(conn: psycopg.Connection, patient_id: int, base: str) -> list[dict[str, Any]]:
+    """Everything but the readings: the Patient, the devices (the gateways and the devices
+    paired on them, or that measured any of the patient's readings), the plan, the
+    episodes and the validated reports."""
+    cur = conn.cursor(row_factory=dict_row)
+    patient = cur.execute(
+        "SELECT p.*, g.display_name AS gp_name FROM patients p "
+        "JOIN staff g ON g.id = p.gp_id WHERE p.id = %s",
+        (patient_id,),
+    ).fetchone()
+    assert patient is not None  # the route checked access
+    used = "SELECT DISTINCT {0} FROM observations WHERE patient_id = %(p)s AND {0} IS NOT NULL"
+    gateways = cur.execute(
+        "SELECT * FROM gateways WHERE patient_id = %(p)s OR id IN ("
+        + used.format("gateway_id")
+        + ") ORDER BY id",
+        {"p": patient_id},
+    ).fetchall()
+    devices = cur.execute(
+        "SELECT d.* FROM devices d WHERE d.gateway_id IN (SELECT id FROM gateways "
+        "WHERE patient_id = %(p)s) OR d.id IN (" + used.format("device_id") + ") ORDER BY d.id",
+        {"p": patient_id},
+    ).fetchall()
+    reports = conn.execute(
+        "SELECT fhir_bundle -> 'entry' -> 0 -> 'resource' FROM period_reports "
+        "WHERE patient_id = %s ORDER BY period_from, kind",
+        (patient_id,),
+    ).fetchall()
+    in_use = [fhir_phd.phd_ref(d["id"]) for d in devices if d["unpaired_at"] is None]
+    return [
+        fhir.patient_resource(patient, base),
+        *(fhir_phd.gateway_resource(g, patient_id) for g in gateways),
+        *(fhir_phd.device_resource(d, patient_id) for d in devices),
+        *fhir_plan.plan_resources(
+            patient_id=patient_id,
+            gp_id=patient["gp_id"],
+            gp_name=patient["gp_name"],
+            assigned=fhir_plan.assignments(conn, patient_id),
+            devices=in_use,
+            base=base,
+        ),
+        *fhir_plan.episode_resources(conn, patient_id),
+        *(r for (r,) in reports if r),
+    ]
+
+
+def _entry(resource: dict[str, Any], base: str) -> str:
+    return json.dumps(
+        {
+            "fullUrl": f"{base}/{resource['resourceType']}/{resource['id']}",
+            "resource": resource,
+            "search": {"mode": "match"},
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+@contextmanager
+def _snapshot(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
+    """A pool connection in one REPEATABLE READ transaction: the count and the rows agree."""
+    with pool.connection() as conn:
+        conn.isolation_level = IsolationLevel.REPEATABLE_READ
+        try:
+            with conn.transaction():
+                yield conn
+        finally:
+            conn.isolation_level = None
+
+
+def _readings(
+    conn: psycopg.Connection, patient_id: int, start: datetime | None, end: datetime | None
+) -> tuple[int, Iterator[tuple[Any, ...]]]:
+    window, params = _window(start, end)
+    params["p"] = patient_id
+    row = conn.execute(
+        f"SELECT count(*) FROM observations WHERE patient_id = %(p)s{window}", params
+    ).fetchone()
+    cursor = conn.cursor(name="everything")
+    cursor.itersize = CURSOR_ROWS
+    cursor.execute(
+        f"SELECT {fhir.READING_COLUMNS} FROM observations WHERE patient_id = %(p)s{window} "
+        "ORDER BY measured_at, metric_id",
+        params,
+    )
+    return (int(row[0]) if row else 0), iter(cursor)
+
+
+def _chunked(parts: Iterator[str]) -> Iterator[bytes]:
+    buffer: list[str] = []
+    size = 0
+    for part in parts:
+        buffer.append(part)
+        size += len(part)
+        if size >= CHUNK:
+            yield "".join(buffer).encode()
+            buffer, size = [], 0
+    if buffer:
+        yield "".join(buffer).encode()
+
+
+def bundle(
+    pool: ConnectionPool,
+    patient_id: int,
+    base: str,
+    self_url: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    timestamp: datetime,
+) -> Iterator[bytes]:
+    """The searchset Bundle, as bytes to stream: the other resources, then every reading
+    (``start``..``end`` when given) oldest first."""
+
+    def parts() -> Iterator[str]:
+        with _snapshot(pool) as conn:
+            others = _other_resources(conn, patient_id, base)
+            total, rows = _readings(conn, patient_id, start, end)
+            head = {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "timestamp": timestamp.isoformat(),
+                "total": len(others) + total,
+                "link": [{"relation": "self", "url": self_url}],
+            }
+            yield json.dumps(head, separators=(",", ":"))[:-1] + ',"entry":['
+            first = True
+            for resource in others:
+                yield ("" if first else ",") + _entry(resource, base)
+                first = False
+            patient = fhir.subject(conn, patient_id)
+            for row in rows:
+                reading = fhir.reading(row)
+                if reading is None:
+                    continue
+                yield ("" if first else ",") + _entry(fhir.reading_resource(patient, reading), base)
+                first = False
+            yield "]}"
+
+    return _chunked(parts())
+
+
+def readings_csv(
+    pool: ConnectionPool,
+    patient_id: int,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Iterator[bytes]:
+    """Every reading a row, with its device, gateway and how its time was made; cells a
+    spreadsheet would run as a formula are prefixed with ``'``."""
+
+    def parts() -> Iterator[str]:
+        with _snapshot(pool) as conn:
+            devices = {
+                row[0]: row[1:]
+                for row in conn.execute(
+                    "SELECT d.id, concat_ws(' ', d.kind, d.manufacturer, d.model), d.address, "
+                    "d.udi FROM devices d WHERE d.id IN (SELECT DISTINCT device_id FROM "
+                    "observations WHERE patient_id = %s)",
+                    (patient_id,),
+                ).fetchall()
+            }
+            gateways = dict(
+                conn.execute(
+                    "SELECT id, code FROM gateways WHERE id IN (SELECT DISTINCT gateway_id "
+                    "FROM observations WHERE patient_id = %s)",
+                    (patient_id,),
+                ).fetchall()
+            )
+            _, rows = _readings(conn, patient_id, start, end)
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\r\n")
+            writer.writerow(CSV_COLUMNS)
+            for row in rows:
+                r = fhir.reading(row)
+                if r is None:
+                    continue
+                device = devices.get(r.device_id, ("", "", "")) if r.device_id else ("", "", "")
+                time = r.time or {}
+                writer.writerow(
+                    (
+                        r.at.isoformat(),
+                        r.at.astimezone(LOCAL_TZ).isoformat(),
+                        r.metric.key,
+                        r.metric.loinc,
+                        repr(r.value),
+                        r.metric.unit,
+                        csv_cell(" ".join(sorted(r.flags or ()))),
+                        csv_cell(device[0] or ""),
+                        csv_cell(device[1] or ""),
+                        csv_cell(device[2] or ""),
+                        csv_cell(gateways.get(r.gateway_id, "")),
+                        time.get("basis", ""),
+                        time.get("device_time", ""),
+                    )
+                )
+                if out.tell() >= CHUNK:
+                    yield out.getvalue()
+                    out.seek(0)
+                    out.truncate()
+            yield out.getvalue()
+
+    return _chunked(parts())
