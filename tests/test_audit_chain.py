@@ -18,6 +18,7 @@ from psycopg import errors, sql
 from typer.testing import CliRunner
 
 from console.cli import app as cli
+from ingest.housekeeping import Housekeeper
 from telemon.store import audit_chain
 
 WRITERS = 8
@@ -227,3 +228,16 @@ def test_telemon_audit_verify(db, app_conn, database_url, monkeypatch) -> None:
     broken = runner.invoke(cli, ["audit", "verify"])
     assert broken.exit_code == 1
     assert "BROKEN at row 2" in broken.output and "1 rows checked" in broken.output
+
+
+def test_ingest_housekeeping_applies_the_audit_retention(db, app_url, app_conn) -> None:
+    """As the service runs it: the application role, the configured months, the real clock."""
+    now = datetime.now(UTC)
+    for months in (30, 26, 23, 1):
+        _write(app_conn, f"aged{months}", now - timedelta(days=31 * months))
+    housekeeper = Housekeeper(app_url, audit_retention_months=25)
+    housekeeper.run_once(retention=True)
+    assert housekeeper.healthy, housekeeper.failure
+    kept = [r[0] for r in db.execute("SELECT action FROM audit_log ORDER BY seq")]
+    assert kept == ["aged23", "aged1"]
+    assert audit_chain.verify(db).intact

@@ -30,6 +30,10 @@ ALTER TABLE audit_log
     ADD COLUMN prev_hash  bytea,
     ADD COLUMN row_hash   bytea;
 
+-- A patient's accesses include the lists that showed them (details.patients): the access
+-- report finds those rows by containment.
+CREATE INDEX audit_log_listed ON audit_log USING gin ((details -> 'patients') jsonb_path_ops);
+
 CREATE TABLE audit_chain (
     singleton    boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     last_seq     bigint NOT NULL,
