@@ -26,7 +26,7 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-Role = Literal["gp", "nurse", "admin"]
+Role = Literal["gp", "nurse", "admin", "privacy"]
 Permission = Literal[
     "clinical.read",  # patients' vitals, alerts, FHIR export (within patient_scope)
     "alert.act",  # claim, call outcome, acknowledge, resolve, escalate
@@ -41,6 +41,7 @@ Permission = Literal[
     "report.validate",  # freeze a patient's period report (the GP signs it off)
     "patient.tag",  # one's own tags on one's patients (a GP's list, private to them)
     "record.export",  # a patient's whole record, FHIR $everything or CSV (EHDS art. 7)
+    "audit.read",  # who accessed a patient's data (the privacy officer's access report)
 ]
 
 # An admin manages people and equipment but, by default, reads no clinical data.
@@ -69,6 +70,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(
         {"staff.manage", "patient.enrol", "devices.read", "self.settings", "service.status"}
     ),
+    # The privacy officer answers patients' "who accessed my data" (Garante, dossier guidelines
+    # 2015; EHDS art. 9) for the whole organisation: the audit log, no clinical data.
+    "privacy": frozenset({"audit.read", "self.settings"}),
 }
 
 

@@ -103,7 +103,7 @@ class Me(_Model):
     id: int
     username: str
     display_name: str
-    role: Literal["gp", "nurse", "admin"]
+    role: Literal["gp", "nurse", "admin", "privacy"]
     language: str
     csrf_token: str
 
@@ -394,7 +394,7 @@ class StaffItem(_Model):
 class StaffIn(_Input):
     username: str = Field(pattern=r"^[a-z0-9._-]{2,64}$")
     display_name: str = Field(min_length=1, max_length=200)
-    role: Literal["gp", "nurse", "admin"]
+    role: Literal["gp", "nurse", "admin", "privacy"]
     phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
     language: Literal["it", "en"] = "it"
     password: str = Field(min_length=10, max_length=200)
@@ -402,7 +402,7 @@ class StaffIn(_Input):
 
 
 class StaffUpdate(_Input):
-    role: Literal["gp", "nurse", "admin"] | None = None
+    role: Literal["gp", "nurse", "admin", "privacy"] | None = None
     active: bool | None = None
     password: str | None = Field(default=None, min_length=10, max_length=200)
 

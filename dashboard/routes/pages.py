@@ -38,7 +38,7 @@ Conn = Annotated[psycopg.Connection, Depends(get_conn)]
 Id = Annotated[int, Path(ge=1, le=2**62)]
 Clinician = Annotated[Principal, Depends(require("clinical.read"))]
 Centre = Annotated[Principal, Depends(require("triage.queue"))]
-HOME = {"gp": "/patients", "nurse": "/triage", "admin": "/admin"}
+HOME = {"gp": "/patients", "nurse": "/triage", "admin": "/admin", "privacy": "/admin/access-report"}
 
 
 def safe_next(target: str | None, fallback: str) -> str:

@@ -1,4 +1,5 @@
-"""A small cooperative for the dashboard tests: two service centres, two GPs, nurses, an admin."""
+"""A small cooperative for the dashboard tests: two service centres, two GPs, nurses, an admin
+and a privacy officer."""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def seed_world(conn: psycopg.Connection) -> World:
         "nurse": _staff(conn, "nurse.greco", "nurse"),
         "nurse_b": _staff(conn, "nurse.conti", "nurse"),
         "admin": _staff(conn, "admin", "admin"),
+        "privacy": _staff(conn, "privacy.officer", "privacy"),
     }
     # One argon2 hash for everyone: hashing costs ~0.3 s, by design.
     conn.execute("UPDATE staff SET password_hash = %s", (_password_hash(),))

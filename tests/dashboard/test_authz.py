@@ -10,13 +10,20 @@ from dashboard.authz import current_user, signed_in
 from tests.dashboard.conftest import World
 from tests.dashboard.support import login
 
-ROLES = {"gp": "dr.rossi", "nurse": "nurse.greco", "admin": "admin", "anonymous": None}
+ROLES = {
+    "gp": "dr.rossi",
+    "nurse": "nurse.greco",
+    "admin": "admin",
+    "privacy": "privacy.officer",
+    "anonymous": None,
+}
 # Who may see each seeded patient: "own" is dr.rossi's in centre A, "other_gp" dr.bianchi's in
 # centre A, "far" dr.bianchi's in centre B (nurse.greco works in centre A).
 VISIBLE = {
     "gp": {"own"},
     "nurse": {"own", "other_gp"},
     "admin": set(),
+    "privacy": set(),  # the audit log of every patient, no clinical data
     "anonymous": set(),
 }
 # In this order: one finding resolved on its own, then the episode worked to its resolution.
@@ -47,7 +54,7 @@ BODIES = {"outcome": {"outcome": "advised", "note": "n"}}
 def _expected(role: str, target: str, method: str, path: str) -> int:
     if role == "anonymous":
         return 303 if not path.startswith(("/api", "/fhir")) else 401
-    if role == "admin":
+    if role in ("admin", "privacy"):
         return 403
     if path.endswith("/escalate") and role == "gp":
         return 403
@@ -100,8 +107,9 @@ LIST_ROUTES = {
     "/api/admin/staff": {"admin"},
     "/api/admin/protocols": {"admin"},
     "/admin": {"admin"},
-    "/api/me/settings": {"gp", "nurse", "admin"},
-    "/settings": {"gp", "nurse", "admin"},
+    "/admin/access-report": {"privacy"},
+    "/api/me/settings": {"gp", "nurse", "admin", "privacy"},
+    "/settings": {"gp", "nurse", "admin", "privacy"},
 }
 
 
@@ -120,9 +128,9 @@ def test_list_routes_matrix_and_no_leak(client: TestClient, world: World, role: 
             for target, name in hidden.items():
                 if target not in VISIBLE[role]:
                     assert name not in response.text, (role, path, name)
-    events = client.get("/events") if role in ("admin", "anonymous") else None
+    events = client.get("/events") if role in ("admin", "privacy", "anonymous") else None
     if events is not None:
-        assert events.status_code == (403 if role == "admin" else 401)
+        assert events.status_code == (401 if role == "anonymous" else 403)
 
 
 def test_every_route_is_protected_or_explicitly_public(app) -> None:

@@ -20,7 +20,12 @@ from tests.dashboard.support import PASSWORD, login
 from tests.dashboard.test_security_routes import Endpoint, endpoints
 
 ADDRESS = "198.51.100.23"
-USERS = {"gp": "dr.rossi", "nurse": "nurse.greco", "admin": "admin"}
+USERS = {
+    "gp": "dr.rossi",
+    "nurse": "nurse.greco",
+    "admin": "admin",
+    "privacy": "privacy.officer",
+}
 NOT_AUDITED_WRITES = {
     ("POST", "/sms/status"): "Twilio's delivery report: no staff actor; the notification row "
     "records it (status, provider id, timestamps)",
@@ -373,6 +378,17 @@ AUDITED_READS = {
     "/admin/patients": ("admin", r"enrolments\.read", "list"),
     "/admin/patients/{patient_id}": ("admin", r"enrolment\.read", "patient"),
     "/admin/patients/{patient_id}/card": ("admin", r"device_card\.read", "patient"),
+    # Who accessed a patient's data is the patient's data too: the next report names it.
+    "/admin/patients/{patient_id}/access-report.csv": (
+        "privacy",
+        r"patient\.access_report\.csv",
+        "patient",
+    ),
+    "/admin/patients/{patient_id}/access-report.pdf": (
+        "privacy",
+        r"patient\.access_report\.pdf",
+        "patient",
+    ),
     "/patients": ("gp", r"patient\.list", "list"),
     "/patients/fragment": ("gp", r"patient\.list", "list"),
     "/api/patients": ("gp", r"patient\.list", "list"),
@@ -432,6 +448,8 @@ NO_PATIENT_DATA = {
     "/api/me/settings": "the caller's own settings",
     "/admin": "staff accounts, care teams, GPs and protocol names",
     "/admin/patients/new": "the empty enrolment form: GPs, care teams and protocols",
+    "/admin/access-report": "the privacy officer's form; a code found redirects to the audited "
+    "report (no patient data on the page)",
     "/api/admin/staff": "staff accounts",
     "/api/admin/protocols": "protocol names",
     "/events": "counts of open episodes, no patient named",
