@@ -72,7 +72,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     ),
     # The privacy officer answers patients' "who accessed my data" (Garante, dossier guidelines
     # 2015; EHDS art. 9) for the whole organisation: the audit log, no clinical data.
-    "privacy": frozenset({"audit.read", "self.settings"}),
+    # and, on a patient's request, their whole record (EHDS art. 7 portability).
+    "privacy": frozenset({"audit.read", "record.export", "self.settings"}),
 }
 
 
@@ -123,6 +124,10 @@ def patient_scope(user: Principal, alias: str = "p") -> tuple[str, dict[str, obj
             "WHERE staff_id = %(scope_staff)s)",
             params,
         )
+    if user.role == "privacy":
+        # Every patient of the installation (one organisation today): the officer holds no
+        # clinical.read, so this scope opens only the access report and the record export.
+        return "true", params
     return "false", params
 
 
