@@ -16,6 +16,7 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from psycopg.types.json import Jsonb
 
+from dashboard import readings_export
 from tests.dashboard.conftest import World
 from tests.dashboard.support import login
 
@@ -332,8 +333,19 @@ def test_everything_as_csv_and_within_dates(
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert len(rows) == 4
+    # The columns of every readings export: the period's readings.csv writes the same rows.
+    assert list(rows[0]) == list(readings_export.COLUMNS)
+    assert list(rows[0])[:6] == ["time", "metric", "value", "unit", "device", "flags"]
+    period = client.get(
+        f"/patients/{own}/readings.csv", params={"from": "2025-01-15", "to": "2025-01-15"}
+    )
+    assert period.status_code == 200
+    assert period.text == response.text
     assert rows[0]["time_utc"] == MEASURED.isoformat() and rows[0]["value"] == "91.0"
     assert rows[0]["device_address"] == ADDRESS and rows[0]["gateway"] == "GW-PHD"
+    assert rows[0]["device"] == "pulse_oximeter Nonin 3230" and rows[0]["loinc"] == "59408-5"
+    assert rows[0]["device_udi"] == "(01)00812345678901(21)SN-42"
+    assert rows[0]["time_correction_s"] == "7200" and rows[0]["received_at"]
     assert rows[0]["time_basis"] == "corrected" and rows[0]["device_time"] == DEVICE_TIME
     assert rows[1]["flags"] == "invalid_measurement"
     bounded = Bundle.model_validate(
@@ -391,4 +403,17 @@ def test_ninety_days_stream_in_bounded_time(
         f"$everything: {readings} readings, {len(body)} bytes, {len(chunks)} chunks, "
         f"{elapsed:.2f} s"
     )
+    assert elapsed < 10
+
+    # The CSV too streams as read: the same rows writer as the period's readings.csv.
+    started = time.perf_counter()
+    with client.stream(
+        "GET", f"/fhir/Patient/{own}/$everything", params={"_format": "text/csv"}
+    ) as response:
+        chunks = list(response.iter_bytes())
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200 and len(chunks) > 1
+    rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode())))
+    assert len(rows) == readings
+    print(f"$everything CSV: {readings} rows, {len(chunks)} chunks, {elapsed:.2f} s")
     assert elapsed < 10
