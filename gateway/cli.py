@@ -286,6 +286,7 @@ def status(state_dir: StateDir = None) -> None:
     table = PairingTable.load(directory)
     typer.echo(f"gateway {identity.gateway_id}, patient {identity.patient_id}")
     typer.echo(f"broker {identity.mqtt_url}")
+    typer.echo(f"system id {identity.system_id or '(derived from the adapter at the next run)'}")
     typer.echo(f"pairing table revision {table.revision}: {len(table.devices)} device(s)")
     outbox = Outbox(directory / OUTBOX_FILE, identity.gateway_id)
     sync = SyncStore(outbox).snapshot()
