@@ -8,8 +8,6 @@ server-side cursor, in one REPEATABLE READ transaction with the count, so the Bu
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,37 +19,22 @@ from psycopg import IsolationLevel
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from dashboard import fhir, fhir_phd, fhir_plan
-from dashboard.period_reports import csv_cell
-from dashboard.web import LOCAL_TZ
+from dashboard import fhir, fhir_phd, fhir_plan, readings_export
 
 # Bytes a streamed response gathers before it sends them.
 CHUNK = 64 * 1024
 CURSOR_ROWS = 2000
-CSV_COLUMNS = (
-    "time_utc",
-    "time_local",
-    "metric",
-    "loinc",
-    "value",
-    "unit",
-    "flags",
-    "device",
-    "device_address",
-    "device_udi",
-    "gateway",
-    "time_basis",
-    "device_time",
-)
 
 
-def _window(start: datetime | None, end: datetime | None) -> tuple[str, dict[str, Any]]:
+def _window(
+    start: datetime | None, end: datetime | None, *, column: str = "measured_at"
+) -> tuple[str, dict[str, Any]]:
     sql, params = "", {}
     if start is not None:
-        sql += " AND measured_at >= %(start)s"
+        sql += f" AND {column} >= %(start)s"
         params["start"] = start
     if end is not None:
-        sql += " AND measured_at < %(end)s"
+        sql += f" AND {column} < %(end)s"
         params["end"] = end
     return sql, params
 
@@ -205,58 +188,15 @@ def readings_csv(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> Iterator[bytes]:
-    """Every reading a row, with its device, gateway and how its time was made; cells a
-    spreadsheet would run as a formula are prefixed with ``'``."""
+    """Every reading a row, in the columns of every readings export
+    (:mod:`dashboard.readings_export`), written as the cursor reads them."""
 
     def parts() -> Iterator[str]:
         with _snapshot(pool) as conn:
-            devices = {
-                row[0]: row[1:]
-                for row in conn.execute(
-                    "SELECT d.id, concat_ws(' ', d.kind, d.manufacturer, d.model), d.address, "
-                    "d.udi FROM devices d WHERE d.id IN (SELECT DISTINCT device_id FROM "
-                    "observations WHERE patient_id = %s)",
-                    (patient_id,),
-                ).fetchall()
-            }
-            gateways = dict(
-                conn.execute(
-                    "SELECT id, code FROM gateways WHERE id IN (SELECT DISTINCT gateway_id "
-                    "FROM observations WHERE patient_id = %s)",
-                    (patient_id,),
-                ).fetchall()
-            )
-            _, rows = _readings(conn, patient_id, start, end)
-            out = io.StringIO()
-            writer = csv.writer(out, lineterminator="\r\n")
-            writer.writerow(CSV_COLUMNS)
-            for row in rows:
-                r = fhir.reading(row)
-                if r is None:
-                    continue
-                device = devices.get(r.device_id, ("", "", "")) if r.device_id else ("", "", "")
-                time = r.time or {}
-                writer.writerow(
-                    (
-                        r.at.isoformat(),
-                        r.at.astimezone(LOCAL_TZ).isoformat(),
-                        r.metric.key,
-                        r.metric.loinc,
-                        repr(r.value),
-                        r.metric.unit,
-                        csv_cell(" ".join(sorted(r.flags or ()))),
-                        csv_cell(device[0] or ""),
-                        csv_cell(device[1] or ""),
-                        csv_cell(device[2] or ""),
-                        csv_cell(gateways.get(r.gateway_id, "")),
-                        time.get("basis", ""),
-                        time.get("device_time", ""),
-                    )
-                )
-                if out.tell() >= CHUNK:
-                    yield out.getvalue()
-                    out.seek(0)
-                    out.truncate()
-            yield out.getvalue()
+            window, params = _window(start, end, column="o.measured_at")
+            cursor = conn.cursor(name="everything_csv")
+            cursor.itersize = CURSOR_ROWS
+            cursor.execute(readings_export.query(window), params | {"p": patient_id})
+            yield from readings_export.lines(cursor)
 
     return _chunked(parts())

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from telemon.metrics import Metric
+from telemon.system_id import NO_SYSTEM_ID
 
 MDC = "urn:iso:std:iso:11073:10101"
 PHD_PROFILE = "http://hl7.org/fhir/uv/phd/StructureDefinition/"
@@ -25,9 +26,8 @@ GATEWAY_CODE = "urn:telemon:gateway"
 MEASUREMENT_STATUS = "http://hl7.org/fhir/uv/pocd/CodeSystem/measurement-status"
 DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-# BLE health devices report no EUI-64 system id: the PHD Device profile says to enter this
-# and to identify the device by its transport address.
-NO_SYSTEM_ID = "00-00-00-00-00-00-00-00"
+# A BLE health device without Device Information's System ID has no EUI-64: the PHD Device
+# profile says to enter NO_SYSTEM_ID and to identify the device by its transport address.
 # The PHD IG's time stamp identifier counts seconds from this epoch.
 PHD_EPOCH = datetime(2000, 1, 1)
 
@@ -130,8 +130,9 @@ def observation_identifier(
 ) -> str:
     """The PHD Observation identifier (Numeric Observation profile): device, patient, type,
     value, units and the PHD's time stamp joined by dashes, the same however often a device
-    re-sends a stored reading. BLE devices have no EUI-64, so their Bluetooth address names
-    the device (the IG's 00-00-… would make two devices' readings alike)."""
+    re-sends a stored reading. The Bluetooth address names the device: most BLE devices have
+    no EUI-64 (the IG's 00-00-… would make two devices' readings alike), and one learnt later
+    from Device Information would change the identifier of every reading already sent."""
     device = eui(device_address) if device_address else NO_SYSTEM_ID
     parts = (
         device,
@@ -183,11 +184,16 @@ def coincident_time_stamp(
     return resource
 
 
+def _system_id(value: str) -> dict[str, Any]:
+    return {"system": SYSTEM_ID, "value": value, "type": _id_type("SYSID")}
+
+
 def device_resource(row: Mapping[str, Any], patient_id: int) -> dict[str, Any]:
-    """A home device as a PHD Device: no system id (BLE), its Bluetooth address, model, serial,
-    firmware and UDI where the kit recorded them."""
+    """A home device as a PHD Device: its system id (the EUI-64 Device Information reported,
+    else the IG's none), its Bluetooth address, model, serial, firmware and UDI where the kit
+    recorded them or the device reported them."""
     identifiers: list[dict[str, Any]] = [
-        {"system": SYSTEM_ID, "value": NO_SYSTEM_ID, "type": _id_type("SYSID")},
+        _system_id(row.get("system_id") or NO_SYSTEM_ID),
         {"system": BLUETOOTH, "value": eui(row["address"]), "type": _id_type("BTMAC")},
     ]
     resource: dict[str, Any] = {
@@ -218,13 +224,17 @@ def device_resource(row: Mapping[str, Any], patient_id: int) -> dict[str, Any]:
 
 
 def gateway_resource(row: Mapping[str, Any], patient_id: int | None) -> dict[str, Any]:
-    """The patient's gateway as a PHG Device: its time synchronisation and software. It
-    reports no EUI-64 yet, so it is named by its code (docs/dashboard.md, "FHIR")."""
+    """The patient's gateway as a PHG Device: its EUI-64 system id as the PHG profile wants it
+    (from its status, issue 19), its code, its time synchronisation and software. A gateway
+    that never reported a system id (older software) is named by its code alone."""
+    identifiers: list[dict[str, Any]] = [{"system": GATEWAY_CODE, "value": row["code"]}]
+    if row.get("system_id"):
+        identifiers.insert(0, _system_id(row["system_id"]))
     resource: dict[str, Any] = {
         "resourceType": "Device",
         "id": f"phg-{row['id']}",
         "meta": {"profile": [PHD_PROFILE + "PhgDevice"]},
-        "identifier": [{"system": GATEWAY_CODE, "value": row["code"]}],
+        "identifier": identifiers,
         "status": "active" if row["patient_id"] == patient_id else "inactive",
         "type": _mdc(531981, "MDC_MOC_VMS_MDS_AHD: Continua Personal Health Gateway"),
         "property": [

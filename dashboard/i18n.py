@@ -755,6 +755,27 @@ TEXTS |= {
 }
 
 
+# The gateway's PHG identity and its devices' (issue 19): system ids, Device Information, and
+# a device whose own serial is not the kit's.
+TEXTS |= {
+    "identity.system_id": ("System ID (EUI-64)", "ID di sistema (EUI-64)"),
+    "identity.firmware": ("Firmware", "Firmware"),
+    "identity.kit_serial": ("Serial in the kit", "Numero di serie nel kit"),
+    "identity.reported_serial": ("Serial the device reports", "Numero di serie dal dispositivo"),
+    "identity.mismatch_title": (
+        "Devices that are not the kit's unit",
+        "Dispositivi diversi da quelli del kit",
+    ),
+    "identity.mismatch_help": (
+        "The serial number the device reports differs from the one recorded in the kit: the "
+        "device at home was swapped, or the serial was mistyped. Check it and swap the device "
+        "in the kit if needed.",
+        "Il numero di serie comunicato dal dispositivo è diverso da quello registrato nel kit: "
+        "il dispositivo a casa è stato scambiato, o il numero è stato digitato male. "
+        "Verificare e, se serve, sostituire il dispositivo nel kit.",
+    ),
+}
+
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).
 EVENTS: dict[str, tuple[str, str]] = {

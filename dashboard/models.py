@@ -333,6 +333,22 @@ class DeviceClock(_Model):
         return self.clock_skew_s is not None and abs(self.clock_skew_s) > CLOCK_OFF_S
 
 
+class SerialMismatch(_Model):
+    """A device in the home that says it is another unit than the kit records (issue 19): the
+    serial its Device Information reports is not the one an admin entered."""
+
+    device_id: int
+    kind: str
+    address: str
+    gateway_code: str
+    patient_id: int | None
+    patient_name: str | None
+    kit_serial: str
+    reported_serial: str
+    system_id: str | None
+    reported_at: datetime | None
+
+
 # Beyond this the gateway sets a clock where it can (gateway.clock_check, 15 min).
 CLOCK_OFF_S = 15 * 60
 

@@ -13,6 +13,7 @@ from dashboard.models import (
     InboundItem,
     LowBattery,
     NotificationItem,
+    SerialMismatch,
 )
 
 LOW_BATTERY_PCT = 20
@@ -97,6 +98,34 @@ def device_clocks(conn: psycopg.Connection, user: Principal) -> list[DeviceClock
     if user.role == "admin":
         rows = [r | {"patient_name": None} for r in rows]
     return [DeviceClock(**r) for r in rows]
+
+
+def serial_mismatches(conn: psycopg.Connection, user: Principal) -> list[SerialMismatch]:
+    """Devices in use whose reported serial is not the kit's: a box swapped in the home, or a
+    serial mistyped at enrolment; either way the record is not the device. Compared without
+    case or surrounding blanks, which a label and a device's string may differ by."""
+    scope, params = _equipment_scope(user)
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"""
+            SELECT d.id AS device_id, d.kind, d.address, g.code AS gateway_code, g.patient_id,
+                   p.given_name || ' ' || p.family_name AS patient_name,
+                   d.serial_number AS kit_serial, d.reported_serial_number AS reported_serial,
+                   d.system_id, d.identity_reported_at AS reported_at
+            FROM devices d JOIN gateways g ON g.id = d.gateway_id
+            LEFT JOIN patients p ON p.id = g.patient_id
+            WHERE d.unpaired_at IS NULL AND {scope}
+              AND upper(btrim(d.serial_number)) <> upper(btrim(d.reported_serial_number))
+            ORDER BY g.code, d.kind
+            """,
+            params,
+        )
+        .fetchall()
+    )
+    if user.role == "admin":
+        rows = [r | {"patient_name": None} for r in rows]
+    return [SerialMismatch(**r) for r in rows]
 
 
 def notifications(

@@ -4,9 +4,7 @@ frozen the same way; every read audited."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -14,11 +12,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from dashboard import audit, clinical, closing, fhir, report
+from dashboard import audit, closing, fhir, readings_export, report
 from dashboard.authz import Principal, ensure_patient
-from dashboard.web import LOCAL_TZ
 from dashboard.wording import language_of
-from telemon.metrics import METRICS_BY_ID
 
 
 class AlreadyValidated(Exception):
@@ -341,70 +337,16 @@ def closing_record(conn: psycopg.Connection, patient_id: int) -> ClosingRecord |
     return ClosingRecord(report.Period(row[0], row[1]), row[2], row[3], row[4])
 
 
-# After the reading, how its time was made (issue 19): the stamp the device showed, when the
-# gateway received it, the seconds the gateway took off the device's stamp, and on what basis
-# (device, corrected, gateway): empty for readings from gateways that did not record it.
-CSV_COLUMNS = (
-    "time",
-    "metric",
-    "value",
-    "unit",
-    "device",
-    "flags",
-    "device_time",
-    "received_at",
-    "time_correction_s",
-    "time_basis",
-)
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(text: str) -> str:
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
-def _time_cells(received: datetime | None, stored: object) -> tuple[str, str, str, str]:
-    time = clinical.time_record(stored)
-    return (
-        csv_cell(time.device_time or "") if time else "",
-        received.astimezone(LOCAL_TZ).isoformat() if received else "",
-        str(time.applied_s) if time else "",
-        time.basis.value if time else "",
-    )
-
-
 def readings_csv(
     conn: psycopg.Connection, user: Principal, patient_id: int, period: report.Period
 ) -> str:
-    """One reading a row, every reading of the period (flagged ones with their flags)."""
+    """One reading a row, every reading of the period (flagged ones with their flags), in the
+    columns of every readings export (:mod:`dashboard.readings_export`)."""
     ensure_patient(conn, user, patient_id)
     rows = conn.execute(
-        "SELECT o.measured_at, o.metric_id, o.value, d.kind, d.manufacturer, d.model, "
-        "d.address, o.flags, o.received_at, o.time_correction "
-        "FROM observations o LEFT JOIN devices d ON d.id = o.device_id "
-        "WHERE o.patient_id = %s AND o.measured_at >= %s AND o.measured_at < %s "
-        "ORDER BY o.measured_at, o.metric_id",
-        (patient_id, period.start, period.end),
+        readings_export.query(" AND o.measured_at >= %(start)s AND o.measured_at < %(end)s"),
+        {"p": patient_id, "start": period.start, "end": period.end},
     ).fetchall()
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for at, metric_id, value, kind, maker, model, address, flags, received, stored in rows:
-        metric = METRICS_BY_ID.get(metric_id)
-        if metric is None:
-            continue
-        device = " ".join(x for x in (kind, maker, model, f"({address})" if address else "") if x)
-        writer.writerow(
-            (
-                at.astimezone(LOCAL_TZ).isoformat(),
-                metric.key,
-                repr(value),
-                metric.unit,
-                csv_cell(device),
-                csv_cell(" ".join(sorted(flags or ()))),
-                *_time_cells(received, stored),
-            )
-        )
+    text = "".join(readings_export.lines(rows))
     _audit(conn, user, "patient.readings.csv", patient_id, period, rows=len(rows))
-    return out.getvalue()
+    return text

@@ -19,6 +19,7 @@ from dashboard.models import (
     MySettings,
     NotificationItem,
     PatientDetail,
+    SerialMismatch,
     Series,
     SettingsIn,
 )
@@ -114,6 +115,12 @@ def device_clocks(conn: psycopg.Connection, user: Principal) -> list[DeviceClock
     clocks = operations.device_clocks(conn, user)
     _audit_worklist(conn, user, "devices.clock.read", [c.patient_id for c in clocks])
     return clocks
+
+
+def serial_mismatches(conn: psycopg.Connection, user: Principal) -> list[SerialMismatch]:
+    devices = operations.serial_mismatches(conn, user)
+    _audit_worklist(conn, user, "devices.serial_mismatch.read", [d.patient_id for d in devices])
+    return devices
 
 
 def notifications(conn: psycopg.Connection, user: Principal, status: str) -> list[NotificationItem]:

@@ -3,7 +3,8 @@
 ``obs`` messages are at version 2 (each reading may carry its time correction, see
 :mod:`telemon.time_correction`, and its stable identifier, see :mod:`telemon.identifier`); the
 server still accepts version 1 from older gateways, whose items carry neither. ``status`` and
-``config`` are at version 1.
+``config`` are at version 1; ``status`` has since gained optional fields (the gateway's and
+each device's identity, issue 19), so an older gateway's status is still a valid one.
 
 One function, :func:`decode_observations`, turns an ``obs`` message into observations. A message
 whose envelope is unusable raises :class:`PayloadError`; inside a usable envelope each observation
@@ -33,6 +34,7 @@ from pydantic import (
 from telemon.device_kinds import DeviceKind
 from telemon.metrics import METRICS, Metric
 from telemon.observation import Identifier, Observation, ObservationItem, iso_z
+from telemon.system_id import SystemId
 from telemon.topics import Channel, parse_topic
 
 PAYLOAD_VERSION: Final = 1  # status and config
@@ -349,6 +351,19 @@ def _short(text: str, limit: int = 200) -> str:
 # --- gateway presence --------------------------------------------------------------------------
 
 
+# What Device Information says a device is (issue 19), under the names the gateway reads them
+# by (gateway.gatt.device_info). A string longer than this is no identity but a broken device.
+DEVICE_STRING_MAX: Final = 128
+DeviceString = Annotated[str, Field(min_length=1, max_length=DEVICE_STRING_MAX)]
+DEVICE_IDENTITY_FIELDS: Final = (
+    "system_id",
+    "manufacturer_name",
+    "model_number",
+    "serial_number",
+    "firmware_revision",
+)
+
+
 class DeviceHealth(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -364,6 +379,12 @@ class DeviceHealth(BaseModel):
     # When the gateway last set the device's clock, and how far off it was before (issue 19).
     clock_set_at: AwareDatetime | None = None
     clock_set_from_s: int | None = None
+    # Device Information (DEVICE_IDENTITY_FIELDS); absent: not read, or not exposed.
+    system_id: SystemId | None = None
+    manufacturer_name: DeviceString | None = None
+    model_number: DeviceString | None = None
+    serial_number: DeviceString | None = None
+    firmware_revision: DeviceString | None = None
 
 
 class GatewayStatus(BaseModel):
@@ -374,6 +395,8 @@ class GatewayStatus(BaseModel):
     v: Literal[1] = PAYLOAD_VERSION
     gateway_id: Identifier
     state: Literal["online", "offline"]
+    # The gateway's EUI-64 (its PHG identity, issue 19); gateways before it sent none.
+    system_id: SystemId | None = None
     version: str | None = None
     started_at: AwareDatetime | None = None
     uptime_s: float | None = Field(default=None, ge=0)

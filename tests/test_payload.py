@@ -8,6 +8,7 @@ from telemon.observation import Observation, ObservationItem
 from telemon.payload import (
     MAX_BATCH,
     MAX_PAYLOAD_BYTES,
+    DeviceHealth,
     GatewayStatus,
     PayloadError,
     RejectReason,
@@ -16,6 +17,7 @@ from telemon.payload import (
     encode_observations,
     offline_will,
 )
+from telemon.system_id import NO_SYSTEM_ID, from_eui48, is_known
 from telemon.time_correction import TimeBasis, TimeCorrection
 from telemon.topics import Channel, parse_topic, subscription, topic
 
@@ -248,6 +250,49 @@ def test_status_round_trip_and_last_will():
     with pytest.raises(PayloadError) as caught:
         decode_status("telemon/v1/gw/gw-0009/status", status.encode())
     assert caught.value.reason is RejectReason.TOPIC_MISMATCH
+
+
+def test_status_carries_the_phg_and_device_identities_and_older_ones_still_decode():
+    topic_name = topic("gw-0001", Channel.STATUS)
+    status = GatewayStatus(
+        gateway_id="gw-0001",
+        state="online",
+        system_id="00-1A-7D-FF-FE-DA-71-13",
+        devices=[
+            DeviceHealth(
+                device_id="C0:FF:EE:00:00:01",
+                kind="glucometer",
+                system_id="02-4D-53-FF-FE-00-00-01",
+                manufacturer_name="Medisim",
+                model_number="MS-GL50",
+                serial_number="GL50EE000001",
+                firmware_revision="3.0.2",
+            )
+        ],
+    )
+    assert decode_status(topic_name, status.encode()) == status
+    # A gateway from before issue 19 sends none of them.
+    older = (
+        b'{"v":1,"gateway_id":"gw-0001","state":"online","devices":[{"device_id":'
+        b'"C0:FF:EE:00:00:01","kind":"glucometer","battery_pct":80}]}'
+    )
+    decoded = decode_status(topic_name, older)
+    assert decoded.system_id is None and decoded.devices[0].serial_number is None
+    # A system id not written as the IG writes it is refused, saying where.
+    bad = json.loads(status.encode())
+    bad["devices"][0]["system_id"] = "024d53fffe000001"
+    with pytest.raises(PayloadError) as caught:
+        decode_status(topic_name, json.dumps(bad).encode())
+    assert caught.value.reason is RejectReason.INVALID_SCHEMA
+    assert "devices.0.system_id" in caught.value.detail
+
+
+def test_system_id_from_an_eui48_inserts_ff_fe():
+    assert from_eui48("00:1a:7d:da:71:13") == "00-1A-7D-FF-FE-DA-71-13"
+    assert from_eui48("00-1A-7D-DA-71-13") == "00-1A-7D-FF-FE-DA-71-13"
+    with pytest.raises(ValueError, match="48-bit"):
+        from_eui48("00:1A:7D:DA:71")
+    assert not is_known(NO_SYSTEM_ID) and not is_known(None) and is_known("00-1A-7D-FF-FE-DA-71-13")
 
 
 def test_topics():

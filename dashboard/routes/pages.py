@@ -315,6 +315,7 @@ def equipment(
             "gateways": services.offline_gateways(conn, user),
             "batteries": services.low_batteries(conn, user),
             "clocks": services.device_clocks(conn, user),
+            "mismatches": services.serial_mismatches(conn, user),
         },
         user=user,
     )

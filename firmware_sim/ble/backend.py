@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bumble import hci
+
 from .client import BumbleClient
 from .radio import (
     IN_PROCESS,
@@ -13,6 +15,7 @@ from .radio import (
     Radio,
     close_all_centrals,
     close_central,
+    get_central,
     in_process_link,
     set_keystore,
 )
@@ -33,6 +36,15 @@ class BumbleAdapterControl:
     async def reset(self) -> bool:
         await close_central(self.radio)
         return True
+
+    async def address(self) -> str:
+        """A controller's public address (a USB dongle has one), else the static random address
+        the central uses: stable while its key store keeps it."""
+        device = (await get_central(self.radio)).device
+        chosen = device.public_address
+        if chosen == hci.Address.ANY:
+            chosen = device.static_address
+        return str(chosen.to_string(with_type_qualifier=False))
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,13 @@ from firmware_sim.devices.device_clock import ClockCharacteristic, clock_service
 from firmware_sim.devices.identity import IDENTITIES, DeviceIdentity
 from firmware_sim.devices.timestamps import DEVICE_ZONE, device_timestamp
 from firmware_sim.physiology import SimulatedMeasurement
-from gateway.gatt import BatteryLevel, CharacteristicUuid, DeviceInformation, GattDateTime
+from gateway.gatt import (
+    BatteryLevel,
+    CharacteristicUuid,
+    DeviceInformation,
+    GattDateTime,
+    SystemIdentifier,
+)
 from telemon.device_kinds import DeviceKind
 
 __all__ = ["ADVERTISING_INTERVAL_MS", "SimulatedDevice"]
@@ -357,6 +363,16 @@ class SimulatedDevice:
             )
             for uuid, field, attribute in strings
         ]
+        system_id = self.identity.system_id(self.address)
+        if system_id is not None:
+            characteristics.append(
+                Characteristic(
+                    uuid16(CharacteristicUuid.SYSTEM_ID),
+                    _Props.READ,
+                    _Perms.READABLE,
+                    SystemIdentifier(system_id).encode(),
+                )
+            )
         return Service(uuid16(DEVICE_INFORMATION_SERVICE), characteristics)
 
     def _characteristic(

@@ -52,6 +52,7 @@ from gateway.gatt import (
     RacpRequest,
     RacpResponse,
     RacpResponseValue,
+    SystemIdentifier,
     decode_all,
     decode_plx_features,
     short_uuid,
@@ -244,7 +245,9 @@ class DeviceSession:
                 if value is None:
                     continue
                 decoded = self._decode(Received(uuid, value, now))
-                if decoded is not None and isinstance(decoded.record, DeviceInformation):
+                if decoded is not None and isinstance(
+                    decoded.record, DeviceInformation | SystemIdentifier
+                ):
                     self.state.information[decoded.record.field] = decoded.record.value
 
     async def _check_clock(self, client: BleakClient) -> None:

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 
 from bleak.backends.device import BLEDevice
 
-from telemon.payload import DeviceHealth, PairedDevice
+from telemon.payload import DEVICE_IDENTITY_FIELDS, DEVICE_STRING_MAX, DeviceHealth, PairedDevice
+from telemon.system_id import is_known
 from telemon.time_correction import ClockSource
 
 # A GATT clock counts whole seconds: a stamp made just after the gateway set it may read a
@@ -118,7 +119,20 @@ class DeviceState:
             clock_skew_s=_seconds(self.clock_skew),
             clock_set_at=self.clock_set_at,
             clock_set_from_s=_seconds(self.clock_set_from),
+            **self._identity(),
         )
+
+    def _identity(self) -> dict[str, str]:
+        """What Device Information said the device is; an all-zero System ID says nothing, and
+        a string too long to be a name is left out rather than spoil the whole status."""
+        reported = {
+            k: v
+            for k, v in self.information.items()
+            if k in DEVICE_IDENTITY_FIELDS and 0 < len(v) <= DEVICE_STRING_MAX
+        }
+        if not is_known(reported.get("system_id")):
+            reported.pop("system_id", None)
+        return reported
 
 
 def _seconds(delta: timedelta | None) -> int | None:

@@ -19,8 +19,10 @@ from gateway.gatt.datetime_field import GattDateTime
 from gateway.gatt.device_info import (
     BatteryLevel,
     DeviceInformation,
+    SystemIdentifier,
     decode_battery_level,
     decode_device_information,
+    decode_system_id,
 )
 from gateway.gatt.errors import DecodeError, EncodeError
 from gateway.gatt.glucose import (
@@ -128,6 +130,7 @@ __all__ = [
     "SampleLocation",
     "Skipped",
     "SpecialValue",
+    "SystemIdentifier",
     "TemperatureMeasurement",
     "TemperatureType",
     "TemperatureUnit",
@@ -148,6 +151,7 @@ __all__ = [
     "decode_plx_spot_check",
     "decode_racp",
     "decode_sfloat",
+    "decode_system_id",
     "decode_temperature_measurement",
     "decode_temperature_type",
     "decode_weight_measurement",

@@ -16,11 +16,14 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from psycopg.types.json import Jsonb
 
+from dashboard import readings_export
 from tests.dashboard.conftest import World
 from tests.dashboard.support import login
 
 MDC = "urn:iso:std:iso:11073:10101"
 ADDRESS = "c0:ff:ee:00:00:01"
+GATEWAY_EUI64 = "B8-27-EB-FF-FE-12-34-56"
+DEVICE_EUI64 = "00-1C-05-FF-FE-00-00-01"
 
 
 def _kit(db: psycopg.Connection, patient_id: int) -> tuple[int, int]:
@@ -255,8 +258,11 @@ def test_everything_is_the_whole_record_for_the_gp(
     assert phd.type.coding[0].code == "65573" and phd.serialNumber == "SN-42"
     assert phd.udiCarrier[0].carrierHRF == "(01)00812345678901(21)SN-42"
     assert {i.type.coding[0].code for i in phd.identifier} == {"SYSID", "BTMAC"}
+    # No System ID reported (yet): the IG's "none".
+    assert phd.identifier[0].value == "00-00-00-00-00-00-00-00"
     phg = resources[f"Device/phg-{gateway}"]
     assert phg.type.coding[0].code == "531981"
+    assert [i.system for i in phg.identifier] == ["urn:telemon:gateway"]  # an older gateway
     assert phg.property[0].type.coding[0].code == "68220"
     plan = next(e.resource for e in bundle.entry if e.resource.get_resource_type() == "CarePlan")
     assert plan.status == "active" and plan.intent == "plan"
@@ -277,6 +283,39 @@ def test_everything_is_the_whole_record_for_the_gp(
     assert [(u, d["format"]) for u, d in audit] == [("dr.rossi", "fhir")]
 
 
+def test_devices_are_identified_by_the_system_ids_they_reported(
+    client: TestClient, world: World, db: psycopg.Connection
+) -> None:
+    """Issue 19: the gateway's EUI-64 (from its status) is the PHG Device's system id, as the
+    PHD IG's PHG profile wants; the device's, from Device Information, the PHD Device's. The
+    readings' identifiers stay on the Bluetooth address, so they do not change once known."""
+    own = world.patients["own"]
+    gateway, device = _kit(db, own)
+    _readings(db, own, gateway, device)
+    login(client, "dr.rossi")
+    before = client.get(f"/fhir/Observation?patient={own}&date=2025-01-15&_count=100").json()
+    db.execute("UPDATE gateways SET system_id = %s WHERE id = %s", (GATEWAY_EUI64, gateway))
+    db.execute("UPDATE devices SET system_id = %s WHERE id = %s", (DEVICE_EUI64, device))
+
+    bundle = Bundle.model_validate(client.get(f"/fhir/Patient/{own}/$everything").json())
+
+    resources = {
+        f"{e.resource.get_resource_type()}/{e.resource.id}": e.resource for e in bundle.entry
+    }
+    phg = resources[f"Device/phg-{gateway}"]
+    sysid = phg.identifier[0]
+    assert sysid.system == "urn:oid:1.2.840.10004.1.1.1.0.0.1.0.0.1.2680"
+    assert sysid.value == GATEWAY_EUI64 and sysid.type.coding[0].code == "SYSID"
+    assert phg.identifier[1].system == "urn:telemon:gateway" and phg.identifier[1].value == "GW-PHD"
+    phd = resources[f"Device/phd-{device}"]
+    by_type = {i.type.coding[0].code: i.value for i in phd.identifier}
+    assert by_type == {"SYSID": DEVICE_EUI64, "BTMAC": "C0-FF-EE-00-00-01"}
+    after = client.get(f"/fhir/Observation?patient={own}&date=2025-01-15&_count=100").json()
+    assert [e["resource"]["identifier"] for e in after["entry"]] == [
+        e["resource"]["identifier"] for e in before["entry"]
+    ]
+
+
 def test_everything_as_csv_and_within_dates(
     client: TestClient, world: World, db: psycopg.Connection
 ) -> None:
@@ -294,8 +333,19 @@ def test_everything_as_csv_and_within_dates(
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert len(rows) == 4
+    # The columns of every readings export: the period's readings.csv writes the same rows.
+    assert list(rows[0]) == list(readings_export.COLUMNS)
+    assert list(rows[0])[:6] == ["time", "metric", "value", "unit", "device", "flags"]
+    period = client.get(
+        f"/patients/{own}/readings.csv", params={"from": "2025-01-15", "to": "2025-01-15"}
+    )
+    assert period.status_code == 200
+    assert period.text == response.text
     assert rows[0]["time_utc"] == MEASURED.isoformat() and rows[0]["value"] == "91.0"
     assert rows[0]["device_address"] == ADDRESS and rows[0]["gateway"] == "GW-PHD"
+    assert rows[0]["device"] == "pulse_oximeter Nonin 3230" and rows[0]["loinc"] == "59408-5"
+    assert rows[0]["device_udi"] == "(01)00812345678901(21)SN-42"
+    assert rows[0]["time_correction_s"] == "7200" and rows[0]["received_at"]
     assert rows[0]["time_basis"] == "corrected" and rows[0]["device_time"] == DEVICE_TIME
     assert rows[1]["flags"] == "invalid_measurement"
     bounded = Bundle.model_validate(
@@ -353,4 +403,17 @@ def test_ninety_days_stream_in_bounded_time(
         f"$everything: {readings} readings, {len(body)} bytes, {len(chunks)} chunks, "
         f"{elapsed:.2f} s"
     )
+    assert elapsed < 10
+
+    # The CSV too streams as read: the same rows writer as the period's readings.csv.
+    started = time.perf_counter()
+    with client.stream(
+        "GET", f"/fhir/Patient/{own}/$everything", params={"_format": "text/csv"}
+    ) as response:
+        chunks = list(response.iter_bytes())
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200 and len(chunks) > 1
+    rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode())))
+    assert len(rows) == readings
+    print(f"$everything CSV: {readings} rows, {len(chunks)} chunks, {elapsed:.2f} s")
     assert elapsed < 10

@@ -172,7 +172,23 @@ def test_csv_rows_are_the_stored_readings(
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert list(rows[0])[:6] == ["time", "metric", "value", "unit", "device", "flags"]
-    assert list(rows[0])[6:] == ["device_time", "received_at", "time_correction_s", "time_basis"]
+    # Then the rest of every readings export ($everything's CSV has the same columns).
+    assert list(rows[0])[6:] == [
+        "time_utc",
+        "loinc",
+        "device_address",
+        "device_udi",
+        "gateway",
+        "device_time",
+        "received_at",
+        "time_correction_s",
+        "time_basis",
+    ]
+    assert all(
+        datetime.fromisoformat(r["time_utc"]) == datetime.fromisoformat(r["time"]) for r in rows
+    )
+    assert all(r["time_utc"].endswith("+00:00") for r in rows)
+    assert {r["loinc"] for r in rows} <= {m.loinc for m in METRICS_BY_ID.values()}
     assert [
         (datetime.fromisoformat(r["time"]), r["metric"], float(r["value"]), r["unit"]) for r in rows
     ] == [(at, METRICS_BY_ID[m].key, v, METRICS_BY_ID[m].unit) for at, m, v in stored]
