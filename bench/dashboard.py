@@ -12,7 +12,7 @@ day). ``--keep`` keeps the database and reuses it on the next run with the same 
 Then it asks the real FastAPI app, in-process through httpx (fastapi's TestClient), signed in as
 a nurse and as a GP with ``--per-gp`` patients, and prints the time of each request:
 
-* ``triage queue:`` GET /triage, a service centre's nurse;
+* ``triage queue:`` GET /triage, the nurse whose centres have the most open episodes;
 * ``patient list:`` GET /patients, the GP's list of ``--per-gp`` patients: its first page (50,
   the most in need; all of them ranked);
 * ``patient page 30 days:`` / ``patient page 90 days:`` GET /patients/{id}?days=N, the GP's
@@ -178,8 +178,13 @@ def measure(url: str, runs: int, days: int) -> None:
             "SELECT s.username, count(*) FROM staff s JOIN patients p ON p.gp_id = s.id "
             "GROUP BY s.id ORDER BY s.id LIMIT 1"
         ).fetchone()
+        # The nurse with the longest queue: the page a busy service centre opens.
         nurse_name = conn.execute(
-            "SELECT username FROM staff WHERE role = 'nurse' ORDER BY id LIMIT 1"
+            "SELECT s.username FROM staff s "
+            "JOIN care_team_members m ON m.staff_id = s.id "
+            "JOIN patients p ON p.care_team_id = m.care_team_id "
+            "LEFT JOIN episodes e ON e.patient_id = p.id AND e.state <> 'resolved' "
+            "WHERE s.role = 'nurse' GROUP BY s.id ORDER BY count(e.id) DESC, s.id LIMIT 1"
         ).fetchone()[0]
         gp, nurse = principal(conn, gp_name), principal(conn, nurse_name)
         # The GP's patients, those with the most episodes first: the pages the GP opens most.

@@ -35,7 +35,8 @@ def test_a_tiny_run_prints_the_six_lines_and_leaves_no_database(postgres_server_
         [
             sys.executable,
             "bench/dashboard.py",
-            *("--patients", "50", "--per-gp", "20", "--per-centre", "25"),
+            # Enough patients that some episode is still open at the end (the queue measured).
+            *("--patients", "100", "--per-gp", "20", "--per-centre", "50"),
             *("--days", "14", "--engine-every", "24", "--runs", "3"),
         ],
         cwd=ROOT,
