@@ -26,7 +26,7 @@ from bumble.host import Host
 from bumble.keys import MemoryKeyStore
 from bumble.link import LocalLink
 from bumble.transport import Transport, open_transport
-from bumble.transport.common import AsyncPipeSink
+from bumble.transport.common import AsyncPipeSink, TransportSink
 
 __all__ = [
     "IN_PROCESS",
@@ -40,6 +40,7 @@ __all__ = [
     "detach_from_link",
     "get_central",
     "in_process_link",
+    "link_controller",
     "random_static_address",
     "set_default_radio",
 ]
@@ -96,6 +97,13 @@ class _LinkController(Controller):
 def random_static_address() -> hci.Address:
     """A fresh random static LE address, as a device picks at power-up."""
     return hci.Address.generate_static_address()
+
+
+def link_controller(
+    link: LocalLink, name: str, host_source: object, host_sink: TransportSink
+) -> Controller:
+    """A controller on ``link`` for a host reached through a transport (another process)."""
+    return _LinkController(name, host_source=host_source, host_sink=host_sink, link=link)
 
 
 def create_link_device(
