@@ -19,6 +19,7 @@ Prints ``gateway process alone: RSS X MiB, CPU Y % of one core`` and what arrive
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import select
@@ -119,7 +120,7 @@ def gateway_command(spec: str, state_dir: Path, profile: str | None, out: Path) 
         return [*python, "-m", "cProfile", "-o", str(out), "-m", "console", *run]
     if profile == "py-spy":
         py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
-        spy = [py_spy, "record", "--threads", "--idle", "--format", "raw", "-o", str(out)]
+        spy = [py_spy, "record", "--nonblocking", "--threads", "--format", "raw", "-o", str(out)]
         return [*spy, "--", *python, "-m", "console", *run]
     return [*python, "-m", "console", *run]
 
@@ -145,6 +146,7 @@ def run(args: argparse.Namespace, mqtt_url: str) -> int:
         [
             *(sys.executable, "-m", "firmware_sim.host", "--kinds", ",".join(kinds)),
             *("--spot-every", str(args.spot_every)),
+            *(["--always-advertising"] if args.always_advertising else []),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -203,13 +205,20 @@ def run(args: argparse.Namespace, mqtt_url: str) -> int:
             raise RuntimeError(f"the gateway exited early ({gateway.returncode})")
         last, host_last = sample(process), sample(host_process)
 
-        stop_process(host)
-        produced = read_json_line(host.stdout, 5)
         time.sleep(args.drain)  # what the gateway got last reaches the broker
+        # The gateway first, while its controller is there to hang up through; and the gateway
+        # itself rather than py-spy, so that py-spy sees its target exit and writes the profile.
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            gateway.wait(60)
         stop_process(gateway)
         gateway = None
+        stop_process(host)
+        produced = read_json_line(host.stdout, 5)
     finally:
         if gateway is not None:
+            for child in psutil.Process(gateway.pid).children():  # py-spy's gateway
+                child.terminate()
             stop_process(gateway)
         stop_process(host)
         if subscriber is not None:
@@ -256,6 +265,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--drain", type=float, default=3.0, help="seconds left to publish")
     parser.add_argument(
         "--devices", choices=("five", "none"), default="five", help="none: the runtime's base"
+    )
+    parser.add_argument(
+        "--always-advertising",
+        action="store_true",
+        help="the spot devices advertise whenever not connected instead of sleeping",
     )
     parser.add_argument("--profile", choices=("py-spy", "cprofile"), default=None)
     parser.add_argument("--profile-out", default=None, help="where the profile goes")

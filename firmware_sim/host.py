@@ -7,7 +7,9 @@ controller on the same link served over TCP (`firmware_sim.ble.hci_server`), so 
 in another process reaches them through ``--transport tcp-client:127.0.0.1:PORT`` as it would
 through a dongle. The pulse oximeter is worn and notifies PLX Continuous once a second; every
 other device takes a reading every ``--spot-every`` seconds, the devices staggered over the
-period. The values come from a stable patient's model.
+period, and, as a real cuff, thermometer or scale does, advertises from the reading until the
+gateway has fetched it and hung up, then sleeps (``--always-advertising``: advertises whenever
+not connected, the simulated devices' default). The values come from a stable patient's model.
 
 Prints one JSON line when ready (``{"transport": ..., "devices": [{"kind", "address"}]}``) and,
 after SIGTERM or SIGINT, one with what the devices produced (``{"recorded": {kind: n},
@@ -41,15 +43,24 @@ from telemon.device_kinds import DeviceKind
 __all__ = ["DeviceHost", "main"]
 
 SPOT_SESSION = "morning"
+AWAKE = 60.0
+"""Seconds a spot device advertises after a reading if no central comes to fetch it."""
 
 
 class DeviceHost:
     """The devices, the patient they measure, and the counts of what they produced."""
 
     def __init__(
-        self, kinds: Sequence[DeviceKind], *, spot_every: float, seed: int = 1, port: int = 0
+        self,
+        kinds: Sequence[DeviceKind],
+        *,
+        spot_every: float,
+        seed: int = 1,
+        port: int = 0,
+        sleeps: bool = True,
     ) -> None:
         self.port = port
+        self.sleeps = sleeps
         self.link = LocalLink()
         self.clock: SimClock = AcceleratedClock(datetime.now(UTC), speed=1.0)
         self.devices: dict[DeviceKind, SimulatedDevice] = {
@@ -74,7 +85,9 @@ class DeviceHost:
     async def run(self, stop: asyncio.Event) -> None:
         server = await serve_link_over_tcp(self.link, port=self.port)
         try:
-            for device in self.devices.values():
+            for kind, device in self.devices.items():
+                if self.sleeps and kind is not DeviceKind.PULSE_OXIMETER:
+                    await device.set_in_range(False)  # asleep until its first reading
                 await device.start()
             oximeter = self.devices.get(DeviceKind.PULSE_OXIMETER)
             if isinstance(oximeter, SimulatedOximeter):
@@ -89,28 +102,44 @@ class DeviceHost:
             }
             print(json.dumps(ready), flush=True)
             spots = [d for k, d in self.devices.items() if k is not DeviceKind.PULSE_OXIMETER]
-            async with asyncio.TaskGroup() as group:
-                for n, device in enumerate(spots):
-                    offset = self.spot_every * (n + 1) / (len(spots) + 1)
-                    group.create_task(self._take_readings(device, offset, stop))
+            readings = [
+                asyncio.create_task(
+                    self._take_readings(device, self.spot_every * (n + 1) / (len(spots) + 1))
+                )
+                for n, device in enumerate(spots)
+            ]
+            try:
                 await stop.wait()
+            finally:
+                for task in readings:
+                    task.cancel()
+                await asyncio.gather(*readings, return_exceptions=True)
         finally:
             for device in self.devices.values():
                 await device.stop()
             await server.close()
 
-    async def _take_readings(
-        self, device: SimulatedDevice, offset: float, stop: asyncio.Event
-    ) -> None:
-        delay = offset
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await stop.wait()
-                return
+    async def _take_readings(self, device: SimulatedDevice, offset: float) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + offset
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            if self.sleeps:
+                await device.set_in_range(True)
             await device.record(self.model.reading_at(device.kind, self.clock.now(), SPOT_SESSION))
             self.recorded[str(device.kind)] += 1
-            delay = self.spot_every
+            if self.sleeps:
+                await self._sleep_once_read(device)
+            due += self.spot_every
+
+    async def _sleep_once_read(self, device: SimulatedDevice) -> None:
+        """Stop advertising once a central has come and gone (or after `AWAKE` seconds)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(AWAKE):
+                await device.wait_connected()
+                await device.wait_disconnected()
+        # Silent until the next reading: what it stored stays stored, as a sleeping cuff's does.
+        await device.set_in_range(False)
 
 
 def parse_kinds(text: str) -> list[DeviceKind]:
@@ -119,7 +148,11 @@ def parse_kinds(text: str) -> list[DeviceKind]:
 
 async def _main(args: argparse.Namespace) -> None:
     host = DeviceHost(
-        parse_kinds(args.kinds), spot_every=args.spot_every, seed=args.seed, port=args.port
+        parse_kinds(args.kinds),
+        spot_every=args.spot_every,
+        seed=args.seed,
+        port=args.port,
+        sleeps=not args.always_advertising,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -140,6 +173,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--spot-every", type=float, default=120.0, help="seconds between readings")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--always-advertising",
+        action="store_true",
+        help="spot devices advertise whenever not connected, instead of sleeping between readings",
+    )
     asyncio.run(_main(parser.parse_args(argv)))
 
 
