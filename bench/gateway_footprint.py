@@ -139,6 +139,23 @@ def measured_process(launched: subprocess.Popen, profile: str | None) -> psutil.
     raise RuntimeError("py-spy did not start the gateway")
 
 
+# What `telemon gateway run` imports on a Raspberry Pi: the runtime with bleak's BlueZ backend
+# (imported by bleak when the scanner starts) in place of bumble's host stack.
+BLUEZ_IMPORTS = """
+import psutil
+import console.cli, gateway.cli, gateway.runtime, gateway.ble.bluez
+import bleak.backends.bluezdbus.scanner, bleak.backends.bluezdbus.client
+print(psutil.Process().memory_info().rss)
+"""
+
+
+def rss_of_imports_with_bluez() -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", BLUEZ_IMPORTS], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return int(done.stdout)
+
+
 def run(args: argparse.Namespace, mqtt_url: str) -> int:
     kinds = [] if args.devices == "none" else [str(kind) for kind in DeviceKind]
     work = Path(tempfile.mkdtemp(prefix="gateway-footprint-"))
@@ -204,6 +221,7 @@ def run(args: argparse.Namespace, mqtt_url: str) -> int:
             print((work / "gateway.log").read_text(), file=sys.stderr)
             raise RuntimeError(f"the gateway exited early ({gateway.returncode})")
         last, host_last = sample(process), sample(host_process)
+        memory = process.memory_full_info()
 
         time.sleep(args.drain)  # what the gateway got last reaches the broker
         # The gateway first, while its controller is there to hang up through; and the gateway
@@ -233,7 +251,16 @@ def run(args: argparse.Namespace, mqtt_url: str) -> int:
         f"gateway RSS peak {max(rss_peak, last.rss) / MiB:.1f} MiB; measured over {wall:.0f} s "
         f"after {args.warmup:g} s of warm-up; {len(kinds)} devices"
     )
+    print(
+        f"gateway RSS at the end: {memory.shared / MiB:.1f} MiB file-backed (libraries' pages, "
+        f"shared and reclaimable), {(memory.rss - memory.shared) / MiB:.1f} MiB anonymous; "
+        f"USS {memory.uss / MiB:.1f} MiB"
+    )
     print(f"device host process (not the gateway's): CPU {host_cpu:.1f} % of one core")
+    print(
+        f"the same command's imports with bleak's BlueZ backend instead of bumble (not run): "
+        f"RSS {rss_of_imports_with_bluez() / MiB:.1f} MiB"
+    )
     recorded = produced["recorded"]
     for kind in kinds:
         if kind == DeviceKind.PULSE_OXIMETER:
