@@ -235,8 +235,9 @@ def run(args: argparse.Namespace, mqtt_url: str) -> int:
         produced = read_json_line(host.stdout, 5)
     finally:
         if gateway is not None:
-            for child in psutil.Process(gateway.pid).children():  # py-spy's gateway
-                child.terminate()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for child in psutil.Process(gateway.pid).children():  # py-spy's gateway
+                    child.terminate()
             stop_process(gateway)
         stop_process(host)
         if subscriber is not None:
@@ -278,6 +279,11 @@ def run(args: argparse.Namespace, mqtt_url: str) -> int:
         f"({len(arrivals.seqs) - arrived_at_start} during the measured time), "
         f"{arrivals.duplicates} resent"
     )
+    log.close()
+    warnings = [
+        line for line in (work / "gateway.log").read_text().splitlines() if " WARNING " in line
+    ]
+    print(f"gateway log: {len(warnings)} warnings" + "".join(f"\n  {w}" for w in warnings[:5]))
     if args.profile:
         print(f"profile: {profile_out}")
     shutil.rmtree(work) if not args.keep else print(f"kept {work}")
