@@ -79,6 +79,9 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        # Kept in step with every insert and delete: counting the table at each append would
+        # scan up to max_entries rows once a second while the broker is unreachable.
+        self._depth: int = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
         owner = self._meta("gateway_id")
         if owner is None:
             self._set_meta("gateway_id", gateway_id)
@@ -111,31 +114,33 @@ class Outbox:
                         self._set_meta(key, value)
             return []
         now = datetime.now(UTC).isoformat()
-        with self._lock, self._transaction():
-            for key, value in (state or {}).items():
-                self._set_meta(key, value)
-            observations = self._new_records(observations)
-            if not observations:
-                return []
-            last = int(self._meta("last_seq") or 0)
-            numbered = [
-                obs.model_copy(update={"seq": last + i, "gateway_id": self.gateway_id})
-                for i, obs in enumerate(observations, start=1)
-            ]
-            self._db.executemany(
-                "INSERT INTO outbox (seq, item, continuous, enqueued_at) VALUES (?, ?, ?, ?)",
-                [
-                    (
-                        obs.seq,
-                        json.dumps(obs.wire_item(), separators=(",", ":")),
-                        int(obs.context.get("source") == CONTINUOUS),
-                        now,
-                    )
-                    for obs in numbered
-                ],
-            )
-            self._set_meta("last_seq", str(numbered[-1].seq))
-            self._enforce_bounds()
+        with self._lock:
+            with self._transaction():
+                for key, value in (state or {}).items():
+                    self._set_meta(key, value)
+                observations = self._new_records(observations)
+                if not observations:
+                    return []
+                last = int(self._meta("last_seq") or 0)
+                numbered = [
+                    obs.model_copy(update={"seq": last + i, "gateway_id": self.gateway_id})
+                    for i, obs in enumerate(observations, start=1)
+                ]
+                self._db.executemany(
+                    "INSERT INTO outbox (seq, item, continuous, enqueued_at) VALUES (?, ?, ?, ?)",
+                    [
+                        (
+                            obs.seq,
+                            json.dumps(obs.wire_item(), separators=(",", ":")),
+                            int(obs.context.get("source") == CONTINUOUS),
+                            now,
+                        )
+                        for obs in numbered
+                    ],
+                )
+                self._set_meta("last_seq", str(numbered[-1].seq))
+                depth = self._enforce_bounds(self._depth + len(numbered))
+            self._depth = depth  # only once committed: a failed COMMIT undoes the rows
         return numbered
 
     def peek(self, limit: int, *, from_seq: int = 0) -> list[Observation]:
@@ -153,8 +158,12 @@ class Outbox:
         ]
 
     def remove(self, seqs: Iterable[int]) -> int:
-        with self._lock, self._transaction():
-            cursor = self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+        with self._lock:
+            with self._transaction():
+                cursor = self._db.executemany(
+                    "DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs]
+                )
+            self._depth -= cursor.rowcount
             return cursor.rowcount
 
     def state(self, prefix: str) -> dict[str, str]:
@@ -208,11 +217,11 @@ class Outbox:
             )
         return fresh
 
-    def _enforce_bounds(self) -> None:
-        depth = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    def _enforce_bounds(self, depth: int) -> int:
+        """Evict what ``depth`` entries exceed of the bounds; returns the depth left."""
         excess = depth - self.max_entries
         if excess <= 0 and self._disk_free() >= self.min_free_bytes:
-            return
+            return depth
         # Under disk pressure without an entry cap to go by, free a tenth of the samples.
         to_evict = excess if excess > 0 else max(1, depth // 10)
         evicted = self._db.execute(
@@ -222,6 +231,7 @@ class Outbox:
         ).rowcount
         if evicted:
             self._set_meta("evicted", str(int(self._meta("evicted") or 0) + evicted))
+        return depth - evicted
 
     def _disk_free(self) -> int:
         return shutil.disk_usage(self.path.parent).free

@@ -28,7 +28,7 @@ from bumble.host import Host
 from bumble.keys import JsonKeyStore, KeyStore, MemoryKeyStore
 from bumble.link import LocalLink
 from bumble.transport import Transport, open_transport
-from bumble.transport.common import AsyncPipeSink
+from bumble.transport.common import AsyncPipeSink, TransportSink
 
 __all__ = [
     "IN_PROCESS",
@@ -42,6 +42,7 @@ __all__ = [
     "detach_from_link",
     "get_central",
     "in_process_link",
+    "link_controller",
     "random_static_address",
     "set_default_radio",
     "set_keystore",
@@ -99,6 +100,13 @@ class _LinkController(Controller):
 def random_static_address() -> hci.Address:
     """A fresh random static LE address, as a device picks at power-up."""
     return hci.Address.generate_static_address()
+
+
+def link_controller(
+    link: LocalLink, name: str, host_source: object, host_sink: TransportSink
+) -> Controller:
+    """A controller on ``link`` for a host reached through a transport (another process)."""
+    return _LinkController(name, host_source=host_source, host_sink=host_sink, link=link)
 
 
 def create_link_device(

@@ -69,6 +69,27 @@ def test_when_full_only_the_oldest_continuous_samples_are_evicted(tmp_path):
     assert (stats.depth, stats.evicted, stats.last_seq) == (10, 8, 18)
 
 
+def test_the_bound_counts_removals_evictions_and_what_a_reopened_outbox_holds(tmp_path):
+    # The depth is kept in step rather than counted at every append: after acknowledged
+    # removals the cap leaves room again, and a reopened outbox counts what it already holds.
+    outbox = Outbox(tmp_path / "outbox.db", "gw-0001", max_entries=5)
+    outbox.append([reading(i, continuous=True) for i in range(5)])  # seq 1-5
+    outbox.remove([1, 2])
+    outbox.append([reading(i, continuous=True) for i in range(2)])  # seq 6-7: fits
+    assert [o.seq for o in outbox.peek(100)] == [3, 4, 5, 6, 7]
+    assert outbox.stats().evicted == 0
+    outbox.close()
+
+    reopened = Outbox(tmp_path / "outbox.db", "gw-0001", max_entries=5)
+    reopened.append([reading(8, continuous=True)])  # seq 8: one too many
+    assert [o.seq for o in reopened.peek(100)] == [4, 5, 6, 7, 8]
+    reopened.remove([4, 5, 99])  # 99 was never there: not counted
+    reopened.append([reading(i, continuous=True) for i in range(3)])  # seq 9-11: 1 too many
+    assert [o.seq for o in reopened.peek(100)] == [7, 8, 9, 10, 11]
+    stats = reopened.stats()
+    assert (stats.depth, stats.evicted) == (5, 2)
+
+
 WRITER = """
 import sys
 from datetime import UTC, datetime
