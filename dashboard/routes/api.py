@@ -258,7 +258,7 @@ Enroller = Annotated[Principal, Depends(require("patient.enrol"))]
 
 @router.get("/admin/staff", response_model=list[StaffItem])
 def staff(user: Admin, conn: Conn) -> list[StaffItem]:
-    return administration.list_staff(conn)
+    return administration.list_staff(conn, user)
 
 
 @router.post("/admin/staff", response_model=StaffItem, status_code=201)
