@@ -42,6 +42,7 @@ Permission = Literal[
     "patient.tag",  # one's own tags on one's patients (a GP's list, private to them)
     "record.export",  # a patient's whole record, FHIR $everything or CSV (EHDS art. 7)
     "audit.read",  # who accessed a patient's data (the privacy officer's access report)
+    "record.restrict",  # record a patient's request to hide data (oscuramento), or its end
 ]
 
 # An admin manages people and equipment but, by default, reads no clinical data.
@@ -54,6 +55,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "report.validate",
             "patient.tag",
             "record.export",
+            "record.restrict",
         }
     ),
     "nurse": frozenset(
@@ -68,7 +70,14 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         }
     ),
     "admin": frozenset(
-        {"staff.manage", "patient.enrol", "devices.read", "self.settings", "service.status"}
+        {
+            "staff.manage",
+            "patient.enrol",
+            "devices.read",
+            "self.settings",
+            "service.status",
+            "record.restrict",
+        }
     ),
     # The privacy officer answers patients' "who accessed my data" (Garante, dossier guidelines
     # 2015; EHDS art. 9) for the whole organisation: the audit log, no clinical data.
@@ -124,6 +133,9 @@ def organisation_scope(user: Principal, alias: str = "p") -> tuple[str, dict[str
     )
 
 
+_ADMIN_SCOPED: frozenset[Permission] = frozenset({"patient.enrol", "record.restrict"})
+
+
 def patient_scope(
     user: Principal, alias: str = "p", permission: Permission = "clinical.read"
 ) -> tuple[str, dict[str, object]]:
@@ -144,8 +156,9 @@ def patient_scope(
         # The patients of the officer's organisation: the officer holds no clinical.read, so
         # this scope opens only the access report and the record export.
         return organisation_scope(user, alias)
-    if permission == "patient.enrol":  # the admin, the one role left
-        # An admin enrols and equips their organisation's patients, and reads none of their data.
+    if permission in _ADMIN_SCOPED:  # the admin, the one role left
+        # An admin enrols and equips their organisation's patients, records their requests to
+        # hide data, and reads none of their data.
         return organisation_scope(user, alias)
     return "false", params
 

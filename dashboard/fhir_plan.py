@@ -15,6 +15,8 @@ from typing import Any
 import psycopg
 
 from alerts.protocol import Band, PatientOverride, Protocol, rule_title
+from dashboard import restrictions
+from dashboard.authz import Principal
 from dashboard.bands import effective_protocol, protocols
 from dashboard.glance import schedules
 from telemon.metrics import METRICS, Metric
@@ -109,10 +111,14 @@ def _definitions(
     ]
 
 
-def assignments(conn: psycopg.Connection, patient_id: int) -> list[Assignment]:
+def assignments(
+    conn: psycopg.Connection, patient_id: int, reader: Principal | None
+) -> list[Assignment]:
+    """The patient's protocols, but one the patient hid from ``reader`` (None: all)."""
+    shown = restrictions.visible(reader, patient="patient_id", protocol="protocol")
     rows = conn.execute(
         "SELECT protocol, overrides, started_at, ended_at FROM patient_protocols "
-        "WHERE patient_id = %s ORDER BY started_at, protocol",
+        f"WHERE patient_id = %s AND {shown} ORDER BY started_at, protocol",
         (patient_id,),
     ).fetchall()
     return [Assignment(*row) for row in rows]
@@ -205,14 +211,17 @@ def plan_resources(
 _SEVERITY = {2: ("high", "red"), 1: ("moderate", "amber")}
 
 
-def episode_resources(conn: psycopg.Connection, patient_id: int) -> list[dict[str, Any]]:
+def episode_resources(
+    conn: psycopg.Connection, patient_id: int, reader: Principal | None
+) -> list[dict[str, Any]]:
     """Each episode as a DetectedIssue: its severity, when it was open, its findings in
-    words, and who resolved it how."""
+    words (but those the patient hid from ``reader``), and who resolved it how."""
     rows = conn.execute(
         "SELECT e.id, e.severity, e.state, e.opened_at, e.resolved_at, e.outcome, "
         "e.resolution_note, e.resolved_by, s.display_name, "
         "coalesce((SELECT array_agg(coalesce(a.reason, a.rule) ORDER BY a.opened_at) "
-        "FROM alerts a WHERE a.episode_id = e.id), '{}') "
+        f"FROM alerts a WHERE a.episode_id = e.id AND {restrictions.finding_visible(reader)}), "
+        "'{}') "
         "FROM episodes e LEFT JOIN staff s ON s.id = e.resolved_by "
         "WHERE e.patient_id = %s ORDER BY e.opened_at",
         (patient_id,),

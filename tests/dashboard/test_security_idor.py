@@ -51,6 +51,8 @@ FOREIGN = {
 # Enrolment (dashboard/routes/enrolment.py) is the admin's over their organisation's patients:
 # the GP, the phone, the kit; no clinical value. Another organisation's are foreign.
 ENROL_FOREIGN = {"admin": ["org_b"], "org_b_admin": _ORG_A}
+# Likewise recording a patient's request to hide data (oscuramento): no clinical value.
+ADMIN_SCOPED = {"patient.enrol", "record.restrict"}
 OWN = {"patient": "own", "episode": "own", "alert": "own", "staff": None}
 NONEXISTENT = [10**9, 2**62]  # the largest id the routes accept
 PATIENT_TEXT = {
@@ -124,7 +126,7 @@ def test_foreign_and_nonexistent_ids_are_refused_without_leaks(
     for endpoint in routes:
         for name, kind in endpoint.id_params().items():
             foreign = FOREIGN[role].get(kind, [])
-            if role in ENROL_FOREIGN and endpoint.permission == "patient.enrol":
+            if role in ENROL_FOREIGN and endpoint.permission in ADMIN_SCOPED:
                 foreign = ENROL_FOREIGN[role] if kind == "patient" else []
             targets = [(_record_id(world, kind, k), "foreign") for k in foreign]
             targets += [(n, "nonexistent") for n in NONEXISTENT]

@@ -36,3 +36,35 @@ UPDATE staff SET organisation_id = telemon_default_organisation();
 ALTER TABLE staff ALTER COLUMN organisation_id SET NOT NULL;
 CREATE INDEX staff_organisation ON staff (organisation_id);
 
+
+-- Oscuramento (issue 20; the Garante's dossier guidelines of 2015, EHDS art. 8): at the
+-- patient's request, some of their data is hidden from everyone but their GP: one care
+-- protocol (its findings and the readings of the metrics it watches), one metric category (a
+-- metric, or a group read together such as blood pressure), or a period. The alerts engine
+-- still evaluates everything (the GP is alerted); the dashboard leaves the hidden rows out of
+-- every other reader's pages, API, FHIR and exports (dashboard/restrictions.py).
+CREATE TABLE patient_restrictions (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    patient_id    bigint NOT NULL REFERENCES patients (id) ON DELETE CASCADE,
+    kind          text NOT NULL CHECK (kind IN ('protocol', 'metric_category', 'period')),
+    protocol      text,
+    category      text,
+    -- The readings hidden: the category's metrics or the protocol's, resolved when recorded
+    -- (a protocol changed later does not widen or narrow what the patient asked).
+    metric_ids    smallint[] NOT NULL DEFAULT '{}',
+    period_from   timestamptz,
+    period_to     timestamptz,
+    requested_on  date NOT NULL,  -- the day the patient asked
+    reason        text CHECK (length(reason) <= 500),
+    recorded_by   bigint NOT NULL REFERENCES staff (id),
+    recorded_at   timestamptz NOT NULL DEFAULT now(),
+    revoked_at    timestamptz,
+    revoked_by    bigint REFERENCES staff (id),
+    CHECK ((kind = 'protocol') = (protocol IS NOT NULL)),
+    CHECK ((kind = 'metric_category') = (category IS NOT NULL)),
+    CHECK ((kind = 'period') = (period_from IS NOT NULL AND period_to IS NOT NULL)),
+    CHECK (period_from < period_to),
+    CHECK ((revoked_at IS NULL) = (revoked_by IS NULL))
+);
+CREATE INDEX patient_restrictions_active ON patient_restrictions (patient_id)
+    WHERE revoked_at IS NULL;
