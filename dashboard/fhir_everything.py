@@ -118,6 +118,7 @@ def _other_resources(
             assigned=fhir_plan.assignments(conn, patient_id, reader),
             devices=in_use,
             base=base,
+            hidden=restrictions.hidden_metrics(conn, reader, patient_id),
         ),
         *fhir_plan.episode_resources(conn, patient_id, reader),
         *(r for (r,) in reports if r),

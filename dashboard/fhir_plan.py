@@ -132,9 +132,11 @@ def plan_resources(
     assigned: list[Assignment],
     devices: list[str],
     base: str,
+    hidden: frozenset[str] | set[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """The CarePlan, then its ActivityDefinitions and ObservationDefinitions. ``devices``:
-    references to the patient's devices in use, the activities' performers."""
+    references to the patient's devices in use, the activities' performers; ``hidden``: the
+    metrics the patient hid from the reader (no definition, no schedule of theirs)."""
     activities: list[dict[str, Any]] = []
     definitions: list[dict[str, Any]] = []
     for a in assigned:
@@ -143,10 +145,15 @@ def plan_resources(
         if default is None or applied is None:
             continue
         override = PatientOverride.model_validate(a.overrides or {})
-        observation_defs = _definitions(patient_id, a.protocol, applied, default, override)
+        observation_defs = [
+            d
+            for d in _definitions(patient_id, a.protocol, applied, default, override)
+            if d["id"] not in {_fhir_id(patient_id, a.protocol, m) for m in hidden}
+        ]
         watch = [
             f"{METRICS[s.metric].label_en} every {duration(s.every_seconds, 'en')}"
             for s in schedules(applied)
+            if s.metric not in hidden
         ]
         activity_id = _fhir_id(patient_id, a.protocol)
         canonical = f"{base}/ActivityDefinition/{activity_id}"

@@ -200,7 +200,7 @@ def patient(
             "earlier": earlier,
             "days": days,
             "latest": latest.get(patient_id, []),
-            "plan": plan.plan(detail.protocols, user.language),
+            "plan": plan.plan(detail.protocols, user.language, hidden),
             "tags": tags.own_tags(conn, user.id, patient_id) if user.can("patient.tag") else [],
             "reminders": reminders.status(conn, patient_id),
             "closing": period_reports.closing_record(conn, patient_id),

@@ -205,3 +205,54 @@ def test_state_changing_requests_need_the_csrf_token(client: TestClient, world: 
     assert client.post(f"/alerts/{world.alerts['own']}/resolve", data=forged).status_code == 403
     assert client.get(f"/api/episodes/{episode}").json()["claimed_by"] is None
     assert client.get(f"/api/alerts/{world.alerts['own']}").json()["state"] == "open"
+
+
+# Oscuramento in the matrix: with the "own" patient's SpO2 hidden at their request (recorded by
+# their GP), every read path that carries SpO2 shows it to that GP alone; whoever else reaches
+# the path gets it without SpO2 (dashboard/restrictions.py, tests/dashboard/test_restrictions.py).
+SPO2_PATHS = {
+    "/api/patients/{p}/series/spo2?days=7": lambda r: bool(r.json()["points"]),
+    "/fhir/Observation?patient={p}&code=59408-5": lambda r: r.json()["total"] > 0,
+    "/fhir/Patient/{p}/$everything": lambda r: "59408-5" in r.text,
+    "/fhir/Patient/{p}/$everything?_format=text/csv": lambda r: ",spo2," in r.text,
+    "/api/episodes/{e}": lambda r: any(f["metric"] == "spo2" for f in r.json()["findings"]),
+    "/api/alerts/{a}": lambda r: r.json()["metric"] == "spo2",
+    "/api/triage": lambda r: any(
+        f["metric"] == "spo2"
+        for q in r.json()
+        if q["patient_code"] == "P-0001"
+        for f in q["findings"]
+    ),
+    "/patients/{p}/readings.csv": lambda r: ",spo2," in r.text,
+}
+
+
+@pytest.mark.parametrize("role", [r for r in ROLES if r != "anonymous"])
+def test_oscuramento_matrix(client: TestClient, world: World, role: str) -> None:
+    csrf = login(client, "dr.rossi")
+    recorded = client.post(
+        f"/api/patients/{world.patients['own']}/restrictions",
+        headers={"x-csrf-token": csrf},
+        json={"kind": "metric_category", "category": "spo2", "requested_on": "2024-01-01"},
+    )
+    assert recorded.status_code == 201
+    client.cookies.clear()
+    login(client, ROLES[role])
+    shown, reached = [], 0
+    for template, has_spo2 in SPO2_PATHS.items():
+        path = template.format(
+            p=world.patients["own"], e=world.episodes["own"], a=world.alerts["own"]
+        )
+        response = client.get(path)
+        if response.status_code != 200:
+            assert response.status_code in (403, 404), (role, path)
+            continue
+        reached += 1
+        if has_spo2(response):
+            shown.append(path)
+    if role == "gp":
+        assert len(shown) == reached == len(SPO2_PATHS) - 1  # all but the centre's queue
+    else:
+        assert shown == [], role
+    if role in ("nurse", "privacy"):
+        assert reached > 0  # the paths they reach, without SpO2

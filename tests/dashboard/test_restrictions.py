@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from telemon.metrics import METRICS
 from tests.dashboard.conftest import World
 from tests.dashboard.support import login
 
@@ -103,6 +104,8 @@ def test_a_hidden_metric_is_the_gps_alone_on_every_read_path(
     page = nurse["page"]
     assert "data-withheld" in page and "call the GP, Dr Rossi" in page
     assert 'id="restrictions"' not in page  # the restrictions are the GP's business
+    assert METRICS["spo2"].label("en") in before["page"]
+    assert METRICS["spo2"].label("en") not in page  # no chart, limit or schedule of SpO2
 
     # The reports and readings.csv the nurse makes leave SpO2 out.
     p = world.patients["own"]
