@@ -153,10 +153,13 @@ def sign_in(client: TestClient, username: str) -> None:
 
 
 def principal(conn: psycopg.Connection, username: str) -> Principal:
-    staff_id, name, role = conn.execute(
-        "SELECT id, display_name, role FROM staff WHERE username = %s", (username,)
+    staff_id, name, role, organisation_id = conn.execute(
+        "SELECT id, display_name, role, organisation_id FROM staff WHERE username = %s",
+        (username,),
     ).fetchone()
-    return Principal(staff_id, username, name, role, "en", "", "127.0.0.1")
+    return Principal(
+        staff_id, username, name, role, "en", "", "127.0.0.1", organisation_id=organisation_id
+    )
 
 
 def fetch(client: TestClient, path: str) -> bytes:

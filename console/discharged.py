@@ -108,10 +108,19 @@ def seed_discharged(
 
 def _admin(conn: psycopg.Connection) -> Principal:
     """The demo's admin, who enrols and discharges, acting with no session (the seeding)."""
-    staff_id, username, display_name, language = one_row(
+    staff_id, username, display_name, language, organisation_id = one_row(
         conn.execute(
-            "SELECT id, username, display_name, language FROM staff "
+            "SELECT id, username, display_name, language, organisation_id FROM staff "
             "WHERE role = 'admin' AND active ORDER BY id LIMIT 1"
         )
     )
-    return Principal(staff_id, username, display_name, "admin", language, "", None)
+    return Principal(
+        staff_id,
+        username,
+        display_name,
+        "admin",
+        language,
+        "",
+        None,
+        organisation_id=organisation_id,
+    )

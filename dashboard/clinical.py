@@ -1,4 +1,5 @@
-"""Reads of clinical data, always filtered through ``authz.patient_scope``.
+"""Reads of clinical data, always filtered through ``authz.patient_scope``, and the rows the
+patient asked to hide (``restrictions.visible``) left out for everyone but their GP.
 
 Callers have already checked the permission; these functions only ever see the rows in scope.
 """
@@ -27,6 +28,13 @@ from dashboard.models import (
     Point,
     ProtocolAssignment,
     Series,
+)
+from dashboard.restrictions import (
+    finding_visible,
+    hidden_metrics,
+    readings_visible,
+    rollup_visible,
+    visible,
 )
 from dashboard.wording import language_of, reason_text, title_of
 from telemon.findings import evidence_in
@@ -161,12 +169,22 @@ def _episodes(
     if not rows:
         return []
     found: dict[int, list[FindingItem]] = {}
+    withheld: dict[int, int] = {}
+    # Hidden findings are counted, not shown: the episode stays (it may be red), the reader
+    # calls the GP (restrictions.py).
+    select = _finding_select(reading_times=reading_times).replace(
+        "\nFROM alerts a", f",\n       ({finding_visible(user)}) AS shown\nFROM alerts a", 1
+    )
     for f in _dicts(
         conn,
-        f"{_finding_select(reading_times=reading_times)} WHERE a.episode_id = ANY(%(episodes)s) "
+        f"{select} WHERE a.episode_id = ANY(%(episodes)s) "
         "ORDER BY a.state = 'resolved', a.severity DESC, a.opened_at, a.id",
         {"episodes": [r["id"] for r in rows]},
     ):
+        if not f.pop("shown"):
+            if not open_findings_only or f["state"] == "open":
+                withheld[f["episode_id"]] = withheld.get(f["episode_id"], 0) + 1
+            continue
         found.setdefault(f["episode_id"], []).append(_finding(f, user.language))
     items = []
     for row in rows:
@@ -180,6 +198,7 @@ def _episodes(
                 task=bool(current) and all(f.kind == "not_measuring" for f in current),
                 waiting_since=_waiting_since(row, current),
                 findings=current if open_findings_only else findings,
+                withheld=withheld.get(row["id"], 0),
             )
         )
     return items
@@ -226,7 +245,8 @@ def findings_without_episode(
         conn,
         f"{_finding_select(reading_times=False)} WHERE a.patient_id = %(patient)s "
         "AND a.episode_id IS NULL "
-        f"AND {scope} ORDER BY a.opened_at DESC, a.id DESC LIMIT %(limit)s",
+        f"AND {scope} AND {finding_visible(user)} "
+        "ORDER BY a.opened_at DESC, a.id DESC LIMIT %(limit)s",
         params | {"patient": patient_id, "limit": limit},
     )
     return [_finding(r, user.language) for r in rows]
@@ -236,7 +256,8 @@ def finding(conn: psycopg.Connection, user: Principal, alert_id: int) -> Finding
     scope, params = patient_scope(user)
     rows = _dicts(
         conn,
-        f"{_finding_select(reading_times=True)} WHERE a.id = %(alert)s AND {scope}",
+        f"{_finding_select(reading_times=True)} WHERE a.id = %(alert)s AND {scope} "
+        f"AND {finding_visible(user)}",
         params | {"alert": alert_id},
     )
     return _finding(rows[0], user.language) if rows else None
@@ -262,7 +283,7 @@ def events(
             JOIN patients p ON p.id = ep.patient_id
             LEFT JOIN alerts a ON a.id = e.alert_id
             LEFT JOIN staff s ON s.id = e.actor_id
-            WHERE e.episode_id = %(episode)s AND {scope}
+            WHERE e.episode_id = %(episode)s AND {scope} AND {finding_visible(user)}
             UNION ALL
             SELECT e.at, e.kind, s.display_name, e.from_state, e.to_state, e.note,
                    e.alert_id, a.rule, 1, e.id
@@ -271,6 +292,7 @@ def events(
             JOIN patients p ON p.id = a.patient_id
             LEFT JOIN staff s ON s.id = e.actor_id
             WHERE (a.episode_id = %(episode)s OR a.id = %(alert)s) AND {scope}
+              AND {finding_visible(user)}
         ) merged
         ORDER BY at, source, id
         """,
@@ -300,7 +322,8 @@ def patient_detail(
         for r in _dicts(
             conn,
             "SELECT protocol, overrides, started_at FROM patient_protocols "
-            "WHERE patient_id = %(patient)s AND ended_at IS NULL ORDER BY protocol",
+            "WHERE patient_id = %(patient)s AND ended_at IS NULL "
+            f"AND {visible(user, patient='patient_id', protocol='protocol')} ORDER BY protocol",
             {"patient": patient_id},
         )
     ]
@@ -328,6 +351,7 @@ _BUCKET_HOURS = {7: 0, 30: 4, 90: 12}
 
 def series(
     conn: psycopg.Connection,
+    user: Principal | None,
     patient_id: int,
     metric_key: str,
     days: int,
@@ -335,24 +359,25 @@ def series(
     now: datetime,
     language: str = "en",
 ) -> Series:
-    """Readings of one metric (caller has checked access); unreliable ones are marked."""
+    """Readings of one metric (caller has checked access) that ``user`` may see; unreliable
+    ones are marked."""
     metric = METRICS[metric_key]
     since = now - timedelta(days=days)
     bucket = _BUCKET_HOURS.get(days, 12)
     if bucket == 0:
         rows = conn.execute(
-            "SELECT measured_at, value, NOT coalesce(flags && %s, false) FROM observations "
+            "SELECT measured_at, value, NOT coalesce(flags && %s, false) FROM observations o "
             "WHERE patient_id = %s AND metric_id = %s AND measured_at > %s AND measured_at <= %s "
-            "ORDER BY measured_at",
+            f"AND {readings_visible(user)} ORDER BY measured_at",
             (list(UNRELIABLE_FLAGS), patient_id, metric.id, since, now),
         ).fetchall()
         points = [Point(at=at, value=v, reliable=ok) for at, v, ok in rows]
     else:
         rows = conn.execute(
             "SELECT date_bin(make_interval(hours => %s), bucket, %s) AS b, "
-            "sum(mean * count) / sum(count), min(min), max(max) FROM observation_hourly "
+            "sum(mean * count) / sum(count), min(min), max(max) FROM observation_hourly h "
             "WHERE patient_id = %s AND metric_id = %s AND bucket >= %s AND bucket <= %s "
-            "GROUP BY b ORDER BY b",
+            f"AND {rollup_visible(user)} GROUP BY b ORDER BY b",
             (bucket, since, patient_id, metric.id, since, now),
         ).fetchall()
         points = [Point(at=at, value=v, low=lo, high=hi) for at, v, lo, hi in rows]
@@ -368,16 +393,19 @@ def series(
     )
 
 
-def charted_metrics(conn: psycopg.Connection, patient_id: int, *, now: datetime) -> list[str]:
-    """Metrics worth a chart: measured in the last 90 days or watched by a protocol band."""
+def charted_metrics(
+    conn: psycopg.Connection, user: Principal, patient_id: int, *, now: datetime
+) -> list[str]:
+    """Metrics worth a chart: measured in the last 90 days or watched by a protocol band;
+    none the patient hid from ``user`` altogether (a chart's title would tell)."""
     measured = {
         METRICS_BY_ID[r[0]].key
         for r in conn.execute(
-            "SELECT DISTINCT metric_id FROM observation_hourly WHERE patient_id = %s "
-            "AND bucket > %s",
+            "SELECT DISTINCT metric_id FROM observation_hourly h WHERE patient_id = %s "
+            f"AND bucket > %s AND {rollup_visible(user)}",
             (patient_id, now - timedelta(days=90)),
         )
         if r[0] in METRICS_BY_ID
     }
-    watched = set(bands_for_patient(conn, patient_id))
+    watched = set(bands_for_patient(conn, patient_id)) - hidden_metrics(conn, user, patient_id)
     return [key for key in METRICS if key in measured | watched]

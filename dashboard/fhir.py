@@ -16,7 +16,8 @@ from urllib.parse import urlencode
 
 import psycopg
 
-from dashboard import fhir_phd
+from dashboard import fhir_phd, restrictions
+from dashboard.authz import Principal
 from telemon.flags import UNRELIABLE_FLAGS
 from telemon.metrics import METRICS, METRICS_BY_ID, Metric
 
@@ -317,8 +318,11 @@ def reading_resource(patient: Subject, r: Reading) -> dict[str, Any]:
     )
 
 
-def _where(query: ObservationQuery) -> tuple[str, dict[str, Any]]:
-    sql = "patient_id = %(patient)s AND metric_id = ANY(%(metrics)s)"
+def _where(query: ObservationQuery, reader: Principal) -> tuple[str, dict[str, Any]]:
+    sql = (
+        "patient_id = %(patient)s AND metric_id = ANY(%(metrics)s) "
+        f"AND {restrictions.readings_visible(reader, 'observations')}"
+    )
     params: dict[str, Any] = {"patient": query.patient_id, "metrics": [m.id for m in query.metrics]}
     if query.start is not None:
         sql += " AND measured_at >= %(start)s"
@@ -329,16 +333,18 @@ def _where(query: ObservationQuery) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-def count_observations(conn: psycopg.Connection, query: ObservationQuery) -> int:
-    where, params = _where(query)
+def count_observations(conn: psycopg.Connection, query: ObservationQuery, reader: Principal) -> int:
+    where, params = _where(query, reader)
     row = conn.execute(f"SELECT count(*) FROM observations WHERE {where}", params).fetchone()
     return int(row[0]) if row else 0
 
 
-def observations(conn: psycopg.Connection, query: ObservationQuery) -> list[dict[str, Any]]:
+def observations(
+    conn: psycopg.Connection, query: ObservationQuery, reader: Principal
+) -> list[dict[str, Any]]:
     """One page of the search: ``count`` readings from ``offset``, newest first unless the
-    search sorts by ``date``."""
-    where, params = _where(query)
+    search sorts by ``date``; none the patient hid from ``reader``."""
+    where, params = _where(query, reader)
     order = "ASC" if query.ascending else "DESC"
     rows = conn.execute(
         f"SELECT {READING_COLUMNS} FROM observations WHERE {where} "

@@ -19,7 +19,8 @@ from psycopg import IsolationLevel
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from dashboard import fhir, fhir_phd, fhir_plan, readings_export
+from dashboard import fhir, fhir_phd, fhir_plan, readings_export, restrictions
+from dashboard.authz import Principal
 
 # Bytes a streamed response gathers before it sends them.
 CHUNK = 64 * 1024
@@ -39,10 +40,30 @@ def _window(
     return sql, params
 
 
-def _other_resources(conn: psycopg.Connection, patient_id: int, base: str) -> list[dict[str, Any]]:
+# Said in the Bundle when the patient hid some data from the reader (a searchset may carry an
+# OperationOutcome, search mode "outcome"; "suppressed": the information was withheld).
+WITHHELD = {
+    "resourceType": "OperationOutcome",
+    "id": "withheld",
+    "issue": [
+        {
+            "severity": "information",
+            "code": "suppressed",
+            "diagnostics": "Some of this record is withheld at the patient's request "
+            "(oscuramento): only the patient's GP sees it.",
+        }
+    ],
+}
+WITHHELD_HEADER = "X-Telemon-Withheld"
+
+
+def _other_resources(
+    conn: psycopg.Connection, reader: Principal, patient_id: int, base: str
+) -> list[dict[str, Any]]:
     """Everything but the readings: the Patient, the devices (the gateways and the devices
     paired on them, or that measured any of the patient's readings), the plan, the
-    episodes and the validated reports."""
+    episodes and the validated reports; what the patient hid from ``reader`` left out."""
+    withheld = restrictions.withholds(conn, reader, patient_id)
     cur = conn.cursor(row_factory=dict_row)
     patient = cur.execute(
         "SELECT p.*, g.display_name AS gp_name FROM patients p "
@@ -62,10 +83,11 @@ def _other_resources(conn: psycopg.Connection, patient_id: int, base: str) -> li
         "WHERE patient_id = %(p)s) OR d.id IN (" + used.format("device_id") + ") ORDER BY d.id",
         {"p": patient_id},
     ).fetchall()
+    # A validated report holds the whole record as the GP signed it.
     reports = conn.execute(
         "SELECT fhir_bundle -> 'entry' -> 0 -> 'resource' FROM period_reports "
-        "WHERE patient_id = %s ORDER BY period_from, kind",
-        (patient_id,),
+        "WHERE patient_id = %s AND NOT %s ORDER BY period_from, kind",
+        (patient_id, withheld),
     ).fetchall()
     in_use = [fhir_phd.phd_ref(d["id"]) for d in devices if d["unpaired_at"] is None]
     return [
@@ -76,11 +98,12 @@ def _other_resources(conn: psycopg.Connection, patient_id: int, base: str) -> li
             patient_id=patient_id,
             gp_id=patient["gp_id"],
             gp_name=patient["gp_name"],
-            assigned=fhir_plan.assignments(conn, patient_id),
+            assigned=fhir_plan.assignments(conn, patient_id, reader),
             devices=in_use,
             base=base,
+            hidden=restrictions.hidden_metrics(conn, reader, patient_id),
         ),
-        *fhir_plan.episode_resources(conn, patient_id),
+        *fhir_plan.episode_resources(conn, patient_id, reader),
         *(r for (r,) in reports if r),
     ]
 
@@ -110,9 +133,14 @@ def _snapshot(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
 
 
 def _readings(
-    conn: psycopg.Connection, patient_id: int, start: datetime | None, end: datetime | None
+    conn: psycopg.Connection,
+    reader: Principal,
+    patient_id: int,
+    start: datetime | None,
+    end: datetime | None,
 ) -> tuple[int, Iterator[tuple[Any, ...]]]:
     window, params = _window(start, end)
+    window += f" AND {restrictions.readings_visible(reader, 'observations')}"
     params["p"] = patient_id
     row = conn.execute(
         f"SELECT count(*) FROM observations WHERE patient_id = %(p)s{window}", params
@@ -142,6 +170,7 @@ def _chunked(parts: Iterator[str]) -> Iterator[bytes]:
 
 def bundle(
     pool: ConnectionPool,
+    reader: Principal,
     patient_id: int,
     base: str,
     self_url: str,
@@ -155,17 +184,22 @@ def bundle(
 
     def parts() -> Iterator[str]:
         with _snapshot(pool) as conn:
-            others = _other_resources(conn, patient_id, base)
-            total, rows = _readings(conn, patient_id, start, end)
+            others = _other_resources(conn, reader, patient_id, base)
+            total, rows = _readings(conn, reader, patient_id, start, end)
             head = {
                 "resourceType": "Bundle",
                 "type": "searchset",
                 "timestamp": timestamp.isoformat(),
+                # The OperationOutcome saying data was withheld is no match: not counted.
                 "total": len(others) + total,
                 "link": [{"relation": "self", "url": self_url}],
             }
             yield json.dumps(head, separators=(",", ":"))[:-1] + ',"entry":['
             first = True
+            if restrictions.withholds(conn, reader, patient_id):
+                outcome = _entry(WITHHELD, base).replace('"mode":"match"', '"mode":"outcome"')
+                yield outcome
+                first = False
             for resource in others:
                 yield ("" if first else ",") + _entry(resource, base)
                 first = False
@@ -183,6 +217,7 @@ def bundle(
 
 def readings_csv(
     pool: ConnectionPool,
+    reader: Principal,
     patient_id: int,
     *,
     start: datetime | None = None,
@@ -194,6 +229,7 @@ def readings_csv(
     def parts() -> Iterator[str]:
         with _snapshot(pool) as conn:
             window, params = _window(start, end, column="o.measured_at")
+            window += f" AND {restrictions.readings_visible(reader)}"
             cursor = conn.cursor(name="everything_csv")
             cursor.itersize = CURSOR_ROWS
             cursor.execute(readings_export.query(window), params | {"p": patient_id})

@@ -15,6 +15,8 @@ from typing import Any
 import psycopg
 
 from alerts.protocol import Band, PatientOverride, Protocol, rule_title
+from dashboard import restrictions
+from dashboard.authz import Principal
 from dashboard.bands import effective_protocol, protocols
 from dashboard.glance import schedules
 from telemon.metrics import METRICS, Metric
@@ -109,10 +111,14 @@ def _definitions(
     ]
 
 
-def assignments(conn: psycopg.Connection, patient_id: int) -> list[Assignment]:
+def assignments(
+    conn: psycopg.Connection, patient_id: int, reader: Principal | None
+) -> list[Assignment]:
+    """The patient's protocols, but one the patient hid from ``reader`` (None: all)."""
+    shown = restrictions.visible(reader, patient="patient_id", protocol="protocol")
     rows = conn.execute(
         "SELECT protocol, overrides, started_at, ended_at FROM patient_protocols "
-        "WHERE patient_id = %s ORDER BY started_at, protocol",
+        f"WHERE patient_id = %s AND {shown} ORDER BY started_at, protocol",
         (patient_id,),
     ).fetchall()
     return [Assignment(*row) for row in rows]
@@ -126,9 +132,11 @@ def plan_resources(
     assigned: list[Assignment],
     devices: list[str],
     base: str,
+    hidden: frozenset[str] | set[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """The CarePlan, then its ActivityDefinitions and ObservationDefinitions. ``devices``:
-    references to the patient's devices in use, the activities' performers."""
+    references to the patient's devices in use, the activities' performers; ``hidden``: the
+    metrics the patient hid from the reader (no definition, no schedule of theirs)."""
     activities: list[dict[str, Any]] = []
     definitions: list[dict[str, Any]] = []
     for a in assigned:
@@ -137,10 +145,15 @@ def plan_resources(
         if default is None or applied is None:
             continue
         override = PatientOverride.model_validate(a.overrides or {})
-        observation_defs = _definitions(patient_id, a.protocol, applied, default, override)
+        observation_defs = [
+            d
+            for d in _definitions(patient_id, a.protocol, applied, default, override)
+            if d["id"] not in {_fhir_id(patient_id, a.protocol, m) for m in hidden}
+        ]
         watch = [
             f"{METRICS[s.metric].label_en} every {duration(s.every_seconds, 'en')}"
             for s in schedules(applied)
+            if s.metric not in hidden
         ]
         activity_id = _fhir_id(patient_id, a.protocol)
         canonical = f"{base}/ActivityDefinition/{activity_id}"
@@ -205,14 +218,17 @@ def plan_resources(
 _SEVERITY = {2: ("high", "red"), 1: ("moderate", "amber")}
 
 
-def episode_resources(conn: psycopg.Connection, patient_id: int) -> list[dict[str, Any]]:
+def episode_resources(
+    conn: psycopg.Connection, patient_id: int, reader: Principal | None
+) -> list[dict[str, Any]]:
     """Each episode as a DetectedIssue: its severity, when it was open, its findings in
-    words, and who resolved it how."""
+    words (but those the patient hid from ``reader``), and who resolved it how."""
     rows = conn.execute(
         "SELECT e.id, e.severity, e.state, e.opened_at, e.resolved_at, e.outcome, "
         "e.resolution_note, e.resolved_by, s.display_name, "
         "coalesce((SELECT array_agg(coalesce(a.reason, a.rule) ORDER BY a.opened_at) "
-        "FROM alerts a WHERE a.episode_id = e.id), '{}') "
+        f"FROM alerts a WHERE a.episode_id = e.id AND {restrictions.finding_visible(reader)}), "
+        "'{}') "
         "FROM episodes e LEFT JOIN staff s ON s.id = e.resolved_by "
         "WHERE e.patient_id = %s ORDER BY e.opened_at",
         (patient_id,),

@@ -20,7 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from alerts.protocol import MissingDataRule, Protocol
-from dashboard import report_stats
+from dashboard import report_stats, restrictions
 from dashboard.authz import Principal, patient_scope
 from dashboard.bands import effective_protocol
 from dashboard.models import Adherence, LatestValue, PatientSummary
@@ -138,19 +138,20 @@ FROM unnest(%(patients)s::bigint[], %(metrics)s::smallint[]) AS w(patient_id, me
 CROSS JOIN LATERAL (
     SELECT h.bucket FROM observation_hourly h
     WHERE h.patient_id = w.patient_id AND h.metric_id = w.metric_id AND h.bucket > %(since)s
+      AND {rollup}
     ORDER BY h.bucket DESC LIMIT 1
 ) last
 LEFT JOIN LATERAL (
     SELECT o.measured_at, o.value FROM observations o
     WHERE o.patient_id = w.patient_id AND o.metric_id = w.metric_id
       AND o.measured_at >= last.bucket AND o.measured_at < last.bucket + interval '1 hour'
-      AND NOT coalesce(o.flags && %(unreliable)s, false)
+      AND NOT coalesce(o.flags && %(unreliable)s, false) AND {readings}
     ORDER BY o.measured_at DESC LIMIT 1
 ) r ON true
 LEFT JOIN LATERAL (
     SELECT sum(h.mean * h.count) / nullif(sum(h.count), 0) AS mean FROM observation_hourly h
     WHERE h.patient_id = w.patient_id AND h.metric_id = w.metric_id
-      AND h.bucket >= last.bucket - %(baseline)s AND h.bucket < last.bucket
+      AND h.bucket >= last.bucket - %(baseline)s AND h.bucket < last.bucket AND {rollup}
 ) base ON true
 """
 
@@ -159,10 +160,10 @@ _DAYS = """
 SELECT w.patient_id, w.metric_id, d.days
 FROM unnest(%(patients)s::bigint[], %(metrics)s::smallint[]) AS w(patient_id, metric_id)
 CROSS JOIN LATERAL (
-    SELECT coalesce(array_agg(DISTINCT (h.bucket AT TIME ZONE %(tz)s)::date), '{}') AS days
+    SELECT coalesce(array_agg(DISTINCT (h.bucket AT TIME ZONE %(tz)s)::date), '{{}}') AS days
     FROM observation_hourly h
     WHERE h.patient_id = w.patient_id AND h.metric_id = w.metric_id
-      AND h.bucket >= %(since)s AND h.bucket <= %(now)s
+      AND h.bucket >= %(since)s AND h.bucket <= %(now)s AND {rollup}
 ) d
 """
 
@@ -179,19 +180,24 @@ def latest(
     conn: psycopg.Connection,
     pairs: Sequence[tuple[int, str]],
     *,
+    reader: Principal,
     now: datetime,
     language: str,
     within_days: int = 30,
 ) -> tuple[dict[int, list[LatestValue]], dict[int, datetime]]:
     """The newest reliable value of each (patient, metric) with its trend, and each patient's
-    newest reading of any of them (ids already scoped by the caller)."""
+    newest reading of any of them (ids already scoped by the caller), among the readings the
+    patients did not hide from ``reader``."""
     values: dict[int, list[LatestValue]] = {}
     newest: dict[int, datetime] = {}
     if not pairs:
         return values, newest
     lang = language_of(language)
     rows = conn.execute(
-        _LATEST,
+        _LATEST.format(
+            rollup=restrictions.rollup_visible(reader, "h"),
+            readings=restrictions.readings_visible(reader, "o"),
+        ),
         {
             "patients": [p for p, _ in pairs],
             "metrics": [METRICS[m].id for _, m in pairs],
@@ -226,6 +232,7 @@ def adherence(
     conn: psycopg.Connection,
     due: Sequence[tuple[int, Schedule, datetime]],
     *,
+    reader: Principal,
     now: datetime,
 ) -> dict[int, list[Adherence]]:
     """Days with readings in the last 7 and 30 local days (today included; a schedule sparser
@@ -238,7 +245,7 @@ def adherence(
     found = {
         (patient_id, metric_id): set(days)
         for patient_id, metric_id, days in conn.execute(
-            _DAYS,
+            _DAYS.format(rollup=restrictions.rollup_visible(reader, "h")),
             {
                 "tz": LOCAL_TZ.key,
                 "patients": [p for p, _, _ in due],
@@ -326,8 +333,12 @@ def patient_list(
         .execute(_PATIENTS.format(scope=scope), params | {"me": user.id})
         .fetchall()
     )
+    # A protocol or metric the patient hid from the reader: not listed, not filtered on.
+    hidden = restrictions.hidden_by_patient(conn, user, [row["id"] for row in rows])
     ranked = []
     for row in rows:
+        hidden_protocols, _ = hidden.get(row["id"], (set(), set()))
+        row["assigned"] = [a for a in row["assigned"] if a[0] not in hidden_protocols]
         summary = PatientSummary(
             id=row["id"],
             code=row["code"],
@@ -359,9 +370,11 @@ def patient_list(
                 assigned.append(found)
                 started = datetime.fromisoformat(started_at)
                 due += [(summary.id, s, started) for s in schedules(found)]
-        pairs += [(summary.id, m) for m in protocol_metrics(assigned)]
-    values, newest = latest(conn, pairs, now=now, language=user.language)
-    kept = adherence(conn, due, now=now)
+        _, hidden_metrics = hidden.get(summary.id, (set(), set()))
+        pairs += [(summary.id, m) for m in protocol_metrics(assigned) if m not in hidden_metrics]
+        due = [d for d in due if d[0] != summary.id or d[1].metric not in hidden_metrics]
+    values, newest = latest(conn, pairs, reader=user, now=now, language=user.language)
+    kept = adherence(conn, due, reader=user, now=now)
     return PatientPage(
         patients=[
             summary.model_copy(

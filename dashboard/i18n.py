@@ -754,6 +754,37 @@ TEXTS |= {
     ),
 }
 
+# Oscuramento (issue 20): the patient's restrictions on the patient page, and what a reader
+# from whom some findings are hidden is told instead (dashboard/restrictions.py).
+TEXTS |= {
+    "restriction.title": ("Hidden data (oscuramento)", "Oscuramento"),
+    "restriction.explain": (
+        "At the patient's request, data hidden from everyone but you, the GP: the service "
+        "centre, reports and exports made by others. The alerts still reach you.",
+        "Su richiesta del paziente, dati nascosti a tutti tranne a lei, il MMG: alla centrale, "
+        "nei report e nelle esportazioni fatte da altri. Gli allarmi le arrivano comunque.",
+    ),
+    "restriction.what": ("What", "Cosa"),
+    "restriction.kind.protocol": ("Care protocol", "Protocollo di cura"),
+    "restriction.kind.metric_category": ("Measurement", "Misura"),
+    "restriction.kind.period": ("Period", "Periodo"),
+    "restriction.category.blood_pressure": ("Blood pressure", "Pressione arteriosa"),
+    "restriction.first": ("From", "Dal"),
+    "restriction.last": ("To", "Al"),
+    "restriction.requested_on": ("Asked by the patient on", "Richiesto dal paziente il"),
+    "restriction.recorded": ("Recorded by", "Registrato da"),
+    "restriction.reason": ("Note", "Nota"),
+    "restriction.record": ("Record the request", "Registra la richiesta"),
+    "restriction.revoke": ("Withdrawn by the patient", "Revocato dal paziente"),
+    "restriction.revoked": ("withdrawn: {who}, {at}", "revocato: {who}, {at}"),
+    "restriction.withheld": (
+        "{n} finding(s) your access does not show (hidden at the patient's request): "
+        "call the GP, {gp}.",
+        "{n} riscontro/i non visibile/i con il suo accesso (oscurato su richiesta del "
+        "paziente): chiami il MMG, {gp}.",
+    ),
+}
+
 
 # The gateway's PHG identity and its devices' (issue 19): system ids, Device Information, and
 # a device whose own serial is not the kit's.

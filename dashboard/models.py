@@ -159,6 +159,9 @@ class EpisodeItem(_Model):
     resolution_note: str | None
     resolved_at: datetime | None
     findings: list[FindingItem]
+    # Findings the patient asked to hide from the reader (oscuramento, dashboard/restrictions.py):
+    # counted, never shown; the reader calls the GP.
+    withheld: int = 0
 
 
 class LatestValue(_Model):
@@ -478,3 +481,37 @@ class RemindersOut(_Model):
     opted_out_at: datetime | None
     opted_out_by: str | None
     opted_out_via: Literal["staff", "sms"] | None = None
+
+
+class RestrictionIn(_Input):
+    """A patient's request to hide some of their data from everyone but their GP."""
+
+    kind: Literal["protocol", "metric_category", "period"]
+    protocol: str | None = Field(default=None, max_length=48)
+    category: str | None = Field(default=None, max_length=48)
+    first: date | None = None
+    last: date | None = None
+    requested_on: date
+    reason: str | None = Field(default=None, max_length=500)
+
+    # What the kind needs (the protocol, the category, the days) is checked after the patient's
+    # scope (dashboard/restrictions.py): a request about a patient out of reach is a 404.
+
+
+class RestrictionRevoke(_Input):
+    restriction: RowId
+
+
+class RestrictionItem(_Model):
+    id: int
+    kind: str
+    protocol: str | None
+    category: str | None
+    period_from: datetime | None
+    period_to: datetime | None
+    requested_on: date
+    reason: str | None
+    recorded_at: datetime
+    recorded_by: str
+    revoked_at: datetime | None
+    revoked_by: str | None

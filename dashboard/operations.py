@@ -21,9 +21,11 @@ CLOCK_SET_RECENTLY_DAYS = 30
 
 
 def _equipment_scope(user: Principal) -> tuple[str, dict[str, object]]:
-    # Admins look after all equipment (codes, not clinical data); clinicians their patients'.
+    # Admins look after their organisation's patients' equipment and the unassigned stock
+    # (codes, not clinical data); clinicians their patients'.
     if user.role == "admin":
-        return "true", {}
+        scope, params = patient_scope(user, permission="patient.enrol")
+        return f"(p.id IS NULL OR {scope})", params
     scope, params = patient_scope(user)
     return f"({scope})", params
 

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from dashboard import audit, closing, fhir, readings_export, report
+from dashboard import audit, closing, fhir, readings_export, report, restrictions
 from dashboard.authz import Principal, ensure_patient
 from dashboard.wording import language_of
 
@@ -90,9 +90,15 @@ def _frozen(
 
 
 def _fresh(
-    conn: psycopg.Connection, patient_id: int, period: report.Period, language: str, *, pdf: bool
+    conn: psycopg.Connection,
+    user: Principal,
+    patient_id: int,
+    period: report.Period,
+    language: str,
+    *,
+    pdf: bool,
 ) -> Rendered:
-    content = report.build(conn, patient_id, period, language=language)
+    content = report.build(conn, user, patient_id, period, language=language)
     title = report.title(content, language)
     body = report.body_html(content, language)
     rendered = report.pdf(body, language, title) if pdf else None
@@ -109,9 +115,14 @@ def view(
 ) -> Rendered:
     """The validated report of the period if there is one, else the report as it is now."""
     ensure_patient(conn, user, patient_id)
-    rendered = _frozen(conn, patient_id, period) or _fresh(
-        conn, patient_id, period, language_of(user.language), pdf=pdf
+    # A validated report holds the whole record, as its GP signed it: a reader from whom the
+    # patient hid some data gets the report as it is now, without it (restrictions.py).
+    frozen = (
+        None
+        if restrictions.withholds(conn, user, patient_id)
+        else _frozen(conn, patient_id, period)
     )
+    rendered = frozen or _fresh(conn, user, patient_id, period, language_of(user.language), pdf=pdf)
     _audit(
         conn,
         user,
@@ -127,7 +138,11 @@ def validated_bundle(
     conn: psycopg.Connection, user: Principal, patient_id: int, period: report.Period
 ) -> dict[str, Any] | None:
     ensure_patient(conn, user, patient_id)
-    frozen = _frozen(conn, patient_id, period)
+    frozen = (
+        None
+        if restrictions.withholds(conn, user, patient_id)
+        else _frozen(conn, patient_id, period)
+    )
     _audit(conn, user, "patient.report.fhir", patient_id, period, validated=frozen is not None)
     return frozen.fhir_bundle if frozen else None
 
@@ -210,7 +225,7 @@ def validate(
     read and sign off); ``period_reports.language`` records it. A period is validated once."""
     ensure_patient(conn, user, patient_id)
     language = language_of(user.language)
-    content = report.build(conn, patient_id, period, language=language, now=datetime.now(UTC))
+    content = report.build(conn, None, patient_id, period, language=language, now=datetime.now(UTC))
     with conn.transaction():
         validation = _freeze(
             conn, user, content, kind="period", language=language, public_url=public_url
@@ -252,7 +267,7 @@ def close(
         raise LookupError(patient_id)
     enrolled_at, language = row[0], language_of(row[1])
     period = closing.span(enrolled_at, discharged_on)
-    content = report.build(conn, patient_id, period, language=language, now=discharged_at)
+    content = report.build(conn, None, patient_id, period, language=language, now=discharged_at)
     section = closing.gather(
         conn, content, reason=reason, enrolled_at=enrolled_at, discharged_at=discharged_at
     )
@@ -285,7 +300,12 @@ def _closing(
     """The patient's closing report as frozen at discharge (None before any discharge); the
     read is audited either way, as a period never validated is."""
     ensure_patient(conn, user, patient_id)
-    frozen = _frozen(conn, patient_id, None, kind="closing")
+    # The closing report holds the whole record: not for a reader the patient hid some from.
+    frozen = (
+        None
+        if restrictions.withholds(conn, user, patient_id)
+        else _frozen(conn, patient_id, None, kind="closing")
+    )
     if frozen is not None and frozen.period is not None:
         _audit(conn, user, action, patient_id, frozen.period, found=True)
     else:
@@ -344,7 +364,10 @@ def readings_csv(
     columns of every readings export (:mod:`dashboard.readings_export`)."""
     ensure_patient(conn, user, patient_id)
     rows = conn.execute(
-        readings_export.query(" AND o.measured_at >= %(start)s AND o.measured_at < %(end)s"),
+        readings_export.query(
+            " AND o.measured_at >= %(start)s AND o.measured_at < %(end)s"
+            f" AND {restrictions.readings_visible(user)}"
+        ),
         {"p": patient_id, "start": period.start, "end": period.end},
     ).fetchall()
     text = "".join(readings_export.lines(rows))

@@ -90,5 +90,5 @@ def _scope(user: Principal) -> tuple[str, dict[str, object]]:
     if user.can("reminders.manage"):
         return patient_scope(user)
     if user.can("patient.enrol"):
-        return "true", {}
+        return patient_scope(user, permission="patient.enrol")  # their organisation's
     raise Forbidden

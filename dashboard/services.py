@@ -189,7 +189,7 @@ def patient_series(
         raise InvalidPeriod(days)
     ensure_patient(conn, user, patient_id)
     series = clinical.series(
-        conn, patient_id, metric, days, now=datetime.now(UTC), language=user.language
+        conn, user, patient_id, metric, days, now=datetime.now(UTC), language=user.language
     )
     audit.record(
         conn,

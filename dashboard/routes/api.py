@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 import psycopg
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 
-from dashboard import administration, glance, reminders, services
-from dashboard.authz import Principal, current_user, get_conn, require
+from dashboard import administration, glance, reminders, restrictions, services
+from dashboard.authz import Principal, current_user, ensure_patient, get_conn, require
 from dashboard.bands import protocols
 from dashboard.models import (
     ActionNote,
@@ -31,6 +31,9 @@ from dashboard.models import (
     RemindersIn,
     RemindersOut,
     ResolveIn,
+    RestrictionIn,
+    RestrictionItem,
+    RestrictionRevoke,
     Series,
     SettingsIn,
     StaffIn,
@@ -258,7 +261,7 @@ Enroller = Annotated[Principal, Depends(require("patient.enrol"))]
 
 @router.get("/admin/staff", response_model=list[StaffItem])
 def staff(user: Admin, conn: Conn) -> list[StaffItem]:
-    return administration.list_staff(conn)
+    return administration.list_staff(conn, user)
 
 
 @router.post("/admin/staff", response_model=StaffItem, status_code=201)
@@ -304,3 +307,35 @@ def register_gateway(user: Enroller, conn: Conn, body: GatewayIn) -> Registered:
 def admin_reminders(change: AdminRemindersIn, user: Enroller, conn: Conn) -> RemindersOut:
     """An admin records (or clears) any patient's opt-out of SMS reminders."""
     return _reminders_out(reminders.set_opt_out(conn, user, change.patient_id, change.opted_out))
+
+
+Restricter = Annotated[Principal, Depends(require("record.restrict"))]
+
+
+@router.post(
+    "/patients/{patient_id}/restrictions", response_model=list[RestrictionItem], status_code=201
+)
+def record_restriction(
+    patient_id: Id, user: Restricter, conn: Conn, body: RestrictionIn
+) -> list[RestrictionItem]:
+    """Record the patient's request to hide data from everyone but their GP (the GP, or an
+    admin of the patient's organisation); the patient's restrictions after it."""
+    ensure_patient(conn, user, patient_id, "record.restrict")
+    try:
+        restrictions.record(conn, user, patient_id, body)
+    except restrictions.InvalidRestriction as exc:
+        raise _invalid(exc) from None
+    return restrictions.list_for(conn, patient_id)
+
+
+@router.post("/patients/{patient_id}/restrictions/revoke", response_model=list[RestrictionItem])
+def revoke_restriction(
+    patient_id: Id, user: Restricter, conn: Conn, body: RestrictionRevoke
+) -> list[RestrictionItem]:
+    """The patient withdrew a request: the data shows again."""
+    ensure_patient(conn, user, patient_id, "record.restrict")
+    try:
+        restrictions.revoke(conn, user, patient_id, body.restriction)
+    except LookupError:
+        raise HTTPException(404, "no such restriction of this patient") from None
+    return restrictions.list_for(conn, patient_id)

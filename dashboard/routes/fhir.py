@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from psycopg.rows import dict_row
 
-from dashboard import audit, fhir, fhir_everything
+from dashboard import audit, fhir, fhir_everything, restrictions
 from dashboard.authz import Principal, ensure_patient, get_conn, require
 from telemon import __version__
 
@@ -88,8 +88,8 @@ def search_observations(
     except fhir.SearchError as exc:
         return _fhir(fhir.operation_outcome("invalid", str(exc)), 400)
     ensure_patient(conn, user, query.patient_id)
-    total = fhir.count_observations(conn, query)
-    resources = fhir.observations(conn, query) if query.offset < total else []
+    total = fhir.count_observations(conn, query, user)
+    resources = fhir.observations(conn, query, user) if query.offset < total else []
     audit.record(
         conn,
         user,
@@ -167,15 +167,24 @@ def patient_everything(
         },
     )
     pool = request.app.state.pool
+    # Some data hidden at the patient's request: the Bundle says so in an OperationOutcome,
+    # the CSV in this header.
+    withheld = (
+        {fhir_everything.WITHHELD_HEADER: "oscuramento"}
+        if restrictions.withholds(conn, user, patient_id)
+        else {}
+    )
     if as_csv:
         return StreamingResponse(
-            fhir_everything.readings_csv(pool, patient_id, start=first, end=last),
+            fhir_everything.readings_csv(pool, user, patient_id, start=first, end=last),
             media_type="text/csv; charset=utf-8",
-            headers={"content-disposition": f'attachment; filename="record-{patient_id}.csv"'},
+            headers={"content-disposition": f'attachment; filename="record-{patient_id}.csv"'}
+            | withheld,
         )
     return StreamingResponse(
         fhir_everything.bundle(
             pool,
+            user,
             patient_id,
             _base(request),
             _self_link(request),

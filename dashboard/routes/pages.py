@@ -21,13 +21,20 @@ from dashboard import (
     period_reports,
     plan,
     reminders,
+    restrictions,
     services,
     tags,
 )
-from dashboard.authz import Principal, current_user, get_conn, require
+from dashboard.authz import Principal, current_user, ensure_patient, get_conn, require
 from dashboard.bands import effective_protocol, protocols
 from dashboard.i18n import translator
-from dashboard.models import EpisodeItem, SettingsIn, plain_text
+from dashboard.models import (
+    EpisodeItem,
+    RestrictionIn,
+    RestrictionRevoke,
+    SettingsIn,
+    plain_text,
+)
 from dashboard.routes.list_filters import Need, Page, PerPage, ProtocolKey, TagFilter
 from dashboard.web import local, render
 from telemon.alert_lifecycle import PersonAction
@@ -165,8 +172,8 @@ def patient(
     episodes = services.patient_episodes(conn, user, patient_id)
     marks = _episode_marks(episodes, t)
     chart_list = []
-    for key in clinical.charted_metrics(conn, patient_id, now=now):
-        series = clinical.series(conn, patient_id, key, days, now=now, language=user.language)
+    for key in clinical.charted_metrics(conn, user, patient_id, now=now):
+        series = clinical.series(conn, user, patient_id, key, days, now=now, language=user.language)
         svg = charts.render(
             series, now=now, empty_text=t("no_data"), language=user.language, episodes=marks
         )
@@ -175,8 +182,13 @@ def patient(
     metrics = glance.protocol_metrics(
         p for p in (effective_protocol(a.protocol, a.overrides) for a in detail.protocols) if p
     )
+    hidden = restrictions.hidden_metrics(conn, user, patient_id)
     latest, _ = glance.latest(
-        conn, [(patient_id, m) for m in metrics], now=now, language=user.language
+        conn,
+        [(patient_id, m) for m in metrics if m not in hidden],
+        reader=user,
+        now=now,
+        language=user.language,
     )
     return render(
         request,
@@ -188,13 +200,57 @@ def patient(
             "earlier": earlier,
             "days": days,
             "latest": latest.get(patient_id, []),
-            "plan": plan.plan(detail.protocols, user.language),
+            "plan": plan.plan(detail.protocols, user.language, hidden),
             "tags": tags.own_tags(conn, user.id, patient_id) if user.can("patient.tag") else [],
             "reminders": reminders.status(conn, patient_id),
             "closing": period_reports.closing_record(conn, patient_id),
+            "restrictions": restrictions.list_for(conn, patient_id)
+            if user.can("record.restrict")
+            else [],
+            "restriction_categories": restrictions.categories(),
         },
         user=user,
     )
+
+
+@router.post("/patients/{patient_id}/restrictions")
+def patient_restrictions(
+    patient_id: Id,
+    user: Annotated[Principal, Depends(require("record.restrict"))],
+    conn: Conn,
+    kind: Annotated[str, Form(max_length=20)] = "",
+    protocol: Annotated[str, Form(max_length=48)] = "",
+    category: Annotated[str, Form(max_length=48)] = "",
+    first: Annotated[str, Form(max_length=10)] = "",
+    last: Annotated[str, Form(max_length=10)] = "",
+    requested_on: Annotated[str, Form(max_length=10)] = "",
+    reason: Annotated[str, Form(max_length=500)] = "",
+    revoke: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """The GP's form on the patient page: record a request to hide data, or its withdrawal."""
+    ensure_patient(conn, user, patient_id, "record.restrict")
+    try:
+        if revoke:
+            target = RestrictionRevoke.model_validate({"restriction": revoke}).restriction
+            restrictions.revoke(conn, user, patient_id, target)
+        else:
+            new = RestrictionIn.model_validate(
+                {
+                    "kind": kind,
+                    "protocol": protocol or None,
+                    "category": category or None,
+                    "first": first or None,
+                    "last": last or None,
+                    "requested_on": requested_on,
+                    "reason": reason.strip() or None,
+                }
+            )
+            restrictions.record(conn, user, patient_id, new)
+    except ValidationError as exc:
+        raise HTTPException(422, "; ".join(str(e["msg"]) for e in exc.errors())) from None
+    except (restrictions.InvalidRestriction, LookupError) as exc:
+        raise HTTPException(422, str(exc)) from None
+    return RedirectResponse(f"/patients/{patient_id}#restrictions", status_code=303)
 
 
 TagText = Annotated[str, Form(max_length=200)]

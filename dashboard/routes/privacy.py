@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from dashboard import access_report
 from dashboard.access_report import AccessReport
-from dashboard.authz import Principal, get_conn, require
+from dashboard.authz import Principal, ensure_patient, get_conn, patient_scope, require
 from dashboard.web import LOCAL_TZ, render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -50,7 +50,12 @@ def access_report_form(
     """The request form; with a patient's code, on to that patient's report."""
     context = {"code": code or "", "first": first or "", "last": last or "", "error": None}
     if code:
-        row = conn.execute("SELECT id FROM patients WHERE code = %s", (code.strip(),)).fetchone()
+        # Another organisation's patient is as unknown as a code nobody has.
+        scope, params = patient_scope(user, permission="audit.read")
+        row = conn.execute(
+            f"SELECT p.id FROM patients p WHERE p.code = %(code)s AND {scope}",
+            {**params, "code": code.strip()},
+        ).fetchone()
         if row is not None:
             query = urlencode([(k, v) for k, v in (("from", first), ("to", last)) if v])
             target = f"/admin/patients/{row[0]}/access-report.{kind}"
@@ -63,6 +68,7 @@ def access_report_form(
 
 @router.get("/patients/{patient_id}/access-report.csv")
 def access_report_csv(patient_id: Id, user: Officer, conn: Conn, period: Period) -> Response:
+    ensure_patient(conn, user, patient_id, "audit.read")
     report = access_report.build(conn, patient_id, period)
     access_report.record_read(conn, user, report, "csv")
     return Response(
@@ -74,6 +80,7 @@ def access_report_csv(patient_id: Id, user: Officer, conn: Conn, period: Period)
 
 @router.get("/patients/{patient_id}/access-report.pdf")
 def access_report_pdf(patient_id: Id, user: Officer, conn: Conn, period: Period) -> Response:
+    ensure_patient(conn, user, patient_id, "audit.read")
     # A sync route: WeasyPrint's layout runs in the thread pool, off the event loop.
     report = access_report.build(conn, patient_id, period)
     document = access_report.to_pdf(report, user.language, generated=datetime.now(UTC))

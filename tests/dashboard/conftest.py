@@ -1,5 +1,6 @@
 """A small cooperative for the dashboard tests: two service centres, two GPs, nurses, an admin
-and a privacy officer."""
+and a privacy officer; and a second organisation beside it, with its own service centre, GP,
+nurse, admin, privacy officer and patient."""
 
 from __future__ import annotations
 
@@ -39,7 +40,9 @@ def _password_hash() -> str:
 @dataclass(frozen=True)
 class World:
     staff: dict[str, int]
-    patients: dict[str, int]  # own = gp1's, centre A; other_gp = gp2's, centre A; far = centre B
+    # own = gp1's, centre A; other_gp = gp2's, centre A; far = centre B; org_b = the second
+    # organisation's GP's, in its own centre
+    patients: dict[str, int]
     episodes: dict[str, int]  # each patient's open episode, by the same keys
     findings: dict[str, int]  # "own:spo2_low" and so on: the engine's findings
 
@@ -49,11 +52,18 @@ class World:
         return {key: self.findings[f"{key}:spo2_low"] for key in self.patients}
 
 
-def _staff(conn: psycopg.Connection, username: str, role: str, language: str = "en") -> int:
+def _staff(
+    conn: psycopg.Connection,
+    username: str,
+    role: str,
+    language: str = "en",
+    organisation: int | None = None,
+) -> int:
     row = conn.execute(
-        "INSERT INTO staff (username, display_name, role, language, phone) "
-        "VALUES (%s, %s, %s, %s, '+393331234567') RETURNING id",
-        (username, username.replace(".", " ").title(), role, language),
+        "INSERT INTO staff (username, display_name, role, language, phone, organisation_id) "
+        "VALUES (%s, %s, %s, %s, '+393331234567', "
+        "coalesce(%s, telemon_default_organisation())) RETURNING id",
+        (username, username.replace(".", " ").title(), role, language, organisation),
     ).fetchone()
     assert row is not None
     return row[0]
@@ -68,6 +78,17 @@ def seed_world(conn: psycopg.Connection) -> World:
         "admin": _staff(conn, "admin", "admin"),
         "privacy": _staff(conn, "privacy.officer", "privacy"),
     }
+    # The second organisation: a health agency with its own service centre.
+    org_b = conn.execute(
+        "INSERT INTO organisations (name) VALUES ('ASST Milano Nord') RETURNING id"
+    ).fetchone()[0]
+    for key, username, role in (
+        ("org_b_gp", "dr.verdi", "gp"),
+        ("org_b_nurse", "nurse.galli", "nurse"),
+        ("org_b_admin", "admin.milano", "admin"),
+        ("org_b_privacy", "privacy.milano", "privacy"),
+    ):
+        staff[key] = _staff(conn, username, role, organisation=org_b)
     # One argon2 hash for everyone: hashing costs ~0.3 s, by design.
     conn.execute("UPDATE staff SET password_hash = %s", (_password_hash(),))
     centre_a, centre_b = (
@@ -80,6 +101,14 @@ def seed_world(conn: psycopg.Connection) -> World:
     )
     conn.execute("INSERT INTO care_team_members VALUES (%s, %s)", (centre_a, staff["nurse"]))
     conn.execute("INSERT INTO care_team_members VALUES (%s, %s)", (centre_b, staff["nurse_b"]))
+    centre_org_b = conn.execute(
+        "INSERT INTO care_teams (name, kind, duty_phone, organisation_id) "
+        "VALUES ('Centrale Milano', 'service_centre', '+390287654321', %s) RETURNING id",
+        (org_b,),
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO care_team_members VALUES (%s, %s)", (centre_org_b, staff["org_b_nurse"])
+    )
     now = datetime.now(UTC)
     enrolled = now - timedelta(days=11)
     patients = {}
@@ -87,6 +116,7 @@ def seed_world(conn: psycopg.Connection) -> World:
         ("own", "P-0001", "Maria", "Colombo", staff["gp"], centre_a),
         ("other_gp", "P-0002", "Luigi", "Ferrari", staff["gp2"], centre_a),
         ("far", "P-0003", "Anna", "Ricci", staff["gp2"], centre_b),
+        ("org_b", "P-0004", "Carla", "Marino", staff["org_b_gp"], centre_org_b),
     ):
         patients[key] = conn.execute(
             "INSERT INTO patients (code, given_name, family_name, birth_date, sex, gp_id, "
@@ -118,7 +148,7 @@ def seed_world(conn: psycopg.Connection) -> World:
     refresh_rollup(conn, now - timedelta(days=100), now)
     # Then the engine's findings, each patient's evaluated when its readings came in: the own
     # patient's episode has three findings, the other GP's is amber, the far centre's red.
-    for key, minutes_ago in (("other_gp", 90), ("own", 60), ("far", 60)):
+    for key, minutes_ago in (("other_gp", 90), ("own", 60), ("far", 60), ("org_b", 60)):
         at = now - timedelta(minutes=minutes_ago)
         for reading in SCENARIOS[key]:
             add_readings(conn, patients[key], [reading], at)
@@ -180,6 +210,8 @@ SCENARIOS: dict[str, list[tuple[str, int, float]]] = {
     ],
     "far": [("spo2", 10, 89), ("spo2", 2, 89)],  # SpO2 low, red
 }
+# The second organisation's patient goes through the matrix as "own" does: the same episode.
+SCENARIOS["org_b"] = SCENARIOS["own"]
 
 
 def add_readings(

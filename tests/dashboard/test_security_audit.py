@@ -269,6 +269,27 @@ def _patient_tag(ctx: Ctx, e: Endpoint) -> Done:
     return done
 
 
+def _restriction(ctx: Ctx, e: Endpoint) -> Done:
+    """The GP records the patient's request to hide their pulse readings, then its withdrawal."""
+    own = ctx.world.patients["own"]
+    url = e.path.format(patient_id=own)
+    new = {"kind": "metric_category", "category": "pulse_rate"}
+    new["requested_on"] = date.today().isoformat()
+    if e.path.endswith("/revoke"):
+        ctx.call("gp", "POST", f"/api/patients/{own}/restrictions", json=new)
+        restriction = ctx.db.execute("SELECT max(id) FROM patient_restrictions").fetchone()[0]
+        response = ctx.call("gp", "POST", url, json={"restriction": restriction})
+        action = "patient.restriction.revoke"
+    elif e.path.startswith("/api/"):
+        response = ctx.call("gp", "POST", url, json=new)
+        action = "patient.restriction.record"
+    else:
+        response = ctx.call("gp", "POST", url, data=new)
+        action = "patient.restriction.record"
+    restriction = ctx.db.execute("SELECT max(id) FROM patient_restrictions").fetchone()[0]
+    return [("gp", response, Target(action, "restriction", restriction, own))]
+
+
 RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("POST", "/login"): _login,
     ("POST", "/logout"): _logout,
@@ -292,6 +313,9 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("PUT", "/api/patients/{patient_id}/reminders"): _reminders,
     ("PUT", "/api/admin/reminders"): _reminders,
     ("POST", "/patients/{patient_id}/report/validate"): _validate_report,
+    ("POST", "/patients/{patient_id}/restrictions"): _restriction,
+    ("POST", "/api/patients/{patient_id}/restrictions"): _restriction,
+    ("POST", "/api/patients/{patient_id}/restrictions/revoke"): _restriction,
 }
 
 
