@@ -227,8 +227,8 @@ def measure(url: str, runs: int, days: int) -> None:
 
                 def charts(i: int, span: int = span) -> None:
                     patient = patients[i % len(patients)]
-                    for key in clinical.charted_metrics(conn, patient, now=now):
-                        clinical.series(conn, patient, key, span, now=now)
+                    for key in clinical.charted_metrics(conn, gp, patient, now=now):
+                        clinical.series(conn, gp, patient, key, span, now=now)
 
                 page(0)
                 print(line(f"patient page {span} days", timed(runs, page)))
@@ -246,7 +246,9 @@ def measure(url: str, runs: int, days: int) -> None:
             print(line("period report pdf", timed(pdf_runs, pdf)))
             contents = timed(
                 pdf_runs,
-                lambda i: report.build(conn, patients[i % len(patients)], period, language="en"),
+                lambda i: report.build(
+                    conn, gp, patients[i % len(patients)], period, language="en"
+                ),
             )
             print("  " + line("baseline, the report's content alone (no layout)", contents))
             print(f"  the first PDF of the process (WeasyPrint and fonts loaded): {first:.0f} ms")
