@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -144,15 +146,86 @@ def time_record(stored: object) -> TimeCorrection | None:
         return None
 
 
-def _waiting_since(row: dict[str, Any], open_findings: list[FindingItem]) -> datetime:
-    """Since when the episode has waited for someone: its oldest finding that nobody has
-    acknowledged (one that joined after an acknowledgement has not been seen), else its opening."""
+def _waiting_since(row: dict[str, Any], opened: list[datetime]) -> datetime:
+    """Since when the episode has waited for someone: its oldest open finding (``opened``: when
+    each opened) that nobody has acknowledged (one that joined after an acknowledgement has not
+    been seen), else its opening."""
     seen = row["acknowledged_at"]
     # The engine stamps whole seconds: a finding of the acknowledgement's own second counts as
     # not seen, rather than one opened just after it as seen.
     seen = seen.replace(microsecond=0) if seen else None
-    unseen = [f.opened_at for f in open_findings if seen is None or f.opened_at >= seen]
+    unseen = [at for at in opened if seen is None or at >= seen]
     return min(unseen, default=row["opened_at"])
+
+
+@dataclass(slots=True)
+class _Found:
+    """An episode's row and its findings' rows as read, before any model is built."""
+
+    row: dict[str, Any]
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    withheld: int = 0
+
+    @property
+    def open(self) -> list[dict[str, Any]]:
+        return [f for f in self.findings if f["state"] == "open"]
+
+    @property
+    def task(self) -> bool:
+        current = self.open
+        return bool(current) and all(f["kind"] == "not_measuring" for f in current)
+
+    @property
+    def waiting_since(self) -> datetime:
+        return _waiting_since(self.row, [f["opened_at"] for f in self.open])
+
+
+def _read_episodes(
+    conn: psycopg.Connection,
+    user: Principal,
+    where: str,
+    params: dict[str, object],
+    *,
+    open_findings_only: bool,
+    reading_times: bool,
+) -> list[_Found]:
+    scope, scope_params = patient_scope(user)
+    rows = _dicts(conn, f"{_EPISODE_SELECT} WHERE {where} AND {scope}", scope_params | params)
+    if not rows:
+        return []
+    found = {row["id"]: _Found(dict(row)) for row in rows}
+    # Hidden findings are counted, not shown: the episode stays (it may be red), the reader
+    # calls the GP (restrictions.py).
+    select = _finding_select(reading_times=reading_times).replace(
+        "\nFROM alerts a", f",\n       ({finding_visible(user)}) AS shown\nFROM alerts a", 1
+    )
+    for f in _dicts(
+        conn,
+        f"{select} WHERE a.episode_id = ANY(%(episodes)s) "
+        "ORDER BY a.state = 'resolved', a.severity DESC, a.opened_at, a.id",
+        {"episodes": list(found)},
+    ):
+        episode = found[f["episode_id"]]
+        if not f.pop("shown"):
+            if not open_findings_only or f["state"] == "open":
+                episode.withheld += 1
+            continue
+        episode.findings.append(dict(f))
+    return list(found.values())
+
+
+def _episode_item(found: _Found, user: Principal, *, open_findings_only: bool) -> EpisodeItem:
+    findings = [_finding(f, user.language) for f in found.findings]
+    current = [f for f in findings if f.state == "open"]
+    worst = (current or findings)[0] if findings else None
+    return EpisodeItem(
+        **found.row,
+        reason=worst.reason if worst else "",
+        task=found.task,
+        waiting_since=found.waiting_since,
+        findings=current if open_findings_only else findings,
+        withheld=found.withheld,
+    )
 
 
 def _episodes(
@@ -164,50 +237,81 @@ def _episodes(
     open_findings_only: bool,
     reading_times: bool = False,
 ) -> list[EpisodeItem]:
-    scope, scope_params = patient_scope(user)
-    rows = _dicts(conn, f"{_EPISODE_SELECT} WHERE {where} AND {scope}", scope_params | params)
-    if not rows:
-        return []
-    found: dict[int, list[FindingItem]] = {}
-    withheld: dict[int, int] = {}
-    # Hidden findings are counted, not shown: the episode stays (it may be red), the reader
-    # calls the GP (restrictions.py).
-    select = _finding_select(reading_times=reading_times).replace(
-        "\nFROM alerts a", f",\n       ({finding_visible(user)}) AS shown\nFROM alerts a", 1
-    )
-    for f in _dicts(
-        conn,
-        f"{select} WHERE a.episode_id = ANY(%(episodes)s) "
-        "ORDER BY a.state = 'resolved', a.severity DESC, a.opened_at, a.id",
-        {"episodes": [r["id"] for r in rows]},
-    ):
-        if not f.pop("shown"):
-            if not open_findings_only or f["state"] == "open":
-                withheld[f["episode_id"]] = withheld.get(f["episode_id"], 0) + 1
-            continue
-        found.setdefault(f["episode_id"], []).append(_finding(f, user.language))
-    items = []
-    for row in rows:
-        findings = found.get(row["id"], [])
-        current = [f for f in findings if f.state == "open"]
-        worst = (current or findings)[0] if findings else None
-        items.append(
-            EpisodeItem(
-                **row,
-                reason=worst.reason if worst else "",
-                task=bool(current) and all(f.kind == "not_measuring" for f in current),
-                waiting_since=_waiting_since(row, current),
-                findings=current if open_findings_only else findings,
-                withheld=withheld.get(row["id"], 0),
-            )
+    return [
+        _episode_item(found, user, open_findings_only=open_findings_only)
+        for found in _read_episodes(
+            conn,
+            user,
+            where,
+            params,
+            open_findings_only=open_findings_only,
+            reading_times=reading_times,
         )
-    return items
+    ]
+
+
+def _queue_order(found: _Found) -> tuple[int, datetime, int]:
+    """Red before amber, then the longest waiting."""
+    return (-found.row["severity"], found.waiting_since, found.row["id"])
 
 
 def triage_queue(conn: psycopg.Connection, user: Principal) -> list[EpisodeItem]:
     """Open episodes in scope, one per patient: red before amber, then the longest waiting."""
-    queue = _episodes(conn, user, "e.state <> 'resolved'", {}, open_findings_only=True)
-    return sorted(queue, key=lambda e: (-e.severity, e.waiting_since, e.id))
+    queue = _read_episodes(
+        conn, user, "e.state <> 'resolved'", {}, open_findings_only=True, reading_times=False
+    )
+    return [
+        _episode_item(found, user, open_findings_only=True)
+        for found in sorted(queue, key=_queue_order)
+    ]
+
+
+QUEUE_PAGE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePage:
+    """One page of the triage queue: its clinical episodes and its tasks (episodes of missing
+    readings only), each list paged alike, with how many each holds in all."""
+
+    clinical: list[EpisodeItem]
+    tasks: list[EpisodeItem]
+    clinical_total: int
+    tasks_total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        longest = max(self.clinical_total, self.tasks_total)
+        return max(math.ceil(longest / self.per_page), 1)
+
+
+def triage_page(
+    conn: psycopg.Connection, user: Principal, *, page: int = 1, per_page: int = QUEUE_PAGE
+) -> QueuePage:
+    """The queue a page at a time. Every open episode in scope is ordered on its rows as read;
+    the findings' reasons and the models are made for the page's episodes alone."""
+    queue = sorted(
+        _read_episodes(
+            conn, user, "e.state <> 'resolved'", {}, open_findings_only=True, reading_times=False
+        ),
+        key=_queue_order,
+    )
+    clinical = [found for found in queue if not found.task]
+    tasks = [found for found in queue if found.task]
+    per_page = max(per_page, 1)
+    longest = max(len(clinical), len(tasks))
+    page = min(max(page, 1), max(math.ceil(longest / per_page), 1))
+    shown = slice((page - 1) * per_page, page * per_page)
+    return QueuePage(
+        clinical=[_episode_item(f, user, open_findings_only=True) for f in clinical[shown]],
+        tasks=[_episode_item(f, user, open_findings_only=True) for f in tasks[shown]],
+        clinical_total=len(clinical),
+        tasks_total=len(tasks),
+        page=page,
+        per_page=per_page,
+    )
 
 
 def episode(conn: psycopg.Connection, user: Principal, episode_id: int) -> EpisodeItem | None:

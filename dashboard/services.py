@@ -86,17 +86,28 @@ def change_tag(
 
 def triage_queue(conn: psycopg.Connection, user: Principal) -> list[EpisodeItem]:
     queue = clinical.triage_queue(conn, user)
+    _audit_queue(conn, user, queue)
+    return queue
+
+
+def triage_page(conn: psycopg.Connection, user: Principal, *, page: int) -> clinical.QueuePage:
+    found = clinical.triage_page(conn, user, page=page)
+    # The episodes shown are those read: the page's.
+    _audit_queue(conn, user, found.clinical + found.tasks)
+    return found
+
+
+def _audit_queue(conn: psycopg.Connection, user: Principal, shown: list[EpisodeItem]) -> None:
     audit.record(
         conn,
         user,
         "triage.read",
         object_type="episode_list",
         details={
-            "episodes": [e.id for e in queue],
-            "patients": sorted({e.patient_id for e in queue}),
+            "episodes": [e.id for e in shown],
+            "patients": sorted({e.patient_id for e in shown}),
         },
     )
-    return queue
 
 
 def offline_gateways(conn: psycopg.Connection, user: Principal) -> list[GatewayIssue]:

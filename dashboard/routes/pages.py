@@ -60,17 +60,19 @@ def home(user: Annotated[Principal, Depends(current_user)]) -> Response:
     return RedirectResponse(HOME[user.role], status_code=303)
 
 
-def _triage_context(conn: psycopg.Connection, user: Principal) -> dict[str, object]:
-    queue = services.triage_queue(conn, user)
+def _triage_context(conn: psycopg.Connection, user: Principal, page: int) -> dict[str, object]:
+    queue = services.triage_page(conn, user, page=page)
     return {
-        "clinical": [e for e in queue if not e.task],
-        "tasks": [e for e in queue if e.task],
+        "queue": queue,
+        "clinical": queue.clinical,
+        "tasks": queue.tasks,
+        "query": f"page={queue.page}" if queue.page > 1 else "",
     }
 
 
 @router.get("/triage", response_class=HTMLResponse)
-def triage(request: Request, user: Centre, conn: Conn) -> Response:
-    context = _triage_context(conn, user)
+def triage(request: Request, user: Centre, conn: Conn, page: Page = 1) -> Response:
+    context = _triage_context(conn, user, page)
     # Counts only, no patient named: these reads are not audited (the worklist pages are).
     context["offline"] = len(operations.offline_gateways(conn, user))
     context["low_battery"] = len(operations.low_batteries(conn, user))
@@ -80,8 +82,8 @@ def triage(request: Request, user: Centre, conn: Conn) -> Response:
 
 
 @router.get("/triage/fragment", response_class=HTMLResponse)
-def triage_fragment(request: Request, user: Centre, conn: Conn) -> Response:
-    return render(request, "_queue.html", _triage_context(conn, user), user=user)
+def triage_fragment(request: Request, user: Centre, conn: Conn, page: Page = 1) -> Response:
+    return render(request, "_queue.html", _triage_context(conn, user, page), user=user)
 
 
 def _list_context(
