@@ -208,7 +208,7 @@ def measure(url: str, runs: int, days: int) -> None:
             sign_in(client, nurse_name)
             get(client, "/triage")(0)  # warm-up: templates compiled, pool filled
             print(line("triage queue", timed(runs, get(client, "/triage"))))
-            baseline = timed(runs, lambda _: clinical.triage_queue(conn, nurse))
+            baseline = timed(runs, lambda _: clinical.triage_page(conn, nurse))
             print("  " + line("baseline, the queue's query alone", baseline))
 
             client.cookies.clear()
