@@ -34,9 +34,10 @@ from firmware_sim.physiology_conditions import GENERAL_BASELINES
 from firmware_sim.physiology_devices import DEVICES
 from firmware_sim.physiology_schedule import SCHEDULE
 from telemon.device_kinds import DeviceKind
+from telemon.identifier import observation_identifier
 from telemon.metrics import METRICS
 from telemon.observation import iso_z
-from telemon.payload import MAX_BATCH, decode_observations
+from telemon.payload import MAX_BATCH, OBS_VERSION, decode_observations
 from telemon.topics import Channel, topic
 
 OXIMETER = "pulse_oximeter"
@@ -164,7 +165,7 @@ def message(gateway_id: str, items: list[dict]) -> Message:
     return Message(
         gateway_id,
         topic(gateway_id, Channel.OBS),
-        b'{"v":1,"gateway_id":"' + gateway_id.encode() + b'","sent_at":"',
+        b'{"v":%d,"gateway_id":"' % OBS_VERSION + gateway_id.encode() + b'","sent_at":"',
         _TAIL_START + body + b"}",
         len(items),
     )
@@ -182,8 +183,20 @@ def check_contract(candidate: Message) -> None:
 _Value = tuple[str, str, str, float]
 
 
+# Which readings carry a stable identifier (telemon.identifier): a gateway gives one to each
+# reading with a device time stamp, that is the spot readings (continuous oximetry has none);
+# "all" and "none" are the bounds, for measuring what identifiers cost ingest.
+IDENTIFIED = ("spot", "all", "none")
+
+
 def reading_items(
-    patient_code: str, first_seq: int, at: float, values: list[_Value], *, continuous: bool
+    patient_code: str,
+    first_seq: int,
+    at: float,
+    values: list[_Value],
+    *,
+    continuous: bool,
+    identified: bool = False,
 ) -> list[dict]:
     """The wire items of one reading, numbered from ``first_seq``, as a gateway writes them."""
     measured = iso_z(datetime.fromtimestamp(at, UTC))
@@ -207,6 +220,14 @@ def reading_items(
                 "context": context,
             }
         )
+        if identified:
+            items[-1]["identifier"] = observation_identifier(
+                device_id=address,
+                patient_id=patient_code,
+                device_time=measured,
+                type_code=metric,
+                value=value,
+            )
     return items
 
 
@@ -222,9 +243,17 @@ class Home:
     """
 
     def __init__(
-        self, patient: DemoPatient, *, start: float, first_seq: int, per_message: int, seed: int
+        self,
+        patient: DemoPatient,
+        *,
+        start: float,
+        first_seq: int,
+        per_message: int,
+        seed: int,
+        identified: str = "spot",
     ) -> None:
         self.patient = patient
+        self.identified = identified
         self.per_message = per_message
         self.seq = first_seq
         self.rng = random.Random(f"{seed}:{patient.gateway_code}")
@@ -254,8 +283,15 @@ class Home:
         items = self._carry
         for at, address, kind in self._plan[1]:
             values = [(address, kind, m, v) for m, v in self._values(kind).items()]
+            continuous = kind == OXIMETER
             items += reading_items(
-                self.patient.code, self.seq, at, values, continuous=kind == OXIMETER
+                self.patient.code,
+                self.seq,
+                at,
+                values,
+                continuous=continuous,
+                identified=self.identified == "all"
+                or (self.identified == "spot" and not continuous),
             )
             self.seq += len(values)
             self._urgent = self._urgent or kind != OXIMETER
@@ -316,12 +352,20 @@ def fleet_messages(
     start: float,
     first_seq: int = 0,
     seed: int = 7,
+    identified: str = "spot",
 ) -> Iterator[Message]:
     """``total`` observations from every home of ``cohort``, in the order they are sent."""
     if not 0 < per_message <= MAX_BATCH:
         raise ValueError(f"--per-message must be 1 to {MAX_BATCH}")
     homes = [
-        Home(p, start=start, first_seq=first_seq, per_message=per_message, seed=seed)
+        Home(
+            p,
+            start=start,
+            first_seq=first_seq,
+            per_message=per_message,
+            seed=seed,
+            identified=identified,
+        )
         for p in cohort.patients
     ]
     queue = [(home.next_at, n) for n, home in enumerate(homes)]

@@ -126,6 +126,8 @@ def generate(
                     m.delivered_at,
                     flags,
                     None,
+                    None,  # time_correction: the replay's stamps are the cohort's own
+                    None,  # identifier: each replayed reading is stored once, by construction
                 )
                 stamped.append((t, pid, row))
     stamped.sort(key=lambda s: (s[0], s[1]))

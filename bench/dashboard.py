@@ -12,12 +12,16 @@ day). ``--keep`` keeps the database and reuses it on the next run with the same 
 Then it asks the real FastAPI app, in-process through httpx (fastapi's TestClient), signed in as
 a nurse and as a GP with ``--per-gp`` patients, and prints the time of each request:
 
-* ``triage queue:`` GET /triage, a service centre's nurse;
-* ``patient list:`` GET /patients, the GP's whole list;
+* ``triage queue:`` GET /triage, the nurse whose centres have the most open episodes;
+* ``patient list:`` GET /patients, the GP's list of ``--per-gp`` patients: its first page (50,
+  the most in need; all of them ranked);
 * ``patient page 30 days:`` / ``patient page 90 days:`` GET /patients/{id}?days=N, the GP's
   patients in turn;
 * ``period report pdf:`` GET /patients/{id}/report.pdf over 90 days, the GP's patients with the
-  most episodes first (the first request, which loads WeasyPrint and its fonts, apart).
+  most episodes first (the first request, which loads WeasyPrint and its fonts, apart);
+* ``closing report pdf:`` the discharge's closing report of the busiest patient over their whole
+  monitoring (dashboard.period_reports.close: content, closing section, HTML, PDF, FHIR Bundle
+  with every reading, the frozen row), each run rolled back so every run closes the same patient.
 
 Under each, the baseline in the same run: the queries the route runs, called directly, without
 HTTP, rendering, audit or (for the PDF) the layout.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import sys
 import time
@@ -44,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._dashboard_store import PASSWORD, enrol, run_engine, store_readings
 from bench._fleet_setup import create_database, drop_database, percentile
 from bench._quality_store import ALERT_TABLES
-from dashboard import clinical, glance, report
+from dashboard import clinical, glance, period_reports, report
 from dashboard.app import create_app
 from dashboard.authz import Principal
 from dashboard.web import LOCAL_TZ
@@ -148,10 +153,13 @@ def sign_in(client: TestClient, username: str) -> None:
 
 
 def principal(conn: psycopg.Connection, username: str) -> Principal:
-    staff_id, name, role = conn.execute(
-        "SELECT id, display_name, role FROM staff WHERE username = %s", (username,)
+    staff_id, name, role, organisation_id = conn.execute(
+        "SELECT id, display_name, role, organisation_id FROM staff WHERE username = %s",
+        (username,),
     ).fetchone()
-    return Principal(staff_id, username, name, role, "en", "", "127.0.0.1")
+    return Principal(
+        staff_id, username, name, role, "en", "", "127.0.0.1", organisation_id=organisation_id
+    )
 
 
 def fetch(client: TestClient, path: str) -> bytes:
@@ -173,8 +181,13 @@ def measure(url: str, runs: int, days: int) -> None:
             "SELECT s.username, count(*) FROM staff s JOIN patients p ON p.gp_id = s.id "
             "GROUP BY s.id ORDER BY s.id LIMIT 1"
         ).fetchone()
+        # The nurse with the longest queue: the page a busy service centre opens.
         nurse_name = conn.execute(
-            "SELECT username FROM staff WHERE role = 'nurse' ORDER BY id LIMIT 1"
+            "SELECT s.username FROM staff s "
+            "JOIN care_team_members m ON m.staff_id = s.id "
+            "JOIN patients p ON p.care_team_id = m.care_team_id "
+            "LEFT JOIN episodes e ON e.patient_id = p.id AND e.state <> 'resolved' "
+            "WHERE s.role = 'nurse' GROUP BY s.id ORDER BY count(e.id) DESC, s.id LIMIT 1"
         ).fetchone()[0]
         gp, nurse = principal(conn, gp_name), principal(conn, nurse_name)
         # The GP's patients, those with the most episodes first: the pages the GP opens most.
@@ -195,7 +208,7 @@ def measure(url: str, runs: int, days: int) -> None:
             sign_in(client, nurse_name)
             get(client, "/triage")(0)  # warm-up: templates compiled, pool filled
             print(line("triage queue", timed(runs, get(client, "/triage"))))
-            baseline = timed(runs, lambda _: clinical.triage_queue(conn, nurse))
+            baseline = timed(runs, lambda _: clinical.triage_page(conn, nurse))
             print("  " + line("baseline, the queue's query alone", baseline))
 
             client.cookies.clear()
@@ -204,6 +217,8 @@ def measure(url: str, runs: int, days: int) -> None:
             print(line("patient list", timed(runs, get(client, "/patients"))))
             baseline = timed(runs, lambda _: glance.patient_list(conn, gp, now=now))
             print("  " + line("baseline, the list's queries alone", baseline))
+            whole = get(client, f"/patients?per_page={patient_count}")
+            print("  " + line(f"all {patient_count} on one page (?per_page=)", timed(runs, whole)))
 
             for span in (30, 90):
 
@@ -212,8 +227,8 @@ def measure(url: str, runs: int, days: int) -> None:
 
                 def charts(i: int, span: int = span) -> None:
                     patient = patients[i % len(patients)]
-                    for key in clinical.charted_metrics(conn, patient, now=now):
-                        clinical.series(conn, patient, key, span, now=now)
+                    for key in clinical.charted_metrics(conn, gp, patient, now=now):
+                        clinical.series(conn, gp, patient, key, span, now=now)
 
                 page(0)
                 print(line(f"patient page {span} days", timed(runs, page)))
@@ -231,7 +246,9 @@ def measure(url: str, runs: int, days: int) -> None:
             print(line("period report pdf", timed(pdf_runs, pdf)))
             contents = timed(
                 pdf_runs,
-                lambda i: report.build(conn, patients[i % len(patients)], period, language="en"),
+                lambda i: report.build(
+                    conn, gp, patients[i % len(patients)], period, language="en"
+                ),
             )
             print("  " + line("baseline, the report's content alone (no layout)", contents))
             print(f"  the first PDF of the process (WeasyPrint and fonts loaded): {first:.0f} ms")
@@ -247,6 +264,49 @@ def measure(url: str, runs: int, days: int) -> None:
                 f"  the busiest patient's: {readings:,} readings, {episodes} episodes, "
                 f"{len(PdfReader(io.BytesIO(busiest)).pages)} pages, {len(busiest):,} bytes"
             )
+    closing_report(url, gp, patients[0], pdf_runs)
+
+
+def closing_report(url: str, user: Principal, patient_id: int, runs: int) -> None:
+    """The discharge's closing report of ``patient_id`` today, ``runs`` times, each rolled back
+    (period_reports.close runs in the discharge's transaction; the bench's has nothing else)."""
+    today = datetime.now(LOCAL_TZ).date()
+    frozen: tuple[bytes, str] | None = None
+    with psycopg.connect(url) as conn:
+
+        def close(_: int) -> None:
+            nonlocal frozen
+            try:
+                period_reports.close(
+                    conn,
+                    user,
+                    patient_id,
+                    reason="bench",
+                    discharged_on=today,
+                    discharged_at=datetime.now(UTC),
+                    public_url="http://testserver",
+                )
+                row = conn.execute(
+                    "SELECT pdf, fhir_bundle::text FROM period_reports "
+                    "WHERE kind = 'closing' AND patient_id = %s",
+                    (patient_id,),
+                ).fetchone()
+                frozen = (bytes(row[0]), row[1])
+            finally:
+                conn.rollback()
+
+        print(line("closing report pdf", timed(runs, close)))
+        assert frozen is not None
+        pdf, bundle = frozen
+        enrolled = conn.execute(
+            "SELECT enrolled_at FROM patients WHERE id = %s", (patient_id,)
+        ).fetchone()[0]
+        days = (today - enrolled.astimezone(LOCAL_TZ).date()).days + 1
+        print(
+            f"  the busiest patient's over {days} days: {len(PdfReader(io.BytesIO(pdf)).pages)} "
+            f"pages, {len(pdf):,} bytes; Bundle {len(json.loads(bundle)['entry']):,} entries, "
+            f"{len(bundle):,} bytes"
+        )
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ from bench._fleet_setup import (  # noqa: E402
     stop_workers,
     wait_until_stored,
 )
+from bench._fleet_streams import IDENTIFIED  # noqa: E402
 from bench.fleet import (  # noqa: E402
     Message,
     Pacing,
@@ -86,6 +87,8 @@ def raw_copy_rate(url: str, messages: list[Message], ids: dict[str, tuple[int, i
                     datetime.fromisoformat(item["received_at"]),
                     item.get("flags"),
                     item.get("context") or None,
+                    item.get("time"),
+                    bytes.fromhex(item["identifier"]) if "identifier" in item else None,
                 )
             )
     with psycopg.connect(url) as conn:
@@ -139,6 +142,13 @@ def main() -> None:
     parser.add_argument("--per-message", type=int, default=500)
     parser.add_argument("--gateways", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2, help="ingest processes (shared group)")
+    parser.add_argument(
+        "--identified",
+        choices=IDENTIFIED,
+        default="spot",
+        help="readings with a stable identifier: the stamped spot readings (as a gateway "
+        "sends), all of them (the most dedup can cost), or none",
+    )
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--batch-ms", type=int, default=200)
     parser.add_argument(
@@ -164,7 +174,13 @@ def main() -> None:
         ).start
         messages = list(
             checked(
-                fleet_messages(cohort, args.observations, per_message=args.per_message, start=start)
+                fleet_messages(
+                    cohort,
+                    args.observations,
+                    per_message=args.per_message,
+                    start=start,
+                    identified=args.identified,
+                )
             )
         )
         total = sum(m.observations for m in messages)

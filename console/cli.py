@@ -376,6 +376,57 @@ def sim(
     asyncio.run(run())
 
 
+audit_app = typer.Typer(
+    no_args_is_help=True,
+    help="The audit log of every access to patients' data: its hash chain and its retention.",
+)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+@explained
+def audit_verify() -> None:
+    """Recompute the audit log's hash chain; exit 1 and name the first broken row if any."""
+    from telemon.database import connect
+    from telemon.store.audit_chain import verify
+
+    settings = _load_settings()
+    with connect(_require(settings, "database_url"), autocommit=True) as conn:
+        try:
+            result = verify(conn)
+        except LookupError as exc:
+            raise ConfigurationError(str(exc)) from None
+    span = f" ({result.first_seq}..{result.last_seq})" if result.checked else ""
+    typer.echo(
+        f"{result.checked} rows checked{span}; head at row {result.head_seq}, "
+        f"hash {result.head_hash.hex()}; rows up to {result.pruned_seq} removed by retention"
+    )
+    if result.broken is None:
+        typer.echo("chain intact")
+        return
+    where = f" (id {result.broken.row_id})" if result.broken.row_id is not None else ""
+    typer.secho(
+        f"BROKEN at row {result.broken.seq}{where}: {result.broken.reason}",
+        fg=typer.colors.RED,
+        err=True,
+    )
+    raise typer.Exit(1)
+
+
+@audit_app.command("prune")
+@explained
+def audit_prune() -> None:
+    """Apply the audit log's own retention now (TELEMON_AUDIT_RETENTION_MONTHS, at least 24);
+    the ingest service's housekeeping applies it hourly."""
+    from telemon.database import connect
+    from telemon.store.audit_chain import apply_retention
+
+    settings = _load_settings()
+    with connect(_require(settings, "database_url"), autocommit=True) as conn:
+        removed = apply_retention(conn, settings.audit_retention_months)
+    typer.echo(f"{removed} audit rows older than {settings.audit_retention_months} months removed")
+
+
 def _check_servers(settings: Settings) -> None:
     """Fail now, with a message a person can act on, rather than deep inside a service."""
     from telemon.database import connect

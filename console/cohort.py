@@ -116,6 +116,7 @@ def demo_cohort(patients: int = 12, gps: int = 3) -> Cohort:
     ]
     staff.append(StaffMember("nurse.greco", "Inf. Elena Greco", "nurse", "+393330009000"))
     staff.append(StaffMember("admin", "Amministratore", "admin", "+393330009999"))
+    staff.append(StaffMember("privacy", "Resp. protezione dati", "privacy", "+393330009998"))
     people = []
     for n in range(patients):
         protocol, scenario, kinds = CARE_PLANS[n % len(CARE_PLANS)]

@@ -31,6 +31,7 @@ from console.cohort import (
     refuse_real_staff,
     seed,
 )
+from console.discharged import discharged_patient, seed_discharged
 from console.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from console.fleet import SimulatedFleet, load_resume_points
 from dashboard.accounts import set_password
@@ -115,9 +116,18 @@ def run_demo(
             f"Schema at version {report.current_version} ({report.backend} storage: "
             f"{report.reason}); applied: {applied}"
         )
+        port = options.port or _port_or_free(settings.dashboard_host, settings.dashboard_port)
+        dashboard_url = f"http://{settings.dashboard_host}:{port}"
+        centre_phone = settings.service_centre_phone or DEMO_SERVICE_CENTRE_PHONE
         with connect(database_url) as conn:
-            cohort, enrolled_at = seed_demo_cohort(
-                conn, options.patients, settings.service_centre_phone or DEMO_SERVICE_CENTRE_PHONE
+            cohort, enrolled_at = seed_demo_cohort(conn, options.patients, centre_phone)
+            # Monitoring that ended before these patients' days: its closing report to read.
+            discharged_id = seed_discharged(
+                conn,
+                cohort,
+                before=min(enrolled_at.values()),
+                service_centre_phone=centre_phone,
+                public_url=dashboard_url,
             )
             if settings.database_url is None:
                 database_url = service_role_url(conn, database_url)
@@ -141,8 +151,6 @@ def run_demo(
         ingest.start()
         services.callback(ingest.stop)
 
-        port = options.port or _port_or_free(settings.dashboard_host, settings.dashboard_port)
-        dashboard_url = f"http://{settings.dashboard_host}:{port}"
         settings = settings.model_copy(update={"public_url": dashboard_url})
 
         # Escalation timers and missing-data rules follow simulated time, like the readings.
@@ -178,6 +186,12 @@ def run_demo(
         say(
             f"  {len(cohort.patients)} simulated patients; the last {REPLAYED.days} days replay at "
             f"{options.speed:g}x, then real time."
+        )
+        discharged = discharged_patient(cohort)
+        say(
+            f"  {discharged.given_name} {discharged.family_name} ({discharged.code}) was "
+            f"discharged before them; {discharged.gp_username}'s closing report: "
+            f"{dashboard.url}/patients/{discharged_id}/closing-report"
         )
         say(f"  Log: {log_file}")
         say("  Stop with Ctrl-C.")

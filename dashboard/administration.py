@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from alerts.protocol import PatientOverride, ProtocolError, apply_override
 from dashboard import audit, sessions
 from dashboard.accounts import hash_password, store_password
-from dashboard.authz import Principal
+from dashboard.authz import Principal, organisation_scope
 from dashboard.bands import protocols
 from dashboard.models import (
     EnrolIn,
@@ -28,48 +28,78 @@ class InvalidInput(ValueError):
     """Input the database would accept but the platform must not (a message for the form)."""
 
 
-def list_staff(conn: psycopg.Connection) -> list[StaffItem]:
+def list_staff(conn: psycopg.Connection, user: Principal) -> list[StaffItem]:
+    """The staff of the admin's organisation (another organisation's are none of theirs)."""
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(
             "SELECT id, username, display_name, role, phone, language, active, "
-            "coalesce(locked_until > now(), false) AS locked FROM staff ORDER BY role, username"
+            "coalesce(locked_until > now(), false) AS locked FROM staff "
+            "WHERE organisation_id = %s ORDER BY role, username",
+            (user.organisation_id,),
         )
         .fetchall()
     )
     return [StaffItem(**r) for r in rows]
 
 
-def care_teams(conn: psycopg.Connection) -> list[tuple[int, str, str]]:
-    return conn.execute("SELECT id, name, kind FROM care_teams ORDER BY name").fetchall()
+# The care teams an admin may assign a patient to: their organisation's, and the service
+# centres of others (a shared centre serves several organisations' patients), named with
+# their organisation. Staff join teams of their own organisation only.
+_TEAMS = """
+SELECT t.id, CASE WHEN t.organisation_id = %(org)s THEN t.name
+                  ELSE t.name || ' (' || o.name || ')' END, t.kind
+FROM care_teams t JOIN organisations o ON o.id = t.organisation_id
+WHERE t.organisation_id = %(org)s OR (%(shared)s AND t.kind = 'service_centre')
+"""
 
 
-def gps(conn: psycopg.Connection) -> list[tuple[int, str]]:
+def care_teams(
+    conn: psycopg.Connection, user: Principal, *, shared: bool = True
+) -> list[tuple[int, str, str]]:
     return conn.execute(
-        "SELECT id, display_name FROM staff WHERE role = 'gp' AND active ORDER BY display_name"
+        f"{_TEAMS} ORDER BY t.organisation_id <> %(org)s, t.name",
+        {"org": user.organisation_id, "shared": shared},
     ).fetchall()
 
 
-def ensure_care_team(conn: psycopg.Connection, care_team_id: int | None) -> None:
-    # Checked here so an unknown id is a message on the form, not a foreign-key error (a 500).
+def gps(conn: psycopg.Connection, user: Principal) -> list[tuple[int, str]]:
+    return conn.execute(
+        "SELECT id, display_name FROM staff WHERE role = 'gp' AND active "
+        "AND organisation_id = %s ORDER BY display_name",
+        (user.organisation_id,),
+    ).fetchall()
+
+
+def ensure_care_team(
+    conn: psycopg.Connection, user: Principal, care_team_id: int | None, *, shared: bool = True
+) -> None:
+    # Checked here so an unknown id is a message on the form, not a foreign-key error (a 500);
+    # another organisation's team (but a shared centre) is as unknown to the admin.
     if care_team_id is not None and (
-        conn.execute("SELECT 1 FROM care_teams WHERE id = %s", (care_team_id,)).fetchone() is None
+        conn.execute(
+            f"SELECT 1 FROM ({_TEAMS}) t WHERE t.id = %(team)s",
+            {"org": user.organisation_id, "shared": shared, "team": care_team_id},
+        ).fetchone()
+        is None
     ):
         raise InvalidInput("no such care team")
 
 
 def ensure_patient_references(
-    conn: psycopg.Connection, gp_id: int, care_team_id: int | None
+    conn: psycopg.Connection, user: Principal, gp_id: int, care_team_id: int | None
 ) -> None:
-    """The GP and the care team a patient is enrolled with exist (the JSON API and the form)."""
+    """The GP (of the admin's organisation) and the care team a patient is enrolled with exist
+    (the JSON API and the form)."""
     if (
         conn.execute(
-            "SELECT 1 FROM staff WHERE id = %s AND role = 'gp' AND active", (gp_id,)
+            "SELECT 1 FROM staff WHERE id = %s AND role = 'gp' AND active AND organisation_id = %s",
+            (gp_id, user.organisation_id),
         ).fetchone()
         is None
     ):
         raise InvalidInput("the GP must be an active staff member with the GP role")
-    ensure_care_team(conn, care_team_id)
+    ensure_care_team(conn, user, care_team_id)
 
 
 def ensure_code_free(conn: psycopg.Connection, code: str) -> None:
@@ -81,12 +111,13 @@ def create_staff(conn: psycopg.Connection, user: Principal, new: StaffIn) -> Sta
     with conn.transaction():
         if conn.execute("SELECT 1 FROM staff WHERE username = %s", (new.username,)).fetchone():
             raise InvalidInput(f"username {new.username!r} is taken")
-        ensure_care_team(conn, new.care_team_id)
+        ensure_care_team(conn, user, new.care_team_id, shared=False)
         # The first password is the admin's choice: its owner replaces it at their first login.
         staff_id = one_row(
             conn.execute(
                 "INSERT INTO staff (username, display_name, role, phone, language, password_hash, "
-                "must_change_password) VALUES (%s, %s, %s, %s, %s, %s, true) RETURNING id",
+                "must_change_password, organisation_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s, true, %s) RETURNING id",
                 (
                     new.username,
                     new.display_name,
@@ -94,6 +125,7 @@ def create_staff(conn: psycopg.Connection, user: Principal, new: StaffIn) -> Sta
                     new.phone,
                     new.language,
                     hash_password(new.password),
+                    user.organisation_id,
                 ),
             )
         )[0]
@@ -110,7 +142,7 @@ def create_staff(conn: psycopg.Connection, user: Principal, new: StaffIn) -> Sta
             object_id=staff_id,
             details={"username": new.username, "role": new.role, "must_change_password": True},
         )
-    return next(s for s in list_staff(conn) if s.id == staff_id)
+    return next(s for s in list_staff(conn, user) if s.id == staff_id)
 
 
 def update_staff(
@@ -119,7 +151,13 @@ def update_staff(
     if staff_id == user.id and (change.role not in (None, "admin") or change.active is False):
         raise InvalidInput("an admin cannot demote or deactivate their own account")
     with conn.transaction():
-        if conn.execute("SELECT 1 FROM staff WHERE id = %s", (staff_id,)).fetchone() is None:
+        if (
+            conn.execute(
+                "SELECT 1 FROM staff WHERE id = %s AND organisation_id = %s",
+                (staff_id, user.organisation_id),
+            ).fetchone()
+            is None
+        ):
             raise LookupError(staff_id)
         if change.role is not None:
             conn.execute("UPDATE staff SET role = %s WHERE id = %s", (change.role, staff_id))
@@ -145,7 +183,7 @@ def update_staff(
                 else {}
             ),
         )
-    return next(s for s in list_staff(conn) if s.id == staff_id)
+    return next(s for s in list_staff(conn, user) if s.id == staff_id)
 
 
 def validate_overrides(protocol_name: str, overrides: dict[str, object]) -> None:
@@ -165,7 +203,7 @@ def validate_overrides(protocol_name: str, overrides: dict[str, object]) -> None
 def enrol_patient(conn: psycopg.Connection, user: Principal, new: EnrolIn) -> Enrolled:
     validate_overrides(new.protocol, new.overrides)
     with conn.transaction():
-        ensure_patient_references(conn, new.gp_id, new.care_team_id)
+        ensure_patient_references(conn, user, new.gp_id, new.care_team_id)
         ensure_code_free(conn, new.code)
         patient_id = one_row(
             conn.execute(
@@ -200,12 +238,16 @@ def enrol_patient(conn: psycopg.Connection, user: Principal, new: EnrolIn) -> En
 
 
 def register_gateway(conn: psycopg.Connection, user: Principal, new: GatewayIn) -> Registered:
+    scope, params = organisation_scope(user)
     with conn.transaction():
         if conn.execute("SELECT 1 FROM gateways WHERE code = %s", (new.code,)).fetchone():
             raise InvalidInput(f"gateway code {new.code!r} is taken")
         if (
             new.patient_id is not None
-            and conn.execute("SELECT 1 FROM patients WHERE id = %s", (new.patient_id,)).fetchone()
+            and conn.execute(
+                f"SELECT 1 FROM patients p WHERE p.id = %(patient)s AND {scope}",
+                {**params, "patient": new.patient_id},
+            ).fetchone()
             is None
         ):
             raise InvalidInput("no such patient")

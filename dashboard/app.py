@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from dashboard.routes import (
     events,
     fhir,
     pages,
+    privacy,
     reports,
     sms,
     status,
@@ -62,6 +64,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(pool.open, wait=False)
+        # What is loaded by now (modules, protocols, templates, pydantic's schemas: ~180,000
+        # objects) lives as long as the process: out of the collector's sight, a full collection
+        # pauses a request for ~8 ms instead of 100-140 ms (bench/dashboard.py's p99).
+        gc.collect()
+        gc.freeze()
         yield
         await run_in_threadpool(app.state.password_checks.close)
         await run_in_threadpool(pool.close)
@@ -92,6 +99,7 @@ def create_app(
         pages.router,
         reports.router,
         admin.router,
+        privacy.router,
         enrolment.router,
         api.router,
         fhir.router,

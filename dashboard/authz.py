@@ -26,7 +26,7 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-Role = Literal["gp", "nurse", "admin"]
+Role = Literal["gp", "nurse", "admin", "privacy"]
 Permission = Literal[
     "clinical.read",  # patients' vitals, alerts, FHIR export (within patient_scope)
     "alert.act",  # claim, call outcome, acknowledge, resolve, escalate
@@ -40,12 +40,23 @@ Permission = Literal[
     "service.status",  # the service status page (database, broker, counts)
     "report.validate",  # freeze a patient's period report (the GP signs it off)
     "patient.tag",  # one's own tags on one's patients (a GP's list, private to them)
+    "record.export",  # a patient's whole record, FHIR $everything or CSV (EHDS art. 7)
+    "audit.read",  # who accessed a patient's data (the privacy officer's access report)
+    "record.restrict",  # record a patient's request to hide data (oscuramento), or its end
 ]
 
 # An admin manages people and equipment but, by default, reads no clinical data.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "gp": frozenset(
-        {"clinical.read", "alert.act", "self.settings", "report.validate", "patient.tag"}
+        {
+            "clinical.read",
+            "alert.act",
+            "self.settings",
+            "report.validate",
+            "patient.tag",
+            "record.export",
+            "record.restrict",
+        }
     ),
     "nurse": frozenset(
         {
@@ -59,8 +70,19 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         }
     ),
     "admin": frozenset(
-        {"staff.manage", "patient.enrol", "devices.read", "self.settings", "service.status"}
+        {
+            "staff.manage",
+            "patient.enrol",
+            "devices.read",
+            "self.settings",
+            "service.status",
+            "record.restrict",
+        }
     ),
+    # The privacy officer answers patients' "who accessed my data" (Garante, dossier guidelines
+    # 2015; EHDS art. 9) for the whole organisation: the audit log, no clinical data.
+    # and, on a patient's request, their whole record (EHDS art. 7 portability).
+    "privacy": frozenset({"audit.read", "record.export", "self.settings"}),
 }
 
 
@@ -94,31 +116,64 @@ class Principal:
     csrf_token: str
     client_address: str | None
     must_change_password: bool = False
+    # The organisation the member of staff works for (migration 0026); None for a principal
+    # made outside a session that names none: it reaches no organisation's patients or staff.
+    organisation_id: int | None = None
 
     def can(self, permission: Permission) -> bool:
         return permission in PERMISSIONS[self.role]
 
 
-def patient_scope(user: Principal, alias: str = "p") -> tuple[str, dict[str, object]]:
-    """SQL predicate over ``patients AS {alias}``: the rows this user may see."""
+def organisation_scope(user: Principal, alias: str = "p") -> tuple[str, dict[str, object]]:
+    """SQL predicate over ``patients AS {alias}``: the patients of the user's organisation,
+    those whose GP works for it (their care team may be another's: a shared service centre)."""
+    return (
+        f"{alias}.gp_id IN (SELECT id FROM staff WHERE organisation_id = %(scope_org)s)",
+        {"scope_org": user.organisation_id},
+    )
+
+
+_ADMIN_SCOPED: frozenset[Permission] = frozenset({"patient.enrol", "record.restrict"})
+
+
+def patient_scope(
+    user: Principal, alias: str = "p", permission: Permission = "clinical.read"
+) -> tuple[str, dict[str, object]]:
+    """SQL predicate over ``patients AS {alias}``: the rows this user may see for
+    ``permission`` (clinicians: the same rows whatever the permission)."""
     params: dict[str, object] = {"scope_staff": user.id}
     if user.role == "gp":
         return f"{alias}.gp_id = %(scope_staff)s", params
     if user.role == "nurse":
-        # The cooperative: patients of the care teams (service centres) the nurse works in.
+        # The cooperative: patients of the care teams (service centres) the nurse works in,
+        # whichever organisation the team or the patient's GP belongs to.
         return (
             f"{alias}.care_team_id IN (SELECT care_team_id FROM care_team_members "
             "WHERE staff_id = %(scope_staff)s)",
             params,
         )
+    if user.role == "privacy":
+        # The patients of the officer's organisation: the officer holds no clinical.read, so
+        # this scope opens only the access report and the record export.
+        return organisation_scope(user, alias)
+    if permission in _ADMIN_SCOPED:  # the admin, the one role left
+        # An admin enrols and equips their organisation's patients, records their requests to
+        # hide data, and reads none of their data.
+        return organisation_scope(user, alias)
     return "false", params
 
 
-def ensure_patient(conn: psycopg.Connection, user: Principal, patient_id: int) -> None:
-    """Raise NotFound unless ``patient_id`` is in the user's scope and they read clinical data."""
-    if not user.can("clinical.read"):
+def ensure_patient(
+    conn: psycopg.Connection,
+    user: Principal,
+    patient_id: int,
+    permission: Permission = "clinical.read",
+) -> None:
+    """Raise NotFound unless ``patient_id`` is in the user's scope and they hold
+    ``permission`` (by default: they read clinical data)."""
+    if not user.can(permission):
         raise Forbidden
-    scope, params = patient_scope(user)
+    scope, params = patient_scope(user, permission=permission)
     row = conn.execute(
         f"SELECT 1 FROM patients p WHERE p.id = %(patient)s AND {scope}",
         {**params, "patient": patient_id},
@@ -195,13 +250,13 @@ def load_principal(request: Request) -> Principal:
         if session is None:
             raise NotAuthenticated
         row = conn.execute(
-            "SELECT id, username, display_name, role, language, must_change_password "
-            "FROM staff WHERE id = %s AND active",
+            "SELECT id, username, display_name, role, language, must_change_password, "
+            "organisation_id FROM staff WHERE id = %s AND active",
             (session.staff_id,),
         ).fetchone()
     if row is None:
         raise NotAuthenticated
-    staff_id, username, display_name, role, language, must_change = row
+    staff_id, username, display_name, role, language, must_change, organisation_id = row
     return Principal(
         staff_id,
         username,
@@ -211,6 +266,7 @@ def load_principal(request: Request) -> Principal:
         csrf_token=session.csrf_token,
         client_address=client_address(request),
         must_change_password=must_change,
+        organisation_id=organisation_id,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 import psycopg
@@ -30,11 +31,17 @@ def protocols() -> dict[str, Protocol]:
 def effective_protocol(name: str, overrides: dict[str, object]) -> Protocol | None:
     """The protocol as it applies to the patient; a stored override that no longer validates
     falls back to the protocol itself rather than hiding the chart."""
-    protocol = protocols().get(name)
-    if protocol is None:
+    if name not in protocols():
         return None
+    return _overridden(name, json.dumps(overrides or {}, sort_keys=True))
+
+
+# Pure in (protocol, overrides), and a list of 200 patients asks for the same few pairs.
+@lru_cache(maxsize=1024)
+def _overridden(name: str, overrides: str) -> Protocol:
+    protocol = protocols()[name]
     try:
-        return apply_override(protocol, PatientOverride.model_validate(overrides))
+        return apply_override(protocol, PatientOverride.model_validate_json(overrides))
     except (ValidationError, ProtocolError):
         return protocol
 

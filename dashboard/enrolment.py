@@ -16,7 +16,7 @@ from dashboard.administration import (
     ensure_code_free,
     ensure_patient_references,
 )
-from dashboard.authz import Principal
+from dashboard.authz import Principal, patient_scope
 from dashboard.enrolment_form import Enrolment
 from telemon.database import one_row
 
@@ -99,13 +99,17 @@ def history(conn: psycopg.Connection, patient_id: int) -> list[dict[str, Any]]:
     )
 
 
-def enrolled_patients(conn: psycopg.Connection) -> list[dict[str, Any]]:
+def enrolled_patients(conn: psycopg.Connection, user: Principal) -> list[dict[str, Any]]:
+    """The patients of the admin's organisation."""
+    scope, params = patient_scope(user, permission="patient.enrol")
     return (
         conn.cursor(row_factory=dict_row)
         .execute(
             "SELECT p.id, p.code, p.given_name, p.family_name, p.discharged_at, "
             "s.display_name AS gp FROM patients p JOIN staff s ON s.id = p.gp_id "
-            "ORDER BY p.discharged_at IS NOT NULL, p.family_name, p.given_name"
+            f"WHERE {scope} "
+            "ORDER BY p.discharged_at IS NOT NULL, p.family_name, p.given_name",
+            params,
         )
         .fetchall()
     )
@@ -113,7 +117,7 @@ def enrolled_patients(conn: psycopg.Connection) -> list[dict[str, Any]]:
 
 def enrol(conn: psycopg.Connection, user: Principal, new: Enrolment) -> int:
     with conn.transaction():
-        ensure_patient_references(conn, new.gp_id, new.care_team_id)
+        ensure_patient_references(conn, user, new.gp_id, new.care_team_id)
         ensure_code_free(conn, new.code)
         patient_id = one_row(
             conn.execute(
@@ -166,7 +170,7 @@ def update(
             raise LookupError(patient_id)
         if before["discharged_at"] is not None:
             raise InvalidInput("the patient is discharged")
-        ensure_patient_references(conn, new.gp_id, new.care_team_id)
+        ensure_patient_references(conn, user, new.gp_id, new.care_team_id)
         conn.execute(
             "UPDATE patients SET given_name = %s, family_name = %s, birth_date = %s, sex = %s, "
             "phone = %s, language = %s, gp_id = %s, care_team_id = %s, consent_date = %s, "

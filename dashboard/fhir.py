@@ -12,9 +12,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import psycopg
 
+from dashboard import fhir_phd, restrictions
+from dashboard.authz import Principal
 from telemon.flags import UNRELIABLE_FLAGS
 from telemon.metrics import METRICS, METRICS_BY_ID, Metric
 
@@ -23,6 +26,9 @@ UCUM = "http://unitsofmeasure.org"
 CODE_SYSTEM = "urn:telemon:patient-code"
 FHIR_JSON = "application/fhir+json"
 MAX_COUNT = 1000
+DEFAULT_COUNT = 100
+# _sort values and whether they sort oldest first.
+SORTS: dict[str | None, bool] = {None: False, "-date": False, "date": True}
 
 _METRIC_BY_LOINC = {m.loinc: m for m in METRICS.values()}
 _DATE = re.compile(
@@ -46,6 +52,8 @@ class ObservationQuery:
     start: datetime | None
     end: datetime | None
     count: int
+    offset: int = 0
+    ascending: bool = False  # _sort=date; newest first by default and with _sort=-date
 
 
 def _instant(text: str) -> tuple[datetime, datetime]:
@@ -57,6 +65,13 @@ def _instant(text: str) -> tuple[datetime, datetime]:
     if low < EARLIEST or high > LATEST:
         raise ValueError("out of range")
     return low, high
+
+
+def date_interval(text: str) -> tuple[datetime, datetime]:
+    """The interval a plain FHIR date or instant (no prefix) denotes, within the bounds."""
+    if not re.fullmatch(r"\d{4}(?:-\d{2}(?:-\d{2})?)?(?:T[0-9:.+\-Z]+)?", text, re.ASCII):
+        raise ValueError("not a date")
+    return _instant(text)
 
 
 def _interval(text: str) -> tuple[datetime, datetime]:
@@ -77,7 +92,13 @@ def _interval(text: str) -> tuple[datetime, datetime]:
 
 
 def parse_search(
-    patient: str | None, codes: list[str], dates: list[str], count: int | None
+    patient: str | None,
+    codes: list[str],
+    dates: list[str],
+    count: int | None,
+    *,
+    offset: int = 0,
+    sort: str | None = None,
 ) -> ObservationQuery:
     if not patient:
         raise SearchError("the patient parameter is required")
@@ -116,8 +137,12 @@ def parse_search(
             end = min(end, high) if end else high
         else:
             raise SearchError("the 'ne' date prefix is not supported")
-    limit = min(count or MAX_COUNT, MAX_COUNT)
-    return ObservationQuery(int(ref), tuple(metrics or METRICS.values()), start, end, limit)
+    if sort not in SORTS:
+        raise SearchError(f"unsupported _sort {sort!r}: use date or -date")
+    limit = min(count or DEFAULT_COUNT, MAX_COUNT)
+    return ObservationQuery(
+        int(ref), tuple(metrics or METRICS.values()), start, end, limit, offset, SORTS[sort]
+    )
 
 
 def patient_resource(row: dict[str, Any], base: str) -> dict[str, Any]:
@@ -141,11 +166,79 @@ def patient_resource(row: dict[str, Any], base: str) -> dict[str, Any]:
     return resource
 
 
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A stored reading, with what the PHD IG mapping needs beside its value."""
+
+    metric: Metric
+    at: datetime
+    value: float
+    flags: list[str] | None = None
+    device_id: int | None = None
+    gateway_id: int | None = None
+    received_at: datetime | None = None
+    time: dict[str, Any] | None = None
+
+
+# The columns ``reading`` reads, in its order.
+READING_COLUMNS = (
+    "metric_id, measured_at, value, flags, device_id, gateway_id, received_at, time_correction"
+)
+
+
+def reading(row: tuple[Any, ...]) -> Reading | None:
+    """A row of READING_COLUMNS; None for a metric this server no longer knows."""
+    metric = METRICS_BY_ID.get(row[0])
+    if metric is None:
+        return None
+    return Reading(metric, *row[1:])
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """The patient a search or export is about, and their devices' addresses by id (the
+    PHD identifier names the device that measured)."""
+
+    id: int
+    code: str
+    addresses: dict[int, str]
+
+
+def subject(conn: psycopg.Connection, patient_id: int) -> Subject:
+    row = conn.execute("SELECT code FROM patients WHERE id = %s", (patient_id,)).fetchone()
+    assert row is not None  # the caller checked access to the patient
+    devices = conn.execute(
+        "SELECT d.id, d.address FROM devices d JOIN gateways g ON g.id = d.gateway_id "
+        "WHERE g.patient_id = %s OR d.id IN (SELECT DISTINCT device_id FROM observations "
+        "WHERE patient_id = %s AND device_id IS NOT NULL)",
+        (patient_id, patient_id),
+    ).fetchall()
+    return Subject(patient_id, row[0], dict(devices))
+
+
+def _value_text(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 def observation_resource(
-    patient_id: int, metric: Metric, at: datetime, value: float, flags: list[str] | None
+    patient_id: int,
+    metric: Metric,
+    at: datetime,
+    value: float,
+    flags: list[str] | None,
+    *,
+    source: Reading | None = None,
+    patient: Subject | None = None,
 ) -> dict[str, Any]:
+    """A reading as a vital-signs Observation; with its ``source`` row and ``patient``, as the
+    PHD IG's Numeric Observation: MDC code beside LOINC, gateway and device, the dedup
+    identifier, the device's status and the coincident time stamp."""
     category = "laboratory" if metric.key == "glucose" else "vital-signs"
     unreliable = sorted(set(flags or ()) & UNRELIABLE_FLAGS)
+    status = fhir_phd.status_elements(flags)
+    coding = [{"system": LOINC, "code": metric.loinc, "display": metric.label_en}]
+    if metric.mdc is not None and source is not None:
+        coding.append({"system": fhir_phd.MDC, "code": str(metric.mdc)})
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "id": f"{patient_id}-{metric.id}-{int(at.timestamp() * 1000)}",
@@ -160,49 +253,140 @@ def observation_resource(
                 ]
             }
         ],
-        "code": {
-            "coding": [{"system": LOINC, "code": metric.loinc, "display": metric.label_en}],
-            "text": metric.label_en,
-        },
+        "code": {"coding": coding, "text": metric.label_en},
         "subject": {"reference": f"Patient/{patient_id}"},
         "effectiveDateTime": at.isoformat(),
-        "valueQuantity": {"value": value, "unit": metric.unit, "system": UCUM, "code": metric.unit},
     }
+    quantity = {"value": value, "unit": metric.unit, "system": UCUM, "code": metric.unit}
+    if "dataAbsentReason" in status:
+        # The device said the value is not one (R4 obs-6: value or a reason, never both);
+        # what it displayed is kept in words.
+        resource["dataAbsentReason"] = status["dataAbsentReason"]
+        unreliable.append(f"reported value {_value_text(value)} {metric.unit}")
+    else:
+        resource["valueQuantity"] = quantity
+    if "interpretation" in status:
+        resource["interpretation"] = status["interpretation"]
     if unreliable:
         resource["note"] = [{"text": "Device flags: " + ", ".join(unreliable)}]
+    if source is None or patient is None:
+        return resource
+    resource["meta"] = {"profile": [fhir_phd.PHD_PROFILE + "PhdNumericObservation"]}
+    if "security" in status:
+        resource["meta"]["security"] = status["security"]
+    address = patient.addresses.get(source.device_id) if source.device_id else None
+    resource["identifier"] = [
+        {
+            "value": fhir_phd.observation_identifier(
+                device_address=address,
+                patient_code=patient.code,
+                patient_system=CODE_SYSTEM,
+                metric=metric,
+                value=status["dataAbsentReason"]["coding"][0]["code"]
+                if "dataAbsentReason" in status
+                else _value_text(value),
+                measured_at=at,
+                time=source.time,
+            )
+        }
+    ]
+    if source.gateway_id is not None:
+        resource["extension"] = [
+            {
+                "url": fhir_phd.GATEWAY_EXTENSION,
+                "valueReference": {"reference": fhir_phd.phg_ref(source.gateway_id)},
+            }
+        ]
+        cts = fhir_phd.coincident_time_stamp(
+            patient_id=patient_id,
+            device_id=source.device_id,
+            gateway_id=source.gateway_id,
+            received_at=source.received_at,
+            time=source.time,
+        )
+        if cts is not None:
+            resource["contained"] = [cts]
+            resource["derivedFrom"] = [{"reference": "#cts"}]
+    if source.device_id is not None:
+        resource["device"] = {"reference": fhir_phd.phd_ref(source.device_id)}
     return resource
 
 
-def observations(conn: psycopg.Connection, query: ObservationQuery) -> list[dict[str, Any]]:
+def reading_resource(patient: Subject, r: Reading) -> dict[str, Any]:
+    return observation_resource(
+        patient.id, r.metric, r.at, r.value, r.flags, source=r, patient=patient
+    )
+
+
+def _where(query: ObservationQuery, reader: Principal) -> tuple[str, dict[str, Any]]:
+    sql = (
+        "patient_id = %(patient)s AND metric_id = ANY(%(metrics)s) "
+        f"AND {restrictions.readings_visible(reader, 'observations')}"
+    )
+    params: dict[str, Any] = {"patient": query.patient_id, "metrics": [m.id for m in query.metrics]}
+    if query.start is not None:
+        sql += " AND measured_at >= %(start)s"
+        params["start"] = query.start
+    if query.end is not None:
+        sql += " AND measured_at < %(end)s"
+        params["end"] = query.end
+    return sql, params
+
+
+def count_observations(conn: psycopg.Connection, query: ObservationQuery, reader: Principal) -> int:
+    where, params = _where(query, reader)
+    row = conn.execute(f"SELECT count(*) FROM observations WHERE {where}", params).fetchone()
+    return int(row[0]) if row else 0
+
+
+def observations(
+    conn: psycopg.Connection, query: ObservationQuery, reader: Principal
+) -> list[dict[str, Any]]:
+    """One page of the search: ``count`` readings from ``offset``, newest first unless the
+    search sorts by ``date``; none the patient hid from ``reader``."""
+    where, params = _where(query, reader)
+    order = "ASC" if query.ascending else "DESC"
     rows = conn.execute(
-        "SELECT metric_id, measured_at, value, flags FROM observations "
-        "WHERE patient_id = %s AND metric_id = ANY(%s) "
-        "AND (%s::timestamptz IS NULL OR measured_at >= %s) "
-        "AND (%s::timestamptz IS NULL OR measured_at < %s) "
-        "ORDER BY measured_at DESC, metric_id LIMIT %s",
-        (
-            query.patient_id,
-            [m.id for m in query.metrics],
-            query.start,
-            query.start,
-            query.end,
-            query.end,
-            query.count,
-        ),
+        f"SELECT {READING_COLUMNS} FROM observations WHERE {where} "
+        f"ORDER BY measured_at {order}, metric_id LIMIT %(count)s OFFSET %(offset)s",
+        {**params, "count": query.count, "offset": query.offset},
     ).fetchall()
-    return [
-        observation_resource(query.patient_id, METRICS_BY_ID[m], at, v, flags)
-        for m, at, v, flags in rows
-    ]
+    patient = subject(conn, query.patient_id)
+    return [reading_resource(patient, r) for r in map(reading, rows) if r is not None]
 
 
-def searchset(resources: list[dict[str, Any]], base: str, self_url: str) -> dict[str, Any]:
+def page_links(
+    url: str, params: list[tuple[str, str]], query: ObservationQuery, total: int
+) -> list[tuple[str, str]]:
+    """first, previous and next beside self: the same search at another ``_offset``."""
+    kept = [(k, v) for k, v in params if k != "_offset"]
+
+    def at(offset: int) -> str:
+        return url + "?" + urlencode([*kept, ("_offset", str(offset))])
+
+    links = [("first", at(0))]
+    if query.offset > 0:
+        links.append(("previous", at(max(0, query.offset - query.count))))
+    if query.offset + query.count < total:
+        links.append(("next", at(query.offset + query.count)))
+    return links
+
+
+def searchset(
+    resources: list[dict[str, Any]],
+    base: str,
+    self_url: str,
+    *,
+    total: int | None = None,
+    links: list[tuple[str, str]] = [],  # noqa: B006  (never mutated)
+) -> dict[str, Any]:
     return {
         "resourceType": "Bundle",
         "type": "searchset",
         "timestamp": datetime.now(UTC).isoformat(),
-        "total": len(resources),
-        "link": [{"relation": "self", "url": self_url}],
+        "total": len(resources) if total is None else total,
+        "link": [{"relation": "self", "url": self_url}]
+        + [{"relation": relation, "url": url} for relation, url in links],
         "entry": [
             {
                 "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
@@ -244,6 +428,7 @@ def diagnostic_report_bundle(
     observations: list[dict[str, Any]],
     base: str,
     kind: str = "period",
+    language: str = "en",
 ) -> dict[str, Any]:
     """A validated period report (or, ``kind`` "closing", the discharge's closing report): a
     DiagnosticReport whose results are the period's Observations, with the PDF as its
@@ -255,6 +440,7 @@ def diagnostic_report_bundle(
     report: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "id": report_id,
+        "language": language,
         "identifier": [{"system": system, "value": report_id}],
         "status": "final",
         "category": [
@@ -280,6 +466,7 @@ def diagnostic_report_bundle(
         "presentedForm": [
             {
                 "contentType": "application/pdf",
+                "language": language,
                 "data": base64.b64encode(pdf).decode("ascii"),
                 # FHIR R4's Attachment.hash is the SHA-1 of the data, base64-encoded.
                 "hash": base64.b64encode(hashlib.sha1(pdf).digest()).decode("ascii"),
@@ -305,13 +492,68 @@ def period_observations(
 ) -> list[dict[str, Any]]:
     """Every reading of the period as an Observation, flagged ones with their note."""
     rows = conn.execute(
-        "SELECT metric_id, measured_at, value, flags FROM observations "
+        f"SELECT {READING_COLUMNS} FROM observations "
         "WHERE patient_id = %s AND measured_at >= %s AND measured_at < %s "
         "ORDER BY measured_at, metric_id",
         (patient_id, start, end),
     ).fetchall()
-    return [
-        observation_resource(patient_id, METRICS_BY_ID[m], at, v, flags)
-        for m, at, v, flags in rows
-        if m in METRICS_BY_ID
-    ]
+    patient = subject(conn, patient_id)
+    return [reading_resource(patient, r) for r in map(reading, rows) if r is not None]
+
+
+def capability_statement(base: str, version: str, *, now: datetime) -> dict[str, Any]:
+    """What this server answers (``GET /fhir/metadata``): reads and searches, JSON only."""
+    date_param = {
+        "name": "date",
+        "type": "date",
+        "documentation": f"ge/le/gt/lt/eq/sa/eb, {EARLIEST.year} to {LATEST.year - 1}",
+    }
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": now.isoformat(),
+        "kind": "instance",
+        "software": {"name": "telemon", "version": version},
+        "implementation": {"description": "telemon telemonitoring dashboard", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": [FHIR_JSON, "json"],
+        "implementationGuide": ["http://hl7.org/fhir/uv/phd/ImplementationGuide/hl7.fhir.uv.phd"],
+        "rest": [
+            {
+                "mode": "server",
+                "security": {
+                    "description": "A dashboard session (sign in at /login); patients outside "
+                    "the user's care are answered 404."
+                },
+                "resource": [
+                    {
+                        "type": "Patient",
+                        "interaction": [{"code": "read"}],
+                        "operation": [
+                            {
+                                "name": "everything",
+                                "definition": "http://hl7.org/fhir/OperationDefinition/"
+                                "Patient-everything",
+                                "documentation": "start, end (dates); _format=text/csv for "
+                                "the readings as CSV. The patient's GP.",
+                            }
+                        ],
+                    },
+                    {
+                        "type": "Observation",
+                        "supportedProfile": [
+                            "http://hl7.org/fhir/uv/phd/StructureDefinition/PhdNumericObservation"
+                        ],
+                        "interaction": [{"code": "search-type"}],
+                        "documentation": f"_count (at most {MAX_COUNT}, {DEFAULT_COUNT} by "
+                        "default) with _offset paging links; _sort=date or -date (the default)",
+                        "searchParam": [
+                            {"name": "patient", "type": "reference"},
+                            {"name": "code", "type": "token"},
+                            date_param,
+                        ],
+                    },
+                ],
+            }
+        ],
+    }

@@ -20,6 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from alerts.protocol import MissingDataRule, Protocol
+from dashboard import report_stats, restrictions
 from dashboard.authz import Principal, patient_scope
 from dashboard.bands import effective_protocol
 from dashboard.models import Adherence, LatestValue, PatientSummary
@@ -70,14 +71,6 @@ def protocol_metrics(protocols: Iterable[Protocol]) -> list[str]:
     """The metrics the protocols' rules read, in the catalogue's order."""
     read = {m for p in protocols for rule in p.rules for m in rule.metrics if m in METRICS}
     return [key for key in METRICS if key in read]
-
-
-def expected_days(window_days: int, enrolled_days: int, every_seconds: int) -> int:
-    """Days with readings a schedule asks for in the window's last ``window_days`` days, of
-    which the patient was enrolled ``enrolled_days``: every day for a daily or denser schedule,
-    one day per interval for a sparser one (hypertension's weekly series: 1 in 7, 4 in 30)."""
-    days = max(min(window_days, enrolled_days), 0)
-    return math.floor(days * 86400 / max(every_seconds, 86400))
 
 
 def trend_of(
@@ -145,19 +138,20 @@ FROM unnest(%(patients)s::bigint[], %(metrics)s::smallint[]) AS w(patient_id, me
 CROSS JOIN LATERAL (
     SELECT h.bucket FROM observation_hourly h
     WHERE h.patient_id = w.patient_id AND h.metric_id = w.metric_id AND h.bucket > %(since)s
+      AND {rollup}
     ORDER BY h.bucket DESC LIMIT 1
 ) last
 LEFT JOIN LATERAL (
     SELECT o.measured_at, o.value FROM observations o
     WHERE o.patient_id = w.patient_id AND o.metric_id = w.metric_id
       AND o.measured_at >= last.bucket AND o.measured_at < last.bucket + interval '1 hour'
-      AND NOT coalesce(o.flags && %(unreliable)s, false)
+      AND NOT coalesce(o.flags && %(unreliable)s, false) AND {readings}
     ORDER BY o.measured_at DESC LIMIT 1
 ) r ON true
 LEFT JOIN LATERAL (
     SELECT sum(h.mean * h.count) / nullif(sum(h.count), 0) AS mean FROM observation_hourly h
     WHERE h.patient_id = w.patient_id AND h.metric_id = w.metric_id
-      AND h.bucket >= last.bucket - %(baseline)s AND h.bucket < last.bucket
+      AND h.bucket >= last.bucket - %(baseline)s AND h.bucket < last.bucket AND {rollup}
 ) base ON true
 """
 
@@ -166,10 +160,10 @@ _DAYS = """
 SELECT w.patient_id, w.metric_id, d.days
 FROM unnest(%(patients)s::bigint[], %(metrics)s::smallint[]) AS w(patient_id, metric_id)
 CROSS JOIN LATERAL (
-    SELECT coalesce(array_agg(DISTINCT (h.bucket AT TIME ZONE %(tz)s)::date), '{}') AS days
+    SELECT coalesce(array_agg(DISTINCT (h.bucket AT TIME ZONE %(tz)s)::date), '{{}}') AS days
     FROM observation_hourly h
     WHERE h.patient_id = w.patient_id AND h.metric_id = w.metric_id
-      AND h.bucket >= %(since)s AND h.bucket <= %(now)s
+      AND h.bucket >= %(since)s AND h.bucket <= %(now)s AND {rollup}
 ) d
 """
 
@@ -186,19 +180,24 @@ def latest(
     conn: psycopg.Connection,
     pairs: Sequence[tuple[int, str]],
     *,
+    reader: Principal,
     now: datetime,
     language: str,
     within_days: int = 30,
 ) -> tuple[dict[int, list[LatestValue]], dict[int, datetime]]:
     """The newest reliable value of each (patient, metric) with its trend, and each patient's
-    newest reading of any of them (ids already scoped by the caller)."""
+    newest reading of any of them (ids already scoped by the caller), among the readings the
+    patients did not hide from ``reader``."""
     values: dict[int, list[LatestValue]] = {}
     newest: dict[int, datetime] = {}
     if not pairs:
         return values, newest
     lang = language_of(language)
     rows = conn.execute(
-        _LATEST,
+        _LATEST.format(
+            rollup=restrictions.rollup_visible(reader, "h"),
+            readings=restrictions.readings_visible(reader, "o"),
+        ),
         {
             "patients": [p for p, _ in pairs],
             "metrics": [METRICS[m].id for _, m in pairs],
@@ -233,10 +232,12 @@ def adherence(
     conn: psycopg.Connection,
     due: Sequence[tuple[int, Schedule, datetime]],
     *,
+    reader: Principal,
     now: datetime,
 ) -> dict[int, list[Adherence]]:
-    """Days with readings in the last 7 and 30 local days (today included), per patient and
-    schedule, against the days the schedule asked for since the protocol started."""
+    """Days with readings in the last 7 and 30 local days (today included; a schedule sparser
+    than daily: its stretches), per patient and schedule, against those the schedule asked for
+    since the protocol started."""
     if not due:
         return {}
     today = _local_day(now)
@@ -244,7 +245,7 @@ def adherence(
     found = {
         (patient_id, metric_id): set(days)
         for patient_id, metric_id, days in conn.execute(
-            _DAYS,
+            _DAYS.format(rollup=restrictions.rollup_visible(reader, "h")),
             {
                 "tz": LOCAL_TZ.key,
                 "patients": [p for p, _, _ in due],
@@ -258,14 +259,17 @@ def adherence(
     for patient_id, schedule, started_at in due:
         days = found.get((patient_id, METRICS[schedule.metric].id), set())
         started = _local_day(started_at)
-        enrolled = (today - started).days + 1
         counts = {}
         for window in WINDOWS:
-            since = today - timedelta(days=window - 1)
-            counts[window] = (
-                sum(1 for d in days if since <= d <= today and d >= started),
-                expected_days(window, enrolled, schedule.every_seconds),
+            # The report's count (report_stats.adherence), over the window since the start:
+            # a weekly series is one stretch in 7 days, 4 in 30, none yet in its first 6 days.
+            kept = report_stats.adherence(
+                days,
+                first=max(today - timedelta(days=window - 1), started),
+                last=today,
+                every_hours=schedule.every_seconds / 3600,
             )
+            counts[window] = (kept.days_with_readings, kept.days_expected)
         out.setdefault(patient_id, []).append(
             Adherence(
                 protocol=schedule.protocol,
@@ -280,6 +284,33 @@ def adherence(
     return out
 
 
+PER_PAGE = 50
+MAX_PER_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class PatientPage:
+    """One page of the list: the patients on it, and where it lies among all that matched."""
+
+    patients: list[PatientSummary]
+    total: int  # patients matching the filters, on every page
+    page: int  # 1-based
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(math.ceil(self.total / self.per_page), 1)
+
+    @property
+    def first(self) -> int:
+        """The 1-based position of the page's first patient (0 when nothing matched)."""
+        return (self.page - 1) * self.per_page + 1 if self.patients else 0
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.patients) - 1 if self.patients else 0
+
+
 def patient_list(
     conn: psycopg.Connection,
     user: Principal,
@@ -288,29 +319,26 @@ def patient_list(
     need: Need = "",
     protocol: str = "",
     tag: str = "",
-) -> list[PatientSummary]:
-    """Patients in scope at a glance, filtered, the most in need first."""
+    page: int = 1,
+    per_page: int = PER_PAGE,
+) -> PatientPage:
+    """Patients in scope at a glance, filtered, the most in need first, one page of them.
+
+    The order and the filters need only the patients' own rows (their episode, tasks, protocols
+    and tags): every patient in scope is ranked, and the latest values and adherence, which cost
+    a rollup probe per patient and metric, are read for the page's patients alone."""
     scope, params = patient_scope(user)
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(_PATIENTS.format(scope=scope), params | {"me": user.id})
         .fetchall()
     )
-    pairs: list[tuple[int, str]] = []
-    due: list[tuple[int, Schedule, datetime]] = []
+    # A protocol or metric the patient hid from the reader: not listed, not filtered on.
+    hidden = restrictions.hidden_by_patient(conn, user, [row["id"] for row in rows])
+    ranked = []
     for row in rows:
-        assigned = []
-        for name, overrides, started_at in row["assigned"]:
-            found = effective_protocol(name, overrides)
-            if found is not None:
-                assigned.append(found)
-                started = datetime.fromisoformat(started_at)
-                due += [(row["id"], s, started) for s in schedules(found)]
-        pairs += [(row["id"], m) for m in protocol_metrics(assigned)]
-    values, newest = latest(conn, pairs, now=now, language=user.language)
-    kept = adherence(conn, due, now=now)
-    summaries = []
-    for row in rows:
+        hidden_protocols, _ = hidden.get(row["id"], (set(), set()))
+        row["assigned"] = [a for a in row["assigned"] if a[0] not in hidden_protocols]
         summary = PatientSummary(
             id=row["id"],
             code=row["code"],
@@ -322,11 +350,43 @@ def patient_list(
             episode_opened_at=row["episode_opened_at"],
             task=row["episode_id"] is not None and row["open_clinical"] == 0,
             not_measuring=row["open_tasks"] > 0,
-            latest=values.get(row["id"], []),
-            last_reading_at=newest.get(row["id"]),
-            adherence=kept.get(row["id"], []),
+            latest=[],
             tags=row["tags"],
         )
         if matches(summary, need, protocol, tag):
-            summaries.append(summary)
-    return sorted(summaries, key=need_rank)
+            ranked.append((summary, row["assigned"]))
+    ranked.sort(key=lambda found: need_rank(found[0]))
+    per_page = min(max(per_page, 1), MAX_PER_PAGE)
+    page = min(max(page, 1), max(math.ceil(len(ranked) / per_page), 1))
+    shown = ranked[(page - 1) * per_page : page * per_page]
+
+    pairs: list[tuple[int, str]] = []
+    due: list[tuple[int, Schedule, datetime]] = []
+    for summary, assignments in shown:
+        assigned = []
+        for name, overrides, started_at in assignments:
+            found = effective_protocol(name, overrides)
+            if found is not None:
+                assigned.append(found)
+                started = datetime.fromisoformat(started_at)
+                due += [(summary.id, s, started) for s in schedules(found)]
+        _, hidden_metrics = hidden.get(summary.id, (set(), set()))
+        pairs += [(summary.id, m) for m in protocol_metrics(assigned) if m not in hidden_metrics]
+        due = [d for d in due if d[0] != summary.id or d[1].metric not in hidden_metrics]
+    values, newest = latest(conn, pairs, reader=user, now=now, language=user.language)
+    kept = adherence(conn, due, reader=user, now=now)
+    return PatientPage(
+        patients=[
+            summary.model_copy(
+                update={
+                    "latest": values.get(summary.id, []),
+                    "last_reading_at": newest.get(summary.id),
+                    "adherence": kept.get(summary.id, []),
+                }
+            )
+            for summary, _ in shown
+        ],
+        total=len(ranked),
+        page=page,
+        per_page=per_page,
+    )

@@ -410,6 +410,82 @@ TEXTS: dict[str, tuple[str, str]] = {
         "This period has no validated report.",
         "Questo periodo non ha un referto convalidato.",
     ),
+    # Access transparency (issue 20): the privacy officer's access report.
+    "role.privacy": ("Privacy officer", "Responsabile protezione dati"),
+    "access.nav": ("Access reports", "Registro accessi"),
+    "access.page": ("Who accessed a patient's data", "Chi ha consultato i dati di un paziente"),
+    "access.basis": (
+        "Every access to a patient's data, a plain view included, is logged and kept at least "
+        "24 months; a patient may ask who accessed it, answered within 15 days (Garante, "
+        "guidelines on health dossiers, 2015; EHDS art. 9).",
+        "Ogni accesso ai dati di un paziente, anche la sola consultazione, è tracciato e "
+        "conservato almeno 24 mesi; il paziente può chiedere chi vi ha avuto accesso, con "
+        "risposta entro 15 giorni (Garante, Linee guida sul dossier sanitario, 2015; EHDS art. 9).",
+    ),
+    "access.patient_code": ("Patient code", "Codice paziente"),
+    "access.from": ("From", "Dal"),
+    "access.to": ("To", "Al"),
+    "access.unknown_code": ("No patient has this code.", "Nessun paziente ha questo codice."),
+    "access.title": (
+        "Accesses to the data of {code}, {first} – {last}",
+        "Accessi ai dati di {code}, {first} – {last}",
+    ),
+    "access.accesses": ("{n} accesses", "{n} accessi"),
+    "access.none": ("No access in this period.", "Nessun accesso nel periodo."),
+    "access.col.time": ("Date and time", "Data e ora"),
+    "access.col.who": ("Staff member", "Operatore"),
+    "access.col.via": ("Care relation", "Relazione di cura"),
+    "access.col.what": ("What was accessed", "Cosa è stato consultato"),
+    "access.col.from": ("From (address)", "Da (indirizzo)"),
+    "access.via.own_gp": ("The patient's GP", "MMG del paziente"),
+    "access.via.care_team": ("Care team: {team}", "Équipe di cura: {team}"),
+    "access.via.role": ("As {role}", "In qualità di {role}"),
+    "access.what.patient.list": ("Patient list", "Elenco pazienti"),
+    "access.what.patient.read": ("Patient page", "Scheda paziente"),
+    "access.what.patient.episodes.read": ("Episodes", "Episodi"),
+    "access.what.patient.vitals.read": ("Vital signs series", "Serie dei parametri vitali"),
+    "access.what.episode.read": ("Episode", "Episodio"),
+    "access.what.episode.events.read": ("Episode history", "Storia dell'episodio"),
+    "access.what.alert.read": ("Alert", "Allarme"),
+    "access.what.fhir.patient.read": ("FHIR Patient", "FHIR Patient"),
+    "access.what.fhir.observation.search": ("FHIR Observations", "FHIR Observation"),
+    "access.what.patient.report.read": ("Period report", "Report del periodo"),
+    "access.what.patient.report.pdf": ("Period report (PDF)", "Report del periodo (PDF)"),
+    "access.what.patient.report.fhir": ("Period report (FHIR)", "Report del periodo (FHIR)"),
+    "access.what.patient.readings.csv": ("Readings export (CSV)", "Esportazione misure (CSV)"),
+    "access.what.patient.closing_report.read": ("Closing report", "Relazione di chiusura"),
+    "access.what.patient.closing_report.pdf": (
+        "Closing report (PDF)",
+        "Relazione di chiusura (PDF)",
+    ),
+    "access.what.patient.closing_report.fhir": (
+        "Closing report (FHIR)",
+        "Relazione di chiusura (FHIR)",
+    ),
+    "access.what.triage.read": ("Triage queue", "Coda di triage"),
+    "access.what.gateways.offline.read": ("Gateways offline", "Gateway non connessi"),
+    "access.what.devices.low_battery.read": ("Devices low on battery", "Dispositivi scarichi"),
+    "access.what.notifications.failed.read": ("Failed SMS", "SMS non consegnati"),
+    "access.what.enrolments.read": ("Enrolments", "Arruolamenti"),
+    "access.what.enrolment.read": ("Enrolment", "Arruolamento"),
+    "access.what.device_card.read": ("Device card", "Tesserino dispositivi"),
+    "access.what.patient.enrol": ("Enrolled the patient", "Arruolamento del paziente"),
+    "access.what.patient.update": ("Changed the enrolment", "Modifica dell'arruolamento"),
+    "access.what.patient.discharge": ("Discharged the patient", "Dimissione del paziente"),
+    "access.what.episode.claim": ("Took the episode", "Presa in carico dell'episodio"),
+    "access.what.episode.outcome": ("Recorded a call", "Registrazione di una chiamata"),
+    "access.what.episode.acknowledge": ("Acknowledged the episode", "Presa visione"),
+    "access.what.episode.resolve": ("Resolved the episode", "Chiusura dell'episodio"),
+    "access.what.episode.escalate": ("Escalated to the GP", "Inoltro al MMG"),
+    "access.what.finding.resolve": ("Resolved an alert", "Chiusura di un allarme"),
+    "access.what.patient.access_report.csv": (
+        "Access report (CSV)",
+        "Registro degli accessi (CSV)",
+    ),
+    "access.what.patient.access_report.pdf": (
+        "Access report (PDF)",
+        "Registro degli accessi (PDF)",
+    ),
 }
 
 # Episodes: a patient's open findings as one row, one badge, one card.
@@ -563,6 +639,173 @@ TEXTS |= {
     "a11y.skip": ("Skip to the page's content", "Vai al contenuto della pagina"),
 }
 
+# Reports and equipment, finish (issue 18): the language a report was frozen in; adherence
+# when the schedule asks for nothing yet.
+TEXTS |= {
+    "report.frozen_in": ("Validated text in {language}.", "Testo convalidato in {language}."),
+    "language.it": ("Italian", "italiano"),
+    "language.en": ("English", "inglese"),
+    "adherence.not_due": ("not yet due", "non ancora prevista"),
+    "glance.adherence.title_every": (
+        "Stretches of {n} days with a {metric} reading, of those the protocol asks for",
+        "Intervalli di {n} giorni con una misura di {metric}, su quelli richiesti dal protocollo",
+    ),
+}
+
+# The GP's list a page at a time (issue 18's speed: the latest values are read for the page).
+TEXTS |= {
+    "list.pages": ("Pages of the list", "Pagine dell'elenco"),
+    "list.showing": ("{first}–{last} of {total}", "{first}–{last} di {total}"),
+    "list.previous": ("Previous", "Precedente"),
+    "list.next": ("Next", "Successiva"),
+    "list.page": ("Page {n}", "Pagina {n}"),
+}
+
+# Patient reminders, finished (issue 18): cancelled SMS and why, opt-out by the patient's SMS.
+# The cancel reasons are keyed by the words alerts.notify.routing records.
+TEXTS |= {
+    "sms_cancelled": ("SMS cancelled before sending", "SMS annullati prima dell'invio"),
+    "episode resolved before sending": (
+        "episode resolved before sending",
+        "episodio risolto prima dell'invio",
+    ),
+    "episode acknowledged before sending": (
+        "episode acknowledged before sending",
+        "presa visione prima dell'invio",
+    ),
+    "superseded by a later SMS of the same kind": (
+        "superseded by a later SMS of the same kind",
+        "sostituito da un SMS successivo dello stesso tipo",
+    ),
+    "patient discharged before sending": (
+        "patient discharged before sending",
+        "paziente dimesso prima dell'invio",
+    ),
+    "patient opted out of reminders before sending": (
+        "patient opted out of reminders before sending",
+        "il paziente ha rinunciato ai promemoria prima dell'invio",
+    ),
+    "patient measured before sending": (
+        "patient measured before sending",
+        "il paziente ha misurato prima dell'invio",
+    ),
+    "reminders.by_sms": ("the patient, by SMS", "il paziente, via SMS"),
+    "sms_inbound": ("SMS received", "SMS ricevuti"),
+    "inbound.received": ("Received", "Ricevuto"),
+    "inbound.from": ("From", "Da"),
+    "inbound.outcome": ("Taken as", "Interpretato come"),
+    "inbound.opt_out": ("reminders stopped", "promemoria disattivati"),
+    "inbound.opt_in": ("reminders back on", "promemoria riattivati"),
+    "inbound.unrecognised": (
+        "not a command: answered that nobody reads this number",
+        "non è un comando: risposto che nessuno legge questo numero",
+    ),
+    "inbound.unknown_number": (
+        "unknown number: answered that nobody reads it",
+        "numero sconosciuto: risposto che nessuno lo legge",
+    ),
+}
+
+# The gateway's time model (issue 19): a reading's time correction, the equipment page's clocks.
+TEXTS |= {
+    "time.details": ("Time", "Orario"),
+    "time.device_showed": ("device showed {at}", "il dispositivo indicava {at}"),
+    "time.zone": ("read in {zone}, UTC{offset}", "letto in {zone}, UTC{offset}"),
+    "time.dst": ("summer time", "ora legale"),
+    "time.standard": ("standard time", "ora solare"),
+    "time.corrected_behind": (
+        "device clock {amount} behind: corrected",
+        "orologio del dispositivo indietro di {amount}: ora corretta",
+    ),
+    "time.corrected_ahead": (
+        "device clock {amount} ahead: corrected",
+        "orologio del dispositivo avanti di {amount}: ora corretta",
+    ),
+    "time.received": (
+        "device time unusable: time of receipt used",
+        "ora del dispositivo inutilizzabile: usata l'ora di ricezione",
+    ),
+    "time.gap": (
+        "no such local time (clocks went forward): read as standard time",
+        "ora locale inesistente (cambio all'ora legale): letta come ora solare",
+    ),
+    "time.repeated": (
+        "local time that occurs twice (clocks went back)",
+        "ora locale ripetuta (cambio all'ora solare)",
+    ),
+    "time.ignores_dst": (
+        "device clock never changes for summer time",
+        "l'orologio del dispositivo non passa all'ora legale",
+    ),
+    "time.min": ("{n} min", "{n} min"),
+    "time.h": ("{n} h", "{n} h"),
+    "time.d": ("{n} days", "{n} giorni"),
+    "clocks.title": ("Device clocks", "Orologi dei dispositivi"),
+    "clocks.state": ("Clock", "Orologio"),
+    "clocks.off": (
+        "{amount} {direction}, cannot be set by the gateway",
+        "{direction} di {amount}, il gateway non può regolarlo",
+    ),
+    "clocks.ahead": ("ahead", "avanti"),
+    "clocks.behind": ("behind", "indietro"),
+    "clocks.set": (
+        "set by the gateway on {at} (was {amount} {direction})",
+        "regolato dal gateway il {at} (era {direction} di {amount})",
+    ),
+}
+
+# Oscuramento (issue 20): the patient's restrictions on the patient page, and what a reader
+# from whom some findings are hidden is told instead (dashboard/restrictions.py).
+TEXTS |= {
+    "restriction.title": ("Hidden data (oscuramento)", "Oscuramento"),
+    "restriction.explain": (
+        "At the patient's request, data hidden from everyone but you, the GP: the service "
+        "centre, reports and exports made by others. The alerts still reach you.",
+        "Su richiesta del paziente, dati nascosti a tutti tranne a lei, il MMG: alla centrale, "
+        "nei report e nelle esportazioni fatte da altri. Gli allarmi le arrivano comunque.",
+    ),
+    "restriction.what": ("What", "Cosa"),
+    "restriction.kind.protocol": ("Care protocol", "Protocollo di cura"),
+    "restriction.kind.metric_category": ("Measurement", "Misura"),
+    "restriction.kind.period": ("Period", "Periodo"),
+    "restriction.category.blood_pressure": ("Blood pressure", "Pressione arteriosa"),
+    "restriction.first": ("From", "Dal"),
+    "restriction.last": ("To", "Al"),
+    "restriction.requested_on": ("Asked by the patient on", "Richiesto dal paziente il"),
+    "restriction.recorded": ("Recorded by", "Registrato da"),
+    "restriction.reason": ("Note", "Nota"),
+    "restriction.record": ("Record the request", "Registra la richiesta"),
+    "restriction.revoke": ("Withdrawn by the patient", "Revocato dal paziente"),
+    "restriction.revoked": ("withdrawn: {who}, {at}", "revocato: {who}, {at}"),
+    "restriction.withheld": (
+        "{n} finding(s) your access does not show (hidden at the patient's request): "
+        "call the GP, {gp}.",
+        "{n} riscontro/i non visibile/i con il suo accesso (oscurato su richiesta del "
+        "paziente): chiami il MMG, {gp}.",
+    ),
+}
+
+
+# The gateway's PHG identity and its devices' (issue 19): system ids, Device Information, and
+# a device whose own serial is not the kit's.
+TEXTS |= {
+    "identity.system_id": ("System ID (EUI-64)", "ID di sistema (EUI-64)"),
+    "identity.firmware": ("Firmware", "Firmware"),
+    "identity.kit_serial": ("Serial in the kit", "Numero di serie nel kit"),
+    "identity.reported_serial": ("Serial the device reports", "Numero di serie dal dispositivo"),
+    "identity.mismatch_title": (
+        "Devices that are not the kit's unit",
+        "Dispositivi diversi da quelli del kit",
+    ),
+    "identity.mismatch_help": (
+        "The serial number the device reports differs from the one recorded in the kit: the "
+        "device at home was swapped, or the serial was mistyped. Check it and swap the device "
+        "in the kit if needed.",
+        "Il numero di serie comunicato dal dispositivo è diverso da quello registrato nel kit: "
+        "il dispositivo a casa è stato scambiato, o il numero è stato digitato male. "
+        "Verificare e, se serve, sostituire il dispositivo nel kit.",
+    ),
+}
 
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).

@@ -62,14 +62,15 @@ def kit(conn: psycopg.Connection, patient_id: int) -> list[dict[str, Any]]:
     """The patient's gateways, each with its devices (current first, then returned/swapped)."""
     cur = conn.cursor(row_factory=dict_row)
     gateways = cur.execute(
-        "SELECT id, code, registered_at, online, last_seen_at FROM gateways "
+        "SELECT id, code, registered_at, online, last_seen_at, system_id FROM gateways "
         "WHERE patient_id = %s ORDER BY id",
         (patient_id,),
     ).fetchall()
     for g in gateways:
         g["devices"] = cur.execute(
             "SELECT d.id, d.kind, d.address, d.manufacturer, d.model, d.serial_number, d.udi, "
-            "d.paired_at, d.unpaired_at, d.return_reason, r.serial_number AS replaced_by_serial, "
+            "d.system_id, d.firmware, d.reported_serial_number, d.paired_at, d.unpaired_at, "
+            "d.return_reason, r.serial_number AS replaced_by_serial, "
             "(SELECT count(*) FROM observations o WHERE o.patient_id = %s AND o.device_id = d.id) "
             "AS readings FROM devices d LEFT JOIN devices r ON r.id = d.replaced_by "
             "WHERE d.gateway_id = %s ORDER BY d.unpaired_at IS NOT NULL, d.kind, d.paired_at",
@@ -326,14 +327,12 @@ def device_card(conn: psycopg.Connection, patient_id: int) -> dict[str, Any] | N
             patient["centre"], patient["duty_phone"] = centre
     patient["devices"] = cur.execute(
         "SELECT d.kind, d.manufacturer, d.model, d.serial_number, d.udi, d.address, d.paired_at, "
-        "g.code AS gateway FROM devices d JOIN gateways g ON g.id = d.gateway_id "
+        "d.system_id, d.firmware, d.reported_serial_number, g.code AS gateway "
+        "FROM devices d JOIN gateways g ON g.id = d.gateway_id "
         "WHERE g.patient_id = %s AND d.unpaired_at IS NULL ORDER BY g.code, d.kind",
         (patient_id,),
     ).fetchall()
-    patient["gateways"] = [
-        r[0]
-        for r in conn.execute(
-            "SELECT code FROM gateways WHERE patient_id = %s ORDER BY code", (patient_id,)
-        )
-    ]
+    patient["gateways"] = conn.execute(
+        "SELECT code, system_id FROM gateways WHERE patient_id = %s ORDER BY code", (patient_id,)
+    ).fetchall()
     return patient

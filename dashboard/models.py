@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from telemon.alert_lifecycle import AlertState, FindingState
 from telemon.device_kinds import DeviceKind
+from telemon.time_correction import TimeCorrection
 
 CallOutcome = Literal["reached", "not_reached", "advised", "sent_to_emergency"]
 
@@ -102,7 +103,7 @@ class Me(_Model):
     id: int
     username: str
     display_name: str
-    role: Literal["gp", "nurse", "admin"]
+    role: Literal["gp", "nurse", "admin", "privacy"]
     language: str
     csrf_token: str
 
@@ -129,6 +130,8 @@ class FindingItem(_Model):
     reading_at: datetime | None
     resolved_at: datetime | None
     resolution_note: str | None
+    # How the gateway made the reading's time (issue 19); None from older gateways.
+    reading_time: TimeCorrection | None = None
 
 
 class EpisodeItem(_Model):
@@ -156,6 +159,9 @@ class EpisodeItem(_Model):
     resolution_note: str | None
     resolved_at: datetime | None
     findings: list[FindingItem]
+    # Findings the patient asked to hide from the reader (oscuramento, dashboard/restrictions.py):
+    # counted, never shown; the reader calls the GP.
+    withheld: int = 0
 
 
 class LatestValue(_Model):
@@ -170,7 +176,9 @@ class LatestValue(_Model):
 
 class Adherence(_Model):
     """Days with readings of the protocol's scheduled metric, against the days its schedule
-    asked for (since enrolment, if that is later than the window's start)."""
+    asked for (since enrolment, if that is later than the window's start). A schedule sparser
+    than daily counts its stretches (a weekly series: weeks with a reading, 1 in 7 days, 4 in
+    30). An expected count of 0: not yet due (dashboard.report_stats.adherence)."""
 
     protocol: str
     metric: str
@@ -311,6 +319,43 @@ class LowBattery(_Model):
     last_seen_at: datetime | None
 
 
+class DeviceClock(_Model):
+    """A device whose clock needs a look (issue 19): far off and not settable, or set lately."""
+
+    device_id: int
+    kind: str
+    gateway_code: str
+    patient_id: int | None
+    patient_name: str | None
+    clock_skew_s: int | None  # as last measured
+    clock_set_at: datetime | None  # when the gateway last set it right
+    clock_set_from_s: int | None  # and how far off it was then
+
+    @property
+    def still_off(self) -> bool:
+        return self.clock_skew_s is not None and abs(self.clock_skew_s) > CLOCK_OFF_S
+
+
+class SerialMismatch(_Model):
+    """A device in the home that says it is another unit than the kit records (issue 19): the
+    serial its Device Information reports is not the one an admin entered."""
+
+    device_id: int
+    kind: str
+    address: str
+    gateway_code: str
+    patient_id: int | None
+    patient_name: str | None
+    kit_serial: str
+    reported_serial: str
+    system_id: str | None
+    reported_at: datetime | None
+
+
+# Beyond this the gateway sets a clock where it can (gateway.clock_check, 15 min).
+CLOCK_OFF_S = 15 * 60
+
+
 class NotificationItem(_Model):
     id: int
     episode_id: int | None
@@ -322,7 +367,19 @@ class NotificationItem(_Model):
     status: str
     attempts: int
     last_error: str | None
+    cancel_reason: str | None = None  # why a 'cancelled' one never left
     created_at: datetime
+
+
+class InboundItem(_Model):
+    """An SMS sent to our number (inbound_sms), and what was made of it."""
+
+    id: int
+    received_at: datetime
+    from_address: str
+    body: str
+    patient_id: int | None
+    outcome: Literal["opt_out", "opt_in", "unrecognised", "unknown_number"]
 
 
 class SettingsIn(_Input):
@@ -356,7 +413,7 @@ class StaffItem(_Model):
 class StaffIn(_Input):
     username: str = Field(pattern=r"^[a-z0-9._-]{2,64}$")
     display_name: str = Field(min_length=1, max_length=200)
-    role: Literal["gp", "nurse", "admin"]
+    role: Literal["gp", "nurse", "admin", "privacy"]
     phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
     language: Literal["it", "en"] = "it"
     password: str = Field(min_length=10, max_length=200)
@@ -364,7 +421,7 @@ class StaffIn(_Input):
 
 
 class StaffUpdate(_Input):
-    role: Literal["gp", "nurse", "admin"] | None = None
+    role: Literal["gp", "nurse", "admin", "privacy"] | None = None
     active: bool | None = None
     password: str | None = Field(default=None, min_length=10, max_length=200)
 
@@ -423,3 +480,38 @@ class RemindersOut(_Model):
     opted_out: bool
     opted_out_at: datetime | None
     opted_out_by: str | None
+    opted_out_via: Literal["staff", "sms"] | None = None
+
+
+class RestrictionIn(_Input):
+    """A patient's request to hide some of their data from everyone but their GP."""
+
+    kind: Literal["protocol", "metric_category", "period"]
+    protocol: str | None = Field(default=None, max_length=48)
+    category: str | None = Field(default=None, max_length=48)
+    first: date | None = None
+    last: date | None = None
+    requested_on: date
+    reason: str | None = Field(default=None, max_length=500)
+
+    # What the kind needs (the protocol, the category, the days) is checked after the patient's
+    # scope (dashboard/restrictions.py): a request about a patient out of reach is a 404.
+
+
+class RestrictionRevoke(_Input):
+    restriction: RowId
+
+
+class RestrictionItem(_Model):
+    id: int
+    kind: str
+    protocol: str | None
+    category: str | None
+    period_from: datetime | None
+    period_to: datetime | None
+    requested_on: date
+    reason: str | None
+    recorded_at: datetime
+    recorded_by: str
+    revoked_at: datetime | None
+    revoked_by: str | None

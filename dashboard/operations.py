@@ -6,15 +6,26 @@ import psycopg
 from psycopg.rows import dict_row
 
 from dashboard.authz import Principal, patient_scope
-from dashboard.models import GatewayIssue, LowBattery, NotificationItem
+from dashboard.models import (
+    CLOCK_OFF_S,
+    DeviceClock,
+    GatewayIssue,
+    InboundItem,
+    LowBattery,
+    NotificationItem,
+    SerialMismatch,
+)
 
 LOW_BATTERY_PCT = 20
+CLOCK_SET_RECENTLY_DAYS = 30
 
 
 def _equipment_scope(user: Principal) -> tuple[str, dict[str, object]]:
-    # Admins look after all equipment (codes, not clinical data); clinicians their patients'.
+    # Admins look after their organisation's patients' equipment and the unassigned stock
+    # (codes, not clinical data); clinicians their patients'.
     if user.role == "admin":
-        return "true", {}
+        scope, params = patient_scope(user, permission="patient.enrol")
+        return f"(p.id IS NULL OR {scope})", params
     scope, params = patient_scope(user)
     return f"({scope})", params
 
@@ -64,17 +75,74 @@ def low_batteries(conn: psycopg.Connection, user: Principal) -> list[LowBattery]
     return [LowBattery(**r) for r in rows]
 
 
+def device_clocks(conn: psycopg.Connection, user: Principal) -> list[DeviceClock]:
+    """Clocks still off beyond what the gateway corrects by writing, or set by it lately: the
+    readings they stamped were shifted, and a clock that keeps drifting wants a new device."""
+    scope, params = _equipment_scope(user)
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"""
+            SELECT d.id AS device_id, d.kind, g.code AS gateway_code, g.patient_id,
+                   p.given_name || ' ' || p.family_name AS patient_name,
+                   d.clock_skew_s, d.clock_set_at, d.clock_set_from_s
+            FROM devices d JOIN gateways g ON g.id = d.gateway_id
+            LEFT JOIN patients p ON p.id = g.patient_id
+            WHERE d.unpaired_at IS NULL AND {scope}
+              AND (abs(d.clock_skew_s) > %(off)s
+                   OR d.clock_set_at > now() - make_interval(days => %(days)s))
+            ORDER BY abs(coalesce(d.clock_skew_s, 0)) DESC, d.clock_set_at DESC, g.code
+            """,
+            params | {"off": CLOCK_OFF_S, "days": CLOCK_SET_RECENTLY_DAYS},
+        )
+        .fetchall()
+    )
+    if user.role == "admin":
+        rows = [r | {"patient_name": None} for r in rows]
+    return [DeviceClock(**r) for r in rows]
+
+
+def serial_mismatches(conn: psycopg.Connection, user: Principal) -> list[SerialMismatch]:
+    """Devices in use whose reported serial is not the kit's: a box swapped in the home, or a
+    serial mistyped at enrolment; either way the record is not the device. Compared without
+    case or surrounding blanks, which a label and a device's string may differ by."""
+    scope, params = _equipment_scope(user)
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"""
+            SELECT d.id AS device_id, d.kind, d.address, g.code AS gateway_code, g.patient_id,
+                   p.given_name || ' ' || p.family_name AS patient_name,
+                   d.serial_number AS kit_serial, d.reported_serial_number AS reported_serial,
+                   d.system_id, d.identity_reported_at AS reported_at
+            FROM devices d JOIN gateways g ON g.id = d.gateway_id
+            LEFT JOIN patients p ON p.id = g.patient_id
+            WHERE d.unpaired_at IS NULL AND {scope}
+              AND upper(btrim(d.serial_number)) <> upper(btrim(d.reported_serial_number))
+            ORDER BY g.code, d.kind
+            """,
+            params,
+        )
+        .fetchall()
+    )
+    if user.role == "admin":
+        rows = [r | {"patient_name": None} for r in rows]
+    return [SerialMismatch(**r) for r in rows]
+
+
 def notifications(
     conn: psycopg.Connection, user: Principal, status: str, limit: int = 200
 ) -> list[NotificationItem]:
-    """Notifications in ``status`` ('failed' or 'outboxed') about patients in scope."""
+    """Notifications in ``status`` ('failed', 'outboxed' or 'cancelled') about patients in
+    scope; a cancelled one says why (``cancel_reason``)."""
     scope, params = patient_scope(user)
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(
             f"""
             SELECT n.id, n.episode_id, n.alert_id, p.id AS patient_id, n.recipient_kind,
-                   n.to_address, n.body, n.status, n.attempts, n.last_error, n.created_at
+                   n.to_address, n.body, n.status, n.attempts, n.last_error, n.cancel_reason,
+                   n.created_at
             FROM notifications n
             LEFT JOIN episodes e ON e.id = n.episode_id
             LEFT JOIN alerts a ON a.id = n.alert_id
@@ -89,3 +157,26 @@ def notifications(
         .fetchall()
     )
     return [NotificationItem(**r) for r in rows]
+
+
+def inbound_messages(
+    conn: psycopg.Connection, user: Principal, limit: int = 100
+) -> list[InboundItem]:
+    """The SMS people sent to our number, newest first: those of patients in scope, and those
+    from numbers of no single patient (a stranger, a relative's phone, a shared one), which
+    the service centre answers for. What telemon made of each is its ``outcome``."""
+    scope, params = patient_scope(user)
+    rows = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"""
+            SELECT i.id, i.received_at, i.from_address, i.body, i.patient_id, i.outcome
+            FROM inbound_sms i LEFT JOIN patients p ON p.id = i.patient_id
+            WHERE (i.patient_id IS NULL AND %(centre)s) OR {scope}
+            ORDER BY i.received_at DESC, i.id DESC LIMIT %(limit)s
+            """,
+            params | {"limit": limit, "centre": user.role == "nurse"},
+        )
+        .fetchall()
+    )
+    return [InboundItem(**r) for r in rows]

@@ -4,9 +4,7 @@ frozen the same way; every read audited."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -14,11 +12,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from dashboard import audit, closing, fhir, report
+from dashboard import audit, closing, fhir, readings_export, report, restrictions
 from dashboard.authz import Principal, ensure_patient
-from dashboard.web import LOCAL_TZ
 from dashboard.wording import language_of
-from telemon.metrics import METRICS_BY_ID
 
 
 class AlreadyValidated(Exception):
@@ -35,6 +31,8 @@ class Rendered:
     validation: report.Validation | None
     fhir_bundle: dict[str, Any] | None = None
     period: report.Period | None = None
+    # The language the body is written in: a frozen report's is its validator's, whoever reads.
+    language: str | None = None
 
 
 def _audit(
@@ -66,7 +64,7 @@ def _frozen(
     """The frozen report of that kind and period (a closing report: the patient's one)."""
     row = conn.execute(
         "SELECT r.body_html, r.pdf, r.pdf_sha256, r.fhir_bundle, s.display_name, r.validated_at, "
-        "p.code, r.period_from, r.period_to FROM period_reports r "
+        "p.code, r.period_from, r.period_to, r.language FROM period_reports r "
         "JOIN staff s ON s.id = r.validated_by JOIN patients p ON p.id = r.patient_id "
         "WHERE r.patient_id = %(p)s AND r.kind = %(kind)s "
         "AND (%(first)s::date IS NULL OR (r.period_from = %(first)s AND r.period_to = %(last)s))",
@@ -79,7 +77,7 @@ def _frozen(
     ).fetchone()
     if row is None:
         return None
-    body, pdf, sha, bundle, by, at, code, first, last = row
+    body, pdf, sha, bundle, by, at, code, first, last, language = row
     return Rendered(
         title=f"{code} {first.isoformat()} {last.isoformat()}",
         body=body,
@@ -87,16 +85,24 @@ def _frozen(
         validation=report.Validation(by=by, at=at, sha256=sha),
         fhir_bundle=bundle,
         period=report.Period(first, last),
+        language=language,
     )
 
 
 def _fresh(
-    conn: psycopg.Connection, patient_id: int, period: report.Period, language: str, *, pdf: bool
+    conn: psycopg.Connection,
+    user: Principal,
+    patient_id: int,
+    period: report.Period,
+    language: str,
+    *,
+    pdf: bool,
 ) -> Rendered:
-    content = report.build(conn, patient_id, period, language=language)
+    content = report.build(conn, user, patient_id, period, language=language)
     title = report.title(content, language)
     body = report.body_html(content, language)
-    return Rendered(title, body, report.pdf(body, language, title) if pdf else None, None)
+    rendered = report.pdf(body, language, title) if pdf else None
+    return Rendered(title, body, rendered, None, language=language)
 
 
 def view(
@@ -109,9 +115,14 @@ def view(
 ) -> Rendered:
     """The validated report of the period if there is one, else the report as it is now."""
     ensure_patient(conn, user, patient_id)
-    rendered = _frozen(conn, patient_id, period) or _fresh(
-        conn, patient_id, period, language_of(user.language), pdf=pdf
+    # A validated report holds the whole record, as its GP signed it: a reader from whom the
+    # patient hid some data gets the report as it is now, without it (restrictions.py).
+    frozen = (
+        None
+        if restrictions.withholds(conn, user, patient_id)
+        else _frozen(conn, patient_id, period)
     )
+    rendered = frozen or _fresh(conn, user, patient_id, period, language_of(user.language), pdf=pdf)
     _audit(
         conn,
         user,
@@ -127,7 +138,11 @@ def validated_bundle(
     conn: psycopg.Connection, user: Principal, patient_id: int, period: report.Period
 ) -> dict[str, Any] | None:
     ensure_patient(conn, user, patient_id)
-    frozen = _frozen(conn, patient_id, period)
+    frozen = (
+        None
+        if restrictions.withholds(conn, user, patient_id)
+        else _frozen(conn, patient_id, period)
+    )
     _audit(conn, user, "patient.report.fhir", patient_id, period, validated=frozen is not None)
     return frozen.fhir_bundle if frozen else None
 
@@ -173,6 +188,7 @@ def _freeze(
         observations=fhir.period_observations(conn, patient_id, period.start, period.end),
         base=public_url.rstrip("/") + "/fhir",
         kind=kind,
+        language=language,
     )
     inserted = conn.execute(
         "INSERT INTO period_reports (patient_id, kind, period_from, period_to, language, "
@@ -205,17 +221,26 @@ def validate(
     *,
     public_url: str,
 ) -> report.Validation:
-    """Freeze the period's report as it is now. A period is validated once."""
+    """Freeze the period's report as it is now, in the validator's language (the text they
+    read and sign off); ``period_reports.language`` records it. A period is validated once."""
     ensure_patient(conn, user, patient_id)
     language = language_of(user.language)
-    content = report.build(conn, patient_id, period, language=language, now=datetime.now(UTC))
+    content = report.build(conn, None, patient_id, period, language=language, now=datetime.now(UTC))
     with conn.transaction():
         validation = _freeze(
             conn, user, content, kind="period", language=language, public_url=public_url
         )
         if validation is None:
             raise AlreadyValidated
-        _audit(conn, user, "patient.report.validate", patient_id, period, sha256=validation.sha256)
+        _audit(
+            conn,
+            user,
+            "patient.report.validate",
+            patient_id,
+            period,
+            sha256=validation.sha256,
+            language=language,
+        )
     return validation
 
 
@@ -242,7 +267,7 @@ def close(
         raise LookupError(patient_id)
     enrolled_at, language = row[0], language_of(row[1])
     period = closing.span(enrolled_at, discharged_on)
-    content = report.build(conn, patient_id, period, language=language, now=discharged_at)
+    content = report.build(conn, None, patient_id, period, language=language, now=discharged_at)
     section = closing.gather(
         conn, content, reason=reason, enrolled_at=enrolled_at, discharged_at=discharged_at
     )
@@ -275,7 +300,12 @@ def _closing(
     """The patient's closing report as frozen at discharge (None before any discharge); the
     read is audited either way, as a period never validated is."""
     ensure_patient(conn, user, patient_id)
-    frozen = _frozen(conn, patient_id, None, kind="closing")
+    # The closing report holds the whole record: not for a reader the patient hid some from.
+    frozen = (
+        None
+        if restrictions.withholds(conn, user, patient_id)
+        else _frozen(conn, patient_id, None, kind="closing")
+    )
     if frozen is not None and frozen.period is not None:
         _audit(conn, user, action, patient_id, frozen.period, found=True)
     else:
@@ -327,44 +357,19 @@ def closing_record(conn: psycopg.Connection, patient_id: int) -> ClosingRecord |
     return ClosingRecord(report.Period(row[0], row[1]), row[2], row[3], row[4])
 
 
-CSV_COLUMNS = ("time", "metric", "value", "unit", "device", "flags")
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(text: str) -> str:
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def readings_csv(
     conn: psycopg.Connection, user: Principal, patient_id: int, period: report.Period
 ) -> str:
-    """One reading a row, every reading of the period (flagged ones with their flags)."""
+    """One reading a row, every reading of the period (flagged ones with their flags), in the
+    columns of every readings export (:mod:`dashboard.readings_export`)."""
     ensure_patient(conn, user, patient_id)
     rows = conn.execute(
-        "SELECT o.measured_at, o.metric_id, o.value, d.kind, d.manufacturer, d.model, "
-        "d.address, o.flags FROM observations o LEFT JOIN devices d ON d.id = o.device_id "
-        "WHERE o.patient_id = %s AND o.measured_at >= %s AND o.measured_at < %s "
-        "ORDER BY o.measured_at, o.metric_id",
-        (patient_id, period.start, period.end),
+        readings_export.query(
+            " AND o.measured_at >= %(start)s AND o.measured_at < %(end)s"
+            f" AND {restrictions.readings_visible(user)}"
+        ),
+        {"p": patient_id, "start": period.start, "end": period.end},
     ).fetchall()
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for at, metric_id, value, kind, maker, model, address, flags in rows:
-        metric = METRICS_BY_ID.get(metric_id)
-        if metric is None:
-            continue
-        device = " ".join(x for x in (kind, maker, model, f"({address})" if address else "") if x)
-        writer.writerow(
-            (
-                at.astimezone(LOCAL_TZ).isoformat(),
-                metric.key,
-                repr(value),
-                metric.unit,
-                _cell(device),
-                _cell(" ".join(sorted(flags or ()))),
-            )
-        )
+    text = "".join(readings_export.lines(rows))
     _audit(conn, user, "patient.readings.csv", patient_id, period, rows=len(rows))
-    return out.getvalue()
+    return text

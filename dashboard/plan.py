@@ -48,7 +48,13 @@ def _limit_text(channel: str, op: str, amount: float, language: str) -> str:
     )
 
 
-def plan(assigned: list[ProtocolAssignment], language: str) -> list[ProtocolPlan]:
+def plan(
+    assigned: list[ProtocolAssignment],
+    language: str,
+    hidden: frozenset[str] | set[str] = frozenset(),
+) -> list[ProtocolPlan]:
+    """The protocols' schedules and limits; none of the ``hidden`` metrics (those the patient
+    hid from the reader, dashboard/restrictions.py)."""
     lang = language_of(language)
     out = []
     for a in assigned:
@@ -60,6 +66,8 @@ def plan(assigned: list[ProtocolAssignment], language: str) -> list[ProtocolPlan
         for rule in applied.rules:
             if rule.kind not in _VALUE_KINDS or not rule.enabled:
                 continue
+            if hidden and set(rule.metrics) <= hidden:
+                continue
             base = {(b.level, b.channel): (b.op, b.value) for b in default.rule(rule.key).bands}
             limits = [
                 Limit(
@@ -68,11 +76,13 @@ def plan(assigned: list[ProtocolAssignment], language: str) -> list[ProtocolPlan
                     base.get((b.level, b.channel)) != (b.op, b.value),
                 )
                 for b in sorted(rule.bands, key=lambda b: b.severity)
+                if b.channel not in hidden
             ]
             lines.append(RuleLine(rule_title(rule, lang), limits))
         watch = [
             (METRICS[s.metric].label(lang), duration(s.every_seconds, lang))
             for s in schedules(applied)
+            if s.metric not in hidden
         ]
         out.append(ProtocolPlan(a.protocol, rule_title(applied, lang), watch, lines))
     return out

@@ -1,4 +1,5 @@
-"""A patient's opt-out of SMS reminders: recorded by a nurse or an admin, with who and when.
+"""A patient's opt-out of SMS reminders: recorded by a nurse or an admin, with who and when,
+or by the patient replying to a reminder (``dashboard.patient_sms``).
 
 Nurses act on the patients of their service centre (``patient_scope``), from the patient page
 or ``/api/patients/{id}/reminders``; admins, who enrol patients and read no clinical data, on
@@ -10,17 +11,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import psycopg
 
 from dashboard import audit
 from dashboard.authz import Forbidden, NotFound, Principal, patient_scope
 
+OptOutVia = Literal["staff", "sms"]
+
 
 @dataclass(frozen=True, slots=True)
 class ReminderStatus:
     opted_out_at: datetime | None
     opted_out_by: str | None  # the display name of who recorded it
+    opted_out_via: OptOutVia | None = None  # staff: opted_out_by names them; sms: the patient
 
     @property
     def opted_out(self) -> bool:
@@ -30,11 +35,11 @@ class ReminderStatus:
 def status(conn: psycopg.Connection, patient_id: int) -> ReminderStatus:
     """For a page whose caller has already checked and audited the read of the patient."""
     row = conn.execute(
-        "SELECT p.reminders_opt_out_at, s.display_name FROM patients p "
+        "SELECT p.reminders_opt_out_at, s.display_name, p.reminders_opt_out_via FROM patients p "
         "LEFT JOIN staff s ON s.id = p.reminders_opt_out_by WHERE p.id = %s",
         (patient_id,),
     ).fetchone()
-    return ReminderStatus(row[0], row[1]) if row else ReminderStatus(None, None)
+    return ReminderStatus(row[0], row[1], row[2]) if row else ReminderStatus(None, None)
 
 
 def set_opt_out(
@@ -45,10 +50,13 @@ def set_opt_out(
         row = conn.execute(
             f"""
             UPDATE patients p
+            -- An opt-out already recorded (by staff or by the patient's SMS) stays as it was.
             SET reminders_opt_out_at = CASE WHEN %(out)s THEN coalesce(reminders_opt_out_at, now())
                                        END,
-                reminders_opt_out_by = CASE WHEN %(out)s
-                                       THEN coalesce(reminders_opt_out_by, %(by)s) END
+                reminders_opt_out_by = CASE WHEN %(out)s AND reminders_opt_out_at IS NULL
+                                       THEN %(by)s WHEN %(out)s THEN reminders_opt_out_by END,
+                reminders_opt_out_via = CASE WHEN %(out)s
+                                        THEN coalesce(reminders_opt_out_via, 'staff') END
             WHERE p.id = %(patient)s AND {scope}
             RETURNING p.id
             """,
@@ -82,5 +90,5 @@ def _scope(user: Principal) -> tuple[str, dict[str, object]]:
     if user.can("reminders.manage"):
         return patient_scope(user)
     if user.can("patient.enrol"):
-        return "true", {}
+        return patient_scope(user, permission="patient.enrol")  # their organisation's
     raise Forbidden

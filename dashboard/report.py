@@ -19,7 +19,8 @@ from markupsafe import Markup
 from pydantic import ValidationError
 
 from alerts.protocol import MissingDataRule, PatientOverride, TrendRule, rule_title
-from dashboard import charts, clinical, report_stats
+from dashboard import charts, clinical, report_stats, restrictions
+from dashboard.authz import Principal
 from dashboard.bands import bands_for_patient, effective_protocol
 from dashboard.i18n import translator
 from dashboard.models import Series
@@ -237,7 +238,7 @@ def _plan(
 
 
 def _episodes(
-    conn: psycopg.Connection, patient_id: int, period: Period, language: str
+    conn: psycopg.Connection, patient_id: int, period: Period, language: str, findings: str
 ) -> list[EpisodeEntry]:
     rows = conn.execute(
         "SELECT id, severity, state, opened_at, resolved_at, outcome, resolution_note "
@@ -248,8 +249,8 @@ def _episodes(
     ids = [r[0] for r in rows]
     reasons: dict[int, list[str]] = {}
     for episode_id, protocol, rule, details, metric_id, value in conn.execute(
-        "SELECT episode_id, protocol, rule, details, metric_id, trigger_value FROM alerts "
-        "WHERE episode_id = ANY(%s) ORDER BY severity DESC, opened_at, id",
+        "SELECT episode_id, protocol, rule, details, metric_id, trigger_value FROM alerts a "
+        f"WHERE episode_id = ANY(%s) AND {findings} ORDER BY severity DESC, opened_at, id",
         (ids,),
     ):
         metric = METRICS_BY_ID.get(metric_id)
@@ -320,13 +321,16 @@ def _by_metric(
 
 def build(
     conn: psycopg.Connection,
+    reader: Principal | None,
     patient_id: int,
     period: Period,
     *,
     language: str,
     now: datetime | None = None,
 ) -> PeriodReport:
-    """The report's content for a patient in the caller's scope (not checked here)."""
+    """The report's content for a patient in the caller's scope (not checked here), as
+    ``reader`` may see it (without what the patient hid from them); None: the whole record,
+    for the documents the GP freezes."""
     now = now or datetime.now(UTC)
     lang = language_of(language)
     head = conn.execute(
@@ -338,8 +342,8 @@ def build(
         raise LookupError(patient_id)
     rows = conn.execute(
         "SELECT metric_id, measured_at, value, NOT coalesce(flags && %s, false) "
-        "FROM observations WHERE patient_id = %s AND measured_at >= %s AND measured_at < %s "
-        "ORDER BY measured_at",
+        "FROM observations o WHERE patient_id = %s AND measured_at >= %s AND measured_at < %s "
+        f"AND {restrictions.readings_visible(reader)} ORDER BY measured_at",
         (list(UNRELIABLE_FLAGS), patient_id, period.start, period.end),
     ).fetchall()
     reliable, flagged = _by_metric(rows)
@@ -349,7 +353,8 @@ def build(
         for key, readings in reliable.items()
     }
     measured = set(reliable) | set(flagged)
-    keys = [k for k in METRICS if k in measured or k in bands]
+    hidden = restrictions.hidden_metrics(conn, reader, patient_id)
+    keys = [k for k in METRICS if k in measured or (k in bands and k not in hidden)]
     summaries = [
         MetricSummary(
             key,
@@ -364,7 +369,9 @@ def build(
     empty = translator(lang)("no_data")
     chart_list = []
     for key in keys:
-        series = clinical.series(conn, patient_id, key, period.days, now=period.end, language=lang)
+        series = clinical.series(
+            conn, reader, patient_id, key, period.days, now=period.end, language=lang
+        )
         chart_list.append(
             (series, charts.render(series, now=period.end, empty_text=empty, language=lang))
         )
@@ -392,7 +399,7 @@ def build(
         summaries=summaries,
         home_bp=home_bp,
         glucose=glucose,
-        episodes=_episodes(conn, patient_id, period, lang),
+        episodes=_episodes(conn, patient_id, period, lang, restrictions.finding_visible(reader)),
         devices=_devices(conn, patient_id, period),
         readings=len(rows),
     )

@@ -60,8 +60,12 @@ class GlucoseLevels:
 
 @dataclass(frozen=True, slots=True)
 class Adherence:
-    days_with_readings: int
-    days_expected: int
+    days_with_readings: int  # a schedule sparser than daily: its stretches with a reading
+    days_expected: int  # 0: the schedule asks for nothing yet (a weekly series begun 6 days ago)
+
+    @property
+    def due(self) -> bool:
+        return self.days_expected > 0
 
     @property
     def pct(self) -> float | None:
@@ -139,14 +143,16 @@ def glucose_levels(values: Sequence[float]) -> GlucoseLevels | None:
 def adherence(
     reading_days: Iterable[date], *, first: date, last: date, every_hours: float
 ) -> Adherence:
-    """Days with a reading against the days the schedule asks for one: every day when the
-    schedule is daily or more often, else one day in each ``every_hours`` stretch."""
+    """Stretches with a reading against the stretches the schedule asks for one, ``first`` to
+    ``last``: a stretch is a day when the schedule is daily or denser, else ``every_hours``
+    long, counted back from ``last``; only whole stretches are asked for. The days before the
+    first whole one are not yet due (a weekly series begun 6 days ago asks for none), so a
+    reading there counts for nothing either and the share never passes 100 %."""
     period_days = (last - first).days + 1
+    if period_days <= 0:
+        return Adherence(0, 0)
     every_days = max(every_hours / 24.0, 1.0)
-    expected = math.ceil(period_days / every_days)
-    seen = {d for d in reading_days if first <= d <= last}
-    if every_days == 1.0:
-        return Adherence(len(seen), expected)
-    # A sparser schedule: a stretch counts once, whatever the number of days with readings in it.
-    stretches = {int((d - first).days // every_days) for d in seen}
-    return Adherence(len(stretches), expected)
+    expected = math.floor(period_days / every_days + 1e-9)
+    # A stretch counts once, whatever the number of days with readings in it.
+    stretches = {int((last - d).days // every_days) for d in reading_days if first <= d <= last}
+    return Adherence(sum(1 for s in stretches if s < expected), expected)

@@ -150,6 +150,26 @@ def install(app: FastAPI) -> None:
         context = {"message_key": "invalid_input", "code": 422, "details": details}
         return render(request, "error.html", context, user=user, status_code=422)
 
+    # Imported here, as the handlers' pages are: the report's module builds on the web layer.
+    from dashboard.report import PeriodError
+
+    @app.exception_handler(PeriodError)
+    async def bad_period(request: Request, exc: PeriodError) -> Response:
+        """A report's period it cannot cover (dashboard/routes/reports.py): 422 with the reason,
+        which names the fields and never echoes the input."""
+        reason = str(exc)
+        if request.url.path.endswith(".fhir"):
+            from dashboard.fhir import FHIR_JSON, operation_outcome
+
+            return JSONResponse(operation_outcome("invalid", reason), 422, media_type=FHIR_JSON)
+        if _wants_json(request):
+            return JSONResponse({"detail": reason}, 422)
+        from dashboard.web import render
+
+        user = getattr(request.state, "user", None)
+        context = {"message_key": "invalid_input", "code": 422, "details": [reason]}
+        return render(request, "error.html", context, user=user, status_code=422)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)

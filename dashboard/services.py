@@ -9,15 +9,17 @@ import psycopg
 from dashboard import alert_actions, audit, clinical, glance, operations, tags
 from dashboard.authz import NotFound, Principal, ensure_alert, ensure_episode, ensure_patient
 from dashboard.models import (
+    DeviceClock,
     EpisodeEvent,
     EpisodeItem,
     FindingItem,
     GatewayIssue,
+    InboundItem,
     LowBattery,
     MySettings,
     NotificationItem,
     PatientDetail,
-    PatientSummary,
+    SerialMismatch,
     Series,
     SettingsIn,
 )
@@ -38,18 +40,28 @@ def patient_list(
     need: glance.Need = "",
     protocol: str = "",
     tag: str = "",
-) -> list[PatientSummary]:
-    patients = glance.patient_list(
-        conn, user, now=datetime.now(UTC), need=need, protocol=protocol, tag=tag
+    page: int = 1,
+    per_page: int = glance.PER_PAGE,
+) -> glance.PatientPage:
+    found = glance.patient_list(
+        conn,
+        user,
+        now=datetime.now(UTC),
+        need=need,
+        protocol=protocol,
+        tag=tag,
+        page=page,
+        per_page=per_page,
     )
+    # The patients shown are those read: the page's, not the whole list's.
     audit.record(
         conn,
         user,
         "patient.list",
         object_type="patient_list",
-        details={"patients": [p.id for p in patients]},
+        details={"patients": [p.id for p in found.patients], "page": found.page},
     )
-    return patients
+    return found
 
 
 def change_tag(
@@ -74,17 +86,28 @@ def change_tag(
 
 def triage_queue(conn: psycopg.Connection, user: Principal) -> list[EpisodeItem]:
     queue = clinical.triage_queue(conn, user)
+    _audit_queue(conn, user, queue)
+    return queue
+
+
+def triage_page(conn: psycopg.Connection, user: Principal, *, page: int) -> clinical.QueuePage:
+    found = clinical.triage_page(conn, user, page=page)
+    # The episodes shown are those read: the page's.
+    _audit_queue(conn, user, found.clinical + found.tasks)
+    return found
+
+
+def _audit_queue(conn: psycopg.Connection, user: Principal, shown: list[EpisodeItem]) -> None:
     audit.record(
         conn,
         user,
         "triage.read",
         object_type="episode_list",
         details={
-            "episodes": [e.id for e in queue],
-            "patients": sorted({e.patient_id for e in queue}),
+            "episodes": [e.id for e in shown],
+            "patients": sorted({e.patient_id for e in shown}),
         },
     )
-    return queue
 
 
 def offline_gateways(conn: psycopg.Connection, user: Principal) -> list[GatewayIssue]:
@@ -99,10 +122,29 @@ def low_batteries(conn: psycopg.Connection, user: Principal) -> list[LowBattery]
     return devices
 
 
+def device_clocks(conn: psycopg.Connection, user: Principal) -> list[DeviceClock]:
+    clocks = operations.device_clocks(conn, user)
+    _audit_worklist(conn, user, "devices.clock.read", [c.patient_id for c in clocks])
+    return clocks
+
+
+def serial_mismatches(conn: psycopg.Connection, user: Principal) -> list[SerialMismatch]:
+    devices = operations.serial_mismatches(conn, user)
+    _audit_worklist(conn, user, "devices.serial_mismatch.read", [d.patient_id for d in devices])
+    return devices
+
+
 def notifications(conn: psycopg.Connection, user: Principal, status: str) -> list[NotificationItem]:
     # SMS bodies carry vital values: reading them is reading health data.
     items = operations.notifications(conn, user, status)
     _audit_worklist(conn, user, f"notifications.{status}.read", [n.patient_id for n in items])
+    return items
+
+
+def inbound_messages(conn: psycopg.Connection, user: Principal) -> list[InboundItem]:
+    # What patients write may be about their health: reading it is on record, as SMS bodies.
+    items = operations.inbound_messages(conn, user)
+    _audit_worklist(conn, user, "sms.inbound.read", [i.patient_id for i in items])
     return items
 
 
@@ -158,7 +200,7 @@ def patient_series(
         raise InvalidPeriod(days)
     ensure_patient(conn, user, patient_id)
     series = clinical.series(
-        conn, patient_id, metric, days, now=datetime.now(UTC), language=user.language
+        conn, user, patient_id, metric, days, now=datetime.now(UTC), language=user.language
     )
     audit.record(
         conn,

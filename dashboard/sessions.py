@@ -11,6 +11,10 @@ import psycopg
 
 IDLE_TIMEOUT = timedelta(minutes=30)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)  # one nurse's shift, then a fresh login
+# How stale the recorded activity may get before a request writes it again. Writing it at every
+# request made every page view two commits (session and audit), each a WAL flush; the idle
+# timeout is kept to within this much.
+ACTIVITY_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +60,28 @@ def create(
 
 
 def lookup(conn: psycopg.Connection, token: str, *, now: datetime) -> Session | None:
-    """The live session for ``token``, its idle expiry pushed forward; None if absent or expired."""
+    """The live session for ``token``, its idle expiry pushed forward (written only when the
+    last recorded activity is older than ``ACTIVITY_RESOLUTION``); None if absent or expired."""
     row = conn.execute(
-        "UPDATE dashboard_sessions SET last_seen_at = %s, "
-        "expires_at = least(%s, created_at + %s) "
-        "WHERE token_hash = %s AND expires_at > %s "
-        "RETURNING token_hash, staff_id, csrf_token, created_at",
-        (now, now + IDLE_TIMEOUT, ABSOLUTE_TIMEOUT, _hash(token), now),
+        """
+        WITH live AS (
+            SELECT token_hash, staff_id, csrf_token, created_at, last_seen_at
+            FROM dashboard_sessions WHERE token_hash = %(hash)s AND expires_at > %(now)s
+        ), touched AS (
+            UPDATE dashboard_sessions d
+            SET last_seen_at = %(now)s, expires_at = least(%(idle)s, d.created_at + %(absolute)s)
+            FROM live
+            WHERE d.token_hash = live.token_hash AND live.last_seen_at <= %(stale)s
+        )
+        SELECT token_hash, staff_id, csrf_token, created_at FROM live
+        """,
+        {
+            "hash": _hash(token),
+            "now": now,
+            "idle": now + IDLE_TIMEOUT,
+            "absolute": ABSOLUTE_TIMEOUT,
+            "stale": now - ACTIVITY_RESOLUTION,
+        },
     ).fetchone()
     return Session(*row) if row else None
 

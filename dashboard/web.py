@@ -14,12 +14,17 @@ from fastapi.templating import Jinja2Templates
 
 from dashboard.authz import Principal
 from dashboard.i18n import event_label, metric_label, translator
+from dashboard.time_notes import amount as clock_amount
+from dashboard.time_notes import time_note
 from dashboard.wording import language_of, protocol_title, reason_text
 from telemon import __version__
 from telemon.metrics import METRICS
 from telemon.reasons import OPS, number, value
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+# The templates ship with the package: checking each one's file on every include of every row
+# costs a tenth of a long list's rendering.
+TEMPLATES.env.auto_reload = False
 # The cooperatives are in Lombardy: times are shown in Italian local time.
 LOCAL_TZ = ZoneInfo("Europe/Rome")
 
@@ -105,4 +110,6 @@ def helpers(lang: str, now: datetime) -> dict[str, Any]:
         "number": lambda amount: number(amount, language_of(lang)),
         "event": lambda kind: event_label(kind, lang),
         "protocol_title": lambda key: protocol_title(key, lang),
+        "time_note": lambda time: time_note(time, t),
+        "clock_amount": lambda seconds: clock_amount(t, seconds),
     }

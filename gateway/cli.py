@@ -113,6 +113,13 @@ def provision(
     ca_file: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="CA bundle for mqtts.")
     ] = None,
+    system_id: Annotated[
+        str | None,
+        typer.Option(
+            help="This gateway's EUI-64 system id, 00-1A-7D-FF-FE-DA-71-13 (default: derived "
+            "from the Bluetooth adapter's address at the first start)."
+        ),
+    ] = None,
     state_dir: StateDir = None,
     force: Annotated[bool, typer.Option(help="Replace an existing identity.")] = False,
 ) -> None:
@@ -142,6 +149,7 @@ def provision(
             mqtt_url=url,
             mqtt_password=password or None,
             mqtt_ca_file=ca_file.resolve() if ca_file else None,
+            system_id=system_id.upper() if system_id else None,
         )
     except ValidationError as error:
         first = error.errors()[0]
@@ -278,6 +286,7 @@ def status(state_dir: StateDir = None) -> None:
     table = PairingTable.load(directory)
     typer.echo(f"gateway {identity.gateway_id}, patient {identity.patient_id}")
     typer.echo(f"broker {identity.mqtt_url}")
+    typer.echo(f"system id {identity.system_id or '(derived from the adapter at the next run)'}")
     typer.echo(f"pairing table revision {table.revision}: {len(table.devices)} device(s)")
     outbox = Outbox(directory / OUTBOX_FILE, identity.gateway_id)
     sync = SyncStore(outbox).snapshot()

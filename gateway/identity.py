@@ -1,4 +1,9 @@
-"""Who this gateway is and how it reaches the broker (written by `telemon gateway provision`)."""
+"""Who this gateway is and how it reaches the broker (written by `telemon gateway provision`).
+
+Its PHG identity is an EUI-64 system id (issue 19, :mod:`telemon.system_id`): provisioned, or
+else derived once from the Bluetooth adapter's address and written here, so that it stays the
+same when the adapter later reports another (a bumble radio without a key store, a new dongle).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from telemon.mqtt import BrokerAddress
 from telemon.observation import Identifier
+from telemon.system_id import SystemId, from_eui48
 
 IDENTITY_FILE = "identity.json"
 
@@ -23,6 +29,11 @@ class GatewayIdentity(BaseModel):
     mqtt_url: str  # without credentials: they are the fields below
     mqtt_password: SecretStr | None = None
     mqtt_ca_file: Path | None = None
+    system_id: SystemId | None = None
+
+    def with_adapter_address(self, address: str) -> GatewayIdentity:
+        """This identity with the system id derived from the adapter's 48-bit ``address``."""
+        return self.model_copy(update={"system_id": from_eui48(address)})
 
     def broker(self) -> BrokerAddress:
         """The broker address, logging in as this gateway (its username is its id)."""

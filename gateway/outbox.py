@@ -35,7 +35,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     enqueued_at  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_continuous ON outbox (continuous, seq);
+CREATE TABLE IF NOT EXISTS identifiers (n INTEGER PRIMARY KEY, identifier TEXT NOT NULL UNIQUE);
 """
+# Identifiers of the records already appended, newest kept: a device that cannot delete its
+# memory sends it all again at every connection (a glucometer holds some hundreds, a blood
+# pressure monitor some tens per user). Past this many, the oldest are forgotten and a record that
+# old sent again is stored again here, and recognised by ingest (issue 19).
+IDENTIFIERS_KEPT = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,7 @@ class OutboxStats:
     oldest_enqueued_at: datetime | None
     last_seq: int
     evicted: int
+    duplicates: int = 0  # records a device sent again, recognised by identifier and not stored
 
 
 class Outbox:
@@ -59,17 +66,22 @@ class Outbox:
         *,
         max_entries: int = 2_000_000,
         min_free_bytes: int = 64 * 1024 * 1024,
+        identifiers_kept: int = IDENTIFIERS_KEPT,
     ) -> None:
         self.path = path
         self.gateway_id = gateway_id
         self.max_entries = max_entries
         self.min_free_bytes = min_free_bytes
+        self.identifiers_kept = identifiers_kept
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        # Kept in step with every insert and delete: counting the table at each append would
+        # scan up to max_entries rows once a second while the broker is unreachable.
+        self._depth: int = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
         owner = self._meta("gateway_id")
         if owner is None:
             self._set_meta("gateway_id", gateway_id)
@@ -91,7 +103,9 @@ class Outbox:
         The given ``seq`` values are ignored: the outbox is the only source of sequence numbers,
         so they stay monotonic across restarts. ``state`` is written in the same transaction
         (e.g. how far a glucometer's records have been read), so it can never run ahead of or
-        behind the readings it describes. Returns the stored observations.
+        behind the readings it describes. An observation whose ``identifier`` was appended
+        before (a record the device sent again) is dropped and counted. Returns the stored
+        observations.
         """
         if not observations:
             if state:
@@ -100,28 +114,33 @@ class Outbox:
                         self._set_meta(key, value)
             return []
         now = datetime.now(UTC).isoformat()
-        with self._lock, self._transaction():
-            for key, value in (state or {}).items():
-                self._set_meta(key, value)
-            last = int(self._meta("last_seq") or 0)
-            numbered = [
-                obs.model_copy(update={"seq": last + i, "gateway_id": self.gateway_id})
-                for i, obs in enumerate(observations, start=1)
-            ]
-            self._db.executemany(
-                "INSERT INTO outbox (seq, item, continuous, enqueued_at) VALUES (?, ?, ?, ?)",
-                [
-                    (
-                        obs.seq,
-                        json.dumps(obs.wire_item(), separators=(",", ":")),
-                        int(obs.context.get("source") == CONTINUOUS),
-                        now,
-                    )
-                    for obs in numbered
-                ],
-            )
-            self._set_meta("last_seq", str(numbered[-1].seq))
-            self._enforce_bounds()
+        with self._lock:
+            with self._transaction():
+                for key, value in (state or {}).items():
+                    self._set_meta(key, value)
+                observations = self._new_records(observations)
+                if not observations:
+                    return []
+                last = int(self._meta("last_seq") or 0)
+                numbered = [
+                    obs.model_copy(update={"seq": last + i, "gateway_id": self.gateway_id})
+                    for i, obs in enumerate(observations, start=1)
+                ]
+                self._db.executemany(
+                    "INSERT INTO outbox (seq, item, continuous, enqueued_at) VALUES (?, ?, ?, ?)",
+                    [
+                        (
+                            obs.seq,
+                            json.dumps(obs.wire_item(), separators=(",", ":")),
+                            int(obs.context.get("source") == CONTINUOUS),
+                            now,
+                        )
+                        for obs in numbered
+                    ],
+                )
+                self._set_meta("last_seq", str(numbered[-1].seq))
+                depth = self._enforce_bounds(self._depth + len(numbered))
+            self._depth = depth  # only once committed: a failed COMMIT undoes the rows
         return numbered
 
     def peek(self, limit: int, *, from_seq: int = 0) -> list[Observation]:
@@ -139,8 +158,12 @@ class Outbox:
         ]
 
     def remove(self, seqs: Iterable[int]) -> int:
-        with self._lock, self._transaction():
-            cursor = self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+        with self._lock:
+            with self._transaction():
+                cursor = self._db.executemany(
+                    "DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs]
+                )
+            self._depth -= cursor.rowcount
             return cursor.rowcount
 
     def state(self, prefix: str) -> dict[str, str]:
@@ -161,15 +184,44 @@ class Outbox:
                 oldest_enqueued_at=datetime.fromisoformat(oldest) if oldest else None,
                 last_seq=int(self._meta("last_seq") or 0),
                 evicted=int(self._meta("evicted") or 0),
+                duplicates=int(self._meta("duplicates") or 0),
             )
 
     # -- internals (call with self._lock held) --------------------------------------------------
 
-    def _enforce_bounds(self) -> None:
-        depth = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    def _new_records(self, observations: Sequence[Observation]) -> list[Observation]:
+        """``observations`` less those whose identifier is known; the new ones become known."""
+        fresh: list[Observation] = []
+        seen: set[str] = set()
+        for obs in observations:
+            if obs.identifier is not None:
+                if (
+                    obs.identifier in seen
+                    or self._db.execute(
+                        "SELECT 1 FROM identifiers WHERE identifier = ?", (obs.identifier,)
+                    ).fetchone()
+                ):
+                    continue
+                seen.add(obs.identifier)
+            fresh.append(obs)
+        dropped = len(observations) - len(fresh)
+        if dropped:
+            self._set_meta("duplicates", str(int(self._meta("duplicates") or 0) + dropped))
+        if seen:
+            self._db.executemany(
+                "INSERT INTO identifiers (identifier) VALUES (?)", [(i,) for i in seen]
+            )
+            self._db.execute(
+                "DELETE FROM identifiers WHERE n <= (SELECT max(n) FROM identifiers) - ?",
+                (self.identifiers_kept,),
+            )
+        return fresh
+
+    def _enforce_bounds(self, depth: int) -> int:
+        """Evict what ``depth`` entries exceed of the bounds; returns the depth left."""
         excess = depth - self.max_entries
         if excess <= 0 and self._disk_free() >= self.min_free_bytes:
-            return
+            return depth
         # Under disk pressure without an entry cap to go by, free a tenth of the samples.
         to_evict = excess if excess > 0 else max(1, depth // 10)
         evicted = self._db.execute(
@@ -179,6 +231,7 @@ class Outbox:
         ).rowcount
         if evicted:
             self._set_meta("evicted", str(int(self._meta("evicted") or 0) + evicted))
+        return depth - evicted
 
     def _disk_free(self) -> int:
         return shutil.disk_usage(self.path.parent).free

@@ -46,6 +46,7 @@ class GatewayRuntime:
         self.outbox = Outbox(state_dir / OUTBOX_FILE, self.identity.gateway_id)
         zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
         backend = backend or platform_backend()
+        self.adapter = backend.adapter
         self.manager = DeviceManager(
             state_dir,
             self.outbox,
@@ -69,10 +70,30 @@ class GatewayRuntime:
     def _notify(self) -> None:
         self.uplink.notify_new_data()
 
+    async def ensure_system_id(self) -> str | None:
+        """The gateway's system id: provisioned, else derived from the adapter and saved (so
+        it stays the same); None while the adapter cannot say its address."""
+        if self.identity.system_id is None:
+            try:
+                address = await self.adapter.address()
+            except Exception as error:  # a radio that is not there yet: try at the next start
+                log.warning("cannot read the Bluetooth adapter's address: %s", error)
+                address = None
+            if address is None:
+                log.warning("no system id: none provisioned and the adapter's address is unknown")
+                return None
+            self.identity = self.identity.with_adapter_address(address)
+            self.identity.save(self.state_dir)
+            self.uplink.identity = self.identity
+            log.info("system id %s derived from adapter %s", self.identity.system_id, address)
+        return self.identity.system_id
+
     async def run(self, stop: asyncio.Event) -> None:
+        await self.ensure_system_id()
         log.info(
-            "gateway %s for patient %s: %d paired device(s), broker %s",
+            "gateway %s (system id %s) for patient %s: %d paired device(s), broker %s",
             self.identity.gateway_id,
+            self.identity.system_id,
             self.identity.patient_id,
             len(self.manager.table.devices),
             self.identity.mqtt_url,

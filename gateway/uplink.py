@@ -207,6 +207,7 @@ class Uplink:
         return GatewayStatus(
             gateway_id=self.identity.gateway_id,
             state="online",
+            system_id=self.identity.system_id,
             version=__version__,
             started_at=self._started_at,
             uptime_s=round(time.monotonic() - self._started_monotonic, 1),
@@ -215,6 +216,7 @@ class Uplink:
             recoveries={
                 **self._recoveries(),
                 "outbox_evicted": stats.evicted,
+                "records_resent": stats.duplicates,
                 "mqtt_reconnects": max(0, self.counters.connects - 1),
             },
             devices=self._devices(),

@@ -1,4 +1,5 @@
-"""Periodic upkeep outside the write path: the hourly rollup and retention.
+"""Periodic upkeep outside the write path: the hourly rollup and retention (the observations'
+and, on its own setting, the audit log's).
 
 The rollup is refreshed here rather than per batch: a busy patient's hour would otherwise be
 re-aggregated by every batch. The hours to refresh are queued in ``ingest_rollup_queue`` by the
@@ -24,6 +25,7 @@ import psycopg
 
 from ingest.failures import StoreFailure, classify_failure
 from telemon.database import DatabaseUnavailable, connect, one_row
+from telemon.store.audit_chain import MINIMUM_RETENTION_MONTHS, apply_retention
 from telemon.store.backend import stored_backend
 
 log = logging.getLogger(__name__)
@@ -144,8 +146,10 @@ class Housekeeper:
         *,
         rollup_interval: float = 5.0,
         retention_interval: float = 3600.0,
+        audit_retention_months: int = MINIMUM_RETENTION_MONTHS,
     ) -> None:
         self.database_url = database_url
+        self.audit_retention_months = audit_retention_months
         self.rollup_interval = rollup_interval
         self.retention_interval = retention_interval
         # Why the last pass failed, until one succeeds.
@@ -178,6 +182,9 @@ class Housekeeper:
                 dropped = drop_expired(self._conn)
                 if dropped:
                     log.info("retention dropped %d observation partition(s)", dropped)
+                removed = apply_retention(self._conn, self.audit_retention_months)
+                if removed:
+                    log.info("audit retention removed %d row(s)", removed)
             self.failure = None
         except (psycopg.Error, DatabaseUnavailable) as exc:
             self.failure = classify_failure(exc)

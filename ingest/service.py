@@ -99,6 +99,7 @@ class IngestService:
             settings.database_url,
             rollup_interval=ROLLUP_INTERVAL_S,
             retention_interval=RETENTION_INTERVAL_S,
+            audit_retention_months=settings.audit_retention_months,
         )
         self._stopped = False
         self._totals = WriteResult()

@@ -1,10 +1,13 @@
 """The write path: one batch of inbound messages, one transaction.
 
-Observations are COPYed straight into ``observations``. A redelivered observation, known by
-(gateway, seq, measured_at), makes that COPY fail on the unique key; the batch is then written
+Observations are COPYed straight into ``observations``, and the identifiers of those that have
+one (telemon.identifier) into ``observation_identifiers`` just before. A redelivered observation,
+known by (gateway, seq, measured_at), or a record sent again under a new number (a device that
+cannot delete its memory, a reinstalled gateway whose sequence numbers start again), known by
+(patient, identifier), makes one of those COPYs fail on its unique key; the batch is then written
 again through a temporary staging table and INSERT ... SELECT ... ON CONFLICT DO NOTHING, which
 counts it as a duplicate and stores it once. The retry is decided by the statement that failed,
-the COPY, never by the table the error names: on TimescaleDB the violation names a chunk
+a COPY, never by the table the error names: on TimescaleDB the violation names a chunk
 (``_hyper_1_1_chunk``), and one against a compressed batch names no table at all.
 
 Conflict checking and the second copy cost PostgreSQL more than the insert itself, and
@@ -22,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.types.json import set_json_dumps
+from psycopg.types.json import Jsonb, set_json_dumps
 
 from ingest.deadletters import STORE_ERROR, DeadLetter, write_dead_letters
 from ingest.inbound import Inbound, ObservationMessage, StatusMessage, UnusableMessage
@@ -52,7 +55,7 @@ DEVICE_KIND_BY_METRIC: dict[str, DeviceKind] = {
 _METRIC_IDS = {key: metric.id for key, metric in METRICS.items()}
 _STAGING_COLUMNS = (
     "measured_at, patient_id, metric_id, value, gateway_id, seq, device_id, received_at, "
-    "flags, context"
+    "flags, context, time_correction, identifier"
 )
 COPY_TYPES = (
     "timestamptz",
@@ -65,12 +68,15 @@ COPY_TYPES = (
     "timestamptz",
     "text[]",
     "jsonb",
+    "jsonb",
+    "bytea",
 )
+_IDENTIFIER_TYPES = ("int8", "bytea", "timestamptz")
 _CREATE_STAGING = """
 CREATE TEMPORARY TABLE IF NOT EXISTS ingest_staging (
     measured_at timestamptz, patient_id bigint, metric_id smallint, value double precision,
     gateway_id bigint, seq bigint, device_id bigint, received_at timestamptz, flags text[],
-    context jsonb
+    context jsonb, time_correction jsonb, identifier bytea
 ) ON COMMIT DELETE ROWS
 """
 _COPY_STAGING = f"COPY ingest_staging ({_STAGING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
@@ -79,10 +85,30 @@ _QUEUE_ROLLUP = (
     "INSERT INTO ingest_rollup_queue (patient_id, first_at, last_at) "
     "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[])"
 )
+COPY_IDENTIFIERS = (
+    "COPY observation_identifiers (patient_id, identifier, measured_at) FROM STDIN (FORMAT BINARY)"
+)
+_S_COLUMNS = ", ".join(f"s.{c.strip()}" for c in _STAGING_COLUMNS.split(","))
+# Of the rows sharing an identifier, the first (by gateway and seq) claims it; a row whose
+# identifier is taken, by a stored reading or by a row before it in this batch, is a duplicate.
 _MOVE_STAGED_IGNORING_DUPLICATES = f"""
-WITH inserted AS (
+WITH staged AS (
+    SELECT {_STAGING_COLUMNS},
+           row_number() OVER (PARTITION BY patient_id, identifier ORDER BY gateway_id, seq) AS nth
+    FROM ingest_staging
+), claimed AS (
+    INSERT INTO observation_identifiers (patient_id, identifier, measured_at)
+    SELECT patient_id, identifier, measured_at FROM staged
+    WHERE identifier IS NOT NULL AND nth = 1
+    ON CONFLICT DO NOTHING
+    RETURNING patient_id, identifier
+), inserted AS (
     INSERT INTO observations ({_STAGING_COLUMNS})
-    SELECT {_STAGING_COLUMNS} FROM ingest_staging
+    SELECT {_S_COLUMNS} FROM staged s
+    WHERE s.identifier IS NULL
+       OR (s.nth = 1 AND EXISTS (
+           SELECT 1 FROM claimed c
+           WHERE c.patient_id = s.patient_id AND c.identifier = s.identifier))
     ON CONFLICT DO NOTHING
     RETURNING patient_id, measured_at
 ), queued AS (
@@ -95,9 +121,10 @@ SELECT (SELECT count(*) FROM inserted), (SELECT coalesce(array_agg(patient_id), 
 
 
 class DuplicateObservations(Exception):
-    """The COPY into ``observations`` hit the unique key: some rows of the batch are stored
-    already. Only the COPY raises it, so a unique violation from any other statement of the
-    batch (devices, statuses, dead letters) is never mistaken for a redelivery."""
+    """A COPY into ``observations`` or ``observation_identifiers`` hit its unique key: some rows
+    of the batch are stored already. Only those COPYs raise it, so a unique violation from any
+    other statement of the batch (devices, statuses, dead letters) is never mistaken for a
+    redelivery."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +166,7 @@ class WriteResult:
 @dataclass(slots=True)
 class _Plan:
     rows: list[tuple[object, ...]] = field(default_factory=list)
+    identifiers: list[tuple[object, ...]] = field(default_factory=list)  # (patient, id, at)
     dead: list[DeadLetter] = field(default_factory=list)
     statuses: list[StatusMessage] = field(default_factory=list)
     spans: dict[int, tuple[datetime, datetime]] = field(default_factory=dict)  # by patient
@@ -146,6 +174,10 @@ class _Plan:
     def cover(self, patient_id: int, first: datetime, last: datetime) -> None:
         lo, hi = self.spans.get(patient_id, (first, last))
         self.spans[patient_id] = (min(lo, first), max(hi, last))
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
 
 
 class RememberedJson:
@@ -247,10 +279,15 @@ class Store:
                 result.stored, result.duplicates = stored, staged - stored
                 result.patient_ids = frozenset(patient_ids)
             for status in plan.statuses:
-                if apply_status(self.conn, status):
-                    result.statuses += 1
-                else:
+                applied = apply_status(self.conn, status)
+                if applied is None:
                     plan.dead.append(_unknown_gateway(status))
+                    continue
+                result.statuses += 1
+                plan.dead += [
+                    _returned_device_status(status, index, at)
+                    for index, at in applied.returned.items()
+                ]
             write_dead_letters(self.conn, plan.dead)
             result.rejected.update(letter.reason for letter in plan.dead)
             if result.patient_ids:
@@ -308,9 +345,14 @@ class Store:
         )
         return {(gid, address): Device(did, unpaired) for gid, address, did, unpaired in rows}
 
-    def _copy(self, statement: str, rows: list[tuple[object, ...]]) -> None:
+    def _copy(
+        self,
+        statement: str,
+        rows: list[tuple[object, ...]],
+        types: tuple[str, ...] = COPY_TYPES,
+    ) -> None:
         with self.conn.cursor() as cur, cur.copy(statement) as copy:
-            copy.set_types(COPY_TYPES)
+            copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
 
@@ -318,6 +360,9 @@ class Store:
         """The common case: no duplicate, so every row is new and the plan knows the patients
         and spans; a duplicate raises DuplicateObservations and aborts the transaction."""
         try:
+            # Identifiers first: a record sent again fails here, before the larger COPY.
+            if plan.identifiers:
+                self._copy(COPY_IDENTIFIERS, plan.identifiers, _IDENTIFIER_TYPES)
             self._copy(COPY_OBSERVATIONS, plan.rows)
         except psycopg.errors.UniqueViolation as exc:  # SQLSTATE 23505, whatever the table
             raise DuplicateObservations(str(exc)) from exc
@@ -391,7 +436,7 @@ def _plan_observations(
     # Returned or swapped-out devices, by when: a reading measured before then (queued in the
     # gateway's outbox) is still the patient's, one measured since is not.
     unpaired = {a: d.unpaired_at for a, d in known.items() if d.unpaired_at is not None}
-    rows = plan.rows
+    rows, identifiers = plan.rows, plan.identifiers
     for index, obs in zip(message.item_indices(), decoded.observations, strict=True):
         if obs.patient_id != patient_code:
             plan.dead.append(_not_paired(message, index, obs, gateway))
@@ -400,6 +445,9 @@ def _plan_observations(
         if since is not None and obs.measured_at >= since:
             plan.dead.append(_device_not_paired(message, index, obs, since))
             continue
+        identifier = None if obs.identifier is None else bytes.fromhex(obs.identifier)
+        if identifier is not None:
+            identifiers.append((patient_id, identifier, obs.measured_at))
         rows.append(
             (
                 obs.measured_at,
@@ -412,6 +460,9 @@ def _plan_observations(
                 obs.received_at,
                 list(obs.flags) if obs.flags else None,
                 obs.context or None,
+                # Its own dumps: each record differs, so RememberedJson's cache would only fill.
+                None if obs.time is None else Jsonb(obs.time.wire(), dumps=_dumps),
+                identifier,
             )
         )
     if len(plan.rows) > first_row and gateway.patient_id is not None and decoded.span:
@@ -447,6 +498,20 @@ def _device_not_paired(
         f"{message.gateway_code!r} at {since.isoformat()}; a reading measured since "
         f"({obs.measured_at.isoformat()}) is not attributed to patient {obs.patient_id!r}",
         obs.wire_item(),
+    )
+
+
+def _returned_device_status(message: StatusMessage, index: int, since: datetime) -> DeadLetter:
+    device = message.status.devices[index]
+    return DeadLetter.for_item(
+        message.topic,
+        message.gateway_code,
+        index,
+        RejectReason.DEVICE_NOT_PAIRED.value,
+        f"devices[{index}]: device {device.device_id!r} was returned or swapped out of gateway "
+        f"{message.gateway_code!r} at {since.isoformat()}; its status (battery, last seen) "
+        "does not update the patient's equipment",
+        device.model_dump(mode="json", exclude_none=True),
     )
 
 

@@ -71,6 +71,7 @@ class SettingFilesSource(PydanticBaseSettingsSource):
                 values[field_name] = value
         return values
 
+
 # A gateway replays its outbox after an outage: at its bound of 2,000,000 entries that is about
 # 23 days of one continuous 1 Hz oximetry stream. Chunks younger than this stay uncompressed, so
 # a replayed backlog never lands in a compressed chunk (docs/storage.md, "Compression").
@@ -115,6 +116,9 @@ class Settings(BaseSettings):
     )
     observation_retention_days: int = Field(default=3650, ge=30)
     compress_after_days: int = Field(default=COMPRESSION_HORIZON_DAYS)
+    # Apart from the observations': the Garante's guidelines on health dossiers keep access
+    # logs at least 24 months (docs/privacy.md).
+    audit_retention_months: int = Field(default=24, ge=24)
 
     # Ingest
     ingest_batch_size: int = Field(default=5000, ge=1)

@@ -15,6 +15,8 @@ FLAGS: MappingProxyType[str, str] = MappingProxyType(
         "gateway_time": "no device timestamp; measured_at is the gateway receive time",
         "device_clock_skew": "device clock differs from the gateway clock beyond tolerance",
         "from_device_storage": "the device stored the reading and sent it later",
+        "local_time_gap": "device local time in the spring-forward hour: read as standard time",
+        "local_time_ambiguous": "device local time in the repeated autumn hour: one was chosen",
         # Measurement state (PLX measurement status)
         "measurement_ongoing": "measurement still in progress",
         "early_estimate": "early estimate, not a final value",

@@ -8,7 +8,9 @@ from typing import Annotated
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from telemon.flags import FLAGS
+from telemon.identifier import ObservationIdentifier
 from telemon.metrics import MetricKey
+from telemon.time_correction import TimeCorrection
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 
@@ -49,6 +51,11 @@ class ObservationItem(BaseModel):
         ],
         Field(max_length=16),
     ] = Field(default_factory=dict)
+    # How measured_at was derived from the device's stamp (contract v2; None from v1 gateways).
+    time: TimeCorrection | None = None
+    # The record's stable name (telemon.identifier; contract v2, None without a device stamp):
+    # the same record uploaded again, by this gateway or a reinstalled one, is stored once.
+    identifier: ObservationIdentifier | None = None
 
     @property
     def time_from_gateway(self) -> bool:
@@ -71,6 +78,10 @@ class ObservationItem(BaseModel):
             item["flags"] = list(self.flags)
         if self.context:
             item["context"] = dict(self.context)
+        if self.time is not None:
+            item["time"] = self.time.wire()
+        if self.identifier is not None:
+            item["identifier"] = self.identifier
         return item
 
 

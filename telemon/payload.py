@@ -1,4 +1,10 @@
-"""MQTT payloads, contract v1: encode on the gateway, validate on the server.
+"""MQTT payloads: encode on the gateway, validate on the server.
+
+``obs`` messages are at version 2 (each reading may carry its time correction, see
+:mod:`telemon.time_correction`, and its stable identifier, see :mod:`telemon.identifier`); the
+server still accepts version 1 from older gateways, whose items carry neither. ``status`` and
+``config`` are at version 1; ``status`` has since gained optional fields (the gateway's and
+each device's identity, issue 19), so an older gateway's status is still a valid one.
 
 One function, :func:`decode_observations`, turns an ``obs`` message into observations. A message
 whose envelope is unusable raises :class:`PayloadError`; inside a usable envelope each observation
@@ -28,9 +34,13 @@ from pydantic import (
 from telemon.device_kinds import DeviceKind
 from telemon.metrics import METRICS, Metric
 from telemon.observation import Identifier, Observation, ObservationItem, iso_z
+from telemon.system_id import SystemId
 from telemon.topics import Channel, parse_topic
 
-PAYLOAD_VERSION: Final = 1
+PAYLOAD_VERSION: Final = 1  # status and config
+OBS_VERSION: Final = 2  # what this gateway sends
+# What this server reads: version 1 is a version 2 message without time corrections.
+OBS_VERSIONS: Final = frozenset({1, 2})
 MAX_PAYLOAD_BYTES = 512 * 1024
 MAX_BATCH = 1000
 FUTURE_TOLERANCE = timedelta(minutes=10)
@@ -146,7 +156,7 @@ def encode_observations(
     for obs in observations:
         if obs.gateway_id != gateway_id:
             raise ValueError(f"observation of gateway {obs.gateway_id!r} in {gateway_id!r}'s batch")
-    envelope: dict[str, Any] = {"v": PAYLOAD_VERSION, "gateway_id": gateway_id}
+    envelope: dict[str, Any] = {"v": OBS_VERSION, "gateway_id": gateway_id}
     if sent_at is not None:
         envelope["sent_at"] = iso_z(sent_at)
     envelope["observations"] = [o.wire_item() for o in observations]
@@ -176,11 +186,8 @@ def decode_observations(
         envelope: _Envelope = _TypedEnvelope.model_validate_json(payload)
     except ValidationError:
         envelope = _parse_loosely(payload)
-    if envelope.v != PAYLOAD_VERSION:
-        raise PayloadError(
-            RejectReason.UNSUPPORTED_VERSION,
-            f"payload version {envelope.v!r}, this server speaks {PAYLOAD_VERSION}",
-        )
+    if envelope.v not in OBS_VERSIONS:
+        raise PayloadError(RejectReason.UNSUPPORTED_VERSION, _unsupported(envelope.v))
     if envelope.gateway_id != parsed_topic.gateway_id:
         raise PayloadError(
             RejectReason.TOPIC_MISMATCH,
@@ -196,19 +203,26 @@ def decode_observations(
         )
     now = now or datetime.now(UTC)
     message = DecodedMessage(envelope.gateway_id, envelope.sent_at)
+    legacy = envelope.v == 1
     if isinstance(envelope, _TypedEnvelope):
         # All that is left to check is the future: once for the latest, item by item only if
-        # that fails.
+        # that fails (or if a version 1 message carries what only version 2 has).
         first, last = _span([item.measured_at for item in envelope.observations])
-        if last <= now + FUTURE_TOLERANCE:
+        if last <= now + FUTURE_TOLERANCE and not (
+            legacy
+            and any(
+                item.time is not None or item.identifier is not None
+                for item in envelope.observations
+            )
+        ):
             message.observations = envelope.observations
             message.span = (first, last)
             return message
         for index, item in enumerate(envelope.observations):
-            _keep(message, index, item, _check(item, now))
+            _keep(message, index, item, _check(item, now, legacy=legacy))
     else:
         for index, item in enumerate(envelope.observations):
-            _keep(message, index, item, _decode_item(item, now))
+            _keep(message, index, item, _decode_item(item, now, legacy=legacy))
     if message.observations:
         message.span = _span([item.measured_at for item in message.observations])
     return message
@@ -244,18 +258,22 @@ def _parse_loosely(payload: bytes) -> _Envelope:
         raw = json.loads(payload, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise PayloadError(RejectReason.MALFORMED_JSON, _short(str(exc))) from None
-    if isinstance(raw, dict) and "v" in raw and raw["v"] != PAYLOAD_VERSION:
-        raise PayloadError(
-            RejectReason.UNSUPPORTED_VERSION,
-            f"payload version {raw['v']!r}, this server speaks {PAYLOAD_VERSION}",
-        )
+    if isinstance(raw, dict) and "v" in raw and raw["v"] not in OBS_VERSIONS:
+        raise PayloadError(RejectReason.UNSUPPORTED_VERSION, _unsupported(raw["v"]))
     try:
         return _Envelope.model_validate(raw)
     except ValidationError as exc:
         raise PayloadError(RejectReason.INVALID_SCHEMA, describe_validation_error(exc)) from None
 
 
-def _decode_item(item: Any, now: datetime) -> ObservationItem | tuple[RejectReason, str]:
+def _unsupported(version: object) -> str:
+    spoken = ", ".join(str(v) for v in sorted(OBS_VERSIONS))
+    return f"payload version {version!r}, this server speaks {spoken}"
+
+
+def _decode_item(
+    item: Any, now: datetime, *, legacy: bool = False
+) -> ObservationItem | tuple[RejectReason, str]:
     if not isinstance(item, dict):
         return RejectReason.INVALID_OBSERVATION, f"expected an object, got {type(item).__name__}"
     if "gateway_id" in item:
@@ -269,11 +287,20 @@ def _decode_item(item: Any, now: datetime) -> ObservationItem | tuple[RejectReas
         obs = ObservationItem.model_validate_json(json.dumps(item))
     except ValidationError as exc:
         return RejectReason.INVALID_OBSERVATION, describe_validation_error(exc)
-    return _check(obs, now)
+    return _check(obs, now, legacy=legacy)
 
 
-def _check(obs: ObservationItem, now: datetime) -> ObservationItem | tuple[RejectReason, str]:
+def _check(
+    obs: ObservationItem, now: datetime, *, legacy: bool = False
+) -> ObservationItem | tuple[RejectReason, str]:
     """The rules a well-typed observation must still meet: unit, plausibility, time."""
+    if legacy and obs.time is not None:
+        return RejectReason.INVALID_OBSERVATION, "time: a version 2 field in a version 1 message"
+    if legacy and obs.identifier is not None:
+        return (
+            RejectReason.INVALID_OBSERVATION,
+            "identifier: a version 2 field in a version 1 message",
+        )
     metric = METRICS[obs.metric]
     if obs.unit != metric.unit:
         return (
@@ -324,6 +351,19 @@ def _short(text: str, limit: int = 200) -> str:
 # --- gateway presence --------------------------------------------------------------------------
 
 
+# What Device Information says a device is (issue 19), under the names the gateway reads them
+# by (gateway.gatt.device_info). A string longer than this is no identity but a broken device.
+DEVICE_STRING_MAX: Final = 128
+DeviceString = Annotated[str, Field(min_length=1, max_length=DEVICE_STRING_MAX)]
+DEVICE_IDENTITY_FIELDS: Final = (
+    "system_id",
+    "manufacturer_name",
+    "model_number",
+    "serial_number",
+    "firmware_revision",
+)
+
+
 class DeviceHealth(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -336,6 +376,15 @@ class DeviceHealth(BaseModel):
     connected: bool = False
     # How far the device's clock is ahead (+) or behind (-) the gateway's, when measured.
     clock_skew_s: int | None = None
+    # When the gateway last set the device's clock, and how far off it was before (issue 19).
+    clock_set_at: AwareDatetime | None = None
+    clock_set_from_s: int | None = None
+    # Device Information (DEVICE_IDENTITY_FIELDS); absent: not read, or not exposed.
+    system_id: SystemId | None = None
+    manufacturer_name: DeviceString | None = None
+    model_number: DeviceString | None = None
+    serial_number: DeviceString | None = None
+    firmware_revision: DeviceString | None = None
 
 
 class GatewayStatus(BaseModel):
@@ -346,6 +395,8 @@ class GatewayStatus(BaseModel):
     v: Literal[1] = PAYLOAD_VERSION
     gateway_id: Identifier
     state: Literal["online", "offline"]
+    # The gateway's EUI-64 (its PHG identity, issue 19); gateways before it sent none.
+    system_id: SystemId | None = None
     version: str | None = None
     started_at: AwareDatetime | None = None
     uptime_s: float | None = Field(default=None, ge=0)

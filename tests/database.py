@@ -13,7 +13,7 @@ def truncate_data(conn: psycopg.Connection) -> None:
         row[0]
         for row in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT IN "
-            "('schema_migrations', 'metrics', 'storage_settings') "
+            "('schema_migrations', 'metrics', 'storage_settings', 'audit_chain') "
             "AND tablename NOT LIKE 'observations\\_%'"
         )
     ]
@@ -21,6 +21,15 @@ def truncate_data(conn: psycopg.Connection) -> None:
         sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
             sql.SQL(", ").join(sql.Identifier(t) for t in tables)
         )
+    )
+    # The installation's first organisation, as migration 0026 leaves it: rows inserted without
+    # naming one belong to it.
+    conn.execute("INSERT INTO organisations (name) VALUES ('Telemon')")
+    # The audit log was emptied behind its chain's back: the chain starts again (0023).
+    conn.execute(
+        "UPDATE audit_chain SET last_seq = 0, last_hash = %(genesis)s, pruned_seq = 0, "
+        "pruned_hash = %(genesis)s, pruned_at = NULL",
+        {"genesis": bytes(32)},
     )
 
 

@@ -15,15 +15,11 @@ import psycopg
 
 from alerts.engine import Engine
 from console.cohort import Cohort, demo_cohort, seed
-from firmware_sim.home import PROTOCOL_CONDITIONS
-from firmware_sim.physiology import PatientModel, PatientProfile
-from firmware_sim.scenarios import get_scenario
+from console.discharged import seed_discharged
+from console.history import FLEET_SEED, Row, simulated_rows, store_rows
 from telemon.config import Settings
-from telemon.device_kinds import DeviceKind
-from telemon.metrics import METRICS
 
 DUTY_PHONE = "+390212345678"
-FLEET_SEED = 1  # SimulatedFleet's default: patient n's model is seeded with FLEET_SEED + n
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,54 +30,43 @@ class EngineMade:
 
 
 def replay_demo(
-    database_url: str, settings: Settings, *, now: datetime, days: int = 5, patients: int = 12
+    database_url: str,
+    settings: Settings,
+    *,
+    now: datetime,
+    days: int = 5,
+    patients: int = 12,
+    discharged: bool = False,
 ) -> EngineMade:
+    """``discharged``: with the demo's discharged patient too (``console.discharged``)."""
     cohort = demo_cohort(patients)
     enrolled_at = now - timedelta(days=days)
     with psycopg.connect(database_url) as conn:
         seed(conn, cohort, service_centre_phone=DUTY_PHONE, enrolled_at=enrolled_at)
         ids = dict(conn.execute("SELECT code, id FROM patients").fetchall())
         gateways = dict(conn.execute("SELECT patient_id, id FROM gateways").fetchall())
-        conn.execute("SELECT telemon_ensure_observation_partitions(%s, %s)", (enrolled_at, now))
-        rows = []
+        rows: list[Row] = []
         for index, patient in enumerate(cohort.patients):
-            profile = PatientProfile(
-                patient_id=patient.code,
-                conditions=frozenset({PROTOCOL_CONDITIONS[patient.protocol]}),
-                enrolled_at=enrolled_at,
-                devices=frozenset(DeviceKind(kind) for _, kind in patient.devices),
+            rows += simulated_rows(
+                patient,
+                ids[patient.code],
+                gateways[ids[patient.code]],
+                start=enrolled_at,
+                end=now,
+                seed=FLEET_SEED + index,
+                first_seq=len(rows) + 1,
             )
-            model = PatientModel(profile, get_scenario(patient.scenario), FLEET_SEED + index)
-            for reading in model.measurements(enrolled_at, now):
-                if reading.delivered_at is None or reading.delivered_at > now:
-                    continue  # lost, or still in the device's memory
-                for metric, value in reading.values.items():
-                    rows.append(
-                        (
-                            reading.measured_at,
-                            ids[patient.code],
-                            METRICS[metric].id,
-                            value,
-                            gateways[ids[patient.code]],
-                            len(rows) + 1,
-                            list(reading.flags) or None,
-                        )
-                    )
-        with (
-            conn.cursor() as cur,
-            cur.copy(
-                "COPY observations (measured_at, patient_id, metric_id, value, gateway_id, seq, "
-                "flags) FROM STDIN"
-            ) as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
-        # The hourly rollup the GP list and the long charts read, as ingest's housekeeping
-        # refreshes it after a write (the replay stores without ingest's queue).
-        conn.execute(
-            "SELECT telemon_refresh_observation_hourly(%s, %s)",
-            (enrolled_at, now + timedelta(hours=1)),
-        )
+        store_rows(conn, rows, enrolled_at, now)
+        if discharged:
+            # As `telemon demo` adds it: monitoring that ended before these days.
+            seed_discharged(
+                conn,
+                cohort,
+                before=enrolled_at,
+                service_centre_phone=DUTY_PHONE,
+                public_url=settings.public_url,
+            )
+            ids = dict(conn.execute("SELECT code, id FROM patients").fetchall())
     with psycopg.connect(database_url, autocommit=True) as conn:
         engine = Engine(conn, settings)
         at = enrolled_at

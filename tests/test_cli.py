@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from console.demo import DEMO_PASSWORD
+from console.discharged import REASON
 from telemon.mqtt import BrokerAddress
 from tests.dashboard.support import login
 from tests.database import truncate_data
@@ -130,10 +131,11 @@ def test_demo_on_embedded_defaults_serves_health_and_continues_on_second_run(tmp
     try:
         for line in process.stdout:
             seen.append(line)
-            if f"http://127.0.0.1:{port}/" in line:
+            if "'s closing report: " in line:  # the last line about the dashboard
                 break
         else:
             pytest.fail("the demo never printed its URL")
+        assert f"Dashboard: http://127.0.0.1:{port}/" in "".join(seen)
         _assert_broker_refuses_anonymous("".join(seen))
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
             assert json.loads(r.read()) == {"status": "ok"}  # liveness, for anyone
@@ -159,6 +161,15 @@ def test_demo_on_embedded_defaults_serves_health_and_continues_on_second_run(tmp
                 time.sleep(3)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
             assert response.status == 200
+
+        # The demo's discharged patient: its GP reads the closing report the demo names.
+        said = re.search(r"discharged before them; (\S+)'s closing report: (\S+)", "".join(seen))
+        assert said is not None, "".join(seen)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            login(client, said.group(1), DEMO_PASSWORD)
+            closing = client.get(said.group(2))
+        assert closing.status_code == 200
+        assert REASON in closing.text
     finally:
         process.send_signal(2)
         output = "".join(seen) + process.communicate(timeout=60)[0]

@@ -8,6 +8,7 @@ from telemon.observation import Observation, ObservationItem
 from telemon.payload import (
     MAX_BATCH,
     MAX_PAYLOAD_BYTES,
+    DeviceHealth,
     GatewayStatus,
     PayloadError,
     RejectReason,
@@ -16,6 +17,8 @@ from telemon.payload import (
     encode_observations,
     offline_will,
 )
+from telemon.system_id import NO_SYSTEM_ID, from_eui48, is_known
+from telemon.time_correction import TimeBasis, TimeCorrection
 from telemon.topics import Channel, parse_topic, subscription, topic
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -141,7 +144,7 @@ def test_span_is_the_earliest_and_latest_valid_measurement(bad):
             "NaN",
         ),
         (b"[]", TOPIC, RejectReason.INVALID_SCHEMA, "(root)"),
-        (message(item(), v=2), TOPIC, RejectReason.UNSUPPORTED_VERSION, "speaks 1"),
+        (message(item(), v=3), TOPIC, RejectReason.UNSUPPORTED_VERSION, "speaks 1, 2"),
         (message(item(), gateway_id="gw-0002"), TOPIC, RejectReason.TOPIC_MISMATCH, "gw-0002"),
         (message(item()), "telemon/v1/gw/gw-0001/status", RejectReason.TOPIC_MISMATCH, "obs"),
         (message(item()), "other/topic", RejectReason.TOPIC_MISMATCH, "not a telemon"),
@@ -167,6 +170,55 @@ def test_unusable_message_raises_precise_error(payload, topic_name, reason, frag
         decode_observations(topic_name, payload, now=NOW)
     assert caught.value.reason is reason
     assert fragment in caught.value.detail
+
+
+CORRECTED = {
+    "basis": "corrected",
+    "device_time": "2026-11-23T11:29:00",
+    "zone": "Europe/Rome",
+    "utc_offset_min": 60,
+    "dst": False,
+    "clock_offset_s": -1800,
+    "clock_source": "current_time",
+    "applied_s": -1800,
+}
+
+
+def test_version_2_carries_the_time_correction_and_version_1_is_still_read():
+    obs = Observation(
+        gateway_id="gw-0001",
+        **item(measured_at=NOW - timedelta(minutes=1), received_at=NOW),
+        time=TimeCorrection.model_validate(CORRECTED),
+    )
+    wire = json.loads(encode_observations("gw-0001", [obs]))
+    assert wire["v"] == 2 and wire["observations"][0]["time"] == CORRECTED
+    [back] = decode_observations(TOPIC, json.dumps(wire).encode(), now=NOW).observations
+    assert back.time == obs.time and back.time.basis is TimeBasis.CORRECTED
+    # An older gateway's message: no time record, every reading kept.
+    old = decode_observations(TOPIC, message(item(), item(seq=2)), now=NOW)
+    assert [o.time for o in old.observations] == [None, None] and not old.rejected
+    # A version 1 message cannot carry what only version 2 has: that item alone is refused.
+    mixed = decode_observations(TOPIC, message(item(), item(seq=2, time=CORRECTED)), now=NOW)
+    assert [o.seq for o in mixed.observations] == [1]
+    [refused] = mixed.rejected
+    assert refused.reason is RejectReason.INVALID_OBSERVATION and "version 2" in refused.detail
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"basis": "guessed"}, "basis"),
+        ({"utc_offset_min": 24 * 60}, "utc_offset_min"),
+        ({"device_time": "2026-11-23T11:29:00\u0000"}, "device_time"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_a_bad_time_record_rejects_its_item_only(change, fragment):
+    bad = item(seq=2, time=CORRECTED | change)
+    decoded = decode_observations(TOPIC, message(item(), bad, v=2), now=NOW)
+    assert [o.seq for o in decoded.observations] == [1]
+    [refused] = decoded.rejected
+    assert refused.reason is RejectReason.INVALID_OBSERVATION and fragment in refused.detail
 
 
 def test_encoder_refuses_foreign_observations():
@@ -198,6 +250,49 @@ def test_status_round_trip_and_last_will():
     with pytest.raises(PayloadError) as caught:
         decode_status("telemon/v1/gw/gw-0009/status", status.encode())
     assert caught.value.reason is RejectReason.TOPIC_MISMATCH
+
+
+def test_status_carries_the_phg_and_device_identities_and_older_ones_still_decode():
+    topic_name = topic("gw-0001", Channel.STATUS)
+    status = GatewayStatus(
+        gateway_id="gw-0001",
+        state="online",
+        system_id="00-1A-7D-FF-FE-DA-71-13",
+        devices=[
+            DeviceHealth(
+                device_id="C0:FF:EE:00:00:01",
+                kind="glucometer",
+                system_id="02-4D-53-FF-FE-00-00-01",
+                manufacturer_name="Medisim",
+                model_number="MS-GL50",
+                serial_number="GL50EE000001",
+                firmware_revision="3.0.2",
+            )
+        ],
+    )
+    assert decode_status(topic_name, status.encode()) == status
+    # A gateway from before issue 19 sends none of them.
+    older = (
+        b'{"v":1,"gateway_id":"gw-0001","state":"online","devices":[{"device_id":'
+        b'"C0:FF:EE:00:00:01","kind":"glucometer","battery_pct":80}]}'
+    )
+    decoded = decode_status(topic_name, older)
+    assert decoded.system_id is None and decoded.devices[0].serial_number is None
+    # A system id not written as the IG writes it is refused, saying where.
+    bad = json.loads(status.encode())
+    bad["devices"][0]["system_id"] = "024d53fffe000001"
+    with pytest.raises(PayloadError) as caught:
+        decode_status(topic_name, json.dumps(bad).encode())
+    assert caught.value.reason is RejectReason.INVALID_SCHEMA
+    assert "devices.0.system_id" in caught.value.detail
+
+
+def test_system_id_from_an_eui48_inserts_ff_fe():
+    assert from_eui48("00:1a:7d:da:71:13") == "00-1A-7D-FF-FE-DA-71-13"
+    assert from_eui48("00-1A-7D-DA-71-13") == "00-1A-7D-FF-FE-DA-71-13"
+    with pytest.raises(ValueError, match="48-bit"):
+        from_eui48("00:1A:7D:DA:71")
+    assert not is_known(NO_SYSTEM_ID) and not is_known(None) and is_known("00-1A-7D-FF-FE-DA-71-13")
 
 
 def test_topics():

@@ -1,9 +1,11 @@
 """Cancelling the SMS that lost their point before they left: status 'cancelled', with why.
 
-What counts as pointless is routing's rule (``routing.cancel_reason``). It is applied in the
-transaction that changes the episode: the alerts engine's when it resolves one, the dashboard's
-when a nurse resolves or acknowledges; then by the sender at each round, for rows that were
-locked at that moment, and in the sender's claim, the last look before a row goes to Twilio.
+What counts as pointless is routing's rule (``routing.cancel_reason``); for a patient's
+reminder, its patient's state (``store.reminder_moot``: discharged, opted out, measured). It is
+applied in the transaction that changes the episode: the alerts engine's when it resolves one,
+the dashboard's when a nurse resolves or acknowledges; then by the sender at each round, for
+rows that were locked at that moment (and every reminder that lost its point), and in the
+sender's claim, the last look before a row goes to Twilio.
 Rows Twilio never saw are cancelled outright. A row an earlier attempt may have delivered (a
 timeout) is cancelled only once Twilio, asked, has no such message; otherwise it is recorded as
 sent. SMS already sent are never touched.
@@ -22,6 +24,8 @@ from alerts.notify.store import Claim
 
 def moot(claim: Claim) -> str | None:
     """Why the claimed row should not be sent any more; None while it should."""
+    if claim.reminder_moot is not None:
+        return claim.reminder_moot  # a patient's reminder: its patient's state, as claimed
     if claim.episode_state is None:
         return None  # about no episode: nothing can make it pointless
     return cancel_reason(claim.episode_state, claim.reason, superseded=claim.superseded)

@@ -35,6 +35,10 @@ RecipientKind = Literal["gp", "service_centre"]
 RESOLVED = "episode resolved before sending"
 ACKNOWLEDGED = "episode acknowledged before sending"
 SUPERSEDED = "superseded by a later SMS of the same kind"
+# A patient's reminder (alerts/reminders) loses its point with the patient's own state.
+DISCHARGED = "patient discharged before sending"
+OPTED_OUT = "patient opted out of reminders before sending"
+MEASURED = "patient measured before sending"
 
 
 @dataclass(frozen=True, slots=True)

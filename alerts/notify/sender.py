@@ -13,15 +13,17 @@ outside any transaction, then its outcome in one transaction with an episode eve
 A row found 'sending' with its advisory lock free belongs to a sender that died between the
 commit and Twilio's answer. It is never sent again: the sender asks Twilio for the message and
 records it as sent if found; if Twilio, asked, has no such message and the row has lost its
-point (the episode resolved meanwhile), it is cancelled; otherwise the row is marked 'failed' with
-'outcome unknown after restart' for a person to check. A later status callback carrying its id
-may still settle it.
+point (the episode resolved, or the reminded patient measured meanwhile), it is cancelled;
+otherwise the row is marked 'failed' with 'outcome unknown after restart' for a person to check.
+A later status callback carrying its id may still settle it.
 The residual risk is the one no Twilio client escapes: a request Twilio accepts only after our
 timeout, backoff and look-up have all passed would be followed by a second message.
 
 A row whose episode was resolved, or acknowledged when the SMS only asked for that, or that a
-later row superseded, is cancelled instead (``alerts.notify.cancel``): at each round for the
-rows waiting, and once more in the claim, on the episode's state locked until the claim commits.
+later row superseded, or a patient's reminder whose patient was discharged, opted out or
+measured meanwhile, is cancelled instead (``alerts.notify.cancel``): at each round for the
+rows waiting, and once more in the claim, on the episode's (or patient's) state locked until the
+claim commits.
 
 Without Twilio credentials (the demo) rows go to the outbox: status 'outboxed', nothing sent.
 """
@@ -177,7 +179,13 @@ class Sender:
                     state = self.conn.execute(
                         "SELECT state FROM episodes WHERE id = %s", (claim.episode_id,)
                     ).fetchone()
-                    why = moot(replace(claim, episode_state=state[0])) if state else None
+                    why = moot(
+                        replace(
+                            claim,
+                            episode_state=state[0] if state else None,
+                            reminder_moot=store.reminder_moot(self.conn, claim.id),
+                        )
+                    )
                     if why is not None and cancel(self.conn, claim, why, now):
                         report.cancelled += 1
                         continue

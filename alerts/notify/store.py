@@ -14,10 +14,16 @@ SMS still has a point (``alerts.notify.cancel``) is decided on the episode's com
 nobody can resolve or acknowledge the episode between that look and the row going 'sending'. A
 row whose episode is being changed at that moment is passed over until the next round, so the
 sender never waits on the engine or the dashboard.
+
+A patient's reminder has no episode: its point goes with its patient (discharged, opted out, or
+measured what it asks for since the reading it counted from), read under a share lock on the
+patient's row in the same way, so that an opt-out or a discharge committing at that moment is
+either seen or waited for by the next round.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -26,8 +32,10 @@ from typing import Any, Literal
 import psycopg
 
 from alerts.lifecycle import record_episode_event
+from alerts.notify.routing import DISCHARGED, MEASURED, OPTED_OUT
 from alerts.notify.texts import Reason
 from telemon.alert_lifecycle import AlertState
+from telemon.flags import UNRELIABLE_FLAGS
 
 # Two-int advisory keys: (namespace, id modulo 2^31). A collision only delays a recovery.
 LOCK_NAMESPACE = 0x7E1E_0002
@@ -49,11 +57,32 @@ class Claim:
     # As the claim saw it; None: no episode, or not looked at.
     episode_state: AlertState | None = None
     superseded: bool = False  # a later row has the same episode, reason and recipient
+    patient_id: int | None = None  # a patient's reminder names its patient
+    reminder_moot: str | None = None  # why a reminder lost its point, as the claim saw it
 
 
 _CLAIM_COLUMNS = (
-    "n.id, n.episode_id, n.recipient_kind, n.to_address, n.body, n.attempts, n.created_at, n.reason"
+    "n.id, n.episode_id, n.recipient_kind, n.to_address, n.body, n.attempts, n.created_at, "
+    "n.reason, n.patient_id"
 )
+if not all(re.fullmatch(r"[a-z_]+", flag) for flag in UNRELIABLE_FLAGS):
+    raise RuntimeError("flags are written into SQL as literals: lower-case words only")
+_UNRELIABLE = ", ".join(f"'{flag}'" for flag in sorted(UNRELIABLE_FLAGS))
+# Why a reminder (notifications n, its patient p) lost its point; NULL while it has one. The
+# reading it counts from is the newest when it was written (the row's created_at for the rows
+# written before that was recorded); only a reliable one, as the engine counts, is a measurement.
+_REMINDER_MOOT = f"""
+    CASE
+        WHEN p.discharged_at IS NOT NULL THEN '{DISCHARGED}'
+        WHEN p.reminders_opt_out_at IS NOT NULL THEN '{OPTED_OUT}'
+        WHEN EXISTS (
+            SELECT 1 FROM observations o
+            WHERE o.patient_id = p.id AND o.metric_id = n.reminder_metric_id
+              AND o.measured_at > coalesce(n.reminder_anchor, n.created_at)
+              AND NOT coalesce(o.flags && ARRAY[{_UNRELIABLE}]::text[], false)
+        ) THEN '{MEASURED}'
+    END
+"""
 # A later SMS that says the same to the same phone, and is (or will be) sent.
 _SUPERSEDED = """
     EXISTS (
@@ -84,6 +113,7 @@ def next_due(conn: psycopg.Connection, now: datetime, skip: Collection[int] = ()
         if row is None:
             return None
         state: AlertState | None = None
+        why: str | None = None
         if row[1] is not None:
             held = conn.execute(
                 "SELECT state FROM episodes WHERE id = %s FOR SHARE SKIP LOCKED", (row[1],)
@@ -92,9 +122,27 @@ def next_due(conn: psycopg.Connection, now: datetime, skip: Collection[int] = ()
                 passed_over.append(row[0])  # its episode is being changed: look again next round
                 continue
             state = held[0]
+        elif row[7] == "reminder" and row[8] is not None:
+            held = conn.execute(
+                "SELECT 1 FROM patients WHERE id = %s FOR SHARE SKIP LOCKED", (row[8],)
+            ).fetchone()
+            if held is None:
+                passed_over.append(row[0])  # its patient is being changed: next round
+                continue
+            why = reminder_moot(conn, row[0])  # a statement of its own: sees what committed
         if _try_lock(conn, row[0]):
-            return _claim(row, episode_state=state, superseded=row[8])
+            return _claim(row, episode_state=state, superseded=row[9], reminder_moot=why)
         passed_over.append(row[0])  # its key collides with a row in flight elsewhere
+
+
+def reminder_moot(conn: psycopg.Connection, notification_id: int) -> str | None:
+    """Why the reminder lost its point, or None (also for a row that is no reminder)."""
+    row = conn.execute(
+        f"SELECT {_REMINDER_MOOT} FROM notifications n JOIN patients p ON p.id = n.patient_id "
+        "WHERE n.id = %s AND n.reason = 'reminder'",
+        (notification_id,),
+    ).fetchone()
+    return row[0] if row else None
 
 
 def start_attempt(conn: psycopg.Connection, claim: Claim, now: datetime) -> Claim:
@@ -126,7 +174,27 @@ def unsent_maybe_moot(conn: psycopg.Connection, episode_id: int | None = None) -
         """,
         {"episode": episode_id},
     ).fetchall()
-    return [_claim(row, episode_state=row[9], superseded=row[8]) for row in rows]
+    claims = [_claim(row, episode_state=row[10], superseded=row[9]) for row in rows]
+    if episode_id is None:
+        claims += unsent_moot_reminders(conn)
+    return claims
+
+
+def unsent_moot_reminders(conn: psycopg.Connection) -> list[Claim]:
+    """Reminders never handed to Twilio that lost their point, locked like :func:`next_due`'s
+    (passing over those whose patient is being changed), each with why."""
+    rows = conn.execute(
+        f"""
+        SELECT {_CLAIM_COLUMNS}, {_REMINDER_MOOT}
+        FROM notifications n JOIN patients p ON p.id = n.patient_id
+        WHERE n.status = 'pending' AND n.attempts = 0 AND n.reason = 'reminder'
+          AND ({_REMINDER_MOOT}) IS NOT NULL
+        ORDER BY n.id
+        FOR UPDATE OF n SKIP LOCKED
+        FOR SHARE OF p SKIP LOCKED
+        """
+    ).fetchall()
+    return [_claim(row, reminder_moot=row[9]) for row in rows]
 
 
 def sending_ids(conn: psycopg.Connection) -> list[int]:
@@ -232,7 +300,11 @@ def _key(notification_id: int) -> int:
 
 
 def _claim(
-    row: tuple[Any, ...], *, episode_state: AlertState | None = None, superseded: bool = False
+    row: tuple[Any, ...],
+    *,
+    episode_state: AlertState | None = None,
+    superseded: bool = False,
+    reminder_moot: str | None = None,
 ) -> Claim:
     return Claim(
         id=row[0],
@@ -245,4 +317,6 @@ def _claim(
         reason=row[7],
         episode_state=episode_state,
         superseded=superseded,
+        patient_id=row[8],
+        reminder_moot=reminder_moot,
     )

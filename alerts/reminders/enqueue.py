@@ -4,7 +4,9 @@ The same table, sender, Twilio client and delivery reports as the clinical SMS: 
 has ``recipient_kind`` 'patient', ``reason`` 'reminder', the patient's id and no episode. Its
 idempotency key names the patient, the metric and the slot's due time, so an engine restarted,
 or two engines, write one row per missed slot; the daily cap is counted on the rows, under a
-transaction-level advisory lock so that two engines cannot both take the last place.
+transaction-level advisory lock so that two engines cannot both take the last place. The row
+also records the measurement and the reading its slots count from: until it leaves, the sender
+cancels it once the patient measures, opts out or is discharged (``alerts.notify.store``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from alerts.reminders.schedule import (
 )
 from alerts.reminders.texts import render_reminder
 from telemon.config import Settings
+from telemon.metrics import METRICS
 
 LOCK = "telemon_reminders"
 
@@ -110,8 +113,9 @@ def enqueue_reminders(
                 """
                 INSERT INTO notifications (idempotency_key, patient_id, reason, stage,
                                            recipient_kind, to_address, body, status,
-                                           next_attempt_at, created_at, updated_at)
-                VALUES (%s, %s, 'reminder', %s, 'patient', %s, %s, 'pending', %s, %s, %s)
+                                           next_attempt_at, created_at, updated_at,
+                                           reminder_metric_id, reminder_anchor)
+                VALUES (%s, %s, 'reminder', %s, 'patient', %s, %s, 'pending', %s, %s, %s, %s, %s)
                 ON CONFLICT (idempotency_key) DO NOTHING
                 RETURNING id
                 """,
@@ -124,6 +128,9 @@ def enqueue_reminders(
                     now,
                     now,
                     now,
+                    # The sender cancels the row if the patient measures after this reading.
+                    METRICS[c.metric].id,
+                    c.anchor,
                 ),
             ).fetchone()
             if row is not None:

@@ -2,7 +2,8 @@
 
 A patient's phone is read by whoever picks it up, and the patient has no clinical training: a
 reminder names the measurement and the device, never a value, a threshold, an alert or the
-condition. It fits one GSM-7 segment.
+condition. It tells how to stop them, with the word the inbound-SMS webhook knows
+(``telemon.patient_sms``). It fits one GSM-7 segment.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ from types import MappingProxyType
 
 from telemon.gsm7 import gsm7_length, to_gsm7
 from telemon.metrics import Language
+from telemon.patient_sms import STOP_WORD
 
 MAX_REMINDER_LENGTH = 160  # one GSM-7 segment
 
 TEMPLATES: Mapping[Language, str] = MappingProxyType(
     {
-        "it": "Telemon: promemoria, è il momento di misurare {measure}. "
-        "Se l'ha appena fatto, ignori questo messaggio. Grazie!",
-        "en": "Telemon: reminder, it is time to measure {measure}. "
-        "If you have just done it, please ignore this message. Thank you!",
+        "it": "Telemon: è ora di misurare {measure}. Se l'ha già fatto, ignori questo "
+        "messaggio. Per non ricevere promemoria risponda {stop}.",
+        "en": "Telemon reminder: time to measure {measure}. If you have just done it, please "
+        "ignore this. To stop reminders, reply {stop}.",
     }
 )
 
@@ -52,7 +54,7 @@ ANY_MEASURE: Mapping[Language, str] = MappingProxyType(
 def render_reminder(metric: str, language: Language) -> str:
     """The reminder's text, in GSM-7, at most one segment."""
     measure = MEASURES.get(metric, ANY_MEASURE)[language]
-    text = to_gsm7(TEMPLATES[language].format(measure=measure))
+    text = to_gsm7(TEMPLATES[language].format(measure=measure, stop=STOP_WORD[language]))
     if gsm7_length(text) > MAX_REMINDER_LENGTH:
         raise ValueError(f"reminder for {metric!r} in {language} is longer than one segment")
     return text

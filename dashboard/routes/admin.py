@@ -40,9 +40,9 @@ def _page(
         request,
         "admin.html",
         {
-            "staff": administration.list_staff(conn),
-            "teams": administration.care_teams(conn),
-            "gps": administration.gps(conn),
+            "staff": administration.list_staff(conn, user),
+            "teams": administration.care_teams(conn, user),
+            "gps": administration.gps(conn, user),
             "protocol_names": sorted(protocols()),
             "error": error,
             "notice": notice,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import psycopg
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 
-from dashboard import administration, reminders, services
-from dashboard.authz import Principal, current_user, get_conn, require
+from dashboard import administration, glance, reminders, restrictions, services
+from dashboard.authz import Principal, current_user, ensure_patient, get_conn, require
 from dashboard.bands import protocols
 from dashboard.models import (
     ActionNote,
@@ -31,13 +31,16 @@ from dashboard.models import (
     RemindersIn,
     RemindersOut,
     ResolveIn,
+    RestrictionIn,
+    RestrictionItem,
+    RestrictionRevoke,
     Series,
     SettingsIn,
     StaffIn,
     StaffItem,
     StaffUpdate,
 )
-from dashboard.routes.list_filters import Need, ProtocolKey, TagFilter
+from dashboard.routes.list_filters import Need, Page, PerPage, ProtocolKey, TagFilter
 from telemon.metrics import MetricKey
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -87,10 +90,22 @@ def triage(user: Centre, conn: Conn) -> list[EpisodeItem]:
 
 @router.get("/patients", response_model=list[PatientSummary])
 def patients(
-    user: Clinician, conn: Conn, need: Need = "", protocol: ProtocolKey = "", tag: TagFilter = ""
+    response: Response,
+    user: Clinician,
+    conn: Conn,
+    need: Need = "",
+    protocol: ProtocolKey = "",
+    tag: TagFilter = "",
+    page: Page = 1,
+    per_page: PerPage = glance.PER_PAGE,
 ) -> list[PatientSummary]:
-    """The list at a glance, the most in need first (docs/dashboard.md)."""
-    return services.patient_list(conn, user, need=need, protocol=protocol, tag=tag)
+    """The list at a glance, the most in need first, one page of it; how many matched in the
+    X-Total-Count header (docs/dashboard.md)."""
+    found = services.patient_list(
+        conn, user, need=need, protocol=protocol, tag=tag, page=page, per_page=per_page
+    )
+    response.headers["X-Total-Count"] = str(found.total)
+    return found.patients
 
 
 @router.get("/patients/{patient_id}", response_model=PatientDetail)
@@ -114,6 +129,7 @@ def _reminders_out(status: reminders.ReminderStatus) -> RemindersOut:
         opted_out=status.opted_out,
         opted_out_at=status.opted_out_at,
         opted_out_by=status.opted_out_by,
+        opted_out_via=status.opted_out_via,
     )
 
 
@@ -232,7 +248,7 @@ def low_battery(
 
 @router.get("/notifications/{status}", response_model=list[NotificationItem])
 def notifications(
-    status: Literal["failed", "outboxed"],
+    status: Literal["failed", "outboxed", "cancelled"],
     user: Annotated[Principal, Depends(require("sms.read"))],
     conn: Conn,
 ) -> list[NotificationItem]:
@@ -245,7 +261,7 @@ Enroller = Annotated[Principal, Depends(require("patient.enrol"))]
 
 @router.get("/admin/staff", response_model=list[StaffItem])
 def staff(user: Admin, conn: Conn) -> list[StaffItem]:
-    return administration.list_staff(conn)
+    return administration.list_staff(conn, user)
 
 
 @router.post("/admin/staff", response_model=StaffItem, status_code=201)
@@ -291,3 +307,35 @@ def register_gateway(user: Enroller, conn: Conn, body: GatewayIn) -> Registered:
 def admin_reminders(change: AdminRemindersIn, user: Enroller, conn: Conn) -> RemindersOut:
     """An admin records (or clears) any patient's opt-out of SMS reminders."""
     return _reminders_out(reminders.set_opt_out(conn, user, change.patient_id, change.opted_out))
+
+
+Restricter = Annotated[Principal, Depends(require("record.restrict"))]
+
+
+@router.post(
+    "/patients/{patient_id}/restrictions", response_model=list[RestrictionItem], status_code=201
+)
+def record_restriction(
+    patient_id: Id, user: Restricter, conn: Conn, body: RestrictionIn
+) -> list[RestrictionItem]:
+    """Record the patient's request to hide data from everyone but their GP (the GP, or an
+    admin of the patient's organisation); the patient's restrictions after it."""
+    ensure_patient(conn, user, patient_id, "record.restrict")
+    try:
+        restrictions.record(conn, user, patient_id, body)
+    except restrictions.InvalidRestriction as exc:
+        raise _invalid(exc) from None
+    return restrictions.list_for(conn, patient_id)
+
+
+@router.post("/patients/{patient_id}/restrictions/revoke", response_model=list[RestrictionItem])
+def revoke_restriction(
+    patient_id: Id, user: Restricter, conn: Conn, body: RestrictionRevoke
+) -> list[RestrictionItem]:
+    """The patient withdrew a request: the data shows again."""
+    ensure_patient(conn, user, patient_id, "record.restrict")
+    try:
+        restrictions.revoke(conn, user, patient_id, body.restriction)
+    except LookupError:
+        raise HTTPException(404, "no such restriction of this patient") from None
+    return restrictions.list_for(conn, patient_id)

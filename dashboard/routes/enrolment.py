@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboard import administration, audit, enrolment, kit, period_reports
 from dashboard.administration import InvalidInput
-from dashboard.authz import Principal, get_conn, require
+from dashboard.authz import Principal, ensure_patient, get_conn, require
 from dashboard.bands import protocols
 from dashboard.enrolment_form import Errors, parse_enrolment, rule_fields
 from dashboard.models import text_problem
@@ -25,6 +25,7 @@ router = APIRouter(prefix="/admin/patients", include_in_schema=False)
 
 Conn = Annotated[psycopg.Connection, Depends(get_conn)]
 Enroller = Annotated[Principal, Depends(require("patient.enrol"))]
+
 PatientId = Annotated[int, Path(ge=1, le=2**62)]
 
 
@@ -77,8 +78,8 @@ def _form_page(
             "chosen": chosen,
             "rules": _rules(overrides),
             "errors": errors or {},
-            "gps": administration.gps(conn),
-            "teams": administration.care_teams(conn),
+            "gps": administration.gps(conn, user),
+            "teams": administration.care_teams(conn, user),
             "device_kinds": [k.value for k in DeviceKind],
         }
         | (extra or {}),
@@ -89,7 +90,7 @@ def _form_page(
 
 @router.get("", response_class=HTMLResponse)
 def enrolled(request: Request, user: Enroller, conn: Conn) -> Response:
-    rows = enrolment.enrolled_patients(conn)
+    rows = enrolment.enrolled_patients(conn, user)
     audit.record(conn, user, "enrolments.read", details={"patients": [r["id"] for r in rows]})
     return render(request, "enrolled.html", {"patients": rows}, user=user)
 
@@ -190,11 +191,15 @@ def _patient_page(
 def patient_enrolment(
     request: Request, patient_id: PatientId, user: Enroller, conn: Conn
 ) -> Response:
+    # Another organisation's patient is absent (404), as for anyone out of scope.
+    ensure_patient(conn, user, patient_id, "patient.enrol")
     return _patient_page(request, user, conn, patient_id)
 
 
 @router.post("/{patient_id}")
 async def edit(request: Request, patient_id: PatientId, user: Enroller, conn: Conn) -> Response:
+    # Another organisation's patient is absent (404), as for anyone out of scope.
+    ensure_patient(conn, user, patient_id, "patient.enrol")
     form = await _form(request)
     if enrolment.snapshot(conn, patient_id) is None:
         return Response("no such patient", status_code=404)
@@ -216,6 +221,8 @@ async def edit(request: Request, patient_id: PatientId, user: Enroller, conn: Co
 async def discharge(
     request: Request, patient_id: PatientId, user: Enroller, conn: Conn
 ) -> Response:
+    # Another organisation's patient is absent (404), as for anyone out of scope.
+    ensure_patient(conn, user, patient_id, "patient.enrol")
     form = _values(await _form(request))
     errors: Errors = {}
     reason = form.get("discharge_reason", "").strip()
@@ -253,6 +260,8 @@ async def kit_change(
 ) -> Response:
     """One form per kit action: ``action`` is gateway, device, swap, return (a device) or
     return_gateway (the whole kit); ``target`` the gateway's or device's id."""
+    # Another organisation's patient is absent (404), as for anyone out of scope.
+    ensure_patient(conn, user, patient_id, "patient.enrol")
     form = _values(await _form(request))
     if enrolment.snapshot(conn, patient_id) is None:
         return Response("no such patient", status_code=404)
@@ -295,6 +304,8 @@ async def kit_change(
 
 @router.get("/{patient_id}/card", response_class=HTMLResponse)
 def device_card(request: Request, patient_id: PatientId, user: Enroller, conn: Conn) -> Response:
+    # Another organisation's patient is absent (404), as for anyone out of scope.
+    ensure_patient(conn, user, patient_id, "patient.enrol")
     card = kit.device_card(conn, patient_id)
     if card is None:
         return Response("no such patient", status_code=404)

@@ -1,20 +1,26 @@
-"""FHIR R4 read endpoints: Patient by id, Observation search (searchset Bundle)."""
+"""FHIR R4 endpoints: the CapabilityStatement, Patient by id and its $everything, Observation
+search (paged searchset Bundles)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import psycopg
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from psycopg.rows import dict_row
 
-from dashboard import audit, fhir
+from dashboard import audit, fhir, fhir_everything, restrictions
 from dashboard.authz import Principal, ensure_patient, get_conn, require
+from telemon import __version__
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 
 Clinician = Annotated[Principal, Depends(require("clinical.read"))]
+Exporter = Annotated[Principal, Depends(require("record.export"))]
+PatientId = Annotated[int, Path(ge=1, le=2**62)]
+CSV_FORMATS = ("csv", "text/csv")
 Conn = Annotated[psycopg.Connection, Depends(get_conn)]
 
 
@@ -74,13 +80,16 @@ def search_observations(
     code: Annotated[list[str], Query(max_length=400)] = [],  # noqa: B006  (FastAPI copies it)
     date: Annotated[list[str], Query(max_length=60)] = [],  # noqa: B006
     count: Annotated[int | None, Query(alias="_count", ge=1)] = None,
+    offset: Annotated[int, Query(alias="_offset", ge=0, le=10**9)] = 0,
+    sort: Annotated[str | None, Query(alias="_sort", max_length=10)] = None,
 ) -> JSONResponse:
     try:
-        query = fhir.parse_search(patient, code, date, count)
+        query = fhir.parse_search(patient, code, date, count, offset=offset, sort=sort)
     except fhir.SearchError as exc:
         return _fhir(fhir.operation_outcome("invalid", str(exc)), 400)
     ensure_patient(conn, user, query.patient_id)
-    resources = fhir.observations(conn, query)
+    total = fhir.count_observations(conn, query, user)
+    resources = fhir.observations(conn, query, user) if query.offset < total else []
     audit.record(
         conn,
         user,
@@ -88,6 +97,100 @@ def search_observations(
         patient_id=query.patient_id,
         object_type="patient",
         object_id=query.patient_id,
-        details={"codes": [m.loinc for m in query.metrics], "results": len(resources)},
+        details={
+            "codes": [m.loinc for m in query.metrics],
+            "results": len(resources),
+            "total": total,
+            "offset": query.offset,
+        },
     )
-    return _fhir(fhir.searchset(resources, _base(request), _self_link(request)))
+    links = fhir.page_links(
+        f"{_base(request)}/Observation", list(request.query_params.multi_items()), query, total
+    )
+    return _fhir(
+        fhir.searchset(resources, _base(request), _self_link(request), total=total, links=links)
+    )
+
+
+@router.get("/metadata")
+def capability_statement(request: Request) -> JSONResponse:
+    """What the server answers; no patient data, so no session (FHIR clients read it first)."""
+    return _fhir(fhir.capability_statement(_base(request), __version__, now=datetime.now(UTC)))
+
+
+def _date_bound(name: str, value: str | None) -> tuple[datetime, datetime] | None:
+    if value is None:
+        return None
+    try:
+        return fhir.date_interval(value)
+    except ValueError:
+        raise fhir.SearchError(
+            f"invalid {name} {value!r}: a date from {fhir.EARLIEST.year} to "
+            f"{fhir.LATEST.year - 1}, such as 2024-03-01"
+        ) from None
+
+
+@router.get("/Patient/{patient_id}/$everything", response_model=None)
+def patient_everything(
+    request: Request,
+    patient_id: PatientId,
+    user: Exporter,
+    conn: Conn,
+    start: Annotated[str | None, Query(max_length=40)] = None,
+    end: Annotated[str | None, Query(max_length=40)] = None,
+    format_: Annotated[str | None, Query(alias="_format", max_length=40)] = None,
+) -> JSONResponse | StreamingResponse:
+    """The patient's whole record (EHDS art. 7 portability): a searchset Bundle streamed as it
+    is read, or with ``_format=text/csv`` the readings as CSV. The patient's GP."""
+    try:
+        low = _date_bound("start", start)
+        high = _date_bound("end", end)
+    except fhir.SearchError as exc:
+        return _fhir(fhir.operation_outcome("invalid", str(exc)), 400)
+    as_csv = format_ in CSV_FORMATS
+    if format_ is not None and not as_csv and format_ not in ("json", fhir.FHIR_JSON):
+        return _fhir(fhir.operation_outcome("not-supported", "_format: json or text/csv"), 400)
+    ensure_patient(conn, user, patient_id, "record.export")
+    first = low[0] if low else None
+    last = high[1] if high else None
+    audit.record(
+        conn,
+        user,
+        "fhir.patient.everything",
+        patient_id=patient_id,
+        object_type="patient",
+        object_id=patient_id,
+        details={
+            "format": "csv" if as_csv else "fhir",
+            "start": first.isoformat() if first else None,
+            "end": last.isoformat() if last else None,
+        },
+    )
+    pool = request.app.state.pool
+    # Some data hidden at the patient's request: the Bundle says so in an OperationOutcome,
+    # the CSV in this header.
+    withheld = (
+        {fhir_everything.WITHHELD_HEADER: "oscuramento"}
+        if restrictions.withholds(conn, user, patient_id)
+        else {}
+    )
+    if as_csv:
+        return StreamingResponse(
+            fhir_everything.readings_csv(pool, user, patient_id, start=first, end=last),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="record-{patient_id}.csv"'}
+            | withheld,
+        )
+    return StreamingResponse(
+        fhir_everything.bundle(
+            pool,
+            user,
+            patient_id,
+            _base(request),
+            _self_link(request),
+            start=first,
+            end=last,
+            timestamp=datetime.now(UTC),
+        ),
+        media_type=fhir.FHIR_JSON,
+    )

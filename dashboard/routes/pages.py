@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
 import psycopg
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
@@ -20,14 +21,21 @@ from dashboard import (
     period_reports,
     plan,
     reminders,
+    restrictions,
     services,
     tags,
 )
-from dashboard.authz import Principal, current_user, get_conn, require
+from dashboard.authz import Principal, current_user, ensure_patient, get_conn, require
 from dashboard.bands import effective_protocol, protocols
 from dashboard.i18n import translator
-from dashboard.models import EpisodeItem, SettingsIn, plain_text
-from dashboard.routes.list_filters import Need, ProtocolKey, TagFilter
+from dashboard.models import (
+    EpisodeItem,
+    RestrictionIn,
+    RestrictionRevoke,
+    SettingsIn,
+    plain_text,
+)
+from dashboard.routes.list_filters import Need, Page, PerPage, ProtocolKey, TagFilter
 from dashboard.web import local, render
 from telemon.alert_lifecycle import PersonAction
 
@@ -37,7 +45,7 @@ Conn = Annotated[psycopg.Connection, Depends(get_conn)]
 Id = Annotated[int, Path(ge=1, le=2**62)]
 Clinician = Annotated[Principal, Depends(require("clinical.read"))]
 Centre = Annotated[Principal, Depends(require("triage.queue"))]
-HOME = {"gp": "/patients", "nurse": "/triage", "admin": "/admin"}
+HOME = {"gp": "/patients", "nurse": "/triage", "admin": "/admin", "privacy": "/admin/access-report"}
 
 
 def safe_next(target: str | None, fallback: str) -> str:
@@ -52,17 +60,19 @@ def home(user: Annotated[Principal, Depends(current_user)]) -> Response:
     return RedirectResponse(HOME[user.role], status_code=303)
 
 
-def _triage_context(conn: psycopg.Connection, user: Principal) -> dict[str, object]:
-    queue = services.triage_queue(conn, user)
+def _triage_context(conn: psycopg.Connection, user: Principal, page: int) -> dict[str, object]:
+    queue = services.triage_page(conn, user, page=page)
     return {
-        "clinical": [e for e in queue if not e.task],
-        "tasks": [e for e in queue if e.task],
+        "queue": queue,
+        "clinical": queue.clinical,
+        "tasks": queue.tasks,
+        "query": f"page={queue.page}" if queue.page > 1 else "",
     }
 
 
 @router.get("/triage", response_class=HTMLResponse)
-def triage(request: Request, user: Centre, conn: Conn) -> Response:
-    context = _triage_context(conn, user)
+def triage(request: Request, user: Centre, conn: Conn, page: Page = 1) -> Response:
+    context = _triage_context(conn, user, page)
     # Counts only, no patient named: these reads are not audited (the worklist pages are).
     context["offline"] = len(operations.offline_gateways(conn, user))
     context["low_battery"] = len(operations.low_batteries(conn, user))
@@ -72,8 +82,8 @@ def triage(request: Request, user: Centre, conn: Conn) -> Response:
 
 
 @router.get("/triage/fragment", response_class=HTMLResponse)
-def triage_fragment(request: Request, user: Centre, conn: Conn) -> Response:
-    return render(request, "_queue.html", _triage_context(conn, user), user=user)
+def triage_fragment(request: Request, user: Centre, conn: Conn, page: Page = 1) -> Response:
+    return render(request, "_queue.html", _triage_context(conn, user, page), user=user)
 
 
 def _list_context(
@@ -83,12 +93,23 @@ def _list_context(
     need: glance.Need,
     protocol: str,
     tag: str,
+    page: int,
+    per_page: int,
 ) -> dict[str, object]:
-    found = services.patient_list(conn, user, need=need, protocol=protocol, tag=tag)
+    found = services.patient_list(
+        conn, user, need=need, protocol=protocol, tag=tag, page=page, per_page=per_page
+    )
+    filters = {"need": need, "protocol": protocol, "tag": tag}
+    kept = {k: v for k, v in filters.items() if v}
+    if per_page != glance.PER_PAGE:
+        kept["per_page"] = str(per_page)
     return {
-        "patients": found,
-        "filters": {"need": need, "protocol": protocol, "tag": tag},
-        "query": request.url.query,
+        "patients": found.patients,
+        "listed": found,
+        "filters": filters,
+        # The links to the other pages keep the filters (and a chosen page size).
+        "page_query": urlencode(kept),
+        "query": urlencode(kept | ({"page": str(found.page)} if found.page > 1 else {})),
         "protocol_keys": sorted(protocols()),
         "my_tags": tags.own_tags(conn, user.id) if user.can("patient.tag") else [],
     }
@@ -102,8 +123,10 @@ def patients(
     need: Need = "",
     protocol: ProtocolKey = "",
     tag: TagFilter = "",
+    page: Page = 1,
+    per_page: PerPage = glance.PER_PAGE,
 ) -> Response:
-    context = _list_context(conn, user, request, need, protocol, tag)
+    context = _list_context(conn, user, request, need, protocol, tag, page, per_page)
     return render(request, "patients.html", context, user=user)
 
 
@@ -115,8 +138,10 @@ def patients_fragment(
     need: Need = "",
     protocol: ProtocolKey = "",
     tag: TagFilter = "",
+    page: Page = 1,
+    per_page: PerPage = glance.PER_PAGE,
 ) -> Response:
-    context = _list_context(conn, user, request, need, protocol, tag)
+    context = _list_context(conn, user, request, need, protocol, tag, page, per_page)
     return render(request, "_patients.html", context, user=user)
 
 
@@ -149,8 +174,8 @@ def patient(
     episodes = services.patient_episodes(conn, user, patient_id)
     marks = _episode_marks(episodes, t)
     chart_list = []
-    for key in clinical.charted_metrics(conn, patient_id, now=now):
-        series = clinical.series(conn, patient_id, key, days, now=now, language=user.language)
+    for key in clinical.charted_metrics(conn, user, patient_id, now=now):
+        series = clinical.series(conn, user, patient_id, key, days, now=now, language=user.language)
         svg = charts.render(
             series, now=now, empty_text=t("no_data"), language=user.language, episodes=marks
         )
@@ -159,8 +184,13 @@ def patient(
     metrics = glance.protocol_metrics(
         p for p in (effective_protocol(a.protocol, a.overrides) for a in detail.protocols) if p
     )
+    hidden = restrictions.hidden_metrics(conn, user, patient_id)
     latest, _ = glance.latest(
-        conn, [(patient_id, m) for m in metrics], now=now, language=user.language
+        conn,
+        [(patient_id, m) for m in metrics if m not in hidden],
+        reader=user,
+        now=now,
+        language=user.language,
     )
     return render(
         request,
@@ -172,13 +202,57 @@ def patient(
             "earlier": earlier,
             "days": days,
             "latest": latest.get(patient_id, []),
-            "plan": plan.plan(detail.protocols, user.language),
+            "plan": plan.plan(detail.protocols, user.language, hidden),
             "tags": tags.own_tags(conn, user.id, patient_id) if user.can("patient.tag") else [],
             "reminders": reminders.status(conn, patient_id),
             "closing": period_reports.closing_record(conn, patient_id),
+            "restrictions": restrictions.list_for(conn, patient_id)
+            if user.can("record.restrict")
+            else [],
+            "restriction_categories": restrictions.categories(),
         },
         user=user,
     )
+
+
+@router.post("/patients/{patient_id}/restrictions")
+def patient_restrictions(
+    patient_id: Id,
+    user: Annotated[Principal, Depends(require("record.restrict"))],
+    conn: Conn,
+    kind: Annotated[str, Form(max_length=20)] = "",
+    protocol: Annotated[str, Form(max_length=48)] = "",
+    category: Annotated[str, Form(max_length=48)] = "",
+    first: Annotated[str, Form(max_length=10)] = "",
+    last: Annotated[str, Form(max_length=10)] = "",
+    requested_on: Annotated[str, Form(max_length=10)] = "",
+    reason: Annotated[str, Form(max_length=500)] = "",
+    revoke: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """The GP's form on the patient page: record a request to hide data, or its withdrawal."""
+    ensure_patient(conn, user, patient_id, "record.restrict")
+    try:
+        if revoke:
+            target = RestrictionRevoke.model_validate({"restriction": revoke}).restriction
+            restrictions.revoke(conn, user, patient_id, target)
+        else:
+            new = RestrictionIn.model_validate(
+                {
+                    "kind": kind,
+                    "protocol": protocol or None,
+                    "category": category or None,
+                    "first": first or None,
+                    "last": last or None,
+                    "requested_on": requested_on,
+                    "reason": reason.strip() or None,
+                }
+            )
+            restrictions.record(conn, user, patient_id, new)
+    except ValidationError as exc:
+        raise HTTPException(422, "; ".join(str(e["msg"]) for e in exc.errors())) from None
+    except (restrictions.InvalidRestriction, LookupError) as exc:
+        raise HTTPException(422, str(exc)) from None
+    return RedirectResponse(f"/patients/{patient_id}#restrictions", status_code=303)
 
 
 TagText = Annotated[str, Form(max_length=200)]
@@ -298,6 +372,8 @@ def equipment(
         {
             "gateways": services.offline_gateways(conn, user),
             "batteries": services.low_batteries(conn, user),
+            "clocks": services.device_clocks(conn, user),
+            "mismatches": services.serial_mismatches(conn, user),
         },
         user=user,
     )
@@ -313,6 +389,8 @@ def sms(
         {
             "failed": services.notifications(conn, user, "failed"),
             "outbox": services.notifications(conn, user, "outboxed"),
+            "cancelled": services.notifications(conn, user, "cancelled"),
+            "inbound": services.inbound_messages(conn, user),
         },
         user=user,
     )

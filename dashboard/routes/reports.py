@@ -24,15 +24,34 @@ Validator = Annotated[Principal, Depends(require("report.validate"))]
 # Free text, not a date type: a malformed date is answered with the report's own reason.
 First = Annotated[str | None, Query(alias="from", max_length=10)]
 Last = Annotated[str | None, Query(alias="to", max_length=10)]
+FormFirst = Annotated[str | None, Form(alias="from", max_length=10)]
+FormLast = Annotated[str | None, Form(alias="to", max_length=10)]
 
 
-def _period(first: str | None, last: str | None) -> report.Period:
+def _parse(first: str | None, last: str | None) -> report.Period:
+    # A report.PeriodError is answered by dashboard.security: 422 with the reason (an
+    # OperationOutcome for a .fhir URL), before the route reads or audits anything.
     return report.parse_period(first, last, today=datetime.now(LOCAL_TZ).date())
 
 
-def _bad_period(request: Request, user: Principal, error: report.PeriodError) -> Response:
-    context = {"message_key": "invalid_input", "code": 422, "details": [str(error)]}
-    return render(request, "error.html", context, user=user, status_code=422)
+def _query_period(first: First = None, last: Last = None) -> report.Period:
+    """The period of the query's ``from`` and ``to``; without them, the last 30 days."""
+    return _parse(first, last)
+
+
+def _validated_period(
+    patient_id: Id, user: Validator, conn: Conn, first: FormFirst = None, last: FormLast = None
+) -> report.Period:
+    """The period a validation freezes: explicit, both ends. Whose report first: a patient
+    out of scope is a 404 whatever the form holds."""
+    ensure_patient(conn, user, patient_id)
+    if not (first and last):
+        raise report.PeriodError("from and to are required: the period validated is explicit")
+    return _parse(first, last)
+
+
+QueryPeriod = Annotated[report.Period, Depends(_query_period)]
+ValidatedPeriod = Annotated[report.Period, Depends(_validated_period)]
 
 
 def _filename(what: str, patient_id: int, period: report.Period, extension: str) -> str:
@@ -45,13 +64,8 @@ def report_view(
     patient_id: Id,
     user: Clinician,
     conn: Conn,
-    first: First = None,
-    last: Last = None,
+    period: QueryPeriod,
 ) -> Response:
-    try:
-        period = _period(first, last)
-    except report.PeriodError as exc:
-        return _bad_period(request, user, exc)
     shown = period_reports.view(conn, user, patient_id, period, pdf=False)
     return render(
         request,
@@ -60,6 +74,7 @@ def report_view(
             "title": shown.title,
             "body": Markup(shown.body),
             "validation": shown.validation,
+            "report_language": shown.language,
             "patient_id": patient_id,
             "first": period.first.isoformat(),
             "last": period.last.isoformat(),
@@ -74,13 +89,8 @@ def report_pdf(
     patient_id: Id,
     user: Clinician,
     conn: Conn,
-    first: First = None,
-    last: Last = None,
+    period: QueryPeriod,
 ) -> Response:
-    try:
-        period = _period(first, last)
-    except report.PeriodError as exc:
-        return _bad_period(request, user, exc)
     # A sync route: the PDF's layout runs in the thread pool, off the event loop.
     shown = period_reports.view(conn, user, patient_id, period, pdf=True)
     assert shown.pdf is not None
@@ -98,13 +108,8 @@ def readings_csv(
     patient_id: Id,
     user: Clinician,
     conn: Conn,
-    first: First = None,
-    last: Last = None,
+    period: QueryPeriod,
 ) -> Response:
-    try:
-        period = _period(first, last)
-    except report.PeriodError as exc:
-        return _bad_period(request, user, exc)
     text = period_reports.readings_csv(conn, user, patient_id, period)
     return Response(
         text,
@@ -123,15 +128,8 @@ def report_fhir(
     patient_id: Id,
     user: Clinician,
     conn: Conn,
-    first: First = None,
-    last: Last = None,
+    period: QueryPeriod,
 ) -> Response:
-    try:
-        period = _period(first, last)
-    except report.PeriodError as exc:
-        return JSONResponse(
-            fhir.operation_outcome("invalid", str(exc)), 422, media_type=fhir.FHIR_JSON
-        )
     bundle = period_reports.validated_bundle(conn, user, patient_id, period)
     if bundle is None:
         return JSONResponse(
@@ -148,17 +146,8 @@ def validate(
     patient_id: Id,
     user: Validator,
     conn: Conn,
-    first: Annotated[str | None, Form(alias="from", max_length=10)] = None,
-    last: Annotated[str | None, Form(alias="to", max_length=10)] = None,
+    period: ValidatedPeriod,
 ) -> Response:
-    # Whose report first: a patient out of scope is a 404 whatever the form holds.
-    ensure_patient(conn, user, patient_id)
-    try:
-        if not (first and last):
-            raise report.PeriodError("from and to are required: the period validated is explicit")
-        period = _period(first, last)
-    except report.PeriodError as exc:
-        return _bad_period(request, user, exc)
     # Validated before (a second click): the report shown is the one validated then.
     with suppress(period_reports.AlreadyValidated):
         period_reports.validate(
@@ -183,6 +172,7 @@ def closing_view(request: Request, patient_id: Id, user: Clinician, conn: Conn) 
             "title": shown.title,
             "body": Markup(shown.body),
             "validation": shown.validation,
+            "report_language": shown.language,
             "patient_id": patient_id,
         },
         user=user,

@@ -1,20 +1,23 @@
-"""Twilio's delivery reports for the SMS the alerts engine sent.
+"""Twilio's webhooks: delivery reports for the SMS the alerts engine sent, and the SMS patients
+send to our number (``INBOUND_PATH``: opting out of reminders, ``dashboard.patient_sms``).
 
-A report is taken only when Twilio signed it: without ``TELEMON_TWILIO_AUTH_TOKEN`` the route
-does not exist (404), and an unsigned or badly signed report gets the same 404, so a caller
+A request is taken only when Twilio signed it: without ``TELEMON_TWILIO_AUTH_TOKEN`` the routes
+do not exist (404), and an unsigned or badly signed request gets the same 404, so a caller
 cannot tell which. Anyone could otherwise turn a failed red-alert SMS into 'delivered', taking
-it off the nurses' failed-SMS worklist.
+it off the nurses' failed-SMS worklist, or opt a patient out of reminders.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from types import MappingProxyType
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from twilio.twiml.messaging_response import MessagingResponse
 
 from alerts.notify.callbacks import (
     STATUS_CALLBACK_PATH,
@@ -23,6 +26,11 @@ from alerts.notify.callbacks import (
     apply_status_callback,
     is_valid_signature,
 )
+from dashboard.patient_sms import InboundSms, handle
+
+INBOUND_PATH = "/sms/inbound"
+# Twilio's own limit for one inbound message (10 segments); more is no SMS of a patient.
+MAX_INBOUND_LENGTH = 1600
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +42,11 @@ _ANSWER: Mapping[CallbackOutcome, int] = MappingProxyType(
 )
 
 
-def _signed_by_twilio(request: Request, token: str, form: Mapping[str, str]) -> bool:
+def _signed_by_twilio(
+    request: Request, token: str, form: Mapping[str, str], path: str = STATUS_CALLBACK_PATH
+) -> bool:
     # Twilio signs the URL it called: the public one, not the one behind the proxy.
-    url = request.app.state.public_url.rstrip("/") + STATUS_CALLBACK_PATH
+    url = request.app.state.public_url.rstrip("/") + path
     if request.url.query:
         url += "?" + request.url.query
     return is_valid_signature(
@@ -78,3 +88,28 @@ async def status_callback(request: Request) -> Response:
             report.notification_id,
         )
     return Response(status_code=_ANSWER[outcome])
+
+
+@router.post(INBOUND_PATH)
+async def inbound_sms(request: Request) -> Response:
+    """An SMS to our number (Twilio's incoming-message webhook); answered in TwiML."""
+    token: str | None = request.app.state.twilio_auth_token
+    if not token:
+        return Response(status_code=404)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    if not _signed_by_twilio(request, token, form, INBOUND_PATH):
+        return Response(status_code=404)
+    sid, sender, body = form.get("MessageSid"), form.get("From"), form.get("Body")
+    if not sid or not sender or body is None:
+        return Response(status_code=400)
+    if any("\x00" in v for v in (sid, sender, body)) or len(body) > MAX_INBOUND_LENGTH:
+        return Response(status_code=400)
+    sms = InboundSms(sid, sender, body, datetime.now(UTC))
+
+    def apply() -> str:
+        with request.app.state.pool.connection() as conn:
+            return handle(conn, sms, request.app.state.language).reply
+
+    twiml = MessagingResponse()
+    twiml.message(await run_in_threadpool(apply))
+    return Response(str(twiml), media_type="application/xml")

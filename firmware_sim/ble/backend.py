@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
+
+from bumble import hci
 
 from .client import BumbleClient
 from .radio import (
@@ -12,11 +15,16 @@ from .radio import (
     Radio,
     close_all_centrals,
     close_central,
+    get_central,
     in_process_link,
+    set_keystore,
 )
 from .scanner import BumbleScanner
 
 __all__ = ["BumbleAdapterControl", "BumbleBackend", "bumble_backend", "select_backend"]
+
+KEYSTORE_ENV_VAR = "TELEMON_BUMBLE_KEYSTORE"
+"""A JSON file for the central's bonds (bumble's key store); unset: bonds live in memory."""
 
 
 class BumbleAdapterControl:
@@ -28,6 +36,15 @@ class BumbleAdapterControl:
     async def reset(self) -> bool:
         await close_central(self.radio)
         return True
+
+    async def address(self) -> str:
+        """A controller's public address (a USB dongle has one), else the static random address
+        the central uses: stable while its key store keeps it."""
+        device = (await get_central(self.radio)).device
+        chosen = device.public_address
+        if chosen == hci.Address.ANY:
+            chosen = device.static_address
+        return str(chosen.to_string(with_type_qualifier=False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +59,13 @@ class BumbleBackend:
         await close_all_centrals()
 
 
-def bumble_backend(radio: Radio) -> BumbleBackend:
-    """The backend on ``radio``: an in-process `LocalLink` or a bumble transport spec."""
+def bumble_backend(radio: Radio, *, keystore: Path | None = None) -> BumbleBackend:
+    """The backend on ``radio``: an in-process `LocalLink` or a bumble transport spec.
+
+    ``keystore``: the file the central keeps its bonds in, and so the address it made them with,
+    across restarts (what BlueZ keeps under /var/lib/bluetooth on a Pi).
+    """
+    set_keystore(radio, keystore)
     return BumbleBackend(
         BumbleScanner.bound_to(radio), BumbleClient.bound_to(radio), BumbleAdapterControl(radio)
     )
@@ -55,7 +77,11 @@ def select_backend(transport: str | None = None) -> BumbleBackend:
     ``transport`` (else the ``TELEMON_BUMBLE_TRANSPORT`` environment variable, else
     ``"local"``) is ``"local"`` for the in-process link shared with simulated devices, or a
     bumble transport spec (``tcp-client:127.0.0.1:9000``, ``usb:0``, ``serial:/dev/ttyUSB0``)
-    for a controller bumble drives directly.
+    for a controller bumble drives directly. ``TELEMON_BUMBLE_KEYSTORE`` names the bond file.
     """
     spec = (transport or os.environ.get(TRANSPORT_ENV_VAR, "")).strip() or IN_PROCESS
-    return bumble_backend(in_process_link() if spec == IN_PROCESS else spec)
+    keystore = os.environ.get(KEYSTORE_ENV_VAR, "").strip()
+    return bumble_backend(
+        in_process_link() if spec == IN_PROCESS else spec,
+        keystore=Path(keystore) if keystore else None,
+    )

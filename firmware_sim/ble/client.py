@@ -231,10 +231,25 @@ class BumbleClient(BaseBleakClient):
     # Security
 
     async def pair(self, *args: Any, **kwargs: Any) -> None:
-        """Pair through bumble's security manager; with no IO on either side, Just Works."""
+        """Pair through bumble's security manager (no IO on either side: Just Works), or, with a
+        bond in the central's key store, encrypt the link with its key, as BlueZ does for a
+        device already paired.
+
+        A device that has lost the bond refuses the key: the link stays unencrypted and this
+        raises a `BleakError` naming the HCI error (``PIN_OR_KEY_MISSING``); the caller decides
+        whether to forget the bond (`unpair`) and pair anew.
+        """
         connection = self._require_connection()
+        keystore = connection.device.keystore
+        bonded = keystore is not None and await keystore.get(str(connection.peer_address))
         try:
-            await connection.pair()
+            if bonded:
+                await connection.encrypt()
+            else:
+                await connection.pair()
+        except hci.HCI_Error as error:
+            name = hci.HCI_Constant.error_name(error.error_code)
+            raise BleakError(f"Encrypting the link to {self.address} failed: {name}") from error
         except core.BaseBumbleError as error:
             raise BleakError(f"Pairing with {self.address} failed: {error}") from error
 

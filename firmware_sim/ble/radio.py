@@ -13,9 +13,11 @@ pending LE connection at a time, so both are arbitrated here.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeAlias
 
 from bleak.exc import BleakBluetoothNotAvailableError, BleakBluetoothNotAvailableReason
@@ -23,10 +25,10 @@ from bumble import hci
 from bumble.controller import Controller
 from bumble.device import Advertisement, Device
 from bumble.host import Host
-from bumble.keys import MemoryKeyStore
+from bumble.keys import JsonKeyStore, KeyStore, MemoryKeyStore
 from bumble.link import LocalLink
 from bumble.transport import Transport, open_transport
-from bumble.transport.common import AsyncPipeSink
+from bumble.transport.common import AsyncPipeSink, TransportSink
 
 __all__ = [
     "IN_PROCESS",
@@ -40,8 +42,10 @@ __all__ = [
     "detach_from_link",
     "get_central",
     "in_process_link",
+    "link_controller",
     "random_static_address",
     "set_default_radio",
+    "set_keystore",
 ]
 
 logger = logging.getLogger(__name__)
@@ -98,6 +102,13 @@ def random_static_address() -> hci.Address:
     return hci.Address.generate_static_address()
 
 
+def link_controller(
+    link: LocalLink, name: str, host_source: object, host_sink: TransportSink
+) -> Controller:
+    """A controller on ``link`` for a host reached through a transport (another process)."""
+    return _LinkController(name, host_source=host_source, host_sink=host_sink, link=link)
+
+
 def create_link_device(
     link: LocalLink, name: str, address: hci.Address | str | None = None
 ) -> Device:
@@ -120,6 +131,43 @@ def detach_from_link(link: LocalLink, device: Device) -> None:
     for controller in list(link.controllers):
         if controller.host is device.host:
             link.remove_controller(controller)
+
+
+def stored_identity(keystore: Path) -> hci.Address | None:
+    """The central address the bonds in ``keystore`` were made with, if it holds any.
+
+    bumble's JSON key store files bonds under the local address (its namespace). A device keeps
+    a bond with the address it paired with: the central must come back with the same one, as a
+    Raspberry Pi's adapter does with its public address.
+    """
+    try:
+        namespaces = list(json.loads(keystore.read_text()))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        # Set aside, not overwritten: a technician may still recover it; devices re-pair.
+        aside = keystore.with_name(keystore.name + ".unreadable")
+        logger.warning(
+            "bond store %s is unreadable (%s): moved to %s, starting without bonds",
+            keystore,
+            error,
+            aside,
+        )
+        keystore.replace(aside)
+        return None
+    if len(namespaces) != 1:
+        return None
+    return hci.Address(namespaces[0], hci.Address.RANDOM_DEVICE_ADDRESS)
+
+
+def open_keystore(keystore: Path | None) -> tuple[hci.Address, KeyStore]:
+    """The central's address and bond store: in memory, or kept in the ``keystore`` file."""
+    if keystore is None:
+        # Bonds made by pair() live as long as the process, like an unpersisted adapter.
+        return random_static_address(), MemoryKeyStore()
+    address = stored_identity(keystore) or random_static_address()
+    name = address.to_string(with_type_qualifier=False)
+    return address, JsonKeyStore(namespace=name, filename=str(keystore))
 
 
 class Central:
@@ -151,18 +199,15 @@ class Central:
 
     async def _power_on(self) -> Device:
         try:
+            address, keystore = open_keystore(_keystores.get(self.radio))
             if isinstance(self.radio, LocalLink):
-                device = create_link_device(self.radio, CENTRAL_NAME)
+                device = create_link_device(self.radio, CENTRAL_NAME, address)
             else:
                 self._transport = await open_transport(self.radio)
                 device = Device.with_hci(
-                    CENTRAL_NAME,
-                    random_static_address(),
-                    self._transport.source,
-                    self._transport.sink,
+                    CENTRAL_NAME, address, self._transport.source, self._transport.sink
                 )
-            # Bonds made by pair() live as long as the process, like an unpersisted adapter.
-            device.keystore = MemoryKeyStore()
+            device.keystore = keystore
             device.on(device.EVENT_ADVERTISEMENT, self._dispatch_advertisement)
             await device.power_on()
         except Exception as error:
@@ -222,6 +267,7 @@ class Central:
 
 
 _centrals: dict[LocalLink | str, Central] = {}
+_keystores: dict[LocalLink | str, Path] = {}
 _default_radio: Radio | None = None
 _in_process_link: LocalLink | None = None
 
@@ -238,6 +284,16 @@ def set_default_radio(radio: Radio | None) -> None:
     """Choose the radio used by backends not bound to one (`None` restores the default)."""
     global _default_radio
     _default_radio = radio
+
+
+def set_keystore(radio: Radio, keystore: Path | None) -> None:
+    """Keep the bonds of ``radio``'s central in the ``keystore`` file (None: in memory).
+
+    Takes effect when the central next powers up."""
+    if keystore is None:
+        _keystores.pop(radio, None)
+    else:
+        _keystores[radio] = keystore
 
 
 def default_radio() -> Radio:

@@ -17,6 +17,12 @@ from firmware_sim.devices.factory import DEVICE_CLASSES, make_device
 from firmware_sim.devices.glucometer import SimulatedGlucometer
 from firmware_sim.devices.identity import IDENTITIES, DeviceIdentity
 from firmware_sim.devices.oximeter import SimulatedOximeter
+from firmware_sim.devices.quirky import (
+    MODEL_CLASSES,
+    SimulatedBerryMed,
+    SimulatedBeurerBM85,
+    SimulatedContecCMS50D,
+)
 from firmware_sim.devices.thermometer import SimulatedThermometer
 from firmware_sim.devices.timestamps import DEVICE_ZONE, device_wall_time
 from firmware_sim.devices.weight_scale import SimulatedWeightScale
@@ -25,8 +31,12 @@ __all__ = [
     "DEVICE_CLASSES",
     "DEVICE_ZONE",
     "IDENTITIES",
+    "MODEL_CLASSES",
     "DeviceIdentity",
+    "SimulatedBerryMed",
+    "SimulatedBeurerBM85",
     "SimulatedBloodPressureCuff",
+    "SimulatedContecCMS50D",
     "SimulatedDevice",
     "SimulatedGlucometer",
     "SimulatedOximeter",

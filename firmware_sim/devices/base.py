@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Iterable
-from datetime import timedelta
+from collections.abc import Callable, Coroutine, Iterable
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -30,10 +30,17 @@ from bumble.keys import MemoryKeyStore
 from bumble.link import LocalLink
 
 from firmware_sim.ble import radio
+from firmware_sim.devices.device_clock import ClockCharacteristic, clock_service, wall_clock_now
 from firmware_sim.devices.identity import IDENTITIES, DeviceIdentity
 from firmware_sim.devices.timestamps import DEVICE_ZONE, device_timestamp
 from firmware_sim.physiology import SimulatedMeasurement
-from gateway.gatt import BatteryLevel, CharacteristicUuid, DeviceInformation, GattDateTime
+from gateway.gatt import (
+    BatteryLevel,
+    CharacteristicUuid,
+    DeviceInformation,
+    GattDateTime,
+    SystemIdentifier,
+)
 from telemon.device_kinds import DeviceKind
 
 __all__ = ["ADVERTISING_INTERVAL_MS", "SimulatedDevice"]
@@ -62,6 +69,8 @@ class SimulatedDevice:
     """One simulated BLE health device. Subclasses set ``kind`` and add their service."""
 
     kind: ClassVar[DeviceKind]
+    model_identity: ClassVar[DeviceIdentity | None] = None
+    """A real model's identity (name, Device Information); None: the kind's fictional one."""
     default_idle_disconnect: ClassVar[float | None] = None
     """Seconds of quiet after which the device drops the link (None: the central decides)."""
 
@@ -75,9 +84,12 @@ class SimulatedDevice:
         require_bonding: bool = False,
         timezone: str = DEVICE_ZONE,
         idle_disconnect: float | None = None,
+        clock: ClockCharacteristic | None = None,
+        clock_writable: bool = False,
+        follows_dst: bool = True,
     ) -> None:
         BatteryLevel(battery).encode()  # rejects a level the characteristic cannot carry
-        self.identity: DeviceIdentity = IDENTITIES[self.kind]
+        self.identity: DeviceIdentity = self.model_identity or IDENTITIES[self.kind]
         self._link = link
         if address is None:
             address = radio.random_static_address()
@@ -89,6 +101,12 @@ class SimulatedDevice:
         self.zone = ZoneInfo(timezone)
         self.clock_offset = timedelta(0)
         """Added to every timestamp the device writes: its clock is this far off."""
+        self.follows_dst = follows_dst
+        """False: the clock shows the zone's standard time all year (never changed for DST)."""
+        self.clock_now: Callable[[], datetime] = wall_clock_now
+        self.clock_writes: list[datetime] = []  # wall times a central set the clock to
+        self.pairings = 0  # pairings completed (a bonded central re-encrypts without one)
+        self.encryptions = 0  # links encrypted, by a pairing or with a bond's key
         self.idle_disconnect = (
             idle_disconnect if idle_disconnect is not None else self.default_idle_disconnect
         )
@@ -119,6 +137,7 @@ class SimulatedDevice:
                 self._device_information_service(),
                 Service(uuid16(BATTERY_SERVICE), [self.battery_level]),
                 *self._profile_services(),
+                *([clock_service(self, clock, writable=clock_writable)] if clock else []),
             ]
         )
         self.bumble.advertising_data = self._advertising_data()
@@ -220,9 +239,25 @@ class SimulatedDevice:
         self._connected.set()
         self._touch()
         connection.on(connection.EVENT_DISCONNECTION, lambda _reason: self._on_lost(connection))
+        connection.on(connection.EVENT_PAIRING, self._on_paired)
+        connection.on(connection.EVENT_CONNECTION_ENCRYPTION_CHANGE, self._on_encrypted)
         self._on_connected(connection)
         if self.idle_disconnect is not None:
             self.spawn(self._disconnect_when_idle(connection, self.idle_disconnect))
+
+    def _on_paired(self, _keys: object) -> None:
+        self.pairings += 1
+
+    def _on_encrypted(self) -> None:
+        self.encryptions += 1
+
+    async def forget_bonds(self) -> None:
+        """Lose every bond, as a device does after a factory reset or a flat battery: a central
+        that comes back with its old key is refused and must pair again."""
+        keystore = self.bumble.keystore
+        if keystore is not None:
+            for address, _keys in await keystore.get_all():
+                await keystore.delete(address)
 
     def _on_lost(self, connection: Connection) -> None:
         if connection is not self.connection:
@@ -258,27 +293,29 @@ class SimulatedDevice:
     # --- advertising ----------------------------------------------------------------------------
 
     def _advertising_data(self) -> bytes:
-        data = bytes(
-            AdvertisingData(
-                [
-                    (
-                        AdvertisingData.FLAGS,
-                        bytes(
-                            [
-                                AdvertisingData.LE_GENERAL_DISCOVERABLE_MODE_FLAG
-                                | AdvertisingData.BR_EDR_NOT_SUPPORTED_FLAG
-                            ]
-                        ),
-                    ),
-                    (
-                        AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
-                        uuid16(self.identity.service_uuid).to_bytes(),
-                    ),
-                    (AdvertisingData.APPEARANCE, self.identity.appearance.to_bytes(2, "little")),
-                    (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode()),
-                ]
+        structures: list[tuple[int, bytes]] = [
+            (
+                AdvertisingData.FLAGS,
+                bytes(
+                    [
+                        AdvertisingData.LE_GENERAL_DISCOVERABLE_MODE_FLAG
+                        | AdvertisingData.BR_EDR_NOT_SUPPORTED_FLAG
+                    ]
+                ),
             )
-        )
+        ]
+        if self.identity.service_uuid is not None:
+            structures.append(
+                (
+                    AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
+                    uuid16(self.identity.service_uuid).to_bytes(),
+                )
+            )
+        structures += [
+            (AdvertisingData.APPEARANCE, self.identity.appearance.to_bytes(2, "little")),
+            (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode()),
+        ]
+        data = bytes(AdvertisingData(structures))
         if len(data) > _MAX_ADVERTISING_DATA:
             raise ValueError(f"name {self.name!r} does not fit the 31-byte advertising data")
         return data
@@ -326,11 +363,21 @@ class SimulatedDevice:
             )
             for uuid, field, attribute in strings
         ]
+        system_id = self.identity.system_id(self.address)
+        if system_id is not None:
+            characteristics.append(
+                Characteristic(
+                    uuid16(CharacteristicUuid.SYSTEM_ID),
+                    _Props.READ,
+                    _Perms.READABLE,
+                    SystemIdentifier(system_id).encode(),
+                )
+            )
         return Service(uuid16(DEVICE_INFORMATION_SERVICE), characteristics)
 
     def _characteristic(
         self,
-        uuid: int,
+        uuid: int | UUID,
         properties: Characteristic.Properties,
         value: bytes | CharacteristicValue = b"",
         *,
@@ -349,7 +396,9 @@ class SimulatedDevice:
             permissions |= _Perms.WRITEABLE
             if secure:
                 permissions |= _Perms.WRITE_REQUIRES_ENCRYPTION
-        characteristic = Characteristic(uuid16(uuid), properties, permissions, value)
+        characteristic = Characteristic(
+            uuid if isinstance(uuid, UUID) else uuid16(uuid), properties, permissions, value
+        )
         if secure and properties & _SUBSCRIBABLE:
             # bumble adds an open CCCD by itself; this one refuses writes before encryption.
             characteristic.descriptors = [
@@ -428,7 +477,9 @@ class SimulatedDevice:
 
     def timestamp(self, measurement: SimulatedMeasurement) -> GattDateTime:
         """The device's own time stamp for ``measurement``: local wall clock plus its error."""
-        return device_timestamp(measurement.measured_at, self.zone, self.clock_offset)
+        return device_timestamp(
+            measurement.measured_at, self.zone, self.clock_offset, follows_dst=self.follows_dst
+        )
 
     def _check_kind(self, measurement: SimulatedMeasurement) -> None:
         if measurement.device is not self.kind:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import Any
 
 from bumble import hci
 from bumble.link import LocalLink
@@ -36,7 +37,13 @@ def make_device(
     name: str | None = None,
     battery: int = 100,
     require_bonding: bool = False,
+    **options: Any,
 ) -> SimulatedDevice:
-    """A powered-off simulated device of ``kind`` on ``link``; ``await device.start()``."""
+    """A powered-off simulated device of ``kind`` on ``link``; ``await device.start()``.
+
+    ``options`` go to the kind's class (an oximeter's ``memory``, a meter's ``record_interval``).
+    """
     device_class = DEVICE_CLASSES[DeviceKind(kind)]
-    return device_class(link, address, name=name, battery=battery, require_bonding=require_bonding)
+    return device_class(
+        link, address, name=name, battery=battery, require_bonding=require_bonding, **options
+    )

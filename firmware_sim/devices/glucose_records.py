@@ -131,6 +131,13 @@ class GlucoseRecordStore:
         self._next = (number + 1) % SEQUENCE_MODULUS
         return number
 
+    def restart_numbering(self, first_sequence_number: int = 0, *, clear: bool = True) -> None:
+        """What a reset or a firmware update does to some meters: the counter starts again
+        (lower), and the memory is wiped unless ``clear`` is False."""
+        if clear:
+            self._records.clear()
+        self._next = first_sequence_number % SEQUENCE_MODULUS
+
     def add(self, record: GlucoseRecord) -> None:
         self._records.append(record)
 

@@ -46,6 +46,10 @@ class IndicationBacklog:
     def clear(self) -> None:
         self._pending.clear()
 
+    def pending(self) -> list[bytes]:
+        """What is not confirmed yet, oldest first."""
+        return list(self._pending)
+
     def flush(self) -> None:
         """Start sending what is pending, if a central is listening and nothing is in flight."""
         if self.sending or not self._pending:

@@ -10,6 +10,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 
 from gateway.devices.profiles import kind_for_services
+from gateway.quirks import Seen, find
 from telemon.device_kinds import DeviceKind
 
 
@@ -24,15 +25,20 @@ class FoundDevice:
 async def discover_health_devices(
     seconds: float, *, backend: type[BaseBleakScanner] | None = None
 ) -> list[FoundDevice]:
-    """Devices heard within ``seconds`` advertising a health service, strongest first."""
+    """Devices heard within ``seconds`` advertising a health service, or recognised by the quirks
+    table, strongest first."""
     found: dict[str, FoundDevice] = {}
 
     def heard(device: BLEDevice, advertisement: AdvertisementData) -> None:
+        name = advertisement.local_name or device.name
         kind = kind_for_services(advertisement.service_uuids)
         if kind is None:
-            return
+            # A model without its standard profile's service (a proprietary oximeter).
+            quirk = find(Seen(name, advertisement.manufacturer_data))
+            if quirk is None:
+                return
+            kind = quirk.kind
         address = device.address.upper()
-        name = advertisement.local_name or device.name
         previous = found.get(address)
         found[address] = FoundDevice(
             address, kind, name or (previous.name if previous else None), advertisement.rssi

@@ -1,7 +1,13 @@
 """Glucose meter record sync: which records to ask for, and joining each record's context.
 
 The meter numbers its records; the gateway remembers, per meter, the last sequence number whose
-readings are in the outbox, and on every connection asks only for the ones after it.
+readings are in the outbox and what that record said (its *anchor*), and on every connection asks
+for the records from that one on. The first record back must be the anchor again: then the rest
+are new. Anything else (another record under that number, a higher number first, or no record at
+all) means the meter's numbering restarted lower, after a reset or a firmware update, and its
+newer records may carry numbers the gateway thinks it has: the gateway then reads the meter's
+whole memory, and the readings' identifiers (telemon.identifier) drop what the outbox holds
+already, so nothing is lost and nothing stored twice (issue 19).
 """
 
 from __future__ import annotations
@@ -14,16 +20,32 @@ from gateway.outbox import Outbox
 MAX_SEQUENCE = 0xFFFF
 
 
-def next_request(last_seq: int | None) -> RacpRequest:
+def next_request(last_seq: int | None, *, anchored: bool = False) -> RacpRequest:
     """The RACP request for the records this gateway has not stored yet.
 
-    Never synced: everything the meter holds. Otherwise the records after ``last_seq``; a counter
+    Never synced: everything the meter holds. Otherwise the records after ``last_seq``, from
+    ``last_seq`` itself when its anchor is known (to check it is still the same record); a counter
     at its uint16 end cannot say "after", so the meter is asked for everything (and records
     already stored are dropped by sequence number on arrival).
     """
     if last_seq is None or last_seq >= MAX_SEQUENCE:
         return RacpRequest.report_all()
-    return RacpRequest.report_from(last_seq + 1)
+    return RacpRequest.report_from(last_seq if anchored else last_seq + 1)
+
+
+def anchor_of(measurement: Decoded[GlucoseMeasurement]) -> str:
+    """What a record says, but for its number: its readings' kinds, values and device stamps."""
+    return ";".join(
+        f"{r.metric}={r.value!r}@{'' if r.measured_at is None else r.measured_at.isoformat()}"
+        for r in measurement.readings
+    )
+
+
+def is_anchor(
+    measurement: Decoded[GlucoseMeasurement], last_seq: int | None, anchor: str | None
+) -> bool:
+    """Whether the first record of an anchored transfer is the last one stored, unchanged."""
+    return measurement.record.sequence_number == last_seq and anchor_of(measurement) == anchor
 
 
 def already_stored(sequence_number: int, last_seq: int | None) -> bool:
@@ -76,26 +98,43 @@ class SyncStore:
 
     Each position is written in the same transaction as the readings of its record
     (:meth:`entry` gives what to pass as the outbox append's ``state``), so a crash can neither
-    lose a record nor make the gateway fetch a stored one again.
+    lose a record nor make the gateway fetch a stored one again. Beside it, the record's anchor
+    (:func:`anchor_of`); a position written before anchors existed has none, and is asked from
+    the record after it, as then.
     """
 
     PREFIX = "glucose_seq:"
+    ANCHOR_PREFIX = "glucose_anchor:"
 
     def __init__(self, outbox: Outbox) -> None:
         self._last: dict[str, int] = {
             key.removeprefix(self.PREFIX): int(value)
             for key, value in outbox.state(self.PREFIX).items()
         }
+        self._anchors: dict[str, str] = {
+            key.removeprefix(self.ANCHOR_PREFIX): value
+            for key, value in outbox.state(self.ANCHOR_PREFIX).items()
+        }
 
     def last(self, address: str) -> int | None:
         return self._last.get(address.upper())
 
-    def entry(self, address: str, sequence_number: int) -> dict[str, str]:
-        return {f"{self.PREFIX}{address.upper()}": str(sequence_number)}
+    def anchor(self, address: str) -> str | None:
+        return self._anchors.get(address.upper())
 
-    def stored(self, address: str, sequence_number: int) -> None:
+    def entry(
+        self, address: str, sequence_number: int, anchor: str | None = None
+    ) -> dict[str, str]:
+        entry = {f"{self.PREFIX}{address.upper()}": str(sequence_number)}
+        if anchor is not None:
+            entry[f"{self.ANCHOR_PREFIX}{address.upper()}"] = anchor
+        return entry
+
+    def stored(self, address: str, sequence_number: int, anchor: str | None = None) -> None:
         """Note a position the outbox has committed."""
         self._last[address.upper()] = sequence_number
+        if anchor is not None:
+            self._anchors[address.upper()] = anchor
 
     def snapshot(self) -> dict[str, int]:
         return dict(self._last)

@@ -24,6 +24,7 @@ from gateway.clock_check import TimePolicy, gateway_clock_synchronised
 from gateway.devices.backoff import Backoff
 from gateway.devices.glucose_sync import SyncStore
 from gateway.devices.profiles import PROFILES, SessionProfile
+from gateway.devices.quirk_session import open_session
 from gateway.devices.recorder import Recorder
 from gateway.devices.recovery import (
     ADAPTER_RESET,
@@ -40,7 +41,7 @@ from gateway.devices.recovery import (
 )
 from gateway.devices.rejected import REJECTED_FILE, RejectedLog
 from gateway.devices.scanner import AdvertisementMonitor
-from gateway.devices.session import RECENT_PAYLOADS, DeviceSession, SessionOptions
+from gateway.devices.session import RECENT_PAYLOADS, SessionOptions
 from gateway.devices.state import DeviceState
 from gateway.outbox import Outbox
 from gateway.pairing import PairingTable
@@ -179,7 +180,13 @@ class DeviceManager:
         state = self._states.get(device.address.upper())
         if state is None:
             return  # not ours: never connected
-        state.advertised(device, advertisement.rssi, self.recorder.policy.now())
+        state.advertised(
+            device,
+            advertisement.rssi,
+            self.recorder.policy.now(),
+            name=advertisement.local_name or device.name,
+            manufacturer_data=advertisement.manufacturer_data,
+        )
         self._last_known_advert = time.monotonic()
         self._restarts_without_advert = 0
 
@@ -191,7 +198,7 @@ class DeviceManager:
             ble_device = await state.next_advertisement()
             try:
                 async with self._slots:
-                    session = DeviceSession(
+                    session = open_session(
                         state, profile, self.recorder, self.options.session, recent
                     )
                     await session.run(ble_device)

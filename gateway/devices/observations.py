@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from gateway.clock_check import Stamp
+from gateway.clock_check import FROM_DEVICE_STORAGE, Stamp
 from gateway.gatt import Reading
 from gateway.outbox import CONTINUOUS
+from telemon.identifier import observation_identifier
 from telemon.observation import Observation
 from telemon.payload import PairedDevice
 
@@ -50,4 +51,23 @@ def observation(
         received_at=received_at,
         flags=tuple(dict.fromkeys((*reading.flags, *when.flags))),
         context=merge_context(ours, when.context, reading.context, extra_context or {}),
+        time=when.time,
+        identifier=identify(reading, device, extra_context),
+    )
+
+
+def identify(
+    reading: Reading, device: PairedDevice, extra_context: Mapping[str, str] | None = None
+) -> str | None:
+    """The reading's stable identifier, from what the device sent only: its stamp as sent (not
+    the corrected time), its flags and context (a glucose record's joined context included)."""
+    return observation_identifier(
+        device_id=device.address,
+        patient_id=device.patient_id,
+        device_time=None if reading.measured_at is None else reading.measured_at.isoformat(),
+        type_code=reading.metric,
+        value=reading.value,
+        # Whether a record came live or from storage depends on the connection, not the record.
+        flags=[flag for flag in reading.flags if flag != FROM_DEVICE_STORAGE],
+        context={**reading.context, **(extra_context or {})},
     )

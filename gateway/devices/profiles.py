@@ -30,6 +30,16 @@ class SessionEnd(StrEnum):
     STREAM = "stream"
 
 
+class RecordAccess(StrEnum):
+    """How a device's record store is read through the Record Access Control Point."""
+
+    # GLS: numbered records; the ones after the last stored are asked for (glucose_sync.py).
+    GLUCOSE = "glucose"
+    # PLXS: stored spot checks, when PLX Features says so; all reported, then deleted
+    # (plx_sync.py).
+    PLX_SPOT_CHECKS = "plx_spot_checks"
+
+
 @dataclass(frozen=True, slots=True)
 class SessionProfile:
     kind: DeviceKind
@@ -39,7 +49,7 @@ class SessionProfile:
     optional: frozenset[CharacteristicUuid] = frozenset()  # subscribed when present
     live: frozenset[CharacteristicUuid] = frozenset()  # measured now, never from memory
     continuous: frozenset[CharacteristicUuid] = frozenset()  # high-rate, evicted first
-    record_access: bool = False  # the device keeps a record store read through RACP
+    record_access: RecordAccess | None = None  # the device keeps a record store (RACP)
     end: SessionEnd = SessionEnd.DEVICE_DISCONNECTS
     idle_timeout: float = 20.0  # seconds without data before the gateway hangs up
 
@@ -53,11 +63,23 @@ PROFILES: MappingProxyType[DeviceKind, SessionProfile] = MappingProxyType(
         DeviceKind.PULSE_OXIMETER: SessionProfile(
             kind=DeviceKind.PULSE_OXIMETER,
             service=0x1822,
-            subscribe=(_C.PLX_SPOT_CHECK_MEASUREMENT, _C.PLX_CONTINUOUS_MEASUREMENT),
-            # PLXS requires one of the two; many finger clips have only the continuous one.
-            optional=frozenset({_C.PLX_SPOT_CHECK_MEASUREMENT, _C.PLX_CONTINUOUS_MEASUREMENT}),
+            subscribe=(
+                _C.PLX_SPOT_CHECK_MEASUREMENT,
+                _C.PLX_CONTINUOUS_MEASUREMENT,
+                _C.RECORD_ACCESS_CONTROL_POINT,
+            ),
+            # PLXS requires one of the two; many finger clips have only the continuous one. The
+            # RACP is there only on units that store spot checks.
+            optional=frozenset(
+                {
+                    _C.PLX_SPOT_CHECK_MEASUREMENT,
+                    _C.PLX_CONTINUOUS_MEASUREMENT,
+                    _C.RECORD_ACCESS_CONTROL_POINT,
+                }
+            ),
             live=frozenset({_C.PLX_SPOT_CHECK_MEASUREMENT, _C.PLX_CONTINUOUS_MEASUREMENT}),
             continuous=frozenset({_C.PLX_CONTINUOUS_MEASUREMENT}),
+            record_access=RecordAccess.PLX_SPOT_CHECKS,
             end=SessionEnd.STREAM,
             idle_timeout=30.0,
         ),
@@ -75,7 +97,7 @@ PROFILES: MappingProxyType[DeviceKind, SessionProfile] = MappingProxyType(
                 _C.RECORD_ACCESS_CONTROL_POINT,
             ),
             optional=frozenset({_C.GLUCOSE_MEASUREMENT_CONTEXT}),
-            record_access=True,
+            record_access=RecordAccess.GLUCOSE,
         ),
         DeviceKind.THERMOMETER: SessionProfile(
             kind=DeviceKind.THERMOMETER,
@@ -92,6 +114,7 @@ PROFILES: MappingProxyType[DeviceKind, SessionProfile] = MappingProxyType(
 
 BATTERY_LEVEL = _C.BATTERY_LEVEL
 DEVICE_INFORMATION = (
+    _C.SYSTEM_ID,
     _C.MANUFACTURER_NAME_STRING,
     _C.MODEL_NUMBER_STRING,
     _C.SERIAL_NUMBER_STRING,
@@ -102,6 +125,9 @@ DEVICE_INFORMATION = (
 # Current Time Service (0x1805) Current Time: a Date Time followed by day of week, fractions and
 # reason. Few health devices expose it; when one does, it is the best clock check there is.
 CURRENT_TIME = 0x2A2B
+# Date Time as a characteristic of its own: some devices expose their clock so, and only so.
+DATE_TIME = 0x2A08
+CLOCKS = (CURRENT_TIME, DATE_TIME)  # where to read (and set) a device's clock, best first
 
 _BY_SERVICE = {normalize_uuid_16(p.service): p.kind for p in PROFILES.values()}
 

@@ -17,12 +17,12 @@ from gateway.clock_check import (
     FROM_DEVICE_STORAGE,
     TimePolicy,
     device_instant,
+    estimate_clock,
     is_skewed,
     plausible_skew,
-    skew_from_reading,
     stamp,
 )
-from gateway.devices.glucose_sync import GlucoseRecord, SyncStore
+from gateway.devices.glucose_sync import GlucoseRecord, SyncStore, anchor_of
 from gateway.devices.observations import observation
 from gateway.devices.recovery import DECODE_ERRORS, Recoveries
 from gateway.devices.rejected import RejectedLog, RejectedValue
@@ -30,18 +30,24 @@ from gateway.devices.state import DeviceState
 from gateway.gatt import Reading
 from gateway.outbox import Outbox
 from telemon.observation import Observation
+from telemon.time_correction import ClockSource
 
 log = logging.getLogger(__name__)
 
 
 def delivered_late(
-    device_time: datetime, received_at: datetime, policy: TimePolicy, skew: timedelta | None
+    device_time: datetime,
+    received_at: datetime,
+    policy: TimePolicy,
+    skew: timedelta | None,
+    *,
+    ignores_dst: bool = False,
 ) -> bool:
     """Whether a reading is older than the tolerance once the known clock error is taken out.
 
     A stamp that is no usable time says nothing about when the reading was taken: not late.
     """
-    instant = device_instant(device_time, received_at, policy)
+    instant = device_instant(device_time, received_at, policy, ignores_dst=ignores_dst)
     if instant is None:
         return False
     # received - (instant - skew), as timedeltas only: a datetime shifted by a skew can overflow.
@@ -87,17 +93,35 @@ class Recorder:
         built: list[Observation] = []
         for reading in readings:
             self.update_skew(state, reading.measured_at, received_at, fresh=fresh)
+            skew, source, doubtful = state.clock_at(
+                None
+                if reading.measured_at is None
+                else device_instant(reading.measured_at, received_at, self.policy),
+                received_at,
+                fresh=fresh,
+            )
             late = (
                 stored_kind
                 and not fresh
                 and reading.measured_at is not None
-                and delivered_late(reading.measured_at, received_at, self.policy, state.clock_skew)
+                and delivered_late(
+                    reading.measured_at,
+                    received_at,
+                    self.policy,
+                    skew,
+                    ignores_dst=state.ignores_dst,
+                )
             )
             when = stamp(
                 reading.measured_at,
                 received_at,
                 self.policy,
-                skew=state.clock_skew,
+                skew=skew,
+                source=source,
+                ignores_dst=state.ignores_dst,
+                fresh=fresh,
+                doubtful=doubtful,
+                time_offset_min=reading.time_offset_min,
                 from_storage=(from_storage or late) and FROM_DEVICE_STORAGE not in reading.flags,
             )
             try:
@@ -131,6 +155,7 @@ class Recorder:
     ) -> None:
         """Store each record, then move the meter's sync position past it."""
         for record in records:
+            anchor = anchor_of(record.measurement)
             await self.readings(
                 state,
                 record.measurement.readings,
@@ -140,9 +165,9 @@ class Recorder:
                 stored_kind=False,
                 from_storage=from_storage,
                 extra_context=record.context,
-                state_entry=self.sync.entry(state.address, record.sequence_number),
+                state_entry=self.sync.entry(state.address, record.sequence_number, anchor),
             )
-            self.sync.stored(state.address, record.sequence_number)
+            self.sync.stored(state.address, record.sequence_number, anchor)
 
     def update_skew(
         self,
@@ -151,16 +176,27 @@ class Recorder:
         received_at: datetime,
         *,
         fresh: bool,
+        source: ClockSource = ClockSource.READING,
     ) -> None:
+        """Learn the device's clock offset (and whether it ignores DST) from ``device_time``."""
         if not self.clock_trusted():
             return  # a gateway clock that is itself wrong must not blame the device
-        estimate = skew_from_reading(device_time, received_at, self.policy, fresh=fresh)
+        estimate = estimate_clock(device_time, received_at, self.policy, fresh=fresh)
         if estimate is None:
             return
-        skewed = is_skewed(estimate, self.policy)
-        if skewed and not is_skewed(state.clock_skew, self.policy):
-            log.warning("%s clock is off by %+.0f s", state.address, estimate.total_seconds())
-        state.clock_skew = estimate if skewed else None
+        if (
+            source is ClockSource.READING
+            and state.clock_source is ClockSource.CURRENT_TIME
+            and state.clock_skew is not None
+            and not is_skewed(estimate.skew - state.clock_skew, self.policy)
+        ):
+            return  # the clock read this session is exact; a reading only confirms it
+        if is_skewed(estimate.skew, self.policy) and not is_skewed(state.clock_skew, self.policy):
+            log.warning("%s clock is off by %+.0f s", state.address, estimate.skew.total_seconds())
+        state.clock_skew = estimate.skew
+        state.clock_source = source
+        if estimate.ignores_dst is not None:
+            state.ignores_dst = estimate.ignores_dst
 
     def reject(self, state: DeviceState, characteristic: str, payload: bytes, error: str) -> None:
         """A value the decoders refused: counted, logged with its bytes, kept on disk."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,11 +18,15 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
+_CONTROLLER = re.compile(r"^Controller ((?:[0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2})", re.MULTILINE)
+
 SCANNER_RESTART = "scanner_restart"
 ADAPTER_RESET = "adapter_reset"
 CONNECT_FAILURES = "connect_failures"
 DECODE_ERRORS = "decode_errors"
 REJECTED_CONFIGS = "rejected_configs"
+# A glucose meter whose record numbering restarted lower (reset, firmware update): read again.
+GLUCOSE_RESTARTS = "glucose_numbering_restarts"
 
 
 class Recoveries(Counter[str]):
@@ -84,12 +89,20 @@ class AdapterControl(Protocol):
 
     async def reset(self) -> bool: ...
 
+    async def address(self) -> str | None:
+        """The adapter's own 48-bit address ("00:1A:7D:DA:71:13"), from which the gateway
+        derives its system id; None when it cannot be read."""
+        ...
+
 
 class NoAdapterControl:
     """For platforms where the gateway cannot touch the adapter: the scanner restart must do."""
 
     async def reset(self) -> bool:
         return False
+
+    async def address(self) -> str | None:
+        return None
 
 
 class CommandAdapterControl:
@@ -104,15 +117,19 @@ class CommandAdapterControl:
         (("bluetoothctl", "power", "off"), ("bluetoothctl", "power", "on")),
         (("hciconfig", "hci0", "reset"),),
     )
+    # Its first line names the default controller: "Controller 00:1A:7D:DA:71:13 (public)".
+    SHOW: tuple[str, ...] = ("bluetoothctl", "show")
 
     def __init__(
         self,
         alternatives: Sequence[Sequence[Sequence[str]]] = BLUEZ,
         *,
+        show: Sequence[str] = SHOW,
         timeout: float = 15.0,
         pause: float = 1.0,
     ) -> None:
         self.alternatives = alternatives
+        self.show = show
         self.timeout = timeout
         self.pause = pause
 
@@ -130,24 +147,33 @@ class CommandAdapterControl:
                 return False
         return True
 
+    async def address(self) -> str | None:
+        output = await self._output(self.show)
+        found = _CONTROLLER.search(output or "")
+        return found.group(1).upper() if found else None
+
     async def _run(self, argv: Sequence[str]) -> bool:
+        return await self._output(argv) is not None
+
+    async def _output(self, argv: Sequence[str]) -> str | None:
+        """What ``argv`` printed, None if it could not run or failed."""
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
             )
         except OSError as error:
             log.warning("cannot run %s: %s", " ".join(argv), error)
-            return False
+            return None
         try:
             output, _ = await asyncio.wait_for(process.communicate(), self.timeout)
         except TimeoutError:
             process.kill()
             await process.wait()
             log.warning("%s did not finish within %g s", " ".join(argv), self.timeout)
-            return False
+            return None
         if process.returncode != 0:
             log.warning(
                 "%s failed (%s): %s", " ".join(argv), process.returncode, output.decode()[-200:]
             )
-            return False
-        return True
+            return None
+        return output.decode(errors="replace")

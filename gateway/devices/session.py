@@ -23,26 +23,41 @@ from bleak.backends.device import BLEDevice
 from bleak.exc import BleakError, BleakGATTProtocolError, BleakGATTProtocolErrorCode
 from bleak.uuids import normalize_uuid_16
 
-from gateway.devices.glucose_sync import ContextJoiner, already_stored, next_request
+from gateway.clock_check import needs_setting
+from gateway.devices.bonding import bond_refused, forget_bond
+from gateway.devices.glucose_sync import ContextJoiner, already_stored, is_anchor, next_request
+from gateway.devices.plx_sync import sync_spot_checks, wants_sync
 from gateway.devices.profiles import (
     BATTERY_LEVEL,
+    CLOCKS,
     CURRENT_TIME,
     DEVICE_INFORMATION,
+    RecordAccess,
     SessionProfile,
 )
 from gateway.devices.recorder import Recorder
+from gateway.devices.recovery import GLUCOSE_RESTARTS
 from gateway.devices.state import DeviceState
 from gateway.gatt import (
     BatteryLevel,
     CharacteristicUuid,
+    CurrentTime,
     Decoded,
     DecodeError,
     DeviceInformation,
     GattDateTime,
+    PlxFeatures,
+    RacpMessage,
+    RacpOpCode,
+    RacpRequest,
     RacpResponse,
+    RacpResponseValue,
+    SystemIdentifier,
     decode_all,
+    decode_plx_features,
     short_uuid,
 )
+from telemon.time_correction import ClockSource
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +87,7 @@ class Received:
     characteristic: int
     payload: bytes
     at: datetime
+    from_storage: bool = False  # arrived while the device was reporting stored records
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +117,11 @@ class DeviceSession:
         self._subscribed_at: datetime | None = None
         self._joiner = ContextJoiner()
         self._racp_active = False
-        self._racp_done: asyncio.Future[RacpResponse] | None = None
+        self._racp_done: asyncio.Future[RacpMessage] | None = None
         self._last_seq: int | None = None
+        # The stored record the meter's first answer must repeat; None once checked (or unknown).
+        self._anchor: str | None = None
+        self._restarted = False
         self._handlers: dict[int, Callable[[Decoded, Received], Awaitable[None]]] = {
             _C.GLUCOSE_MEASUREMENT: self._on_glucose,
             _C.GLUCOSE_MEASUREMENT_CONTEXT: self._on_glucose_context,
@@ -120,16 +139,19 @@ class DeviceSession:
             pair=self.state.needs_pairing,
             backend=self.options.client_backend,
         )
-        await client.connect()
+        await self._bonded(client, client.connect)
         self._touch()
         self.state.connected = True
         self.state.sessions += 1
         consumer = asyncio.create_task(self._consume(), name=f"record {self.state.address}")
         try:
+            # The clock first: the stored readings that follow the subscriptions are stamped
+            # knowing how far off it is (and, if the gateway sets it, which stamps are older).
+            await self._check_clock(client)
             await self._subscribe(client)
             await self._read_health(client)
-            if self.profile.record_access:
-                await self._sync_records(client)
+            if self.profile.record_access is not None:
+                await _RECORD_SYNCS[self.profile.record_access](self, client)
             await self._until_idle()
         finally:
             self.state.connected = False
@@ -177,16 +199,28 @@ class DeviceSession:
             if error.code not in _NEEDS_SECURITY:
                 raise
         log.info("%s requires pairing; pairing now", self.state.address)
-        await client.pair()
+        await self._bonded(client, client.pair)
         self.state.needs_pairing = True  # later connections pair (or re-encrypt) up front
         return await operation()
+
+    async def _bonded(self, client: BleakClient, securing: Callable[[], Awaitable[object]]):
+        """Connect or pair; a device that refuses our bond's key has its bond forgotten, so that
+        the retry pairs from scratch (docs/gateway.md, bonded devices)."""
+        try:
+            return await securing()
+        except BleakError as error:
+            if bond_refused(error):
+                await forget_bond(client, self.state, self.recorder.recoveries, error)
+            raise
 
     def _on_value(self, characteristic: BleakGATTCharacteristic, data: bytearray) -> None:
         number = short_uuid(characteristic.uuid)
         if number is None:
             return
         self._touch()
-        self._queue.put_nowait(Received(number, bytes(data), self.recorder.policy.now()))
+        self._queue.put_nowait(
+            Received(number, bytes(data), self.recorder.policy.now(), self._racp_active)
+        )
 
     # -- device health --------------------------------------------------------------------------
 
@@ -211,36 +245,135 @@ class DeviceSession:
                 if value is None:
                     continue
                 decoded = self._decode(Received(uuid, value, now))
-                if decoded is not None and isinstance(decoded.record, DeviceInformation):
+                if decoded is not None and isinstance(
+                    decoded.record, DeviceInformation | SystemIdentifier
+                ):
                     self.state.information[decoded.record.field] = decoded.record.value
-        current_time = await self._read(client, CURRENT_TIME)
-        if current_time is not None and len(current_time) >= 7:
+
+    async def _check_clock(self, client: BleakClient) -> None:
+        """Read the device's clock; set it right if it is far off and the device allows it."""
+        await self._read_clock(client)
+        if (
+            self.recorder.clock_trusted()
+            and needs_setting(self.state.clock_skew, self.recorder.policy)
+            and await self._set_clock(client)
+        ):
+            await self._read_clock(client)  # what the device shows now, to check
+
+    async def _read_clock(self, client: BleakClient) -> None:
+        """The device's current time against the gateway's: the PHD IG's coincident time stamp."""
+        for number in CLOCKS:
+            value = await self._read(client, number)
+            now = self.recorder.policy.now()
+            if value is None or len(value) < 7:
+                continue
+            label = "current_time" if number == CURRENT_TIME else "date_time"
             try:
-                device_now = GattDateTime.unpack(current_time[:7]).to_datetime()
+                device_now = GattDateTime.unpack(value[:7]).to_datetime()
             except ValueError as error:
-                self.recorder.reject(self.state, "current_time", current_time, str(error))
-            else:
-                self.recorder.update_skew(self.state, device_now, now, fresh=True)
+                self.recorder.reject(self.state, label, value, str(error))
+                continue
+            self.recorder.update_skew(
+                self.state, device_now, now, fresh=True, source=ClockSource.CURRENT_TIME
+            )
+            return
+
+    async def _set_clock(self, client: BleakClient) -> bool:
+        """Write the gateway's local time into the device's clock, where the device lets it."""
+        for number in CLOCKS:
+            characteristic = client.services.get_characteristic(normalize_uuid_16(number))
+            if characteristic is None or "write" not in characteristic.properties:
+                continue
+            policy = self.recorder.policy
+            moment = policy.now()
+            wall = moment.astimezone(policy.tz).replace(tzinfo=None)
+            value = (
+                CurrentTime.at(wall).pack()
+                if number == CURRENT_TIME
+                else GattDateTime.from_datetime(wall).pack()
+            )
+            try:
+                write = partial(client.write_gatt_char, characteristic, value, response=True)
+                await self._secured(client, write)
+            except BleakGATTProtocolError as error:
+                log.info("%s refused its clock being set: %s", self.state.address, error)
+                return False
+            skew = self.state.clock_skew
+            log.warning(
+                "%s clock was off by %+.0f s; set to %s",
+                self.state.address,
+                skew.total_seconds() if skew is not None else 0.0,
+                wall.isoformat(),
+            )
+            self.state.clock_was_set(moment)
+            return True
+        return False
 
     # -- glucose record access -----------------------------------------------------------------
 
     async def _sync_records(self, client: BleakClient) -> None:
+        sync = self.recorder.sync
+        self._last_seq = sync.last(self.state.address)
+        self._anchor = sync.anchor(self.state.address) if self._last_seq is not None else None
+        request = next_request(self._last_seq, anchored=self._anchor is not None)
+        if await self._racp_exchange(client, request) is None or not self._restarted:
+            return
+        # Numbering restarted: the whole memory, the outbox dropping what it has by identifier.
+        self._last_seq = None
+        await self._racp_exchange(client, RacpRequest.report_all())
+
+    async def _racp_exchange(self, client: BleakClient, request: RacpRequest) -> RacpMessage | None:
+        """Write ``request``; the device's answer once recorded (the records before it too), or
+        None if it went quiet for ``racp_timeout`` or hung up."""
         control_point = client.services.get_characteristic(_C.RECORD_ACCESS_CONTROL_POINT.full)
-        assert control_point is not None  # required by the profile, checked when subscribing
-        self._last_seq = self.recorder.sync.last(self.state.address)
-        request = next_request(self._last_seq)
-        self._racp_done = asyncio.get_running_loop().create_future()
-        self._racp_active = True
-        await client.write_gatt_char(control_point, request.encode(), response=True)
+        if control_point is None:
+            return None
+        self._racp_done = done = asyncio.get_running_loop().create_future()
+        self._racp_active = request.op_code is RacpOpCode.REPORT_STORED_RECORDS
+        self._touch()
+        await self._secured(
+            client, partial(client.write_gatt_char, control_point, request.encode(), response=True)
+        )
         loop = asyncio.get_running_loop()
-        while not self._racp_done.done() and not self._disconnected.is_set():
+        while not done.done() and not self._disconnected.is_set():
             remaining = self._activity + self.options.racp_timeout - loop.time()
             if remaining <= 0:
                 log.warning("%s stopped sending records; asks again next time", self.state.address)
-                return
+                return None
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(remaining, 1.0)):
-                    await asyncio.shield(self._racp_done)
+                    await asyncio.shield(done)
+        return done.result() if done.done() else None
+
+    async def _sync_spot_checks(self, client: BleakClient) -> None:
+        """An oximeter that stores spot checks: fetch them, then clear its memory."""
+        value = await self._read(client, _C.PLX_FEATURES)
+        features: PlxFeatures | None = None
+        if value is not None:
+            try:
+                features = decode_plx_features(value)
+            except DecodeError as error:
+                self.recorder.reject(self.state, _C.PLX_FEATURES.label, value, str(error))
+        if not wants_sync(features):
+            return
+        result = await sync_spot_checks(
+            partial(self._racp_exchange, client),
+            self.state.address,
+            deletes=not self.state.keeps_records,
+        )
+        self.state.keeps_records = self.state.keeps_records or result.delete_refused
+
+    def _numbering_restarted(self, found: str) -> None:
+        log.warning(
+            "%s: record %s is not the one stored last (%s); its numbering restarted: reading "
+            "its whole memory",
+            self.state.address,
+            self._last_seq,
+            found,
+        )
+        self._restarted = True
+        self._last_seq = None  # this transfer's records are new, whatever their numbers
+        self.recorder.recoveries[GLUCOSE_RESTARTS] += 1
 
     # -- recording, in arrival order --------------------------------------------------------------
 
@@ -265,15 +398,24 @@ class DeviceSession:
         await handler(decoded, item)
 
     async def _on_readings(self, decoded: Decoded, item: Received) -> None:
+        uuid = CharacteristicUuid(item.characteristic)
+        await self._store(
+            decoded,
+            item,
+            live=uuid in self.profile.live and not item.from_storage,
+            continuous=uuid in self.profile.continuous,
+        )
+
+    async def _store(self, decoded: Decoded, item: Received, *, live: bool, continuous: bool):
         if not decoded.readings:
             return
         stamped = any(r.measured_at is not None for r in decoded.readings)
         if stamped and item.payload in self._recent:
             log.info("%s resent a record already stored; dropped", self.state.address)
             return
-        uuid = CharacteristicUuid(item.characteristic)
-        fresh = uuid in self.profile.live or (
-            self._subscribed_at is not None
+        fresh = live or (
+            not item.from_storage
+            and self._subscribed_at is not None
             and (item.at - self._subscribed_at).total_seconds() > SETTLE_SECONDS
         )
         await self.recorder.readings(
@@ -282,8 +424,9 @@ class DeviceSession:
             item.at,
             characteristic=decoded.characteristic,
             fresh=fresh,
-            stored_kind=uuid not in self.profile.live,
-            continuous=uuid in self.profile.continuous,
+            stored_kind=not live,
+            from_storage=item.from_storage,
+            continuous=continuous,
         )
         if stamped:
             self._recent.append(item.payload)
@@ -293,6 +436,11 @@ class DeviceSession:
             self.state.battery_pct = decoded.record.percent
 
     async def _on_glucose(self, decoded: Decoded, item: Received) -> None:
+        if self._anchor is not None:  # the first answer to an anchored request
+            anchor, self._anchor = self._anchor, None
+            if is_anchor(decoded, self._last_seq, anchor):
+                return  # the last record stored, unchanged: the ones after it are new
+            self._numbering_restarted(f"found record {decoded.record.sequence_number}")
         if already_stored(decoded.record.sequence_number, self._last_seq):
             return  # in the outbox already: the meter resent it, or answered a wider request
         await self._release_glucose(self._joiner.measurement(decoded), self._racp_active, item)
@@ -309,13 +457,20 @@ class DeviceSession:
         self._last_seq = newest if self._last_seq is None else max(newest, self._last_seq)
 
     async def _on_racp(self, decoded: Decoded, item: Received) -> None:
-        if not isinstance(decoded.record, RacpResponse):
-            return  # a record count: informative only
-        # Records before the response belong to the transfer: release the last one now.
-        await self._release_glucose(self._joiner.flush(), self._racp_active, item)
-        self._racp_active = False
-        if not decoded.record.succeeded:
-            log.info("%s answered RACP: %s", self.state.address, decoded.record.value.name)
+        if isinstance(decoded.record, RacpRequest):
+            return  # a device does not write requests to its collector
+        if isinstance(decoded.record, RacpResponse):
+            # Records before the response belong to the transfer: release the last one now.
+            await self._release_glucose(self._joiner.flush(), self._racp_active, item)
+            self._racp_active = False
+            if (
+                self._anchor is not None
+                and decoded.record.value is RacpResponseValue.NO_RECORDS_FOUND
+            ):
+                self._anchor = None
+                self._numbering_restarted("no record from it on")
+            if not decoded.record.succeeded:
+                log.info("%s answered RACP: %s", self.state.address, decoded.record.value.name)
         if self._racp_done is not None and not self._racp_done.done():
             self._racp_done.set_result(decoded.record)
 
@@ -338,3 +493,9 @@ async def _disconnect(client: BleakClient) -> None:
 def _ignore_outcome(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         future.exception()  # retrieved: a failed hang-up is of no further interest
+
+
+_RECORD_SYNCS: dict[RecordAccess, Callable[[DeviceSession, BleakClient], Awaitable[None]]] = {
+    RecordAccess.GLUCOSE: DeviceSession._sync_records,
+    RecordAccess.PLX_SPOT_CHECKS: DeviceSession._sync_spot_checks,
+}

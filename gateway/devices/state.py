@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bleak.backends.device import BLEDevice
 
-from telemon.payload import DeviceHealth, PairedDevice
+from telemon.payload import DEVICE_IDENTITY_FIELDS, DEVICE_STRING_MAX, DeviceHealth, PairedDevice
+from telemon.system_id import is_known
+from telemon.time_correction import ClockSource
+
+# A GATT clock counts whole seconds: a stamp made just after the gateway set it may read a
+# fraction earlier than the setting.
+CLOCK_GRAIN = timedelta(seconds=1)
 
 
 @dataclass(slots=True)
@@ -21,8 +28,18 @@ class DeviceState:
     rssi: int | None = None
     connected: bool = False
     clock_skew: timedelta | None = None  # device minus gateway; None = not known
+    clock_source: ClockSource | None = None  # how clock_skew was measured
+    ignores_dst: bool = False  # the clock keeps standard time all year (learnt in summer)
+    # When the gateway last set the device's clock, and how far off it was then.
+    clock_set_at: datetime | None = None
+    clock_set_from: timedelta | None = None
+    clock_set_source: ClockSource | None = None
     information: dict[str, str] = field(default_factory=dict)
+    advertised_name: str | None = None
+    manufacturer_data: dict[int, bytes] = field(default_factory=dict)
     needs_pairing: bool = False  # learnt when the device refused an unencrypted link
+    bonds_lost: int = 0  # times the device refused the bond's key and was paired again
+    keeps_records: bool = False  # refused to delete its stored records (RACP op code 0x02)
     sessions: int = 0
     readings: int = 0
     decode_errors: int = 0
@@ -34,8 +51,20 @@ class DeviceState:
     def address(self) -> str:
         return self.paired.address
 
-    def advertised(self, ble_device: BLEDevice, rssi: int | None, at: datetime) -> None:
+    def advertised(
+        self,
+        ble_device: BLEDevice,
+        rssi: int | None,
+        at: datetime,
+        *,
+        name: str | None = None,
+        manufacturer_data: Mapping[int, bytes] | None = None,
+    ) -> None:
         self.ble_device = ble_device
+        # A report may lack the name (an advertisement without its scan response): keep the last.
+        self.advertised_name = name or self.advertised_name
+        if manufacturer_data:
+            self.manufacturer_data = dict(manufacturer_data)
         self.rssi = rssi
         self.last_seen_at = at
         self.last_advert_monotonic = time.monotonic()
@@ -48,6 +77,36 @@ class DeviceState:
         assert self.ble_device is not None
         return self.ble_device
 
+    def clock_was_set(self, at: datetime) -> None:
+        """The gateway set the device's clock at ``at``: what it knew of the clock is history,
+        kept for the stamps the old clock made."""
+        self.clock_set_at = at
+        self.clock_set_from, self.clock_set_source = self.clock_skew, self.clock_source
+        self.clock_skew = self.clock_source = None
+        self.ignores_dst = False
+
+    def clock_at(
+        self, instant: datetime | None, received_at: datetime, *, fresh: bool
+    ) -> tuple[timedelta | None, ClockSource | None, bool]:
+        """The clock offset for a stamp read as ``instant``, how it was known, and whether it is
+        in doubt: a stamp the old clock made needs the old clock's offset.
+
+        The reset clock makes stamps from the moment it was set; the old one made them up to
+        what it showed then (set time + old offset). Before the set time, or beyond what the new
+        clock can have stamped yet, a stamp is the old clock's. A clock that was ahead leaves
+        a window both could have stamped: read with the new clock, and in doubt.
+        """
+        current = self.clock_skew, self.clock_source, False
+        if self.clock_set_at is None or instant is None or fresh:
+            return current
+        old = self.clock_set_from, self.clock_set_source, False
+        if instant < self.clock_set_at - CLOCK_GRAIN or instant > received_at + CLOCK_GRAIN:
+            return old
+        ahead = self.clock_set_from or timedelta(0)
+        if instant <= self.clock_set_at + ahead + CLOCK_GRAIN:
+            return self.clock_skew, self.clock_source, ahead > CLOCK_GRAIN
+        return current
+
     def health(self) -> DeviceHealth:
         return DeviceHealth(
             device_id=self.paired.address,
@@ -57,7 +116,24 @@ class DeviceState:
             last_reading_at=self.last_reading_at,
             rssi=self.rssi,
             connected=self.connected,
-            clock_skew_s=(
-                round(self.clock_skew.total_seconds()) if self.clock_skew is not None else None
-            ),
+            clock_skew_s=_seconds(self.clock_skew),
+            clock_set_at=self.clock_set_at,
+            clock_set_from_s=_seconds(self.clock_set_from),
+            **self._identity(),
         )
+
+    def _identity(self) -> dict[str, str]:
+        """What Device Information said the device is; an all-zero System ID says nothing, and
+        a string too long to be a name is left out rather than spoil the whole status."""
+        reported = {
+            k: v
+            for k, v in self.information.items()
+            if k in DEVICE_IDENTITY_FIELDS and 0 < len(v) <= DEVICE_STRING_MAX
+        }
+        if not is_known(reported.get("system_id")):
+            reported.pop("system_id", None)
+        return reported
+
+
+def _seconds(delta: timedelta | None) -> int | None:
+    return None if delta is None else round(delta.total_seconds())

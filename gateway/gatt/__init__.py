@@ -14,12 +14,15 @@ from gateway.gatt.blood_pressure import (
     decode_blood_pressure_measurement,
     decode_intermediate_cuff_pressure,
 )
+from gateway.gatt.current_time import CurrentTime
 from gateway.gatt.datetime_field import GattDateTime
 from gateway.gatt.device_info import (
     BatteryLevel,
     DeviceInformation,
+    SystemIdentifier,
     decode_battery_level,
     decode_device_information,
+    decode_system_id,
 )
 from gateway.gatt.errors import DecodeError, EncodeError
 from gateway.gatt.glucose import (
@@ -50,9 +53,12 @@ from gateway.gatt.model import Decoded, Reading, Skipped
 from gateway.gatt.plx import (
     PlxContinuousMeasurement,
     PlxDeviceSensorStatus,
+    PlxFeatures,
     PlxMeasurementStatus,
     PlxSpotCheckMeasurement,
+    PlxSupportedFeatures,
     decode_plx_continuous,
+    decode_plx_features,
     decode_plx_spot_check,
 )
 from gateway.gatt.racp import (
@@ -87,6 +93,7 @@ __all__ = [
     "CarbohydrateId",
     "Characteristic",
     "CharacteristicUuid",
+    "CurrentTime",
     "DecodeError",
     "Decoded",
     "DeviceInformation",
@@ -106,8 +113,10 @@ __all__ = [
     "MedicationUnit",
     "PlxContinuousMeasurement",
     "PlxDeviceSensorStatus",
+    "PlxFeatures",
     "PlxMeasurementStatus",
     "PlxSpotCheckMeasurement",
+    "PlxSupportedFeatures",
     "PressureUnit",
     "RacpFilterType",
     "RacpMessage",
@@ -121,6 +130,7 @@ __all__ = [
     "SampleLocation",
     "Skipped",
     "SpecialValue",
+    "SystemIdentifier",
     "TemperatureMeasurement",
     "TemperatureType",
     "TemperatureUnit",
@@ -137,9 +147,11 @@ __all__ = [
     "decode_intermediate_cuff_pressure",
     "decode_intermediate_temperature",
     "decode_plx_continuous",
+    "decode_plx_features",
     "decode_plx_spot_check",
     "decode_racp",
     "decode_sfloat",
+    "decode_system_id",
     "decode_temperature_measurement",
     "decode_temperature_type",
     "decode_weight_measurement",

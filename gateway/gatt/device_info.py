@@ -1,15 +1,17 @@
-"""Device health: Battery Level (0x2A19, Battery Service) and the Device Information Service
-strings. None of them are readings; they describe the device."""
+"""Device health: Battery Level (0x2A19, Battery Service), the Device Information Service
+strings and its System ID (0x2A23). None of them are readings; they describe the device."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import ClassVar
 
 from gateway.gatt.errors import EncodeError
 from gateway.gatt.model import Decoded
 from gateway.gatt.reader import MAX_ATTRIBUTE_LENGTH, ByteReader
 from gateway.gatt.uuids import CharacteristicUuid
+from telemon.system_id import format_system_id
 
 BATTERY_CHARACTERISTIC = CharacteristicUuid.BATTERY_LEVEL.label
 
@@ -84,3 +86,31 @@ def decode_device_information(
 
 def interpret_device_information(info: DeviceInformation) -> Decoded[DeviceInformation]:
     return Decoded(_CHARACTERISTIC_OF_FIELD[info.field].label, info)
+
+
+SYSTEM_ID_CHARACTERISTIC = CharacteristicUuid.SYSTEM_ID.label
+
+
+@dataclass(frozen=True, slots=True)
+class SystemIdentifier:
+    """Device Information's System ID: the device's EUI-64, as :mod:`telemon.system_id`
+    writes it. Reported beside the strings, under ``field``."""
+
+    value: str
+    field: ClassVar[str] = "system_id"
+
+    def encode(self) -> bytes:
+        # On the wire a little-endian uint64: the 40-bit manufacturer-defined identifier in the
+        # low bits, the 24-bit OUI in the high ones; reversed, the EUI-64 in reading order.
+        return bytes.fromhex(self.value.replace("-", ""))[::-1]
+
+
+def decode_system_id(payload: bytes) -> SystemIdentifier:
+    reader = ByteReader(SYSTEM_ID_CHARACTERISTIC, payload)
+    raw = reader.take(8, "system id")
+    reader.expect_end()
+    return SystemIdentifier(format_system_id(raw[::-1]))
+
+
+def interpret_system_id(system_id: SystemIdentifier) -> Decoded[SystemIdentifier]:
+    return Decoded(SYSTEM_ID_CHARACTERISTIC, system_id)

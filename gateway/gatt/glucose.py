@@ -188,6 +188,7 @@ def interpret_glucose_measurement(
     if builder.measured_at is not None and measurement.time_offset:
         try:
             builder.measured_at += timedelta(minutes=measurement.time_offset)
+            builder.time_offset_min = measurement.time_offset
         except OverflowError:
             builder.measured_at = None
             builder.skip("time_offset", "base time plus time offset is beyond year 1..9999")

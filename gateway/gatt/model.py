@@ -30,6 +30,9 @@ class Reading:
     measured_at: datetime | None
     flags: tuple[str, ...] = ()
     context: dict[str, str] = field(default_factory=dict, hash=False)
+    # A time offset field the characteristic carries beside its stamp (Glucose Measurement's,
+    # minutes, already added into ``measured_at``): kept for the reading's time record.
+    time_offset_min: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,7 @@ class ReadingsBuilder:
         context: Mapping[str, str] | None = None,
     ) -> None:
         self.measured_at: datetime | None = None
+        self.time_offset_min: int | None = None
         self.flags = flags
         self.context = dict(context or {})
         self._readings: list[Reading] = []
@@ -114,6 +118,7 @@ class ReadingsBuilder:
                 measured_at=self.measured_at,
                 flags=_unique((*self.flags, *flags)),
                 context={**self.context, **(context or {})},
+                time_offset_min=self.time_offset_min,
             )
         )
 

@@ -17,6 +17,7 @@ from gateway.gatt.fields import DATE_TIME, SFLOAT, UINT16, UINT24, bitfield
 from gateway.gatt.ieee11073 import Medfloat
 from gateway.gatt.layout import Field, Layout
 from gateway.gatt.model import Decoded, ReadingsBuilder, flag_names, format_number
+from gateway.gatt.reader import ByteReader
 from gateway.gatt.uuids import CharacteristicUuid
 
 
@@ -96,6 +97,20 @@ DEVICE_SENSOR_STATUS_FLAGS: MappingProxyType[int, str] = MappingProxyType(
     }
 )
 
+
+class PlxSupportedFeatures(IntFlag):
+    """PLX Features' Supported Features (uint16); bits 8-15 are RFU."""
+
+    MEASUREMENT_STATUS = 1 << 0  # the Measurement Status Support field follows
+    DEVICE_SENSOR_STATUS = 1 << 1  # the Device and Sensor Status Support field follows
+    SPOT_CHECK_STORAGE = 1 << 2  # stored spot checks, read through the RACP
+    SPOT_CHECK_TIMESTAMP = 1 << 3
+    SPO2PR_FAST = 1 << 4
+    SPO2PR_SLOW = 1 << 5
+    PULSE_AMPLITUDE_INDEX = 1 << 6
+    MULTIPLE_BONDS = 1 << 7
+
+
 _MEASUREMENT_STATUS = bitfield(PlxMeasurementStatus, UINT16)
 _DEVICE_SENSOR_STATUS = bitfield(PlxDeviceSensorStatus, UINT24)
 
@@ -173,6 +188,52 @@ class PlxContinuousMeasurement:
     def encode(self) -> bytes:
         values = {field.name: getattr(self, field.name) for field in CONTINUOUS_LAYOUT.fields}
         return CONTINUOUS_LAYOUT.encode(values)
+
+
+@dataclass(frozen=True, slots=True)
+class PlxFeatures:
+    """PLX Features (0x2A60): what the oximeter can do, and which status bits it can report.
+
+    The two support fields are present exactly when their Supported Features bit says so."""
+
+    supported: PlxSupportedFeatures
+    measurement_status_support: PlxMeasurementStatus | None = None
+    device_sensor_status_support: PlxDeviceSensorStatus | None = None
+
+    @property
+    def stores_spot_checks(self) -> bool:
+        return PlxSupportedFeatures.SPOT_CHECK_STORAGE in self.supported
+
+    def encode(self) -> bytes:
+        supported = self.supported & ~(
+            PlxSupportedFeatures.MEASUREMENT_STATUS | PlxSupportedFeatures.DEVICE_SENSOR_STATUS
+        )
+        out = b""
+        if self.measurement_status_support is not None:
+            supported |= PlxSupportedFeatures.MEASUREMENT_STATUS
+            out += int(self.measurement_status_support).to_bytes(2, "little")
+        if self.device_sensor_status_support is not None:
+            supported |= PlxSupportedFeatures.DEVICE_SENSOR_STATUS
+            out += int(self.device_sensor_status_support).to_bytes(3, "little")
+        return int(supported).to_bytes(2, "little") + out
+
+
+def decode_plx_features(payload: bytes) -> PlxFeatures:
+    reader = ByteReader(CharacteristicUuid.PLX_FEATURES.label, payload)
+    supported = PlxSupportedFeatures(reader.uint(2, "supported features"))
+    measurement = device = None
+    if PlxSupportedFeatures.MEASUREMENT_STATUS in supported:
+        measurement = PlxMeasurementStatus(
+            reader.uint(2, "measurement status support", promised_by="supported features bit 0")
+        )
+    if PlxSupportedFeatures.DEVICE_SENSOR_STATUS in supported:
+        device = PlxDeviceSensorStatus(
+            reader.uint(
+                3, "device and sensor status support", promised_by="supported features bit 1"
+            )
+        )
+    reader.expect_end()
+    return PlxFeatures(supported, measurement, device)
 
 
 Measurement = TypeVar("Measurement", PlxSpotCheckMeasurement, PlxContinuousMeasurement)

@@ -1,5 +1,6 @@
 """Record Access Control Point (0x2A52) as the Glucose Service uses it (GLS v1.0.1 and
-the GATT Specification Supplement).
+the GATT Specification Supplement); the Pulse Oximeter Service uses the subset without operands
+(PLXS: "All records", and Null for Abort).
 
 Every RACP value is Op Code (uint8), Operator (uint8), Operand. The gateway writes requests and
 receives responses as indications; the simulated glucose meter does the reverse, so both
@@ -123,6 +124,10 @@ class RacpRequest:
             RacpFilterType.SEQUENCE_NUMBER,
             (sequence_number,),
         )
+
+    @classmethod
+    def delete_all(cls) -> RacpRequest:
+        return cls(RacpOpCode.DELETE_STORED_RECORDS, RacpOperator.ALL_RECORDS)
 
     @classmethod
     def abort(cls) -> RacpRequest:

@@ -76,6 +76,7 @@ _ENTRIES = (
     Characteristic(
         _U.BATTERY_LEVEL, device_info.decode_battery_level, device_info.interpret_battery_level
     ),
+    Characteristic(_U.SYSTEM_ID, device_info.decode_system_id, device_info.interpret_system_id),
     *(
         Characteristic(
             uuid,

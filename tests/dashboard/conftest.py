@@ -1,4 +1,6 @@
-"""A small cooperative for the dashboard tests: two service centres, two GPs, nurses, an admin."""
+"""A small cooperative for the dashboard tests: two service centres, two GPs, nurses, an admin
+and a privacy officer; and a second organisation beside it, with its own service centre, GP,
+nurse, admin, privacy officer and patient."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from dashboard.bands import protocols
 from telemon.config import Settings
 from telemon.metrics import METRICS
 from tests.chromium import launched_chromium
+from tests.dashboard.live_server import live_dashboard
 from tests.dashboard.support import PASSWORD
 
 # What the engine needs to queue SMS: no Twilio, so they wait in the outbox.
@@ -37,7 +40,9 @@ def _password_hash() -> str:
 @dataclass(frozen=True)
 class World:
     staff: dict[str, int]
-    patients: dict[str, int]  # own = gp1's, centre A; other_gp = gp2's, centre A; far = centre B
+    # own = gp1's, centre A; other_gp = gp2's, centre A; far = centre B; org_b = the second
+    # organisation's GP's, in its own centre
+    patients: dict[str, int]
     episodes: dict[str, int]  # each patient's open episode, by the same keys
     findings: dict[str, int]  # "own:spo2_low" and so on: the engine's findings
 
@@ -47,11 +52,18 @@ class World:
         return {key: self.findings[f"{key}:spo2_low"] for key in self.patients}
 
 
-def _staff(conn: psycopg.Connection, username: str, role: str, language: str = "en") -> int:
+def _staff(
+    conn: psycopg.Connection,
+    username: str,
+    role: str,
+    language: str = "en",
+    organisation: int | None = None,
+) -> int:
     row = conn.execute(
-        "INSERT INTO staff (username, display_name, role, language, phone) "
-        "VALUES (%s, %s, %s, %s, '+393331234567') RETURNING id",
-        (username, username.replace(".", " ").title(), role, language),
+        "INSERT INTO staff (username, display_name, role, language, phone, organisation_id) "
+        "VALUES (%s, %s, %s, %s, '+393331234567', "
+        "coalesce(%s, telemon_default_organisation())) RETURNING id",
+        (username, username.replace(".", " ").title(), role, language, organisation),
     ).fetchone()
     assert row is not None
     return row[0]
@@ -64,7 +76,19 @@ def seed_world(conn: psycopg.Connection) -> World:
         "nurse": _staff(conn, "nurse.greco", "nurse"),
         "nurse_b": _staff(conn, "nurse.conti", "nurse"),
         "admin": _staff(conn, "admin", "admin"),
+        "privacy": _staff(conn, "privacy.officer", "privacy"),
     }
+    # The second organisation: a health agency with its own service centre.
+    org_b = conn.execute(
+        "INSERT INTO organisations (name) VALUES ('ASST Milano Nord') RETURNING id"
+    ).fetchone()[0]
+    for key, username, role in (
+        ("org_b_gp", "dr.verdi", "gp"),
+        ("org_b_nurse", "nurse.galli", "nurse"),
+        ("org_b_admin", "admin.milano", "admin"),
+        ("org_b_privacy", "privacy.milano", "privacy"),
+    ):
+        staff[key] = _staff(conn, username, role, organisation=org_b)
     # One argon2 hash for everyone: hashing costs ~0.3 s, by design.
     conn.execute("UPDATE staff SET password_hash = %s", (_password_hash(),))
     centre_a, centre_b = (
@@ -77,6 +101,14 @@ def seed_world(conn: psycopg.Connection) -> World:
     )
     conn.execute("INSERT INTO care_team_members VALUES (%s, %s)", (centre_a, staff["nurse"]))
     conn.execute("INSERT INTO care_team_members VALUES (%s, %s)", (centre_b, staff["nurse_b"]))
+    centre_org_b = conn.execute(
+        "INSERT INTO care_teams (name, kind, duty_phone, organisation_id) "
+        "VALUES ('Centrale Milano', 'service_centre', '+390287654321', %s) RETURNING id",
+        (org_b,),
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO care_team_members VALUES (%s, %s)", (centre_org_b, staff["org_b_nurse"])
+    )
     now = datetime.now(UTC)
     enrolled = now - timedelta(days=11)
     patients = {}
@@ -84,6 +116,7 @@ def seed_world(conn: psycopg.Connection) -> World:
         ("own", "P-0001", "Maria", "Colombo", staff["gp"], centre_a),
         ("other_gp", "P-0002", "Luigi", "Ferrari", staff["gp2"], centre_a),
         ("far", "P-0003", "Anna", "Ricci", staff["gp2"], centre_b),
+        ("org_b", "P-0004", "Carla", "Marino", staff["org_b_gp"], centre_org_b),
     ):
         patients[key] = conn.execute(
             "INSERT INTO patients (code, given_name, family_name, birth_date, sex, gp_id, "
@@ -115,7 +148,7 @@ def seed_world(conn: psycopg.Connection) -> World:
     refresh_rollup(conn, now - timedelta(days=100), now)
     # Then the engine's findings, each patient's evaluated when its readings came in: the own
     # patient's episode has three findings, the other GP's is amber, the far centre's red.
-    for key, minutes_ago in (("other_gp", 90), ("own", 60), ("far", 60)):
+    for key, minutes_ago in (("other_gp", 90), ("own", 60), ("far", 60), ("org_b", 60)):
         at = now - timedelta(minutes=minutes_ago)
         for reading in SCENARIOS[key]:
             add_readings(conn, patients[key], [reading], at)
@@ -177,6 +210,8 @@ SCENARIOS: dict[str, list[tuple[str, int, float]]] = {
     ],
     "far": [("spo2", 10, 89), ("spo2", 2, 89)],  # SpO2 low, red
 }
+# The second organisation's patient goes through the matrix as "own" does: the same episode.
+SCENARIOS["org_b"] = SCENARIOS["own"]
 
 
 def add_readings(
@@ -272,6 +307,21 @@ def app(database_url: str):
 def client(app) -> Iterator[TestClient]:
     with TestClient(app, follow_redirects=False) as client:
         yield client
+
+
+@pytest.fixture
+def server(database_url: str, world: World) -> Iterator[str]:
+    """The dashboard on a real uvicorn (live_server.py) over the world, for the browser tests:
+    its base URL. A module that seeds more (gp_cohort) asks for its own fixture beside this."""
+    app = create_app(
+        database_url,
+        public_url="http://127.0.0.1",
+        language="en",
+        twilio_auth_token="",
+        sse_interval=0.25,
+    )
+    with live_dashboard(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -6,45 +6,17 @@ Screenshots of the main pages are saved to docs/screenshots/.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
-from dashboard.app import create_app
 from tests.chromium import CHROMIUM
 from tests.dashboard.conftest import SCENARIOS, World, add_readings, evaluate
-from tests.dashboard.live_server import live_dashboard
-from tests.dashboard.support import PASSWORD
-
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+from tests.dashboard.support import SHOTS, browser_login
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium")
-
-
-@pytest.fixture
-def server(database_url: str, world: World) -> Iterator[str]:
-    app = create_app(
-        database_url,
-        public_url="http://127.0.0.1",
-        language="en",
-        twilio_auth_token="",
-        sse_interval=0.25,
-    )
-    with live_dashboard(app) as url:
-        yield url
-
-
-def _login(browser: Browser, url: str, username: str) -> Page:
-    page = browser.new_page(viewport={"width": 1280, "height": 860})
-    page.goto(f"{url}/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button.primary")
-    return page
 
 
 def test_nurse_sees_an_episode_worsen_live_and_works_it(
@@ -56,7 +28,7 @@ def test_nurse_sees_an_episode_worsen_live_and_works_it(
     login_page.screenshot(path=SHOTS / "login.png")
     login_page.close()
 
-    page = _login(browser, server, "nurse.greco")
+    page = browser_login(browser, server, "nurse.greco")
     expect(page).to_have_url(f"{server}/triage")
     expect(page.locator("#live")).to_be_visible()  # the event stream is connected
     errors: list[str] = []
@@ -102,7 +74,7 @@ def test_nurse_sees_an_episode_worsen_live_and_works_it(
 def test_gp_sees_the_chart_with_its_threshold_band(
     browser: Browser, server: str, world: World
 ) -> None:
-    page = _login(browser, server, "dr.rossi")
+    page = browser_login(browser, server, "dr.rossi")
     expect(page).to_have_url(f"{server}/patients")
     page.screenshot(path=SHOTS / "patients.png", full_page=True)
     page.click("text=Maria Colombo")
@@ -122,7 +94,7 @@ def test_gp_sees_the_chart_with_its_threshold_band(
 def test_admin_enrols_a_patient_gives_the_kit_and_prints_the_device_card(
     browser: Browser, server: str, world: World, db: psycopg.Connection
 ) -> None:
-    page = _login(browser, server, "admin")
+    page = browser_login(browser, server, "admin")
     expect(page).to_have_url(f"{server}/admin")
     page.screenshot(path=SHOTS / "admin.png", full_page=True)
     page.click("a[href='/admin/patients/new']")

@@ -3,18 +3,14 @@ the patient's plan and 90 days of readings with the episodes marked on the time 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
-from dashboard.app import create_app
 from tests.chromium import CHROMIUM
 from tests.dashboard.conftest import World
 from tests.dashboard.gp_cohort import GpList, seed_gp_list
-from tests.dashboard.live_server import live_dashboard
-from tests.dashboard.support import PASSWORD
+from tests.dashboard.support import browser_login
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium")
 
@@ -24,31 +20,9 @@ def gp_list(world: World, db: psycopg.Connection) -> GpList:
     return seed_gp_list(world, db)
 
 
-@pytest.fixture
-def server(database_url: str, gp_list: GpList) -> Iterator[str]:
-    app = create_app(
-        database_url,
-        public_url="http://127.0.0.1",
-        language="en",
-        twilio_auth_token="",
-        sse_interval=0.25,
-    )
-    with live_dashboard(app) as url:
-        yield url
-
-
-def _login(browser: Browser, url: str, username: str, width: int = 1280) -> Page:
-    page = browser.new_page(viewport={"width": width, "height": 900})
-    page.goto(f"{url}/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button.primary")
-    return page
-
-
 def test_gp_reads_filters_and_tags_the_list(browser: Browser, server: str, gp_list: GpList) -> None:
     own = gp_list.world.patients["own"]
-    page = _login(browser, server, "dr.rossi")
+    page = browser_login(browser, server, "dr.rossi")
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     expect(page).to_have_url(f"{server}/patients")
@@ -91,7 +65,7 @@ def test_gp_reads_the_plan_and_90_days_on_a_tablet(
     browser: Browser, server: str, gp_list: GpList
 ) -> None:
     own = gp_list.world.patients["own"]
-    page = _login(browser, server, "dr.rossi", width=768)
+    page = browser_login(browser, server, "dr.rossi", width=768)
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.click("text=Maria Colombo")

@@ -9,7 +9,7 @@ from playwright.sync_api import Browser, expect
 
 from tests.chromium import CHROMIUM
 from tests.dashboard.conftest import World
-from tests.dashboard.test_browser import SHOTS, _login, server  # noqa: F401 (fixtures)
+from tests.dashboard.support import SHOTS, browser_login
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium")
 
@@ -18,13 +18,13 @@ REASON = "Recovered; follow-up by the GP"
 
 def test_admin_discharges_and_the_gp_reads_the_closing_report(
     browser: Browser,
-    server: str,  # noqa: F811
+    server: str,
     world: World,
     db: psycopg.Connection,
 ) -> None:
     own = world.patients["own"]
     errors: list[str] = []
-    admin = _login(browser, server, "admin")
+    admin = browser_login(browser, server, "admin")
     admin.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     admin.goto(f"{server}/admin/patients/{own}")
     admin.fill("#discharge input[name=discharge_reason]", REASON)
@@ -35,7 +35,7 @@ def test_admin_discharges_and_the_gp_reads_the_closing_report(
     expect(admin.locator("#closing-record")).to_contain_text(sha)
     expect(admin.locator("#closing-outcomes")).to_have_count(0)
 
-    gp = _login(browser, server, "dr.rossi")
+    gp = browser_login(browser, server, "dr.rossi")
     gp.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     gp.goto(f"{server}/patients/{own}")
     gp.click("#closing-link")

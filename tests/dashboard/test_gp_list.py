@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 
-from dashboard.glance import expected_days, trend_of
+from dashboard.glance import trend_of
 from tests.dashboard.conftest import World, refresh_rollup
 from tests.dashboard.gp_cohort import GpList, seed_gp_list, store
 from tests.dashboard.support import login
@@ -66,16 +66,45 @@ def test_adherence_counts_days_with_readings_against_the_schedule(
 ) -> None:
     login(client, "dr.rossi")
     api = {p["id"]: p for p in client.get("/api/patients").json()}
-    # Weekly home BP series: 1 day asked for in 7, 4 in 30; readings on days 1-3, 10 and 20 ago.
+    # Weekly home BP series: 1 week asked for in 7 days, 4 in 30 (counted back from today: the
+    # 30 days' first two are not a whole week); readings on days 1-3, 10 and 20 ago: the weeks
+    # of days 0-6, 7-13 and 14-20 ago have one, the week of days 21-27 ago none.
     (hbp,) = api[gp_list.hbp]["adherence"]
     assert (hbp["metric"], hbp["every_hours"]) == ("systolic", 168)
-    assert (hbp["days_7"], hbp["expected_7"], hbp["days_30"], hbp["expected_30"]) == (3, 1, 5, 4)
+    assert (hbp["days_7"], hbp["expected_7"], hbp["days_30"], hbp["expected_30"]) == (1, 1, 3, 4)
     # Daily glucose since 4 days ago (5 days asked for): days 1, 2 (twice) and 4 ago.
     (dm,) = api[gp_list.dm]["adherence"]
     assert (dm["days_7"], dm["expected_7"], dm["days_30"], dm["expected_30"]) == (3, 5, 3, 5)
     page = client.get("/patients").text
     cell = re.search(r'data-adherence="diabetes".*?</div>', _row(page, gp_list.dm), re.S).group(0)
     assert "<b>3/5</b>" in cell
+    cell = re.search(r'data-adherence="hypertension".*?</div>', _row(page, gp_list.hbp), re.S)
+    assert "<b>1/1</b>" in cell.group(0) and "<b>3/4</b>" in cell.group(0)
+
+
+@pytest.mark.parametrize(
+    ("language", "words"), [("en", "not yet due"), ("it", "non ancora prevista")]
+)
+def test_a_weekly_series_begun_6_days_ago_is_not_yet_due(
+    client: TestClient, gp_list: GpList, db: psycopg.Connection, language: str, words: str
+) -> None:
+    """Readings on 3 of the 6 days since the protocol started: no week has ended, so the list
+    and the report say the schedule asks for nothing yet, never "3/0"."""
+    started = datetime.now(UTC) - timedelta(days=5, hours=12)
+    db.execute(
+        "UPDATE patient_protocols SET started_at = %s WHERE patient_id = %s",
+        (started, gp_list.hbp),
+    )
+    db.execute("UPDATE staff SET language = %s WHERE username = 'dr.rossi'", (language,))
+    login(client, "dr.rossi")
+    (hbp,) = {p["id"]: p for p in client.get("/api/patients").json()}[gp_list.hbp]["adherence"]
+    assert (hbp["days_7"], hbp["expected_7"], hbp["days_30"], hbp["expected_30"]) == (0, 0, 0, 0)
+    row = _row(client.get("/patients").text, gp_list.hbp)
+    cell = re.search(r'data-adherence="hypertension".*?</div>', row, re.S).group(0)
+    assert cell.count(words) == 2 and "/0" not in cell
+    report = client.get(f"/patients/{gp_list.hbp}/report").text
+    adherence = {"en": "Adherence", "it": "Aderenza"}[language]
+    assert f"{adherence}: {words}" in report
 
 
 def test_filters_by_need_protocol_and_tag(
@@ -216,11 +245,42 @@ def test_long_charts_are_drawn_from_the_hourly_rollup(
 
 
 def test_schedule_and_trend_rules() -> None:
-    assert expected_days(7, 40, 24 * 3600) == 7
-    assert expected_days(30, 5, 8 * 3600) == 5  # denser than daily: still one day a day
-    assert expected_days(30, 40, 7 * 86400) == 4
-    assert expected_days(7, 3, 7 * 86400) == 0  # a weekly series not yet due
     assert trend_of("spo2", 88, 97) == "down"
     assert trend_of("spo2", 97, 96.5) == "steady"
     assert trend_of("body_weight", 82.5, 80.9) == "up"
     assert trend_of("spo2", 97, None) is None
+
+
+def test_the_list_comes_a_page_at_a_time_in_the_order_of_need(
+    client: TestClient, gp_list: GpList, db: psycopg.Connection
+) -> None:
+    login(client, "dr.rossi")
+    whole = _rows(client.get("/patients").text)
+    assert len(whole) == 6
+    pages = [client.get("/patients", params={"per_page": 2, "page": n}) for n in (1, 2, 3)]
+    assert [_rows(p.text) for p in pages] == [whole[0:2], whole[2:4], whole[4:6]]
+    middle = pages[1].text
+    assert '<span class="count">6</span>' in middle and "3–4 of 6" in middle
+    # The other pages' links keep the page size (and any filter).
+    assert 'href="/patients?per_page=2&amp;page=1"' in middle
+    assert 'href="/patients?per_page=2&amp;page=3"' in middle
+    assert 'aria-current="page" class="on">2<' in middle
+    # The live refresh asks for the same page.
+    assert 'data-live="/patients/fragment?per_page=2&amp;page=2"' in middle
+    # Past the end: the last page.
+    assert _rows(client.get("/patients", params={"per_page": 2, "page": 9}).text) == whole[4:6]
+    filtered = client.get("/patients", params={"need": "attention", "per_page": 1, "page": 2})
+    assert _rows(filtered.text) == [gp_list.amber]
+    assert 'href="/patients?need=attention&amp;per_page=1&amp;page=1"' in filtered.text
+
+    api = client.get("/api/patients", params={"per_page": 4, "page": 2})
+    assert [p["id"] for p in api.json()] == whole[4:6]
+    assert api.headers["x-total-count"] == "6"
+    assert client.get("/api/patients", params={"per_page": 0}).status_code == 422
+    assert client.get("/api/patients", params={"per_page": 501}).status_code == 422
+
+    # What was read is what was shown: the audit names the page's patients only.
+    (details,) = db.execute(
+        "SELECT details FROM audit_log WHERE action = 'patient.list' ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    assert details == {"patients": whole[4:6], "page": 2}

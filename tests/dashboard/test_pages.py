@@ -10,6 +10,8 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from alerts.lifecycle import finding_transition, open_finding
+from dashboard import clinical
+from dashboard.authz import Principal
 from tests.dashboard.conftest import World, add_readings, evaluate
 from tests.dashboard.support import login
 
@@ -419,3 +421,26 @@ def test_waiting_time_is_the_oldest_finding_nobody_acknowledged(
     assert after["state"] == "acknowledged"
     assert datetime.fromisoformat(after["waiting_since"]) == news2[1]
     assert news2[0] in [f["id"] for f in after["findings"]]
+
+
+def test_the_queue_comes_a_page_at_a_time_in_its_order(
+    client: TestClient, world: World, db: psycopg.Connection
+) -> None:
+    login(client, "nurse.greco")
+    whole = _queue_ids(client.get("/triage").text)
+    assert len(whole) == 2
+    staff_id, name = db.execute(
+        "SELECT id, display_name FROM staff WHERE username = 'nurse.greco'"
+    ).fetchone()
+    nurse = Principal(staff_id, "nurse.greco", name, "nurse", "en", "", "127.0.0.1")
+    pages = [clinical.triage_page(db, nurse, page=n, per_page=1) for n in (1, 2, 3)]
+    assert [[e.id for e in p.clinical] for p in pages] == [whole[:1], whole[1:], whole[1:]]
+    assert {(p.clinical_total, p.tasks_total, p.pages) for p in pages} == {(2, 0, 2)}
+    assert [p.page for p in pages] == [1, 2, 2]  # past the end: the last page
+    # The page made of the same rows as the whole queue (the API's), in the same order.
+    api = [e["id"] for e in client.get("/api/triage").json()]
+    assert api == whole
+    # Past the last page the route shows the last one; the heading counts the whole queue.
+    late = client.get("/triage", params={"page": 7})
+    assert _queue_ids(late.text) == whole and '<span class="count">2</span>' in late.text
+    assert client.get("/triage", params={"page": 0}).status_code == 422

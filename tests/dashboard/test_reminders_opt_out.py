@@ -8,8 +8,7 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, expect
 
 from tests.dashboard.conftest import World
-from tests.dashboard.support import login
-from tests.dashboard.test_browser import _login, server  # noqa: F401
+from tests.dashboard.support import browser_login, login
 
 
 def opt_out(db: psycopg.Connection, patient_id: int) -> tuple:
@@ -30,12 +29,12 @@ def audited(db: psycopg.Connection, patient_id: int) -> list[str]:
 
 def test_a_nurse_records_the_opt_out_on_the_patient_page_and_turns_it_back_on(
     browser: Browser,
-    server: str,  # noqa: F811
+    server: str,
     world: World,
     db: psycopg.Connection,
 ) -> None:
     patient = world.patients["own"]
-    page = _login(browser, server, "nurse.greco")
+    page = browser_login(browser, server, "nurse.greco")
     page.goto(f"{server}/patients/{patient}")
     reminders = page.locator("#reminders")
     expect(reminders).to_contain_text("SMS reminders to the patient: on")
@@ -54,10 +53,10 @@ def test_a_nurse_records_the_opt_out_on_the_patient_page_and_turns_it_back_on(
 
 def test_a_gp_sees_the_opt_out_but_does_not_record_it(
     browser: Browser,
-    server: str,  # noqa: F811
+    server: str,
     world: World,
 ) -> None:
-    page = _login(browser, server, "dr.rossi")
+    page = browser_login(browser, server, "dr.rossi")
     page.goto(f"{server}/patients/{world.patients['own']}")
     expect(page.locator("#reminders")).to_contain_text("on")
     expect(page.locator("[data-action=reminders]")).to_have_count(0)

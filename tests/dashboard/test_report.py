@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
 from pypdf import PdfReader
@@ -76,7 +77,82 @@ def test_pdf_names_the_patient_code_and_the_period(
     assert day(first) in text and day(last) in text
     assert "Low oxygen saturation" in text or "SpO2" in text
     assert "Episodes in the period" in text
+    assert "37.4" in text and "37,4" not in text  # the temperature, English decimal point
     assert _audit(db, "patient.report.pdf")[-1][:2] == ("dr.rossi", own)
+
+
+HEADINGS = {"it": "Relazione di telemonitoraggio", "en": "Monitoring report"}
+EPISODES = {"it": "Episodi nel periodo", "en": "Episodes in the period"}
+SUMMARY = {"it": "Riepilogo per misura", "en": "Summary by measure"}
+
+
+def test_pdf_in_italian_names_the_patient_the_period_and_writes_italian_numbers(
+    client: TestClient, world: World, db: psycopg.Connection
+) -> None:
+    own = world.patients["own"]
+    first, last, period = _period()
+    db.execute("UPDATE staff SET language = 'it' WHERE id = %s", (world.staff["gp"],))
+    login(client, "dr.rossi")
+    response = client.get(f"/patients/{own}/report.pdf", params=period)
+    assert response.status_code == 200
+    text = _pdf_text(response.content)
+    day = lambda iso: datetime.fromisoformat(iso).strftime("%d/%m/%Y")  # noqa: E731
+    assert "P-0001" in text and "Maria Colombo" in text
+    assert f"Periodo: {day(first)} – {day(last)}" in text
+    for heading in (HEADINGS, EPISODES, SUMMARY):
+        assert heading["it"] in text and heading["en"] not in text
+    assert "Rosso" in text  # the episode's severity, in words
+    # The one temperature reading (37.4 °C) with the Italian decimal comma, never the point.
+    assert "37,4" in text and "37.4" not in text
+    assert "una misura ogni 8 h" in text  # the plan's schedule
+
+
+@pytest.mark.parametrize(("validator", "reader"), [("it", "en"), ("en", "it")])
+def test_a_validated_report_is_frozen_in_the_validators_language(
+    app,
+    client: TestClient,
+    world: World,
+    db: psycopg.Connection,
+    validator: str,
+    reader: str,
+) -> None:
+    """The GP validates in their language; the centre's nurse, reading in the other, gets the
+    very text, PDF and Bundle the GP signed off, the page around it in the nurse's language."""
+    own = world.patients["own"]
+    _, _, period = _period()
+    db.execute("UPDATE staff SET language = %s WHERE id = %s", (validator, world.staff["gp"]))
+    db.execute("UPDATE staff SET language = %s WHERE id = %s", (reader, world.staff["nurse"]))
+    csrf = login(client, "dr.rossi")
+    done = client.post(f"/patients/{own}/report/validate", data={**period, "csrf_token": csrf})
+    assert done.status_code == 303
+    language, pdf, body = db.execute(
+        "SELECT language, pdf, body_html FROM period_reports WHERE patient_id = %s", (own,)
+    ).fetchone()
+    assert language == validator
+    assert f'<article class="report" lang="{validator}"' in body
+    assert HEADINGS[validator] in body and HEADINGS[reader] not in body
+    text = _pdf_text(bytes(pdf))
+    assert HEADINGS[validator] in text and EPISODES[validator] in text
+    assert HEADINGS[reader] not in text
+    assert _audit(db, "patient.report.validate")[-1][2]["language"] == validator
+
+    nurse = TestClient(app, follow_redirects=False)
+    login(nurse, "nurse.greco")
+    frozen_in = {
+        ("it", "en"): "Validated text in Italian.",
+        ("en", "it"): "Testo convalidato in inglese.",
+    }
+    for who, reads_in in ((client, validator), (nurse, reader)):
+        page = who.get(f"/patients/{own}/report", params=period)
+        assert page.status_code == 200
+        assert f'<html lang="{reads_in}"' in page.text  # the page is the reader's
+        assert f'<div class="card report-page" lang="{validator}">{body}</div>' in page.text
+        assert who.get(f"/patients/{own}/report.pdf", params=period).content == bytes(pdf)
+        bundle = who.get(f"/patients/{own}/report.fhir", params=period).json()
+        diagnostic = bundle["entry"][0]["resource"]
+        assert diagnostic["language"] == validator
+        assert diagnostic["presentedForm"][0]["language"] == validator
+    assert frozen_in[(validator, reader)] in page.text  # the nurse's page names the language
 
 
 def test_csv_rows_are_the_stored_readings(
@@ -95,7 +171,24 @@ def test_csv_rows_are_the_stored_readings(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
-    assert list(rows[0]) == ["time", "metric", "value", "unit", "device", "flags"]
+    assert list(rows[0])[:6] == ["time", "metric", "value", "unit", "device", "flags"]
+    # Then the rest of every readings export ($everything's CSV has the same columns).
+    assert list(rows[0])[6:] == [
+        "time_utc",
+        "loinc",
+        "device_address",
+        "device_udi",
+        "gateway",
+        "device_time",
+        "received_at",
+        "time_correction_s",
+        "time_basis",
+    ]
+    assert all(
+        datetime.fromisoformat(r["time_utc"]) == datetime.fromisoformat(r["time"]) for r in rows
+    )
+    assert all(r["time_utc"].endswith("+00:00") for r in rows)
+    assert {r["loinc"] for r in rows} <= {m.loinc for m in METRICS_BY_ID.values()}
     assert [
         (datetime.fromisoformat(r["time"]), r["metric"], float(r["value"]), r["unit"]) for r in rows
     ] == [(at, METRICS_BY_ID[m].key, v, METRICS_BY_ID[m].unit) for at, m, v in stored]
@@ -183,9 +276,21 @@ def test_access_rules_and_bad_dates(
             response = client.get(url, params=params)
             assert response.status_code == 422, (url, params)
             assert reason in response.text
+        # The Bundle's URL answers as FHIR does: an OperationOutcome naming the reason.
+        outcome = client.get(f"/patients/{own}/report.fhir", params=params)
+        assert outcome.status_code == 422
+        assert outcome.headers["content-type"].startswith("application/fhir+json")
+        issue = outcome.json()["issue"][0]
+        assert issue["code"] == "invalid" and reason in issue["diagnostics"]
     explicit = client.post(
         f"/patients/{own}/report/validate", data={"csrf_token": login(client, "dr.rossi")}
     )
     assert explicit.status_code == 422 and "from and to are required" in explicit.text
+    # Whose report first: another GP's patient is not found, whatever the form holds.
+    theirs = world.patients["other_gp"]
+    hidden = client.post(
+        f"/patients/{theirs}/report/validate", data={"csrf_token": login(client, "dr.rossi")}
+    )
+    assert hidden.status_code == 404
     # Refused dates read nothing: no more reads on record.
     assert len(_audit(db, "patient.report.read")) == reads

@@ -10,19 +10,19 @@ from playwright.sync_api import Browser, expect
 
 from tests.chromium import CHROMIUM
 from tests.dashboard.conftest import World
-from tests.dashboard.test_browser import SHOTS, _login, server  # noqa: F401 (fixtures)
+from tests.dashboard.support import SHOTS, browser_login
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium")
 
 
 def test_gp_reads_prints_and_validates_a_period_report(
     browser: Browser,
-    server: str,  # noqa: F811
+    server: str,
     world: World,
     db: psycopg.Connection,
 ) -> None:
     own = world.patients["own"]
-    page = _login(browser, server, "dr.rossi")
+    page = browser_login(browser, server, "dr.rossi")
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(f"{server}/patients/{own}")

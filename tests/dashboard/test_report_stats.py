@@ -74,9 +74,22 @@ def test_adherence_daily_and_sparser_schedules() -> None:
     daily = rs.adherence(seen, first=first, last=last, every_hours=8)
     assert (daily.days_with_readings, daily.days_expected) == (4, 10)
     assert daily.pct == pytest.approx(40.0)
+    # One whole week, 4-10 March (counted back from the last day); 1-3 March are not due.
     weekly = rs.adherence(seen, first=first, last=last, every_hours=168)
-    assert (weekly.days_with_readings, weekly.days_expected) == (2, 2)  # weeks 1-7, 8-10
+    assert (weekly.days_with_readings, weekly.days_expected) == (1, 1)
+    assert weekly.due and weekly.pct == pytest.approx(100.0)
     assert rs.adherence([], first=first, last=first, every_hours=24).pct == 0.0
+    # 30 days, readings 1-3, 10 and 20 days before the last: 3 of the 4 whole weeks.
+    month = [last - timedelta(days=n) for n in (1, 2, 3, 10, 20)]
+    thirty = rs.adherence(month, first=last - timedelta(days=29), last=last, every_hours=168)
+    assert (thirty.days_with_readings, thirty.days_expected) == (3, 4)
+    # A weekly series begun 6 days ago, measured on 3 of them: not yet due, never "3/0".
+    begun = rs.adherence(month, first=last - timedelta(days=5), last=last, every_hours=168)
+    assert (begun.days_with_readings, begun.days_expected, begun.due) == (0, 0, False)
+    assert begun.pct is None
+    # Every 36 h over 4 days: two whole stretches, (last - 1.5 d, last] and the one before.
+    sparse = rs.adherence([last], first=last - timedelta(days=3), last=last, every_hours=36)
+    assert (sparse.days_with_readings, sparse.days_expected) == (1, 2)
 
 
 def test_periods_are_checked_with_a_reason() -> None:

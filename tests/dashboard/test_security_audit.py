@@ -20,10 +20,17 @@ from tests.dashboard.support import PASSWORD, login
 from tests.dashboard.test_security_routes import Endpoint, endpoints
 
 ADDRESS = "198.51.100.23"
-USERS = {"gp": "dr.rossi", "nurse": "nurse.greco", "admin": "admin"}
+USERS = {
+    "gp": "dr.rossi",
+    "nurse": "nurse.greco",
+    "admin": "admin",
+    "privacy": "privacy.officer",
+}
 NOT_AUDITED_WRITES = {
     ("POST", "/sms/status"): "Twilio's delivery report: no staff actor; the notification row "
     "records it (status, provider id, timestamps)",
+    ("POST", "/sms/inbound"): "a patient's SMS: recorded in inbound_sms; an opt-out or opt-in it "
+    "makes is audited with the patient as actor (tests/dashboard/test_patient_sms.py)",
 }
 
 
@@ -262,6 +269,27 @@ def _patient_tag(ctx: Ctx, e: Endpoint) -> Done:
     return done
 
 
+def _restriction(ctx: Ctx, e: Endpoint) -> Done:
+    """The GP records the patient's request to hide their pulse readings, then its withdrawal."""
+    own = ctx.world.patients["own"]
+    url = e.path.format(patient_id=own)
+    new = {"kind": "metric_category", "category": "pulse_rate"}
+    new["requested_on"] = date.today().isoformat()
+    if e.path.endswith("/revoke"):
+        ctx.call("gp", "POST", f"/api/patients/{own}/restrictions", json=new)
+        restriction = ctx.db.execute("SELECT max(id) FROM patient_restrictions").fetchone()[0]
+        response = ctx.call("gp", "POST", url, json={"restriction": restriction})
+        action = "patient.restriction.revoke"
+    elif e.path.startswith("/api/"):
+        response = ctx.call("gp", "POST", url, json=new)
+        action = "patient.restriction.record"
+    else:
+        response = ctx.call("gp", "POST", url, data=new)
+        action = "patient.restriction.record"
+    restriction = ctx.db.execute("SELECT max(id) FROM patient_restrictions").fetchone()[0]
+    return [("gp", response, Target(action, "restriction", restriction, own))]
+
+
 RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("POST", "/login"): _login,
     ("POST", "/logout"): _logout,
@@ -285,6 +313,9 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx, Endpoint], Done]] = {
     ("PUT", "/api/patients/{patient_id}/reminders"): _reminders,
     ("PUT", "/api/admin/reminders"): _reminders,
     ("POST", "/patients/{patient_id}/report/validate"): _validate_report,
+    ("POST", "/patients/{patient_id}/restrictions"): _restriction,
+    ("POST", "/api/patients/{patient_id}/restrictions"): _restriction,
+    ("POST", "/api/patients/{patient_id}/restrictions/revoke"): _restriction,
 }
 
 
@@ -371,6 +402,17 @@ AUDITED_READS = {
     "/admin/patients": ("admin", r"enrolments\.read", "list"),
     "/admin/patients/{patient_id}": ("admin", r"enrolment\.read", "patient"),
     "/admin/patients/{patient_id}/card": ("admin", r"device_card\.read", "patient"),
+    # Who accessed a patient's data is the patient's data too: the next report names it.
+    "/admin/patients/{patient_id}/access-report.csv": (
+        "privacy",
+        r"patient\.access_report\.csv",
+        "patient",
+    ),
+    "/admin/patients/{patient_id}/access-report.pdf": (
+        "privacy",
+        r"patient\.access_report\.pdf",
+        "patient",
+    ),
     "/patients": ("gp", r"patient\.list", "list"),
     "/patients/fragment": ("gp", r"patient\.list", "list"),
     "/api/patients": ("gp", r"patient\.list", "list"),
@@ -385,6 +427,7 @@ AUDITED_READS = {
     "/api/alerts/{alert_id}": ("gp", r"alert\.read", "patient"),
     "/fhir/Patient/{patient_id}": ("gp", r"fhir\.patient\.read", "patient"),
     "/fhir/Observation": ("gp", r"fhir\.observation\.search", "patient"),
+    "/fhir/Patient/{patient_id}/$everything": ("gp", r"fhir\.patient\.everything", "patient"),
     "/patients/{patient_id}/report": ("gp", r"patient\.report\.read", "patient"),
     "/patients/{patient_id}/report.pdf": ("gp", r"patient\.report\.pdf", "patient"),
     "/patients/{patient_id}/report.fhir": ("gp", r"patient\.report\.fhir", "patient"),
@@ -404,7 +447,11 @@ AUDITED_READS = {
     "/api/devices/low-battery": ("nurse", r"devices\.low_battery\.read", "list"),
     # SMS bodies carry vital values; the outbox holds none of centre A's patients here.
     "/sms": ("nurse", r"notifications\.failed\.read", "list"),
-    "/api/notifications/{status}": ("nurse", r"notifications\.(failed|outboxed)\.read", None),
+    "/api/notifications/{status}": (
+        "nurse",
+        r"notifications\.(failed|outboxed|cancelled)\.read",
+        None,
+    ),
 }
 # A finding's page is its episode's: reading the finding, it redirects there.
 # Never validated / never discharged: a 404 that is still an audited read.
@@ -425,11 +472,14 @@ NO_PATIENT_DATA = {
     "/api/me/settings": "the caller's own settings",
     "/admin": "staff accounts, care teams, GPs and protocol names",
     "/admin/patients/new": "the empty enrolment form: GPs, care teams and protocols",
+    "/admin/access-report": "the privacy officer's form; a code found redirects to the audited "
+    "report (no patient data on the page)",
     "/api/admin/staff": "staff accounts",
     "/api/admin/protocols": "protocol names",
     "/events": "counts of open episodes, no patient named",
     "/status": "service status",
     "/healthz": "service status",
+    "/fhir/metadata": "the FHIR CapabilityStatement: what the server answers",
 }
 
 

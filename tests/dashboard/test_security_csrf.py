@@ -32,7 +32,10 @@ OTHER_SITES = {
 }
 # State-changing routes no session cookie authenticates, and what protects each instead.
 LOGIN = {("POST", "/login"): "double-submit cookie set with the form"}
-WEBHOOKS = {("POST", "/sms/status"): "Twilio's X-Twilio-Signature over the public URL"}
+WEBHOOKS = {
+    ("POST", "/sms/status"): "Twilio's X-Twilio-Signature over the public URL",
+    ("POST", "/sms/inbound"): "Twilio's X-Twilio-Signature over the public URL",
+}
 
 
 def _forgeries(csrf: str, foreign_csrf: str) -> dict[str, dict]:
@@ -151,10 +154,17 @@ def test_twilio_webhook_needs_its_signature(database_url: str, world: World, db)
     )
     report = {"MessageSid": "SM1", "MessageStatus": "delivered"}
     before = db.execute("SELECT id, status, provider_id FROM notifications ORDER BY id").fetchall()
+    reply = {"MessageSid": "SM2", "From": "+393331234567", "Body": "STOP"}
     with TestClient(app) as client:
         unsigned = client.post("/sms/status", data=report)
         forged = client.post("/sms/status", data=report, headers={"x-twilio-signature": "AAAA"})
+        inbound = [
+            client.post("/sms/inbound", data=reply, headers=headers)
+            for headers in ({}, {"x-twilio-signature": "AAAA"})
+        ]
     after = db.execute("SELECT id, status, provider_id FROM notifications ORDER BY id").fetchall()
     print(f"CSRF webhooks: {len(WEBHOOKS)} signature-checked, unsigned and forged refused")
     assert unsigned.status_code == 404 and forged.status_code == 404
+    assert [r.status_code for r in inbound] == [404, 404]
     assert after == before
+    assert db.execute("SELECT count(*) FROM inbound_sms").fetchone()[0] == 0

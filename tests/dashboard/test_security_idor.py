@@ -15,27 +15,51 @@ from tests.dashboard.conftest import World
 from tests.dashboard.support import login
 from tests.dashboard.test_security_routes import endpoints
 
-USERS = {"gp": "dr.rossi", "nurse": "nurse.greco", "admin": "admin"}
+USERS = {"gp": "dr.rossi", "nurse": "nurse.greco", "admin": "admin", "org_b_admin": "admin.milano"}
 # The world's records each role must not reach: conftest's "own" patient is dr.rossi's in
 # centre A, "other_gp" dr.bianchi's in centre A, "far" dr.bianchi's in centre B.
-_EVERYONE = ["own", "other_gp", "far"]
+# "org_b" is the second organisation's patient (dr.verdi's), "org_b_admin" its admin.
+_ORG_A = ["own", "other_gp", "far"]
+_EVERYONE = [*_ORG_A, "org_b"]
 FOREIGN = {
     "gp": {
-        "patient": ["other_gp", "far"],
-        "episode": ["other_gp", "far"],
-        "alert": ["other_gp", "far"],
+        "patient": ["other_gp", "far", "org_b"],
+        "episode": ["other_gp", "far", "org_b"],
+        "alert": ["other_gp", "far", "org_b"],
         "staff": ["gp2"],
     },
-    "nurse": {"patient": ["far"], "episode": ["far"], "alert": ["far"], "staff": ["nurse_b"]},
-    # Admins read no clinical data; they manage every account by design.
-    "admin": {"patient": _EVERYONE, "episode": _EVERYONE, "alert": _EVERYONE},
+    "nurse": {
+        "patient": ["far", "org_b"],
+        "episode": ["far", "org_b"],
+        "alert": ["far", "org_b"],
+        "staff": ["nurse_b"],
+    },
+    # Admins read no clinical data; they manage their organisation's accounts.
+    "admin": {
+        "patient": _EVERYONE,
+        "episode": _EVERYONE,
+        "alert": _EVERYONE,
+        "staff": ["org_b_gp", "org_b_admin"],
+    },
+    "org_b_admin": {
+        "patient": _EVERYONE,
+        "episode": _EVERYONE,
+        "alert": _EVERYONE,
+        "staff": ["gp", "admin"],
+    },
 }
+# Enrolment (dashboard/routes/enrolment.py) is the admin's over their organisation's patients:
+# the GP, the phone, the kit; no clinical value. Another organisation's are foreign.
+ENROL_FOREIGN = {"admin": ["org_b"], "org_b_admin": _ORG_A}
+# Likewise recording a patient's request to hide data (oscuramento): no clinical value.
+ADMIN_SCOPED = {"patient.enrol", "record.restrict"}
 OWN = {"patient": "own", "episode": "own", "alert": "own", "staff": None}
 NONEXISTENT = [10**9, 2**62]  # the largest id the routes accept
 PATIENT_TEXT = {
     "own": ("Colombo", "P-0001"),
     "other_gp": ("Ferrari", "P-0002"),
     "far": ("Ricci", "P-0003"),
+    "org_b": ("Marino", "P-0004"),
 }
 
 
@@ -93,7 +117,7 @@ def test_foreign_and_nonexistent_ids_are_refused_without_leaks(
     app, client: TestClient, world: World, db: psycopg.Connection, role: str
 ) -> None:
     csrf = login(client, USERS[role])
-    visible = {"gp": {"own"}, "nurse": {"own", "other_gp"}, "admin": set()}[role]
+    visible = {"gp": {"own"}, "nurse": {"own", "other_gp"}}.get(role, set())
     hidden = [t for k, texts in PATIENT_TEXT.items() if k not in visible for t in texts]
     hidden_patients = [world.patients[k] for k in PATIENT_TEXT if k not in visible]
     before = _snapshot(db)
@@ -101,11 +125,9 @@ def test_foreign_and_nonexistent_ids_are_refused_without_leaks(
     probes, failures, foreign_ids = 0, [], set()
     for endpoint in routes:
         for name, kind in endpoint.id_params().items():
-            # Enrolment (dashboard/routes/enrolment.py) is the admin's over every patient:
-            # the GP, the phone, the kit; no clinical value. Only nonexistent ids are probed.
             foreign = FOREIGN[role].get(kind, [])
-            if role == "admin" and endpoint.permission == "patient.enrol":
-                foreign = []
+            if role in ENROL_FOREIGN and endpoint.permission in ADMIN_SCOPED:
+                foreign = ENROL_FOREIGN[role] if kind == "patient" else []
             targets = [(_record_id(world, kind, k), "foreign") for k in foreign]
             targets += [(n, "nonexistent") for n in NONEXISTENT]
             for record, why in targets:

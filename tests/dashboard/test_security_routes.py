@@ -10,6 +10,7 @@ import itertools
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Literal
 
 from fastapi.routing import APIRoute
@@ -126,6 +127,12 @@ class Endpoint:
                     continue
                 if field.annotation is bool:
                     body[name] = True
+                    continue
+                if field.annotation is date:
+                    body[name] = "2024-01-01"
+                    continue
+                if field.annotation is int:  # a row id under a patient in the path
+                    body[name] = 1
                     continue
                 values = typing.get_args(field.annotation)
                 assert typing.get_origin(field.annotation) is Literal, (

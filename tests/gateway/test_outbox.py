@@ -69,6 +69,27 @@ def test_when_full_only_the_oldest_continuous_samples_are_evicted(tmp_path):
     assert (stats.depth, stats.evicted, stats.last_seq) == (10, 8, 18)
 
 
+def test_the_bound_counts_removals_evictions_and_what_a_reopened_outbox_holds(tmp_path):
+    # The depth is kept in step rather than counted at every append: after acknowledged
+    # removals the cap leaves room again, and a reopened outbox counts what it already holds.
+    outbox = Outbox(tmp_path / "outbox.db", "gw-0001", max_entries=5)
+    outbox.append([reading(i, continuous=True) for i in range(5)])  # seq 1-5
+    outbox.remove([1, 2])
+    outbox.append([reading(i, continuous=True) for i in range(2)])  # seq 6-7: fits
+    assert [o.seq for o in outbox.peek(100)] == [3, 4, 5, 6, 7]
+    assert outbox.stats().evicted == 0
+    outbox.close()
+
+    reopened = Outbox(tmp_path / "outbox.db", "gw-0001", max_entries=5)
+    reopened.append([reading(8, continuous=True)])  # seq 8: one too many
+    assert [o.seq for o in reopened.peek(100)] == [4, 5, 6, 7, 8]
+    reopened.remove([4, 5, 99])  # 99 was never there: not counted
+    reopened.append([reading(i, continuous=True) for i in range(3)])  # seq 9-11: 1 too many
+    assert [o.seq for o in reopened.peek(100)] == [7, 8, 9, 10, 11]
+    stats = reopened.stats()
+    assert (stats.depth, stats.evicted) == (5, 2)
+
+
 WRITER = """
 import sys
 from datetime import UTC, datetime
@@ -121,3 +142,30 @@ def test_state_is_written_in_the_same_transaction_as_the_readings(tmp_path):
         outbox.append([reading(2), "not an observation"], state={"glucose_seq:AA": "8"})
     assert outbox.state("glucose_seq:")["glucose_seq:AA"] == "7"
     assert outbox.stats().depth == 1
+
+
+def _identified(i: int) -> Observation:
+    return reading(i).model_copy(update={"identifier": f"{i:032x}"})
+
+
+def test_a_record_sent_again_is_dropped_by_identifier_even_after_reopening(tmp_path):
+    outbox = Outbox(tmp_path / "outbox.db", "gw-0001", identifiers_kept=3)
+    stored = outbox.append([_identified(1), _identified(2), reading(3)])
+    assert [o.seq for o in stored] == [1, 2, 3]
+    outbox.close()
+
+    outbox = Outbox(tmp_path / "outbox.db", "gw-0001", identifiers_kept=3)
+    # The device's memory again, plus one new record and one twice in the same batch.
+    again = outbox.append(
+        [_identified(1), _identified(2), _identified(4), _identified(4)],
+        state={"glucose_seq:AA": "4"},
+    )
+    assert [(o.seq, o.identifier) for o in again] == [(4, f"{4:032x}")]
+    assert outbox.stats().duplicates == 3
+    assert outbox.state("glucose_seq:") == {"glucose_seq:AA": "4"}  # written all the same
+    # Readings without identifier (no device stamp) are never taken for one another.
+    assert len(outbox.append([reading(3)])) == 1
+    # Past identifiers_kept the oldest is forgotten: record 1 would be stored again.
+    outbox.append([_identified(5), _identified(6)])
+    assert [o.identifier for o in outbox.append([_identified(1)])] == [f"{1:032x}"]
+    outbox.close()

@@ -95,10 +95,16 @@ class Gateway:
         PairingTable(revision, table.devices).save(self.state_dir)
 
     @asynccontextmanager
-    async def running(self, options: ManagerOptions | None = None, **runtime_options):
+    async def running(
+        self,
+        options: ManagerOptions | None = None,
+        *,
+        keystore: Path | None = None,
+        **runtime_options,
+    ):
         self.runtime = GatewayRuntime(
             self.state_dir,
-            backend=bumble_backend(self.link),
+            backend=bumble_backend(self.link, keystore=keystore),
             options=options or fast_options(),
             **runtime_options,
         )

@@ -84,6 +84,29 @@ def test_provision_writes_a_private_identity(tmp_path) -> None:
     assert wrong_user.returncode == 2 and "logs in as 'other'" in wrong_user.stderr
 
 
+def test_provision_takes_a_system_id_and_refuses_a_malformed_one(tmp_path) -> None:
+    state = tmp_path / "state"
+    common = ("--gateway-id", "gw-0005", "--patient-id", "P0001", "--mqtt-url", "mqtt://h")
+    bad = gateway_cli(
+        "provision", *common, "--password", "x", "--system-id", "00:1A:7D:DA:71:13", state_dir=state
+    )
+    assert bad.returncode == 2 and "invalid system_id" in bad.stderr
+    assert not (state / "identity.json").exists()
+    good = gateway_cli(
+        "provision",
+        *common,
+        "--password",
+        "x",
+        "--system-id",
+        "00-1a-7d-ff-fe-da-71-13",
+        state_dir=state,
+    )
+    assert good.returncode == 0, good.stderr
+    identity = json.loads((state / "identity.json").read_text())
+    assert identity["system_id"] == "00-1A-7D-FF-FE-DA-71-13"
+    assert "system id 00-1A-7D-FF-FE-DA-71-13" in gateway_cli("status", state_dir=state).stdout
+
+
 def test_provision_prompts_for_the_password(tmp_path) -> None:
     state = tmp_path / "state"
     result = gateway_cli(

@@ -127,6 +127,18 @@ async def test_adapter_reset_runs_commands_and_falls_back() -> None:
     assert not await CommandAdapterControl([[["false"]], [["no-such-tool-here"]]]).reset()
 
 
+async def test_adapter_address_from_what_bluetoothctl_shows() -> None:
+    # `bluetoothctl show`'s first line, as BlueZ prints it; the gateway's system id comes of it.
+    shown = "Controller b8:27:eb:12:34:56 (public)\n\tName: telemon-gw\n\tPowered: yes\n"
+    control = CommandAdapterControl(show=["printf", shown])
+    assert await control.address() == "B8:27:EB:12:34:56"
+    assert (
+        await CommandAdapterControl(show=["printf", "No default controller available\n"]).address()
+        is None
+    )
+    assert await CommandAdapterControl(show=["false"]).address() is None
+
+
 def test_kind_from_advertised_services() -> None:
     assert kind_for_services([normalize_uuid_16(0x1810)]) == "blood_pressure"
     assert kind_for_services([normalize_uuid_16(0x180F)]) is None

@@ -53,8 +53,11 @@ async def test_device_clock_skew_is_flagged(gateway, make, mqtt_url) -> None:
     assert "device_time" in temperature.context
     assert abs(skew - timedelta(hours=2)) < timedelta(seconds=30)
     assert abs(reported - 7200) < 30  # and the gateway's status reports it
-    # Three hours behind is storable: kept, flagged.
-    assert abs(spo2.measured_at - (now - timedelta(hours=3))) < timedelta(seconds=5)
+    # Three hours behind, measured now: shifted by the offset it shows (issue 19, the PHD IG's
+    # coincident time stamp), flagged, the device's own stamp kept beside it.
+    assert abs(spo2.measured_at - now) < timedelta(seconds=5)
+    assert spo2.time is not None and spo2.time.basis == "corrected"
+    assert spo2.context["device_time"] == spo2.time.device_time
 
 
 async def test_readings_without_a_time_stamp_get_gateway_time(gateway, make, mqtt_url) -> None:

@@ -44,6 +44,7 @@ from gateway.gatt import (
     RacpResponseValue,
     SampleLocation,
     SpecialValue,
+    SystemIdentifier,
     TemperatureMeasurement,
     TemperatureType,
     TemperatureUnit,
@@ -57,6 +58,7 @@ from gateway.gatt.fields import defined_bits
 from gateway.gatt.ieee11073 import FLOAT, SFLOAT, scaled
 from telemon.flags import FLAGS
 from telemon.metrics import METRICS
+from telemon.system_id import format_system_id
 
 EXAMPLES = settings(max_examples=300, deadline=None)
 
@@ -282,6 +284,9 @@ RECORDS = {
     CharacteristicUuid.TEMPERATURE_MEASUREMENT: temperatures,
     CharacteristicUuid.WEIGHT_MEASUREMENT: weights(),
     CharacteristicUuid.BATTERY_LEVEL: st.builds(BatteryLevel, st.integers(0, 100)),
+    CharacteristicUuid.SYSTEM_ID: st.binary(min_size=8, max_size=8).map(
+        lambda raw: SystemIdentifier(format_system_id(raw))
+    ),
 }
 
 # (uuid, record, bytes) for every characteristic, including those whose encoder takes options.

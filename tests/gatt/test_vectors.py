@@ -12,6 +12,7 @@ import pytest
 from gateway.gatt import (
     BloodPressureMeasurement,
     BloodPressureStatus,
+    DecodeError,
     GattDateTime,
     GlucoseHealth,
     GlucoseMeasurement,
@@ -388,6 +389,18 @@ def test_device_information_string_tolerates_nul_padding():
 )
 def test_device_information_fields(uuid, field):
     assert decode_all(uuid, "v1.2 ü".encode()).record.field == field
+
+
+def test_system_id_is_the_eui64_in_reading_order():
+    # Device Information's example: OUI 0x123456, company-assigned 0x9ABCDE from a Bluetooth
+    # address, so the manufacturer identifier 0xFFFE9ABCDE; a little-endian uint64 on the wire.
+    decoded = decode_all("2a23", h("DE BC 9A FE FF 56 34 12"))
+    assert decoded.record.field == "system_id"
+    assert decoded.record.value == "12-34-56-FF-FE-9A-BC-DE"
+    assert decoded.characteristic == "system_id"
+    assert decoded.record.encode() == h("DE BC 9A FE FF 56 34 12")
+    with pytest.raises(DecodeError):
+        decode_all("2a23", h("DE BC 9A FE FF 56 34"))
 
 
 def test_date_not_known_gives_no_timestamp():

@@ -66,13 +66,15 @@ def unique_code(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def enroll_patient(db: psycopg.Connection, *, gateway_code: str | None = None) -> Enrolled:
+def enroll_patient(
+    db: psycopg.Connection, *, gateway_code: str | None = None, patient_code: str | None = None
+) -> Enrolled:
     gp = db.execute(
         "INSERT INTO staff (username, display_name, role) VALUES (%s, 'Dr Test', 'gp') "
         "ON CONFLICT (username) DO UPDATE SET display_name = excluded.display_name RETURNING id",
         ("dr.test",),
     ).fetchone()[0]
-    patient_code = unique_code("P")
+    patient_code = patient_code or unique_code("P")
     patient_id = db.execute(
         "INSERT INTO patients (code, given_name, family_name, gp_id) "
         "VALUES (%s, 'Maria', 'Bianchi', %s) RETURNING id",

@@ -13,6 +13,7 @@ import pytest
 from dashboard import kit
 from dashboard.authz import Principal
 from ingest.inbound import classify
+from telemon.payload import GatewayStatus
 from tests.database import scalar
 from tests.http import local_get
 
@@ -142,3 +143,106 @@ def test_the_service_counts_the_rejection_where_operators_look(
     # Counted just after the commit that stored the dead letter.
     line = 'telemon_ingest_rejects_total{reason="device_not_paired"} 1'
     wait_for(lambda: line in local_get(service.metrics_port, "/metrics")[1])
+
+
+def _status(patient, devices: list[dict]) -> tuple[str, bytes]:
+    status = GatewayStatus(gateway_id=patient.gateway_code, state="online", devices=devices)
+    return patient.status_topic, status.encode()
+
+
+def test_status_of_a_returned_device_leaves_the_equipment_as_returned(db, store, patient, admin):
+    """The gateway still hears a returned cuff until it is switched off: its battery and last
+    seen are not the patient's equipment any more; the oximeter's, in the same status, are."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    store.write([classify(*patient.obs_message(_cuff(patient, 0, now - timedelta(hours=2))))])
+    store.write(
+        [
+            classify(
+                *_status(
+                    patient,
+                    [{"device_id": CUFF, "kind": "blood_pressure", "battery_pct": 80}],
+                )
+            )
+        ]
+    )
+    cuff_id = _device_id(db, patient.gateway_id, CUFF)
+    kit.return_device(db, admin, patient.patient_id, cuff_id, "broken cuff", now)
+    before = db.execute(
+        "SELECT battery_pct, rssi, last_seen_at, unpaired_at FROM devices WHERE id = %s",
+        (cuff_id,),
+    ).fetchone()
+
+    later = now + timedelta(minutes=5)
+    result = store.write(
+        [
+            classify(
+                *_status(
+                    patient,
+                    [
+                        {"device_id": OXIMETER, "kind": "pulse_oximeter", "battery_pct": 55},
+                        {
+                            "device_id": CUFF,
+                            "kind": "blood_pressure",
+                            "battery_pct": 12,
+                            "rssi": -60,
+                            "last_seen_at": later.isoformat(),
+                        },
+                    ],
+                )
+            )
+        ]
+    )
+
+    assert (result.statuses, dict(result.rejected)) == (1, {"device_not_paired": 1})
+    after = db.execute(
+        "SELECT battery_pct, rssi, last_seen_at, unpaired_at FROM devices WHERE id = %s",
+        (cuff_id,),
+    ).fetchone()
+    assert after == before and before[0] == 80
+    oximeter = db.execute(
+        "SELECT battery_pct, unpaired_at FROM devices WHERE gateway_id = %s AND address = %s",
+        (patient.gateway_id, OXIMETER),
+    ).fetchone()
+    assert oximeter == (55, None)
+    assert db.execute(
+        "SELECT online FROM gateways WHERE id = %s", (patient.gateway_id,)
+    ).fetchone()[0]
+    index, reason, detail, payload = db.execute(
+        "SELECT item_index, reason, detail, payload FROM dead_letters"
+    ).fetchone()
+    assert (index, reason) == (1, "device_not_paired")
+    assert CUFF in detail and patient.gateway_code in detail and "returned" in detail
+    assert json.loads(payload)["battery_pct"] == 12
+
+    # Paired again, its status is the patient's equipment once more.
+    again = kit.DeviceForm("blood_pressure", CUFF, None, None, None, None)
+    kit.assign_device(db, admin, patient.patient_id, patient.gateway_id, again, later)
+    store.write(
+        [
+            classify(
+                *_status(
+                    patient, [{"device_id": CUFF, "kind": "blood_pressure", "battery_pct": 40}]
+                )
+            )
+        ]
+    )
+    assert scalar(db, "SELECT battery_pct FROM devices WHERE id = %s", cuff_id) == 40
+
+
+def test_the_service_dead_letters_a_returned_devices_status(
+    db, patient, admin, start_ingest, broker, wait_for
+):
+    """End to end on the broker, as the gateway publishes its retained status."""
+    start_ingest()
+    now = datetime.now(UTC).replace(microsecond=0)
+    broker.publish_all([patient.obs_message(_cuff(patient, 0, now - timedelta(hours=2)))])
+    wait_for(lambda: scalar(db, "SELECT count(*) FROM observations") == 1)
+    cuff_id = _device_id(db, patient.gateway_id, CUFF)
+    kit.return_device(db, admin, patient.patient_id, cuff_id, "returned", now - timedelta(hours=1))
+    broker.publish_all(
+        [_status(patient, [{"device_id": CUFF, "kind": "blood_pressure", "battery_pct": 7}])]
+    )
+    reason = "SELECT reason, item_index FROM dead_letters WHERE gateway_code = %s"
+    wait_for(lambda: db.execute(reason, (patient.gateway_code,)).fetchall() != [])
+    assert db.execute(reason, (patient.gateway_code,)).fetchall() == [("device_not_paired", 0)]
+    assert scalar(db, "SELECT battery_pct FROM devices WHERE id = %s", cuff_id) is None

@@ -13,16 +13,18 @@ import pytest
 
 from alerts.engine import Engine
 from alerts.notify import StatusReport, apply_status_callback
-from alerts.notify.routing import ROME
+from alerts.notify.routing import DISCHARGED, MEASURED, OPTED_OUT, ROME
 from alerts.notify.texts import SEVERITY_WORDS, TEMPLATES
 from alerts.reminders.texts import render_reminder
 from dashboard.authz import Principal
+from dashboard.enrolment import discharge
 from dashboard.operations import notifications as sms_page
+from dashboard.reminders import set_opt_out
 from telemon.config import Settings
 from tests.alerts_engine.support import add_readings
-from tests.fakes import FakeTwilio
+from tests.fakes import FakeTwilio, Reply
 from tests.notify.conftest import SenderFactory
-from tests.notify.support import PROTOCOLS, Clock, add_nurse, notifications
+from tests.notify.support import PROTOCOLS, PUBLIC_URL, Clock, add_nurse, notifications
 
 PHONE = "+393339998877"
 VALUES = (96.0, 95.0)  # the patient's readings: no reminder may carry them
@@ -204,3 +206,122 @@ def test_no_reminder_carries_a_value_or_an_alert_s_wording(metric: str, language
             fragment = fragment.strip(" .,:")
             if len(fragment) >= 8:
                 assert fragment.lower() not in text.lower()
+
+
+def _cancelled(db: psycopg.Connection) -> dict[int, str]:
+    return {
+        r["patient_id"]: r["cancel_reason"] for r in reminders(db) if r["status"] == "cancelled"
+    }
+
+
+def test_a_reminder_being_retried_is_cancelled_once_the_patient_measures(
+    db: psycopg.Connection,
+    engine: Engine,
+    make_sender: SenderFactory,
+    fake_twilio: FakeTwilio,
+    clock: Clock,
+) -> None:
+    patient = enrol(db, "P-REM8")
+    nurse = add_nurse(db)
+    db.execute(
+        "INSERT INTO care_team_members SELECT care_team_id, %s FROM patients WHERE id = %s",
+        (nurse, patient),
+    )
+    sender = make_sender()
+    engine.evaluate(rome(10, 17, 30), None)
+    fake_twilio.reply_with(Reply.server_error())
+    clock.now = rome(10, 17, 31)
+    assert sender.run_once().retrying == 1
+    [row] = reminders(db)
+    assert (row["status"], row["attempts"]) == ("pending", 1)
+
+    # An unreliable reading is no measurement (the engine would not count it either)...
+    add_readings(db, patient, "spo2", [(rome(10, 17, 33), 93.0, ["measurement_ongoing"])])
+    clock.now = rome(10, 17, 34)  # the retry's time has come
+    assert sender.run_once().cancelled == 0
+    assert fake_twilio.messages[0]["to"] == PHONE
+    db.execute("DELETE FROM notifications")
+    fake_twilio.messages.clear()
+
+    # ... a reliable one, while the retry waits, is: the reminder never leaves.
+    engine.evaluate(rome(10, 17, 35), None)
+    [row] = reminders(db)
+    fake_twilio.reply_with(Reply.server_error())
+    clock.now = rome(10, 17, 36)
+    assert sender.run_once().retrying == 1
+    add_readings(db, patient, "spo2", [(rome(10, 17, 38), 94.0)])
+    clock.now = rome(10, 17, 40)
+    report = sender.run_once()
+    assert (report.cancelled, report.sent) == (1, 0)
+    assert fake_twilio.messages == []
+    assert _cancelled(db) == {patient: MEASURED}
+
+    # The operator's page of SMS says which and why.
+    user = Principal(nurse, "nurse.greco", "Anna Greco", "nurse", "it", "x", None)
+    [item] = sms_page(db, user, "cancelled")
+    assert (item.id, item.patient_id, item.cancel_reason) == (row["id"], patient, MEASURED)
+
+
+def test_queued_reminders_are_cancelled_when_the_patient_opts_out_is_discharged_or_measures(
+    db: psycopg.Connection,
+    engine: Engine,
+    make_sender: SenderFactory,
+    fake_twilio: FakeTwilio,
+    clock: Clock,
+) -> None:
+    opts_out, discharged, measures, reminded = (
+        enrol(db, f"P-REM-C{n}", phone=f"+39333000000{n}") for n in range(4)
+    )
+    nurse = add_nurse(db)
+    db.execute(
+        "INSERT INTO care_team_members SELECT DISTINCT care_team_id, %s FROM patients", (nurse,)
+    )
+    engine.evaluate(rome(10, 17, 30), None)
+    assert len(reminders(db)) == 4
+
+    nurse_user = Principal(nurse, "nurse.greco", "Anna Greco", "nurse", "it", "x", None)
+    set_opt_out(db, nurse_user, opts_out, True)
+    admin = db.execute(
+        "INSERT INTO staff (username, display_name, role) VALUES ('admin', 'Admin', 'admin') "
+        "RETURNING id"
+    ).fetchone()[0]
+    discharge(
+        db,
+        Principal(admin, "admin", "Admin", "admin", "it", "x", None),
+        discharged,
+        on=rome(10, 17, 40).date(),
+        reason="Guarito",
+        now=rome(10, 17, 40),
+        public_url=PUBLIC_URL,
+    )
+    add_readings(db, measures, "spo2", [(rome(10, 17, 41), 97.0)])
+
+    clock.now = rome(10, 17, 45)
+    report = make_sender().run_once()
+
+    assert (report.cancelled, report.sent) == (3, 1)
+    assert [m["to"] for m in fake_twilio.messages] == ["+393330000003"]
+    assert _cancelled(db) == {opts_out: OPTED_OUT, discharged: DISCHARGED, measures: MEASURED}
+    assert {r["patient_id"]: r["status"] for r in reminders(db)}[reminded] == "sent"
+
+
+def test_a_reminder_left_in_flight_by_a_dead_sender_is_cancelled_if_not_at_twilio_and_moot(
+    db: psycopg.Connection,
+    engine: Engine,
+    make_sender: SenderFactory,
+    fake_twilio: FakeTwilio,
+    clock: Clock,
+) -> None:
+    """A sender that died after claiming (row 'sending', committed; its session and advisory
+    lock gone): recovery asks Twilio, finds nothing, and the patient has measured meanwhile."""
+    patient = enrol(db, "P-REM9")
+    engine.evaluate(rome(10, 17, 30), None)
+    db.execute("UPDATE notifications SET status = 'sending', attempts = 1")
+    add_readings(db, patient, "spo2", [(rome(10, 17, 40), 96.0)])
+    clock.now = rome(10, 17, 45)
+
+    report = make_sender().run_once()
+
+    assert (report.cancelled, report.outcome_unknown, report.sent) == (1, 0, 0)
+    assert [r.method for r in fake_twilio.requests] == ["GET"]  # asked, never sent
+    assert _cancelled(db) == {patient: MEASURED}

@@ -1,0 +1,262 @@
+"""Oscuramento (issue 20, dashboard/restrictions.py): data the patient asked to hide is left out
+for everyone but their GP on every read path: the patient page, the API, charts, the triage
+queue, episodes and findings, FHIR search, $everything (JSON and CSV), reports and readings.csv.
+
+conftest's "own" patient is dr.rossi's, in nurse.greco's centre; its open episode holds three
+SpO2 findings of the COVID-19 oximetry protocol, and it has SpO2 and pulse readings.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from telemon.metrics import METRICS
+from tests.dashboard.conftest import World
+from tests.dashboard.support import login
+
+SPO2, PULSE = "59408-5", "8867-4"
+
+
+def _as(client: TestClient, username: str) -> dict[str, str]:
+    client.cookies.clear()
+    return {"x-csrf-token": login(client, username)}
+
+
+def _restrict(client: TestClient, world: World, body: dict[str, object]) -> list[dict]:
+    headers = _as(client, "dr.rossi")
+    response = client.post(
+        f"/api/patients/{world.patients['own']}/restrictions",
+        headers=headers,
+        json={"requested_on": date.today().isoformat(), "reason": "asked at the visit"} | body,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _reads(client: TestClient, world: World) -> dict[str, object]:
+    """What the signed-in user gets of the "own" patient on each read path."""
+    p, e = world.patients["own"], world.episodes["own"]
+    fhir = {
+        code: client.get(f"/fhir/Observation?patient={p}&code={code}").json()["total"]
+        for code in (SPO2, PULSE)
+    }
+    episode = client.get(f"/api/episodes/{e}").json()
+    triage = client.get("/api/triage")
+    queued = (
+        next((q for q in triage.json() if q["id"] == e), None)
+        if triage.status_code == 200
+        else None
+    )
+    return {
+        "spo2_points": len(client.get(f"/api/patients/{p}/series/spo2?days=7").json()["points"]),
+        "pulse_points": len(
+            client.get(f"/api/patients/{p}/series/pulse_rate?days=7").json()["points"]
+        ),
+        "fhir": fhir,
+        "finding_metrics": sorted({f["metric"] or "" for f in episode["findings"]}),
+        "withheld": episode["withheld"],
+        "queued": queued,
+        "spo2_low": client.get(f"/api/alerts/{world.alerts['own']}").status_code,
+        "protocols": [a["protocol"] for a in client.get(f"/api/patients/{p}").json()["protocols"]],
+        "page": client.get(f"/patients/{p}").text,
+    }
+
+
+def test_a_hidden_metric_is_the_gps_alone_on_every_read_path(
+    client: TestClient, world: World, db: psycopg.Connection
+) -> None:
+    # Before: the nurse sees the SpO2 readings and findings.
+    _as(client, "nurse.greco")
+    before = _reads(client, world)
+    assert before["spo2_points"] > 0 and before["fhir"][SPO2] > 0
+    assert "spo2" in before["finding_metrics"] and before["withheld"] == 0
+
+    listed = _restrict(client, world, {"kind": "metric_category", "category": "spo2"})
+    assert [(r["kind"], r["category"], r["recorded_by"]) for r in listed] == [
+        ("metric_category", "spo2", "Dr Rossi")
+    ]
+    audit = db.execute(
+        "SELECT actor_username, relation, details->>'requested_on' FROM audit_log "
+        "WHERE action = 'patient.restriction.record'"
+    ).fetchall()
+    assert audit == [("dr.rossi", "own_gp", date.today().isoformat())]
+
+    gp = _reads(client, world)  # dr.rossi, the patient's GP: everything
+    assert gp["spo2_points"] == before["spo2_points"]
+    assert gp["fhir"] == before["fhir"] and gp["withheld"] == 0
+
+    _as(client, "nurse.greco")
+    nurse = _reads(client, world)
+    assert nurse["spo2_points"] == 0 and nurse["fhir"][SPO2] == 0
+    assert nurse["pulse_points"] == before["pulse_points"] and nurse["fhir"][PULSE] > 0
+    assert "spo2" not in nurse["finding_metrics"]
+    assert nurse["withheld"] >= 2  # the SpO2 low and SpO2 falling findings
+    assert nurse["spo2_low"] == 404
+    # The episode stays in the queue (it is red): its hidden findings counted, not shown.
+    queued = nurse["queued"]
+    assert queued is not None and queued["severity"] == 2 and queued["withheld"] >= 2
+    assert all(f["metric"] != "spo2" for f in queued["findings"])
+    page = nurse["page"]
+    assert "data-withheld" in page and "call the GP, Dr Rossi" in page
+    assert 'id="restrictions"' not in page  # the restrictions are the GP's business
+    assert METRICS["spo2"].label("en") in before["page"]
+    assert METRICS["spo2"].label("en") not in page  # no chart, limit or schedule of SpO2
+
+    # The reports and readings.csv the nurse makes leave SpO2 out.
+    p = world.patients["own"]
+    csv = client.get(f"/patients/{p}/readings.csv")
+    assert csv.status_code == 200 and ",spo2," not in csv.text and ",pulse_rate," in csv.text
+    report = client.get(f"/patients/{p}/report")
+    assert report.status_code == 200
+
+    # The privacy officer's record export leaves it out and says so; the GP's has it all.
+    _as(client, "privacy.officer")
+    everything = client.get(f"/fhir/Patient/{p}/$everything")
+    bundle = json.loads(everything.text)
+    resources = [e["resource"] for e in bundle["entry"]]
+    codes = {
+        c["code"]
+        for r in resources
+        if r["resourceType"] == "Observation"
+        for c in r["code"]["coding"]
+    }
+    assert SPO2 not in codes and PULSE in codes
+    outcome = [e for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
+    assert outcome and outcome[0]["resource"]["issue"][0]["code"] == "suppressed"
+    exported = client.get(f"/fhir/Patient/{p}/$everything?_format=text/csv")
+    assert exported.headers["x-telemon-withheld"] == "oscuramento"
+    assert ",spo2," not in exported.text and ",pulse_rate," in exported.text
+    _as(client, "dr.rossi")
+    whole = json.loads(client.get(f"/fhir/Patient/{p}/$everything").text)
+    assert all(e["search"]["mode"] == "match" for e in whole["entry"])
+    assert any(
+        c["code"] == SPO2
+        for e in whole["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+        for c in e["resource"]["code"]["coding"]
+    )
+
+    # Withdrawn: the nurse sees it again, and the withdrawal is audited.
+    headers = _as(client, "dr.rossi")
+    revoked = client.post(
+        f"/api/patients/{p}/restrictions/revoke",
+        headers=headers,
+        json={"restriction": listed[0]["id"]},
+    )
+    assert revoked.status_code == 200 and revoked.json()[0]["revoked_by"] == "Dr Rossi"
+    _as(client, "nurse.greco")
+    after = _reads(client, world)
+    assert after["spo2_points"] == before["spo2_points"] and after["withheld"] == 0
+    assert (
+        db.execute(
+            "SELECT count(*) FROM audit_log WHERE action = 'patient.restriction.revoke'"
+        ).fetchone()[0]
+        == 1
+    )
+
+
+def test_a_hidden_protocol_hides_its_findings_but_not_the_episode(
+    client: TestClient, world: World
+) -> None:
+    _restrict(client, world, {"kind": "protocol", "protocol": "covid19_home_oximetry"})
+    _as(client, "nurse.greco")
+    nurse = _reads(client, world)
+    assert nurse["protocols"] == []
+    assert nurse["finding_metrics"] == [] and nurse["withheld"] >= 3
+    assert nurse["queued"] is not None and nurse["queued"]["findings"] == []
+    assert nurse["spo2_points"] == 0 and nurse["fhir"][PULSE] == 0  # the protocol's metrics
+
+
+def test_a_hidden_period_hides_its_readings_only(client: TestClient, world: World) -> None:
+    _as(client, "nurse.greco")
+    before = _reads(client, world)
+    today = date.today()
+    _restrict(
+        client,
+        world,
+        {
+            "kind": "period",
+            "first": (today - timedelta(days=1)).isoformat(),
+            "last": today.isoformat(),
+        },
+    )
+    _as(client, "nurse.greco")
+    nurse = _reads(client, world)
+    assert 0 < nurse["spo2_points"] < before["spo2_points"]
+    assert nurse["withheld"] >= 3  # the findings opened today
+
+
+@pytest.mark.parametrize(
+    ("username", "status"),
+    [
+        ("nurse.greco", 403),
+        ("privacy.officer", 403),
+        ("dr.bianchi", 404),
+        ("admin.milano", 404),
+        ("admin", 201),
+    ],
+)
+def test_who_may_record_a_request(
+    client: TestClient, world: World, username: str, status: int
+) -> None:
+    """The patient's GP, or an admin of the patient's organisation, on the patient's word."""
+    headers = _as(client, username)
+    response = client.post(
+        f"/api/patients/{world.patients['own']}/restrictions",
+        headers=headers,
+        json={
+            "kind": "metric_category",
+            "category": "spo2",
+            "requested_on": date.today().isoformat(),
+        },
+    )
+    assert response.status_code == status
+    if status != 201:
+        assert "Colombo" not in response.text
+
+
+def test_bad_requests_are_refused_with_a_reason(client: TestClient, world: World) -> None:
+    headers = _as(client, "dr.rossi")
+    url = f"/api/patients/{world.patients['own']}/restrictions"
+    today = date.today()
+    for body, words in (
+        ({"kind": "metric_category", "category": "mood"}, "unknown metric category"),
+        ({"kind": "protocol", "protocol": "astrology"}, "unknown care protocol"),
+        ({"kind": "period", "first": today.isoformat()}, "first and last"),
+        (
+            {
+                "kind": "metric_category",
+                "category": "spo2",
+                "requested_on": (today + timedelta(days=3)).isoformat(),
+            },
+            "future",
+        ),
+    ):
+        response = client.post(
+            url, headers=headers, json={"requested_on": today.isoformat()} | body
+        )
+        assert response.status_code == 422 and words in response.text, (body, response.text)
+
+
+def test_the_gps_form_on_the_patient_page(client: TestClient, world: World) -> None:
+    csrf = _as(client, "dr.rossi")["x-csrf-token"]
+    p = world.patients["own"]
+    page = client.get(f"/patients/{p}")
+    assert 'id="restrictions"' in page.text and 'name="requested_on"' in page.text
+    response = client.post(
+        f"/patients/{p}/restrictions",
+        data={
+            "csrf_token": csrf,
+            "kind": "metric_category",
+            "category": "pulse_rate",
+            "requested_on": date.today().isoformat(),
+        },
+    )
+    assert response.status_code == 303
+    page = client.get(f"/patients/{p}")
+    assert "data-restriction-id" in page.text and 'data-action="revoke-restriction"' in page.text
