@@ -27,6 +27,7 @@ from dashboard.bands import protocols
 from dashboard.models import RestrictionIn, RestrictionItem
 from dashboard.web import LOCAL_TZ
 from telemon.metrics import GROUPS, METRICS, METRICS_BY_ID, group_of
+from telemon.store.restrictions import not_hidden
 
 KINDS = ("protocol", "metric_category", "period")
 
@@ -55,19 +56,7 @@ def visible(
     time, or ``at``..``until`` the interval it covers (an hourly bucket)."""
     if sees_everything(user):
         return "true"
-    hidden = []
-    if metric is not None:
-        hidden.append(f"{metric} = ANY (r.metric_ids)")
-    if protocol is not None:
-        hidden.append(f"r.protocol = {protocol}")
-    if at is not None:
-        hidden.append(f"({at} < r.period_to AND {until or at} >= r.period_from)")
-    if not hidden:
-        return "true"
-    return (
-        "NOT EXISTS (SELECT 1 FROM patient_restrictions r "
-        f"WHERE r.patient_id = {patient} AND r.revoked_at IS NULL AND ({' OR '.join(hidden)}))"
-    )
+    return not_hidden(patient=patient, metric=metric, protocol=protocol, at=at, until=until)
 
 
 def finding_visible(user: Principal | None, alias: str = "a") -> str:

@@ -24,6 +24,7 @@ from alerts.protocol import Recipient
 from telemon.config import Settings
 from telemon.findings import evidence_in
 from telemon.metrics import METRICS_BY_ID
+from telemon.store.restrictions import not_hidden
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,13 @@ class EpisodeContext:
     patient: PatientFacts
     gp: GpContact
     centre: ServiceCentre
+
+
+# Oscuramento: a finding the patient hid from everyone but their GP (by its protocol, its metric
+# or when it opened) is named to the GP only; the service centre's SMS says there is a finding.
+_FINDING_SHOWN = not_hidden(
+    patient="a.patient_id", metric="a.metric_id", protocol="a.protocol", at="a.opened_at"
+)
 
 
 def load_episode_context(
@@ -56,7 +64,7 @@ def load_episode_context(
                          WHERE w.episode_id = e.id AND w.kind = 'worsened' AND w.id > ack.id
                      )
                ) AS acknowledged_before,
-               f.id AS alert_id, f.metric_id, f.trigger_value, f.details,
+               f.id AS alert_id, f.metric_id, f.trigger_value, f.details, f.withheld,
                p.given_name, p.family_name,
                g.id AS gp_id, CASE WHEN g.active THEN g.phone END AS gp_phone,
                g.language AS gp_language, g.quiet_hours_start, g.quiet_hours_end,
@@ -66,7 +74,8 @@ def load_episode_context(
         JOIN staff g ON g.id = p.gp_id
         LEFT JOIN LATERAL (
             -- The finding the SMS names: the worst open one routed to the GP, the oldest first.
-            SELECT a.id, a.metric_id, a.trigger_value, a.details FROM alerts a
+            SELECT a.id, a.metric_id, a.trigger_value, a.details,
+                   NOT ({shown}) AS withheld FROM alerts a
             WHERE a.episode_id = e.id AND a.state <> 'resolved'
             ORDER BY a.routing = 'gp_and_centre' DESC, a.severity DESC, a.opened_at, a.id
             LIMIT 1
@@ -79,7 +88,7 @@ def load_episode_context(
             LIMIT 1
         ) c ON true
         WHERE e.id = %s
-        """,
+        """.replace("{shown}", _FINDING_SHOWN),
             (episode_id,),
         )
         .fetchone()
@@ -96,6 +105,7 @@ def load_episode_context(
             metric.key if metric else None,
             row["trigger_value"],
             evidence_in(row["details"]),
+            withheld=bool(row["withheld"]),
         ),
         patient=PatientFacts(row["given_name"], row["family_name"]),
         gp=GpContact(

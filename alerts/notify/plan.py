@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from alerts.notify.routing import EpisodeFacts, GpContact, RecipientKind, ServiceCentre, route
@@ -26,6 +26,8 @@ class Finding:
     metric: str | None  # a key of telemon.metrics.METRICS
     value: float | None
     evidence: Evidence | None = None  # what it rests on, for the reason in words
+    # Hidden by the patient from everyone but their GP (oscuramento): named to the GP only.
+    withheld: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,9 @@ def plan_notifications(
         value=finding.value,
         evidence=finding.evidence,
     )
+    # The centre learns that there is a finding, its severity and the link; the page it opens
+    # says to call the GP (dashboard/restrictions.py).
+    unnamed = replace(summary, metric=None, value=None, evidence=None)
     return [
         PlannedNotification(
             idempotency_key=idempotency_key(
@@ -89,7 +94,12 @@ def plan_notifications(
             recipient_kind=delivery.recipient_kind,
             staff_id=delivery.recipient_id if delivery.recipient_kind == "gp" else None,
             to=delivery.to,
-            body=render_sms(summary, wording(reason, episode), delivery.language, public_url),
+            body=render_sms(
+                unnamed if finding.withheld and delivery.recipient_kind != "gp" else summary,
+                wording(reason, episode),
+                delivery.language,
+                public_url,
+            ),
             not_before=delivery.not_before,
         )
         for delivery in route(episode, gp, centre, reason, now, to)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 import psycopg
 
 from alerts.notify import Sender, enqueue_episode_notifications
+from alerts.notify.enqueue import load_episode_context
 from alerts.notify.routing import ROME
 from alerts.notify.sender import RetryPolicy
 from telemon.config import Settings
@@ -79,6 +80,36 @@ def test_a_red_episode_sends_one_sms_to_the_gp_and_one_to_the_duty_phone(
         (red.episode_id, r["recipient_kind"]) for r in rows
     ]
     assert [e["details"]["notification_id"] for e in notified] == [r["id"] for r in rows]
+
+
+def test_a_finding_the_patient_hid_is_named_to_the_gp_only(
+    db: psycopg.Connection,
+    cohort: Cohort,
+    settings: Settings,
+    make_sender: SenderFactory,
+    clock: Clock,
+) -> None:
+    # Oscuramento of the protocol the finding comes from: the GP still reads it whole; the
+    # service centre's duty phone learns there is a red finding and where, not what.
+    db.execute(
+        "INSERT INTO patient_restrictions (patient_id, kind, protocol, metric_ids, requested_on, "
+        "recorded_by) VALUES (%s, 'protocol', 'copd', %s, current_date, %s)",
+        (cohort.patient_id, [METRICS["spo2"].id], cohort.gp_id),
+    )
+    red = raise_finding(db, cohort.patient_id, settings, clock(), severity=2, value=86)
+    make_sender().run_once()
+    link = f"{PUBLIC_URL}/episodes/{red.episode_id}"
+    bodies = {r["to_address"]: r["body"] for r in notifications(db)}
+    assert bodies == {
+        GP_PHONE: f"Telemon: allerta ROSSA, paziente M.R. SpO2 86 %. Apri: {link}",
+        DUTY_PHONE: f"Telemon: allerta ROSSA, paziente M.R. Valori fuori soglia. Apri: {link}",
+    }
+    context = load_episode_context(db, red.episode_id)
+    assert context is not None and context.finding.withheld
+    # Withdrawn, the restriction holds nothing back from the next SMS.
+    db.execute("UPDATE patient_restrictions SET revoked_at = now(), revoked_by = recorded_by")
+    context = load_episode_context(db, red.episode_id)
+    assert context is not None and not context.finding.withheld
 
 
 def test_the_same_episode_and_reason_is_notified_once(
