@@ -61,7 +61,7 @@ LEFT JOIN staff k ON k.id = e.acknowledged_by
 _FINDING_SELECT = """
 SELECT a.id, a.episode_id, a.patient_id, a.protocol, a.rule, a.kind, a.severity, a.state,
        a.metric_id, a.trigger_value, a.details::text AS details, a.opened_at, a.resolved_at,
-       a.resolution_note{reading_time}
+       a.resolution_note{reading_time}{shown}
 FROM alerts a
 JOIN patients p ON p.id = a.patient_id
 """
@@ -76,8 +76,12 @@ _READING_TIME = """,
         ORDER BY o.measured_at, o.received_at DESC NULLS LAST LIMIT 1) AS reading_time"""
 
 
-def _finding_select(*, reading_times: bool) -> str:
-    return _FINDING_SELECT.format(reading_time=_READING_TIME if reading_times else "")
+def _finding_select(*, reading_times: bool, shown: str | None = None) -> str:
+    """The findings' SELECT; ``shown``: an SQL predicate read as the column ``shown``."""
+    return _FINDING_SELECT.format(
+        reading_time=_READING_TIME if reading_times else "",
+        shown=f",\n       ({shown}) AS shown" if shown is not None else "",
+    )
 
 
 def _dicts(conn: psycopg.Connection, query: str, params: dict[str, object]) -> list[DictRow]:
@@ -196,9 +200,7 @@ def _read_episodes(
     found = {row["id"]: _Found(dict(row)) for row in rows}
     # Hidden findings are counted, not shown: the episode stays (it may be red), the reader
     # calls the GP (restrictions.py).
-    select = _finding_select(reading_times=reading_times).replace(
-        "\nFROM alerts a", f",\n       ({finding_visible(user)}) AS shown\nFROM alerts a", 1
-    )
+    select = _finding_select(reading_times=reading_times, shown=finding_visible(user))
     for f in _dicts(
         conn,
         f"{select} WHERE a.episode_id = ANY(%(episodes)s) "
