@@ -311,16 +311,23 @@ class PatientPage:
         return self.first + len(self.patients) - 1 if self.patients else 0
 
 
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """What the reader asked of the list: its filters and the page."""
+
+    need: Need = ""
+    protocol: str = ""
+    tag: str = ""
+    page: int = 1
+    per_page: int = PER_PAGE
+
+
 def patient_list(
     conn: psycopg.Connection,
     user: Principal,
     *,
     now: datetime,
-    need: Need = "",
-    protocol: str = "",
-    tag: str = "",
-    page: int = 1,
-    per_page: int = PER_PAGE,
+    query: ListQuery = ListQuery(),
 ) -> PatientPage:
     """Patients in scope at a glance, filtered, the most in need first, one page of them.
 
@@ -353,11 +360,11 @@ def patient_list(
             latest=[],
             tags=row["tags"],
         )
-        if matches(summary, need, protocol, tag):
+        if matches(summary, query.need, query.protocol, query.tag):
             ranked.append((summary, row["assigned"]))
     ranked.sort(key=lambda found: need_rank(found[0]))
-    per_page = min(max(per_page, 1), MAX_PER_PAGE)
-    page = min(max(page, 1), max(math.ceil(len(ranked) / per_page), 1))
+    per_page = min(max(query.per_page, 1), MAX_PER_PAGE)
+    page = min(max(query.page, 1), max(math.ceil(len(ranked) / per_page), 1))
     shown = ranked[(page - 1) * per_page : page * per_page]
 
     pairs: list[tuple[int, str]] = []

@@ -34,25 +34,9 @@ class InvalidPeriod(ValueError):
 
 
 def patient_list(
-    conn: psycopg.Connection,
-    user: Principal,
-    *,
-    need: glance.Need = "",
-    protocol: str = "",
-    tag: str = "",
-    page: int = 1,
-    per_page: int = glance.PER_PAGE,
+    conn: psycopg.Connection, user: Principal, query: glance.ListQuery
 ) -> glance.PatientPage:
-    found = glance.patient_list(
-        conn,
-        user,
-        now=datetime.now(UTC),
-        need=need,
-        protocol=protocol,
-        tag=tag,
-        page=page,
-        per_page=per_page,
-    )
+    found = glance.patient_list(conn, user, now=datetime.now(UTC), query=query)
     # The patients shown are those read: the page's, not the whole list's.
     audit.record(
         conn,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import psycopg
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 
-from dashboard import administration, glance, reminders, restrictions, services
+from dashboard import administration, reminders, restrictions, services
 from dashboard.authz import Principal, current_user, ensure_patient, get_conn, require
 from dashboard.bands import protocols
 from dashboard.models import (
@@ -40,7 +40,7 @@ from dashboard.models import (
     StaffItem,
     StaffUpdate,
 )
-from dashboard.routes.list_filters import Need, Page, PerPage, ProtocolKey, TagFilter
+from dashboard.routes.list_filters import PatientQuery
 from telemon.metrics import MetricKey
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -90,20 +90,11 @@ def triage(user: Centre, conn: Conn) -> list[EpisodeItem]:
 
 @router.get("/patients", response_model=list[PatientSummary])
 def patients(
-    response: Response,
-    user: Clinician,
-    conn: Conn,
-    need: Need = "",
-    protocol: ProtocolKey = "",
-    tag: TagFilter = "",
-    page: Page = 1,
-    per_page: PerPage = glance.PER_PAGE,
+    response: Response, user: Clinician, conn: Conn, query: PatientQuery
 ) -> list[PatientSummary]:
     """The list at a glance, the most in need first, one page of it; how many matched in the
     X-Total-Count header (docs/dashboard.md)."""
-    found = services.patient_list(
-        conn, user, need=need, protocol=protocol, tag=tag, page=page, per_page=per_page
-    )
+    found = services.patient_list(conn, user, query)
     response.headers["X-Total-Count"] = str(found.total)
     return found.patients
 

@@ -35,7 +35,7 @@ from dashboard.models import (
     SettingsIn,
     plain_text,
 )
-from dashboard.routes.list_filters import Need, Page, PerPage, ProtocolKey, TagFilter
+from dashboard.routes.list_filters import Page, PatientQuery
 from dashboard.web import local, render
 from telemon.alert_lifecycle import PersonAction
 
@@ -87,22 +87,13 @@ def triage_fragment(request: Request, user: Centre, conn: Conn, page: Page = 1) 
 
 
 def _list_context(
-    conn: psycopg.Connection,
-    user: Principal,
-    request: Request,
-    need: glance.Need,
-    protocol: str,
-    tag: str,
-    page: int,
-    per_page: int,
+    conn: psycopg.Connection, user: Principal, query: glance.ListQuery
 ) -> dict[str, object]:
-    found = services.patient_list(
-        conn, user, need=need, protocol=protocol, tag=tag, page=page, per_page=per_page
-    )
-    filters = {"need": need, "protocol": protocol, "tag": tag}
+    found = services.patient_list(conn, user, query)
+    filters = {"need": query.need, "protocol": query.protocol, "tag": query.tag}
     kept = {k: v for k, v in filters.items() if v}
-    if per_page != glance.PER_PAGE:
-        kept["per_page"] = str(per_page)
+    if query.per_page != glance.PER_PAGE:
+        kept["per_page"] = str(query.per_page)
     return {
         "patients": found.patients,
         "listed": found,
@@ -116,33 +107,15 @@ def _list_context(
 
 
 @router.get("/patients", response_class=HTMLResponse)
-def patients(
-    request: Request,
-    user: Clinician,
-    conn: Conn,
-    need: Need = "",
-    protocol: ProtocolKey = "",
-    tag: TagFilter = "",
-    page: Page = 1,
-    per_page: PerPage = glance.PER_PAGE,
-) -> Response:
-    context = _list_context(conn, user, request, need, protocol, tag, page, per_page)
-    return render(request, "patients.html", context, user=user)
+def patients(request: Request, user: Clinician, conn: Conn, query: PatientQuery) -> Response:
+    return render(request, "patients.html", _list_context(conn, user, query), user=user)
 
 
 @router.get("/patients/fragment", response_class=HTMLResponse)
 def patients_fragment(
-    request: Request,
-    user: Clinician,
-    conn: Conn,
-    need: Need = "",
-    protocol: ProtocolKey = "",
-    tag: TagFilter = "",
-    page: Page = 1,
-    per_page: PerPage = glance.PER_PAGE,
+    request: Request, user: Clinician, conn: Conn, query: PatientQuery
 ) -> Response:
-    context = _list_context(conn, user, request, need, protocol, tag, page, per_page)
-    return render(request, "_patients.html", context, user=user)
+    return render(request, "_patients.html", _list_context(conn, user, query), user=user)
 
 
 def _episode_marks(episodes: list[EpisodeItem], t: Callable[..., str]) -> list[charts.EpisodeMark]:
