@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import psycopg
 import pytest
 import pytest_asyncio
 from bumble.link import LocalLink
+from psycopg import sql
 
 from bench._fleet_setup import create_database, drop_database
 from console.embedded import EmbeddedBroker, EmbeddedPostgres
@@ -48,6 +50,28 @@ def database_url(postgres_server_url: str) -> Iterator[str]:
     name, url = create_database(postgres_server_url, prefix="telemon_test")
     yield url
     drop_database(postgres_server_url, name)
+
+
+@pytest.fixture
+def app_url(postgres_server_url: str, database_url: str) -> Iterator[str]:
+    """The session database's URL as a fresh login member of telemon_app (trust auth locally):
+    what the services connect as, with its grants and no more."""
+    role = f"telemon_test_app_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN IN ROLE telemon_app").format(sql.Identifier(role))
+        )
+    try:
+        yield psycopg.conninfo.make_conninfo(database_url, user=role)
+    finally:
+        with psycopg.connect(postgres_server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+@pytest.fixture
+def app_conn(app_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        yield conn
 
 
 @pytest.fixture

@@ -8,13 +8,11 @@ application's back".
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from psycopg import errors, sql
+from psycopg import errors
 from typer.testing import CliRunner
 
 from console.cli import app as cli
@@ -23,26 +21,6 @@ from telemon.store import audit_chain
 
 WRITERS = 8
 ROWS_PER_WRITER = 60
-
-
-@pytest.fixture
-def app_url(postgres_server_url: str, database_url: str) -> Iterator[str]:
-    role = f"telemon_test_audit_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("CREATE ROLE {} LOGIN IN ROLE telemon_app").format(sql.Identifier(role))
-        )
-    try:
-        yield psycopg.conninfo.make_conninfo(database_url, user=role)
-    finally:
-        with psycopg.connect(postgres_server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
-
-
-@pytest.fixture
-def app_conn(app_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(app_url, autocommit=True) as conn:
-        yield conn
 
 
 def _write(conn: psycopg.Connection, action: str, at: datetime | None = None) -> None:

@@ -7,14 +7,12 @@ and the demo migrate. Roles are cluster-wide: the name is unique and the role dr
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from psycopg import errors, sql
+from psycopg import errors
 
 from alerts.engine import AlertsService
 from dashboard.accounts import set_password
@@ -26,27 +24,6 @@ from tests.ingest.support import Enrolled
 
 PASSWORD = "an application role test"
 NURSE = "nurse.approle"
-
-
-@pytest.fixture
-def app_url(postgres_server_url: str, database_url: str) -> Iterator[str]:
-    """The session database's URL as a fresh login member of telemon_app (trust auth locally)."""
-    role = f"telemon_test_app_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("CREATE ROLE {} LOGIN IN ROLE telemon_app").format(sql.Identifier(role))
-        )
-    try:
-        yield psycopg.conninfo.make_conninfo(database_url, user=role)
-    finally:
-        with psycopg.connect(postgres_server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
-
-
-@pytest.fixture
-def app_conn(app_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(app_url, autocommit=True) as conn:
-        yield conn
 
 
 def _enrol_for_alerts(db: psycopg.Connection, patient: Enrolled) -> None:
