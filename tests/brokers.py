@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -55,6 +56,13 @@ class MosquittoProcess:
                 if time.monotonic() > deadline or self._process.poll() is not None:
                     raise
                 time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash. Whatever changed since the last autosave is lost with the process."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGKILL)
+            self._process.wait(10)
+            self._process = None
 
     def stop(self) -> None:
         """A graceful stop (SIGTERM): Mosquitto writes its persistence file on the way out."""
