@@ -52,7 +52,7 @@ async def service_status(request: Request) -> Response:
         if not user.can("service.status"):
             raise Forbidden
     status: ServiceStatus = await run_in_threadpool(
-        current_status, request.app.state.pool, request.app.state.mqtt_url
+        current_status, request.app.state.databases.primary, request.app.state.mqtt_url
     )
     code = 200 if status.healthy else 503
     if user is None or "json" in request.headers.get("accept", ""):
