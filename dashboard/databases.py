@@ -206,10 +206,12 @@ class Databases:
         if self.replica is None:
             return None
         try:
-            with self.primary.connection(timeout=3.0) as primary:
-                row = primary.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+            # The replica first: the primary's position read after it errs towards more lag,
+            # never less.
             with self.replica.connection(timeout=3.0) as replica:
                 position = replica.execute(_REPLICA_POSITION).fetchone()
+            with self.primary.connection(timeout=3.0) as primary:
+                row = primary.execute("SELECT pg_current_wal_lsn()::text").fetchone()
         except (psycopg.Error, PoolTimeout) as exc:
             return ReplicaLag(reachable=False, error=type(exc).__name__)
         assert row is not None and position is not None

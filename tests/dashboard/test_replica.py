@@ -22,6 +22,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from bench._replicated_postgres import ReplicatedPostgres
 from dashboard import databases
 from dashboard.app import create_app
 from dashboard.databases import read_conn
@@ -29,7 +30,6 @@ from telemon.store.migrate import migrate
 from tests.dashboard.conftest import World, add_readings, seed_world
 from tests.dashboard.support import login
 from tests.database import scalar
-from tests.replication import ReplicatedPostgres
 
 STATUS_TOKEN = "replica-status-token-0123456789"
 DATABASE = "telemon"

@@ -1,5 +1,6 @@
-"""A PostgreSQL primary and its streaming standby of a test's own, from the machine's binaries
-(``initdb``, ``pg_basebackup -R``, ``pg_ctl``) on spare loopback ports.
+"""A PostgreSQL primary and its streaming standby of a test's or a benchmark's own, from the
+machine's binaries (``initdb``, ``pg_basebackup -R``, ``pg_ctl``) on spare loopback ports
+(tests/dashboard/test_replica.py, bench/replica.py).
 
 PostgreSQL refuses to run as root: when the suite does, the servers run as the ``postgres``
 user (``runuser``), in a directory of their own that user can enter (pytest's are root's, 0700).
