@@ -34,6 +34,7 @@ from dashboard import sessions
 from dashboard.authz import SESSION_COOKIE, Principal, signed_in
 
 log = logging.getLogger(__name__)
+REPLICA_POOL = "dashboard-replica"
 
 POOL_SIZE = 8
 # How long a request waits for a replica connection before it reads the primary instead.
@@ -86,6 +87,18 @@ SELECT pg_last_wal_replay_lsn()::text,
 """
 
 
+class _QuietReplicaPool(logging.Filter):
+    """Drops psycopg_pool's own warnings about the replica's connections: while the replica is
+    away the pool retries, a warning each time; :class:`Databases` says it once instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return REPLICA_POOL not in message and ReplicaConnection.__name__ not in message
+
+
+_QUIET_REPLICA_POOL = _QuietReplicaPool()
+
+
 class Databases:
     """The dashboard's connection pools: the primary's and, if configured, the replica's."""
 
@@ -106,11 +119,13 @@ class Databases:
                 max_size=POOL_SIZE,
                 open=False,
                 kwargs={"autocommit": True},
-                name="dashboard-replica",
+                name=REPLICA_POOL,
             )
             if replica_url
             else None
         )
+        if self.replica is not None:
+            logging.getLogger("psycopg.pool").addFilter(_QUIET_REPLICA_POOL)  # once: a set
         self._lock = threading.Lock()
         self._retry_at: float | None = None  # set while the replica is unreachable
 
@@ -153,6 +168,7 @@ class Databases:
         try:
             conn = replica.getconn(timeout=REPLICA_WAIT_SECONDS)
         except PoolTimeout as exc:
+            # None can be made (or all are busy that long): the primary serves meanwhile.
             self._failed(exc)
             return None
         try:
@@ -186,10 +202,10 @@ class Databases:
             self._retry_at = time.monotonic() + RETRY_SECONDS
         if first:
             log.warning(
-                "the read replica is unreachable (%s: %s): reading from the primary, "
-                "trying the replica again every %.0f s",
+                "the read replica is unreachable or not answering (%s: %s): reading from the "
+                "primary, trying the replica again every %.0f s",
                 type(exc).__name__,
-                str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+                (str(exc).strip().splitlines() or [""])[0],
                 RETRY_SECONDS,
             )
 
