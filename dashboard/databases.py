@@ -139,10 +139,6 @@ class Databases:
             self.replica.close()
         self.primary.close()
 
-    @property
-    def replica_unreachable(self) -> bool:
-        return self._retry_at is not None
-
     @contextmanager
     def reading(self, after: str | None) -> Iterator[psycopg.Connection[Any]]:
         """A connection for one request's reads: the replica's if it is reachable and has

@@ -353,3 +353,12 @@ def test_the_status_reports_the_replicas_lag_in_seconds_and_bytes(
     caught_up = client.get("/status", headers=probe).json()["replica"]
     assert caught_up["lag_bytes"] < lagging["lag_bytes"]
     assert caught_up["lag_seconds"] == 0
+
+
+def test_the_status_page_names_the_replica_and_its_lag(app: Any, world: World) -> None:
+    with signed_in(app, "admin") as (admin, _):
+        page = admin.get("/status")
+    assert page.status_code == 200
+    row = re.search(r'id="replica-status">(.*?)</td>', page.text, re.S)
+    assert row is not None and "Read replica" in page.text
+    assert re.search(r"reachable, [\d.]+ s \(\d+ bytes\) behind the primary", row.group(1))
