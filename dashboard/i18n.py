@@ -807,6 +807,19 @@ TEXTS |= {
     ),
 }
 
+# The read replica on the service status page (issue 21, dashboard.databases).
+TEXTS |= {
+    "status.replica": ("Read replica", "Replica in lettura"),
+    "status.replica_lag": (
+        "reachable, {seconds} s ({bytes} bytes) behind the primary",
+        "raggiungibile, {seconds} s ({bytes} byte) indietro rispetto al primario",
+    ),
+    "status.replica_primary": (
+        "pages read from the primary meanwhile",
+        "nel frattempo le pagine leggono dal primario",
+    ),
+}
+
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).
 EVENTS: dict[str, tuple[str, str]] = {

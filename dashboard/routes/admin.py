@@ -10,14 +10,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from dashboard import administration
-from dashboard.authz import Principal, get_conn, require
+from dashboard.authz import Principal, require
 from dashboard.bands import protocols
+from dashboard.databases import Reads, Writes
 from dashboard.models import DeviceIn, GatewayIn, StaffIn, StaffUpdate
 from dashboard.web import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
-Conn = Annotated[psycopg.Connection, Depends(get_conn)]
 Admin = Annotated[Principal, Depends(require("staff.manage"))]
 Enroller = Annotated[Principal, Depends(require("patient.enrol"))]
 
@@ -54,7 +54,7 @@ def _page(
 
 
 @router.get("", response_class=HTMLResponse)
-def admin_home(request: Request, user: Admin, conn: Conn) -> Response:
+def admin_home(request: Request, user: Admin, conn: Reads) -> Response:
     return _page(request, user, conn)
 
 
@@ -62,7 +62,7 @@ def admin_home(request: Request, user: Admin, conn: Conn) -> Response:
 def create_staff(
     request: Request,
     user: Admin,
-    conn: Conn,
+    conn: Writes,
     username: Annotated[str, Form(max_length=64)],
     display_name: Annotated[str, Form(max_length=200)],
     role: Annotated[str, Form()],
@@ -94,7 +94,7 @@ def update_staff(
     request: Request,
     staff_id: int,
     user: Admin,
-    conn: Conn,
+    conn: Writes,
     role: Annotated[str, Form()] = "",
     active: Annotated[str, Form()] = "",
     password: Annotated[str, Form(max_length=200)] = "",
@@ -116,7 +116,7 @@ def update_staff(
 
 
 @router.post("/gateways")
-async def register_gateway(request: Request, user: Enroller, conn: Conn) -> Response:
+async def register_gateway(request: Request, user: Enroller, conn: Writes) -> Response:
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     try:
         devices = []

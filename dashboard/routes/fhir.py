@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-import psycopg
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from psycopg.rows import dict_row
 
 from dashboard import audit, fhir, fhir_everything, restrictions
-from dashboard.authz import Principal, ensure_patient, get_conn, require
+from dashboard.authz import Principal, ensure_patient, require
+from dashboard.databases import Reads
 from telemon import __version__
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
@@ -21,7 +21,6 @@ Clinician = Annotated[Principal, Depends(require("clinical.read"))]
 Exporter = Annotated[Principal, Depends(require("record.export"))]
 PatientId = Annotated[int, Path(ge=1, le=2**62)]
 CSV_FORMATS = ("csv", "text/csv")
-Conn = Annotated[psycopg.Connection, Depends(get_conn)]
 
 
 def _fhir(body: dict[str, object], status: int = 200) -> JSONResponse:
@@ -47,7 +46,7 @@ def read_patient(
     request: Request,
     patient_id: Annotated[int, Path(ge=1, le=2**62)],
     user: Clinician,
-    conn: Conn,
+    conn: Reads,
 ) -> JSONResponse:
     ensure_patient(conn, user, patient_id)
     row = (
@@ -75,7 +74,7 @@ def read_patient(
 def search_observations(
     request: Request,
     user: Clinician,
-    conn: Conn,
+    conn: Reads,
     patient: Annotated[str | None, Query(max_length=80)] = None,
     code: Annotated[list[str], Query(max_length=400)] = [],  # noqa: B006  (FastAPI copies it)
     date: Annotated[list[str], Query(max_length=60)] = [],  # noqa: B006
@@ -135,7 +134,7 @@ def patient_everything(
     request: Request,
     patient_id: PatientId,
     user: Exporter,
-    conn: Conn,
+    conn: Reads,
     start: Annotated[str | None, Query(max_length=40)] = None,
     end: Annotated[str | None, Query(max_length=40)] = None,
     format_: Annotated[str | None, Query(alias="_format", max_length=40)] = None,
@@ -166,7 +165,7 @@ def patient_everything(
             "end": last.isoformat() if last else None,
         },
     )
-    pool = request.app.state.pool
+    pool = request.app.state.databases.pool_of(conn)
     # Some data hidden at the patient's request: the Bundle says so in an OperationOutcome,
     # the CSV in this header.
     withheld = (
