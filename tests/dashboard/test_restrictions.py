@@ -9,11 +9,12 @@ SpO2 findings of the COVID-19 oximetry protocol, and it has SpO2 and pulse readi
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg.types.json import Jsonb
 
 from telemon.metrics import METRICS
 from tests.dashboard.conftest import World
@@ -260,3 +261,88 @@ def test_the_gps_form_on_the_patient_page(client: TestClient, world: World) -> N
     assert response.status_code == 303
     page = client.get(f"/patients/{p}")
     assert "data-restriction-id" in page.text and 'data-action="revoke-restriction"' in page.text
+
+
+def _finding(db: psycopg.Connection, world: World, rule: str, kind: str, evidence: dict) -> int:
+    """A finding of the own patient's open episode, as the engine stores it."""
+    return db.execute(
+        "INSERT INTO alerts (patient_id, protocol, rule, kind, severity, metric_id, details, "
+        "episode_id) VALUES (%s, 'covid19_home_oximetry', %s, %s, 2, %s, %s, %s) RETURNING id",
+        (
+            world.patients["own"],
+            rule,
+            kind,
+            METRICS[evidence["metric"]].id if "metric" in evidence else None,
+            Jsonb({"evidence": evidence}),
+            world.episodes["own"],
+        ),
+    ).fetchone()[0]
+
+
+def test_a_score_drawing_on_a_hidden_metric_is_hidden_with_it(
+    client: TestClient, world: World, db: psycopg.Connection
+) -> None:
+    """A NEWS2 finding has no single metric: its evidence shows each parameter's value, so a
+    hidden SpO2 hides the score from the nurse (counted as withheld, as any hidden finding);
+    a missing-readings task of a hidden metric does not flag the patient list either."""
+    now = datetime.now(UTC).isoformat()
+    score = _finding(
+        db,
+        world,
+        "news2",
+        "clinical",
+        {
+            "kind": "score",
+            "rule": "news2",
+            "protocol": "covid19_home_oximetry",
+            "level": 2,
+            "at": now,
+            "total": 7,
+            "on": "total",
+            "op": ">=",
+            "threshold": 7,
+            "parameters": [
+                {"metric": "spo2", "value": 89, "points": 3, "age_s": 60},
+                {"metric": "pulse_rate", "value": 118, "points": 2, "age_s": 60},
+            ],
+            "of": 5,
+            "min_parameters": 3,
+        },
+    )
+    task = _finding(
+        db,
+        world,
+        "spo2_missing",
+        "not_measuring",
+        {
+            "kind": "missing_data",
+            "rule": "spo2_missing",
+            "protocol": "covid19_home_oximetry",
+            "level": 2,
+            "at": now,
+            "metric": "spo2",
+            "hours": 14,
+            "op": ">=",
+            "threshold": 12,
+        },
+    )
+    p = world.patients["own"]
+
+    def seen(username: str) -> tuple[set[int], int, bool]:
+        _as(client, username)
+        episode = client.get(f"/api/episodes/{world.episodes['own']}").json()
+        listed = next(r for r in client.get("/api/patients").json() if r["id"] == p)
+        return {f["id"] for f in episode["findings"]}, episode["withheld"], listed["not_measuring"]
+
+    nurse_before = seen("nurse.greco")
+    assert {score, task} <= nurse_before[0] and nurse_before[2] is True
+    _restrict(client, world, {"kind": "metric_category", "category": "spo2"})
+    findings, withheld, not_measuring = seen("nurse.greco")
+    assert score not in findings and task not in findings
+    assert withheld >= nurse_before[1] + 2
+    assert not_measuring is False  # no flag that would say a hidden reading is missing
+    page = client.get(f"/patients/{p}").text
+    assert "NEWS2" not in page and "89" not in page
+    # The GP sees both, and the flag.
+    gp_findings, _, gp_flag = seen("dr.rossi")
+    assert {score, task} <= gp_findings and gp_flag is True
