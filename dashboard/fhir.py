@@ -730,17 +730,20 @@ def capability_statement(base: str, version: str, *, now: datetime) -> dict[str,
                                 "name": "everything",
                                 "definition": "http://hl7.org/fhir/OperationDefinition/"
                                 "Patient-everything",
-                                "documentation": "start, end (dates); _format=text/csv for "
-                                "the readings as CSV. The patient's GP.",
+                                "documentation": "start, end (dates), _since (an instant), "
+                                "_type; _format=text/csv for the readings as CSV. The "
+                                "patient's GP and the privacy officer.",
                             }
                         ],
                     },
                     {
                         "type": "Observation",
                         "supportedProfile": [
-                            "http://hl7.org/fhir/uv/phd/StructureDefinition/PhdNumericObservation"
+                            "http://hl7.org/fhir/uv/phd/StructureDefinition/PhdNumericObservation",
+                            "http://hl7.org/fhir/uv/phd/StructureDefinition/"
+                            "PhdCompoundNumericObservation",
                         ],
-                        "interaction": [{"code": "search-type"}],
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
                         "documentation": f"_count (at most {MAX_COUNT}, {DEFAULT_COUNT} by "
                         "default) with _offset paging links; _sort=date or -date (the default)",
                         "searchParam": [

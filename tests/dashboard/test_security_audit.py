@@ -427,6 +427,7 @@ AUDITED_READS = {
     "/api/alerts/{alert_id}": ("gp", r"alert\.read", "patient"),
     "/fhir/Patient/{patient_id}": ("gp", r"fhir\.patient\.read", "patient"),
     "/fhir/Observation": ("gp", r"fhir\.observation\.search", "patient"),
+    "/fhir/Observation/{observation_id}": ("gp", r"fhir\.observation\.read", "patient"),
     "/fhir/Patient/{patient_id}/$everything": ("gp", r"fhir\.patient\.everything", "patient"),
     "/patients/{patient_id}/report": ("gp", r"patient\.report\.read", "patient"),
     "/patients/{patient_id}/report.pdf": ("gp", r"patient\.report\.pdf", "patient"),
@@ -493,6 +494,7 @@ def test_every_read_of_patient_data_is_audited(app, world: World, db: psycopg.Co
         "episode_id": world.episodes["own"],
         "alert_id": world.alerts["own"],
         "patient": own,
+        "observation_id": world.observations["own"],
     }
     with TestClient(app):
         ctx = _signed_in(app, world, db)

@@ -25,12 +25,14 @@ FOREIGN = {
     "gp": {
         "patient": ["other_gp", "far", "org_b"],
         "episode": ["other_gp", "far", "org_b"],
+        "observation": ["other_gp", "far", "org_b"],
         "alert": ["other_gp", "far", "org_b"],
         "staff": ["gp2"],
     },
     "nurse": {
         "patient": ["far", "org_b"],
         "episode": ["far", "org_b"],
+        "observation": ["far", "org_b"],
         "alert": ["far", "org_b"],
         "staff": ["nurse_b"],
     },
@@ -38,12 +40,14 @@ FOREIGN = {
     "admin": {
         "patient": _EVERYONE,
         "episode": _EVERYONE,
+        "observation": _EVERYONE,
         "alert": _EVERYONE,
         "staff": ["org_b_gp", "org_b_admin"],
     },
     "org_b_admin": {
         "patient": _EVERYONE,
         "episode": _EVERYONE,
+        "observation": _EVERYONE,
         "alert": _EVERYONE,
         "staff": ["gp", "admin"],
     },
@@ -53,7 +57,7 @@ FOREIGN = {
 ENROL_FOREIGN = {"admin": ["org_b"], "org_b_admin": _ORG_A}
 # Likewise recording a patient's request to hide data (oscuramento): no clinical value.
 ADMIN_SCOPED = {"patient.enrol", "record.restrict"}
-OWN = {"patient": "own", "episode": "own", "alert": "own", "staff": None}
+OWN = {"patient": "own", "episode": "own", "alert": "own", "staff": None, "observation": "own"}
 NONEXISTENT = [10**9, 2**62]  # the largest id the routes accept
 PATIENT_TEXT = {
     "own": ("Colombo", "P-0001"),
@@ -63,12 +67,13 @@ PATIENT_TEXT = {
 }
 
 
-def _record_id(world: World, kind: str, key: str) -> int:
-    records = {
+def _record_id(world: World, kind: str, key: str) -> int | str:
+    records: dict[str, dict[str, int] | dict[str, str]] = {
         "patient": world.patients,
         "episode": world.episodes,
         "alert": world.alerts,
         "staff": world.staff,
+        "observation": world.observations,
     }
     return records[kind][key]
 
