@@ -6,6 +6,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from dashboard.authz import Principal, patient_scope
+from dashboard.i18n import translator
 from dashboard.models import (
     CLOCK_OFF_S,
     DeviceClock,
@@ -15,6 +16,7 @@ from dashboard.models import (
     NotificationItem,
     SerialMismatch,
 )
+from dashboard.restrictions import finding_visible
 
 LOW_BATTERY_PCT = 20
 CLOCK_SET_RECENTLY_DAYS = 30
@@ -134,7 +136,9 @@ def notifications(
     conn: psycopg.Connection, user: Principal, status: str, limit: int = 200
 ) -> list[NotificationItem]:
     """Notifications in ``status`` ('failed', 'outboxed' or 'cancelled') about patients in
-    scope; a cancelled one says why (``cancel_reason``)."""
+    scope; a cancelled one says why (``cancel_reason``). The text of one naming a finding
+    the patient hid from ``user`` (the GP's SMS, or one written before the request) is
+    replaced by words naming none, as the service centre's own SMS about it says."""
     scope, params = patient_scope(user)
     rows = (
         conn.cursor(row_factory=dict_row)
@@ -142,7 +146,7 @@ def notifications(
             f"""
             SELECT n.id, n.episode_id, n.alert_id, p.id AS patient_id, n.recipient_kind,
                    n.to_address, n.body, n.status, n.attempts, n.last_error, n.cancel_reason,
-                   n.created_at
+                   n.created_at, a.id IS NOT NULL AND NOT ({finding_visible(user)}) AS withheld
             FROM notifications n
             LEFT JOIN episodes e ON e.id = n.episode_id
             LEFT JOIN alerts a ON a.id = n.alert_id
@@ -156,7 +160,8 @@ def notifications(
         )
         .fetchall()
     )
-    return [NotificationItem(**r) for r in rows]
+    masked = translator(user.language)("restriction.sms_withheld")
+    return [NotificationItem(**r | {"body": masked} if r["withheld"] else r) for r in rows]
 
 
 def inbound_messages(

@@ -17,6 +17,7 @@ patient's GP" (docs/privacy.md).
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
 
 import psycopg
 from psycopg.rows import dict_row
@@ -30,6 +31,14 @@ from telemon.metrics import GROUPS, METRICS, METRICS_BY_ID, group_of, panel_of
 from telemon.store.restrictions import not_hidden
 
 KINDS = ("protocol", "metric_category", "period")
+
+# The pages that show the form (templates/_restrictions.html), and where its answer returns:
+# a fixed table, so a form field never names a redirect target.
+Back = Literal["patient", "admin"]
+RETURN_TO: dict[str, str] = {
+    "patient": "/patients/{patient_id}#restrictions",
+    "admin": "/admin/patients/{patient_id}/restrictions",
+}
 
 
 class InvalidRestriction(ValueError):
@@ -192,6 +201,20 @@ def list_for(conn: psycopg.Connection, patient_id: int) -> list[RestrictionItem]
         .fetchall()
     )
     return [RestrictionItem(**r) for r in rows]
+
+
+def form_context(
+    conn: psycopg.Connection, patient_id: int, protocol_names: list[str], back: Back
+) -> dict[str, object]:
+    """What templates/_restrictions.html shows: the patient's restrictions, what may be hidden
+    (the patient's protocols, the metric categories) and the page the form returns to."""
+    return {
+        "restrictions": list_for(conn, patient_id),
+        "restriction_patient": patient_id,
+        "restriction_protocols": protocol_names,
+        "restriction_categories": categories(),
+        "restriction_back": back,
+    }
 
 
 def record(conn: psycopg.Connection, user: Principal, patient_id: int, new: RestrictionIn) -> int:

@@ -179,11 +179,14 @@ def patient(
             "tags": tags.own_tags(conn, user.id, patient_id) if user.can("patient.tag") else [],
             "reminders": reminders.status(conn, patient_id),
             "closing": period_reports.closing_record(conn, patient_id),
-            "restrictions": restrictions.list_for(conn, patient_id)
+        }
+        | (
+            restrictions.form_context(
+                conn, patient_id, [a.protocol for a in detail.protocols], "patient"
+            )
             if user.can("record.restrict")
-            else [],
-            "restriction_categories": restrictions.categories(),
-        },
+            else {}
+        ),
         user=user,
     )
 
@@ -201,8 +204,10 @@ def patient_restrictions(
     requested_on: Annotated[str, Form(max_length=10)] = "",
     reason: Annotated[str, Form(max_length=500)] = "",
     revoke: Annotated[str, Form(max_length=20)] = "",
+    back: Annotated[restrictions.Back, Form()] = "patient",
 ) -> Response:
-    """The GP's form on the patient page: record a request to hide data, or its withdrawal."""
+    """The form on the GP's patient page and the admin's restrictions page
+    (templates/_restrictions.html): record a request to hide data, or its withdrawal."""
     ensure_patient(conn, user, patient_id, "record.restrict")
     try:
         if revoke:
@@ -225,7 +230,9 @@ def patient_restrictions(
         raise HTTPException(422, "; ".join(str(e["msg"]) for e in exc.errors())) from None
     except (restrictions.InvalidRestriction, LookupError) as exc:
         raise HTTPException(422, str(exc)) from None
-    return RedirectResponse(f"/patients/{patient_id}#restrictions", status_code=303)
+    return RedirectResponse(
+        restrictions.RETURN_TO[back].format(patient_id=patient_id), status_code=303
+    )
 
 
 TagText = Annotated[str, Form(max_length=200)]

@@ -126,6 +126,7 @@ LIST_ROUTES = {
     "/api/admin/protocols": {"admin"},
     "/admin": {"admin"},
     "/admin/access-report": {"privacy"},
+    "/admin/restrictions": {"admin", "gp"},
     "/api/me/settings": {"gp", "nurse", "admin", "privacy"},
     "/settings": {"gp", "nurse", "admin", "privacy"},
 }

@@ -8,6 +8,7 @@ SpO2 findings of the COVID-19 oximetry protocol, and it has SpO2 and pulse readi
 
 from __future__ import annotations
 
+import html
 import json
 from datetime import UTC, date, datetime, timedelta
 
@@ -346,3 +347,140 @@ def test_a_score_drawing_on_a_hidden_metric_is_hidden_with_it(
     # The GP sees both, and the flag.
     gp_findings, _, gp_flag = seen("dr.rossi")
     assert {score, task} <= gp_findings and gp_flag is True
+
+
+def test_the_sms_outbox_masks_a_message_naming_a_hidden_finding(
+    client: TestClient, world: World, db: psycopg.Connection
+) -> None:
+    """The GP's SMS names the finding, and so does the centre's written before the request:
+    after it, the nurses' outbox (page and API) shows neither's text, only that one is hidden;
+    the other patients' messages stay as they are."""
+    p = world.patients["own"]
+    spo2 = METRICS["spo2"].label("it"), METRICS["spo2"].label("en"), "SpO2"
+
+    def own_bodies() -> dict[str, list[tuple[str, str, bool]]]:
+        found = {}
+        for status in ("failed", "outboxed"):
+            listed = client.get(f"/api/notifications/{status}")
+            assert listed.status_code == 200
+            found[status] = [
+                (n["recipient_kind"], n["body"], n["withheld"])
+                for n in listed.json()
+                if n["patient_id"] == p
+            ]
+        return found
+
+    _as(client, "nurse.greco")
+    before = own_bodies()
+    kinds = {kind for rows in before.values() for kind, _, _ in rows}
+    assert "gp" in kinds, before  # the GP's SMS about the red SpO2 episode
+    assert all(any(w in body for w in spo2) for rows in before.values() for _, body, _ in rows)
+    others_before = client.get("/api/notifications/outboxed").json()
+
+    _restrict(client, world, {"kind": "metric_category", "category": "spo2"})
+    _as(client, "nurse.greco")
+    after = own_bodies()
+    assert [len(r) for r in after.values()] == [len(r) for r in before.values()]
+    for rows in after.values():
+        for _, body, withheld in rows:
+            assert withheld and not any(w in body for w in spo2), body
+            assert "hidden at the patient's request" in body or "oscurati" in body
+    page = html.unescape(client.get("/sms").text)
+    stored = db.execute(
+        "SELECT n.body FROM notifications n JOIN episodes e ON e.id = n.episode_id "
+        "WHERE e.patient_id = %s",
+        (p,),
+    ).fetchall()
+    assert stored and all(body not in page for (body,) in stored)
+    assert "oscurati" in page or "hidden at the patient's request" in page
+    # Messages about other patients are untouched.
+    others_after = client.get("/api/notifications/outboxed").json()
+    assert [n for n in others_after if n["patient_id"] != p] == [
+        n for n in others_before if n["patient_id"] != p
+    ]
+
+
+def test_the_admins_form_records_and_lifts_a_request(
+    client: TestClient, world: World, db: psycopg.Connection
+) -> None:
+    """An admin of the patient's organisation finds the patient by code, reads the requests
+    (an audited read) and records and lifts one with the same form as the GP's, returning to
+    the admin's page; the nurse then sees the data hidden, then shown again."""
+    p = world.patients["own"]
+    csrf = _as(client, "admin")["x-csrf-token"]
+    assert 'href="/admin/restrictions"' in client.get("/admin").text
+    assert f'href="/admin/patients/{p}/restrictions"' in client.get(f"/admin/patients/{p}").text
+    found = client.get("/admin/restrictions?code=P-0001")
+    assert found.status_code == 303
+    assert found.headers["location"] == f"/admin/patients/{p}/restrictions"
+    unknown = client.get("/admin/restrictions?code=P-0004")  # the other organisation's
+    assert unknown.status_code == 404 and "Marino" not in unknown.text
+    page = client.get(f"/admin/patients/{p}/restrictions")
+    assert page.status_code == 200 and "Colombo" in page.text
+    assert 'name="back" value="admin"' in page.text and "data-restriction-id" not in page.text
+    assert 'value="covid19_home_oximetry"' in page.text  # the patient's protocol, to hide
+    reads = db.execute(
+        "SELECT actor_username, patient_id FROM audit_log "
+        "WHERE action = 'patient.restrictions.read'"
+    ).fetchall()
+    assert reads == [("admin", p)]
+
+    recorded = client.post(
+        f"/patients/{p}/restrictions",
+        data={
+            "csrf_token": csrf,
+            "back": "admin",
+            "kind": "metric_category",
+            "category": "spo2",
+            "requested_on": date.today().isoformat(),
+            "reason": "asked at the front desk",
+        },
+    )
+    assert recorded.status_code == 303
+    assert recorded.headers["location"] == f"/admin/patients/{p}/restrictions"
+    page = client.get(recorded.headers["location"]).text
+    assert "asked at the front desk" in page and 'data-action="revoke-restriction"' in page
+    restriction = db.execute(
+        "SELECT id, recorded_by FROM patient_restrictions WHERE patient_id = %s", (p,)
+    ).fetchone()
+    assert restriction[1] == world.staff["admin"]
+    _as(client, "nurse.greco")
+    assert _reads(client, world)["spo2_points"] == 0
+
+    csrf = _as(client, "admin")["x-csrf-token"]
+    bad = client.post(
+        f"/patients/{p}/restrictions",
+        data={"csrf_token": csrf, "back": "https://elsewhere.example", "revoke": "1"},
+    )
+    assert bad.status_code == 422  # a return target not in the table
+    lifted = client.post(
+        f"/patients/{p}/restrictions",
+        data={"csrf_token": csrf, "back": "admin", "revoke": str(restriction[0])},
+    )
+    assert lifted.status_code == 303
+    assert lifted.headers["location"] == f"/admin/patients/{p}/restrictions"
+    page = client.get(lifted.headers["location"]).text
+    assert "data-restriction-id" in page and 'data-action="revoke-restriction"' not in page
+    _as(client, "nurse.greco")
+    assert _reads(client, world)["spo2_points"] > 0
+    actions = db.execute(
+        "SELECT action FROM audit_log WHERE actor_username = 'admin' AND patient_id = %s "
+        "AND action LIKE 'patient.restriction%%' ORDER BY seq",
+        (p,),
+    ).fetchall()
+    assert [a for (a,) in actions if a != "patient.restrictions.read"] == [
+        "patient.restriction.record",
+        "patient.restriction.revoke",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("username", "status"),
+    [("nurse.greco", 403), ("privacy.officer", 403), ("admin.milano", 404), ("dr.bianchi", 404)],
+)
+def test_the_admins_page_is_for_those_who_record(
+    client: TestClient, world: World, username: str, status: int
+) -> None:
+    _as(client, username)
+    response = client.get(f"/admin/patients/{world.patients['own']}/restrictions")
+    assert response.status_code == status and "Colombo" not in response.text

@@ -402,6 +402,12 @@ AUDITED_READS = {
     "/admin/patients": ("admin", r"enrolments\.read", "list"),
     "/admin/patients/{patient_id}": ("admin", r"enrolment\.read", "patient"),
     "/admin/patients/{patient_id}/card": ("admin", r"device_card\.read", "patient"),
+    # What a patient asked to hide is itself information about them.
+    "/admin/patients/{patient_id}/restrictions": (
+        "admin",
+        r"patient\.restrictions\.read",
+        "patient",
+    ),
     # Who accessed a patient's data is the patient's data too: the next report names it.
     "/admin/patients/{patient_id}/access-report.csv": (
         "privacy",
@@ -475,6 +481,8 @@ NO_PATIENT_DATA = {
     "/admin/patients/new": "the empty enrolment form: GPs, care teams and protocols",
     "/admin/access-report": "the privacy officer's form; a code found redirects to the audited "
     "report (no patient data on the page)",
+    "/admin/restrictions": "the admin's oscuramento finder; a code found redirects to the "
+    "audited page of the patient's requests (no patient data on the page)",
     "/api/admin/staff": "staff accounts",
     "/api/admin/protocols": "protocol names",
     "/events": "counts of open episodes, no patient named",
