@@ -172,6 +172,11 @@ def test_a_hidden_protocol_hides_its_findings_but_not_the_episode(
     assert nurse["finding_metrics"] == [] and nurse["withheld"] >= 3
     assert nurse["queued"] is not None and nurse["queued"]["findings"] == []
     assert nurse["spo2_points"] == 0 and nurse["fhir"][PULSE] == 0  # the protocol's metrics
+    # The period report's monitoring plan leaves the protocol out, as the patient page does.
+    report = client.get(f"/patients/{world.patients['own']}/report").text
+    assert "home oximetry" not in report, report[report.find("home oximetry") - 300 :][:400]
+    _as(client, "dr.rossi")
+    assert "home oximetry" in client.get(f"/patients/{world.patients['own']}/report").text
 
 
 def test_a_hidden_period_hides_its_readings_only(client: TestClient, world: World) -> None:
