@@ -180,10 +180,11 @@ def plan_resources(
                 "text": rule_title(applied, "en"),
             },
             "status": "in-progress" if a.ended_at is None else "completed",
-            "description": "; ".join(watch),
             "scheduledPeriod": {"start": a.started_at.isoformat()}
             | ({"end": a.ended_at.isoformat()} if a.ended_at else {}),
         }
+        if watch:  # none when the patient hid every metric it watches: FHIR has no empty string
+            detail["description"] = "; ".join(watch)
         if devices and a.ended_at is None:
             detail["performer"] = [{"reference": ref} for ref in devices]
         activities.append({"detail": detail})

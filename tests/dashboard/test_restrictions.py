@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from fhir.resources.R4B.bundle import Bundle
 from psycopg.types.json import Jsonb
 
 from telemon.metrics import METRICS
@@ -120,6 +121,7 @@ def test_a_hidden_metric_is_the_gps_alone_on_every_read_path(
     _as(client, "privacy.officer")
     everything = client.get(f"/fhir/Patient/{p}/$everything")
     bundle = json.loads(everything.text)
+    Bundle.model_validate(bundle)  # the withheld record, its OperationOutcome entry included
     resources = [e["resource"] for e in bundle["entry"]]
     codes = {
         c["code"]
@@ -489,3 +491,26 @@ def test_the_admins_page_is_for_those_who_record(
     _as(client, username)
     response = client.get(f"/admin/patients/{world.patients['own']}/restrictions")
     assert response.status_code == status and "Colombo" not in response.text
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        {"kind": "metric_category", "category": "spo2"},
+        {"kind": "metric_category", "category": "pulse_rate"},
+        {"kind": "protocol", "protocol": "covid19_home_oximetry"},
+        {"kind": "period", "first": "2024-01-01", "last": date.today().isoformat()},
+    ],
+)
+def test_the_withheld_record_is_still_valid_fhir(
+    client: TestClient, world: World, hidden: dict[str, str]
+) -> None:
+    """Whatever is hidden, the record the privacy officer exports is a valid R4 Bundle that
+    says data was withheld (a plan with nothing left to watch has no empty description)."""
+    _restrict(client, world, hidden)
+    _as(client, "privacy.officer")
+    response = client.get(f"/fhir/Patient/{world.patients['own']}/$everything")
+    assert response.status_code == 200
+    bundle = Bundle.model_validate(response.json())
+    outcomes = [e for e in bundle.entry if e.search.mode == "outcome"]
+    assert [o.resource.issue[0].code for o in outcomes] == ["suppressed"]
