@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 import psycopg
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import AfterValidator, ValidationError
 
@@ -226,10 +227,19 @@ def patient_restrictions(
                 }
             )
             restrictions.record(conn, user, patient_id, new)
+    # Refused: the form's page of reasons (dashboard.security), each naming its field.
     except ValidationError as exc:
-        raise HTTPException(422, "; ".join(str(e["msg"]) for e in exc.errors())) from None
-    except (restrictions.InvalidRestriction, LookupError) as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise RequestValidationError(
+            [{"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        ) from None
+    except restrictions.InvalidRestriction as exc:
+        raise RequestValidationError(
+            [{"loc": ("body", "kind"), "msg": str(exc), "type": "value_error"}]
+        ) from None
+    except LookupError:
+        raise RequestValidationError(
+            [{"loc": ("body", "revoke"), "msg": "no such request in force", "type": "value_error"}]
+        ) from None
     return RedirectResponse(
         restrictions.RETURN_TO[back].format(patient_id=patient_id), status_code=303
     )

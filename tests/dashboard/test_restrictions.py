@@ -460,6 +460,19 @@ def test_the_admins_form_records_and_lifts_a_request(
         data={"csrf_token": csrf, "back": "https://elsewhere.example", "revoke": "1"},
     )
     assert bad.status_code == 422  # a return target not in the table
+    refused = client.post(
+        f"/patients/{p}/restrictions",
+        data={
+            "csrf_token": csrf,
+            "back": "admin",
+            "kind": "period",
+            "first": "2024-02-01",
+            "last": "2024-01-01",
+            "requested_on": "2024-02-02",
+        },
+    )
+    assert refused.status_code == 422
+    assert "a period needs its first and last day, in that order" in refused.text
     lifted = client.post(
         f"/patients/{p}/restrictions",
         data={"csrf_token": csrf, "back": "admin", "revoke": str(restriction[0])},
