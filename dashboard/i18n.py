@@ -834,6 +834,10 @@ TEXTS |= {
         "Readings out of range (the message names data hidden at the patient's request)",
         "Valori fuori soglia (il messaggio nomina dati oscurati su richiesta del paziente)",
     ),
+    "restriction.sms_withheld_reminder": (
+        "Reminder to measure (the message names data hidden at the patient's request)",
+        "Promemoria di misura (il messaggio nomina dati oscurati su richiesta del paziente)",
+    ),
     "access.what.patient.restrictions.read": (
         "Requests to hide data (oscuramento)",
         "Richieste di oscuramento",

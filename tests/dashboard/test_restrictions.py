@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
 from psycopg.types.json import Jsonb
 
+from alerts.reminders.texts import render_reminder
 from telemon.metrics import METRICS
 from tests.dashboard.conftest import World
 from tests.dashboard.support import login
@@ -359,11 +360,19 @@ def test_a_score_drawing_on_a_hidden_metric_is_hidden_with_it(
 def test_the_sms_outbox_masks_a_message_naming_a_hidden_finding(
     client: TestClient, world: World, db: psycopg.Connection
 ) -> None:
-    """The GP's SMS names the finding, and so does the centre's written before the request:
-    after it, the nurses' outbox (page and API) shows neither's text, only that one is hidden;
-    the other patients' messages stay as they are."""
+    """The GP's SMS names the finding, and so does the centre's written before the request, and
+    the patient's reminder to measure names the metric: after the request, the nurses' outbox
+    (page and API) shows none of their texts, only that one is hidden; the other patients'
+    messages stay as they are."""
     p = world.patients["own"]
-    spo2 = METRICS["spo2"].label("it"), METRICS["spo2"].label("en"), "SpO2"
+    spo2 = ("oxygen", "spo2", "saturazione")
+    db.execute(
+        "INSERT INTO notifications (idempotency_key, patient_id, reason, stage, recipient_kind, "
+        "to_address, body, status, reminder_metric_id) "
+        "VALUES ('reminder:test', %s, 'reminder', 'reminder:spo2:0', 'patient', '+393330000000', "
+        "%s, 'outboxed', %s)",
+        (p, render_reminder("spo2", "en"), METRICS["spo2"].id),
+    )
 
     def own_bodies() -> dict[str, list[tuple[str, str, bool]]]:
         found = {}
@@ -380,8 +389,10 @@ def test_the_sms_outbox_masks_a_message_naming_a_hidden_finding(
     _as(client, "nurse.greco")
     before = own_bodies()
     kinds = {kind for rows in before.values() for kind, _, _ in rows}
-    assert "gp" in kinds, before  # the GP's SMS about the red SpO2 episode
-    assert all(any(w in body for w in spo2) for rows in before.values() for _, body, _ in rows)
+    assert {"gp", "patient"} <= kinds, before  # the GP's SMS about the red SpO2 episode
+    assert all(
+        any(w in body.lower() for w in spo2) for rows in before.values() for _, body, _ in rows
+    )
     others_before = client.get("/api/notifications/outboxed").json()
 
     _restrict(client, world, {"kind": "metric_category", "category": "spo2"})
@@ -390,12 +401,12 @@ def test_the_sms_outbox_masks_a_message_naming_a_hidden_finding(
     assert [len(r) for r in after.values()] == [len(r) for r in before.values()]
     for rows in after.values():
         for _, body, withheld in rows:
-            assert withheld and not any(w in body for w in spo2), body
+            assert withheld and not any(w in body.lower() for w in spo2), body
             assert "hidden at the patient's request" in body or "oscurati" in body
     page = html.unescape(client.get("/sms").text)
     stored = db.execute(
-        "SELECT n.body FROM notifications n JOIN episodes e ON e.id = n.episode_id "
-        "WHERE e.patient_id = %s",
+        "SELECT n.body FROM notifications n LEFT JOIN episodes e ON e.id = n.episode_id "
+        "WHERE %s IN (e.patient_id, n.patient_id)",
         (p,),
     ).fetchall()
     assert stored and all(body not in page for (body,) in stored)
