@@ -237,6 +237,9 @@ def _pdf_text(response: Response) -> str:
 SpO2Check = Callable[[Response, World], bool]
 SPO2_PATHS: dict[str, SpO2Check] = {
     "/patients/{p}": lambda r, w: _names_spo2(r.text),
+    "/api/patients": lambda r, w: any(
+        "spo2" in str(x) for x in r.json() if x["id"] == w.patients["own"]
+    ),
     "/patients/fragment": lambda r, w: _names_spo2(
         _rows_naming(r.text, f'data-patient-id="{w.patients["own"]}"')
     ),
