@@ -820,6 +820,56 @@ TEXTS |= {
     ),
 }
 
+# Oscuramento for the admin (issue 20): the page where an admin records a patient's request to
+# hide data on their word, the SMS outbox's mask, and the access report's words for the reads
+# and changes of restrictions and the FHIR reads added with them.
+TEXTS |= {
+    "restriction.admin_page": ("Hidden data (oscuramento)", "Oscuramento dei dati"),
+    "restriction.admin_basis": (
+        "A patient may ask that a care protocol, a measurement or a period be hidden from "
+        "everyone but their GP (Garante, dossier guidelines 2015; EHDS art. 8). Record the "
+        "request as the patient made it, with its date; the GP and the alerts still see "
+        "everything.",
+        "Il paziente può chiedere che un protocollo di cura, una misura o un periodo siano "
+        "nascosti a tutti tranne al suo MMG (Garante, linee guida sul dossier 2015; EHDS "
+        "art. 8). Registri la richiesta come l'ha fatta il paziente, con la sua data; il MMG "
+        "e gli allarmi continuano a vedere tutto.",
+    ),
+    "restriction.explain_admin": (
+        "At the patient's request, data hidden from everyone but their GP: the service centre, "
+        "reports and exports made by others. The alerts still reach the GP.",
+        "Su richiesta del paziente, dati nascosti a tutti tranne al suo MMG: alla centrale, "
+        "nei report e nelle esportazioni fatte da altri. Gli allarmi arrivano comunque al MMG.",
+    ),
+    "restriction.find": ("Find the patient", "Cerca il paziente"),
+    "restriction.enrolment": ("Enrolment", "Arruolamento"),
+    "restriction.sms_withheld": (
+        "Readings out of range (the message names data hidden at the patient's request)",
+        "Valori fuori soglia (il messaggio nomina dati oscurati su richiesta del paziente)",
+    ),
+    "restriction.sms_withheld_reminder": (
+        "Reminder to measure (the message names data hidden at the patient's request)",
+        "Promemoria di misura (il messaggio nomina dati oscurati su richiesta del paziente)",
+    ),
+    "access.what.patient.restrictions.read": (
+        "Requests to hide data (oscuramento)",
+        "Richieste di oscuramento",
+    ),
+    "access.what.patient.restriction.record": (
+        "Recorded a request to hide data",
+        "Registrazione di una richiesta di oscuramento",
+    ),
+    "access.what.patient.restriction.revoke": (
+        "Recorded the withdrawal of a request to hide data",
+        "Registrazione della revoca di un oscuramento",
+    ),
+    "access.what.fhir.observation.read": ("FHIR Observation", "FHIR Observation"),
+    "access.what.fhir.patient.everything": (
+        "Whole record (FHIR $everything)",
+        "Intero fascicolo (FHIR $everything)",
+    ),
+}
+
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).
 EVENTS: dict[str, tuple[str, str]] = {

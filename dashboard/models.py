@@ -369,6 +369,8 @@ class NotificationItem(_Model):
     last_error: str | None
     cancel_reason: str | None = None  # why a 'cancelled' one never left
     created_at: datetime
+    # Its text names a finding the patient hid from the reader: ``body`` says so instead.
+    withheld: bool = False
 
 
 class InboundItem(_Model):

@@ -6,6 +6,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from dashboard.authz import Principal, patient_scope
+from dashboard.i18n import translator
 from dashboard.models import (
     CLOCK_OFF_S,
     DeviceClock,
@@ -15,8 +16,14 @@ from dashboard.models import (
     NotificationItem,
     SerialMismatch,
 )
+from dashboard.restrictions import finding_visible, visible
 
 LOW_BATTERY_PCT = 20
+# What an SMS naming hidden data says in the outbox instead, by what it names.
+WITHHELD_TEXT = {
+    "finding": "restriction.sms_withheld",
+    "reminder": "restriction.sms_withheld_reminder",
+}
 CLOCK_SET_RECENTLY_DAYS = 30
 
 
@@ -134,15 +141,22 @@ def notifications(
     conn: psycopg.Connection, user: Principal, status: str, limit: int = 200
 ) -> list[NotificationItem]:
     """Notifications in ``status`` ('failed', 'outboxed' or 'cancelled') about patients in
-    scope; a cancelled one says why (``cancel_reason``)."""
+    scope; a cancelled one says why (``cancel_reason``). The text of one naming what the
+    patient hid from ``user`` (the GP's SMS about a hidden finding, or one written before the
+    request; a reminder to measure a hidden metric) is replaced by words naming none, as the
+    service centre's own SMS about it says."""
     scope, params = patient_scope(user)
+    reminded = visible(user, patient="p.id", metric="n.reminder_metric_id")
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(
             f"""
             SELECT n.id, n.episode_id, n.alert_id, p.id AS patient_id, n.recipient_kind,
                    n.to_address, n.body, n.status, n.attempts, n.last_error, n.cancel_reason,
-                   n.created_at
+                   n.created_at,
+                   CASE WHEN a.id IS NOT NULL AND NOT ({finding_visible(user)}) THEN 'finding'
+                        WHEN n.reminder_metric_id IS NOT NULL AND NOT ({reminded})
+                        THEN 'reminder' END AS withheld
             FROM notifications n
             LEFT JOIN episodes e ON e.id = n.episode_id
             LEFT JOIN alerts a ON a.id = n.alert_id
@@ -156,7 +170,15 @@ def notifications(
         )
         .fetchall()
     )
-    return [NotificationItem(**r) for r in rows]
+    t = translator(user.language)
+    return [
+        NotificationItem(
+            **r | {"body": t(WITHHELD_TEXT[r["withheld"]]), "withheld": True}
+            if r["withheld"]
+            else r | {"withheld": False}
+        )
+        for r in rows
+    ]
 
 
 def inbound_messages(

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 import psycopg
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import AfterValidator, ValidationError
 
@@ -179,11 +180,14 @@ def patient(
             "tags": tags.own_tags(conn, user.id, patient_id) if user.can("patient.tag") else [],
             "reminders": reminders.status(conn, patient_id),
             "closing": period_reports.closing_record(conn, patient_id),
-            "restrictions": restrictions.list_for(conn, patient_id)
+        }
+        | (
+            restrictions.form_context(
+                conn, patient_id, [a.protocol for a in detail.protocols], "patient"
+            )
             if user.can("record.restrict")
-            else [],
-            "restriction_categories": restrictions.categories(),
-        },
+            else {}
+        ),
         user=user,
     )
 
@@ -201,8 +205,10 @@ def patient_restrictions(
     requested_on: Annotated[str, Form(max_length=10)] = "",
     reason: Annotated[str, Form(max_length=500)] = "",
     revoke: Annotated[str, Form(max_length=20)] = "",
+    back: Annotated[restrictions.Back, Form()] = "patient",
 ) -> Response:
-    """The GP's form on the patient page: record a request to hide data, or its withdrawal."""
+    """The form on the GP's patient page and the admin's restrictions page
+    (templates/_restrictions.html): record a request to hide data, or its withdrawal."""
     ensure_patient(conn, user, patient_id, "record.restrict")
     try:
         if revoke:
@@ -221,11 +227,22 @@ def patient_restrictions(
                 }
             )
             restrictions.record(conn, user, patient_id, new)
+    # Refused: the form's page of reasons (dashboard.security), each naming its field.
     except ValidationError as exc:
-        raise HTTPException(422, "; ".join(str(e["msg"]) for e in exc.errors())) from None
-    except (restrictions.InvalidRestriction, LookupError) as exc:
-        raise HTTPException(422, str(exc)) from None
-    return RedirectResponse(f"/patients/{patient_id}#restrictions", status_code=303)
+        raise RequestValidationError(
+            [{"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        ) from None
+    except restrictions.InvalidRestriction as exc:
+        raise RequestValidationError(
+            [{"loc": ("body", "kind"), "msg": str(exc), "type": "value_error"}]
+        ) from None
+    except LookupError:
+        raise RequestValidationError(
+            [{"loc": ("body", "revoke"), "msg": "no such request in force", "type": "value_error"}]
+        ) from None
+    return RedirectResponse(
+        restrictions.RETURN_TO[back].format(patient_id=patient_id), status_code=303
+    )
 
 
 TagText = Annotated[str, Form(max_length=200)]
