@@ -201,7 +201,7 @@ def main() -> None:
         ports = [worker.metrics_port for worker in workers]
         started = publish(args, messages, ports, run)
         wait_until_stored(url, total, timeout=max(120, total / 2000))
-        records, stored, duplicates, shares = [], 0, 0, []
+        records, stored, duplicates, shares, cpu = [], 0, 0, [], 0.0
         for worker in workers:
             worker.process.send_signal(signal.SIGTERM)
             worker.process.wait(60)
@@ -210,6 +210,7 @@ def main() -> None:
             stored += result["stored"]
             duplicates += result["duplicates"]
             shares.append(result["stored"])
+            cpu += result["cpu_s"]
         elapsed = max(committed for _, committed, _ in records) - started
         rate = total / elapsed
         latencies = [committed - sent for sent, committed, _ in records]
@@ -222,6 +223,10 @@ def main() -> None:
             f"publish -> commit latency:      p50 {percentile(latencies, 0.5) * 1000:,.0f} ms, "
             f"p99 {percentile(latencies, 0.99) * 1000:,.0f} ms  ({len(latencies)} messages, "
             f"at most {args.window} uncommitted)"
+        )
+        print(
+            f"worker CPU (user + system):     {cpu / len(records) * 1e6:>10,.0f} µs per message, "
+            f"{cpu / total * 1e6:,.1f} µs per observation"
         )
         print(
             f"stored {stored}, duplicates {duplicates}; "
