@@ -29,7 +29,7 @@ from psycopg.types.json import Jsonb, set_json_dumps
 
 from ingest.deadletters import STORE_ERROR, DeadLetter, write_dead_letters
 from ingest.inbound import Inbound, ObservationMessage, StatusMessage, UnusableMessage
-from ingest.partitions import PartitionCache, weeks_of
+from ingest.partitions import PartitionCache, week_index, weeks_of
 from ingest.presence import apply_status
 from telemon.database import connect, one_row
 from telemon.device_kinds import DeviceKind
@@ -267,10 +267,17 @@ class Store:
 
     def _write(self, messages: Sequence[Inbound], *, ignore_duplicates: bool) -> WriteResult:
         observations = [m for m in messages if isinstance(m, ObservationMessage)]
+        spans = [m.decoded.span for m in observations if m.decoded.span]
         weeks: set[int] = set()
-        for m in observations:
-            if m.decoded.span:
-                weeks |= weeks_of((o.measured_at for o in m.decoded.observations), *m.decoded.span)
+        # Nearly every batch falls in one week: found from its ends, not message by message.
+        low = week_index(min(first for first, _ in spans)) if spans else None
+        if low is not None and low == week_index(max(last for _, last in spans)):
+            weeks.add(low)
+        else:
+            for m in observations:
+                if m.decoded.span:
+                    times = (o.measured_at for o in m.decoded.observations)
+                    weeks |= weeks_of(times, *m.decoded.span)
         self._partitions.ensure(self.conn, weeks)
         result = WriteResult()
         with self.conn.transaction():
@@ -322,11 +329,11 @@ class Store:
                 continue
             # Only readings that will be stored (_plan_observations keeps those for the gateway's
             # own patient): a device named in a rejected one must not join its inventory.
-            patient = gateway.patient_code
-            accepted = [o for o in message.decoded.observations if o.patient_id == patient]
-            first_metric = {o.device_id: o.metric for o in reversed(accepted)}
-            for device_id, metric in first_metric.items():
-                wanted.setdefault((gateway.id, device_id), metric)
+            # A device's kind comes from the first metric it sent.
+            patient, gateway_id = gateway.patient_code, gateway.id
+            for o in message.decoded.observations:
+                if o.patient_id == patient:
+                    wanted.setdefault((gateway_id, o.device_id), o.metric)
         if not wanted:
             return {}
         gateway_ids = sorted({gid for gid, _ in wanted})
