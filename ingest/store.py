@@ -329,11 +329,11 @@ class Store:
                 continue
             # Only readings that will be stored (_plan_observations keeps those for the gateway's
             # own patient): a device named in a rejected one must not join its inventory.
-            # A device's kind comes from the first metric it sent.
-            patient, gateway_id = gateway.patient_code, gateway.id
-            for o in message.decoded.observations:
-                if o.patient_id == patient:
-                    wanted.setdefault((gateway_id, o.device_id), o.metric)
+            patient = gateway.patient_code
+            accepted = [o for o in message.decoded.observations if o.patient_id == patient]
+            first_metric = {o.device_id: o.metric for o in reversed(accepted)}
+            for device_id, metric in first_metric.items():
+                wanted.setdefault((gateway.id, device_id), metric)
         if not wanted:
             return {}
         gateway_ids = sorted({gid for gid, _ in wanted})
