@@ -6,6 +6,7 @@ database (see docs/ingest.md, "Threads").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,8 +35,10 @@ class ObservationMessage:
     def weight(self) -> int:
         return max(1, len(self.decoded.observations) + len(self.decoded.rejected))
 
-    def item_indices(self) -> list[int]:
+    def item_indices(self) -> Sequence[int]:
         """The position in the message of each valid observation, in order."""
+        if not self.decoded.rejected:  # nearly every message
+            return range(len(self.decoded.observations))
         rejected = {r.index for r in self.decoded.rejected}
         total = len(self.decoded.observations) + len(rejected)
         return [i for i in range(total) if i not in rejected]

@@ -29,6 +29,21 @@ log = logging.getLogger(__name__)
 # Unacknowledged messages the broker may have in flight to us (MQTT 5 Receive Maximum). Without
 # it Mosquitto allows 20, which would cap a batch at 20 messages; acks wait for the commit.
 RECEIVE_MAXIMUM = 2000
+_MQTT_RECEIVE_MAXIMUM_LIMIT = 65_535
+
+
+def receive_maximum_for(batch_size: int) -> int:
+    """In flight for batches of ``batch_size`` observations: two batches' worth of messages.
+
+    Acknowledgements wait for the commit, so while a batch is written the broker can send only
+    what the Receive Maximum leaves. At one reading per message a maximum no larger than a batch
+    stalled the pipe: the batch in the database held every message the broker could send, the
+    next one could not start arriving until the commit, and every batch then waited out its
+    whole deadline. Two batches' worth lets the next one arrive while this one is written.
+    """
+    return min(_MQTT_RECEIVE_MAXIMUM_LIMIT, max(RECEIVE_MAXIMUM, 2 * batch_size))
+
+
 SESSION_EXPIRY_S = 86_400
 
 

@@ -14,7 +14,7 @@ stands alone, so one bad reading is rejected with its reason and its neighbours 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -258,8 +258,11 @@ def _parse_loosely(payload: bytes) -> _Envelope:
         raw = json.loads(payload, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise PayloadError(RejectReason.MALFORMED_JSON, _short(str(exc))) from None
-    if isinstance(raw, dict) and "v" in raw and raw["v"] not in OBS_VERSIONS:
-        raise PayloadError(RejectReason.UNSUPPORTED_VERSION, _unsupported(raw["v"]))
+    if isinstance(raw, dict) and "v" in raw:
+        version = raw["v"]
+        # Hashable first: {"v": {...}} must be a reason, not a TypeError from the set lookup.
+        if not (isinstance(version, Hashable) and version in OBS_VERSIONS):
+            raise PayloadError(RejectReason.UNSUPPORTED_VERSION, _unsupported(version))
     try:
         return _Envelope.model_validate(raw)
     except ValidationError as exc:

@@ -145,6 +145,9 @@ def test_span_is_the_earliest_and_latest_valid_measurement(bad):
         ),
         (b"[]", TOPIC, RejectReason.INVALID_SCHEMA, "(root)"),
         (message(item(), v=3), TOPIC, RejectReason.UNSUPPORTED_VERSION, "speaks 1, 2"),
+        # An unhashable version once escaped as a TypeError (a set lookup), not a reason.
+        (message(item(), v={"major": 2}), TOPIC, RejectReason.UNSUPPORTED_VERSION, "major"),
+        (message(item(), v=[2]), TOPIC, RejectReason.UNSUPPORTED_VERSION, "[2]"),
         (message(item(), gateway_id="gw-0002"), TOPIC, RejectReason.TOPIC_MISMATCH, "gw-0002"),
         (message(item()), "telemon/v1/gw/gw-0001/status", RejectReason.TOPIC_MISMATCH, "obs"),
         (message(item()), "other/topic", RejectReason.TOPIC_MISMATCH, "not a telemon"),
