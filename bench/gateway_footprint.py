@@ -46,7 +46,8 @@ from gateway.identity import GatewayIdentity
 from gateway.pairing import PairingTable
 from telemon.device_kinds import DeviceKind
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, connect, new_client, probe
-from telemon.payload import PairedDevice, decode_observations
+from telemon.payload import PairedDevice
+from telemon.payload_schema import decode_observations
 from telemon.topics import Channel, topic
 
 ROOT = Path(__file__).resolve().parent.parent

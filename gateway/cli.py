@@ -124,9 +124,8 @@ def provision(
     force: Annotated[bool, typer.Option(help="Replace an existing identity.")] = False,
 ) -> None:
     """Write this gateway's identity (id, patient, broker, password) to the state directory."""
-    from pydantic import ValidationError
-
-    from gateway.identity import IDENTITY_FILE, GatewayIdentity
+    from gateway.identity import IDENTITY_FILE, GatewayIdentity, Secret
+    from telemon.checks import InvalidValue
 
     directory = state_dir or default_state_dir()
     try:
@@ -147,13 +146,13 @@ def provision(
             gateway_id=gateway_id,
             patient_id=patient_id,
             mqtt_url=url,
-            mqtt_password=password or None,
+            mqtt_password=Secret(password) if password else None,
             mqtt_ca_file=ca_file.resolve() if ca_file else None,
             system_id=system_id.upper() if system_id else None,
         )
-    except ValidationError as error:
-        first = error.errors()[0]
-        raise fail(f"invalid {first['loc'][0]}: {first['msg']}") from None
+    except InvalidValue as error:
+        field, reason = error.problems[0]
+        raise fail(f"invalid {field}: {reason}") from None
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     directory.chmod(0o700)
     path = identity.save(directory)

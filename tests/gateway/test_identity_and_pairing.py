@@ -1,9 +1,9 @@
 import stat
+from dataclasses import replace
 
 import pytest
-from pydantic import SecretStr
 
-from gateway.identity import GatewayIdentity
+from gateway.identity import GatewayIdentity, Secret
 from gateway.pairing import PairingTable
 from telemon.payload import GatewayConfig, PairedDevice
 
@@ -13,7 +13,7 @@ def test_identity_is_private_and_logs_in_as_the_gateway(tmp_path):
         gateway_id="gw-0001",
         patient_id="P0001",
         mqtt_url="mqtts://broker.example:8883",
-        mqtt_password=SecretStr("s3cret"),
+        mqtt_password=Secret("s3cret"),
     )
     path = identity.save(tmp_path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -27,7 +27,7 @@ def test_identity_is_private_and_logs_in_as_the_gateway(tmp_path):
         8883,
     )
     assert "s3cret" not in repr(loaded)
-    embedded = identity.model_copy(update={"mqtt_url": "mqtt://127.0.0.1:1884?protocol=3.1.1"})
+    embedded = replace(identity, mqtt_url="mqtt://127.0.0.1:1884?protocol=3.1.1")
     assert embedded.broker().protocol == "3.1.1"
 
 
