@@ -6,28 +6,28 @@ Mounted by the main CLI as a sub-app (``app.add_typer(gateway_app, name="gateway
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import os
-import signal
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit, urlunsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
 from gateway.ble.backend import BACKEND_ENV_VAR, TRANSPORT_ENV_VAR
-from gateway.clock_check import DEFAULT_TIME_ZONE
+from gateway.run import (
+    BACKEND_HELP,
+    RUN_HELP,
+    STATE_DIR_HELP,
+    TRANSPORT_HELP,
+    RunRefused,
+    choose,
+    default_state_dir,
+    load_identity,
+    releasing,
+)
 
 if TYPE_CHECKING:
     from gateway.ble.backend import BleBackend
-
-T = TypeVar("T")
-
-STATE_DIR_ENV = "TELEMON_GATEWAY_STATE_DIR"
-TZ_ENV = "TELEMON_GATEWAY_TZ"
+    from gateway.identity import GatewayIdentity
 
 gateway_app = typer.Typer(
     name="gateway",
@@ -38,43 +38,11 @@ gateway_app = typer.Typer(
 )
 
 
-def default_state_dir() -> Path:
-    """$TELEMON_GATEWAY_STATE_DIR, else systemd's $STATE_DIRECTORY, else a per-user default."""
-    if explicit := os.environ.get(STATE_DIR_ENV):
-        return Path(explicit)
-    if systemd := os.environ.get("STATE_DIRECTORY"):  # StateDirectory= in the unit
-        return Path(systemd.split(":")[0])
-    if os.geteuid() == 0:
-        return Path("/var/lib/telemon-gateway")
-    return Path.home() / ".local" / "state" / "telemon-gateway"
-
-
-StateDir = Annotated[
-    Path | None,
-    typer.Option(
-        help=f"Where identity, pairing and queue live (default: ${STATE_DIR_ENV}, systemd's "
-        "$STATE_DIRECTORY, /var/lib/telemon-gateway as root, else ~/.local/state/telemon-gateway)."
-    ),
-]
+StateDir = Annotated[Path | None, typer.Option(help=STATE_DIR_HELP)]
 BleBackendName = Annotated[
-    str | None,
-    typer.Option(
-        "--ble-backend",
-        envvar=BACKEND_ENV_VAR,
-        help="Bluetooth stack: 'bluez' (bleak's platform backend, the default) or 'bumble' "
-        "(bumble's host stack: the simulated radio, or a controller it drives; needs the "
-        "'bumble' extra).",
-    ),
+    str | None, typer.Option("--ble-backend", envvar=BACKEND_ENV_VAR, help=BACKEND_HELP)
 ]
-Transport = Annotated[
-    str | None,
-    typer.Option(
-        envvar=TRANSPORT_ENV_VAR,
-        help="Where the bumble backend's radio is, and implies --ble-backend bumble: 'local' "
-        "(in-process simulated link) or a bumble transport spec such as usb:0 or "
-        "tcp-client:127.0.0.1:9000.",
-    ),
-]
+Transport = Annotated[str | None, typer.Option(envvar=TRANSPORT_ENV_VAR, help=TRANSPORT_HELP)]
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -159,23 +127,17 @@ def provision(
     typer.echo(f"gateway {gateway_id} for patient {patient_id} provisioned: {path}")
 
 
-def _load_identity(directory: Path):
-    from gateway.identity import GatewayIdentity
-
+def _load_identity(directory: Path) -> GatewayIdentity:
     try:
-        return GatewayIdentity.load(directory)
-    except FileNotFoundError:
-        raise fail(
-            f"no gateway identity in {directory}: run `telemon gateway provision` first"
-        ) from None
+        return load_identity(directory)
+    except RunRefused as error:
+        raise fail(str(error)) from None
 
 
 def _backend(name: str | None, transport: str | None) -> BleBackend:
-    from gateway.ble.backend import BackendUnavailable, choose_backend
-
     try:
-        return choose_backend(name, transport)
-    except BackendUnavailable as error:
+        return choose(name, transport)
+    except RunRefused as error:
         raise fail(str(error)) from None
 
 
@@ -204,7 +166,7 @@ def pair(
     typer.echo(f"scanning for {seconds:g} s...")
     try:
         found = asyncio.run(
-            _releasing(backend, discover_health_devices(seconds, backend=backend.scanner))
+            releasing(backend, discover_health_devices(seconds, backend=backend.scanner))
         )
     except Exception as error:
         raise fail(f"cannot scan: {error}") from None
@@ -228,47 +190,17 @@ def pair(
     typer.echo(f"paired {paired.kind} {paired.address} with patient {paired.patient_id}")
 
 
-async def _releasing(backend: BleBackend, coroutine: Coroutine[Any, Any, T]) -> T:
-    try:
-        return await coroutine
-    finally:
-        await backend.shutdown()
+@gateway_app.command(
+    help=f"{RUN_HELP} Options: telemon gateway run --help.",
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def run(context: typer.Context) -> None:
+    # Reached through typer only as ``python -m gateway.cli run``: ``telemon gateway run`` goes
+    # to gateway.run straight from console.cli.main, without typer (see gateway.run).
+    from gateway.run import main as run_gateway
 
-
-@gateway_app.command()
-def run(
-    ble_backend: BleBackendName = None,
-    transport: Transport = None,
-    tz: Annotated[
-        str, typer.Option(envvar=TZ_ENV, help="Time zone of the devices' clocks.")
-    ] = DEFAULT_TIME_ZONE,
-    state_dir: StateDir = None,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
-) -> None:
-    """Run the gateway until SIGINT or SIGTERM. An unreachable broker is retried, never fatal."""
-    from gateway.runtime import GatewayRuntime
-
-    directory = state_dir or default_state_dir()
-    _load_identity(directory)
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise fail(f"unknown time zone {tz!r}") from None
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    backend = _backend(ble_backend, transport)
-    runtime = GatewayRuntime(directory, backend=backend, tz=tz)
-    asyncio.run(_releasing(backend, _run_until_signalled(runtime)))
-
-
-async def _run_until_signalled(runtime) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):  # not on Windows
-            loop.add_signal_handler(signum, stop.set)
-    await runtime.run(stop)
+    raise typer.Exit(run_gateway(context.args))
 
 
 @gateway_app.command()
