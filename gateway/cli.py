@@ -6,6 +6,7 @@ Mounted by the main CLI as a sub-app (``app.add_typer(gateway_app, name="gateway
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit, urlunsplit
@@ -24,6 +25,7 @@ from gateway.run import (
     load_identity,
     releasing,
 )
+from gateway.run import main as run_gateway
 
 if TYPE_CHECKING:
     from gateway.ble.backend import BleBackend
@@ -196,10 +198,8 @@ def pair(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
 def run(context: typer.Context) -> None:
-    # Reached through typer only as ``python -m gateway.cli run``: ``telemon gateway run`` goes
-    # to gateway.run straight from console.cli.main, without typer (see gateway.run).
-    from gateway.run import main as run_gateway
-
+    # Listed here for the commands' help; ``telemon gateway run`` itself goes to gateway.run
+    # straight from console.cli.main (and main below), without typer: see gateway.run.
     raise typer.Exit(run_gateway(context.args))
 
 
@@ -235,7 +235,10 @@ def status(state_dir: StateDir = None) -> None:
 
 
 def main() -> None:
-    """Run the sub-app on its own (``python -m gateway.cli``)."""
+    """Run the sub-app on its own (``python -m gateway.cli``); ``run`` without typer, as
+    ``telemon gateway run`` (see gateway.run)."""
+    if sys.argv[1:2] == ["run"]:
+        raise SystemExit(run_gateway(sys.argv[2:]))
     gateway_app()
 
 
