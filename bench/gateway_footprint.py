@@ -144,7 +144,7 @@ def measured_process(launched: subprocess.Popen, profile: str | None) -> psutil.
 # (imported by bleak when the scanner starts) in place of bumble's host stack.
 BLUEZ_IMPORTS = """
 import psutil
-import console.cli, gateway.cli, gateway.runtime, gateway.ble.bluez
+import console.cli, gateway.cli, gateway.run, gateway.runtime, gateway.ble.bluez
 import bleak.backends.bluezdbus.scanner, bleak.backends.bluezdbus.client
 print(psutil.Process().memory_info().rss)
 """
