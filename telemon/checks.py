@@ -73,9 +73,14 @@ def from_json(cls: type[T], data: object, decoders: Mapping[str, Rule] | None = 
             values[key] = (decoders or {}).get(key, _same)(value)
         except ValueError as error:
             problems.append((key, str(error)))
-    if problems:
-        raise InvalidValue(name, problems)
-    return cls(**values)
+    if not problems:
+        return cls(**values)
+    if {key for key, _ in problems}.isdisjoint(known):  # only unknown keys so far
+        try:  # what the class's own rules say of the rest, as one list
+            cls(**values)
+        except InvalidValue as error:
+            problems += error.problems
+    raise InvalidValue(name, problems)
 
 
 def _same(value: Any) -> Any:
