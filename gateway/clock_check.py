@@ -295,7 +295,9 @@ def stamp(
     flags: list[str] = [FROM_DEVICE_STORAGE] if from_storage else []
     # A skew no clock can have (state from elsewhere) is no correction either.
     skew = plausible_skew(skew, policy)
-    known = {"clock_offset_s": _seconds(skew), "clock_source": source} if skew is not None else {}
+    known: dict[str, Any] = (
+        {"clock_offset_s": _seconds(skew), "clock_source": source} if skew is not None else {}
+    )
     if device_time is None:
         return Stamp(
             received_at, (GATEWAY_TIME, *flags), time=TimeCorrection(basis=GATEWAY, **known)

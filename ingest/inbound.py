@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from telemon.payload import (
+from telemon.payload import PayloadError, RejectReason
+from telemon.payload_schema import (
     DecodedMessage,
-    GatewayStatus,
-    PayloadError,
-    RejectReason,
+    GatewayStatusModel,
     decode_observations,
     decode_status,
 )
@@ -48,7 +47,7 @@ class ObservationMessage:
 class StatusMessage:
     topic: str
     payload: bytes
-    status: GatewayStatus
+    status: GatewayStatusModel
     # A retained status is the broker's memory, not news: it proves nothing about now.
     retained: bool = False
 

@@ -9,7 +9,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ingest.inbound import StatusMessage
-from telemon.payload import DEVICE_IDENTITY_FIELDS, DeviceHealth
+from telemon.payload import DEVICE_IDENTITY_FIELDS
+from telemon.payload_schema import DeviceHealthModel
 
 # A retained message proves nothing about now, so it leaves last_seen_at alone; a will repeated
 # by the broker keeps the time the gateway first went offline.
@@ -129,7 +130,7 @@ def apply_status(conn: psycopg.Connection, message: StatusMessage) -> Applied | 
     )
 
 
-def _device_row(gateway_id: int, d: DeviceHealth) -> dict[str, object]:
+def _device_row(gateway_id: int, d: DeviceHealthModel) -> dict[str, object]:
     return {
         "gateway_id": gateway_id,
         "address": d.device_id,

@@ -34,8 +34,8 @@ from ingest.presence import apply_status
 from telemon.database import connect, one_row
 from telemon.device_kinds import DeviceKind
 from telemon.metrics import METRICS
-from telemon.observation import ObservationItem
 from telemon.payload import RejectReason
+from telemon.payload_schema import ObservationItem
 from telemon.store.notify import notify_new_observations
 
 # Devices are registered on first sight with the kind their first stored reading implies; the

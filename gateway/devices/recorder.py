@@ -11,8 +11,6 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from pydantic import ValidationError
-
 from gateway.clock_check import (
     FROM_DEVICE_STORAGE,
     TimePolicy,
@@ -29,6 +27,7 @@ from gateway.devices.rejected import RejectedLog, RejectedValue
 from gateway.devices.state import DeviceState
 from gateway.gatt import Reading
 from gateway.outbox import Outbox
+from telemon.checks import InvalidValue
 from telemon.observation import Observation
 from telemon.time_correction import ClockSource
 
@@ -136,7 +135,7 @@ class Recorder:
                         extra_context=extra_context,
                     )
                 )
-            except ValidationError as error:
+            except InvalidValue as error:
                 self.reject(state, characteristic, b"", f"{reading.metric}: {error}")
         stored = await asyncio.to_thread(self.outbox.append, built, state=state_entry)
         if stored:

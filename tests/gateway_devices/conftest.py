@@ -27,7 +27,8 @@ from gateway.pairing import PairingTable
 from gateway.runtime import GatewayRuntime
 from telemon.device_kinds import DeviceKind
 from telemon.observation import Observation
-from telemon.payload import PairedDevice, decode_observations
+from telemon.payload import PairedDevice
+from telemon.payload_schema import decode_observations
 from telemon.topics import Channel, topic
 
 PATIENT = "P0001"

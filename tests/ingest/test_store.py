@@ -2,6 +2,7 @@
 
 import json
 import select
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -61,9 +62,7 @@ def test_unknown_gateway_goes_to_dead_letters_whole(db, store, enroll):
 def test_patient_not_paired_rejects_the_item_and_keeps_its_neighbours(db, store, enroll):
     mine, other = enroll(), enroll()
     observations = mine.observations(3)
-    intruder = other.observations(1, first_seq=1)[0].model_copy(
-        update={"gateway_id": mine.gateway_code}
-    )
+    intruder = replace(other.observations(1, first_seq=1)[0], gateway_id=mine.gateway_code)
     observations[1] = intruder
     result = store.write([classify(*mine.obs_message(observations))])
     assert (result.stored, dict(result.rejected)) == (2, {"patient_not_paired": 1})
