@@ -22,6 +22,7 @@ from gateway.clock_check import (
     plausible_skew,
     stamp,
 )
+from gateway.devices.clock_memory import ClockMemory
 from gateway.devices.glucose_sync import GlucoseRecord, SyncStore, anchor_of
 from gateway.devices.observations import observation
 from gateway.devices.recovery import DECODE_ERRORS, Recoveries
@@ -74,6 +75,7 @@ class Recorder:
         self.recoveries = recoveries
         self.policy = policy
         self.clock_trusted = clock_trusted
+        self.clocks = ClockMemory(outbox)
 
     async def readings(
         self,
@@ -197,6 +199,12 @@ class Recorder:
         state.clock_source = source
         if estimate.ignores_dst is not None:
             state.ignores_dst = estimate.ignores_dst
+            self.clocks.remember(state.address, state.ignores_dst)
+
+    def clock_was_set(self, state: DeviceState, at: datetime) -> None:
+        """The gateway set the device's clock at ``at`` (``DeviceState.clock_was_set``)."""
+        state.clock_was_set(at)
+        self.clocks.remember(state.address, state.ignores_dst)
 
     def reject(self, state: DeviceState, characteristic: str, payload: bytes, error: str) -> None:
         """A value the decoders refused: counted, logged with its bytes, kept on disk."""

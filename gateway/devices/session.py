@@ -305,7 +305,7 @@ class DeviceSession:
                 skew.total_seconds() if skew is not None else 0.0,
                 wall.isoformat(),
             )
-            self.state.clock_was_set(moment)
+            self.recorder.clock_was_set(self.state, moment)
             return True
         return False
 

@@ -301,7 +301,10 @@ def test_contec_garbage_between_frames_is_dropped_with_its_reason_and_the_frames
     assert found == [{"spo2": 98, "pulse_rate": 70}]
     assert [(d.payload, d.reason) for d in dropped] == [
         (h("05 06"), "2 bytes after a whole frame, before the next header"),
-        (h("C1 02"), "contec_cms50d_bt stream: frame 0xc1 is not a real-time frame (byte offset 0)"),
+        (
+            h("C1 02"),
+            "contec_cms50d_bt stream: frame 0xc1 is not a real-time frame (byte offset 0)",
+        ),
     ]
 
 
