@@ -87,6 +87,7 @@ class SimulatedDevice:
         clock: ClockCharacteristic | None = None,
         clock_writable: bool = False,
         follows_dst: bool = True,
+        local_time: bool = False,
     ) -> None:
         BatteryLevel(battery).encode()  # rejects a level the characteristic cannot carry
         self.identity: DeviceIdentity = self.model_identity or IDENTITIES[self.kind]
@@ -140,7 +141,11 @@ class SimulatedDevice:
                 self._device_information_service(),
                 Service(uuid16(BATTERY_SERVICE), [self.battery_level]),
                 *self._profile_services(),
-                *([clock_service(self, clock, writable=clock_writable)] if clock else []),
+                *(
+                    [clock_service(self, clock, writable=clock_writable, local_time=local_time)]
+                    if clock
+                    else []
+                ),
             ]
         )
         self.bumble.advertising_data = self._advertising_data()

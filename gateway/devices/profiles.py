@@ -127,6 +127,8 @@ DEVICE_INFORMATION = (
 CURRENT_TIME = 0x2A2B
 # Date Time as a characteristic of its own: some devices expose their clock so, and only so.
 DATE_TIME = 0x2A08
+# Current Time Service Local Time Information: the zone and DST offset the device's clock keeps.
+LOCAL_TIME_INFORMATION = _C.LOCAL_TIME_INFORMATION
 CLOCKS = (CURRENT_TIME, DATE_TIME)  # where to read (and set) a device's clock, best first
 
 _BY_SERVICE = {normalize_uuid_16(p.service): p.kind for p in PROFILES.values()}

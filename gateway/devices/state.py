@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from bleak.backends.device import BLEDevice
 
+from gateway.clock_check import DeviceOffset
 from telemon.payload import DEVICE_IDENTITY_FIELDS, DEVICE_STRING_MAX, DeviceHealth, PairedDevice
 from telemon.system_id import is_known
 from telemon.time_correction import ClockSource
@@ -34,6 +35,9 @@ class DeviceState:
     clock_skew: timedelta | None = None  # device minus gateway; None = not known
     clock_source: ClockSource | None = None  # how clock_skew was measured
     ignores_dst: bool = False  # the clock keeps standard time all year (learnt in summer)
+    # The zone and DST offset the device declares (Local Time Information), read each
+    # connection; None: it declares none, and its stamps are read in the patient's zone.
+    local_time: DeviceOffset | None = None
     # When the gateway last set the device's clock, and how far off it was then.
     clock_set_at: datetime | None = None
     clock_set_from: timedelta | None = None
