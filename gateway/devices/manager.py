@@ -230,7 +230,7 @@ class DeviceManager:
             attempt = 0
             self._consecutive_failures = 0
             state.session_ended()
-            empty = 0 if state.readings > readings else empty + 1
+            empty = 0 if state.readings > readings or not profile.idle_backoff else empty + 1
             if await state.news_within(idle_wait(self.options.reconnect_waits, empty)):
                 empty = 0
 

@@ -11,6 +11,7 @@ import asyncio
 import time
 from dataclasses import replace
 
+from firmware_sim.devices.oximeter import CONTINUOUS_SESSION
 from gateway.devices.backoff import idle_wait
 from telemon.topics import Channel, topic
 from tests.mqtt_helpers import Collector
@@ -83,3 +84,24 @@ async def test_an_always_advertising_device_is_reconnected_less_often_until_it_h
             took = await until(lambda: sessions() == settled + 5)
             assert took < 5.0
     assert [o.value for o in temperatures(collector, gateway.id)] == [36.8, 37.9]
+
+
+async def test_an_oximeter_not_yet_worn_is_not_backed_off(gateway, make, mqtt_url) -> None:
+    # Advertising and streaming nothing (not worn): each session is empty, yet the next follows
+    # after the first wait; a cuff would be in its 60 s wait after its fourth. Once put on, the
+    # oximeter is read at once.
+    oximeter = await make("pulse_oximeter")
+    gateway.pair(oximeter)
+    with Collector(mqtt_url, topic(gateway.id, Channel.OBS)) as collector:
+        async with gateway.running(backing_off()) as runtime:
+            state = runtime.manager.state(oximeter.address)
+            await until(lambda: state.sessions >= 6 and state.connected, timeout=20.0)
+            await until(lambda: oximeter.subscribed(oximeter.continuous, indicate=False))
+            sample = {"spo2": 95, "pulse_rate": 72}
+            await oximeter.record(measurement("pulse_oximeter", sample, session=CONTINUOUS_SESSION))
+            await asyncio.to_thread(collector.wait_for, lambda _m: spo2(collector, gateway.id))
+    assert [o.value for o in spo2(collector, gateway.id)] == [95]
+
+
+def spo2(collector, gateway_id):
+    return [o for o in observations(collector.snapshot(), gateway_id) if o.metric == "spo2"]
