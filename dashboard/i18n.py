@@ -870,6 +870,14 @@ TEXTS |= {
     ),
 }
 
+# Issue 19, Local Time Information: a stamp read in the zone and DST offset the device declares.
+TEXTS |= {
+    "time.device_zone": (
+        "read in the zone the device declares, UTC{offset}",
+        "letto nel fuso orario dichiarato dal dispositivo, UTC{offset}",
+    ),
+}
+
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).
 EVENTS: dict[str, tuple[str, str]] = {

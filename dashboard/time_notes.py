@@ -51,7 +51,10 @@ def time_note(time: TimeCorrection | None, t: Translate) -> list[str]:
         return []
     shown = datetime.fromisoformat(time.device_time).strftime("%d/%m/%Y %H:%M")
     notes.append(t("time.device_showed", at=shown))
-    if time.zone and time.utc_offset_min is not None:
+    if time.device_zone_min is not None and time.utc_offset_min is not None:
+        season = t("time.dst") if time.dst else t("time.standard")
+        notes.append(f"{t('time.device_zone', offset=_offset(time.utc_offset_min))}, {season}")
+    elif time.zone and time.utc_offset_min is not None:
         season = t("time.dst") if time.dst else t("time.standard")
         notes.append(
             f"{t('time.zone', zone=time.zone, offset=_offset(time.utc_offset_min))}, {season}"

@@ -97,6 +97,23 @@ def test_time_notes_in_both_languages() -> None:
     assert time_note(reset, translator("en"))[0] == "device clock 9.433 days behind: corrected"
 
 
+def test_a_stamp_read_in_the_zone_the_device_declares_says_so() -> None:
+    declared = TimeCorrection(
+        basis=TimeBasis.CORRECTED,
+        device_time="2026-07-01T06:00:00",
+        device_zone_min=-300,
+        device_dst_min=60,
+        utc_offset_min=-240,
+        dst=True,
+        applied_s=-1200,
+    )
+    notes = time_note(declared, translator("it"))
+    assert notes[-1] == "letto nel fuso orario dichiarato dal dispositivo, UTC-04:00, ora legale"
+    assert time_note(declared, translator("en"))[-1] == (
+        "read in the zone the device declares, UTC-04:00, summer time"
+    )
+
+
 def test_device_clocks_on_the_equipment_page(
     client: TestClient, world: World, db: psycopg.Connection
 ) -> None:

@@ -39,7 +39,7 @@ FAST_PROFILES = {kind: replace(p, idle_timeout=1.0) for kind, p in PROFILES.item
 def fast_options(**watchdog) -> ManagerOptions:
     return ManagerOptions(
         backoff=Backoff(base=0.1, cap=1.0),
-        reconnect_cooldown=0.2,
+        reconnect_waits=(0.2,),
         watchdog=WatchdogPolicy(**({"check_interval": 0.5} | watchdog)),
         profiles=FAST_PROFILES,
     )

@@ -150,3 +150,42 @@ async def test_a_clock_that_never_changes_for_dst_is_read_as_standard_time(
         60,
         False,
     )
+
+
+async def test_a_device_declaring_its_zone_and_dst_has_its_stamps_read_in_them(
+    gateway, link, mqtt_url
+) -> None:
+    # A thermometer set in New York (UTC-5, DST +1 h in July) that says so in its Local Time
+    # Information; the patient's zone is Rome's. Read in Rome's zone its clock would look six
+    # hours behind: corrected and flagged. Read in the zone it declares, it is right.
+    shift = datetime(2026, 7, 1, 14, 0, tzinfo=UTC) - datetime.now(UTC)
+
+    def july() -> datetime:
+        return datetime.now(UTC) + shift
+
+    async with clocked(
+        link,
+        "thermometer",
+        clock=ClockCharacteristic.CURRENT_TIME,
+        local_time=True,
+        timezone="America/New_York",
+    ) as thermometer:
+        thermometer.clock_now = july
+        gateway.pair(thermometer)
+        taken = july().replace(microsecond=0) - timedelta(hours=3)
+        await thermometer.record(measurement("thermometer", {"body_temperature": 36.7}, at=taken))
+        with Collector(mqtt_url, topic(gateway.id, Channel.OBS)) as collector:
+            async with gateway.running(now=july) as runtime:
+                await asyncio.to_thread(
+                    collector.wait_for, lambda m: temperatures(collector, gateway.id)
+                )
+                state = runtime.manager.state(thermometer.address)
+    [reading] = temperatures(collector, gateway.id)
+    assert abs(reading.measured_at - taken) < SECONDS
+    assert "device_clock_skew" not in reading.flags
+    assert abs(state.clock_skew) < SECONDS and not state.ignores_dst
+    time = reading.time
+    assert time is not None and time.basis == TimeBasis.DEVICE
+    assert (time.device_zone_min, time.device_dst_min) == (-300, 60)
+    assert (time.zone, time.utc_offset_min, time.dst) == (None, -240, True)
+    assert time.device_time == (taken - timedelta(hours=4)).replace(tzinfo=None).isoformat()
