@@ -91,10 +91,12 @@ async def test_a_dst_ignoring_clock_is_remembered_across_a_restart(gateway, link
 def test_the_memory_changes_only_when_the_clock_is_seen_otherwise(tmp_path) -> None:
     outbox = Outbox(tmp_path / "outbox.sqlite", "gw-test")
     memory = ClockMemory(outbox)
-    assert not memory.ignores_dst("aa:bb:cc:dd:ee:ff")
+    assert memory.ignores_dst("aa:bb:cc:dd:ee:ff") is None  # nothing learnt yet
     memory.remember("aa:bb:cc:dd:ee:ff", True)
-    assert ClockMemory(outbox).ignores_dst("AA:BB:CC:DD:EE:FF")  # as a restart reads it
+    assert ClockMemory(outbox).ignores_dst("AA:BB:CC:DD:EE:FF") is True  # as a restart reads it
     memory.remember("AA:BB:CC:DD:EE:FF", False)  # seen following DST again
-    assert not ClockMemory(outbox).ignores_dst("AA:BB:CC:DD:EE:FF")
+    assert ClockMemory(outbox).ignores_dst("AA:BB:CC:DD:EE:FF") is False
     assert outbox.state(ClockMemory.PREFIX) == {"clock_ignores_dst:AA:BB:CC:DD:EE:FF": "0"}
+    memory.remember("AA:BB:CC:DD:EE:FF", None)  # the gateway set the clock: known no more
+    assert ClockMemory(outbox).ignores_dst("AA:BB:CC:DD:EE:FF") is None
     outbox.close()
