@@ -72,11 +72,13 @@ async def test_a_dst_ignoring_clock_is_remembered_across_a_restart(gateway, link
                     collector.wait_for, lambda _m: len(temperatures(collector, gateway.id)) == 2
                 )
                 remembered = runtime.manager.state(thermometer.address).ignores_dst
+                # And its status says so from the start, for the equipment page.
+                reported = runtime.manager.state(thermometer.address).health().clock_ignores_dst
     finally:
         await thermometer.stop()
     first, stored = temperatures(collector, gateway.id)
     assert abs(first.measured_at - now) < SECONDS
-    assert remembered
+    assert remembered and reported is True
     # Read as standard time, as learnt before the restart: not an hour early.
     assert abs(stored.measured_at - taken) < SECONDS
     assert stored.time is not None
