@@ -878,6 +878,19 @@ TEXTS |= {
     ),
 }
 
+# Issue 19, a device's clock facts on the equipment page and the device card (migration 0027).
+TEXTS |= {
+    "clocks.ignores_dst": (
+        "Clock keeps standard time all year: readings in summer are corrected by one hour",
+        "L'orologio resta sull'ora solare tutto l'anno: d'estate le misure sono corrette di un'ora",
+    ),
+    "clocks.declares": (
+        "Clock kept in the zone it declares: UTC{offset}, {season}",
+        "Orologio sul fuso orario che dichiara: UTC{offset}, {season}",
+    ),
+    "clocks.dst_plus": ("summer time +{amount}", "ora legale +{amount}"),
+}
+
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).
 EVENTS: dict[str, tuple[str, str]] = {

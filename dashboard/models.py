@@ -330,6 +330,12 @@ class DeviceClock(_Model):
     clock_skew_s: int | None  # as last measured
     clock_set_at: datetime | None  # when the gateway last set it right
     clock_set_from_s: int | None  # and how far off it was then
+    set_lately: bool  # within operations.CLOCK_SET_RECENTLY_DAYS
+    # What the gateway knows of the clock (migration 0027): it keeps standard time all year, or
+    # the zone and DST offset it declares (minutes); None from older gateways.
+    clock_ignores_dst: bool | None = None
+    clock_zone_min: int | None = None
+    clock_dst_min: int | None = None
 
     @property
     def still_off(self) -> bool:

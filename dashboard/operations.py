@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import psycopg
 from psycopg.rows import dict_row
 
@@ -17,6 +19,7 @@ from dashboard.models import (
     SerialMismatch,
 )
 from dashboard.restrictions import finding_visible, visible
+from dashboard.web import LOCAL_TZ
 
 LOW_BATTERY_PCT = 20
 # What an SMS naming hidden data says in the outbox instead, by what it names.
@@ -84,23 +87,40 @@ def low_batteries(conn: psycopg.Connection, user: Principal) -> list[LowBattery]
 
 def device_clocks(conn: psycopg.Connection, user: Principal) -> list[DeviceClock]:
     """Clocks still off beyond what the gateway corrects by writing, or set by it lately: the
-    readings they stamped were shifted, and a clock that keeps drifting wants a new device."""
+    readings they stamped were shifted, and a clock that keeps drifting wants a new device.
+    Also clocks that show another time than the patient's wall clock and are read right all
+    the same (issue 19): one that keeps standard time all year, one kept in a zone or DST
+    offset it declares other than local time now; a nurse otherwise cannot tell why the
+    device's display and its readings' times differ by an hour."""
     scope, params = _equipment_scope(user)
+    local_offset = datetime.now(LOCAL_TZ).utcoffset()
+    assert local_offset is not None  # a ZoneInfo always has one
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(
             f"""
             SELECT d.id AS device_id, d.kind, g.code AS gateway_code, g.patient_id,
                    p.given_name || ' ' || p.family_name AS patient_name,
-                   d.clock_skew_s, d.clock_set_at, d.clock_set_from_s
+                   d.clock_skew_s, d.clock_set_at, d.clock_set_from_s,
+                   coalesce(d.clock_set_at > now() - make_interval(days => %(days)s), false)
+                       AS set_lately,
+                   d.clock_ignores_dst, d.clock_zone_min, d.clock_dst_min
             FROM devices d JOIN gateways g ON g.id = d.gateway_id
             LEFT JOIN patients p ON p.id = g.patient_id
             WHERE d.unpaired_at IS NULL AND {scope}
               AND (abs(d.clock_skew_s) > %(off)s
-                   OR d.clock_set_at > now() - make_interval(days => %(days)s))
-            ORDER BY abs(coalesce(d.clock_skew_s, 0)) DESC, d.clock_set_at DESC, g.code
+                   OR d.clock_set_at > now() - make_interval(days => %(days)s)
+                   OR d.clock_ignores_dst
+                   OR d.clock_zone_min + d.clock_dst_min <> %(local_min)s)
+            ORDER BY abs(coalesce(d.clock_skew_s, 0)) DESC, d.clock_set_at DESC NULLS LAST,
+                     g.code, d.kind
             """,
-            params | {"off": CLOCK_OFF_S, "days": CLOCK_SET_RECENTLY_DAYS},
+            params
+            | {
+                "off": CLOCK_OFF_S,
+                "days": CLOCK_SET_RECENTLY_DAYS,
+                "local_min": round(local_offset.total_seconds() / 60),
+            },
         )
         .fetchall()
     )

@@ -135,6 +135,10 @@ DEVICE_IDENTITY_FIELDS: Final = (
     "serial_number",
     "firmware_revision",
 )
+# A device's own zone and DST offset, as its Local Time Information (0x2A0F) can declare them:
+# a zone of -12:00..+14:00 in 15-minute steps, and standard, +1/2 h, +1 h or +2 h of DST.
+DEVICE_ZONE_MIN: Final = (-12 * 60, 14 * 60)
+DEVICE_DST_MIN: Final = (0, 30, 60, 120)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,6 +155,13 @@ class DeviceHealth:
     # When the gateway last set the device's clock, and how far off it was before (issue 19).
     clock_set_at: datetime | None = None
     clock_set_from_s: int | None = None
+    # The clock keeps standard time all year (True, learnt in summer) or follows DST (False);
+    # None: not known yet, or the device declares its offsets instead (issue 19).
+    clock_ignores_dst: bool | None = None
+    # The zone and DST offset the device declares (Local Time Information), in minutes;
+    # None: it declares none (its clock is read in the patient's zone) or was not read yet.
+    clock_zone_min: int | None = None
+    clock_dst_min: int | None = None
     # Device Information (DEVICE_IDENTITY_FIELDS); absent: not read, or not exposed.
     system_id: str | None = None
     manufacturer_name: str | None = None
@@ -204,6 +215,9 @@ _DEVICE_HEALTH: dict[str, Rule] = {
     "clock_skew_s": optional(integer()),
     "clock_set_at": optional(aware_datetime),
     "clock_set_from_s": optional(integer()),
+    "clock_ignores_dst": optional(boolean),
+    "clock_zone_min": optional(integer(ge=DEVICE_ZONE_MIN[0], le=DEVICE_ZONE_MIN[1])),
+    "clock_dst_min": optional(one_of(*DEVICE_DST_MIN)),
     "system_id": _system_id,
     **{name: _device_string for name in DEVICE_IDENTITY_FIELDS if name != "system_id"},
 }

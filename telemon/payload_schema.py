@@ -27,6 +27,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictBool,
     ValidationError,
     create_model,
 )
@@ -48,7 +49,9 @@ from telemon.observation import (
     wire_item,
 )
 from telemon.payload import (
+    DEVICE_DST_MIN,
     DEVICE_STRING_MAX,
+    DEVICE_ZONE_MIN,
     EARLIEST_MEASUREMENT,
     FUTURE_TOLERANCE,
     MAX_BATCH,
@@ -419,6 +422,15 @@ def _short(text: str, limit: int = 200) -> str:
 DeviceString = Annotated[str, Field(min_length=1, max_length=DEVICE_STRING_MAX)]
 
 
+def _dst_minutes(value: int) -> int:
+    if value not in DEVICE_DST_MIN:
+        raise ValueError(f"{value} is not one of {', '.join(map(str, DEVICE_DST_MIN))}")
+    return value
+
+
+DeviceDstMinutes = Annotated[int, Field(strict=True), AfterValidator(_dst_minutes)]
+
+
 class DeviceHealthModel(BaseModel):
     """:class:`telemon.payload.DeviceHealth` as the server validates it."""
 
@@ -434,6 +446,11 @@ class DeviceHealthModel(BaseModel):
     clock_skew_s: int | None = None
     clock_set_at: AwareDatetime | None = None
     clock_set_from_s: int | None = None
+    clock_ignores_dst: StrictBool | None = None
+    clock_zone_min: (
+        Annotated[int, Field(ge=DEVICE_ZONE_MIN[0], le=DEVICE_ZONE_MIN[1], strict=True)] | None
+    ) = None
+    clock_dst_min: DeviceDstMinutes | None = None
     system_id: SystemId | None = None
     manufacturer_name: DeviceString | None = None
     model_number: DeviceString | None = None

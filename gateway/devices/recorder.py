@@ -184,7 +184,7 @@ class Recorder:
     def ignores_dst(state: DeviceState) -> bool:
         """Whether to read ``state``'s stamps as standard time: what was learnt of its clock,
         unless the device declares its DST offset itself."""
-        return state.ignores_dst and state.local_time is None
+        return state.ignores_dst is True and state.local_time is None
 
     def update_skew(
         self,

@@ -34,7 +34,9 @@ class DeviceState:
     connected: bool = False
     clock_skew: timedelta | None = None  # device minus gateway; None = not known
     clock_source: ClockSource | None = None  # how clock_skew was measured
-    ignores_dst: bool = False  # the clock keeps standard time all year (learnt in summer)
+    # The clock keeps standard time all year (True, learnt in summer) or follows DST (False);
+    # None: not learnt yet.
+    ignores_dst: bool | None = None
     # The zone and DST offset the device declares (Local Time Information), read each
     # connection; None: it declares none, and its stamps are read in the patient's zone.
     local_time: DeviceOffset | None = None
@@ -125,7 +127,7 @@ class DeviceState:
         self.clock_set_at = at
         self.clock_set_from, self.clock_set_source = self.clock_skew, self.clock_source
         self.clock_skew = self.clock_source = None
-        self.ignores_dst = False
+        self.ignores_dst = None  # it shows local time now; whether it will follow DST is unknown
 
     def clock_at(
         self, instant: datetime | None, received_at: datetime, *, fresh: bool
@@ -150,6 +152,7 @@ class DeviceState:
         return current
 
     def health(self) -> DeviceHealth:
+        declared = self.local_time
         return DeviceHealth(
             device_id=self.paired.address,
             kind=self.paired.kind,
@@ -161,6 +164,11 @@ class DeviceState:
             clock_skew_s=_seconds(self.clock_skew),
             clock_set_at=self.clock_set_at,
             clock_set_from_s=_seconds(self.clock_set_from),
+            # The offsets the device declares govern how its stamps are read; without them,
+            # what was learnt of its clock does.
+            clock_ignores_dst=self.ignores_dst if declared is None else None,
+            clock_zone_min=None if declared is None else declared.zone_min,
+            clock_dst_min=None if declared is None else declared.dst_min,
             **self._identity(),
         )
 

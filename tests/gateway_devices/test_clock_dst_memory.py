@@ -72,11 +72,13 @@ async def test_a_dst_ignoring_clock_is_remembered_across_a_restart(gateway, link
                     collector.wait_for, lambda _m: len(temperatures(collector, gateway.id)) == 2
                 )
                 remembered = runtime.manager.state(thermometer.address).ignores_dst
+                # And its status says so from the start, for the equipment page.
+                reported = runtime.manager.state(thermometer.address).health().clock_ignores_dst
     finally:
         await thermometer.stop()
     first, stored = temperatures(collector, gateway.id)
     assert abs(first.measured_at - now) < SECONDS
-    assert remembered
+    assert remembered and reported is True
     # Read as standard time, as learnt before the restart: not an hour early.
     assert abs(stored.measured_at - taken) < SECONDS
     assert stored.time is not None
@@ -91,10 +93,12 @@ async def test_a_dst_ignoring_clock_is_remembered_across_a_restart(gateway, link
 def test_the_memory_changes_only_when_the_clock_is_seen_otherwise(tmp_path) -> None:
     outbox = Outbox(tmp_path / "outbox.sqlite", "gw-test")
     memory = ClockMemory(outbox)
-    assert not memory.ignores_dst("aa:bb:cc:dd:ee:ff")
+    assert memory.ignores_dst("aa:bb:cc:dd:ee:ff") is None  # nothing learnt yet
     memory.remember("aa:bb:cc:dd:ee:ff", True)
-    assert ClockMemory(outbox).ignores_dst("AA:BB:CC:DD:EE:FF")  # as a restart reads it
+    assert ClockMemory(outbox).ignores_dst("AA:BB:CC:DD:EE:FF") is True  # as a restart reads it
     memory.remember("AA:BB:CC:DD:EE:FF", False)  # seen following DST again
-    assert not ClockMemory(outbox).ignores_dst("AA:BB:CC:DD:EE:FF")
+    assert ClockMemory(outbox).ignores_dst("AA:BB:CC:DD:EE:FF") is False
     assert outbox.state(ClockMemory.PREFIX) == {"clock_ignores_dst:AA:BB:CC:DD:EE:FF": "0"}
+    memory.remember("AA:BB:CC:DD:EE:FF", None)  # the gateway set the clock: known no more
+    assert ClockMemory(outbox).ignores_dst("AA:BB:CC:DD:EE:FF") is None
     outbox.close()
