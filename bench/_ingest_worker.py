@@ -2,7 +2,8 @@
 
 Run by bench/ingest.py as ``python -m bench._ingest_worker``, so that the publisher does not
 share its interpreter. Writes ``{"ready": port}`` to the status file once subscribed and, on
-SIGTERM, the per-message (sent_at, committed_at, observations) records and the CPU it used.
+SIGTERM, the per-message (sent_at, committed_at, observations, gateway, first seq) records and
+the CPU it used. The gateway and first seq name a message again when it is delivered twice.
 """
 
 from __future__ import annotations
@@ -27,16 +28,24 @@ def cpu_seconds() -> float:
 
 def main(status_file: str, client_id: str) -> None:
     logging.basicConfig(level=logging.WARNING)
-    # Per commit: when, and each observation message's (sent_at, observations). Kept as they
-    # come and converted at the end, so that recording costs the measured worker little CPU.
-    commits: list[tuple[float, list[tuple[datetime | None, int]]]] = []
+    # Per commit: when, and each observation message's (sent_at, observations, gateway, first
+    # seq). Kept as they come and converted at the end, so that recording costs the measured
+    # worker little CPU.
+    commits: list[tuple[float, list[tuple[datetime | None, int, str, int | None]]]] = []
 
     def on_commit(batch: CommittedBatch) -> None:
         commits.append(
             (
                 batch.committed_at,
                 [
-                    (d.message.decoded.sent_at, len(d.message.decoded.observations))
+                    (
+                        d.message.decoded.sent_at,
+                        len(d.message.decoded.observations),
+                        d.message.decoded.gateway_id,
+                        d.message.decoded.observations[0].seq
+                        if d.message.decoded.observations
+                        else None,
+                    )
                     for d in batch.deliveries
                     if isinstance(d.message, ObservationMessage)
                 ],
@@ -60,9 +69,9 @@ def main(status_file: str, client_id: str) -> None:
         json.dumps(
             {
                 "records": [
-                    (sent.timestamp(), committed_at, observations)
+                    (sent.timestamp(), committed_at, observations, gateway, first_seq)
                     for committed_at, messages in commits
-                    for sent, observations in messages
+                    for sent, observations, gateway, first_seq in messages
                     if sent is not None
                 ],
                 "stored": service.observations_stored,

@@ -214,9 +214,9 @@ def main() -> None:
             duplicates += result["duplicates"]
             shares.append(result["stored"])
             cpu += result["cpu_s"]
-        elapsed = max(committed for _, committed, _ in records) - started
+        elapsed = max(committed for _, committed, *_ in records) - started
         rate = total / elapsed
-        latencies = [committed - sent for sent, committed, _ in records]
+        latencies = [committed - sent for sent, committed, *_ in records]
         print(
             f"end to end (publish -> commit): {rate:>10,.0f} observations/s "
             f"with {args.workers} worker(s), batches of {args.batch_size} / {args.batch_ms} ms"

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -26,11 +25,16 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from console.embedded import free_port
 from gateway.identity import GatewayIdentity
 from gateway.outbox import Outbox
 from gateway.uplink import Uplink
-from tests.brokers import MosquittoProcess
+from tests.brokers import (
+    DeployedBroker,
+    bridge_connections,
+    deploy_copy,
+    install_bridge,
+    make_passwd,
+)
 from tests.ingest.support import enroll_patient
 from tests.reliability.faults_support import (
     Fleet,
@@ -43,8 +47,6 @@ from tests.reliability.faults_support import (
 )
 from tests.waiting import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy" / "mosquitto"
 AREAS = ("north", "south")
 GATEWAYS_PER_AREA = 2
 # The shipped bridge waits 90 s before reconnecting, longer than the ingest workers' longest
@@ -61,41 +63,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-# --- the shipped configuration, on loopback ---------------------------------------------------
-
-
-def make_passwd(directory: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    """Run the copy of make-passwd.sh in ``directory``; its stdout (the new credentials)."""
-    return subprocess.run(
-        ["bash", str(directory / "make-passwd.sh"), *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-    ).stdout
-
-
-def on_loopback(config: str, directory: Path, port: int) -> str:
-    """A shipped broker file with its listener, container paths and logging moved here."""
-    config = re.sub(r"(?m)^listener 1883$", f"listener {port} 127.0.0.1", config)
-    config = config.replace("/mosquitto/config/", f"{directory}/")
-    config = config.replace("/mosquitto/data/", f"{directory}/data/")
-    config = config.replace("log_dest stderr", f"log_dest file {directory}/mosquitto.log")
-    # As tests/brokers.py: as root, stay root so the persistence file is really written.
-    return config + ("user root\n" if os.geteuid() == 0 else "")
-
-
-class DeployedBroker(MosquittoProcess):
-    def __init__(self, directory: Path, config_file: str) -> None:
-        super().__init__(directory / "run", port=free_port())
-        (directory / "data").mkdir(exist_ok=True)
-        self.log = directory / "mosquitto.log"
-        self.config.write_text(
-            on_loopback((directory / config_file).read_text(), directory, self.port)
-        )
-
-    def login_url(self, user: str, password: str) -> str:
-        return f"mqtt://{user}:{password}@127.0.0.1:{self.port}"
+# --- a WAN link that can be cut ------------------------------------------------------------
 
 
 class CuttableLink:
@@ -160,19 +128,6 @@ class CuttableLink:
 # --- the topology -----------------------------------------------------------------------------
 
 
-def deploy_copy(directory: Path) -> Path:
-    shutil.copytree(DEPLOY, directory, ignore=shutil.ignore_patterns("passwd", "bridge.d"))
-    return directory
-
-
-def bridge_connections(centre: DeployedBroker, area: str) -> int:
-    """How often the centre logged the connection of ``area``'s bridge (its log is kept across
-    its restarts: Mosquitto appends)."""
-    if not centre.log.exists():
-        return 0
-    return centre.log.read_text().count(f" as bridge-{area} ")
-
-
 @pytest.fixture
 def topology(tmp_path: Path, db: psycopg.Connection, database_url: str) -> Iterator[dict]:
     centre_dir = deploy_copy(tmp_path / "centre")
@@ -186,15 +141,8 @@ def topology(tmp_path: Path, db: psycopg.Connection, database_url: str) -> Itera
     for area in AREAS:
         # The bridge of "south" goes through the link the test cuts; "north" goes direct.
         address = f"127.0.0.1:{link.port if area == 'south' else centre.port}"
-        make_passwd(centre_dir, "bridge", area, env={"MQTT_CENTRE_ADDRESS": address})
         area_dir = deploy_copy(tmp_path / area)
-        (area_dir / "bridge.d").mkdir()
-        bridge = (centre_dir / "bridge.d" / f"{area}.conf").read_text()
-        bridge = bridge.replace("bridge_cafile", "#bridge_cafile")  # loopback: no TLS here
-        bridge = re.sub(
-            r"(?m)^restart_timeout \d+$", f"restart_timeout {TEST_RESTART_TIMEOUT_S}", bridge
-        )
-        (area_dir / "bridge.d" / f"{area}.conf").write_text(bridge)
+        install_bridge(centre_dir, area_dir, area, address, TEST_RESTART_TIMEOUT_S)
         enrolled = [enroll_patient(db) for _ in range(GATEWAYS_PER_AREA)]
         logins = make_passwd(area_dir, "gateway", *(e.gateway_code for e in enrolled))
         broker = DeployedBroker(area_dir, "area.conf")
