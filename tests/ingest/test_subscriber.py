@@ -1,0 +1,111 @@
+"""The ingest worker's own MQTT connection over MQTT 3.1.1: Mosquitto and the demo's broker.
+
+Mosquitto over MQTT 5 is covered by the service's tests (test_service.py, test_exactly_once.py);
+here the other protocol, acknowledgement at the protocol level (what is acked is gone from the
+session, what is not comes back on the next connection), and the embedded broker's logins.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from console.embedded import EmbeddedBroker
+from ingest.inbound import UnusableMessage
+from ingest.inbox import Delivery, Inbox
+from ingest.subscriber import Subscriber
+from telemon.mqtt import BrokerAddress
+from telemon.payload import RejectReason
+from tests.mqtt_clients import BrokerLogins, connected, marker, obs
+
+
+@pytest.fixture(scope="module")
+def embedded() -> Iterator[EmbeddedBroker]:
+    broker = EmbeddedBroker(logins={u: secrets.token_urlsafe(16) for u in ("ingest", "gw-0001")})
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def _subscriber(url: str, client_id: str) -> tuple[Subscriber, Inbox]:
+    inbox = Inbox(capacity=100)
+    return Subscriber(BrokerAddress.parse(url), client_id, inbox, shared_group=None), inbox
+
+
+def _take(subscriber: Subscriber, inbox: Inbox, count: int, topic: str) -> list[Delivery]:
+    """The first ``count`` deliveries on ``topic``. Others (statuses retained by other tests on a
+    shared broker) are acknowledged at once: over 3.1.1 Mosquitto has only 20 in flight."""
+    deadline = time.monotonic() + 10
+    taken: list[Delivery] = []
+    while len(taken) < count and time.monotonic() < deadline:
+        batch = inbox.take_batch(count - len(taken), 0.05, idle_wait=0.2)
+        ours = [
+            d for d in batch if isinstance(d.message, UnusableMessage) and d.message.topic == topic
+        ]
+        subscriber.ack([d for d in batch if d not in ours])
+        taken += ours
+    return taken
+
+
+def _payloads(deliveries: list[Delivery]) -> list[bytes]:
+    return [d.message.payload for d in deliveries if isinstance(d.message, UnusableMessage)]
+
+
+def test_unacknowledged_messages_come_back_and_acknowledged_ones_do_not(mqtt_url: str) -> None:
+    """(The embedded broker does not resend a session's unacknowledged messages at all.)"""
+    address = BrokerAddress.parse(mqtt_url)
+    url = f"{mqtt_url}?protocol=3.1.1"
+    client_id = f"ingest-{secrets.token_hex(4)}"
+    gateway = f"gw-{secrets.token_hex(4)}"
+    first, inbox = _subscriber(url, client_id)
+    first.start()
+    sent = [marker("one"), marker("two"), marker("three")]
+    with connected(BrokerLogins(address.port, {gateway: ""}), gateway) as gw:
+        for payload in sent:
+            gw.publish(obs(gateway), payload)
+    deliveries = _take(first, inbox, 3, obs(gateway))
+    assert _payloads(deliveries) == sent
+    assert [d.qos for d in deliveries] == [1, 1, 1]
+    assert first.ack(deliveries[:1]) == 1
+    time.sleep(0.3)  # the network thread writes the PUBACK
+    first.stop()
+    assert not first.is_connected
+    assert first.ack(deliveries[1:]) == 0  # no connection: nothing to acknowledge on
+
+    again, inbox = _subscriber(url, client_id)
+    again.start()
+    try:
+        redelivered = _take(again, inbox, 2, obs(gateway))
+        assert _payloads(redelivered) == sent[1:]
+        assert again.ack(redelivered) == 2
+    finally:
+        again.stop()
+
+
+def test_a_login_on_the_embedded_broker_and_bad_payloads_dead_lettered(
+    embedded: EmbeddedBroker,
+) -> None:
+    subscriber, inbox = _subscriber(embedded.url_for("ingest"), "ingest-embedded")
+    subscriber.start()
+    try:
+        with connected(BrokerLogins(embedded.port, embedded.logins), "gw-0001") as gw:
+            gw.publish(obs("gw-0001"), b"not json")
+        (delivery,) = _take(subscriber, inbox, 1, obs("gw-0001"))
+        assert isinstance(delivery.message, UnusableMessage)
+        assert delivery.message.error.reason == RejectReason.MALFORMED_JSON
+        assert subscriber.ack([delivery]) == 1
+    finally:
+        subscriber.stop()
+
+
+def test_a_wrong_password_is_reported_as_the_brokers_refusal(embedded: EmbeddedBroker) -> None:
+    url = embedded.url_for("ingest").replace(embedded.logins["ingest"], "wrong")
+    subscriber, _ = _subscriber(url, "ingest-wrong")
+    with pytest.raises(TimeoutError, match="refused the connection"):
+        subscriber.start(timeout=2)
+    assert not subscriber.is_connected
