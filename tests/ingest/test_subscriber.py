@@ -8,8 +8,10 @@ session, what is not comes back on the next connection), and the embedded broker
 from __future__ import annotations
 
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,8 +19,9 @@ from console.embedded import EmbeddedBroker
 from ingest.inbound import UnusableMessage
 from ingest.inbox import Delivery, Inbox
 from ingest.subscriber import Subscriber
-from telemon.mqtt import BrokerAddress
+from telemon.mqtt import BrokerAddress, connect, new_client
 from telemon.payload import RejectReason
+from tests.brokers import MosquittoProcess
 from tests.mqtt_clients import BrokerLogins, connected, marker, obs
 
 
@@ -32,9 +35,12 @@ def embedded() -> Iterator[EmbeddedBroker]:
         broker.stop()
 
 
-def _subscriber(url: str, client_id: str) -> tuple[Subscriber, Inbox]:
-    inbox = Inbox(capacity=100)
-    return Subscriber(BrokerAddress.parse(url), client_id, inbox, shared_group=None), inbox
+def _subscriber(url: str, client_id: str, ca_file: Path | None = None) -> tuple[Subscriber, Inbox]:
+    inbox = Inbox(capacity=1000)
+    subscriber = Subscriber(
+        BrokerAddress.parse(url), client_id, inbox, shared_group=None, ca_file=ca_file
+    )
+    return subscriber, inbox
 
 
 def _take(subscriber: Subscriber, inbox: Inbox, count: int, topic: str) -> list[Delivery]:
@@ -109,3 +115,42 @@ def test_a_wrong_password_is_reported_as_the_brokers_refusal(embedded: EmbeddedB
     with pytest.raises(TimeoutError, match="refused the connection"):
         subscriber.start(timeout=2)
     assert not subscriber.is_connected
+
+
+def test_over_tls_every_message_arrives_and_is_acknowledged(tmp_path: Path) -> None:
+    """TLS with a CA file, as production brokers listen on 8883; many PUBLISHes per TLS record
+    (the socket's pending bytes, which ``select`` cannot see)."""
+    cert, key = tmp_path / "broker.crt", tmp_path / "broker.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    broker = MosquittoProcess(tmp_path / "broker")
+    broker.config.write_text(
+        broker.config.read_text() + f"cafile {cert}\ncertfile {cert}\nkeyfile {key}\n"
+    )
+    broker.start()
+    url = f"mqtts://127.0.0.1:{broker.port}"
+    subscriber, inbox = _subscriber(url, "ingest-tls", ca_file=cert)
+    publisher = new_client(BrokerAddress.parse(url), "gw-tls", ca_file=cert)
+    try:
+        subscriber.start()
+        connect(publisher, BrokerAddress.parse(url), clean_start=True)
+        publisher.loop_start()
+        sent = [marker(f"tls-{i}") for i in range(200)]
+        for info in [publisher.publish(obs("gw-tls"), payload, qos=1) for payload in sent]:
+            info.wait_for_publish(10)
+        deliveries = _take(subscriber, inbox, len(sent), obs("gw-tls"))
+        assert _payloads(deliveries) == sent
+        assert subscriber.ack(deliveries) == len(sent)
+        assert subscriber.is_connected
+    finally:
+        publisher.loop_stop()
+        publisher.disconnect()
+        subscriber.stop()
+        broker.stop()
