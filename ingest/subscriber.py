@@ -176,16 +176,20 @@ class Subscriber:
         while not self._stopping.is_set():
             try:
                 sock = self._open()
-            except (OSError, ConnectionLost) as exc:
+            except (OSError, ConnectionLost, packets.MalformedPacket) as exc:
                 self._refusal = self._refusal or f"cannot connect: {exc}"
                 log.warning("cannot connect to %s: %s", self.address, exc)
             else:
                 failures = 0
                 try:
                     self._serve(sock)
-                except (OSError, ConnectionLost) as exc:
+                except (OSError, ConnectionLost, packets.MalformedPacket) as exc:
                     if not self._stopping.is_set():
                         log.warning("disconnected from %s: %s; reconnecting", self.address, exc)
+                except Exception:
+                    # A bug must cost a reconnection (the unacknowledged messages come again),
+                    # not the network thread.
+                    log.exception("the connection to %s failed; reconnecting", self.address)
                 finally:
                     self._close(sock)
             if self._stopping.is_set():

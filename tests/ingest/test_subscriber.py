@@ -8,7 +8,9 @@ session, what is not comes back on the next connection), and the embedded broker
 from __future__ import annotations
 
 import secrets
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,3 +156,36 @@ def test_over_tls_every_message_arrives_and_is_acknowledged(tmp_path: Path) -> N
         publisher.disconnect()
         subscriber.stop()
         broker.stop()
+
+
+def test_a_malformed_packet_costs_a_reconnection_not_the_network_thread() -> None:
+    """A broker of bytes: CONNACK, SUBACK, then a PUBLISH at QoS 3 (no such thing) on the first
+    connection; the same then a good PUBLISH on the second."""
+    publish = bytes.fromhex("320a0003612f620007007b7d")  # QoS 1, mid 7, "{}"
+    replies = [bytes.fromhex("3605000161620000"), publish]  # QoS 3; then a good one
+    connections: list[bytes] = []
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        for reply in replies:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(1024)  # CONNECT
+                conn.sendall(bytes.fromhex("2006000003220001"))  # CONNACK, properties
+                conn.recv(1024)  # SUBSCRIBE
+                conn.sendall(bytes.fromhex("90050001000101") + reply)
+                connections.append(conn.recv(1024))  # what came back: a PUBACK, or b"" (closed)
+
+    broker = threading.Thread(target=serve, daemon=True)
+    broker.start()
+    subscriber, inbox = _subscriber(f"mqtt://127.0.0.1:{server.getsockname()[1]}", "ingest-bytes")
+    subscriber.start()
+    try:
+        (delivery,) = _take(subscriber, inbox, 1, "a/b")
+        assert (delivery.mid, delivery.generation, subscriber.generation) == (7, 2, 2)
+        assert subscriber.ack([delivery]) == 1
+        broker.join(10)
+        assert connections == [b"", bytes.fromhex("40020007")]
+    finally:
+        subscriber.stop()
+        server.close()
