@@ -124,16 +124,18 @@ class Subscriber:
         self._pending_packets: list[packets.Packet] = []
         self._outgoing: list[bytes] = []
         # The network thread alone touches the socket (an SSL socket must not be read and written
-        # from two threads); ack() queues its PUBACKs and wakes it through this pair.
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        # from two threads); ack() queues its PUBACKs and wakes it through this pair (made by
+        # start(), closed by stop()).
+        self._wake_pair: tuple[socket.socket, socket.socket] | None = None
         self._stopping = threading.Event()
         self._refusal: str | None = None
         self._thread = threading.Thread(target=self._run, name="ingest-mqtt", daemon=True)
 
     def start(self, timeout: float = 10.0) -> None:
         """Connect (persistent session), start the network thread, wait for the subscription."""
+        self._wake_pair = socket.socketpair()
+        for end in self._wake_pair:
+            end.setblocking(False)
         self._thread.start()
         if not self.subscribed.wait(timeout):
             self.stop()
@@ -147,6 +149,9 @@ class Subscriber:
         if self._thread.is_alive():
             self._thread.join(5.0)
         self.connected.clear()
+        if self._wake_pair is not None and not self._thread.is_alive():
+            for end in self._wake_pair:
+                end.close()
 
     def ack(self, deliveries: Sequence[Delivery]) -> int:
         """Acknowledge committed deliveries, in the order received; return how many were queued.
@@ -262,7 +267,9 @@ class Subscriber:
         ping_sent = False
         poller = selectors.DefaultSelector()
         poller.register(sock, selectors.EVENT_READ)
-        poller.register(self._wake_r, selectors.EVENT_READ)
+        assert self._wake_pair is not None  # start() made it before starting this thread
+        wake = self._wake_pair[0]
+        poller.register(wake, selectors.EVENT_READ)
         try:
             while not self._stopping.is_set():
                 # An SSL socket may hold decrypted bytes the selector cannot see.
@@ -270,8 +277,8 @@ class Subscriber:
                 if not ready:
                     events = poller.select(interval)
                     ready = any(key.fileobj is sock for key, _ in events)
-                    if any(key.fileobj is self._wake_r for key, _ in events):
-                        self._drain_wake()
+                    if any(key.fileobj is wake for key, _ in events):
+                        self._drain_wake(wake)
                 if self._flush(sock):
                     last_sent = time.monotonic()
                 if ready:
@@ -357,13 +364,14 @@ class Subscriber:
         self.inbox.put(delivery)
 
     def _wake(self) -> None:
-        # BlockingIOError: already awake, the pair is full of wake-ups.
-        with contextlib.suppress(BlockingIOError):
-            self._wake_w.send(b"\x00")
+        # BlockingIOError: already awake, the pair is full of wake-ups; OSError: stopped, closed.
+        with contextlib.suppress(OSError):
+            if self._wake_pair is not None:
+                self._wake_pair[1].send(b"\x00")
 
-    def _drain_wake(self) -> None:
+    def _drain_wake(self, wake: socket.socket) -> None:
         with contextlib.suppress(BlockingIOError):
-            while self._wake_r.recv(4096):
+            while wake.recv(4096):
                 pass
 
     def _close(self, sock: socket.socket) -> None:
