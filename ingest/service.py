@@ -1,9 +1,9 @@
 """The ingest service: broker -> inbox -> batched writes -> commit -> acknowledgement.
 
-Threads: paho's network thread decodes each message and queues it in the bounded inbox; the
-writer takes batches from the inbox, writes and commits each in one transaction, then acknowledges
-its messages; the housekeeper refreshes the hourly rollup and applies retention on a connection of
-its own; the metrics server answers /metrics and /healthz.
+Threads: the subscriber's network thread decodes each message and queues it in the bounded inbox;
+the writer takes batches from the inbox, writes and commits each in one transaction, then
+acknowledges its messages; the housekeeper refreshes the hourly rollup and applies retention on a
+connection of its own; the metrics server answers /metrics and /healthz.
 """
 
 from __future__ import annotations
