@@ -344,6 +344,7 @@ def of_kind(rule: AnyRule, kind: type[RuleKind]) -> RuleKind:
         raise TypeError(f"rule {rule.key!r} is a {rule.kind} rule, not a {kind.__name__}")
     return rule
 
+
 Recipient = Literal["gp", "duty_phone"]
 
 # A GP hears of one episode at most this many times at each alert level (its opening SMS, when

@@ -31,7 +31,6 @@ from telemon.findings import Op
 NOT_KNOWN = -1  # a time not known: ``alerts.evaluate.NO_TIME``
 
 
-
 @dataclass(frozen=True, slots=True, eq=False)
 class BandSlot:
     channel: int

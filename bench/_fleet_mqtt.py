@@ -82,6 +82,11 @@ class Publisher:
         now = time.time()
         payload = message.payload(datetime.fromtimestamp(now, UTC))
         info = self._route[message.gateway_id].publish(message.topic, payload, qos=1)
+        if info.rc == mqtt.MQTT_ERR_NO_CONN:
+            # Not connected (the broker restarting): paho keeps the message and sends it once
+            # reconnected, as it resends every unacknowledged one; its info would go on saying
+            # "not connected" though, and is_published() raise, after the PUBACK.
+            info.rc = mqtt.MQTT_ERR_SUCCESS
         with self._lock:
             self._unacked.append((info, message.observations))
             self.published_messages += 1

@@ -37,7 +37,8 @@ from telemon.device_kinds import DeviceKind
 from telemon.identifier import observation_identifier
 from telemon.metrics import METRICS
 from telemon.observation import iso_z
-from telemon.payload import MAX_BATCH, OBS_VERSION, decode_observations
+from telemon.payload import MAX_BATCH, OBS_VERSION
+from telemon.payload_schema import decode_observations
 from telemon.topics import Channel, topic
 
 OXIMETER = "pulse_oximeter"

@@ -171,9 +171,7 @@ class BenchPatient:
 
 def protocol_devices(protocol: str) -> frozenset[DeviceKind]:
     """The devices the demo's care plans give a patient on ``protocol`` (all of its plans)."""
-    return frozenset(
-        kind for key, _, kinds in CARE_PLANS if key == protocol for kind in kinds
-    )
+    return frozenset(kind for key, _, kinds in CARE_PLANS if key == protocol for kind in kinds)
 
 
 def cohort_counts(patients: int) -> dict[str, tuple[int, int]]:

@@ -46,7 +46,8 @@ from gateway.identity import GatewayIdentity
 from gateway.pairing import PairingTable
 from telemon.device_kinds import DeviceKind
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, connect, new_client, probe
-from telemon.payload import PairedDevice, decode_observations
+from telemon.payload import PairedDevice
+from telemon.payload_schema import decode_observations
 from telemon.topics import Channel, topic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,7 +144,7 @@ def measured_process(launched: subprocess.Popen, profile: str | None) -> psutil.
 # (imported by bleak when the scanner starts) in place of bumble's host stack.
 BLUEZ_IMPORTS = """
 import psutil
-import console.cli, gateway.cli, gateway.runtime, gateway.ble.bluez
+import console.cli, gateway.cli, gateway.run, gateway.runtime, gateway.ble.bluez
 import bleak.backends.bluezdbus.scanner, bleak.backends.bluezdbus.client
 print(psutil.Process().memory_info().rss)
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -452,4 +453,10 @@ _mount_gateway()
 
 
 def main() -> None:
+    if sys.argv[1:3] == ["gateway", "run"]:
+        # The long-lived gateway process starts without typer, which would load pydantic for
+        # its options: a sixth of the gateway's memory (gateway.run).
+        from gateway.run import main as run_gateway
+
+        raise SystemExit(run_gateway(sys.argv[3:]))
     app()

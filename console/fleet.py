@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import SecretStr
-
 from console.cohort import Cohort
 from firmware_sim.ble import (
     bumble_backend,
@@ -25,7 +23,7 @@ from firmware_sim.ble import (
 )
 from firmware_sim.clock import SimClock
 from firmware_sim.home import SimulatedHome
-from gateway.identity import GatewayIdentity
+from gateway.identity import GatewayIdentity, Secret
 from gateway.pairing import PAIRING_FILE, PairingTable
 from gateway.runtime import GatewayRuntime
 from telemon.payload import PairedDevice
@@ -67,7 +65,7 @@ class SimulatedFleet:
                 gateway_id=patient.gateway_code,
                 patient_id=patient.code,
                 mqtt_url=self.mqtt_url,
-                mqtt_password=SecretStr(password) if password is not None else None,
+                mqtt_password=Secret(password) if password is not None else None,
             ).save(gateway_dir)
             if not (gateway_dir / PAIRING_FILE).exists():
                 PairingTable(

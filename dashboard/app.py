@@ -10,9 +10,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
-from psycopg_pool import ConnectionPool
 
 from dashboard import security
+from dashboard.databases import Databases
 from dashboard.password_checks import PasswordChecks
 from dashboard.routes import (
     admin,
@@ -35,6 +35,7 @@ from telemon.config import get_settings
 def create_app(
     database_url: str,
     *,
+    read_database_url: str | None = None,
     mqtt_url: str | None = None,
     public_url: str | None = None,
     language: str | None = None,
@@ -42,8 +43,11 @@ def create_app(
     status_token: str | None = None,
     sse_interval: float = 1.0,
 ) -> FastAPI:
-    """Settings not passed come from the environment (``TELEMON_*``)."""
+    """Settings not passed come from the environment (``TELEMON_*``); reads go to the primary
+    unless ``read_database_url`` (or ``TELEMON_DATABASE_READ_URL``) names a replica."""
     settings = get_settings()
+    if read_database_url is None:
+        read_database_url = settings.database_read_url
     if public_url is None or language is None or twilio_auth_token is None:
         public_url = public_url or settings.public_url
         language = language or settings.language
@@ -52,18 +56,11 @@ def create_app(
     if status_token is None and settings.status_token is not None:
         status_token = settings.status_token.get_secret_value()
 
-    pool = ConnectionPool(
-        database_url,
-        min_size=1,
-        max_size=8,
-        open=False,
-        kwargs={"autocommit": True},
-        name="dashboard",
-    )
+    databases = Databases(database_url, read_database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(pool.open, wait=False)
+        await run_in_threadpool(databases.open)
         # What is loaded by now (modules, protocols, templates, pydantic's schemas: ~180,000
         # objects) lives as long as the process: out of the collector's sight, a full collection
         # pauses a request for ~8 ms instead of 100-140 ms (bench/dashboard.py's p99).
@@ -71,10 +68,10 @@ def create_app(
         gc.freeze()
         yield
         await run_in_threadpool(app.state.password_checks.close)
-        await run_in_threadpool(pool.close)
+        await run_in_threadpool(databases.close)
 
     app = FastAPI(title="telemon dashboard", version=__version__, lifespan=lifespan)
-    app.state.pool = pool
+    app.state.databases = databases
     # argon2 for logins and password changes, off the shared thread pool and bounded.
     app.state.password_checks = PasswordChecks()
     app.state.mqtt_url = mqtt_url

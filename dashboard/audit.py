@@ -8,6 +8,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from dashboard.authz import Principal
+from dashboard.databases import writer
 
 
 def record(
@@ -22,8 +23,9 @@ def record(
     username: str | None = None,
     client_address: str | None = None,
 ) -> None:
-    """One audit row; ``username``/``client_address`` cover events without a session (logins)."""
-    conn.execute(
+    """One audit row; ``username``/``client_address`` cover events without a session (logins).
+    Written to the primary, also when ``conn`` reads from the replica (a page's reads)."""
+    writer(conn).execute(
         "INSERT INTO audit_log (actor_id, actor_username, actor_role, action, patient_id, "
         "object_type, object_id, details, client_address) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",

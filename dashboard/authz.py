@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -119,6 +119,9 @@ class Principal:
     # The organisation the member of staff works for (migration 0026); None for a principal
     # made outside a session that names none: it reaches no organisation's patients or staff.
     organisation_id: int | None = None
+    # The primary's WAL position after the session's last write: its reads wait for a replica
+    # that has replayed this far (dashboard.databases); None: nothing written yet.
+    written_lsn: str | None = None
 
     def can(self, permission: Permission) -> bool:
         return permission in PERMISSIONS[self.role]
@@ -245,7 +248,7 @@ def load_principal(request: Request) -> Principal:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise NotAuthenticated
-    with request.app.state.pool.connection() as conn:
+    with request.app.state.databases.primary.connection() as conn:
         session = sessions.lookup(conn, token, now=datetime.now(UTC))
         if session is None:
             raise NotAuthenticated
@@ -267,6 +270,7 @@ def load_principal(request: Request) -> Principal:
         client_address=client_address(request),
         must_change_password=must_change,
         organisation_id=organisation_id,
+        written_lsn=session.written_lsn,
     )
 
 
@@ -335,8 +339,3 @@ def require(permission: Permission) -> Callable[[Principal], Principal]:
 
     check.permission = permission  # type: ignore[attr-defined]  # read by the route-coverage test
     return check
-
-
-def get_conn(request: Request) -> Iterator[psycopg.Connection]:
-    with request.app.state.pool.connection() as conn:
-        yield conn

@@ -16,7 +16,6 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
-from pydantic import ValidationError
 
 from dashboard.authz import Principal, patient_scope
 from dashboard.bands import bands_for_patient
@@ -145,8 +144,8 @@ def time_record(stored: object) -> TimeCorrection | None:
     if stored is None:
         return None
     try:
-        return TimeCorrection.model_validate(stored)
-    except ValidationError:
+        return TimeCorrection.from_wire(stored)
+    except ValueError:
         return None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -19,7 +20,7 @@ import psycopg
 from dashboard import fhir_phd, restrictions
 from dashboard.authz import Principal
 from telemon.flags import UNRELIABLE_FLAGS
-from telemon.metrics import METRICS, METRICS_BY_ID, Metric
+from telemon.metrics import METRICS, METRICS_BY_ID, PANELS, Metric
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -31,6 +32,23 @@ DEFAULT_COUNT = 100
 SORTS: dict[str | None, bool] = {None: False, "-date": False, "date": True}
 
 _METRIC_BY_LOINC = {m.loinc: m for m in METRICS.values()}
+
+# The cuff's one measurement as ONE Observation, as the PHD IG's Compound Numeric Observation
+# (its blood-pressure example) and R4's vital-signs bp profile write it: LOINC's panel and MDC's
+# non-invasive pressure, a component per value. Stored, and de-duplicated, a reading per value;
+# the cuff's pulse rate stays an Observation of its own.
+BP_PANEL_LOINC = "85354-9"
+BP_PANEL_MDC = 150020  # MDC_PRESS_BLD_NONINV
+BP_PANEL = "bp"  # in the Observation's id, where a single reading has its metric's id
+BP_COMPONENTS: tuple[Metric, ...] = tuple(METRICS[k] for k in PANELS[0])
+_IN_PANEL = frozenset(m.id for m in BP_COMPONENTS)
+# SQL over ``observations``: the measurement a row is part of, with its time (the panel's
+# values are one).
+MEASUREMENT = (
+    f"CASE WHEN metric_id IN ({', '.join(str(i) for i in sorted(_IN_PANEL))}) "
+    f"THEN {BP_COMPONENTS[0].id} ELSE metric_id END"
+)
+_OBSERVATION_ID = re.compile(rf"^(\d{{1,18}})-(\d{{1,5}}|{BP_PANEL})-(\d{{1,15}})$", re.ASCII)
 _DATE = re.compile(
     r"^(eq|ne|gt|lt|ge|le|sa|eb)?(\d{4}(?:-\d{2}(?:-\d{2})?)?(?:T[0-9:.+\-Z]+)?)$", re.ASCII
 )
@@ -108,9 +126,14 @@ def parse_search(
     metrics: list[Metric] = []
     for value in (c for group in codes for c in group.split(",") if c):
         system, _, code = value.rpartition("|")
+        if system in ("", LOINC) and code == BP_PANEL_LOINC:
+            metrics.extend(BP_COMPONENTS)
+            continue
         if system not in ("", LOINC) or code not in _METRIC_BY_LOINC:
             raise SearchError(f"unsupported code {value!r}: use a LOINC vital-sign code")
-        metrics.append(_METRIC_BY_LOINC[code])
+        # A blood pressure's value is a component of its panel: the search finds the panel.
+        found = _METRIC_BY_LOINC[code]
+        metrics.extend(BP_COMPONENTS if found.id in _IN_PANEL else (found,))
     start: datetime | None = None
     end: datetime | None = None
     for value in dates:
@@ -141,7 +164,13 @@ def parse_search(
         raise SearchError(f"unsupported _sort {sort!r}: use date or -date")
     limit = min(count or DEFAULT_COUNT, MAX_COUNT)
     return ObservationQuery(
-        int(ref), tuple(metrics or METRICS.values()), start, end, limit, offset, SORTS[sort]
+        int(ref),
+        tuple(dict.fromkeys(metrics or METRICS.values())),
+        start,
+        end,
+        limit,
+        offset,
+        SORTS[sort],
     )
 
 
@@ -216,32 +245,103 @@ def subject(conn: psycopg.Connection, patient_id: int) -> Subject:
     return Subject(patient_id, row[0], dict(devices))
 
 
+def measurements(readings: Iterable[Reading]) -> Iterator[tuple[Reading, ...]]:
+    """Readings in time order (then metric id) as the measurements they were: a panel's values
+    taken at the same instant together, every other reading alone."""
+    panel: list[Reading] = []
+    for r in readings:
+        if panel and (
+            r.metric.id not in _IN_PANEL
+            or r.at != panel[0].at
+            or r.device_id != panel[0].device_id
+            or any(p.metric is r.metric for p in panel)
+        ):
+            yield tuple(panel)
+            panel = []
+        if r.metric.id in _IN_PANEL:
+            panel.append(r)
+        else:
+            yield (r,)
+    if panel:
+        yield tuple(panel)
+
+
+def observation_id(patient_id: int, metric: Metric, at: datetime) -> str:
+    kind = BP_PANEL if metric.id in _IN_PANEL else str(metric.id)
+    return f"{patient_id}-{kind}-{int(at.timestamp() * 1000)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationRef:
+    """What an Observation's id names: the patient, the metrics measured together, the
+    millisecond of the measurement."""
+
+    patient_id: int
+    metric_ids: tuple[int, ...]
+    start: datetime
+    end: datetime
+
+
+def parse_observation_id(text: str) -> ObservationRef | None:
+    """None for an id this server never made (the read answers 404 as for a hidden one)."""
+    match = _OBSERVATION_ID.match(text)
+    if match is None:
+        return None
+    patient, kind, millis = match.groups()
+    if kind == BP_PANEL:
+        metric_ids = tuple(sorted(_IN_PANEL))
+    elif int(kind) in METRICS_BY_ID and int(kind) not in _IN_PANEL:
+        metric_ids = (int(kind),)
+    else:
+        return None
+    try:
+        start = datetime.fromtimestamp(int(millis) / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return ObservationRef(int(patient), metric_ids, start, start + timedelta(milliseconds=1))
+
+
 def _value_text(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def observation_resource(
-    patient_id: int,
-    metric: Metric,
-    at: datetime,
-    value: float,
-    flags: list[str] | None,
+def _type_code(metric: Metric) -> str:
+    return str(metric.mdc) if metric.mdc is not None else metric.loinc
+
+
+def _quantity(metric: Metric, value: float) -> dict[str, Any]:
+    return {"value": value, "unit": metric.unit, "system": UCUM, "code": metric.unit}
+
+
+def _identifier(patient: Subject, first: Reading, type_code: str, unit: str, value: str) -> str:
+    address = patient.addresses.get(first.device_id) if first.device_id else None
+    return fhir_phd.observation_identifier(
+        device_address=address,
+        patient_code=patient.code,
+        patient_system=CODE_SYSTEM,
+        type_code=type_code,
+        unit=unit,
+        value=value,
+        measured_at=first.at,
+        time=first.time,
+    )
+
+
+def _observation(
+    patient: Subject,
+    source: Reading,
     *,
-    source: Reading | None = None,
-    patient: Subject | None = None,
+    profile: list[str],
+    category: str,
+    coding: list[dict[str, Any]],
+    text: str,
 ) -> dict[str, Any]:
-    """A reading as a vital-signs Observation; with its ``source`` row and ``patient``, as the
-    PHD IG's Numeric Observation: MDC code beside LOINC, gateway and device, the dedup
-    identifier, the device's status and the coincident time stamp."""
-    category = "laboratory" if metric.key == "glucose" else "vital-signs"
-    unreliable = sorted(set(flags or ()) & UNRELIABLE_FLAGS)
-    status = fhir_phd.status_elements(flags)
-    coding = [{"system": LOINC, "code": metric.loinc, "display": metric.label_en}]
-    if metric.mdc is not None and source is not None:
-        coding.append({"system": fhir_phd.MDC, "code": str(metric.mdc)})
+    """What every PHD Observation of a measurement has: profile, code, subject, effective
+    time, and the gateway, the coincident time stamp and the device."""
     resource: dict[str, Any] = {
         "resourceType": "Observation",
-        "id": f"{patient_id}-{metric.id}-{int(at.timestamp() * 1000)}",
+        "id": observation_id(patient.id, source.metric, source.at),
+        "meta": {"profile": [fhir_phd.PHD_PROFILE + p for p in profile]},
         "status": "final",
         "category": [
             {
@@ -253,43 +353,10 @@ def observation_resource(
                 ]
             }
         ],
-        "code": {"coding": coding, "text": metric.label_en},
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "effectiveDateTime": at.isoformat(),
+        "code": {"coding": coding, "text": text},
+        "subject": {"reference": f"Patient/{patient.id}"},
+        "effectiveDateTime": source.at.isoformat(),
     }
-    quantity = {"value": value, "unit": metric.unit, "system": UCUM, "code": metric.unit}
-    if "dataAbsentReason" in status:
-        # The device said the value is not one (R4 obs-6: value or a reason, never both);
-        # what it displayed is kept in words.
-        resource["dataAbsentReason"] = status["dataAbsentReason"]
-        unreliable.append(f"reported value {_value_text(value)} {metric.unit}")
-    else:
-        resource["valueQuantity"] = quantity
-    if "interpretation" in status:
-        resource["interpretation"] = status["interpretation"]
-    if unreliable:
-        resource["note"] = [{"text": "Device flags: " + ", ".join(unreliable)}]
-    if source is None or patient is None:
-        return resource
-    resource["meta"] = {"profile": [fhir_phd.PHD_PROFILE + "PhdNumericObservation"]}
-    if "security" in status:
-        resource["meta"]["security"] = status["security"]
-    address = patient.addresses.get(source.device_id) if source.device_id else None
-    resource["identifier"] = [
-        {
-            "value": fhir_phd.observation_identifier(
-                device_address=address,
-                patient_code=patient.code,
-                patient_system=CODE_SYSTEM,
-                metric=metric,
-                value=status["dataAbsentReason"]["coding"][0]["code"]
-                if "dataAbsentReason" in status
-                else _value_text(value),
-                measured_at=at,
-                time=source.time,
-            )
-        }
-    ]
     if source.gateway_id is not None:
         resource["extension"] = [
             {
@@ -298,7 +365,7 @@ def observation_resource(
             }
         ]
         cts = fhir_phd.coincident_time_stamp(
-            patient_id=patient_id,
+            patient_id=patient.id,
             device_id=source.device_id,
             gateway_id=source.gateway_id,
             received_at=source.received_at,
@@ -312,10 +379,116 @@ def observation_resource(
     return resource
 
 
+def _status(r: Reading, target: dict[str, Any], notes: list[str], *, label: str = "") -> str:
+    """The device's status of ``r`` on ``target`` (the Observation, or a panel's component):
+    its value, or the reason it has none (R4 obs-6: never both), and its interpretation.
+    Returns the value as the identifier writes it; device flags go to ``notes``."""
+    status = fhir_phd.status_elements(r.flags)
+    unreliable = sorted(set(r.flags or ()) & UNRELIABLE_FLAGS)
+    if "dataAbsentReason" in status:
+        # What the device displayed is kept in words.
+        target["dataAbsentReason"] = status["dataAbsentReason"]
+        unreliable.append(f"reported value {_value_text(r.value)} {r.metric.unit}")
+        value = str(status["dataAbsentReason"]["coding"][0]["code"])
+    else:
+        target["valueQuantity"] = _quantity(r.metric, r.value)
+        value = _value_text(r.value)
+    if "interpretation" in status:
+        target["interpretation"] = status["interpretation"]
+    if unreliable:
+        notes.append(label + ", ".join(unreliable))
+    return value
+
+
+def _finish(resource: dict[str, Any], readings: tuple[Reading, ...], notes: list[str]) -> None:
+    security = [fhir_phd.status_elements(r.flags).get("security") for r in readings]
+    if any(security):
+        resource["meta"]["security"] = next(s for s in security if s)
+    if notes:
+        resource["note"] = [{"text": "Device flags: " + "; ".join(notes)}]
+
+
 def reading_resource(patient: Subject, r: Reading) -> dict[str, Any]:
-    return observation_resource(
-        patient.id, r.metric, r.at, r.value, r.flags, source=r, patient=patient
+    """A reading as the PHD IG's Numeric Observation (and R4's vital signs): MDC code beside
+    LOINC, gateway and device, the dedup identifier, the device's status and the coincident
+    time stamp."""
+    metric = r.metric
+    coding = [{"system": LOINC, "code": metric.loinc, "display": metric.label_en}]
+    if metric.mdc is not None:
+        coding.append({"system": fhir_phd.MDC, "code": str(metric.mdc)})
+    resource = _observation(
+        patient,
+        r,
+        profile=["PhdNumericObservation"],
+        category="laboratory" if metric.key == "glucose" else "vital-signs",
+        coding=coding,
+        text=metric.label_en,
     )
+    notes: list[str] = []
+    value = _status(r, resource, notes)
+    resource["identifier"] = [
+        {"value": _identifier(patient, r, _type_code(metric), metric.unit, value)}
+    ]
+    _finish(resource, (r,), notes)
+    return resource
+
+
+def panel_resource(patient: Subject, readings: tuple[Reading, ...]) -> dict[str, Any]:
+    """A blood-pressure measurement (its systolic, diastolic and mean readings) as the PHD
+    IG's Compound Numeric Observation: no value of its own, a component per reading, each
+    with its status. Its identifier is the compound's: the panel's type, the values in the
+    order measured, joined by dashes."""
+    first = readings[0]
+    resource = _observation(
+        patient,
+        first,
+        profile=["PhdCompoundNumericObservation"],
+        category="vital-signs",
+        coding=[
+            {"system": LOINC, "code": BP_PANEL_LOINC, "display": "Blood pressure panel"},
+            {"system": fhir_phd.MDC, "code": str(BP_PANEL_MDC)},
+        ],
+        text="Blood pressure",
+    )
+    present = {r.metric.key for r in readings}
+    if {"systolic", "diastolic"} <= present:
+        resource["meta"]["profile"].append("http://hl7.org/fhir/StructureDefinition/bp")
+    notes: list[str] = []
+    values: list[str] = []
+    components: list[dict[str, Any]] = []
+    for r in sorted(readings, key=lambda r: BP_COMPONENTS.index(r.metric)):
+        component: dict[str, Any] = {
+            "code": {
+                "coding": [
+                    {"system": LOINC, "code": r.metric.loinc, "display": r.metric.label_en},
+                    {"system": fhir_phd.MDC, "code": str(r.metric.mdc)},
+                ],
+                "text": r.metric.label_en,
+            }
+        }
+        values.append(_status(r, component, notes, label=f"{r.metric.label_en}: "))
+        components.append(component)
+    resource["component"] = components
+    resource["identifier"] = [
+        {"value": _identifier(patient, first, str(BP_PANEL_MDC), "mm[Hg]", "-".join(values))}
+    ]
+    _finish(resource, readings, notes)
+    return resource
+
+
+def measurement_resource(patient: Subject, readings: tuple[Reading, ...]) -> dict[str, Any]:
+    """One measurement (of :func:`measurements`) as its Observation."""
+    if readings[0].metric.id in _IN_PANEL:
+        return panel_resource(patient, readings)
+    return reading_resource(patient, readings[0])
+
+
+def measurement_resources(
+    patient: Subject, rows: Iterable[tuple[Any, ...]]
+) -> Iterator[dict[str, Any]]:
+    """Rows of READING_COLUMNS in time order (then metric id) as their Observations."""
+    readings = (r for r in map(reading, rows) if r is not None)
+    return (measurement_resource(patient, m) for m in measurements(readings))
 
 
 def _where(query: ObservationQuery, reader: Principal) -> tuple[str, dict[str, Any]]:
@@ -334,25 +507,49 @@ def _where(query: ObservationQuery, reader: Principal) -> tuple[str, dict[str, A
 
 
 def count_observations(conn: psycopg.Connection, query: ObservationQuery, reader: Principal) -> int:
+    """The search's total: measurements, a blood pressure's values counted once."""
     where, params = _where(query, reader)
-    row = conn.execute(f"SELECT count(*) FROM observations WHERE {where}", params).fetchone()
+    row = conn.execute(
+        f"SELECT count(*) FROM (SELECT DISTINCT measured_at, {MEASUREMENT} "
+        f"FROM observations WHERE {where}) m",
+        params,
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
 def observations(
     conn: psycopg.Connection, query: ObservationQuery, reader: Principal
 ) -> list[dict[str, Any]]:
-    """One page of the search: ``count`` readings from ``offset``, newest first unless the
-    search sorts by ``date``; none the patient hid from ``reader``."""
+    """One page of the search: ``count`` measurements from ``offset``, newest first unless
+    the search sorts by ``date``; no reading the patient hid from ``reader``."""
     where, params = _where(query, reader)
     order = "ASC" if query.ascending else "DESC"
     rows = conn.execute(
-        f"SELECT {READING_COLUMNS} FROM observations WHERE {where} "
-        f"ORDER BY measured_at {order}, metric_id LIMIT %(count)s OFFSET %(offset)s",
+        f"WITH page AS (SELECT DISTINCT measured_at, {MEASUREMENT} AS measurement "
+        f"FROM observations WHERE {where} ORDER BY measured_at {order}, measurement "
+        "LIMIT %(count)s OFFSET %(offset)s) "
+        f"SELECT {READING_COLUMNS} FROM observations JOIN page USING (measured_at) "
+        f"WHERE {where} AND page.measurement = {MEASUREMENT} "
+        f"ORDER BY measured_at {order}, metric_id",
         {**params, "count": query.count, "offset": query.offset},
     ).fetchall()
-    patient = subject(conn, query.patient_id)
-    return [reading_resource(patient, r) for r in map(reading, rows) if r is not None]
+    return list(measurement_resources(subject(conn, query.patient_id), rows))
+
+
+def observation(
+    conn: psycopg.Connection, ref: ObservationRef, reader: Principal
+) -> dict[str, Any] | None:
+    """The Observation ``ref`` names, None when there is none or it is hidden from
+    ``reader`` (both answer alike: a hidden reading's existence is itself information)."""
+    rows = conn.execute(
+        f"SELECT {READING_COLUMNS} FROM observations WHERE patient_id = %s "
+        "AND metric_id = ANY(%s) AND measured_at >= %s AND measured_at < %s "
+        f"AND {restrictions.readings_visible(reader, 'observations')} "
+        "ORDER BY measured_at, metric_id",
+        (ref.patient_id, list(ref.metric_ids), ref.start, ref.end),
+    ).fetchall()
+    found = list(measurement_resources(subject(conn, ref.patient_id), rows))
+    return found[0] if found else None
 
 
 def page_links(
@@ -497,8 +694,7 @@ def period_observations(
         "ORDER BY measured_at, metric_id",
         (patient_id, start, end),
     ).fetchall()
-    patient = subject(conn, patient_id)
-    return [reading_resource(patient, r) for r in map(reading, rows) if r is not None]
+    return list(measurement_resources(subject(conn, patient_id), rows))
 
 
 def capability_statement(base: str, version: str, *, now: datetime) -> dict[str, Any]:
@@ -534,17 +730,20 @@ def capability_statement(base: str, version: str, *, now: datetime) -> dict[str,
                                 "name": "everything",
                                 "definition": "http://hl7.org/fhir/OperationDefinition/"
                                 "Patient-everything",
-                                "documentation": "start, end (dates); _format=text/csv for "
-                                "the readings as CSV. The patient's GP.",
+                                "documentation": "start, end (dates), _since (an instant), "
+                                "_type; _format=text/csv for the readings as CSV. The "
+                                "patient's GP and the privacy officer.",
                             }
                         ],
                     },
                     {
                         "type": "Observation",
                         "supportedProfile": [
-                            "http://hl7.org/fhir/uv/phd/StructureDefinition/PhdNumericObservation"
+                            "http://hl7.org/fhir/uv/phd/StructureDefinition/PhdNumericObservation",
+                            "http://hl7.org/fhir/uv/phd/StructureDefinition/"
+                            "PhdCompoundNumericObservation",
                         ],
-                        "interaction": [{"code": "search-type"}],
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
                         "documentation": f"_count (at most {MAX_COUNT}, {DEFAULT_COUNT} by "
                         "default) with _offset paging links; _sort=date or -date (the default)",
                         "searchParam": [

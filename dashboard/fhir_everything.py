@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -57,12 +58,55 @@ WITHHELD = {
 WITHHELD_HEADER = "X-Telemon-Withheld"
 
 
+# The resource types $everything holds, for ``_type``.
+TYPES = frozenset(
+    {
+        "Patient",
+        "Device",
+        "CarePlan",
+        "ActivityDefinition",
+        "ObservationDefinition",
+        "DetectedIssue",
+        "DiagnosticReport",
+        "Observation",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What of the record a request asks for: readings measured in ``start``..``end``;
+    with ``since``, only readings stored, episodes changed and reports validated since then
+    (the Patient, devices and plan, which give them their meaning, always come along); with
+    ``types``, only resources of those types."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    since: datetime | None = None
+    types: frozenset[str] = TYPES
+
+
+def parse_types(text: str | None) -> frozenset[str]:
+    """``_type``: resource types, comma-separated (ValueError naming what is not served)."""
+    if text is None:
+        return TYPES
+    asked = frozenset(t.strip() for t in text.split(",") if t.strip())
+    unknown = asked - TYPES
+    if unknown or not asked:
+        raise ValueError(
+            f"_type: {', '.join(sorted(unknown)) or 'empty'}; this record holds "
+            + ", ".join(sorted(TYPES))
+        )
+    return asked
+
+
 def _other_resources(
-    conn: psycopg.Connection, reader: Principal, patient_id: int, base: str
+    conn: psycopg.Connection, reader: Principal, patient_id: int, base: str, since: datetime | None
 ) -> list[dict[str, Any]]:
     """Everything but the readings: the Patient, the devices (the gateways and the devices
     paired on them, or that measured any of the patient's readings), the plan, the
-    episodes and the validated reports; what the patient hid from ``reader`` left out."""
+    episodes and the validated reports (those changed ``since``, when given); what the
+    patient hid from ``reader`` left out."""
     withheld = restrictions.withholds(conn, reader, patient_id)
     cur = conn.cursor(row_factory=dict_row)
     patient = cur.execute(
@@ -86,8 +130,9 @@ def _other_resources(
     # A validated report holds the whole record as the GP signed it.
     reports = conn.execute(
         "SELECT fhir_bundle -> 'entry' -> 0 -> 'resource' FROM period_reports "
-        "WHERE patient_id = %s AND NOT %s ORDER BY period_from, kind",
-        (patient_id, withheld),
+        "WHERE patient_id = %s AND NOT %s "
+        "AND validated_at >= coalesce(%s::timestamptz, '-infinity') ORDER BY period_from, kind",
+        (patient_id, withheld, since),
     ).fetchall()
     in_use = [fhir_phd.phd_ref(d["id"]) for d in devices if d["unpaired_at"] is None]
     return [
@@ -103,7 +148,7 @@ def _other_resources(
             base=base,
             hidden=restrictions.hidden_metrics(conn, reader, patient_id),
         ),
-        *fhir_plan.episode_resources(conn, patient_id, reader),
+        *fhir_plan.episode_resources(conn, patient_id, reader, since=since),
         *(r for (r,) in reports if r),
     ]
 
@@ -133,17 +178,22 @@ def _snapshot(pool: ConnectionPool) -> Iterator[psycopg.Connection]:
 
 
 def _readings(
-    conn: psycopg.Connection,
-    reader: Principal,
-    patient_id: int,
-    start: datetime | None,
-    end: datetime | None,
+    conn: psycopg.Connection, reader: Principal, patient_id: int, selection: Selection
 ) -> tuple[int, Iterator[tuple[Any, ...]]]:
-    window, params = _window(start, end)
+    """The number of measurements (a blood pressure's values are one) and a cursor over
+    the readings, in the order :func:`fhir.measurements` groups them."""
+    if "Observation" not in selection.types:
+        return 0, iter(())
+    window, params = _window(selection.start, selection.end)
     window += f" AND {restrictions.readings_visible(reader, 'observations')}"
+    if selection.since is not None:
+        window += " AND stored_at >= %(since)s"
+        params["since"] = selection.since
     params["p"] = patient_id
     row = conn.execute(
-        f"SELECT count(*) FROM observations WHERE patient_id = %(p)s{window}", params
+        f"SELECT count(*) FROM (SELECT DISTINCT measured_at, {fhir.MEASUREMENT} "
+        f"FROM observations WHERE patient_id = %(p)s{window}) m",
+        params,
     ).fetchone()
     cursor = conn.cursor(name="everything")
     cursor.itersize = CURSOR_ROWS
@@ -175,17 +225,20 @@ def bundle(
     base: str,
     self_url: str,
     *,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    selection: Selection = Selection(),
     timestamp: datetime,
 ) -> Iterator[bytes]:
-    """The searchset Bundle, as bytes to stream: the other resources, then every reading
-    (``start``..``end`` when given) oldest first."""
+    """The searchset Bundle, as bytes to stream: the other resources, then every
+    measurement the ``selection`` asks for, oldest first."""
 
     def parts() -> Iterator[str]:
         with _snapshot(pool) as conn:
-            others = _other_resources(conn, reader, patient_id, base)
-            total, rows = _readings(conn, reader, patient_id, start, end)
+            others = [
+                r
+                for r in _other_resources(conn, reader, patient_id, base, selection.since)
+                if r["resourceType"] in selection.types
+            ]
+            total, rows = _readings(conn, reader, patient_id, selection)
             head = {
                 "resourceType": "Bundle",
                 "type": "searchset",
@@ -203,12 +256,8 @@ def bundle(
             for resource in others:
                 yield ("" if first else ",") + _entry(resource, base)
                 first = False
-            patient = fhir.subject(conn, patient_id)
-            for row in rows:
-                reading = fhir.reading(row)
-                if reading is None:
-                    continue
-                yield ("" if first else ",") + _entry(fhir.reading_resource(patient, reading), base)
+            for resource in fhir.measurement_resources(fhir.subject(conn, patient_id), rows):
+                yield ("" if first else ",") + _entry(resource, base)
                 first = False
             yield "]}"
 
@@ -220,16 +269,18 @@ def readings_csv(
     reader: Principal,
     patient_id: int,
     *,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    selection: Selection = Selection(),
 ) -> Iterator[bytes]:
     """Every reading a row, in the columns of every readings export
     (:mod:`dashboard.readings_export`), written as the cursor reads them."""
 
     def parts() -> Iterator[str]:
         with _snapshot(pool) as conn:
-            window, params = _window(start, end, column="o.measured_at")
+            window, params = _window(selection.start, selection.end, column="o.measured_at")
             window += f" AND {restrictions.readings_visible(reader)}"
+            if selection.since is not None:
+                window += " AND o.stored_at >= %(since)s"
+                params["since"] = selection.since
             cursor = conn.cursor(name="everything_csv")
             cursor.itersize = CURSOR_ROWS
             cursor.execute(readings_export.query(window), params | {"p": patient_id})

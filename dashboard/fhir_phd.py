@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
 
-from telemon.metrics import Metric
 from telemon.system_id import NO_SYSTEM_ID
 
 MDC = "urn:iso:std:iso:11073:10101"
@@ -123,13 +122,15 @@ def observation_identifier(
     device_address: str | None,
     patient_code: str,
     patient_system: str,
-    metric: Metric,
+    type_code: str,
+    unit: str,
     value: str,
     measured_at: datetime,
     time: Mapping[str, Any] | None,
 ) -> str:
     """The PHD Observation identifier (Numeric Observation profile): device, patient, type,
-    value, units and the PHD's time stamp joined by dashes, the same however often a device
+    value, units and the PHD's time stamp joined by dashes (a compound's values joined by dashes
+    too, its type the compound's), the same however often a device
     re-sends a stored reading. The Bluetooth address names the device: most BLE devices have
     no EUI-64 (the IG's 00-00-… would make two devices' readings alike), and one learnt later
     from Device Information would change the identifier of every reading already sent."""
@@ -137,9 +138,9 @@ def observation_identifier(
     parts = (
         device,
         f"{patient_code}-{patient_system}",
-        str(metric.mdc) if metric.mdc is not None else metric.loinc,
+        type_code,
         value,
-        metric.unit,
+        unit,
         reported_timestamp(measured_at, time),
     )
     return "-".join(parts)

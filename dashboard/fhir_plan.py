@@ -180,10 +180,11 @@ def plan_resources(
                 "text": rule_title(applied, "en"),
             },
             "status": "in-progress" if a.ended_at is None else "completed",
-            "description": "; ".join(watch),
             "scheduledPeriod": {"start": a.started_at.isoformat()}
             | ({"end": a.ended_at.isoformat()} if a.ended_at else {}),
         }
+        if watch:  # none when the patient hid every metric it watches: FHIR has no empty string
+            detail["description"] = "; ".join(watch)
         if devices and a.ended_at is None:
             detail["performer"] = [{"reference": ref} for ref in devices]
         activities.append({"detail": detail})
@@ -219,10 +220,15 @@ _SEVERITY = {2: ("high", "red"), 1: ("moderate", "amber")}
 
 
 def episode_resources(
-    conn: psycopg.Connection, patient_id: int, reader: Principal | None
+    conn: psycopg.Connection,
+    patient_id: int,
+    reader: Principal | None,
+    *,
+    since: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Each episode as a DetectedIssue: its severity, when it was open, its findings in
-    words (but those the patient hid from ``reader``), and who resolved it how."""
+    """Each episode (changed ``since``, when given) as a DetectedIssue: its severity, when
+    it was open, its findings in words (but those the patient hid from ``reader``), and who
+    resolved it how."""
     rows = conn.execute(
         "SELECT e.id, e.severity, e.state, e.opened_at, e.resolved_at, e.outcome, "
         "e.resolution_note, e.resolved_by, s.display_name, "
@@ -230,8 +236,9 @@ def episode_resources(
         f"FROM alerts a WHERE a.episode_id = e.id AND {restrictions.finding_visible(reader)}), "
         "'{}') "
         "FROM episodes e LEFT JOIN staff s ON s.id = e.resolved_by "
-        "WHERE e.patient_id = %s ORDER BY e.opened_at",
-        (patient_id,),
+        "WHERE e.patient_id = %s AND e.updated_at >= coalesce(%s::timestamptz, '-infinity') "
+        "ORDER BY e.opened_at",
+        (patient_id, since),
     ).fetchall()
     out = []
     for episode_id, severity, state, opened, resolved, outcome, note, by, by_name, findings in rows:

@@ -120,8 +120,11 @@ SELECT p.id, p.code, p.given_name || ' ' || p.family_name AS name, g.display_nam
 FROM patients p
 JOIN staff g ON g.id = p.gp_id
 LEFT JOIN episodes e ON e.patient_id = p.id AND e.state <> 'resolved'
+-- A not-measuring finding the patient hid from the reader is not counted (it would say which
+-- metric is missing); a hidden clinical one still makes the episode clinical, not a call task:
+-- the episode shows as red or amber to everyone (restrictions.py), and hiding must not demote it.
 LEFT JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE a.kind = 'not_measuring') AS open_tasks,
+    SELECT count(*) FILTER (WHERE a.kind = 'not_measuring' AND {shown}) AS open_tasks,
            count(*) FILTER (WHERE a.kind <> 'not_measuring') AS open_clinical
     FROM alerts a WHERE a.patient_id = p.id AND a.state <> 'resolved'
 ) nm ON true
@@ -337,7 +340,10 @@ def patient_list(
     scope, params = patient_scope(user)
     rows = (
         conn.cursor(row_factory=dict_row)
-        .execute(_PATIENTS.format(scope=scope), params | {"me": user.id})
+        .execute(
+            _PATIENTS.format(scope=scope, shown=restrictions.finding_visible(user)),
+            params | {"me": user.id},
+        )
         .fetchall()
     )
     # A protocol or metric the patient hid from the reader: not listed, not filtered on.

@@ -807,6 +807,90 @@ TEXTS |= {
     ),
 }
 
+# The read replica on the service status page (issue 21, dashboard.databases).
+TEXTS |= {
+    "status.replica": ("Read replica", "Replica in lettura"),
+    "status.replica_lag": (
+        "reachable, {seconds} s ({bytes} bytes) behind the primary",
+        "raggiungibile, {seconds} s ({bytes} byte) indietro rispetto al primario",
+    ),
+    "status.replica_primary": (
+        "pages read from the primary meanwhile",
+        "nel frattempo le pagine leggono dal primario",
+    ),
+}
+
+# Oscuramento for the admin (issue 20): the page where an admin records a patient's request to
+# hide data on their word, the SMS outbox's mask, and the access report's words for the reads
+# and changes of restrictions and the FHIR reads added with them.
+TEXTS |= {
+    "restriction.admin_page": ("Hidden data (oscuramento)", "Oscuramento dei dati"),
+    "restriction.admin_basis": (
+        "A patient may ask that a care protocol, a measurement or a period be hidden from "
+        "everyone but their GP (Garante, dossier guidelines 2015; EHDS art. 8). Record the "
+        "request as the patient made it, with its date; the GP and the alerts still see "
+        "everything.",
+        "Il paziente può chiedere che un protocollo di cura, una misura o un periodo siano "
+        "nascosti a tutti tranne al suo MMG (Garante, linee guida sul dossier 2015; EHDS "
+        "art. 8). Registri la richiesta come l'ha fatta il paziente, con la sua data; il MMG "
+        "e gli allarmi continuano a vedere tutto.",
+    ),
+    "restriction.explain_admin": (
+        "At the patient's request, data hidden from everyone but their GP: the service centre, "
+        "reports and exports made by others. The alerts still reach the GP.",
+        "Su richiesta del paziente, dati nascosti a tutti tranne al suo MMG: alla centrale, "
+        "nei report e nelle esportazioni fatte da altri. Gli allarmi arrivano comunque al MMG.",
+    ),
+    "restriction.find": ("Find the patient", "Cerca il paziente"),
+    "restriction.enrolment": ("Enrolment", "Arruolamento"),
+    "restriction.sms_withheld": (
+        "Readings out of range (the message names data hidden at the patient's request)",
+        "Valori fuori soglia (il messaggio nomina dati oscurati su richiesta del paziente)",
+    ),
+    "restriction.sms_withheld_reminder": (
+        "Reminder to measure (the message names data hidden at the patient's request)",
+        "Promemoria di misura (il messaggio nomina dati oscurati su richiesta del paziente)",
+    ),
+    "access.what.patient.restrictions.read": (
+        "Requests to hide data (oscuramento)",
+        "Richieste di oscuramento",
+    ),
+    "access.what.patient.restriction.record": (
+        "Recorded a request to hide data",
+        "Registrazione di una richiesta di oscuramento",
+    ),
+    "access.what.patient.restriction.revoke": (
+        "Recorded the withdrawal of a request to hide data",
+        "Registrazione della revoca di un oscuramento",
+    ),
+    "access.what.fhir.observation.read": ("FHIR Observation", "FHIR Observation"),
+    "access.what.fhir.patient.everything": (
+        "Whole record (FHIR $everything)",
+        "Intero fascicolo (FHIR $everything)",
+    ),
+}
+
+# Issue 19, Local Time Information: a stamp read in the zone and DST offset the device declares.
+TEXTS |= {
+    "time.device_zone": (
+        "read in the zone the device declares, UTC{offset}",
+        "letto nel fuso orario dichiarato dal dispositivo, UTC{offset}",
+    ),
+}
+
+# Issue 19, a device's clock facts on the equipment page and the device card (migration 0027).
+TEXTS |= {
+    "clocks.ignores_dst": (
+        "Clock keeps standard time all year: readings in summer are corrected by one hour",
+        "L'orologio resta sull'ora solare tutto l'anno: d'estate le misure sono corrette di un'ora",
+    ),
+    "clocks.declares": (
+        "Clock kept in the zone it declares: UTC{offset}, {season}",
+        "Orologio sul fuso orario che dichiara: UTC{offset}, {season}",
+    ),
+    "clocks.dst_plus": ("summer time +{amount}", "ora legale +{amount}"),
+}
+
 # An alert's history, one line per event kind: the engine's, the notifier's, and the actions of
 # the people who worked on it (dashboard.alert_actions).
 EVENTS: dict[str, tuple[str, str]] = {

@@ -327,7 +327,8 @@ def device_card(conn: psycopg.Connection, patient_id: int) -> dict[str, Any] | N
             patient["centre"], patient["duty_phone"] = centre
     patient["devices"] = cur.execute(
         "SELECT d.kind, d.manufacturer, d.model, d.serial_number, d.udi, d.address, d.paired_at, "
-        "d.system_id, d.firmware, d.reported_serial_number, g.code AS gateway "
+        "d.system_id, d.firmware, d.reported_serial_number, d.clock_ignores_dst, "
+        "d.clock_zone_min, d.clock_dst_min, g.code AS gateway "
         "FROM devices d JOIN gateways g ON g.id = d.gateway_id "
         "WHERE g.patient_id = %s AND d.unpaired_at IS NULL ORDER BY g.code, d.kind",
         (patient_id,),

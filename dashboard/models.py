@@ -330,6 +330,12 @@ class DeviceClock(_Model):
     clock_skew_s: int | None  # as last measured
     clock_set_at: datetime | None  # when the gateway last set it right
     clock_set_from_s: int | None  # and how far off it was then
+    set_lately: bool  # within operations.CLOCK_SET_RECENTLY_DAYS
+    # What the gateway knows of the clock (migration 0027): it keeps standard time all year, or
+    # the zone and DST offset it declares (minutes); None from older gateways.
+    clock_ignores_dst: bool | None = None
+    clock_zone_min: int | None = None
+    clock_dst_min: int | None = None
 
     @property
     def still_off(self) -> bool:
@@ -369,6 +375,8 @@ class NotificationItem(_Model):
     last_error: str | None
     cancel_reason: str | None = None  # why a 'cancelled' one never left
     created_at: datetime
+    # Its text names a finding the patient hid from the reader: ``body`` says so instead.
+    withheld: bool = False
 
 
 class InboundItem(_Model):

@@ -181,12 +181,19 @@ def _plan(
     reading_days: dict[str, set[date]],
     language: str,
     today: date,
+    *,
+    shown: str,
+    hidden: set[str],
 ) -> list[PlanProtocol]:
+    """The protocols followed in the period, their limits and schedules with adherence;
+    none of what the patient hid from the reader: a hidden protocol (``shown``, an SQL
+    predicate over ``patient_protocols``), a hidden metric's rules, limits and schedule
+    (``hidden``), as the patient page's plan (dashboard/plan.py)."""
     out = []
     for name, overrides, started_at in conn.execute(
         "SELECT protocol, overrides, started_at FROM patient_protocols "
         "WHERE patient_id = %s AND started_at < %s AND (ended_at IS NULL OR ended_at >= %s) "
-        "ORDER BY protocol",
+        f"AND {shown} ORDER BY protocol",
         (patient_id, period.end, period.start),
     ):
         protocol = effective_protocol(name, overrides)
@@ -201,6 +208,8 @@ def _plan(
         first = max(period.first, started_at.astimezone(LOCAL_TZ).date())
         last = min(period.last, today)
         for rule in protocol.rules:
+            if hidden and set(rule.metrics) <= hidden:
+                continue
             if isinstance(rule, MissingDataRule):
                 if rule.expected_every is not None and first <= last:
                     metric = rule.metrics[0]
@@ -228,6 +237,7 @@ def _plan(
                     bands=[
                         _band_text(b.on, b.op, b.value, b.level, language, trend=trend)
                         for b in rule.bands
+                        if b.on not in hidden
                     ],
                     own=rule.key in own,
                     reason=own[rule.key].reason if rule.key in own else "",
@@ -394,7 +404,16 @@ def build(
         gp_name=head[3],
         period=period,
         generated_at=now,
-        plan=_plan(conn, patient_id, period, reading_days, lang, now.astimezone(LOCAL_TZ).date()),
+        plan=_plan(
+            conn,
+            patient_id,
+            period,
+            reading_days,
+            lang,
+            now.astimezone(LOCAL_TZ).date(),
+            shown=restrictions.visible(reader, patient="patient_id", protocol="protocol"),
+            hidden=hidden,
+        ),
         charts=chart_list,
         summaries=summaries,
         home_bp=home_bp,

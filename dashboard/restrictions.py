@@ -17,6 +17,7 @@ patient's GP" (docs/privacy.md).
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
 
 import psycopg
 from psycopg.rows import dict_row
@@ -26,10 +27,18 @@ from dashboard.authz import Principal
 from dashboard.bands import protocols
 from dashboard.models import RestrictionIn, RestrictionItem
 from dashboard.web import LOCAL_TZ
-from telemon.metrics import GROUPS, METRICS, METRICS_BY_ID, group_of
+from telemon.metrics import GROUPS, METRICS, METRICS_BY_ID, group_of, panel_of
 from telemon.store.restrictions import not_hidden
 
 KINDS = ("protocol", "metric_category", "period")
+
+# The pages that show the form (templates/_restrictions.html), and where its answer returns:
+# a fixed table, so a form field never names a redirect target.
+Back = Literal["patient", "admin"]
+RETURN_TO: dict[str, str] = {
+    "patient": "/patients/{patient_id}#restrictions",
+    "admin": "/admin/patients/{patient_id}/restrictions",
+}
 
 
 class InvalidRestriction(ValueError):
@@ -50,24 +59,30 @@ def visible(
     protocol: str | None = None,
     at: str | None = None,
     until: str | None = None,
+    evidence: str | None = None,
 ) -> str:
     """SQL predicate: the row (of ``patient``, an SQL expression, as are the others) is not
     hidden from ``user``. ``metric`` the row's metric id, ``protocol`` its protocol, ``at`` its
-    time, or ``at``..``until`` the interval it covers (an hourly bucket)."""
+    time, or ``at``..``until`` the interval it covers (an hourly bucket), ``evidence`` the
+    finding's evidence (JSON)."""
     if sees_everything(user):
         return "true"
-    return not_hidden(patient=patient, metric=metric, protocol=protocol, at=at, until=until)
+    return not_hidden(
+        patient=patient, metric=metric, protocol=protocol, at=at, until=until, evidence=evidence
+    )
 
 
 def finding_visible(user: Principal | None, alias: str = "a") -> str:
     """SQL predicate over ``alerts AS {alias}``: a finding the patient did not hide from
-    ``user`` (by its protocol, its metric or when it opened)."""
+    ``user`` (by its protocol, its metric, a metric whose value its evidence shows, or when
+    it opened)."""
     return visible(
         user,
         patient=f"{alias}.patient_id",
         metric=f"{alias}.metric_id",
         protocol=f"{alias}.protocol",
         at=f"{alias}.opened_at",
+        evidence=f"({alias}.details -> 'evidence')",
     )
 
 
@@ -137,14 +152,23 @@ def hidden_by_patient(
 
 
 def categories() -> list[str]:
-    """The metric categories a patient may hide: each group, and each metric in none."""
-    return [g.key for g in GROUPS] + [k for k in METRICS if group_of(k) is None]
+    """The metric categories a patient may hide: each group, and each metric in none (a
+    blood pressure's mean is hidden with the blood pressure, not alone)."""
+    return [g.key for g in GROUPS] + [
+        k for k in METRICS if group_of(k) is None and panel_of(k) is None
+    ]
+
+
+def _with_panels(metrics: list[str]) -> list[str]:
+    """The metrics and those measured with them (telemon.metrics.PANELS): hiding a
+    systolic pressure and showing the mean would not hide it."""
+    return sorted({m for k in metrics for m in (panel_of(k) or (k,))})
 
 
 def _category_metrics(category: str) -> list[str]:
     group = next((g for g in GROUPS if g.key == category), None)
     if group is not None:
-        return list(group.members)
+        return _with_panels(list(group.members))
     if category in METRICS and group_of(category) is None:
         return [category]
     raise InvalidRestriction(f"unknown metric category {category!r}")
@@ -154,7 +178,7 @@ def _protocol_metrics(name: str) -> list[str]:
     protocol = protocols().get(name)
     if protocol is None:
         raise InvalidRestriction(f"unknown care protocol {name!r}")
-    return sorted({m for rule in protocol.rules for m in rule.metrics if m in METRICS})
+    return _with_panels([m for rule in protocol.rules for m in rule.metrics if m in METRICS])
 
 
 def _local_start(day: date) -> datetime:
@@ -177,6 +201,20 @@ def list_for(conn: psycopg.Connection, patient_id: int) -> list[RestrictionItem]
         .fetchall()
     )
     return [RestrictionItem(**r) for r in rows]
+
+
+def form_context(
+    conn: psycopg.Connection, patient_id: int, protocol_names: list[str], back: Back
+) -> dict[str, object]:
+    """What templates/_restrictions.html shows: the patient's restrictions, what may be hidden
+    (the patient's protocols, the metric categories) and the page the form returns to."""
+    return {
+        "restrictions": list_for(conn, patient_id),
+        "restriction_patient": patient_id,
+        "restriction_protocols": protocol_names,
+        "restriction_categories": categories(),
+        "restriction_back": back,
+    }
 
 
 def record(conn: psycopg.Connection, user: Principal, patient_id: int, new: RestrictionIn) -> int:

@@ -23,6 +23,8 @@ class Session:
     staff_id: int
     csrf_token: str
     created_at: datetime
+    # The primary's WAL position after the session's last write (dashboard.databases).
+    written_lsn: str | None = None
 
 
 def _hash(token: str) -> str:
@@ -65,7 +67,7 @@ def lookup(conn: psycopg.Connection, token: str, *, now: datetime) -> Session | 
     row = conn.execute(
         """
         WITH live AS (
-            SELECT token_hash, staff_id, csrf_token, created_at, last_seen_at
+            SELECT token_hash, staff_id, csrf_token, created_at, last_seen_at, written_lsn
             FROM dashboard_sessions WHERE token_hash = %(hash)s AND expires_at > %(now)s
         ), touched AS (
             UPDATE dashboard_sessions d
@@ -73,7 +75,7 @@ def lookup(conn: psycopg.Connection, token: str, *, now: datetime) -> Session | 
             FROM live
             WHERE d.token_hash = live.token_hash AND live.last_seen_at <= %(stale)s
         )
-        SELECT token_hash, staff_id, csrf_token, created_at FROM live
+        SELECT token_hash, staff_id, csrf_token, created_at, written_lsn::text FROM live
         """,
         {
             "hash": _hash(token),
@@ -98,6 +100,16 @@ def is_live(conn: psycopg.Connection, token: str, staff_id: int, *, now: datetim
         (_hash(token), staff_id, now),
     ).fetchone()
     return row is not None
+
+
+def remember_write(conn: psycopg.Connection, token: str) -> None:
+    """Record the primary's WAL position as the session's last write: its reads wait for a
+    replica that has replayed this far (dashboard.databases)."""
+    conn.execute(
+        "UPDATE dashboard_sessions SET written_lsn = pg_current_wal_insert_lsn() "
+        "WHERE token_hash = %s",
+        (_hash(token),),
+    )
 
 
 def delete(conn: psycopg.Connection, token: str) -> None:

@@ -1,4 +1,5 @@
-"""The service status ``/status`` reports to operators: the database, the broker and counts.
+"""The service status ``/status`` reports to operators: the database, its read replica's lag,
+the broker and counts.
 
 ``/healthz`` says none of it: it answers anyone, so it only says the process is alive.
 """
@@ -8,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 import psycopg
-from psycopg_pool import ConnectionPool
 
+from dashboard.databases import Databases, ReplicaLag
 from telemon.mqtt import BrokerAddress, BrokerUnavailable, probe
 
 
@@ -38,6 +39,9 @@ class BrokerStatus:
 class ServiceStatus:
     store: StoreStatus
     broker: BrokerStatus
+    # None: no replica configured. An unreachable or lagging replica leaves the service healthy:
+    # reads go to the primary meanwhile (dashboard.databases).
+    replica: ReplicaLag | None = None
 
     @property
     def healthy(self) -> bool:
@@ -81,10 +85,12 @@ def broker_status(mqtt_url: str | None) -> BrokerStatus:
     return BrokerStatus(url=shown, reachable=True)
 
 
-def current_status(pool: ConnectionPool, mqtt_url: str | None) -> ServiceStatus:
+def current_status(databases: Databases, mqtt_url: str | None) -> ServiceStatus:
     try:
-        with pool.connection(timeout=3.0) as conn:
+        with databases.primary.connection(timeout=3.0) as conn:
             store = store_status(conn)
     except Exception as exc:  # a pool timeout or a dropped server: reported, not raised
         store = StoreStatus(reachable=False, error=type(exc).__name__)
-    return ServiceStatus(store=store, broker=broker_status(mqtt_url))
+    return ServiceStatus(
+        store=store, broker=broker_status(mqtt_url), replica=databases.replica_lag()
+    )

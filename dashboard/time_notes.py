@@ -31,6 +31,23 @@ def _offset(minutes: int) -> str:
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
+def clock_facts(
+    t: Translate, ignores_dst: bool | None, zone_min: int | None, dst_min: int | None
+) -> list[str]:
+    """What the gateway knows of a device's clock that explains its readings' times: the zone
+    and DST offset it declares, or that it keeps standard time all year; empty otherwise."""
+    if zone_min is not None and dst_min is not None:
+        if dst_min == 0:
+            season = t("time.standard")
+        else:
+            unit = t("time.h", n=dst_min // 60) if dst_min % 60 == 0 else t("time.min", n=dst_min)
+            season = t("clocks.dst_plus", amount=unit)
+        return [t("clocks.declares", offset=_offset(zone_min), season=season)]
+    if ignores_dst:
+        return [t("clocks.ignores_dst")]
+    return []
+
+
 def time_note(time: TimeCorrection | None, t: Translate) -> list[str]:
     """What to say about a reading's time; empty when the device's stamp was taken as is."""
     if time is None or time.device_time is None:
@@ -51,7 +68,10 @@ def time_note(time: TimeCorrection | None, t: Translate) -> list[str]:
         return []
     shown = datetime.fromisoformat(time.device_time).strftime("%d/%m/%Y %H:%M")
     notes.append(t("time.device_showed", at=shown))
-    if time.zone and time.utc_offset_min is not None:
+    if time.device_zone_min is not None and time.utc_offset_min is not None:
+        season = t("time.dst") if time.dst else t("time.standard")
+        notes.append(f"{t('time.device_zone', offset=_offset(time.utc_offset_min))}, {season}")
+    elif time.zone and time.utc_offset_min is not None:
         season = t("time.dst") if time.dst else t("time.standard")
         notes.append(
             f"{t('time.zone', zone=time.zone, offset=_offset(time.utc_offset_min))}, {season}"

@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 from dashboard.authz import Principal
 from dashboard.i18n import event_label, metric_label, translator
 from dashboard.time_notes import amount as clock_amount
-from dashboard.time_notes import time_note
+from dashboard.time_notes import clock_facts, time_note
 from dashboard.wording import language_of, protocol_title, reason_text
 from telemon import __version__
 from telemon.metrics import METRICS
@@ -112,4 +112,7 @@ def helpers(lang: str, now: datetime) -> dict[str, Any]:
         "protocol_title": lambda key: protocol_title(key, lang),
         "time_note": lambda time: time_note(time, t),
         "clock_amount": lambda seconds: clock_amount(t, seconds),
+        "clock_facts": lambda ignores_dst, zone_min, dst_min: clock_facts(
+            t, ignores_dst, zone_min, dst_min
+        ),
     }

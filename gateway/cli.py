@@ -6,28 +6,30 @@ Mounted by the main CLI as a sub-app (``app.add_typer(gateway_app, name="gateway
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import os
-import signal
-from collections.abc import Coroutine
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit, urlunsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
 from gateway.ble.backend import BACKEND_ENV_VAR, TRANSPORT_ENV_VAR
-from gateway.clock_check import DEFAULT_TIME_ZONE
+from gateway.run import (
+    BACKEND_HELP,
+    RUN_HELP,
+    STATE_DIR_HELP,
+    TRANSPORT_HELP,
+    RunRefused,
+    choose,
+    default_state_dir,
+    load_identity,
+    releasing,
+)
+from gateway.run import main as run_gateway
 
 if TYPE_CHECKING:
     from gateway.ble.backend import BleBackend
-
-T = TypeVar("T")
-
-STATE_DIR_ENV = "TELEMON_GATEWAY_STATE_DIR"
-TZ_ENV = "TELEMON_GATEWAY_TZ"
+    from gateway.identity import GatewayIdentity
 
 gateway_app = typer.Typer(
     name="gateway",
@@ -38,43 +40,11 @@ gateway_app = typer.Typer(
 )
 
 
-def default_state_dir() -> Path:
-    """$TELEMON_GATEWAY_STATE_DIR, else systemd's $STATE_DIRECTORY, else a per-user default."""
-    if explicit := os.environ.get(STATE_DIR_ENV):
-        return Path(explicit)
-    if systemd := os.environ.get("STATE_DIRECTORY"):  # StateDirectory= in the unit
-        return Path(systemd.split(":")[0])
-    if os.geteuid() == 0:
-        return Path("/var/lib/telemon-gateway")
-    return Path.home() / ".local" / "state" / "telemon-gateway"
-
-
-StateDir = Annotated[
-    Path | None,
-    typer.Option(
-        help=f"Where identity, pairing and queue live (default: ${STATE_DIR_ENV}, systemd's "
-        "$STATE_DIRECTORY, /var/lib/telemon-gateway as root, else ~/.local/state/telemon-gateway)."
-    ),
-]
+StateDir = Annotated[Path | None, typer.Option(help=STATE_DIR_HELP)]
 BleBackendName = Annotated[
-    str | None,
-    typer.Option(
-        "--ble-backend",
-        envvar=BACKEND_ENV_VAR,
-        help="Bluetooth stack: 'bluez' (bleak's platform backend, the default) or 'bumble' "
-        "(bumble's host stack: the simulated radio, or a controller it drives; needs the "
-        "'bumble' extra).",
-    ),
+    str | None, typer.Option("--ble-backend", envvar=BACKEND_ENV_VAR, help=BACKEND_HELP)
 ]
-Transport = Annotated[
-    str | None,
-    typer.Option(
-        envvar=TRANSPORT_ENV_VAR,
-        help="Where the bumble backend's radio is, and implies --ble-backend bumble: 'local' "
-        "(in-process simulated link) or a bumble transport spec such as usb:0 or "
-        "tcp-client:127.0.0.1:9000.",
-    ),
-]
+Transport = Annotated[str | None, typer.Option(envvar=TRANSPORT_ENV_VAR, help=TRANSPORT_HELP)]
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -124,9 +94,8 @@ def provision(
     force: Annotated[bool, typer.Option(help="Replace an existing identity.")] = False,
 ) -> None:
     """Write this gateway's identity (id, patient, broker, password) to the state directory."""
-    from pydantic import ValidationError
-
-    from gateway.identity import IDENTITY_FILE, GatewayIdentity
+    from gateway.identity import IDENTITY_FILE, GatewayIdentity, Secret
+    from telemon.checks import InvalidValue
 
     directory = state_dir or default_state_dir()
     try:
@@ -147,36 +116,30 @@ def provision(
             gateway_id=gateway_id,
             patient_id=patient_id,
             mqtt_url=url,
-            mqtt_password=password or None,
+            mqtt_password=Secret(password) if password else None,
             mqtt_ca_file=ca_file.resolve() if ca_file else None,
             system_id=system_id.upper() if system_id else None,
         )
-    except ValidationError as error:
-        first = error.errors()[0]
-        raise fail(f"invalid {first['loc'][0]}: {first['msg']}") from None
+    except InvalidValue as error:
+        field, reason = error.problems[0]
+        raise fail(f"invalid {field}: {reason}") from None
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     directory.chmod(0o700)
     path = identity.save(directory)
     typer.echo(f"gateway {gateway_id} for patient {patient_id} provisioned: {path}")
 
 
-def _load_identity(directory: Path):
-    from gateway.identity import GatewayIdentity
-
+def _load_identity(directory: Path) -> GatewayIdentity:
     try:
-        return GatewayIdentity.load(directory)
-    except FileNotFoundError:
-        raise fail(
-            f"no gateway identity in {directory}: run `telemon gateway provision` first"
-        ) from None
+        return load_identity(directory)
+    except RunRefused as error:
+        raise fail(str(error)) from None
 
 
 def _backend(name: str | None, transport: str | None) -> BleBackend:
-    from gateway.ble.backend import BackendUnavailable, choose_backend
-
     try:
-        return choose_backend(name, transport)
-    except BackendUnavailable as error:
+        return choose(name, transport)
+    except RunRefused as error:
         raise fail(str(error)) from None
 
 
@@ -205,7 +168,7 @@ def pair(
     typer.echo(f"scanning for {seconds:g} s...")
     try:
         found = asyncio.run(
-            _releasing(backend, discover_health_devices(seconds, backend=backend.scanner))
+            releasing(backend, discover_health_devices(seconds, backend=backend.scanner))
         )
     except Exception as error:
         raise fail(f"cannot scan: {error}") from None
@@ -229,47 +192,15 @@ def pair(
     typer.echo(f"paired {paired.kind} {paired.address} with patient {paired.patient_id}")
 
 
-async def _releasing(backend: BleBackend, coroutine: Coroutine[Any, Any, T]) -> T:
-    try:
-        return await coroutine
-    finally:
-        await backend.shutdown()
-
-
-@gateway_app.command()
-def run(
-    ble_backend: BleBackendName = None,
-    transport: Transport = None,
-    tz: Annotated[
-        str, typer.Option(envvar=TZ_ENV, help="Time zone of the devices' clocks.")
-    ] = DEFAULT_TIME_ZONE,
-    state_dir: StateDir = None,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
-) -> None:
-    """Run the gateway until SIGINT or SIGTERM. An unreachable broker is retried, never fatal."""
-    from gateway.runtime import GatewayRuntime
-
-    directory = state_dir or default_state_dir()
-    _load_identity(directory)
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise fail(f"unknown time zone {tz!r}") from None
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    backend = _backend(ble_backend, transport)
-    runtime = GatewayRuntime(directory, backend=backend, tz=tz)
-    asyncio.run(_releasing(backend, _run_until_signalled(runtime)))
-
-
-async def _run_until_signalled(runtime) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):  # not on Windows
-            loop.add_signal_handler(signum, stop.set)
-    await runtime.run(stop)
+@gateway_app.command(
+    help=f"{RUN_HELP} Options: telemon gateway run --help.",
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def run(context: typer.Context) -> None:
+    # Listed here for the commands' help; ``telemon gateway run`` itself goes to gateway.run
+    # straight from console.cli.main (and main below), without typer: see gateway.run.
+    raise typer.Exit(run_gateway(context.args))
 
 
 @gateway_app.command()
@@ -304,7 +235,10 @@ def status(state_dir: StateDir = None) -> None:
 
 
 def main() -> None:
-    """Run the sub-app on its own (``python -m gateway.cli``)."""
+    """Run the sub-app on its own (``python -m gateway.cli``); ``run`` without typer, as
+    ``telemon gateway run`` (see gateway.run)."""
+    if sys.argv[1:2] == ["run"]:
+        raise SystemExit(run_gateway(sys.argv[2:]))
     gateway_app()
 
 

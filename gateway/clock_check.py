@@ -13,6 +13,9 @@ clock offset applied, and on which basis. A local time the zone makes doubtful (
 the repeated autumn hour) is flagged unless something decided it; a clock that keeps standard
 time all year is recognised in summer and read as such.
 
+A device that declares its own zone and DST offset (Local Time Information) has its stamps read
+at that offset (:class:`DeviceOffset` as the policy's zone, ``Recorder.policy_for``).
+
 A stamp that cannot be a clock's reading at all (too far from the gateway clock, or outside what
 a datetime holds once localised) is no usable device time: the reading gets the receive time, and
 the stamp estimates no skew. Every function here is total over what a decoder can produce (GATT
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -51,9 +54,46 @@ LOCAL_TIME_AMBIGUOUS = "local_time_ambiguous"
 DEVICE, CORRECTED, GATEWAY = TimeBasis.DEVICE, TimeBasis.CORRECTED, TimeBasis.GATEWAY
 
 
+class DeviceOffset(tzinfo):
+    """A device's own time zone and DST offset, as its Local Time Information (0x2A0F) declares
+    them: the offset its wall clock is kept in, fixed, without the patient's zone's rules (so
+    neither a spring gap nor a repeated autumn hour)."""
+
+    key = None  # no IANA zone: the record says the device's own fields instead
+
+    def __init__(self, zone_min: int, dst_min: int) -> None:
+        self.zone_min, self.dst_min = zone_min, dst_min
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(minutes=self.zone_min + self.dst_min)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(minutes=self.dst_min)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return f"device UTC{self.zone_min + self.dst_min:+d} min"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DeviceOffset) and (self.zone_min, self.dst_min) == (
+            other.zone_min,
+            other.dst_min,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.zone_min, self.dst_min))
+
+    def __repr__(self) -> str:
+        return f"DeviceOffset({self.zone_min}, {self.dst_min})"
+
+
+Zone = ZoneInfo | DeviceOffset
+
+
 @dataclass(frozen=True, slots=True)
 class TimePolicy:
-    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIME_ZONE))
+    # The patient's zone; for a device that declares its own offset, that offset (see
+    # ``Recorder.policy_for``).
+    tz: Zone = field(default_factory=lambda: ZoneInfo(DEFAULT_TIME_ZONE))
     skew_tolerance: timedelta = DEFAULT_SKEW_TOLERANCE
     max_clock_ahead: timedelta = DEFAULT_MAX_CLOCK_AHEAD
     max_clock_behind: timedelta = DEFAULT_MAX_CLOCK_BEHIND
@@ -84,7 +124,7 @@ class WallTime:
     guessed: bool = False  # the repeated autumn hour, and nothing told which of the two
 
 
-def _wall(device_time: datetime, tz: ZoneInfo, fold: int, ignores_dst: bool) -> WallTime:
+def _wall(device_time: datetime, tz: Zone, fold: int, ignores_dst: bool) -> WallTime:
     local = device_time.replace(tzinfo=tz, fold=fold)
     offset, dst = local.utcoffset(), local.dst()
     assert offset is not None and dst is not None  # a ZoneInfo always answers both
@@ -95,7 +135,7 @@ def _wall(device_time: datetime, tz: ZoneInfo, fold: int, ignores_dst: bool) -> 
 
 def read_wall(
     device_time: datetime,
-    tz: ZoneInfo,
+    tz: Zone,
     *,
     ignores_dst: bool = False,
     latest: datetime | None = None,
@@ -139,7 +179,7 @@ def read_wall(
     return replace(earlier, issue=LocalTimeIssue.REPEATED, guessed=True)
 
 
-def localise(device_time: datetime, tz: ZoneInfo, *, ignores_dst: bool = False) -> datetime | None:
+def localise(device_time: datetime, tz: Zone, *, ignores_dst: bool = False) -> datetime | None:
     """A naive device-local time as an aware UTC instant (the earlier in the autumn's repeated
     hour, standard time in the spring's gap); None outside the datetime range."""
     wall = read_wall(device_time, tz, ignores_dst=ignores_dst)
@@ -242,6 +282,8 @@ def estimate_clock(
     skew = observed_skew(device_time, received_at, policy)
     if skew is None or not (fresh or skew > policy.skew_tolerance):
         return None
+    if isinstance(policy.tz, DeviceOffset):
+        return ClockEstimate(skew)  # the device said its DST offset: nothing to learn of it
     standard = observed_skew(device_time, received_at, policy, ignores_dst=True)
     if standard is None or standard == skew:
         return ClockEstimate(skew)
@@ -295,7 +337,9 @@ def stamp(
     flags: list[str] = [FROM_DEVICE_STORAGE] if from_storage else []
     # A skew no clock can have (state from elsewhere) is no correction either.
     skew = plausible_skew(skew, policy)
-    known = {"clock_offset_s": _seconds(skew), "clock_source": source} if skew is not None else {}
+    known: dict[str, Any] = (
+        {"clock_offset_s": _seconds(skew), "clock_source": source} if skew is not None else {}
+    )
     if device_time is None:
         return Stamp(
             received_at, (GATEWAY_TIME, *flags), time=TimeCorrection(basis=GATEWAY, **known)
@@ -317,6 +361,8 @@ def stamp(
         "device_time_offset_min": time_offset_min,
         **known,
     }
+    if isinstance(policy.tz, DeviceOffset):
+        record |= {"device_zone_min": policy.tz.zone_min, "device_dst_min": policy.tz.dst_min}
     if wall is not None:
         record |= {
             "zone": policy.tz.key,

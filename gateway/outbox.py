@@ -18,7 +18,7 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -123,7 +123,7 @@ class Outbox:
                     return []
                 last = int(self._meta("last_seq") or 0)
                 numbered = [
-                    obs.model_copy(update={"seq": last + i, "gateway_id": self.gateway_id})
+                    replace(obs, seq=last + i, gateway_id=self.gateway_id)
                     for i, obs in enumerate(observations, start=1)
                 ]
                 self._db.executemany(
@@ -149,13 +149,8 @@ class Outbox:
             rows = self._db.execute(
                 "SELECT item FROM outbox WHERE seq >= ? ORDER BY seq LIMIT ?", (from_seq, limit)
             ).fetchall()
-        # Judged as JSON, as the wire contract is (timestamps as ISO strings, strict numbers).
-        return [
-            Observation.model_validate_json(
-                json.dumps({**json.loads(item), "gateway_id": self.gateway_id})
-            )
-            for (item,) in rows
-        ]
+        # Judged as the wire item it is (timestamps as ISO strings, strict numbers).
+        return [Observation.from_wire_item(json.loads(item), self.gateway_id) for (item,) in rows]
 
     def remove(self, seqs: Iterable[int]) -> int:
         with self._lock:

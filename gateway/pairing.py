@@ -30,7 +30,7 @@ class PairingTable:
             state_dir / PAIRING_FILE,
             {
                 "revision": self.revision,
-                "devices": [d.model_dump(mode="json", exclude_none=True) for d in self.devices],
+                "devices": [d.wire() for d in self.devices],
             },
         )
 
@@ -40,7 +40,7 @@ class PairingTable:
             data = json.loads((state_dir / PAIRING_FILE).read_text())
         except FileNotFoundError:
             return cls()
-        return cls(data["revision"], tuple(PairedDevice.model_validate(d) for d in data["devices"]))
+        return cls(data["revision"], tuple(PairedDevice.from_wire(d) for d in data["devices"]))
 
     @classmethod
     def from_config(cls, config: GatewayConfig) -> PairingTable:

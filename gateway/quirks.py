@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.gatt import CharacteristicUuid, Decoded, DecodeError, Reading
 from gateway.gatt.quirks import berrymed, beurer, contec
+from gateway.gatt.quirks.oximetry import Reassembled
 from telemon.device_kinds import DeviceKind
 
 
@@ -64,6 +65,15 @@ class Enable:
     pause: float = 0.0  # seconds to wait after it, before the next write
 
 
+class Reassembler(Protocol):
+    """The stateful part of reading a stream whose frames straddle notifications: one per
+    connection, fed each notification in order; its payloads go to the row's pure decoder."""
+
+    def feed(self, payload: bytes) -> Reassembled: ...
+
+    def flush(self) -> Reassembled: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Quirk:
     model: str
@@ -80,6 +90,8 @@ class Quirk:
     live: bool = False
     # A stream: stored as continuous samples (evicted first), at most one per this many seconds.
     sample_every: float | None = None
+    # Frames cut by the notification boundary: joined across notifications before decoding.
+    reassembler: Callable[[], Reassembler] | None = None
 
     def applies(self, seen: Seen) -> bool:
         return any(match.applies(seen) for match in self.matches)
@@ -127,6 +139,7 @@ _ROWS = (
         keepalive_every=contec.KEEPALIVE_EVERY,
         live=True,
         sample_every=_ONE_HZ,
+        reassembler=contec.ContecReassembler,
     ),
     # Packet layout as Adafruit's CircuitPython BerryMed driver reads it (adafruit_ble_berrymed_
     # pulse_oximeter/__init__.py), service from its adafruit_ble_transparent_uart.py.
@@ -173,4 +186,15 @@ def find(
     return None
 
 
-__all__ = ["QUIRKS", "Enable", "Match", "Quirk", "Seen", "decode", "decode_all", "find", "lookup"]
+__all__ = [
+    "QUIRKS",
+    "Enable",
+    "Match",
+    "Quirk",
+    "Reassembler",
+    "Seen",
+    "decode",
+    "decode_all",
+    "find",
+    "lookup",
+]

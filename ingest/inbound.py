@@ -6,14 +6,14 @@ database (see docs/ingest.md, "Threads").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from telemon.payload import (
+from telemon.payload import PayloadError, RejectReason
+from telemon.payload_schema import (
     DecodedMessage,
-    GatewayStatus,
-    PayloadError,
-    RejectReason,
+    GatewayStatusModel,
     decode_observations,
     decode_status,
 )
@@ -34,8 +34,10 @@ class ObservationMessage:
     def weight(self) -> int:
         return max(1, len(self.decoded.observations) + len(self.decoded.rejected))
 
-    def item_indices(self) -> list[int]:
+    def item_indices(self) -> Sequence[int]:
         """The position in the message of each valid observation, in order."""
+        if not self.decoded.rejected:  # nearly every message
+            return range(len(self.decoded.observations))
         rejected = {r.index for r in self.decoded.rejected}
         total = len(self.decoded.observations) + len(rejected)
         return [i for i in range(total) if i not in rejected]
@@ -45,7 +47,7 @@ class ObservationMessage:
 class StatusMessage:
     topic: str
     payload: bytes
-    status: GatewayStatus
+    status: GatewayStatusModel
     # A retained status is the broker's memory, not news: it proves nothing about now.
     retained: bool = False
 

@@ -36,19 +36,27 @@ class Inbox:
         self._items: deque[Delivery] = deque()
         self._weight = 0
         self._closed = False
-        self._changed = threading.Condition()
+        lock = threading.Lock()
+        # Two conditions on one lock: the writer is woken only when a batch can close, not by
+        # each of the thousands of single-reading messages a second that make it up.
+        self._ready = threading.Condition(lock)  # the taker: enough weight queued, or closed
+        self._room = threading.Condition(lock)  # the producer: room again
+        self._wanted = 1  # the weight that would let a waiting taker return (1: any delivery)
 
     def put(self, delivery: Delivery) -> bool:
         """Queue a delivery, waiting while full; False once closed (the delivery is dropped)."""
-        with self._changed:
+        with self._ready:
             # An item heavier than the whole capacity still gets in when the queue is empty.
             while not self._closed and self._items and self._weight >= self.capacity:
-                self._changed.wait()
+                # Full: a batch waiting for more must close now, not at its deadline.
+                self._ready.notify()
+                self._room.wait()
             if self._closed:
                 return False
             self._items.append(delivery)
             self._weight += delivery.weight
-            self._changed.notify_all()
+            if self._weight >= self._wanted:
+                self._ready.notify()
             return True
 
     def take_batch(self, max_weight: int, max_wait: float, idle_wait: float) -> list[Delivery]:
@@ -58,32 +66,37 @@ class Inbox:
         """
         batch: list[Delivery] = []
         weight = 0
-        with self._changed:
+        with self._ready:
             if not self._items and not self._closed:
-                self._changed.wait(idle_wait)
+                self._wanted = 1
+                self._ready.wait(idle_wait)
             if not self._items:
                 return batch
             deadline = self._items[0].received_at + max_wait
-            while True:
-                while self._items and (not batch or weight + self._items[0].weight <= max_weight):
-                    delivery = self._items.popleft()
-                    self._weight -= delivery.weight
-                    batch.append(delivery)
-                    weight += delivery.weight
-                self._changed.notify_all()
+            self._wanted = max_weight
+            while not self._closed and self._weight < max_weight:
                 remaining = deadline - time.monotonic()
-                if weight >= max_weight or self._items or self._closed or remaining <= 0:
-                    return batch
-                self._changed.wait(remaining)
+                if remaining <= 0 or self._weight >= self.capacity:
+                    break
+                self._ready.wait(remaining)
+            self._wanted = 1
+            while self._items and (not batch or weight + self._items[0].weight <= max_weight):
+                delivery = self._items.popleft()
+                self._weight -= delivery.weight
+                batch.append(delivery)
+                weight += delivery.weight
+            self._room.notify_all()
+            return batch
 
     def close(self) -> None:
         """Refuse new deliveries; those queued can still be taken."""
-        with self._changed:
+        with self._ready:
             self._closed = True
-            self._changed.notify_all()
+            self._ready.notify_all()
+            self._room.notify_all()
 
     @property
     def depth(self) -> tuple[int, int]:
         """(messages, observations) waiting."""
-        with self._changed:
+        with self._ready:
             return len(self._items), self._weight

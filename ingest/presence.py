@@ -9,7 +9,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ingest.inbound import StatusMessage
-from telemon.payload import DEVICE_IDENTITY_FIELDS, DeviceHealth
+from telemon.payload import DEVICE_IDENTITY_FIELDS
+from telemon.payload_schema import DeviceHealthModel
 
 # A retained message proves nothing about now, so it leaves last_seen_at alone; a will repeated
 # by the broker keeps the time the gateway first went offline.
@@ -44,13 +45,27 @@ RETURNING id
 # Device Information (issue 19): the kit's manufacturer, model and serial stay as an admin
 # entered them (the device fills only those left empty); the serial it reports is kept apart,
 # for the equipment page to compare; nothing reported (an older gateway) changes nothing.
-_DEVICE = """
+# The clock's facts (whether it keeps standard time all year, the zone and DST offset it declares)
+# are one report, taken whole when the gateway says anything of them or has set the clock since
+# (what was learnt of the old clock is then forgotten); a status silent on them (an older
+# gateway, a device not read yet since a restart) leaves them as they were.
+_CLOCK_FACTS_REPORTED = (
+    "excluded.clock_ignores_dst IS NOT NULL OR excluded.clock_zone_min IS NOT NULL "
+    "OR excluded.clock_set_at > coalesce(devices.clock_set_at, '-infinity')"
+)
+_CLOCK_FACTS = ",\n".join(
+    f"    {column} = CASE WHEN {_CLOCK_FACTS_REPORTED} "
+    f"THEN excluded.{column} ELSE devices.{column} END"
+    for column in ("clock_ignores_dst", "clock_zone_min", "clock_dst_min")
+)
+_DEVICE = f"""
 INSERT INTO devices (gateway_id, address, kind, battery_pct, rssi, last_seen_at, last_reading_at,
-                     clock_skew_s, clock_set_at, clock_set_from_s, system_id, manufacturer,
-                     model, serial_number, reported_serial_number, firmware,
-                     identity_reported_at)
+                     clock_skew_s, clock_set_at, clock_set_from_s, clock_ignores_dst,
+                     clock_zone_min, clock_dst_min, system_id, manufacturer, model,
+                     serial_number, reported_serial_number, firmware, identity_reported_at)
 VALUES (%(gateway_id)s, %(address)s, %(kind)s, %(battery_pct)s, %(rssi)s, %(last_seen_at)s,
         %(last_reading_at)s, %(clock_skew_s)s, %(clock_set_at)s, %(clock_set_from_s)s,
+        %(clock_ignores_dst)s, %(clock_zone_min)s, %(clock_dst_min)s,
         %(system_id)s, %(manufacturer)s, %(model)s, %(serial_number)s, %(serial_number)s,
         %(firmware)s, CASE WHEN %(identified)s THEN now() END)
 ON CONFLICT (gateway_id, address) DO UPDATE SET
@@ -66,6 +81,7 @@ ON CONFLICT (gateway_id, address) DO UPDATE SET
         THEN coalesce(excluded.clock_set_from_s, devices.clock_set_from_s)
         ELSE devices.clock_set_from_s
     END,
+{_CLOCK_FACTS},
     system_id = coalesce(excluded.system_id, devices.system_id),
     manufacturer = coalesce(devices.manufacturer, excluded.manufacturer),
     model = coalesce(devices.model, excluded.model),
@@ -129,7 +145,7 @@ def apply_status(conn: psycopg.Connection, message: StatusMessage) -> Applied | 
     )
 
 
-def _device_row(gateway_id: int, d: DeviceHealth) -> dict[str, object]:
+def _device_row(gateway_id: int, d: DeviceHealthModel) -> dict[str, object]:
     return {
         "gateway_id": gateway_id,
         "address": d.device_id,
@@ -141,6 +157,9 @@ def _device_row(gateway_id: int, d: DeviceHealth) -> dict[str, object]:
         "clock_skew_s": d.clock_skew_s,
         "clock_set_at": d.clock_set_at,
         "clock_set_from_s": d.clock_set_from_s,
+        "clock_ignores_dst": d.clock_ignores_dst,
+        "clock_zone_min": d.clock_zone_min,
+        "clock_dst_min": d.clock_dst_min,
         "system_id": d.system_id,
         "manufacturer": d.manufacturer_name,
         "model": d.model_number,

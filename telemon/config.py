@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="PostgreSQL URL, e.g. postgresql://telemon@db:5432/telemon"
     )
+    database_read_url: str | None = Field(
+        default=None,
+        description="A streaming replica the dashboard and FHIR read from; unset: the primary "
+        "(docs/scaling.md, 'Read replica')",
+    )
     mqtt_url: str | None = Field(
         default=None, description="Broker URL: mqtt://user:pass@host:1883 or mqtts://host:8883"
     )

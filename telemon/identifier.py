@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Final
-
-from pydantic import Field
+from typing import Final
 
 IDENTIFIER_PATTERN: Final = r"^[0-9a-f]{32}$"
-ObservationIdentifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 _SEPARATOR: Final = "-"
 # Context a device sends that is no supplemental type of the measurement: a glucose meter's
 # record number, which a reset meter gives again to other records (or another to the same one).

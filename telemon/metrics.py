@@ -297,3 +297,14 @@ def to_canonical(metric: str | Metric, value: float, unit: str) -> float:
             f"cannot convert {unit!r} to {m.unit!r} for metric {m.key!r}"
         ) from None
     return float(value) * scale + offset
+
+
+# Values a device measures at once and stores a reading each: a cuff's systolic, diastolic and
+# mean pressure (its pulse rate is a measurement of its own). FHIR writes them as ONE
+# Observation (LOINC's blood-pressure panel); a patient hiding one hides them all, for each can
+# be worked out from the others (mean ≈ diastolic + a third of the pulse pressure).
+PANELS: tuple[tuple[MetricKey, ...], ...] = (("systolic", "diastolic", "mean_arterial_pressure"),)
+
+
+def panel_of(metric: str) -> tuple[MetricKey, ...] | None:
+    return next((p for p in PANELS if metric in p), None)

@@ -112,7 +112,6 @@ def connect(
     clean_start: bool = False,
     session_expiry_s: int = 86_400,
     keepalive: int = 30,
-    receive_maximum: int | None = None,
     background: bool = False,
 ) -> None:
     """Connect with a persistent session by default.
@@ -120,8 +119,8 @@ def connect(
     A persistent session lets the broker keep subscriptions and queued QoS 1 messages while a
     client is briefly away, which is what every telemon service wants. ``background`` returns at
     once and lets the client's network loop connect (and reconnect, with backoff) by itself.
-    ``receive_maximum`` raises how many unacknowledged QoS 1 messages the broker may send at
-    once (Mosquitto's default is 20), which a subscriber that acks after commit needs.
+    (The ingest worker, which acks after commit and needs a larger Receive Maximum, has a
+    connection of its own: ingest/subscriber.py.)
     """
     connect_call = client.connect_async if background else client.connect
     if address.protocol != "5":
@@ -131,8 +130,6 @@ def connect(
     # paho's Properties.__init__ has no annotations (the rest of paho has).
     properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     properties.SessionExpiryInterval = session_expiry_s
-    if receive_maximum is not None:
-        properties.ReceiveMaximum = receive_maximum
     connect_call(
         address.host,
         address.port,

@@ -13,12 +13,9 @@ then the 24 bits the company assigned.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Final
-
-from pydantic import Field
+from typing import Final
 
 SYSTEM_ID_PATTERN: Final = r"^[0-9A-F]{2}(-[0-9A-F]{2}){7}$"
-SystemId = Annotated[str, Field(pattern=SYSTEM_ID_PATTERN)]
 # The PHD IG's value for a device that has no system id (most BLE health devices).
 NO_SYSTEM_ID: Final = "00-00-00-00-00-00-00-00"
 # What IEEE inserts between an EUI-48's OUI and its extension to make it an EUI-64.

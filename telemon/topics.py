@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -42,6 +43,9 @@ class ParsedTopic:
     channel: Channel
 
 
+# Ingest parses every message's topic, and a gateway's topics are always the same few: remembered,
+# the common message skips the split, the pattern and the enum lookup (ParsedTopic is immutable).
+@functools.lru_cache(maxsize=65_536)
 def parse_topic(name: str) -> ParsedTopic:
     parts = name.split("/")
     if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != ROOT or parts[2] != "gw":

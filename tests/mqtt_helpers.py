@@ -10,7 +10,7 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 
 from telemon.mqtt import BrokerAddress, connect, new_client
-from telemon.payload import decode_observations
+from telemon.payload_schema import decode_observations
 from telemon.topics import Channel, topic
 
 

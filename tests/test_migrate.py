@@ -17,6 +17,7 @@ from psycopg import sql
 from pydantic import ValidationError
 
 from telemon.config import COMPRESSION_HORIZON_DAYS, Settings
+from telemon.metrics import METRICS, panel_of
 from telemon.store.backend import (
     BackendChoice,
     ServerFacts,
@@ -349,3 +350,53 @@ def test_a_role_that_may_not_read_the_preload_setting_is_told_what_to_grant() ->
         "this role may not read shared_preload_libraries (grant it pg_read_all_settings)",
     )
     assert choose_backend(hidden, "auto").backend == "native"
+
+
+def test_0028_widens_the_blood_pressure_restrictions_recorded_before_it(empty_database, tmp_path):
+    """Before 0028 a blood-pressure restriction named the systolic and diastolic pressures
+    and left the cuff's mean showing; migrating widens each one naming any of the panel's
+    values to the whole panel (telemon.metrics.panel_of), and leaves the others as they were."""
+    for entry in resources.files("telemon.store.migrations").iterdir():
+        if entry.name.endswith(".sql") and int(entry.name[:4]) < 28:
+            shutil.copy(entry, tmp_path / entry.name)
+    migrate_database(empty_database, source=tmp_path)
+    panel = sorted(METRICS[k].id for k in panel_of("systolic") or ())
+    systolic, diastolic, spo2 = (METRICS[k].id for k in ("systolic", "diastolic", "spo2"))
+    recorded = {
+        # kind, protocol, category, metric ids as recorded before 0028
+        "category": ("metric_category", None, "blood_pressure", [systolic, diastolic]),
+        "protocol": ("protocol", "hypertension", None, [spo2, diastolic]),
+        "other": ("metric_category", None, "spo2", [spo2]),
+    }
+    with psycopg.connect(empty_database) as conn:
+        gp = conn.execute(
+            "INSERT INTO staff (username, display_name, role, password_hash) "
+            "VALUES ('dr.test', 'Dr Test', 'gp', 'x') RETURNING id"
+        ).fetchone()[0]
+        patient = conn.execute(
+            "INSERT INTO patients (code, given_name, family_name, gp_id) "
+            "VALUES ('P-1', 'A', 'B', %s) RETURNING id",
+            (gp,),
+        ).fetchone()[0]
+        ids = {
+            key: conn.execute(
+                "INSERT INTO patient_restrictions (patient_id, kind, protocol, category, "
+                "metric_ids, requested_on, recorded_by) "
+                "VALUES (%s, %s, %s, %s, %s, current_date, %s) RETURNING id",
+                (patient, kind, protocol, category, metric_ids, gp),
+            ).fetchone()[0]
+            for key, (kind, protocol, category, metric_ids) in recorded.items()
+        }
+    migrate_database(empty_database)
+    with psycopg.connect(empty_database) as conn:
+        widened = {
+            key: conn.execute(
+                "SELECT metric_ids FROM patient_restrictions WHERE id = %s", (ids[key],)
+            ).fetchone()[0]
+            for key in ids
+        }
+    assert widened == {
+        "category": panel,
+        "protocol": sorted({spo2, *panel}),
+        "other": [spo2],
+    }

@@ -3,20 +3,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from telemon.checks import InvalidValue
 from telemon.metrics import METRICS
-from telemon.observation import Observation, ObservationItem
+from telemon.observation import Observation
 from telemon.payload import (
     MAX_BATCH,
     MAX_PAYLOAD_BYTES,
     DeviceHealth,
+    GatewayConfig,
     GatewayStatus,
+    PairedDevice,
     PayloadError,
     RejectReason,
-    decode_observations,
-    decode_status,
     encode_observations,
     offline_will,
 )
+from telemon.payload_schema import ObservationItem, decode_observations, decode_status
 from telemon.system_id import NO_SYSTEM_ID, from_eui48, is_known
 from telemon.time_correction import TimeBasis, TimeCorrection
 from telemon.topics import Channel, parse_topic, subscription, topic
@@ -68,9 +70,7 @@ def test_round_trip_of_every_metric_at_both_plausibility_edges():
     # Items of the message: the observations less the gateway id, which the envelope carries.
     assert decoded.gateway_id == "gw-0001"
     assert all(isinstance(o, ObservationItem) for o in decoded.observations)
-    assert [o.model_dump() for o in decoded.observations] == [
-        o.model_dump(exclude={"gateway_id"}) for o in observations
-    ]
+    assert [o.wire_item() for o in decoded.observations] == [o.wire_item() for o in observations]
 
 
 def test_gateway_time_flag_is_exposed():
@@ -145,6 +145,9 @@ def test_span_is_the_earliest_and_latest_valid_measurement(bad):
         ),
         (b"[]", TOPIC, RejectReason.INVALID_SCHEMA, "(root)"),
         (message(item(), v=3), TOPIC, RejectReason.UNSUPPORTED_VERSION, "speaks 1, 2"),
+        # An unhashable version once escaped as a TypeError (a set lookup), not a reason.
+        (message(item(), v={"major": 2}), TOPIC, RejectReason.UNSUPPORTED_VERSION, "major"),
+        (message(item(), v=[2]), TOPIC, RejectReason.UNSUPPORTED_VERSION, "[2]"),
         (message(item(), gateway_id="gw-0002"), TOPIC, RejectReason.TOPIC_MISMATCH, "gw-0002"),
         (message(item()), "telemon/v1/gw/gw-0001/status", RejectReason.TOPIC_MISMATCH, "obs"),
         (message(item()), "other/topic", RejectReason.TOPIC_MISMATCH, "not a telemon"),
@@ -188,12 +191,12 @@ def test_version_2_carries_the_time_correction_and_version_1_is_still_read():
     obs = Observation(
         gateway_id="gw-0001",
         **item(measured_at=NOW - timedelta(minutes=1), received_at=NOW),
-        time=TimeCorrection.model_validate(CORRECTED),
+        time=TimeCorrection.from_wire(CORRECTED),
     )
     wire = json.loads(encode_observations("gw-0001", [obs]))
     assert wire["v"] == 2 and wire["observations"][0]["time"] == CORRECTED
     [back] = decode_observations(TOPIC, json.dumps(wire).encode(), now=NOW).observations
-    assert back.time == obs.time and back.time.basis is TimeBasis.CORRECTED
+    assert back.time.wire() == CORRECTED and back.time.basis is TimeBasis.CORRECTED
     # An older gateway's message: no time record, every reading kept.
     old = decode_observations(TOPIC, message(item(), item(seq=2)), now=NOW)
     assert [o.time for o in old.observations] == [None, None] and not old.rejected
@@ -245,7 +248,7 @@ def test_status_round_trip_and_last_will():
         recoveries={"scanner_restart": 1},
     )
     topic_name = topic("gw-0001", Channel.STATUS)
-    assert decode_status(topic_name, status.encode()) == status
+    assert _dumped(decode_status(topic_name, status.encode())) == json.loads(status.encode())
     assert decode_status(topic_name, offline_will("gw-0001")).state == "offline"
     with pytest.raises(PayloadError) as caught:
         decode_status("telemon/v1/gw/gw-0009/status", status.encode())
@@ -270,7 +273,7 @@ def test_status_carries_the_phg_and_device_identities_and_older_ones_still_decod
             )
         ],
     )
-    assert decode_status(topic_name, status.encode()) == status
+    assert _dumped(decode_status(topic_name, status.encode())) == json.loads(status.encode())
     # A gateway from before issue 19 sends none of them.
     older = (
         b'{"v":1,"gateway_id":"gw-0001","state":"online","devices":[{"device_id":'
@@ -303,18 +306,18 @@ def test_topics():
         topic("gw/+/#", Channel.OBS)
 
 
+def _dumped(status):
+    return json.loads(status.model_dump_json(exclude_none=True))
+
+
 def test_gateway_config_round_trip_and_limits():
-    from pydantic import ValidationError
-
-    from telemon.payload import GatewayConfig, PairedDevice
-
     config = GatewayConfig(
         gateway_id="gw-0001",
         revision=2,
         devices=[PairedDevice(address="C0:FF:EE:00:00:01", kind="glucometer", patient_id="P1")],
     )
-    assert GatewayConfig.model_validate_json(config.encode()) == config
-    with pytest.raises(ValidationError, match="kind"):
+    assert GatewayConfig.decode(config.encode()) == config
+    with pytest.raises(InvalidValue, match="kind"):
         PairedDevice(address="C0:FF:EE:00:00:01", kind="toaster", patient_id="P1")
-    with pytest.raises(ValidationError, match="revision"):
+    with pytest.raises(InvalidValue, match="revision"):
         GatewayConfig(gateway_id="gw-0001", revision=-1)

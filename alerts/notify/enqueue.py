@@ -39,7 +39,11 @@ class EpisodeContext:
 # Oscuramento: a finding the patient hid from everyone but their GP (by its protocol, its metric
 # or when it opened) is named to the GP only; the service centre's SMS says there is a finding.
 _FINDING_SHOWN = not_hidden(
-    patient="a.patient_id", metric="a.metric_id", protocol="a.protocol", at="a.opened_at"
+    patient="a.patient_id",
+    metric="a.metric_id",
+    protocol="a.protocol",
+    at="a.opened_at",
+    evidence="(a.details -> 'evidence')",
 )
 
 

@@ -1,25 +1,28 @@
-"""Admin pages: users and roles, patient enrolment, gateway registration."""
+"""Admin pages: users and roles, patient enrolment, gateway registration, and the patients'
+requests to hide data (oscuramento) an admin records on their word."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import psycopg
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from dashboard import administration
-from dashboard.authz import Principal, get_conn, require
+from dashboard import administration, audit, enrolment, restrictions
+from dashboard.authz import Principal, ensure_patient, patient_scope, require
 from dashboard.bands import protocols
+from dashboard.databases import Reads, Writes
 from dashboard.models import DeviceIn, GatewayIn, StaffIn, StaffUpdate
 from dashboard.web import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
-Conn = Annotated[psycopg.Connection, Depends(get_conn)]
 Admin = Annotated[Principal, Depends(require("staff.manage"))]
 Enroller = Annotated[Principal, Depends(require("patient.enrol"))]
+Restricter = Annotated[Principal, Depends(require("record.restrict"))]
+PatientId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 def _messages(exc: ValidationError) -> str:
@@ -54,7 +57,7 @@ def _page(
 
 
 @router.get("", response_class=HTMLResponse)
-def admin_home(request: Request, user: Admin, conn: Conn) -> Response:
+def admin_home(request: Request, user: Admin, conn: Reads) -> Response:
     return _page(request, user, conn)
 
 
@@ -62,7 +65,7 @@ def admin_home(request: Request, user: Admin, conn: Conn) -> Response:
 def create_staff(
     request: Request,
     user: Admin,
-    conn: Conn,
+    conn: Writes,
     username: Annotated[str, Form(max_length=64)],
     display_name: Annotated[str, Form(max_length=200)],
     role: Annotated[str, Form()],
@@ -94,7 +97,7 @@ def update_staff(
     request: Request,
     staff_id: int,
     user: Admin,
-    conn: Conn,
+    conn: Writes,
     role: Annotated[str, Form()] = "",
     active: Annotated[str, Form()] = "",
     password: Annotated[str, Form(max_length=200)] = "",
@@ -116,7 +119,7 @@ def update_staff(
 
 
 @router.post("/gateways")
-async def register_gateway(request: Request, user: Enroller, conn: Conn) -> Response:
+async def register_gateway(request: Request, user: Enroller, conn: Writes) -> Response:
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     try:
         devices = []
@@ -135,3 +138,56 @@ async def register_gateway(request: Request, user: Enroller, conn: Conn) -> Resp
     except (administration.InvalidInput, ValueError) as exc:
         return _page(request, user, conn, error=str(exc), status_code=422, form=form)
     return _page(request, user, conn, notice=f"{registered.code}: {registered.devices}")
+
+
+@router.get("/restrictions", response_class=HTMLResponse)
+def restrictions_finder(
+    request: Request,
+    user: Restricter,
+    conn: Reads,
+    code: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """Find the patient whose request to hide data is to be recorded, by their code."""
+    if code:
+        # Another organisation's patient is as unknown as a code nobody has.
+        scope, params = patient_scope(user, permission="record.restrict")
+        row = conn.execute(
+            f"SELECT p.id FROM patients p WHERE p.code = %(code)s AND {scope}",
+            {**params, "code": code.strip()},
+        ).fetchone()
+        if row is not None:
+            return RedirectResponse(f"/admin/patients/{row[0]}/restrictions", status_code=303)
+    return render(
+        request,
+        "admin_restrictions.html",
+        {"code": code or "", "error": "access.unknown_code" if code else None, "patient": None},
+        user=user,
+        status_code=404 if code else 200,
+    )
+
+
+@router.get("/patients/{patient_id}/restrictions", response_class=HTMLResponse)
+def patient_restrictions(
+    request: Request, patient_id: PatientId, user: Restricter, conn: Reads
+) -> Response:
+    """The patient's requests to hide data, and the form to record one or its withdrawal (it
+    posts to /patients/{id}/restrictions, as the GP's form does, and returns here)."""
+    ensure_patient(conn, user, patient_id, "record.restrict")
+    stored = enrolment.snapshot(conn, patient_id)
+    assert stored is not None  # in scope, so it exists
+    # What a patient hid is their data too: the access report names who read the list.
+    audit.record(
+        conn,
+        user,
+        "patient.restrictions.read",
+        patient_id=patient_id,
+        object_type="patient",
+        object_id=patient_id,
+    )
+    return render(
+        request,
+        "admin_restrictions.html",
+        {"code": stored["code"], "error": None, "patient": stored}
+        | restrictions.form_context(conn, patient_id, list(stored["protocols"]), "admin"),
+        user=user,
+    )

@@ -75,7 +75,7 @@ async def check_password(
     in the shared thread pool. Every attempt runs exactly one verification, refused or not, so
     a locked, throttled or unknown account answers after the same work as a wrong password.
     The caller holds an ``admission`` to the pool."""
-    pool = request.app.state.pool
+    pool = request.app.state.databases.primary
     checks: PasswordChecks = request.app.state.password_checks
 
     def begin() -> accounts.Attempt:
@@ -132,7 +132,7 @@ def _conclude_login(
     address: str | None,
     now: datetime,
 ) -> Response:
-    with request.app.state.pool.connection() as conn:
+    with request.app.state.databases.primary.connection() as conn:
         if result.staff_id is None:
             audit.record(
                 conn,
@@ -191,7 +191,7 @@ SignedIn = Annotated[Principal, Depends(signed_in)]
 
 @router.post("/logout")
 def logout(request: Request, user: SignedIn) -> Response:
-    with request.app.state.pool.connection() as conn:
+    with request.app.state.databases.primary.connection() as conn:
         sessions.delete(conn, request.cookies.get(SESSION_COOKIE, ""))
         audit.record(conn, user, "logout", object_type="staff", object_id=user.id)
     response = RedirectResponse("/login", status_code=303)
@@ -272,7 +272,7 @@ async def change_password(
 
 
 def _audit_refused_change(request: Request, user: Principal, result: accounts.LoginResult) -> None:
-    with request.app.state.pool.connection() as conn:
+    with request.app.state.databases.primary.connection() as conn:
         audit.record(
             conn,
             user,
@@ -288,7 +288,7 @@ def _replace_password(
 ) -> tuple[str, Principal]:
     """The new password stored; every session of the account ended (one open elsewhere may be
     whoever learnt the old password), and a new one for this browser: (its token, the user)."""
-    with request.app.state.pool.connection() as conn, conn.transaction():
+    with request.app.state.databases.primary.connection() as conn, conn.transaction():
         accounts.store_password(conn, user.id, password_hash, must_change=False)
         sessions.delete_for_staff(conn, user.id)
         token = sessions.create(
@@ -314,7 +314,7 @@ async def switch_language(
     if language in LANGUAGES:
 
         def save() -> None:
-            with request.app.state.pool.connection() as conn:
+            with request.app.state.databases.primary.connection() as conn:
                 services.set_language(conn, user, language)
 
         await run_in_threadpool(save)

@@ -14,8 +14,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dashboard import administration, audit, enrolment, kit, period_reports
 from dashboard.administration import InvalidInput
-from dashboard.authz import Principal, ensure_patient, get_conn, require
+from dashboard.authz import Principal, ensure_patient, require
 from dashboard.bands import protocols
+from dashboard.databases import Reads, Writes
 from dashboard.enrolment_form import Errors, parse_enrolment, rule_fields
 from dashboard.models import text_problem
 from dashboard.web import render
@@ -23,7 +24,6 @@ from telemon.device_kinds import DeviceKind
 
 router = APIRouter(prefix="/admin/patients", include_in_schema=False)
 
-Conn = Annotated[psycopg.Connection, Depends(get_conn)]
 Enroller = Annotated[Principal, Depends(require("patient.enrol"))]
 
 PatientId = Annotated[int, Path(ge=1, le=2**62)]
@@ -89,14 +89,14 @@ def _form_page(
 
 
 @router.get("", response_class=HTMLResponse)
-def enrolled(request: Request, user: Enroller, conn: Conn) -> Response:
+def enrolled(request: Request, user: Enroller, conn: Reads) -> Response:
     rows = enrolment.enrolled_patients(conn, user)
     audit.record(conn, user, "enrolments.read", details={"patients": [r["id"] for r in rows]})
     return render(request, "enrolled.html", {"patients": rows}, user=user)
 
 
 @router.get("/new", response_class=HTMLResponse)
-def new_form(request: Request, user: Enroller, conn: Conn) -> Response:
+def new_form(request: Request, user: Enroller, conn: Reads) -> Response:
     values = {"language": "it", "consent_date": date.today().isoformat()}
     return _form_page(request, user, conn, patient=None, values=values, chosen=[], overrides={})
 
@@ -118,7 +118,7 @@ def _overrides_of(form: dict[str, list[str]]) -> dict[str, Any]:
 
 
 @router.post("")
-async def enrol(request: Request, user: Enroller, conn: Conn) -> Response:
+async def enrol(request: Request, user: Enroller, conn: Writes) -> Response:
     form = await _form(request)
     new, errors = parse_enrolment(form, protocols(), today=date.today())
     if new is not None:
@@ -189,7 +189,7 @@ def _patient_page(
 
 @router.get("/{patient_id}", response_class=HTMLResponse)
 def patient_enrolment(
-    request: Request, patient_id: PatientId, user: Enroller, conn: Conn
+    request: Request, patient_id: PatientId, user: Enroller, conn: Reads
 ) -> Response:
     # Another organisation's patient is absent (404), as for anyone out of scope.
     ensure_patient(conn, user, patient_id, "patient.enrol")
@@ -197,7 +197,7 @@ def patient_enrolment(
 
 
 @router.post("/{patient_id}")
-async def edit(request: Request, patient_id: PatientId, user: Enroller, conn: Conn) -> Response:
+async def edit(request: Request, patient_id: PatientId, user: Enroller, conn: Writes) -> Response:
     # Another organisation's patient is absent (404), as for anyone out of scope.
     ensure_patient(conn, user, patient_id, "patient.enrol")
     form = await _form(request)
@@ -219,7 +219,7 @@ async def edit(request: Request, patient_id: PatientId, user: Enroller, conn: Co
 
 @router.post("/{patient_id}/discharge")
 async def discharge(
-    request: Request, patient_id: PatientId, user: Enroller, conn: Conn
+    request: Request, patient_id: PatientId, user: Enroller, conn: Writes
 ) -> Response:
     # Another organisation's patient is absent (404), as for anyone out of scope.
     ensure_patient(conn, user, patient_id, "patient.enrol")
@@ -256,7 +256,7 @@ async def discharge(
 
 @router.post("/{patient_id}/kit")
 async def kit_change(
-    request: Request, patient_id: PatientId, user: Enroller, conn: Conn
+    request: Request, patient_id: PatientId, user: Enroller, conn: Writes
 ) -> Response:
     """One form per kit action: ``action`` is gateway, device, swap, return (a device) or
     return_gateway (the whole kit); ``target`` the gateway's or device's id."""
@@ -303,7 +303,7 @@ async def kit_change(
 
 
 @router.get("/{patient_id}/card", response_class=HTMLResponse)
-def device_card(request: Request, patient_id: PatientId, user: Enroller, conn: Conn) -> Response:
+def device_card(request: Request, patient_id: PatientId, user: Enroller, conn: Reads) -> Response:
     # Another organisation's patient is absent (404), as for anyone out of scope.
     ensure_patient(conn, user, patient_id, "patient.enrol")
     card = kit.device_card(conn, patient_id)

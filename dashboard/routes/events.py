@@ -42,7 +42,7 @@ def _poll(request: Request, user: Principal, token: str, *, touch: bool) -> Fing
     """The fingerprint of the user's open episodes; None once the session has ended."""
     scope, params = patient_scope(user)
     now = datetime.now(UTC)
-    with request.app.state.pool.connection() as conn:
+    with request.app.state.databases.primary.connection() as conn:
         if not sessions.is_live(conn, token, user.id, now=now):
             return None
         if touch:

@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-import psycopg
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from psycopg.rows import dict_row
 
 from dashboard import audit, fhir, fhir_everything, restrictions
-from dashboard.authz import Principal, ensure_patient, get_conn, require
+from dashboard.authz import NotFound, Principal, ensure_patient, require
+from dashboard.databases import Reads
 from telemon import __version__
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
@@ -21,7 +21,6 @@ Clinician = Annotated[Principal, Depends(require("clinical.read"))]
 Exporter = Annotated[Principal, Depends(require("record.export"))]
 PatientId = Annotated[int, Path(ge=1, le=2**62)]
 CSV_FORMATS = ("csv", "text/csv")
-Conn = Annotated[psycopg.Connection, Depends(get_conn)]
 
 
 def _fhir(body: dict[str, object], status: int = 200) -> JSONResponse:
@@ -47,7 +46,7 @@ def read_patient(
     request: Request,
     patient_id: Annotated[int, Path(ge=1, le=2**62)],
     user: Clinician,
-    conn: Conn,
+    conn: Reads,
 ) -> JSONResponse:
     ensure_patient(conn, user, patient_id)
     row = (
@@ -75,7 +74,7 @@ def read_patient(
 def search_observations(
     request: Request,
     user: Clinician,
-    conn: Conn,
+    conn: Reads,
     patient: Annotated[str | None, Query(max_length=80)] = None,
     code: Annotated[list[str], Query(max_length=400)] = [],  # noqa: B006  (FastAPI copies it)
     date: Annotated[list[str], Query(max_length=60)] = [],  # noqa: B006
@@ -112,6 +111,31 @@ def search_observations(
     )
 
 
+@router.get("/Observation/{observation_id}")
+def read_observation(
+    observation_id: Annotated[str, Path(max_length=60)], user: Clinician, conn: Reads
+) -> JSONResponse:
+    """One Observation by the id a search or export gave it. Unknown, outside the caller's
+    patients or hidden from them at the patient's request: the same 404, so the answer does
+    not tell a hidden reading exists. A read that finds it is audited."""
+    ref = fhir.parse_observation_id(observation_id)
+    if ref is None:
+        raise NotFound
+    ensure_patient(conn, user, ref.patient_id)
+    resource = fhir.observation(conn, ref, user)
+    if resource is None:
+        raise NotFound
+    audit.record(
+        conn,
+        user,
+        "fhir.observation.read",
+        patient_id=ref.patient_id,
+        object_type="observation",
+        object_id=observation_id,
+    )
+    return _fhir(resource)
+
+
 @router.get("/metadata")
 def capability_statement(request: Request) -> JSONResponse:
     """What the server answers; no patient data, so no session (FHIR clients read it first)."""
@@ -130,29 +154,50 @@ def _date_bound(name: str, value: str | None) -> tuple[datetime, datetime] | Non
         ) from None
 
 
+def _instant_bound(name: str, value: str | None) -> datetime | None:
+    """``_since``: an instant with its zone (FHIR's instant type), within the bounds."""
+    if value is None:
+        return None
+    zoned = value.endswith("Z") or (len(value) > 6 and value[-6] in "+-")
+    try:
+        if "T" not in value or not zoned:
+            raise ValueError("not an instant")
+        return fhir.date_interval(value)[0]
+    except ValueError:
+        raise fhir.SearchError(
+            f"invalid {name} {value!r}: an instant with its zone, such as 2025-03-01T08:00:00Z"
+        ) from None
+
+
 @router.get("/Patient/{patient_id}/$everything", response_model=None)
 def patient_everything(
     request: Request,
     patient_id: PatientId,
     user: Exporter,
-    conn: Conn,
+    conn: Reads,
     start: Annotated[str | None, Query(max_length=40)] = None,
     end: Annotated[str | None, Query(max_length=40)] = None,
+    since: Annotated[str | None, Query(alias="_since", max_length=40)] = None,
+    types: Annotated[str | None, Query(alias="_type", max_length=400)] = None,
     format_: Annotated[str | None, Query(alias="_format", max_length=40)] = None,
 ) -> JSONResponse | StreamingResponse:
     """The patient's whole record (EHDS art. 7 portability): a searchset Bundle streamed as it
-    is read, or with ``_format=text/csv`` the readings as CSV. The patient's GP."""
+    is read, or with ``_format=text/csv`` the readings as CSV. The patient's GP and the
+    privacy officer. ``_since`` (an instant) keeps what changed since; ``_type`` some types."""
     try:
         low = _date_bound("start", start)
         high = _date_bound("end", end)
-    except fhir.SearchError as exc:
+        changed = _instant_bound("_since", since)
+        selected = fhir_everything.parse_types(types)
+    except (fhir.SearchError, ValueError) as exc:
         return _fhir(fhir.operation_outcome("invalid", str(exc)), 400)
     as_csv = format_ in CSV_FORMATS
     if format_ is not None and not as_csv and format_ not in ("json", fhir.FHIR_JSON):
         return _fhir(fhir.operation_outcome("not-supported", "_format: json or text/csv"), 400)
     ensure_patient(conn, user, patient_id, "record.export")
-    first = low[0] if low else None
-    last = high[1] if high else None
+    selection = fhir_everything.Selection(
+        start=low[0] if low else None, end=high[1] if high else None, since=changed, types=selected
+    )
     audit.record(
         conn,
         user,
@@ -162,11 +207,13 @@ def patient_everything(
         object_id=patient_id,
         details={
             "format": "csv" if as_csv else "fhir",
-            "start": first.isoformat() if first else None,
-            "end": last.isoformat() if last else None,
+            "start": selection.start.isoformat() if selection.start else None,
+            "end": selection.end.isoformat() if selection.end else None,
+            "since": changed.isoformat() if changed else None,
+            "types": sorted(selected) if types is not None else None,
         },
     )
-    pool = request.app.state.pool
+    pool = request.app.state.databases.pool_of(conn)
     # Some data hidden at the patient's request: the Bundle says so in an OperationOutcome,
     # the CSV in this header.
     withheld = (
@@ -176,7 +223,7 @@ def patient_everything(
     )
     if as_csv:
         return StreamingResponse(
-            fhir_everything.readings_csv(pool, user, patient_id, start=first, end=last),
+            fhir_everything.readings_csv(pool, user, patient_id, selection=selection),
             media_type="text/csv; charset=utf-8",
             headers={"content-disposition": f'attachment; filename="record-{patient_id}.csv"'}
             | withheld,
@@ -188,8 +235,7 @@ def patient_everything(
             patient_id,
             _base(request),
             _self_link(request),
-            start=first,
-            end=last,
+            selection=selection,
             timestamp=datetime.now(UTC),
         ),
         media_type=fhir.FHIR_JSON,

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 import psycopg
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import AfterValidator, ValidationError
 
@@ -25,8 +26,9 @@ from dashboard import (
     services,
     tags,
 )
-from dashboard.authz import Principal, current_user, ensure_patient, get_conn, require
+from dashboard.authz import Principal, current_user, ensure_patient, require
 from dashboard.bands import effective_protocol, protocols
+from dashboard.databases import Reads, Writes
 from dashboard.i18n import translator
 from dashboard.models import (
     EpisodeItem,
@@ -41,7 +43,6 @@ from telemon.alert_lifecycle import PersonAction
 
 router = APIRouter(include_in_schema=False)
 
-Conn = Annotated[psycopg.Connection, Depends(get_conn)]
 Id = Annotated[int, Path(ge=1, le=2**62)]
 Clinician = Annotated[Principal, Depends(require("clinical.read"))]
 Centre = Annotated[Principal, Depends(require("triage.queue"))]
@@ -71,7 +72,7 @@ def _triage_context(conn: psycopg.Connection, user: Principal, page: int) -> dic
 
 
 @router.get("/triage", response_class=HTMLResponse)
-def triage(request: Request, user: Centre, conn: Conn, page: Page = 1) -> Response:
+def triage(request: Request, user: Centre, conn: Reads, page: Page = 1) -> Response:
     context = _triage_context(conn, user, page)
     # Counts only, no patient named: these reads are not audited (the worklist pages are).
     context["offline"] = len(operations.offline_gateways(conn, user))
@@ -82,7 +83,7 @@ def triage(request: Request, user: Centre, conn: Conn, page: Page = 1) -> Respon
 
 
 @router.get("/triage/fragment", response_class=HTMLResponse)
-def triage_fragment(request: Request, user: Centre, conn: Conn, page: Page = 1) -> Response:
+def triage_fragment(request: Request, user: Centre, conn: Reads, page: Page = 1) -> Response:
     return render(request, "_queue.html", _triage_context(conn, user, page), user=user)
 
 
@@ -107,13 +108,13 @@ def _list_context(
 
 
 @router.get("/patients", response_class=HTMLResponse)
-def patients(request: Request, user: Clinician, conn: Conn, query: PatientQuery) -> Response:
+def patients(request: Request, user: Clinician, conn: Reads, query: PatientQuery) -> Response:
     return render(request, "patients.html", _list_context(conn, user, query), user=user)
 
 
 @router.get("/patients/fragment", response_class=HTMLResponse)
 def patients_fragment(
-    request: Request, user: Clinician, conn: Conn, query: PatientQuery
+    request: Request, user: Clinician, conn: Reads, query: PatientQuery
 ) -> Response:
     return render(request, "_patients.html", _list_context(conn, user, query), user=user)
 
@@ -136,7 +137,7 @@ def patient(
     request: Request,
     patient_id: Id,
     user: Clinician,
-    conn: Conn,
+    conn: Reads,
     days: Annotated[int, Query(description="7, 30 or 90")] = 7,
 ) -> Response:
     if days not in services.PERIODS:
@@ -179,11 +180,14 @@ def patient(
             "tags": tags.own_tags(conn, user.id, patient_id) if user.can("patient.tag") else [],
             "reminders": reminders.status(conn, patient_id),
             "closing": period_reports.closing_record(conn, patient_id),
-            "restrictions": restrictions.list_for(conn, patient_id)
+        }
+        | (
+            restrictions.form_context(
+                conn, patient_id, [a.protocol for a in detail.protocols], "patient"
+            )
             if user.can("record.restrict")
-            else [],
-            "restriction_categories": restrictions.categories(),
-        },
+            else {}
+        ),
         user=user,
     )
 
@@ -192,7 +196,7 @@ def patient(
 def patient_restrictions(
     patient_id: Id,
     user: Annotated[Principal, Depends(require("record.restrict"))],
-    conn: Conn,
+    conn: Writes,
     kind: Annotated[str, Form(max_length=20)] = "",
     protocol: Annotated[str, Form(max_length=48)] = "",
     category: Annotated[str, Form(max_length=48)] = "",
@@ -201,8 +205,10 @@ def patient_restrictions(
     requested_on: Annotated[str, Form(max_length=10)] = "",
     reason: Annotated[str, Form(max_length=500)] = "",
     revoke: Annotated[str, Form(max_length=20)] = "",
+    back: Annotated[restrictions.Back, Form()] = "patient",
 ) -> Response:
-    """The GP's form on the patient page: record a request to hide data, or its withdrawal."""
+    """The form on the GP's patient page and the admin's restrictions page
+    (templates/_restrictions.html): record a request to hide data, or its withdrawal."""
     ensure_patient(conn, user, patient_id, "record.restrict")
     try:
         if revoke:
@@ -221,11 +227,22 @@ def patient_restrictions(
                 }
             )
             restrictions.record(conn, user, patient_id, new)
+    # Refused: the form's page of reasons (dashboard.security), each naming its field.
     except ValidationError as exc:
-        raise HTTPException(422, "; ".join(str(e["msg"]) for e in exc.errors())) from None
-    except (restrictions.InvalidRestriction, LookupError) as exc:
-        raise HTTPException(422, str(exc)) from None
-    return RedirectResponse(f"/patients/{patient_id}#restrictions", status_code=303)
+        raise RequestValidationError(
+            [{"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        ) from None
+    except restrictions.InvalidRestriction as exc:
+        raise RequestValidationError(
+            [{"loc": ("body", "kind"), "msg": str(exc), "type": "value_error"}]
+        ) from None
+    except LookupError:
+        raise RequestValidationError(
+            [{"loc": ("body", "revoke"), "msg": "no such request in force", "type": "value_error"}]
+        ) from None
+    return RedirectResponse(
+        restrictions.RETURN_TO[back].format(patient_id=patient_id), status_code=303
+    )
 
 
 TagText = Annotated[str, Form(max_length=200)]
@@ -235,7 +252,7 @@ TagText = Annotated[str, Form(max_length=200)]
 def patient_tag(
     patient_id: Id,
     user: Annotated[Principal, Depends(require("patient.tag"))],
-    conn: Conn,
+    conn: Writes,
     tag: TagText = "",
     action: Annotated[tags.TagAction, Form()] = "add",
     next: Annotated[str, Form(max_length=300)] = "",
@@ -248,7 +265,7 @@ def patient_tag(
 
 
 @router.get("/episodes/{episode_id}", response_class=HTMLResponse)
-def episode(request: Request, episode_id: Id, user: Clinician, conn: Conn) -> Response:
+def episode(request: Request, episode_id: Id, user: Clinician, conn: Reads) -> Response:
     item = services.episode(conn, user, episode_id)
     events = services.episode_events(conn, user, episode_id)
     reasons = {f.id: f.reason for f in item.findings}
@@ -261,7 +278,7 @@ def episode(request: Request, episode_id: Id, user: Clinician, conn: Conn) -> Re
 
 
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse)
-def alert(request: Request, alert_id: Id, user: Clinician, conn: Conn) -> Response:
+def alert(request: Request, alert_id: Id, user: Clinician, conn: Reads) -> Response:
     """A finding: its episode's page (where links in SMS sent before episodes lead), or, for
     a finding from before episodes that none adopted, the finding alone."""
     item = services.finding(conn, user, alert_id)
@@ -286,7 +303,7 @@ def episode_action(
     episode_id: Id,
     action: PersonAction,
     user: Annotated[Principal, Depends(require("alert.act"))],
-    conn: Conn,
+    conn: Writes,
     note: Note = "",
     outcome: Annotated[
         Literal["", "reached", "not_reached", "advised", "sent_to_emergency"], Form()
@@ -309,7 +326,7 @@ def episode_action(
 def patient_reminders(
     patient_id: Id,
     user: Annotated[Principal, Depends(require("reminders.manage"))],
-    conn: Conn,
+    conn: Writes,
     opted_out: Annotated[Literal["yes", "no", ""], Form()] = "",
 ) -> Response:
     if not opted_out:
@@ -324,7 +341,7 @@ def resolve_finding(
     request: Request,
     alert_id: Id,
     user: Annotated[Principal, Depends(require("alert.act"))],
-    conn: Conn,
+    conn: Writes,
     note: Note = "",
     next: Next = "",
 ) -> Response:
@@ -337,7 +354,7 @@ def resolve_finding(
 
 @router.get("/equipment", response_class=HTMLResponse)
 def equipment(
-    request: Request, user: Annotated[Principal, Depends(require("devices.read"))], conn: Conn
+    request: Request, user: Annotated[Principal, Depends(require("devices.read"))], conn: Reads
 ) -> Response:
     return render(
         request,
@@ -354,7 +371,7 @@ def equipment(
 
 @router.get("/sms", response_class=HTMLResponse)
 def sms(
-    request: Request, user: Annotated[Principal, Depends(require("sms.read"))], conn: Conn
+    request: Request, user: Annotated[Principal, Depends(require("sms.read"))], conn: Reads
 ) -> Response:
     return render(
         request,
@@ -373,7 +390,7 @@ Self = Annotated[Principal, Depends(require("self.settings"))]
 
 
 @router.get("/settings", response_class=HTMLResponse)
-def settings_page(request: Request, user: Self, conn: Conn) -> Response:
+def settings_page(request: Request, user: Self, conn: Reads) -> Response:
     return render(
         request,
         "settings.html",
@@ -386,7 +403,7 @@ def settings_page(request: Request, user: Self, conn: Conn) -> Response:
 def save_settings(
     request: Request,
     user: Self,
-    conn: Conn,
+    conn: Writes,
     language: Annotated[str, Form()] = "",
     phone: Annotated[str, Form(max_length=20)] = "",
     quiet_hours_start: Annotated[str, Form(max_length=8)] = "",

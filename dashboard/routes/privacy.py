@@ -6,18 +6,17 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
-import psycopg
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from dashboard import access_report
 from dashboard.access_report import AccessReport
-from dashboard.authz import Principal, ensure_patient, get_conn, patient_scope, require
+from dashboard.authz import Principal, ensure_patient, patient_scope, require
+from dashboard.databases import Reads
 from dashboard.web import LOCAL_TZ, render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
-Conn = Annotated[psycopg.Connection, Depends(get_conn)]
 Id = Annotated[int, Path(ge=1, le=2**62)]
 Officer = Annotated[Principal, Depends(require("audit.read"))]
 First = Annotated[str | None, Query(alias="from", max_length=10)]
@@ -41,7 +40,7 @@ def _filename(report: AccessReport, extension: str) -> str:
 def access_report_form(
     request: Request,
     user: Officer,
-    conn: Conn,
+    conn: Reads,
     code: Annotated[str | None, Query(max_length=64)] = None,
     first: First = None,
     last: Last = None,
@@ -67,7 +66,7 @@ def access_report_form(
 
 
 @router.get("/patients/{patient_id}/access-report.csv")
-def access_report_csv(patient_id: Id, user: Officer, conn: Conn, period: Period) -> Response:
+def access_report_csv(patient_id: Id, user: Officer, conn: Reads, period: Period) -> Response:
     ensure_patient(conn, user, patient_id, "audit.read")
     report = access_report.build(conn, patient_id, period)
     access_report.record_read(conn, user, report, "csv")
@@ -79,7 +78,7 @@ def access_report_csv(patient_id: Id, user: Officer, conn: Conn, period: Period)
 
 
 @router.get("/patients/{patient_id}/access-report.pdf")
-def access_report_pdf(patient_id: Id, user: Officer, conn: Conn, period: Period) -> Response:
+def access_report_pdf(patient_id: Id, user: Officer, conn: Reads, period: Period) -> Response:
     ensure_patient(conn, user, patient_id, "audit.read")
     # A sync route: WeasyPrint's layout runs in the thread pool, off the event loop.
     report = access_report.build(conn, patient_id, period)

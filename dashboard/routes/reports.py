@@ -6,18 +6,17 @@ from contextlib import suppress
 from datetime import datetime
 from typing import Annotated
 
-import psycopg
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from dashboard import fhir, period_reports, report
-from dashboard.authz import Principal, ensure_patient, get_conn, require
+from dashboard.authz import Principal, ensure_patient, require
+from dashboard.databases import Reads, Writes
 from dashboard.web import LOCAL_TZ, render
 
 router = APIRouter(include_in_schema=False)
 
-Conn = Annotated[psycopg.Connection, Depends(get_conn)]
 Id = Annotated[int, Path(ge=1, le=2**62)]
 Clinician = Annotated[Principal, Depends(require("clinical.read"))]
 Validator = Annotated[Principal, Depends(require("report.validate"))]
@@ -40,7 +39,7 @@ def _query_period(first: First = None, last: Last = None) -> report.Period:
 
 
 def _validated_period(
-    patient_id: Id, user: Validator, conn: Conn, first: FormFirst = None, last: FormLast = None
+    patient_id: Id, user: Validator, conn: Writes, first: FormFirst = None, last: FormLast = None
 ) -> report.Period:
     """The period a validation freezes: explicit, both ends. Whose report first: a patient
     out of scope is a 404 whatever the form holds."""
@@ -63,7 +62,7 @@ def report_view(
     request: Request,
     patient_id: Id,
     user: Clinician,
-    conn: Conn,
+    conn: Reads,
     period: QueryPeriod,
 ) -> Response:
     shown = period_reports.view(conn, user, patient_id, period, pdf=False)
@@ -88,7 +87,7 @@ def report_pdf(
     request: Request,
     patient_id: Id,
     user: Clinician,
-    conn: Conn,
+    conn: Reads,
     period: QueryPeriod,
 ) -> Response:
     # A sync route: the PDF's layout runs in the thread pool, off the event loop.
@@ -107,7 +106,7 @@ def readings_csv(
     request: Request,
     patient_id: Id,
     user: Clinician,
-    conn: Conn,
+    conn: Reads,
     period: QueryPeriod,
 ) -> Response:
     text = period_reports.readings_csv(conn, user, patient_id, period)
@@ -127,7 +126,7 @@ def report_fhir(
     request: Request,
     patient_id: Id,
     user: Clinician,
-    conn: Conn,
+    conn: Reads,
     period: QueryPeriod,
 ) -> Response:
     bundle = period_reports.validated_bundle(conn, user, patient_id, period)
@@ -145,7 +144,7 @@ def validate(
     request: Request,
     patient_id: Id,
     user: Validator,
-    conn: Conn,
+    conn: Writes,
     period: ValidatedPeriod,
 ) -> Response:
     # Validated before (a second click): the report shown is the one validated then.
@@ -161,7 +160,7 @@ def validate(
 
 
 @router.get("/patients/{patient_id}/closing-report")
-def closing_view(request: Request, patient_id: Id, user: Clinician, conn: Conn) -> Response:
+def closing_view(request: Request, patient_id: Id, user: Clinician, conn: Reads) -> Response:
     shown = period_reports.closing_view(conn, user, patient_id, pdf=False)
     if shown is None:
         return _no_closing(request, user)
@@ -180,7 +179,7 @@ def closing_view(request: Request, patient_id: Id, user: Clinician, conn: Conn) 
 
 
 @router.get("/patients/{patient_id}/closing-report.pdf")
-def closing_pdf(request: Request, patient_id: Id, user: Clinician, conn: Conn) -> Response:
+def closing_pdf(request: Request, patient_id: Id, user: Clinician, conn: Reads) -> Response:
     shown = period_reports.closing_view(conn, user, patient_id, pdf=True)
     if shown is None:
         return _no_closing(request, user)
@@ -194,7 +193,7 @@ def closing_pdf(request: Request, patient_id: Id, user: Clinician, conn: Conn) -
 
 
 @router.get("/patients/{patient_id}/closing-report.fhir")
-def closing_fhir(patient_id: Id, user: Clinician, conn: Conn) -> Response:
+def closing_fhir(patient_id: Id, user: Clinician, conn: Reads) -> Response:
     bundle = period_reports.closing_bundle(conn, user, patient_id)
     if bundle is None:
         return JSONResponse(

@@ -77,7 +77,7 @@ async def status_callback(request: Request) -> Response:
         return Response(status_code=400)
 
     def apply() -> CallbackOutcome:
-        with request.app.state.pool.connection() as conn:
+        with request.app.state.databases.primary.connection() as conn:
             return apply_status_callback(conn, report)
 
     outcome = await run_in_threadpool(apply)
@@ -107,7 +107,7 @@ async def inbound_sms(request: Request) -> Response:
     sms = InboundSms(sid, sender, body, datetime.now(UTC))
 
     def apply() -> str:
-        with request.app.state.pool.connection() as conn:
+        with request.app.state.databases.primary.connection() as conn:
             return handle(conn, sms, request.app.state.language).reply
 
     twiml = MessagingResponse()

@@ -1,9 +1,9 @@
 """``/healthz`` for anyone (the process is alive) and ``/status`` for operators.
 
-``/status`` tells how many patients are enrolled, the open alerts, the readings of the last day
-and where the broker is: a signed-in admin reads it as a page (or JSON), a monitoring probe
-with ``Authorization: Bearer {TELEMON_STATUS_TOKEN}`` as JSON. ``/healthz`` runs no query, so
-anonymous callers cannot make the database count rows either.
+``/status`` tells how many patients are enrolled, the open alerts, the readings of the last day,
+how far the read replica lags and where the broker is: a signed-in admin reads it as a page
+(or JSON), a monitoring probe with ``Authorization: Bearer {TELEMON_STATUS_TOKEN}`` as JSON.
+``/healthz`` runs no query, so anonymous callers cannot make the database count rows either.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ async def service_status(request: Request) -> Response:
         if not user.can("service.status"):
             raise Forbidden
     status: ServiceStatus = await run_in_threadpool(
-        current_status, request.app.state.pool, request.app.state.mqtt_url
+        current_status, request.app.state.databases, request.app.state.mqtt_url
     )
     code = 200 if status.healthy else 503
     if user is None or "json" in request.headers.get("accept", ""):

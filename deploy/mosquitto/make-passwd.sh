@@ -5,6 +5,9 @@
 #                                  (run again to rotate both)
 #   make-passwd.sh gateway ID...   add gateways, each with a new password; the MQTT username of a
 #                                  gateway IS its gateway id (deploy/mosquitto/acl)
+#   make-passwd.sh bridge AREA...  on a central broker (central.conf): add the bridge user
+#                                  bridge-AREA with a new password, write the area broker's
+#                                  bridge.d/AREA.conf and rebuild acl-central (docs/scaling.md)
 #   make-passwd.sh remove NAME...  delete users, e.g. a returned gateway
 #   make-passwd.sh permissions     only set the owner and mode of passwd and acl (after a git pull
 #                                  that rewrote acl; every command above does it too)
@@ -16,7 +19,8 @@
 #
 # Environment: MOSQUITTO_PASSWD_FILE (default: passwd beside this script, which compose mounts),
 # MOSQUITTO_ACL_FILE (default: acl beside this script), MQTT_PUBLIC_HOST (the broker's host name
-# as gateways reach it, only for the printed URL), MOSQUITTO_IMAGE (see compose.yaml).
+# as gateways reach it, only for the printed URL), MQTT_CENTRE_ADDRESS (host:port of the central
+# broker as the areas' bridges reach it), MOSQUITTO_IMAGE (see compose.yaml).
 # Uses mosquitto_passwd from the host if installed, else from the broker's image through docker:
 # installing Debian's mosquitto package on the server would also start a second broker.
 set -euo pipefail
@@ -25,6 +29,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 file="${MOSQUITTO_PASSWD_FILE:-$here/passwd}"
 acl_file="${MOSQUITTO_ACL_FILE:-$here/acl}"
 public_host="${MQTT_PUBLIC_HOST:-mqtt.example.org}"
+centre_address="${MQTT_CENTRE_ADDRESS:-mqtt.example.org:8883}"
+bridge_dir="$here/bridge.d"
 # The image compose.yaml runs (keep the two in step), for hosts without mosquitto_passwd.
 mosquitto_image="${MOSQUITTO_IMAGE:-eclipse-mosquitto:2.0.22}"
 # uid and gid of the mosquitto user in the eclipse-mosquitto image. The broker reads the password
@@ -76,6 +82,25 @@ set_password() {
 check_gateway_id() {
     [[ $1 =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ ]] || die "invalid gateway id: '$1'"
     [[ $1 != ingest && $1 != server ]] || die "'$1' is a server user, not a gateway id"
+    if [[ $1 == bridge-* ]]; then die "'$1': bridge-* names the areas' bridges"; fi
+}
+
+# An area's name becomes the bridge's user bridge-AREA and its file name.
+check_area() {
+    [[ $1 =~ ^[a-z0-9][a-z0-9-]{0,31}$ ]] || die "invalid area name: '$1' (a-z, 0-9, -)"
+}
+
+# acl-central: the shipped acl plus one block per bridge user found in the password file.
+write_central_acl() {
+    local central="$here/acl-central" area
+    cp "$acl_file" "$central.new"
+    if [[ -e $file ]]; then
+        for area in $(sed -n 's/^bridge-\([a-z0-9-]*\):.*/\1/p' "$file"); do
+            sed "s/@AREA@/$area/g" "$here/acl-bridge.template" >>"$central.new"
+        done
+    fi
+    mv "$central.new" "$central"
+    restrict_to_broker "$central"
 }
 
 # Read and write for the broker's user only (see broker_uid), as Mosquitto asks. chown needs root.
@@ -92,7 +117,7 @@ fix_permissions() {
     restrict_to_broker "$acl_file"
 }
 
-[[ $# -ge 1 ]] || die "usage: make-passwd.sh server | gateway ID... | remove NAME... | permissions"
+[[ $# -ge 1 ]] || die "usage: make-passwd.sh server | gateway ID... | bridge AREA... | remove NAME... | permissions"
 command=$1
 shift
 case $command in
@@ -113,16 +138,32 @@ gateway)
         echo "TELEMON_MQTT_URL=mqtts://$id:$password@$public_host:8883"
     done
     ;;
+bridge)
+    [[ $# -ge 1 ]] || die "usage: make-passwd.sh bridge AREA..."
+    for area in "$@"; do check_area "$area"; done
+    mkdir -p "$bridge_dir"
+    for area in "$@"; do
+        password=$(new_password)
+        set_password "bridge-$area" "$password"
+        sed -e "s/@AREA@/$area/g" -e "s/@CENTRE@/$centre_address/g" \
+            -e "s/@PASSWORD@/$password/g" "$here/bridge.conf.template" >"$bridge_dir/$area.conf"
+        restrict_to_broker "$bridge_dir/$area.conf"
+        echo "make-passwd.sh: wrote $bridge_dir/$area.conf: copy it to the bridge.d/ of" \
+            "area $area's broker (area.conf) and restart that broker" >&2
+    done
+    write_central_acl
+    ;;
 remove)
     [[ $# -ge 1 ]] || die "usage: make-passwd.sh remove NAME..."
     [[ -e $file ]] || die "no password file at $file"
     for user in "$@"; do run_passwd -D -- "$user"; done
+    if [[ -e $here/acl-central ]]; then write_central_acl; fi
     ;;
 permissions)
     [[ $# -eq 0 ]] || die "usage: make-passwd.sh permissions"
     ;;
 *)
-    die "unknown command '$command' (server, gateway, remove or permissions)"
+    die "unknown command '$command' (server, gateway, bridge, remove or permissions)"
     ;;
 esac
 fix_permissions

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from bleak.backends.scanner import AdvertisementData
@@ -35,9 +37,22 @@ def bleak_uuid(uuid: UUID) -> str:
     return normalize_uuid_str(uuid.to_hex_str("-"))
 
 
-def advertisement_data(advertisement: Advertisement) -> AdvertisementData:
-    """The bleak view of one report (advertising PDU merged with its scan response)."""
-    data = advertisement.data
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """What one advertising payload says, whatever the report's RSSI."""
+
+    local_name: str | None
+    manufacturer_data: dict[int, bytes]
+    service_data: dict[str, bytes]
+    service_uuids: list[str]
+    tx_power: int | None
+
+
+# A device repeats the same payload every advertising interval (20 ms for the simulated ones):
+# parsed once, not every time (bumble's UUID parsing searches its registry at each UUID).
+@lru_cache(maxsize=256)
+def _parse(structures: tuple[tuple[int, bytes], ...]) -> _Parsed:
+    data = AdvertisingData(structures)
 
     # A scan response repeats structures of the advertisement it answers; keep each once.
     service_uuids: list[str] = []
@@ -62,17 +77,32 @@ def advertisement_data(advertisement: Advertisement) -> AdvertisementData:
     # TX Power Level is a signed octet; bumble's decoder reads it unsigned.
     raw_tx_power = data.get(_Type.TX_POWER_LEVEL, raw=True)
     tx_power = int.from_bytes(raw_tx_power[:1], "little", signed=True) if raw_tx_power else None
+    return _Parsed(
+        local_name if isinstance(local_name, str) else None,
+        manufacturer_data,
+        service_data,
+        service_uuids,
+        tx_power,
+    )
+
+
+def advertisement_data(advertisement: Advertisement) -> AdvertisementData:
+    """The bleak view of one report (advertising PDU merged with its scan response)."""
+    parsed = _parse(
+        tuple((int(kind), bytes(value)) for kind, value in advertisement.data.ad_structures)
+    )
 
     rssi = advertisement.rssi
     if rssi == Advertisement.RSSI_NOT_AVAILABLE:
         rssi = _RSSI_UNKNOWN
 
+    # Copies: the parse is shared by every report with the same payload.
     return AdvertisementData(
-        local_name=local_name,
-        manufacturer_data=manufacturer_data,
-        service_data=service_data,
-        service_uuids=service_uuids,
-        tx_power=tx_power,
+        local_name=parsed.local_name,
+        manufacturer_data=dict(parsed.manufacturer_data),
+        service_data=dict(parsed.service_data),
+        service_uuids=list(parsed.service_uuids),
+        tx_power=parsed.tx_power,
         rssi=rssi,
         platform_data=(advertisement,),
     )

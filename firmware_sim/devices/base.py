@@ -87,6 +87,7 @@ class SimulatedDevice:
         clock: ClockCharacteristic | None = None,
         clock_writable: bool = False,
         follows_dst: bool = True,
+        local_time: bool = False,
     ) -> None:
         BatteryLevel(battery).encode()  # rejects a level the characteristic cannot carry
         self.identity: DeviceIdentity = self.model_identity or IDENTITIES[self.kind]
@@ -122,6 +123,9 @@ class SimulatedDevice:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._radio_tasks: set[asyncio.Task[Any]] = set()
         self._last_activity = 0.0
+        # Readings taken, mod 256, in the advertising's service data: the "new data" mark many
+        # devices advertise, which tells a gateway there is something to fetch.
+        self.readings_taken = 0
 
         self.bumble = radio.create_link_device(link, self.name, address)
         # Bonds live as long as the device object, like a device's flash until reset.
@@ -137,7 +141,11 @@ class SimulatedDevice:
                 self._device_information_service(),
                 Service(uuid16(BATTERY_SERVICE), [self.battery_level]),
                 *self._profile_services(),
-                *([clock_service(self, clock, writable=clock_writable)] if clock else []),
+                *(
+                    [clock_service(self, clock, writable=clock_writable, local_time=local_time)]
+                    if clock
+                    else []
+                ),
             ]
         )
         self.bumble.advertising_data = self._advertising_data()
@@ -311,6 +319,13 @@ class SimulatedDevice:
                     uuid16(self.identity.service_uuid).to_bytes(),
                 )
             )
+            structures.append(
+                (
+                    AdvertisingData.SERVICE_DATA_16_BIT_UUID,
+                    uuid16(self.identity.service_uuid).to_bytes()
+                    + bytes((self.readings_taken & 0xFF,)),
+                )
+            )
         structures += [
             (AdvertisingData.APPEARANCE, self.identity.appearance.to_bytes(2, "little")),
             (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode()),
@@ -325,6 +340,7 @@ class SimulatedDevice:
         async with self._radio_lock:
             wanted = self._running and self._in_range and self.connection is None
             if wanted and not self._advertising:
+                self.bumble.advertising_data = self._advertising_data()
                 # We restart it ourselves after each disconnection (rather than bumble's
                 # auto_restart), so that a device out of range stays silent.
                 await self.bumble.start_advertising(
@@ -334,6 +350,18 @@ class SimulatedDevice:
                 self._advertising = True
             elif not wanted and self._advertising:
                 await self._stop_advertising()
+
+    def _took_reading(self) -> None:
+        """A new reading: the advertising says so (restarted with its new data if on)."""
+        self.readings_taken += 1
+        self.spawn(self._readvertise(), radio=True)
+
+    async def _readvertise(self) -> None:
+        async with self._radio_lock:
+            if not self._advertising:
+                return  # the next start carries the new data
+            await self._stop_advertising()
+        await self._reconcile()
 
     async def _stop_advertising(self) -> None:
         await self.bumble.stop_advertising()

@@ -18,10 +18,11 @@ from bumble.device import Connection
 from bumble.gatt import Characteristic, CharacteristicValue, Service
 
 from firmware_sim.devices.timestamps import device_wall_time
-from gateway.gatt import CurrentTime, GattDateTime
+from gateway.gatt import CharacteristicUuid, CurrentTime, GattDateTime, LocalTimeInformation
 from gateway.gatt.current_time import CURRENT_TIME, DATE_TIME
 
 CURRENT_TIME_SERVICE = 0x1805
+LOCAL_TIME_INFORMATION = CharacteristicUuid.LOCAL_TIME_INFORMATION
 
 _Props = Characteristic.Properties
 _Perms = Characteristic.Permissions
@@ -58,8 +59,21 @@ def set_to(device: Clocked, wall: datetime) -> None:
     device.clock_writes.append(wall)
 
 
-def clock_service(device: Clocked, kind: ClockCharacteristic, *, writable: bool) -> Service:
-    """The Current Time Service with the device's clock, read-only or writable.
+def local_time_information(device: Clocked) -> LocalTimeInformation:
+    """The zone and DST offset the device's clock is kept in now (no DST if it ignores it)."""
+    local = device.clock_now().astimezone(device.zone)
+    offset, dst = local.utcoffset(), local.dst()
+    assert offset is not None and dst is not None  # a ZoneInfo always answers both
+    minutes = round((offset - dst).total_seconds() / 60)
+    dst_min = round(dst.total_seconds() / 60) if device.follows_dst else 0
+    return LocalTimeInformation.of_minutes(minutes, dst_min)
+
+
+def clock_service(
+    device: Clocked, kind: ClockCharacteristic, *, writable: bool, local_time: bool = False
+) -> Service:
+    """The Current Time Service with the device's clock, read-only or writable, and its Local
+    Time Information (``local_time``: the zone and DST offset it keeps its clock in).
 
     A bare Date Time is no part of the Current Time Service; devices that offer one put it in a
     service of their own, which is all a gateway can tell apart from this one (it finds
@@ -90,7 +104,17 @@ def clock_service(device: Clocked, kind: ClockCharacteristic, *, writable: bool)
         permissions,
         CharacteristicValue(read=read, write=write if writable else None),
     )
-    return Service(UUID.from_16_bits(CURRENT_TIME_SERVICE), [characteristic])
+    characteristics = [characteristic]
+    if local_time:
+        characteristics.append(
+            Characteristic(
+                UUID.from_16_bits(LOCAL_TIME_INFORMATION),
+                _Props.READ,
+                _Perms.READABLE,
+                CharacteristicValue(read=lambda _c: local_time_information(device).encode()),
+            )
+        )
+    return Service(UUID.from_16_bits(CURRENT_TIME_SERVICE), characteristics)
 
 
 def wall_clock_now() -> datetime:

@@ -120,6 +120,7 @@ class SimulatedGlucometer(SimulatedDevice):
     async def record(self, measurement: SimulatedMeasurement) -> None:
         self._check_kind(measurement)
         self.store.add(self.to_record(measurement, self.store.take_sequence_number()))
+        self._took_reading()
 
     def to_record(self, measurement: SimulatedMeasurement, sequence_number: int) -> GlucoseRecord:
         glucose = measurement.values.get("glucose")

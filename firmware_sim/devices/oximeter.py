@@ -159,6 +159,8 @@ class SimulatedOximeter(StoringDevice):
             self.memory.add(self.encode(measurement))
         elif self.in_range:
             self._stored.add(self.encode(measurement))
+        if measurement.session != CONTINUOUS_SESSION:
+            self._took_reading()
 
     def set_in_range(self, in_range: bool) -> asyncio.Task[None]:
         if not in_range:

@@ -7,7 +7,8 @@ the gateway's decoder cannot agree on a layout no device sends.
 - ``SimulatedBeurerBM85``: a Blood Pressure Service cuff whose measurement has the BM85's quirks.
 - ``SimulatedContecCMS50D``: advertises as ``SpO208…``, silent until the central writes the
   real-time start command; then each sample is a notification of waveform frames and a values
-  frame (whole frames: it does not split them across notifications as the device may).
+  frame, or, with ``notification_size``, a byte stream cut every so many bytes wherever the cut
+  falls (as the device's 20-byte notifications cut its frames), the rest sent with the next one.
 - ``SimulatedBerryMed``: notifies BCI packets on its serial service as soon as subscribed.
 """
 
@@ -118,10 +119,25 @@ class SimulatedContecCMS50D(_StreamingOximeter):
         fixed_name=f"{contec.NAME_PREFIX}0971",
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, notification_size: int | None = None, **kwargs: Any) -> None:
         self._started = False
         self.commands: list[bytes] = []  # what the central wrote, in order
+        self.notification_size = notification_size  # None: one whole sample per notification
+        self._unsent = b""  # the stream's bytes past the last whole notification
         super().__init__(*args, **kwargs)
+
+    async def send(self, payload: bytes) -> bool:
+        if self.notification_size is None:
+            return await super().send(payload)
+        if not self.streaming:
+            return False
+        stream, size = self._unsent + payload, self.notification_size
+        cut = len(stream) - len(stream) % size
+        self._unsent = stream[cut:]
+        sent = True
+        for at in range(0, cut, size):
+            sent = await self.notify(self.stream, stream[at : at + size]) and sent
+        return sent
 
     def _profile_services(self) -> Iterable[Service]:
         self.stream = self._characteristic(uuid16(contec.NOTIFY), _Props.NOTIFY)
@@ -142,6 +158,7 @@ class SimulatedContecCMS50D(_StreamingOximeter):
 
     def _on_disconnected(self) -> None:
         self._started = False  # the next central asks again
+        self._unsent = b""
 
     @property
     def streaming(self) -> bool:

@@ -90,6 +90,7 @@ class StoringDevice(SimulatedDevice):
     async def record(self, measurement: SimulatedMeasurement) -> None:
         self._check_kind(measurement)
         self._stored.add(self.encode(measurement))
+        self._took_reading()
 
     def _on_connected(self, connection: Connection) -> None:
         self._stored.flush()

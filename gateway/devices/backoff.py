@@ -1,9 +1,10 @@
-"""Reconnection delays: exponential backoff with jitter (a pure function of the attempt)."""
+"""Reconnection delays: exponential backoff with jitter after a failure (a pure function of the
+attempt), and the growing wait after sessions that brought nothing (a table)."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -23,3 +24,12 @@ class Backoff:
             return 0.0
         step = min(self.cap, self.base * self.factor ** (attempt - 1))
         return step / 2 + uniform() * step / 2
+
+
+def idle_wait(waits: Sequence[float], empty_sessions: int) -> float:
+    """The wait after a session, ``empty_sessions`` in a row having brought nothing new.
+
+    ``waits[0]`` follows a session that brought a reading, and the first empty one; each further
+    empty session takes the next entry, the last one holding.
+    """
+    return waits[min(max(empty_sessions - 1, 0), len(waits) - 1)]

@@ -21,7 +21,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 
 from gateway.clock_check import TimePolicy, gateway_clock_synchronised
-from gateway.devices.backoff import Backoff
+from gateway.devices.backoff import Backoff, idle_wait
 from gateway.devices.glucose_sync import SyncStore
 from gateway.devices.profiles import PROFILES, SessionProfile
 from gateway.devices.quirk_session import open_session
@@ -42,7 +42,7 @@ from gateway.devices.recovery import (
 from gateway.devices.rejected import REJECTED_FILE, RejectedLog
 from gateway.devices.scanner import AdvertisementMonitor
 from gateway.devices.session import RECENT_PAYLOADS, SessionOptions
-from gateway.devices.state import DeviceState
+from gateway.devices.state import ABSENT_AFTER, DeviceState
 from gateway.outbox import Outbox
 from gateway.pairing import PairingTable
 from telemon.device_kinds import DeviceKind
@@ -55,7 +55,12 @@ log = logging.getLogger(__name__)
 class ManagerOptions:
     connection_slots: int = 4  # BlueZ on a Pi keeps a handful of LE links comfortably
     backoff: Backoff = field(default_factory=Backoff)
-    reconnect_cooldown: float = 5.0  # after a session, before the next advertisement counts
+    # After a session, before the next advertisement counts: the first after one that brought a
+    # reading, then one step further for each session in a row that brought nothing (a device
+    # that keeps advertising once read); its advertising data changing, or the device going
+    # and coming back, ends the wait and starts over (docs/gateway.md).
+    reconnect_waits: tuple[float, ...] = (5.0, 30.0, 120.0, 300.0)
+    absent_after: float = ABSENT_AFTER  # seconds unheard that make a device gone
     session: SessionOptions = field(default_factory=SessionOptions)
     watchdog: WatchdogPolicy = field(default_factory=WatchdogPolicy)
     profiles: Mapping[DeviceKind, SessionProfile] = field(default_factory=lambda: PROFILES)
@@ -186,6 +191,8 @@ class DeviceManager:
             self.recorder.policy.now(),
             name=advertisement.local_name or device.name,
             manufacturer_data=advertisement.manufacturer_data,
+            service_data=advertisement.service_data,
+            absent_after=self.options.absent_after,
         )
         self._last_known_advert = time.monotonic()
         self._restarts_without_advert = 0
@@ -193,9 +200,10 @@ class DeviceManager:
     async def _device_loop(self, state: DeviceState) -> None:
         profile = self.options.profiles[state.paired.kind]
         recent = self._recent.setdefault(state.address.upper(), deque(maxlen=RECENT_PAYLOADS))
-        attempt = 0
+        attempt = empty = 0
         while self._running:
             ble_device = await state.next_advertisement()
+            readings = state.readings
             try:
                 async with self._slots:
                     session = open_session(
@@ -221,7 +229,10 @@ class DeviceManager:
                 continue
             attempt = 0
             self._consecutive_failures = 0
-            await asyncio.sleep(self.options.reconnect_cooldown)
+            state.session_ended()
+            empty = 0 if state.readings > readings or not profile.idle_backoff else empty + 1
+            if await state.news_within(idle_wait(self.options.reconnect_waits, empty)):
+                empty = 0
 
     # -- the pairing table ------------------------------------------------------------------------
 
@@ -235,7 +246,10 @@ class DeviceManager:
                     task.cancel()
                 del self._states[key]
         for key, device in wanted.items():
-            state = self._states.setdefault(key, DeviceState(device))
+            state = self._states.get(key) or DeviceState(
+                device, ignores_dst=self.recorder.clocks.ignores_dst(key)
+            )
+            self._states[key] = state
             if self._running and key not in self._tasks:
                 self._tasks[key] = asyncio.create_task(
                     self._device_loop(state), name=f"device {device.address}"

@@ -9,13 +9,11 @@ from gateway.clock_check import FROM_DEVICE_STORAGE, Stamp
 from gateway.gatt import Reading
 from gateway.outbox import CONTINUOUS
 from telemon.identifier import observation_identifier
-from telemon.observation import Observation
+from telemon.observation import CONTEXT_MAX, Observation
 from telemon.payload import PairedDevice
 
-MAX_CONTEXT = 16  # Observation's limit
 
-
-def merge_context(*parts: Mapping[str, str], limit: int = MAX_CONTEXT) -> dict[str, str]:
+def merge_context(*parts: Mapping[str, str], limit: int = CONTEXT_MAX) -> dict[str, str]:
     """Earlier parts win, both on a repeated key and when the limit cuts the rest off."""
     merged: dict[str, str] = {}
     for part in parts:

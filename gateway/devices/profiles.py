@@ -52,6 +52,10 @@ class SessionProfile:
     record_access: RecordAccess | None = None  # the device keeps a record store (RACP)
     end: SessionEnd = SessionEnd.DEVICE_DISCONNECTS
     idle_timeout: float = 20.0  # seconds without data before the gateway hangs up
+    # Whether empty sessions in a row make the manager wait longer before the next (its
+    # ``reconnect_waits``). Not for a device worn for continuous measurement: once put on it
+    # must be read at once, and many say so in no advertising change.
+    idle_backoff: bool = True
 
     @property
     def service_uuid(self) -> str:
@@ -82,6 +86,7 @@ PROFILES: MappingProxyType[DeviceKind, SessionProfile] = MappingProxyType(
             record_access=RecordAccess.PLX_SPOT_CHECKS,
             end=SessionEnd.STREAM,
             idle_timeout=30.0,
+            idle_backoff=False,
         ),
         DeviceKind.BLOOD_PRESSURE: SessionProfile(
             kind=DeviceKind.BLOOD_PRESSURE,
@@ -127,6 +132,8 @@ DEVICE_INFORMATION = (
 CURRENT_TIME = 0x2A2B
 # Date Time as a characteristic of its own: some devices expose their clock so, and only so.
 DATE_TIME = 0x2A08
+# Current Time Service Local Time Information: the zone and DST offset the device's clock keeps.
+LOCAL_TIME_INFORMATION = _C.LOCAL_TIME_INFORMATION
 CLOCKS = (CURRENT_TIME, DATE_TIME)  # where to read (and set) a device's clock, best first
 
 _BY_SERVICE = {normalize_uuid_16(p.service): p.kind for p in PROFILES.values()}

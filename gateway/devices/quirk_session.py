@@ -25,6 +25,7 @@ from gateway.devices.recorder import Recorder
 from gateway.devices.session import DeviceSession, Received, SessionError, SessionOptions
 from gateway.devices.state import DeviceState
 from gateway.gatt import DecodeError
+from gateway.gatt.quirks.oximetry import Reassembled
 from gateway.quirks import Enable, Quirk, Seen, find
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class QuirkSession(DeviceSession):
         self.quirk = quirk
         self._gate = SampleGate(quirk.sample_every)
         self._keepalive: asyncio.Task[None] | None = None
+        self._reassembler = None if quirk.reassembler is None else quirk.reassembler()
 
     async def run(self, ble_device: BLEDevice) -> None:
         try:
@@ -153,10 +155,29 @@ class QuirkSession(DeviceSession):
         if not isinstance(item, QuirkValue):
             await super()._record(item)  # battery, Device Information: the standard ones
             return
+        if self._reassembler is None:
+            await self._decode_quirk(item.payload, item)
+            return
+        reassembled = self._reassembler.feed(item.payload)
+        self._reject_dropped(reassembled)
+        for payload in reassembled.payloads:
+            await self._decode_quirk(payload, item)
+
+    async def _consume(self) -> None:
+        await super()._consume()
+        if self._reassembler is not None:
+            self._reject_dropped(self._reassembler.flush())  # a fragment never completed
+
+    def _reject_dropped(self, reassembled: Reassembled) -> None:
+        label = f"{self.quirk.model} stream"
+        for dropped in reassembled.dropped:
+            self.recorder.reject(self.state, label, dropped.payload, dropped.reason)
+
+    async def _decode_quirk(self, payload: bytes, item: Received) -> None:
         try:
-            decoded = self.quirk.decoder(item.payload)
+            decoded = self.quirk.decoder(payload)
         except DecodeError as error:
-            self.recorder.reject(self.state, error.characteristic, item.payload, str(error))
+            self.recorder.reject(self.state, error.characteristic, payload, str(error))
             return
         if decoded.readings and not self._gate.admit(item.at):
             return

@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
-
-from pydantic import ValidationError
 
 from gateway.clock_check import (
     FROM_DEVICE_STORAGE,
@@ -22,6 +21,7 @@ from gateway.clock_check import (
     plausible_skew,
     stamp,
 )
+from gateway.devices.clock_memory import ClockMemory
 from gateway.devices.glucose_sync import GlucoseRecord, SyncStore, anchor_of
 from gateway.devices.observations import observation
 from gateway.devices.recovery import DECODE_ERRORS, Recoveries
@@ -29,6 +29,7 @@ from gateway.devices.rejected import RejectedLog, RejectedValue
 from gateway.devices.state import DeviceState
 from gateway.gatt import Reading
 from gateway.outbox import Outbox
+from telemon.checks import InvalidValue
 from telemon.observation import Observation
 from telemon.time_correction import ClockSource
 
@@ -74,6 +75,7 @@ class Recorder:
         self.recoveries = recoveries
         self.policy = policy
         self.clock_trusted = clock_trusted
+        self.clocks = ClockMemory(outbox)
 
     async def readings(
         self,
@@ -91,12 +93,14 @@ class Recorder:
     ) -> list[Observation]:
         """Stamp, store durably, then wake the uplink. Returns the stored observations."""
         built: list[Observation] = []
+        policy = self.policy_for(state)
         for reading in readings:
             self.update_skew(state, reading.measured_at, received_at, fresh=fresh)
+            ignores_dst = self.ignores_dst(state)  # as this reading may just have taught
             skew, source, doubtful = state.clock_at(
                 None
                 if reading.measured_at is None
-                else device_instant(reading.measured_at, received_at, self.policy),
+                else device_instant(reading.measured_at, received_at, policy),
                 received_at,
                 fresh=fresh,
             )
@@ -107,18 +111,18 @@ class Recorder:
                 and delivered_late(
                     reading.measured_at,
                     received_at,
-                    self.policy,
+                    policy,
                     skew,
-                    ignores_dst=state.ignores_dst,
+                    ignores_dst=ignores_dst,
                 )
             )
             when = stamp(
                 reading.measured_at,
                 received_at,
-                self.policy,
+                policy,
                 skew=skew,
                 source=source,
-                ignores_dst=state.ignores_dst,
+                ignores_dst=ignores_dst,
                 fresh=fresh,
                 doubtful=doubtful,
                 time_offset_min=reading.time_offset_min,
@@ -136,7 +140,7 @@ class Recorder:
                         extra_context=extra_context,
                     )
                 )
-            except ValidationError as error:
+            except InvalidValue as error:
                 self.reject(state, characteristic, b"", f"{reading.metric}: {error}")
         stored = await asyncio.to_thread(self.outbox.append, built, state=state_entry)
         if stored:
@@ -169,6 +173,19 @@ class Recorder:
             )
             self.sync.stored(state.address, record.sequence_number, anchor)
 
+    def policy_for(self, state: DeviceState) -> TimePolicy:
+        """The time policy for ``state``'s stamps: in the zone and DST offset the device declares
+        (Local Time Information) where it does, else in the patient's zone."""
+        if state.local_time is None:
+            return self.policy
+        return replace(self.policy, tz=state.local_time)
+
+    @staticmethod
+    def ignores_dst(state: DeviceState) -> bool:
+        """Whether to read ``state``'s stamps as standard time: what was learnt of its clock,
+        unless the device declares its DST offset itself."""
+        return state.ignores_dst is True and state.local_time is None
+
     def update_skew(
         self,
         state: DeviceState,
@@ -181,7 +198,7 @@ class Recorder:
         """Learn the device's clock offset (and whether it ignores DST) from ``device_time``."""
         if not self.clock_trusted():
             return  # a gateway clock that is itself wrong must not blame the device
-        estimate = estimate_clock(device_time, received_at, self.policy, fresh=fresh)
+        estimate = estimate_clock(device_time, received_at, self.policy_for(state), fresh=fresh)
         if estimate is None:
             return
         if (
@@ -197,6 +214,12 @@ class Recorder:
         state.clock_source = source
         if estimate.ignores_dst is not None:
             state.ignores_dst = estimate.ignores_dst
+            self.clocks.remember(state.address, state.ignores_dst)
+
+    def clock_was_set(self, state: DeviceState, at: datetime) -> None:
+        """The gateway set the device's clock at ``at`` (``DeviceState.clock_was_set``)."""
+        state.clock_was_set(at)
+        self.clocks.remember(state.address, state.ignores_dst)
 
     def reject(self, state: DeviceState, characteristic: str, payload: bytes, error: str) -> None:
         """A value the decoders refused: counted, logged with its bytes, kept on disk."""

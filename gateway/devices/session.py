@@ -23,7 +23,7 @@ from bleak.backends.device import BLEDevice
 from bleak.exc import BleakError, BleakGATTProtocolError, BleakGATTProtocolErrorCode
 from bleak.uuids import normalize_uuid_16
 
-from gateway.clock_check import needs_setting
+from gateway.clock_check import DeviceOffset, needs_setting
 from gateway.devices.bonding import bond_refused, forget_bond
 from gateway.devices.glucose_sync import ContextJoiner, already_stored, is_anchor, next_request
 from gateway.devices.plx_sync import sync_spot_checks, wants_sync
@@ -32,6 +32,7 @@ from gateway.devices.profiles import (
     CLOCKS,
     CURRENT_TIME,
     DEVICE_INFORMATION,
+    LOCAL_TIME_INFORMATION,
     RecordAccess,
     SessionProfile,
 )
@@ -46,6 +47,7 @@ from gateway.gatt import (
     DecodeError,
     DeviceInformation,
     GattDateTime,
+    LocalTimeInformation,
     PlxFeatures,
     RacpMessage,
     RacpOpCode,
@@ -252,6 +254,7 @@ class DeviceSession:
 
     async def _check_clock(self, client: BleakClient) -> None:
         """Read the device's clock; set it right if it is far off and the device allows it."""
+        await self._read_local_time(client)
         await self._read_clock(client)
         if (
             self.recorder.clock_trusted()
@@ -259,6 +262,19 @@ class DeviceSession:
             and await self._set_clock(client)
         ):
             await self._read_clock(client)  # what the device shows now, to check
+
+    async def _read_local_time(self, client: BleakClient) -> None:
+        """The zone and DST offset the device keeps its clock in, if it says (0x2A0F)."""
+        self.state.local_time = None
+        value = await self._read(client, LOCAL_TIME_INFORMATION)
+        if value is None:
+            return
+        decoded = self._decode(Received(LOCAL_TIME_INFORMATION, value, self.recorder.policy.now()))
+        if decoded is None or not isinstance(decoded.record, LocalTimeInformation):
+            return
+        zone_min, dst_min = decoded.record.zone_min, decoded.record.dst_min
+        if zone_min is not None and dst_min is not None:
+            self.state.local_time = DeviceOffset(zone_min, dst_min)
 
     async def _read_clock(self, client: BleakClient) -> None:
         """The device's current time against the gateway's: the PHD IG's coincident time stamp."""
@@ -284,7 +300,7 @@ class DeviceSession:
             characteristic = client.services.get_characteristic(normalize_uuid_16(number))
             if characteristic is None or "write" not in characteristic.properties:
                 continue
-            policy = self.recorder.policy
+            policy = self.recorder.policy_for(self.state)
             moment = policy.now()
             wall = moment.astimezone(policy.tz).replace(tzinfo=None)
             value = (
@@ -305,7 +321,7 @@ class DeviceSession:
                 skew.total_seconds() if skew is not None else 0.0,
                 wall.isoformat(),
             )
-            self.state.clock_was_set(moment)
+            self.recorder.clock_was_set(self.state, moment)
             return True
         return False
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta
 
 from bleak.backends.device import BLEDevice
 
+from gateway.clock_check import DeviceOffset
 from telemon.payload import DEVICE_IDENTITY_FIELDS, DEVICE_STRING_MAX, DeviceHealth, PairedDevice
 from telemon.system_id import is_known
 from telemon.time_correction import ClockSource
@@ -17,6 +19,9 @@ from telemon.time_correction import ClockSource
 # A GATT clock counts whole seconds: a stamp made just after the gateway set it may read a
 # fraction earlier than the setting.
 CLOCK_GRAIN = timedelta(seconds=1)
+# Advertising unheard this long, then heard again: the device went away (asleep, out of range)
+# and came back.
+ABSENT_AFTER = 60.0
 
 
 @dataclass(slots=True)
@@ -29,7 +34,12 @@ class DeviceState:
     connected: bool = False
     clock_skew: timedelta | None = None  # device minus gateway; None = not known
     clock_source: ClockSource | None = None  # how clock_skew was measured
-    ignores_dst: bool = False  # the clock keeps standard time all year (learnt in summer)
+    # The clock keeps standard time all year (True, learnt in summer) or follows DST (False);
+    # None: not learnt yet.
+    ignores_dst: bool | None = None
+    # The zone and DST offset the device declares (Local Time Information), read each
+    # connection; None: it declares none, and its stamps are read in the patient's zone.
+    local_time: DeviceOffset | None = None
     # When the gateway last set the device's clock, and how far off it was then.
     clock_set_at: datetime | None = None
     clock_set_from: timedelta | None = None
@@ -45,7 +55,13 @@ class DeviceState:
     decode_errors: int = 0
     ble_device: BLEDevice | None = None
     last_advert_monotonic: float = 0.0
+    # What the advertising carries besides the name (manufacturer and service data): a device
+    # that flags new data there changes it. None: nothing heard since the last session.
+    advertised_data: tuple[object, ...] | None = None
     _advertised: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when the device may have something new: its advertising data changed, or it came back
+    # after being gone (the manager's wait after an empty session ends at once).
+    _news: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def address(self) -> str:
@@ -59,16 +75,44 @@ class DeviceState:
         *,
         name: str | None = None,
         manufacturer_data: Mapping[int, bytes] | None = None,
+        service_data: Mapping[str, bytes] | None = None,
+        absent_after: float = ABSENT_AFTER,
     ) -> None:
         self.ble_device = ble_device
         # A report may lack the name (an advertisement without its scan response): keep the last.
         self.advertised_name = name or self.advertised_name
         if manufacturer_data:
             self.manufacturer_data = dict(manufacturer_data)
+        if manufacturer_data or service_data:
+            data = (
+                tuple(sorted((manufacturer_data or {}).items())),
+                tuple(sorted((service_data or {}).items())),
+            )
+            if self.advertised_data is not None and data != self.advertised_data:
+                self._news.set()
+            self.advertised_data = data
+        now = time.monotonic()
+        if now - self.last_advert_monotonic > absent_after:
+            self._news.set()  # gone a while and back: it may have measured meanwhile
         self.rssi = rssi
         self.last_seen_at = at
-        self.last_advert_monotonic = time.monotonic()
+        self.last_advert_monotonic = now
         self._advertised.set()
+
+    def session_ended(self) -> None:
+        """The link is down: the device is as good as just heard, and its advertising data
+        from now on is compared with what it advertises next, not with what came before."""
+        self.last_advert_monotonic = time.monotonic()
+        self.advertised_data = None
+        self._news.clear()
+
+    async def news_within(self, seconds: float) -> bool:
+        """Wait ``seconds``, or less if the device shows it may have something new (True)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._news.wait()
+                return True
+        return False
 
     async def next_advertisement(self) -> BLEDevice:
         """Wait for an advertisement heard after this call (the device is there now)."""
@@ -83,7 +127,7 @@ class DeviceState:
         self.clock_set_at = at
         self.clock_set_from, self.clock_set_source = self.clock_skew, self.clock_source
         self.clock_skew = self.clock_source = None
-        self.ignores_dst = False
+        self.ignores_dst = None  # it shows local time now; whether it will follow DST is unknown
 
     def clock_at(
         self, instant: datetime | None, received_at: datetime, *, fresh: bool
@@ -108,6 +152,7 @@ class DeviceState:
         return current
 
     def health(self) -> DeviceHealth:
+        declared = self.local_time
         return DeviceHealth(
             device_id=self.paired.address,
             kind=self.paired.kind,
@@ -119,6 +164,11 @@ class DeviceState:
             clock_skew_s=_seconds(self.clock_skew),
             clock_set_at=self.clock_set_at,
             clock_set_from_s=_seconds(self.clock_set_from),
+            # The offsets the device declares govern how its stamps are read; without them,
+            # what was learnt of its clock does.
+            clock_ignores_dst=self.ignores_dst if declared is None else None,
+            clock_zone_min=None if declared is None else declared.zone_min,
+            clock_dst_min=None if declared is None else declared.dst_min,
             **self._identity(),
         )
 

@@ -49,6 +49,7 @@ from gateway.gatt.ieee11073 import (
     encode_float,
     encode_sfloat,
 )
+from gateway.gatt.local_time import DstOffset, LocalTimeInformation
 from gateway.gatt.model import Decoded, Reading, Skipped
 from gateway.gatt.plx import (
     PlxContinuousMeasurement,
@@ -97,6 +98,7 @@ __all__ = [
     "DecodeError",
     "Decoded",
     "DeviceInformation",
+    "DstOffset",
     "EncodeError",
     "GattDateTime",
     "GlucoseHealth",
@@ -107,6 +109,7 @@ __all__ = [
     "GlucoseType",
     "GlucoseUnit",
     "IntermediateCuffPressure",
+    "LocalTimeInformation",
     "Meal",
     "Medfloat",
     "MedicationId",

@@ -67,6 +67,7 @@ def _medfloat(fmt: ieee11073.MedfloatFormat, type_name: str) -> Codec[ieee11073.
 UINT8 = _uint(1)
 UINT16 = _uint(2)
 UINT24 = _uint(3)
+SINT8 = _sint(1)
 SINT16 = _sint(2)
 SFLOAT = _medfloat(ieee11073.SFLOAT, "medfloat16 (SFLOAT)")
 FLOAT = _medfloat(ieee11073.FLOAT, "medfloat32 (FLOAT)")

@@ -8,7 +8,16 @@ from functools import partial
 from types import MappingProxyType
 from typing import Any
 
-from gateway.gatt import blood_pressure, device_info, glucose, plx, racp, thermometer, weight_scale
+from gateway.gatt import (
+    blood_pressure,
+    device_info,
+    glucose,
+    local_time,
+    plx,
+    racp,
+    thermometer,
+    weight_scale,
+)
 from gateway.gatt.errors import DecodeError
 from gateway.gatt.model import Decoded, Reading
 from gateway.gatt.uuids import CharacteristicUuid, short_uuid
@@ -77,6 +86,11 @@ _ENTRIES = (
         _U.BATTERY_LEVEL, device_info.decode_battery_level, device_info.interpret_battery_level
     ),
     Characteristic(_U.SYSTEM_ID, device_info.decode_system_id, device_info.interpret_system_id),
+    Characteristic(
+        _U.LOCAL_TIME_INFORMATION,
+        local_time.decode_local_time_information,
+        local_time.interpret_local_time_information,
+    ),
     *(
         Characteristic(
             uuid,

@@ -13,6 +13,7 @@ _SHORT = re.compile(r"^(?:0x)?([0-9a-f]{4})$")
 class CharacteristicUuid(IntEnum):
     """Assigned numbers of the characteristics decoded here (Bluetooth Assigned Numbers)."""
 
+    LOCAL_TIME_INFORMATION = 0x2A0F
     TEMPERATURE_MEASUREMENT = 0x2A1C
     TEMPERATURE_TYPE = 0x2A1D
     INTERMEDIATE_TEMPERATURE = 0x2A1E

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -22,8 +22,9 @@ from alerts.notify.sender import Sender
 from dashboard.accounts import hash_password
 from dashboard.app import create_app
 from dashboard.bands import protocols
+from dashboard.fhir import observation_id
 from telemon.config import Settings
-from telemon.metrics import METRICS
+from telemon.metrics import METRICS, METRICS_BY_ID
 from tests.chromium import launched_chromium
 from tests.dashboard.live_server import live_dashboard
 from tests.dashboard.support import PASSWORD
@@ -45,6 +46,8 @@ class World:
     patients: dict[str, int]
     episodes: dict[str, int]  # each patient's open episode, by the same keys
     findings: dict[str, int]  # "own:spo2_low" and so on: the engine's findings
+    # Each patient's newest reading, by its FHIR Observation id (GET /fhir/Observation/{id}).
+    observations: dict[str, str] = field(default_factory=dict)
 
     @property
     def alerts(self) -> dict[str, int]:
@@ -183,7 +186,16 @@ def seed_world(conn: psycopg.Connection) -> World:
             "SELECT id, rule FROM alerts WHERE patient_id = %s", (patient,)
         )
     }
-    return World(staff, patients, episodes, findings)
+    newest = conn.execute(
+        "SELECT DISTINCT ON (patient_id) patient_id, metric_id, measured_at FROM observations "
+        "ORDER BY patient_id, measured_at DESC, metric_id"
+    ).fetchall()
+    by_id = {row[0]: row for row in newest}
+    observations = {
+        key: observation_id(p, METRICS_BY_ID[by_id[p][1]], by_id[p][2])
+        for key, p in patients.items()
+    }
+    return World(staff, patients, episodes, findings, observations)
 
 
 # Readings (metric, minutes before the evaluation, value) that make the real engine open:

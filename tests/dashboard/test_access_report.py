@@ -46,6 +46,11 @@ def _scenario(app, world: World) -> None:
     assert nurse_b.get(f"/api/patients/{own}").status_code == 404  # other centre: refused
     assert nurse_b.get(f"/api/patients/{far}").status_code == 200  # the other centre's patient
     assert admin.get(f"/admin/patients/{own}").status_code == 200  # 6: the enrolment
+    # 7: a reading by its FHIR id; 8: the whole record; 9: what the patient asked to hide.
+    assert nurse.get(f"/fhir/Observation/{world.observations['own']}").status_code == 200
+    assert nurse.get(f"/fhir/Observation/{world.observations['far']}").status_code == 404
+    assert gp.get(f"/fhir/Patient/{own}/$everything").status_code == 200
+    assert admin.get(f"/admin/patients/{own}/restrictions").status_code == 200
 
 
 EXPECTED = [
@@ -79,6 +84,23 @@ EXPECTED = [
         NURSE_ADDRESS,
     ),
     ("admin", "Admin", "admin", "As Administrator", "enrolment.read", "198.51.100.10"),
+    (
+        "nurse.greco",
+        "Nurse Greco",
+        "nurse",
+        "Care team: Centrale Bergamo",
+        "fhir.observation.read",
+        NURSE_ADDRESS,
+    ),
+    ("dr.rossi", "Dr Rossi", "gp", "The patient's GP", "fhir.patient.everything", GP_ADDRESS),
+    (
+        "admin",
+        "Admin",
+        "admin",
+        "As Administrator",
+        "patient.restrictions.read",
+        "198.51.100.10",
+    ),
 ]
 
 
@@ -128,12 +150,17 @@ def test_the_access_report_names_every_access_and_nothing_else(
             "Episodes",
             "Readings export (CSV)",
         ]
+        assert [r["what"] for r in rows][-3:] == [
+            "FHIR Observation",
+            "Whole record (FHIR $everything)",
+            "Requests to hide data (oscuramento)",
+        ]
 
         # The officer's own reading is an access: the PDF, asked next, names it last.
         pdf = officer.get(f"/admin/patients/{own}/access-report.pdf")
         assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
         text = _pdf_text(pdf.content)
-        assert "P-0001" in text and "8 accesses" in text
+        assert "P-0001" in text and f"{len(EXPECTED) + 1} accesses" in text
         for who in ("dr.rossi", "nurse.greco", "Centrale Bergamo", "privacy.officer"):
             assert who in text, who
         assert "nurse.conti" not in text and "Centrale Brescia" not in text

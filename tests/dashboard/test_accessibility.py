@@ -147,7 +147,12 @@ def _pages_of(database_url: str, username: str) -> list[str]:
         tags = [r[0] for r in conn.execute("SELECT DISTINCT tag FROM patient_tags")]
     if role == "admin":
         pages = ["/admin", "/admin/patients", "/admin/patients/new", "/status", "/equipment"]
-        pages += [f"/admin/patients/{p}{page}" for p in patients for page in ("", "/card")]
+        pages += [
+            f"/admin/patients/{p}{page}"
+            for p in patients
+            for page in ("", "/card", "/restrictions")
+        ]
+        pages += ["/admin/restrictions", "/admin/restrictions?code=no-such-code"]
         return [*pages, "/settings", "/password", "/admin/no-such-page"]
     pages = ["/patients", "/patients?need=attention", "/patients?need=not_measuring"]
     pages += [f"/patients?protocol={p}" for p in protocols]
@@ -174,6 +179,20 @@ def test_every_page_has_no_serious_accessibility_violation(
         page.fill("#new-tag", "visita domiciliare")
         page.click("button[data-action=add-tag]")
         expect(page.locator("#patient-tags .tag")).to_have_count(1)
+    if username == "admin":
+        # A patient's request to hide data, recorded as the admin records it: the pages then
+        # show the list of requests with its withdrawal button.
+        page.goto("/admin/restrictions")
+        with psycopg.connect(database_url) as conn:
+            code = conn.execute("SELECT code FROM patients ORDER BY id LIMIT 1").fetchone()[0]
+        page.fill("#restriction-finder input[name=code]", code)
+        page.click("#restriction-finder button")
+        page.select_option("#restrictions select[name=kind]", "period")
+        page.fill("#restrictions input[name=first]", "2024-01-01")
+        page.fill("#restrictions input[name=last]", "2024-01-31")
+        page.fill("#restrictions input[name=requested_on]", "2024-02-01")
+        page.click("button[data-action=record-restriction]")
+        expect(page.locator("#restrictions tr[data-restriction-id]")).to_have_count(1)
     pages = _pages_of(database_url, username)
     found: list[Violation] = []
     statuses: dict[str, int] = {}

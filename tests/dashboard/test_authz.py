@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
+
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from httpx import Response
+from pypdf import PdfReader
 
 from dashboard.authz import current_user, signed_in
 from tests.dashboard.conftest import World
@@ -126,6 +131,7 @@ LIST_ROUTES = {
     "/api/admin/protocols": {"admin"},
     "/admin": {"admin"},
     "/admin/access-report": {"privacy"},
+    "/admin/restrictions": {"admin", "gp"},
     "/api/me/settings": {"gp", "nurse", "admin", "privacy"},
     "/settings": {"gp", "nurse", "admin", "privacy"},
 }
@@ -209,22 +215,63 @@ def test_state_changing_requests_need_the_csrf_token(client: TestClient, world: 
 
 # Oscuramento in the matrix: with the "own" patient's SpO2 hidden at their request (recorded by
 # their GP), every read path that carries SpO2 shows it to that GP alone; whoever else reaches
-# the path gets it without SpO2 (dashboard/restrictions.py, tests/dashboard/test_restrictions.py).
-SPO2_PATHS = {
-    "/api/patients/{p}/series/spo2?days=7": lambda r: bool(r.json()["points"]),
-    "/fhir/Observation?patient={p}&code=59408-5": lambda r: r.json()["total"] > 0,
-    "/fhir/Patient/{p}/$everything": lambda r: "59408-5" in r.text,
-    "/fhir/Patient/{p}/$everything?_format=text/csv": lambda r: ",spo2," in r.text,
-    "/api/episodes/{e}": lambda r: any(f["metric"] == "spo2" for f in r.json()["findings"]),
-    "/api/alerts/{a}": lambda r: r.json()["metric"] == "spo2",
-    "/api/triage": lambda r: any(
+# the path gets it without SpO2 (dashboard/restrictions.py, tests/dashboard/test_restrictions.py):
+# pages and their live fragments, the API, FHIR search, read and $everything, exports, reports
+# and the SMS outbox. A list is judged by the own patient's rows: the others' may name SpO2.
+SPO2_WORDS = ("Oxygen saturation", "SpO2", "59408-5")
+
+
+def _names_spo2(text: str) -> bool:
+    return any(w in text for w in SPO2_WORDS)
+
+
+def _rows_naming(text: str, marker: str) -> str:
+    """The table rows of an HTML list that contain ``marker`` (the own patient's)."""
+    return "".join(row for row in text.split("<tr") if marker in row)
+
+
+def _pdf_text(response: Response) -> str:
+    return " ".join(page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages)
+
+
+SpO2Check = Callable[[Response, World], bool]
+SPO2_PATHS: dict[str, SpO2Check] = {
+    "/patients/{p}": lambda r, w: _names_spo2(r.text),
+    "/api/patients": lambda r, w: any(
+        "spo2" in str(x) for x in r.json() if x["id"] == w.patients["own"]
+    ),
+    "/patients/fragment": lambda r, w: _names_spo2(
+        _rows_naming(r.text, f'data-patient-id="{w.patients["own"]}"')
+    ),
+    "/episodes/{e}": lambda r, w: _names_spo2(r.text),
+    "/api/patients/{p}/episodes": lambda r, w: '"spo2"' in r.text,
+    "/api/patients/{p}/series/spo2?days=7": lambda r, w: bool(r.json()["points"]),
+    "/api/episodes/{e}": lambda r, w: any(f["metric"] == "spo2" for f in r.json()["findings"]),
+    "/api/episodes/{e}/events": lambda r, w: "spo2" in r.text,
+    "/api/alerts/{a}": lambda r, w: r.json()["metric"] == "spo2",
+    "/fhir/Observation?patient={p}&code=59408-5": lambda r, w: r.json()["total"] > 0,
+    "/fhir/Observation/{o}": lambda r, w: "59408-5" in r.text,  # the newest reading: SpO2
+    "/fhir/Patient/{p}/$everything": lambda r, w: "59408-5" in r.text,
+    "/fhir/Patient/{p}/$everything?_format=text/csv": lambda r, w: ",spo2," in r.text,
+    "/patients/{p}/readings.csv": lambda r, w: ",spo2," in r.text,
+    "/patients/{p}/report": lambda r, w: _names_spo2(r.text),
+    "/patients/{p}/report.pdf": lambda r, w: _names_spo2(_pdf_text(r)),
+    # The service centre's: the queue, its live fragment, the SMS outbox.
+    "/api/triage": lambda r, w: any(
         f["metric"] == "spo2"
         for q in r.json()
         if q["patient_code"] == "P-0001"
         for f in q["findings"]
     ),
-    "/patients/{p}/readings.csv": lambda r: ",spo2," in r.text,
+    "/triage/fragment": lambda r, w: _names_spo2(
+        _rows_naming(r.text, f'data-episode-id="{w.episodes["own"]}"')
+    ),
+    "/sms": lambda r, w: _names_spo2(_rows_naming(r.text, f'href="/episodes/{w.episodes["own"]}"')),
+    "/api/notifications/outboxed": lambda r, w: any(
+        _names_spo2(n["body"]) for n in r.json() if n["patient_id"] == w.patients["own"]
+    ),
 }
+CENTRE_ONLY = {"/api/triage", "/triage/fragment", "/sms", "/api/notifications/outboxed"}
 
 
 @pytest.mark.parametrize("role", [r for r in ROLES if r != "anonymous"])
@@ -238,21 +285,35 @@ def test_oscuramento_matrix(client: TestClient, world: World, role: str) -> None
     assert recorded.status_code == 201
     client.cookies.clear()
     login(client, ROLES[role])
-    shown, reached = [], 0
+    shown, reached = [], []
     for template, has_spo2 in SPO2_PATHS.items():
         path = template.format(
-            p=world.patients["own"], e=world.episodes["own"], a=world.alerts["own"]
+            p=world.patients["own"],
+            e=world.episodes["own"],
+            a=world.alerts["own"],
+            o=world.observations["own"],
         )
         response = client.get(path)
         if response.status_code != 200:
             assert response.status_code in (403, 404), (role, path)
             continue
-        reached += 1
-        if has_spo2(response):
-            shown.append(path)
+        reached.append(template)
+        if has_spo2(response, world):
+            shown.append(template)
     if role == "gp":
-        assert len(shown) == reached == len(SPO2_PATHS) - 1  # all but the centre's queue
+        # The control: the GP reaches every path but the centre's, and each names SpO2.
+        assert shown == reached == [p for p in SPO2_PATHS if p not in CENTRE_ONLY]
     else:
         assert shown == [], role
-    if role in ("nurse", "privacy"):
-        assert reached > 0  # the paths they reach, without SpO2
+    if role == "nurse":
+        # She reaches all the GP does and the centre's lists, but not the hidden finding and
+        # reading themselves (404, as any she may not see) nor the whole record (the GP's and
+        # the officer's).
+        hidden_whole = {
+            "/api/alerts/{a}",
+            "/fhir/Observation/{o}",
+            *(p for p in SPO2_PATHS if "$everything" in p),
+        }
+        assert reached == [p for p in SPO2_PATHS if p not in hidden_whole]
+    if role == "privacy":
+        assert reached == [p for p in SPO2_PATHS if "$everything" in p]

@@ -8,6 +8,7 @@ database (150 of them made every page 5-10 times slower).
 from __future__ import annotations
 
 import contextlib
+import json
 import queue
 import socket
 import threading
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
+import psycopg
 import pytest
 
 from console.embedded import free_port
@@ -57,6 +59,7 @@ class Stream:
     def __init__(self, client: httpx.Client) -> None:
         self.client = client
         self.events: queue.Queue[str] = queue.Queue()
+        self.data: list[dict[str, object]] = []  # each event's data, in order
         self.ended = threading.Event()
         self.status: int | None = None
         self._socket: socket.socket | None = None
@@ -70,9 +73,15 @@ class Stream:
                 self.status = r.status_code
                 self._socket = r.extensions["network_stream"].get_extra_info("socket")
                 self._connected.set()
+                name = None
                 for line in r.iter_lines():
+                    # Every event has its data line: the name is announced once both came.
                     if line.startswith("event: "):
-                        self.events.put(line.removeprefix("event: "))
+                        name = line.removeprefix("event: ")
+                    elif line.startswith("data: ") and name is not None:
+                        self.data.append(json.loads(line.removeprefix("data: ")))
+                        self.events.put(name)
+                        name = None
         except httpx.HTTPError:
             pass  # the test hung up
         finally:
@@ -174,3 +183,46 @@ def test_a_further_stream_ends_the_same_persons_oldest(server: Dashboard, world:
         time.sleep(0.05)
     for client in (oldest, first_session, second_session, gp):
         client.close()
+
+
+def test_each_stream_counts_only_its_readers_episodes(
+    server: Dashboard, world: World, database_url: str
+) -> None:
+    """Two organisations, two centres: a stream counts the open episodes its reader may see,
+    and says nothing else of them (no patient, no finding), so what a patient hid changes
+    nothing in it; the fragment the page then fetches is filtered as every page is
+    (test_authz.py, the oscuramento matrix)."""
+    with psycopg.connect(database_url) as conn:
+        open_red = {
+            key: conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE severity = 2) FROM episodes "
+                "WHERE patient_id = %s AND state <> 'resolved'",
+                (patient,),
+            ).fetchone()
+            for key, patient in world.patients.items()
+        }
+    sees = {
+        "dr.rossi": ["own"],
+        "nurse.greco": ["own", "other_gp"],
+        "nurse.conti": ["far"],
+        "dr.verdi": ["org_b"],
+        "nurse.galli": ["org_b"],
+    }
+    gp, csrf = signed_in(server, "dr.rossi")
+    hidden = gp.post(
+        f"/api/patients/{world.patients['own']}/restrictions",
+        headers={"x-csrf-token": csrf},
+        json={"kind": "metric_category", "category": "spo2", "requested_on": "2024-01-01"},
+    )
+    assert hidden.status_code == 201, hidden.text
+    for username, keys in sees.items():
+        client, _ = signed_in(server, username)
+        stream = open_stream(server, client)
+        expected = {
+            "open": sum(open_red[k][0] for k in keys),
+            "red": sum(open_red[k][1] for k in keys),
+        }
+        assert stream.data[-1] == expected, (username, stream.data)
+        stream.close()
+        client.close()
+    gp.close()

@@ -402,6 +402,12 @@ AUDITED_READS = {
     "/admin/patients": ("admin", r"enrolments\.read", "list"),
     "/admin/patients/{patient_id}": ("admin", r"enrolment\.read", "patient"),
     "/admin/patients/{patient_id}/card": ("admin", r"device_card\.read", "patient"),
+    # What a patient asked to hide is itself information about them.
+    "/admin/patients/{patient_id}/restrictions": (
+        "admin",
+        r"patient\.restrictions\.read",
+        "patient",
+    ),
     # Who accessed a patient's data is the patient's data too: the next report names it.
     "/admin/patients/{patient_id}/access-report.csv": (
         "privacy",
@@ -427,6 +433,7 @@ AUDITED_READS = {
     "/api/alerts/{alert_id}": ("gp", r"alert\.read", "patient"),
     "/fhir/Patient/{patient_id}": ("gp", r"fhir\.patient\.read", "patient"),
     "/fhir/Observation": ("gp", r"fhir\.observation\.search", "patient"),
+    "/fhir/Observation/{observation_id}": ("gp", r"fhir\.observation\.read", "patient"),
     "/fhir/Patient/{patient_id}/$everything": ("gp", r"fhir\.patient\.everything", "patient"),
     "/patients/{patient_id}/report": ("gp", r"patient\.report\.read", "patient"),
     "/patients/{patient_id}/report.pdf": ("gp", r"patient\.report\.pdf", "patient"),
@@ -474,6 +481,8 @@ NO_PATIENT_DATA = {
     "/admin/patients/new": "the empty enrolment form: GPs, care teams and protocols",
     "/admin/access-report": "the privacy officer's form; a code found redirects to the audited "
     "report (no patient data on the page)",
+    "/admin/restrictions": "the admin's oscuramento finder; a code found redirects to the "
+    "audited page of the patient's requests (no patient data on the page)",
     "/api/admin/staff": "staff accounts",
     "/api/admin/protocols": "protocol names",
     "/events": "counts of open episodes, no patient named",
@@ -493,6 +502,7 @@ def test_every_read_of_patient_data_is_audited(app, world: World, db: psycopg.Co
         "episode_id": world.episodes["own"],
         "alert_id": world.alerts["own"],
         "patient": own,
+        "observation_id": world.observations["own"],
     }
     with TestClient(app):
         ctx = _signed_in(app, world, db)

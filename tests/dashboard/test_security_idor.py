@@ -1,8 +1,10 @@
 """IDOR: every route with an id parameter, called with ids the caller must not reach.
 
 A GP tries the other GP's patients (and their episodes, findings and account), a nurse the
-other service centre's; every role tries ids that do not exist. Each answer must be 403 or 404,
-name no hidden patient, change nothing and leave no audit row about a hidden patient.
+other service centre's, every role of the second organisation the first's (and the first's
+admin and privacy officer the second's); every role tries ids that do not exist. Each answer
+must be 403 or 404, name no hidden patient, change nothing and leave no audit row about a
+hidden patient.
 """
 
 from __future__ import annotations
@@ -15,7 +17,17 @@ from tests.dashboard.conftest import World
 from tests.dashboard.support import login
 from tests.dashboard.test_security_routes import endpoints
 
-USERS = {"gp": "dr.rossi", "nurse": "nurse.greco", "admin": "admin", "org_b_admin": "admin.milano"}
+USERS = {
+    "gp": "dr.rossi",
+    "nurse": "nurse.greco",
+    "admin": "admin",
+    "privacy": "privacy.officer",
+    # The second organisation's staff try the first's records.
+    "org_b_gp": "dr.verdi",
+    "org_b_nurse": "nurse.galli",
+    "org_b_admin": "admin.milano",
+    "org_b_privacy": "privacy.milano",
+}
 # The world's records each role must not reach: conftest's "own" patient is dr.rossi's in
 # centre A, "other_gp" dr.bianchi's in centre A, "far" dr.bianchi's in centre B.
 # "org_b" is the second organisation's patient (dr.verdi's), "org_b_admin" its admin.
@@ -25,12 +37,14 @@ FOREIGN = {
     "gp": {
         "patient": ["other_gp", "far", "org_b"],
         "episode": ["other_gp", "far", "org_b"],
+        "observation": ["other_gp", "far", "org_b"],
         "alert": ["other_gp", "far", "org_b"],
         "staff": ["gp2"],
     },
     "nurse": {
         "patient": ["far", "org_b"],
         "episode": ["far", "org_b"],
+        "observation": ["far", "org_b"],
         "alert": ["far", "org_b"],
         "staff": ["nurse_b"],
     },
@@ -38,12 +52,44 @@ FOREIGN = {
     "admin": {
         "patient": _EVERYONE,
         "episode": _EVERYONE,
+        "observation": _EVERYONE,
         "alert": _EVERYONE,
         "staff": ["org_b_gp", "org_b_admin"],
+    },
+    # The privacy officer reads no clinical data; the access report and the record export
+    # of their organisation's patients only.
+    "privacy": {
+        "patient": ["org_b"],
+        "episode": _EVERYONE,
+        "observation": _EVERYONE,
+        "alert": _EVERYONE,
+        "staff": ["gp"],
+    },
+    "org_b_gp": {
+        "patient": _ORG_A,
+        "episode": _ORG_A,
+        "observation": _ORG_A,
+        "alert": _ORG_A,
+        "staff": ["gp"],
+    },
+    "org_b_nurse": {
+        "patient": _ORG_A,
+        "episode": _ORG_A,
+        "observation": _ORG_A,
+        "alert": _ORG_A,
+        "staff": ["nurse"],
+    },
+    "org_b_privacy": {
+        "patient": _ORG_A,
+        "episode": _EVERYONE,
+        "observation": _EVERYONE,
+        "alert": _EVERYONE,
+        "staff": ["gp"],
     },
     "org_b_admin": {
         "patient": _EVERYONE,
         "episode": _EVERYONE,
+        "observation": _EVERYONE,
         "alert": _EVERYONE,
         "staff": ["gp", "admin"],
     },
@@ -53,7 +99,16 @@ FOREIGN = {
 ENROL_FOREIGN = {"admin": ["org_b"], "org_b_admin": _ORG_A}
 # Likewise recording a patient's request to hide data (oscuramento): no clinical value.
 ADMIN_SCOPED = {"patient.enrol", "record.restrict"}
-OWN = {"patient": "own", "episode": "own", "alert": "own", "staff": None}
+OWN = {"patient": "own", "episode": "own", "alert": "own", "staff": None, "observation": "own"}
+# Whose names may appear in an answer to this role (their own patients').
+VISIBLE = {
+    "gp": {"own"},
+    "nurse": {"own", "other_gp"},
+    "privacy": set(_ORG_A),
+    "org_b_gp": {"org_b"},
+    "org_b_nurse": {"org_b"},
+    "org_b_privacy": {"org_b"},
+}
 NONEXISTENT = [10**9, 2**62]  # the largest id the routes accept
 PATIENT_TEXT = {
     "own": ("Colombo", "P-0001"),
@@ -63,12 +118,13 @@ PATIENT_TEXT = {
 }
 
 
-def _record_id(world: World, kind: str, key: str) -> int:
-    records = {
+def _record_id(world: World, kind: str, key: str) -> int | str:
+    records: dict[str, dict[str, int] | dict[str, str]] = {
         "patient": world.patients,
         "episode": world.episodes,
         "alert": world.alerts,
         "staff": world.staff,
+        "observation": world.observations,
     }
     return records[kind][key]
 
@@ -117,7 +173,7 @@ def test_foreign_and_nonexistent_ids_are_refused_without_leaks(
     app, client: TestClient, world: World, db: psycopg.Connection, role: str
 ) -> None:
     csrf = login(client, USERS[role])
-    visible = {"gp": {"own"}, "nurse": {"own", "other_gp"}}.get(role, set())
+    visible = VISIBLE.get(role, set())
     hidden = [t for k, texts in PATIENT_TEXT.items() if k not in visible for t in texts]
     hidden_patients = [world.patients[k] for k in PATIENT_TEXT if k not in visible]
     before = _snapshot(db)

@@ -25,6 +25,7 @@ ID_PARAMS = {
     "episode_id": "episode",
     "alert_id": "alert",
     "staff_id": "staff",
+    "observation_id": "observation",  # a patient's reading: "{patient}-{metric}-{ms}"
 }
 # Path parameters naming no record: every enumerated value is probed; free ones get a sample.
 VALUE_PARAMS = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import asdict, replace
 from datetime import datetime
 
 import psycopg
@@ -43,9 +44,7 @@ def test_a_readings_time_correction_shows_in_its_details(
     ).rowcount
     assert updated == 1
     login(client, "nurse.greco")
-    assert client.get(f"/api/alerts/{alert}").json()["reading_time"] == CORRECTED.model_dump(
-        mode="json"
-    )
+    assert client.get(f"/api/alerts/{alert}").json()["reading_time"] == asdict(CORRECTED)
     page = client.get(f"/episodes/{world.episodes['own']}").text
     assert "device clock 40 min behind: corrected" in page
     assert "no such local time (clocks went forward): read as standard time" in page
@@ -90,14 +89,29 @@ def test_time_notes_in_both_languages() -> None:
     italian = time_note(CORRECTED, translator("it"))
     assert italian[0] == "orologio del dispositivo indietro di 40 min: ora corretta"
     assert "letto in Europe/Rome, UTC+01:00, ora solare" in italian
-    as_sent = CORRECTED.model_copy(
-        update={"basis": TimeBasis.DEVICE, "applied_s": 0, "local_issue": None}
-    )
+    as_sent = replace(CORRECTED, basis=TimeBasis.DEVICE, applied_s=0, local_issue=None)
     assert time_note(as_sent, translator("en")) == []
     reset = TimeCorrection(
         basis=TimeBasis.CORRECTED, device_time="2000-01-01T00:10:00", applied_s=-815_000_000
     )
     assert time_note(reset, translator("en"))[0] == "device clock 9.433 days behind: corrected"
+
+
+def test_a_stamp_read_in_the_zone_the_device_declares_says_so() -> None:
+    declared = TimeCorrection(
+        basis=TimeBasis.CORRECTED,
+        device_time="2026-07-01T06:00:00",
+        device_zone_min=-300,
+        device_dst_min=60,
+        utc_offset_min=-240,
+        dst=True,
+        applied_s=-1200,
+    )
+    notes = time_note(declared, translator("it"))
+    assert notes[-1] == "letto nel fuso orario dichiarato dal dispositivo, UTC-04:00, ora legale"
+    assert time_note(declared, translator("en"))[-1] == (
+        "read in the zone the device declares, UTC-04:00, summer time"
+    )
 
 
 def test_device_clocks_on_the_equipment_page(

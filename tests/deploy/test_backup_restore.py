@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def populate(url: str) -> None:
         )
         for i in range(20)
     ]
-    stranger = [r.model_copy(update={"gateway_id": "gw-unknown"}) for r in readings[:3]]
+    stranger = [replace(r, gateway_id="gw-unknown") for r in readings[:3]]
     store = connect_store(url)
     try:
         batch = classify(

@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -46,7 +47,7 @@ def test_peek_from_a_sequence_number_and_remove(tmp_path):
     assert [o.seq for o in outbox.peek(3, from_seq=5)] == [5, 6, 7]
     assert outbox.remove([5, 6, 7, 99]) == 3
     assert [o.seq for o in outbox.peek(100)] == [1, 2, 3, 4, 8, 9, 10]
-    assert outbox.peek(1)[0] == reading(0).model_copy(update={"seq": 1})
+    assert outbox.peek(1)[0] == replace(reading(0), seq=1)
 
 
 def test_an_outbox_cannot_change_owner(tmp_path):
@@ -145,7 +146,7 @@ def test_state_is_written_in_the_same_transaction_as_the_readings(tmp_path):
 
 
 def _identified(i: int) -> Observation:
-    return reading(i).model_copy(update={"identifier": f"{i:032x}"})
+    return replace(reading(i), identifier=f"{i:032x}")
 
 
 def test_a_record_sent_again_is_dropped_by_identifier_even_after_reopening(tmp_path):

@@ -18,7 +18,8 @@ from gateway.identity import GatewayIdentity
 from gateway.outbox import Outbox
 from gateway.uplink import Uplink
 from telemon.observation import Observation
-from telemon.payload import GatewayConfig, GatewayStatus, PairedDevice
+from telemon.payload import GatewayConfig, PairedDevice
+from telemon.payload_schema import GatewayStatusModel
 from telemon.topics import Channel, topic
 from tests.brokers import MosquittoProcess
 from tests.mqtt_helpers import Collector, received_seqs
@@ -78,7 +79,7 @@ async def test_every_observation_arrives_once_in_order_then_status_goes_offline(
         )
     assert received_seqs(messages, gw) == list(range(1, 1001))
     statuses = [
-        GatewayStatus.model_validate_json(m.payload)
+        GatewayStatusModel.model_validate_json(m.payload)
         for m in messages
         if m.topic.endswith("/status")
     ]

@@ -27,7 +27,8 @@ from gateway.pairing import PairingTable
 from gateway.runtime import GatewayRuntime
 from telemon.device_kinds import DeviceKind
 from telemon.observation import Observation
-from telemon.payload import PairedDevice, decode_observations
+from telemon.payload import PairedDevice
+from telemon.payload_schema import decode_observations
 from telemon.topics import Channel, topic
 
 PATIENT = "P0001"
@@ -38,7 +39,7 @@ FAST_PROFILES = {kind: replace(p, idle_timeout=1.0) for kind, p in PROFILES.item
 def fast_options(**watchdog) -> ManagerOptions:
     return ManagerOptions(
         backoff=Backoff(base=0.1, cap=1.0),
-        reconnect_cooldown=0.2,
+        reconnect_waits=(0.2,),
         watchdog=WatchdogPolicy(**({"check_interval": 0.5} | watchdog)),
         profiles=FAST_PROFILES,
     )

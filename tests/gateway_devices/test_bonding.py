@@ -8,7 +8,7 @@ import asyncio
 import json
 
 from firmware_sim.ble import radio
-from telemon.payload import GatewayStatus
+from telemon.payload_schema import GatewayStatusModel
 from telemon.topics import Channel, topic
 from tests.mqtt_helpers import Collector
 
@@ -72,7 +72,9 @@ async def test_bond_kept_across_restarts_and_renewed_when_the_cuff_lost_it(
                 return any(
                     m.topic == status_topic
                     and m.payload
-                    and GatewayStatus.model_validate_json(m.payload).recoveries.get("bond_lost")
+                    and GatewayStatusModel.model_validate_json(m.payload).recoveries.get(
+                        "bond_lost"
+                    )
                     == 1
                     for m in messages
                 )

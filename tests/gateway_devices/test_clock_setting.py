@@ -18,6 +18,7 @@ from firmware_sim.devices.device_clock import ClockCharacteristic, shows
 from firmware_sim.devices.factory import DEVICE_CLASSES
 from telemon.device_kinds import DeviceKind
 from telemon.observation import Observation
+from telemon.payload_schema import decode_status
 from telemon.time_correction import ClockSource, TimeBasis
 from telemon.topics import Channel, topic
 from tests.mqtt_helpers import Collector
@@ -41,6 +42,18 @@ def temperatures(collector: Collector, gateway_id: str) -> list[Observation]:
     return [
         o for o in observations(collector.snapshot(), gateway_id) if o.metric == "body_temperature"
     ]
+
+
+def clock_facts(collector: Collector, gateway_id: str, address: str) -> tuple[object, ...] | None:
+    """What the last status published says of the device's clock, as the server reads it."""
+    status_topic = topic(gateway_id, Channel.STATUS)
+    for message in reversed(collector.snapshot()):
+        if message.topic != status_topic:
+            continue
+        for device in decode_status(message.topic, message.payload).devices:
+            if device.device_id == address:
+                return device.clock_ignores_dst, device.clock_zone_min, device.clock_dst_min
+    return None
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -92,6 +105,8 @@ async def test_a_clock_40_minutes_behind_is_corrected_and_set(gateway, link, mqt
     assert health.clock_set_at is not None and health.clock_set_from_s is not None
     assert abs(health.clock_set_from_s + 2400) < SECONDS.total_seconds()
     assert abs(health.clock_skew_s or 0) < SECONDS.total_seconds()
+    # A clock just set shows local time: whether it will follow DST is not known.
+    assert health.clock_ignores_dst is None
 
 
 async def test_a_clock_the_gateway_cannot_write_is_corrected_and_reported(
@@ -133,12 +148,21 @@ async def test_a_clock_that_never_changes_for_dst_is_read_as_standard_time(
         gateway.pair(thermometer)
         taken = july().replace(microsecond=0) - timedelta(hours=3)  # stored since breakfast
         await thermometer.record(measurement("thermometer", {"body_temperature": 36.6}, at=taken))
-        with Collector(mqtt_url, topic(gateway.id, Channel.OBS)) as collector:
-            async with gateway.running(now=july) as runtime:
+        topics = topic(gateway.id, Channel.OBS), topic(gateway.id, Channel.STATUS)
+        with Collector(mqtt_url, *topics) as collector:
+            async with gateway.running(now=july, status_interval=0.3) as runtime:
                 await asyncio.to_thread(
                     collector.wait_for, lambda m: temperatures(collector, gateway.id)
                 )
                 state = runtime.manager.state(thermometer.address)
+                # The status says so, for the equipment page: standard time, no zone declared.
+                await asyncio.to_thread(
+                    collector.wait_for,
+                    lambda m: (
+                        clock_facts(collector, gateway.id, thermometer.address)
+                        == (True, None, None)
+                    ),
+                )
     [reading] = temperatures(collector, gateway.id)
     # An hour behind Rome's summer time, but right as standard time: no shift, no skew flag.
     assert state.ignores_dst and thermometer.clock_writes == []
@@ -150,3 +174,50 @@ async def test_a_clock_that_never_changes_for_dst_is_read_as_standard_time(
         60,
         False,
     )
+
+
+async def test_a_device_declaring_its_zone_and_dst_has_its_stamps_read_in_them(
+    gateway, link, mqtt_url
+) -> None:
+    # A thermometer set in New York (UTC-5, DST +1 h in July) that says so in its Local Time
+    # Information; the patient's zone is Rome's. Read in Rome's zone its clock would look six
+    # hours behind: corrected and flagged. Read in the zone it declares, it is right.
+    shift = datetime(2026, 7, 1, 14, 0, tzinfo=UTC) - datetime.now(UTC)
+
+    def july() -> datetime:
+        return datetime.now(UTC) + shift
+
+    async with clocked(
+        link,
+        "thermometer",
+        clock=ClockCharacteristic.CURRENT_TIME,
+        local_time=True,
+        timezone="America/New_York",
+    ) as thermometer:
+        thermometer.clock_now = july
+        gateway.pair(thermometer)
+        taken = july().replace(microsecond=0) - timedelta(hours=3)
+        await thermometer.record(measurement("thermometer", {"body_temperature": 36.7}, at=taken))
+        topics = topic(gateway.id, Channel.OBS), topic(gateway.id, Channel.STATUS)
+        with Collector(mqtt_url, *topics) as collector:
+            async with gateway.running(now=july, status_interval=0.3) as runtime:
+                await asyncio.to_thread(
+                    collector.wait_for, lambda m: temperatures(collector, gateway.id)
+                )
+                state = runtime.manager.state(thermometer.address)
+                # The status carries the offsets it declares; what it declares is not learnt.
+                await asyncio.to_thread(
+                    collector.wait_for,
+                    lambda m: (
+                        clock_facts(collector, gateway.id, thermometer.address) == (None, -300, 60)
+                    ),
+                )
+    [reading] = temperatures(collector, gateway.id)
+    assert abs(reading.measured_at - taken) < SECONDS
+    assert "device_clock_skew" not in reading.flags
+    assert abs(state.clock_skew) < SECONDS and not state.ignores_dst
+    time = reading.time
+    assert time is not None and time.basis == TimeBasis.DEVICE
+    assert (time.device_zone_min, time.device_dst_min) == (-300, 60)
+    assert (time.zone, time.utc_offset_min, time.dst) == (None, -240, True)
+    assert time.device_time == (taken - timedelta(hours=4)).replace(tzinfo=None).isoformat()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -149,7 +150,7 @@ def test_config_must_be_newer_and_unambiguous() -> None:
     current = PairingTable(4, ())
     assert table_problem(PairingTable(5, (device,)), current) is None
     assert "not newer" in table_problem(PairingTable(4, (device,)), current)
-    twice = PairingTable(5, (device, device.model_copy(update={"kind": "glucometer"})))
+    twice = PairingTable(5, (device, replace(device, kind="glucometer")))
     assert "twice" in table_problem(twice, current)
 
 

@@ -108,6 +108,36 @@ async def test_contec_stream_after_the_start_command(gateway, make_model, mqtt_u
     assert errors == 0
 
 
+async def test_contec_frames_split_across_notifications_are_joined(
+    gateway, make_model, mqtt_url
+) -> None:
+    # Notifications of 9 bytes: every sample's values frame straddles two of them, and the
+    # stream's last bytes wait for the next sample, as on the device.
+    oximeter = await make_model("contec_cms50d_bt", notification_size=9)
+    gateway.pair(oximeter)
+    with Collector(mqtt_url, topic(gateway.id, Channel.OBS)) as collector:
+        async with gateway.running(streaming_options()) as runtime:
+            await until(lambda: oximeter.streaming)
+            await oximeter.record(sample(95, 70))
+            await asyncio.sleep(1.2)
+            await oximeter.record(sample(98, 72))  # completes 95's values frame
+            await asyncio.sleep(1.2)
+            assert await oximeter.finger_out()  # completes 98's; its own values frame waits
+            await asyncio.to_thread(
+                collector.wait_for, lambda _m: len(of(collector, gateway.id, "spo2")) >= 2
+            )
+            await asyncio.sleep(0.5)
+            errors_streaming = runtime.manager.recovery_counts().get("decode_errors", 0)
+        rejected = runtime.manager.rejected.entries()
+    assert [o.value for o in of(collector, gateway.id, "spo2")] == [95, 98]
+    assert [o.value for o in of(collector, gateway.id, "pulse_rate")] == [70, 72]
+    assert errors_streaming == 0
+    # The fragment the link's end left incomplete: dropped, counted and logged, not silently.
+    [left] = rejected
+    assert left["characteristic"] == "contec_cms50d_bt stream"
+    assert "the stream ended" in left["error"] and left["payload_hex"].startswith("eb01")
+
+
 async def test_berrymed_stream_rejects_bad_bytes_and_keeps_good(
     gateway, make_model, mqtt_url
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.publish as mqtt_publish
@@ -12,7 +13,8 @@ from firmware_sim.ble import radio
 from firmware_sim.devices.oximeter import CONTINUOUS_SESSION
 from gateway.pairing import PairingTable
 from telemon.mqtt import BrokerAddress
-from telemon.payload import GatewayConfig, GatewayStatus, PairedDevice
+from telemon.payload import GatewayConfig, PairedDevice
+from telemon.payload_schema import GatewayStatusModel
 from telemon.topics import Channel, topic
 from tests.mqtt_helpers import Collector
 
@@ -125,7 +127,7 @@ async def test_watchdog_restarts_a_scanner_that_stopped_delivering(
             def restart_reported(messages) -> bool:
                 return any(
                     m.topic == status_topic
-                    and GatewayStatus.model_validate_json(m.payload).recoveries.get(
+                    and GatewayStatusModel.model_validate_json(m.payload).recoveries.get(
                         "scanner_restart", 0
                     )
                     >= 1
@@ -134,7 +136,7 @@ async def test_watchdog_restarts_a_scanner_that_stopped_delivering(
 
             messages = await asyncio.to_thread(collector.wait_for, restart_reported)
     status = [
-        GatewayStatus.model_validate_json(m.payload)
+        GatewayStatusModel.model_validate_json(m.payload)
         for m in messages
         if m.topic == status_topic and b'"online"' in m.payload
     ][-1]
@@ -235,7 +237,7 @@ async def test_a_forged_config_far_ahead_is_refused_and_the_real_one_still_appli
             await asyncio.to_thread(collector.wait_for, lambda m: temperatures() == [37.4])
 
             # The server's next config applies.
-            renamed = paired[0].model_copy(update={"name": "thermometer (kitchen)"})
+            renamed = replace(paired[0], name="thermometer (kitchen)")
             real = GatewayConfig(gateway_id=gateway.id, revision=8, devices=[renamed])
             await publish_config(real.encode())
             async with asyncio.timeout(10):

@@ -56,6 +56,7 @@ from gateway.gatt import (
 from gateway.gatt.device_info import DEVICE_INFORMATION_FIELDS
 from gateway.gatt.fields import defined_bits
 from gateway.gatt.ieee11073 import FLOAT, SFLOAT, scaled
+from gateway.gatt.local_time import ZONE_RANGE, ZONE_UNKNOWN, DstOffset, LocalTimeInformation
 from telemon.flags import FLAGS
 from telemon.metrics import METRICS
 from telemon.system_id import format_system_id
@@ -286,6 +287,11 @@ RECORDS = {
     CharacteristicUuid.BATTERY_LEVEL: st.builds(BatteryLevel, st.integers(0, 100)),
     CharacteristicUuid.SYSTEM_ID: st.binary(min_size=8, max_size=8).map(
         lambda raw: SystemIdentifier(format_system_id(raw))
+    ),
+    CharacteristicUuid.LOCAL_TIME_INFORMATION: st.builds(
+        LocalTimeInformation,
+        st.sampled_from([ZONE_UNKNOWN]) | st.integers(ZONE_RANGE.start, ZONE_RANGE.stop - 1),
+        st.sampled_from(DstOffset),
     ),
 }
 

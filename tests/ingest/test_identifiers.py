@@ -7,6 +7,7 @@ when the re-upload's clock correction gives the record another measured_at.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from ingest.inbound import classify
@@ -21,18 +22,17 @@ def _identified(patient, count, *, first_seq=0, shift=timedelta(0), value=120.0,
         count, first_seq=first_seq, metric="systolic", unit="mm[Hg]", start=start
     )
     return [
-        o.model_copy(
-            update={
-                "value": value,
-                "measured_at": o.measured_at + shift,
-                "identifier": observation_identifier(
-                    device_id=o.device_id,
-                    patient_id=o.patient_id,
-                    device_time=o.measured_at.replace(tzinfo=None).isoformat(),
-                    type_code=o.metric,
-                    value=value,
-                ),
-            }
+        replace(
+            o,
+            value=value,
+            measured_at=o.measured_at + shift,
+            identifier=observation_identifier(
+                device_id=o.device_id,
+                patient_id=o.patient_id,
+                device_time=o.measured_at.replace(tzinfo=None).isoformat(),
+                type_code=o.metric,
+                value=value,
+            ),
         )
         for o in readings
     ]
@@ -64,7 +64,7 @@ def test_a_reinstalled_gateway_uploading_its_history_again_stores_nothing_twice(
 
 def test_the_same_record_twice_in_one_batch_is_stored_once(db, store, patient):
     readings = _identified(patient, 3)
-    resent = [r.model_copy(update={"seq": r.seq + 100}) for r in readings]
+    resent = [replace(r, seq=r.seq + 100) for r in readings]
     result = store.write(
         [
             classify(*patient.obs_message(readings)),
@@ -88,7 +88,7 @@ def test_same_identifier_of_another_patient_is_another_record(db, store, enroll)
     one, two = enroll(), enroll()
     shared = _identified(one, 1)[0].identifier
     for patient in (one, two):
-        reading = _identified(patient, 1)[0].model_copy(update={"identifier": shared})
+        reading = replace(_identified(patient, 1)[0], identifier=shared)
         assert store.write([classify(*patient.obs_message([reading]))]).stored == 1
     assert scalar(db, "SELECT count(*) FROM observations") == 2
 

@@ -8,6 +8,7 @@ from ingest.housekeeping import group_rollup_ranges
 from ingest.inbound import ClearedStatus
 from ingest.inbox import Delivery, Inbox
 from ingest.partitions import week_start
+from ingest.subscriber import RECEIVE_MAXIMUM, receive_maximum_for
 from telemon.store.notify import MAX_PAYLOAD_BYTES, notification_payloads, parse_notification
 
 
@@ -60,6 +61,43 @@ def test_inbox_batch_closes_at_its_deadline_and_after_close_refuses_new_work():
     inbox.close()
     assert inbox.put(_delivery()) is False
     assert inbox.take_batch(max_weight=10, max_wait=1, idle_wait=1) == []
+
+
+def test_a_batch_closes_as_soon_as_its_weight_arrives_not_at_its_deadline():
+    inbox = Inbox(capacity=100)
+    inbox.put(_delivery())
+
+    def fill() -> None:
+        time.sleep(0.1)
+        for _ in range(4):
+            inbox.put(_delivery())
+
+    filler = threading.Thread(target=fill)
+    filler.start()
+    started = time.monotonic()
+    batch = inbox.take_batch(max_weight=5, max_wait=30, idle_wait=1)
+    filler.join()
+    assert len(batch) == 5 and time.monotonic() - started < 10
+    assert inbox.depth == (0, 0)
+
+
+def test_a_batch_larger_than_the_inbox_closes_when_the_inbox_is_full():
+    inbox = Inbox(capacity=3)
+    producer = threading.Thread(target=lambda: [inbox.put(_delivery()) for _ in range(4)])
+    producer.start()
+    started = time.monotonic()
+    first = inbox.take_batch(max_weight=10, max_wait=30, idle_wait=5)
+    # Full before the batch's weight: closed then (not at its 30 s deadline), so the producer,
+    # blocked on the fourth delivery, gets room again.
+    assert len(first) == 3 and time.monotonic() - started < 10
+    producer.join(5)
+    assert not producer.is_alive() and inbox.depth == (1, 1)
+
+
+def test_receive_maximum_leaves_room_for_the_next_batch_while_one_is_written():
+    assert receive_maximum_for(5000) == 10_000
+    assert receive_maximum_for(100) == RECEIVE_MAXIMUM
+    assert receive_maximum_for(50_000) == 65_535  # MQTT's two-byte field
 
 
 def test_partition_week_starts_on_monday_utc():

@@ -13,7 +13,6 @@ import pytest
 from dashboard import kit
 from dashboard.authz import Principal
 from ingest.inbound import classify
-from telemon.payload import GatewayStatus
 from tests.database import scalar
 from tests.http import local_get
 
@@ -146,8 +145,9 @@ def test_the_service_counts_the_rejection_where_operators_look(
 
 
 def _status(patient, devices: list[dict]) -> tuple[str, bytes]:
-    status = GatewayStatus(gateway_id=patient.gateway_code, state="online", devices=devices)
-    return patient.status_topic, status.encode()
+    """A status message with ``devices`` as they travel (timestamps as ISO text)."""
+    status = {"v": 1, "gateway_id": patient.gateway_code, "state": "online", "devices": devices}
+    return patient.status_topic, json.dumps(status).encode()
 
 
 def test_status_of_a_returned_device_leaves_the_equipment_as_returned(db, store, patient, admin):

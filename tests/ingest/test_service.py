@@ -1,10 +1,11 @@
 """The service end to end on the real broker and database."""
 
 import json
+from dataclasses import replace
 
 import psycopg
 
-from telemon.payload import GatewayStatus, offline_will
+from telemon.payload import DeviceHealth, GatewayStatus, offline_will
 from telemon.store.notify import CHANNEL, parse_notification
 from tests.database import scalar
 from tests.http import local_get
@@ -87,7 +88,7 @@ def test_status_updates_presence_and_the_last_will_marks_offline(
         outbox_depth=7,
         recoveries={"ble_reset": 2},
         devices=[
-            {"device_id": "OX:01", "kind": "pulse_oximeter", "battery_pct": 64, "rssi": -70},
+            DeviceHealth(device_id="OX:01", kind="pulse_oximeter", battery_pct=64, rssi=-70),
         ],
     )
     will = (patient.status_topic, offline_will(patient.gateway_code))
@@ -143,12 +144,13 @@ def test_devices_are_registered_only_from_readings_that_are_stored(
     mine, other = enroll(), enroll()
     # Readings of another patient sent under my gateway: a forgery, or a misconfigured gateway.
     foreign = [
-        o.model_copy(update={"gateway_id": mine.gateway_code})
+        replace(o, gateway_id=mine.gateway_code)
         for o in other.observations(2, device="EE:EE:EE:00:00:01")
     ]
     own = mine.observations(1, first_seq=2, device="AA:AA:AA:00:00:01")
-    stray = other.observations(1, first_seq=3, device="EE:EE:EE:00:00:02")[0].model_copy(
-        update={"gateway_id": mine.gateway_code}
+    stray = replace(
+        other.observations(1, first_seq=3, device="EE:EE:EE:00:00:02")[0],
+        gateway_id=mine.gateway_code,
     )
     broker.publish_all([mine.obs_message(foreign), mine.obs_message([*own, stray])])
 

@@ -2,6 +2,7 @@
 
 import json
 import select
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -61,9 +62,7 @@ def test_unknown_gateway_goes_to_dead_letters_whole(db, store, enroll):
 def test_patient_not_paired_rejects_the_item_and_keeps_its_neighbours(db, store, enroll):
     mine, other = enroll(), enroll()
     observations = mine.observations(3)
-    intruder = other.observations(1, first_seq=1)[0].model_copy(
-        update={"gateway_id": mine.gateway_code}
-    )
+    intruder = replace(other.observations(1, first_seq=1)[0], gateway_id=mine.gateway_code)
     observations[1] = intruder
     result = store.write([classify(*mine.obs_message(observations))])
     assert (result.stored, dict(result.rejected)) == (2, {"patient_not_paired": 1})
@@ -190,3 +189,38 @@ def test_a_message_twice_in_one_new_batch_is_stored_once(db, store, patient):
     assert result.patient_ids == {patient.patient_id}
     assert scalar(db, "SELECT count(*) FROM observations") == 20
     assert scalar(db, "SELECT count(*) FROM ingest_rollup_queue") == 1
+
+
+def test_single_reading_messages_of_many_gateways_take_their_own_gateways_devices(
+    db, store, enroll
+):
+    # Every gateway names its oximeter alike; a batch of one-reading messages from all of them
+    # must attribute each reading to its own gateway's device, and only the device returned
+    # from one of them rejects that gateway's reading (a batch's devices are grouped by gateway).
+    homes = [enroll() for _ in range(6)]
+    address = "AA:BB:CC:00:00:01"
+    for home in homes:
+        store.write([classify(*home.obs_message(home.observations(1, device=address)))])
+    returned = homes[2]
+    db.execute(
+        "UPDATE devices SET unpaired_at = now() - interval '1 hour' WHERE gateway_id = %s",
+        (returned.gateway_id,),
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    batch = [
+        classify(*home.obs_message(home.observations(1, first_seq=1, start=now, device=address)))
+        for home in homes
+    ]
+    result = store.write(batch)
+    assert (result.stored, dict(result.rejected)) == (5, {"device_not_paired": 1})
+    assert result.patient_ids == {h.patient_id for h in homes if h is not returned}
+    rows = db.execute(
+        "SELECT o.gateway_id, d.gateway_id, d.address FROM observations o "
+        "JOIN devices d ON d.id = o.device_id WHERE o.seq = 1"
+    ).fetchall()
+    assert sorted(rows) == sorted(
+        (h.gateway_id, h.gateway_id, address) for h in homes if h is not returned
+    )
+    assert scalar(
+        db, "SELECT gateway_code FROM dead_letters WHERE reason = 'device_not_paired'"
+    ) == (returned.gateway_code)

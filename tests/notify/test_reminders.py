@@ -44,10 +44,14 @@ def enrol(db: psycopg.Connection, code: str, *, language: str = "it", phone: str
     """A COVID home-oximetry patient (a reading every 8 h, nurses' task after 20 h without),
     enrolled a month ago, whose last two readings were at 08:00 and 09:00 on 10 March."""
     gp = db.execute("SELECT id FROM staff WHERE username = 'dr.neri'").fetchone()
-    gp_id = gp[0] if gp else db.execute(
-        "INSERT INTO staff (username, display_name, role) VALUES ('dr.neri', 'Dr. Neri', 'gp') "
-        "RETURNING id"
-    ).fetchone()[0]
+    gp_id = (
+        gp[0]
+        if gp
+        else db.execute(
+            "INSERT INTO staff (username, display_name, role) VALUES ('dr.neri', 'Dr. Neri', 'gp') "
+            "RETURNING id"
+        ).fetchone()[0]
+    )
     team = db.execute(
         "INSERT INTO care_teams (name, kind) VALUES ('Centro', 'service_centre') "
         "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind RETURNING id"

@@ -254,3 +254,87 @@ def test_streams_are_kept_at_one_sample_a_second():
     admitted = [gate.admit(start + timedelta(seconds=0.25 * n)) for n in range(9)]
     assert admitted == [True, False, False, False, True, False, False, False, True]
     assert all(SampleGate(None).admit(start) for _ in range(3))
+
+
+# -- Contec: frames across notifications (the session's reassembler) ----------------------------
+VALUES_98 = h("EB 01 00 46 62 00 00 14")  # pulse 70, SpO2 98
+
+
+def reassembled_values(reassembler: contec.ContecReassembler, *notifications: bytes):
+    """Each decoded payload's values, and everything dropped, over ``notifications`` in order."""
+    found, dropped = [], []
+    for notification in notifications:
+        result = reassembler.feed(notification)
+        found += [values("contec_cms50d_bt", p) for p in result.payloads]
+        dropped += result.dropped
+    return [v for v in found if v], dropped
+
+
+@pytest.mark.parametrize("cut", range(1, len(VALUES_98)))
+def test_contec_values_frame_split_at_every_position_is_read_once(cut):
+    stream = WAVE + VALUES_98 + WAVE
+    at = len(WAVE) + cut
+    reassembler = contec.ContecReassembler()
+    found, dropped = reassembled_values(reassembler, stream[:at], stream[at:])
+    assert found == [{"spo2": 98, "pulse_rate": 70}]
+    assert dropped == [] and reassembler.flush().dropped == ()
+    # The pure decoder, per notification, reads neither half (a fragment, not an error).
+    assert quirks.decode("contec_cms50d_bt", stream[:at]) == []
+    assert quirks.decode("contec_cms50d_bt", stream[at:]) == []
+
+
+def test_contec_a_completed_frame_is_a_sample_of_its_own():
+    # The values frame completed from the previous notification, then a newer one whole:
+    # both read (the older is not hidden behind the newer, as within one notification).
+    reassembler = contec.ContecReassembler()
+    found, dropped = reassembled_values(
+        reassembler, WAVE + CONTEC[6:10], CONTEC[10:] + WAVE + VALUES_98
+    )
+    assert found == [{"spo2": 97, "pulse_rate": 200}, {"spo2": 98, "pulse_rate": 70}]
+    assert dropped == []
+
+
+def test_contec_garbage_between_frames_is_dropped_with_its_reason_and_the_frames_kept():
+    reassembler = contec.ContecReassembler()
+    stream = WAVE + h("05 06") + VALUES_98 + h("C1 02") + WAVE
+    found, dropped = reassembled_values(reassembler, stream)
+    assert found == [{"spo2": 98, "pulse_rate": 70}]
+    assert [(d.payload, d.reason) for d in dropped] == [
+        (h("05 06"), "2 bytes after a whole frame, before the next header"),
+        (
+            h("C1 02"),
+            "contec_cms50d_bt stream: frame 0xc1 is not a real-time frame (byte offset 0)",
+        ),
+    ]
+
+
+def test_contec_bytes_before_any_header_are_dropped_with_a_reason():
+    # Connected mid-stream: the tail of a frame the gateway never saw begin.
+    found, dropped = reassembled_values(contec.ContecReassembler(), VALUES_98[3:] + VALUES_98)
+    assert found == [{"spo2": 98, "pulse_rate": 70}]
+    [head] = dropped
+    assert head.payload == VALUES_98[3:] and "rest of a frame not received" in head.reason
+
+
+def test_contec_a_fragment_never_completed_is_dropped_with_a_reason():
+    reassembler = contec.ContecReassembler()
+    # Cut short by the next frame's header: dropped when that header arrives.
+    found, dropped = reassembled_values(reassembler, WAVE + VALUES_98[:5], VALUES_98)
+    assert found == [{"spo2": 98, "pulse_rate": 70}]
+    [cut] = dropped
+    assert cut.payload == VALUES_98[:5]
+    assert cut.reason == "frame cut short: 5 of its 8 bytes before the next frame header"
+    # Left at the end of the stream: dropped when the link closes.
+    assert reassembler.feed(WAVE + VALUES_98[:4]).payloads == (WAVE,)
+    [left] = reassembler.flush().dropped
+    assert left.payload == VALUES_98[:4] and "the stream ended" in left.reason
+    assert reassembler.flush().dropped == ()
+
+
+def test_contec_a_bad_checksum_across_the_boundary_drops_that_frame_only():
+    bad = VALUES_98[:-1] + b"\x15"
+    reassembler = contec.ContecReassembler()
+    found, dropped = reassembled_values(reassembler, WAVE + bad[:3], bad[3:] + VALUES_98)
+    assert found == [{"spo2": 98, "pulse_rate": 70}]
+    [error] = dropped
+    assert error.payload == bad and "checksum 0x15, expected 0x14" in error.reason

@@ -24,7 +24,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -580,7 +580,10 @@ async def run_session(
             session._on_value(SimpleNamespace(uuid=uuid.full), bytearray(payload))
         session._queue.put_nowait(None)  # the end of the session, as run() marks it
         await session._consume()
-        observations = [o.model_dump(exclude={"seq"}) for o in outbox.peek(10 * len(stream))]
+        observations = [
+            {k: v for k, v in asdict(o).items() if k != "seq"}
+            for o in outbox.peek(10 * len(stream))
+        ]
         return SessionRun(observations, state, recoveries, rejected.entries())
     finally:
         outbox.close()

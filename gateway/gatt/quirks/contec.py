@@ -17,6 +17,9 @@ SpO2 127 and pulse rate 255 mean "no valid value", as does 0 for either. A notif
 newest values frame is the sample; its newest waveform frame says whether the finger is out.
 A frame cut by the notification boundary is kept as a fragment (not an error): the head of a
 notification that is the tail of the previous one's last frame, or the end that starts the next.
+Decoding stays per notification; :class:`ContecReassembler`, the session's stateful part, joins a
+fragment to its other half in the next notification and drops, with a reason, the bytes that
+belong to no whole frame (garbage, a frame cut short, a fragment never completed).
 Frame 0x84 is the encrypted wrapper of protocol versions above 13, which we cannot read.
 """
 
@@ -27,7 +30,7 @@ from enum import IntEnum
 
 from gateway.gatt.errors import DecodeError, EncodeError
 from gateway.gatt.model import Decoded
-from gateway.gatt.quirks.oximetry import OximeterSample, sample_readings
+from gateway.gatt.quirks.oximetry import Dropped, OximeterSample, Reassembled, sample_readings
 from gateway.gatt.uuids import full_uuid
 
 PROTOCOL = "contec_cms50d_bt"
@@ -65,6 +68,7 @@ class FrameType(IntEnum):
 
 
 FRAME_SIZE = {FrameType.WAVEFORM: 6, FrameType.VALUES: 8, FrameType.END: 3}
+_SIZE_OF_TYPE: dict[int, int] = {int(kind): size for kind, size in FRAME_SIZE.items()}
 
 # waveform b2 / b4
 _PULSE_BEEP = 0x40
@@ -188,6 +192,87 @@ def _frame(raw: bytes, start: int) -> Frame:
         perfusion=(raw[5], raw[6]),
         other_bits=raw[2] & ~(_PI_ERROR | _PULSE_HIGH_BIT),
     )
+
+
+def _expected_size(chunk: bytes) -> int | None:
+    """The size of the frame ``chunk`` begins, if its header and type byte say one."""
+    if chunk[0] != HEADER or len(chunk) < 2:
+        return None
+    return _SIZE_OF_TYPE.get(chunk[1])
+
+
+def _may_continue(chunk: bytes) -> bool:
+    """Whether ``chunk``, the end of a notification, can be completed by the next one."""
+    if chunk[0] != HEADER:
+        return False
+    size = _expected_size(chunk)
+    return len(chunk) == 1 or (size is not None and len(chunk) < size)
+
+
+class ContecReassembler:
+    """Frames across notifications: the stateful part of reading one connection's stream.
+
+    A frame begins at a byte with bit 7 set; the bytes after it, up to the next such byte, are
+    its data and checksum. The last frame of a notification may be continued by the next one;
+    every other chunk must be a whole, valid frame, or it is dropped with the reason.
+    """
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, payload: bytes) -> Reassembled:
+        buffer, completing = self._pending + payload, bool(self._pending)
+        self._pending = b""
+        starts = [index for index, byte in enumerate(buffer) if byte & _BIT7]
+        dropped: list[Dropped] = []
+        if not starts or starts[0]:
+            head = buffer[: starts[0]] if starts else buffer
+            dropped.append(
+                Dropped(
+                    head, "no frame header before these bytes: the rest of a frame not received"
+                )
+            )
+        chunks = [buffer[a:b] for a, b in zip(starts, [*starts[1:], len(buffer)], strict=True)]
+        if chunks and _may_continue(chunks[-1]):
+            self._pending = chunks.pop()
+        whole: list[bytes] = []
+        for chunk in chunks:
+            size = _expected_size(chunk)
+            if size is not None and len(chunk) > size:
+                extra = f"{len(chunk) - size} bytes after a whole frame, before the next header"
+                dropped.append(Dropped(chunk[size:], extra))
+                chunk = chunk[:size]
+            problem = _frame_problem(chunk)
+            if problem is None:
+                whole.append(chunk)
+            else:
+                dropped.append(Dropped(chunk, problem))
+        payloads: list[bytes] = []
+        if completing and whole and buffer.startswith(whole[0]):
+            payloads.append(whole.pop(0))
+        if whole:
+            payloads.append(b"".join(whole))
+        return Reassembled(tuple(payloads), tuple(dropped))
+
+    def flush(self) -> Reassembled:
+        """The end of the stream (the link closed): a fragment left is never completed."""
+        pending, self._pending = self._pending, b""
+        if not pending:
+            return Reassembled()
+        reason = f"frame cut short: {len(pending)} bytes, and the stream ended"
+        return Reassembled(dropped=(Dropped(pending, reason),))
+
+
+def _frame_problem(chunk: bytes) -> str | None:
+    """Why ``chunk`` (from a frame header to the next one) is no whole frame; None if it is."""
+    size = _expected_size(chunk)
+    try:
+        decode_contec_notification(chunk)
+    except DecodeError as error:
+        return str(error)
+    if size is not None and len(chunk) < size:
+        return f"frame cut short: {len(chunk)} of its {size} bytes before the next frame header"
+    return None
 
 
 def decode_contec_notification(payload: bytes) -> ContecNotification:

@@ -27,6 +27,26 @@ class OximeterSample:
     searching: bool = False  # the device is still looking for a pulse
 
 
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """Bytes of the stream that are no whole frame, and why."""
+
+    payload: bytes
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reassembled:
+    """Whole frames, each group to be decoded as a notification, and what was dropped.
+
+    A frame completed from the previous notification's fragment comes alone first: it was
+    measured before the frames after it, whose newest values frame is the notification's sample.
+    """
+
+    payloads: tuple[bytes, ...] = ()
+    dropped: tuple[Dropped, ...] = ()
+
+
 def sample_readings(
     characteristic: str,
     record: RecordT,
