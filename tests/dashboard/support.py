@@ -10,6 +10,18 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page
 
 PASSWORD = "correct-horse-battery"
+# conftest's staff, one login per role in each of the two organisations: the matrices sign in
+# as each of them.
+STAFF = {
+    "gp": "dr.rossi",
+    "nurse": "nurse.greco",
+    "admin": "admin",
+    "privacy": "privacy.officer",
+    "org_b_gp": "dr.verdi",
+    "org_b_nurse": "nurse.galli",
+    "org_b_admin": "admin.milano",
+    "org_b_privacy": "privacy.milano",
+}
 # Where the browser tests save the main pages, for docs/dashboard.md.
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 

@@ -13,20 +13,10 @@ from pypdf import PdfReader
 
 from dashboard.authz import current_user, signed_in
 from tests.dashboard.conftest import World
-from tests.dashboard.support import login
+from tests.dashboard.support import STAFF, login
 
-ROLES = {
-    "gp": "dr.rossi",
-    "nurse": "nurse.greco",
-    "admin": "admin",
-    "privacy": "privacy.officer",
-    # The second organisation's staff (conftest): the same roles, another organisation.
-    "org_b_gp": "dr.verdi",
-    "org_b_nurse": "nurse.galli",
-    "org_b_admin": "admin.milano",
-    "org_b_privacy": "privacy.milano",
-    "anonymous": None,
-}
+# Every role of both organisations (support.STAFF), and nobody signed in.
+ROLES: dict[str, str | None] = {**STAFF, "anonymous": None}
 ROLE = {key: key.removeprefix("org_b_") for key in ROLES}
 TARGETS = ("own", "other_gp", "far", "org_b")
 NAMES = {"own": "Colombo", "other_gp": "Ferrari", "far": "Ricci", "org_b": "Marino"}

@@ -14,20 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.dashboard.conftest import World
-from tests.dashboard.support import login
+from tests.dashboard.support import STAFF, login
 from tests.dashboard.test_security_routes import endpoints
 
-USERS = {
-    "gp": "dr.rossi",
-    "nurse": "nurse.greco",
-    "admin": "admin",
-    "privacy": "privacy.officer",
-    # The second organisation's staff try the first's records.
-    "org_b_gp": "dr.verdi",
-    "org_b_nurse": "nurse.galli",
-    "org_b_admin": "admin.milano",
-    "org_b_privacy": "privacy.milano",
-}
+# Every role of both organisations: the second's staff try the first's records.
+USERS = STAFF
 # The world's records each role must not reach: conftest's "own" patient is dr.rossi's in
 # centre A, "other_gp" dr.bianchi's in centre A, "far" dr.bianchi's in centre B.
 # "org_b" is the second organisation's patient (dr.verdi's), "org_b_admin" its admin.
