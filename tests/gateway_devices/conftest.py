@@ -45,6 +45,13 @@ def fast_options(**watchdog) -> ManagerOptions:
     )
 
 
+def clock_at(instant: datetime) -> Callable[[], datetime]:
+    """A clock that reads ``instant`` now and runs on from it at the real pace: the gateway and
+    a device live on a chosen day (a July one, for DST) while the test runs today."""
+    shift = instant - datetime.now(UTC)
+    return lambda: datetime.now(UTC) + shift
+
+
 def measurement(
     kind: str, values: dict[str, float], *, at: datetime | None = None, session: str = "morning"
 ) -> SimulatedMeasurement:

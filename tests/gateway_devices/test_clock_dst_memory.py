@@ -19,7 +19,7 @@ from telemon.device_kinds import DeviceKind
 from telemon.topics import Channel, topic
 from tests.mqtt_helpers import Collector
 
-from .conftest import FAST_PROFILES, fast_options, measurement, observations
+from .conftest import FAST_PROFILES, clock_at, fast_options, measurement, observations
 
 SECONDS = timedelta(seconds=20)
 
@@ -38,10 +38,7 @@ def temperatures(collector, gateway_id):
 
 
 async def test_a_dst_ignoring_clock_is_remembered_across_a_restart(gateway, link, mqtt_url):
-    shift = datetime(2026, 7, 1, 8, 0, tzinfo=UTC) - datetime.now(UTC)
-
-    def july() -> datetime:
-        return datetime.now(UTC) + shift
+    july = clock_at(datetime(2026, 7, 1, 8, 0, tzinfo=UTC))
 
     thermometer = DEVICE_CLASSES[DeviceKind.THERMOMETER](link, follows_dst=False)
     thermometer.clock_now = july

@@ -23,7 +23,7 @@ from telemon.time_correction import ClockSource, TimeBasis
 from telemon.topics import Channel, topic
 from tests.mqtt_helpers import Collector
 
-from .conftest import measurement, observations
+from .conftest import clock_at, measurement, observations
 
 SECONDS = timedelta(seconds=20)  # link, scheduling and the one-second grain of a GATT clock
 
@@ -136,10 +136,7 @@ async def test_a_clock_that_never_changes_for_dst_is_read_as_standard_time(
     gateway, link, mqtt_url
 ) -> None:
     # A July morning: the gateway and the device live in it, shifted from the real clock.
-    shift = datetime(2026, 7, 1, 8, 0, tzinfo=UTC) - datetime.now(UTC)
-
-    def july() -> datetime:
-        return datetime.now(UTC) + shift
+    july = clock_at(datetime(2026, 7, 1, 8, 0, tzinfo=UTC))
 
     async with clocked(
         link, "thermometer", clock=ClockCharacteristic.CURRENT_TIME, follows_dst=False
@@ -182,10 +179,7 @@ async def test_a_device_declaring_its_zone_and_dst_has_its_stamps_read_in_them(
     # A thermometer set in New York (UTC-5, DST +1 h in July) that says so in its Local Time
     # Information; the patient's zone is Rome's. Read in Rome's zone its clock would look six
     # hours behind: corrected and flagged. Read in the zone it declares, it is right.
-    shift = datetime(2026, 7, 1, 14, 0, tzinfo=UTC) - datetime.now(UTC)
-
-    def july() -> datetime:
-        return datetime.now(UTC) + shift
+    july = clock_at(datetime(2026, 7, 1, 14, 0, tzinfo=UTC))
 
     async with clocked(
         link,
