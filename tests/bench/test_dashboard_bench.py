@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parents[2]
 LINES = (
     "triage queue",
     "patient list",
@@ -22,7 +17,7 @@ LINES = (
 FIGURES = re.compile(r": p50 [0-9.]+ ms, p99 [0-9.]+ ms$")
 
 
-def test_a_tiny_run_prints_the_six_lines_and_leaves_no_database(postgres_server_url):
+def test_a_tiny_run_prints_the_six_lines_and_leaves_no_database(postgres_server_url, run_bench):
     def bench_databases() -> set[str]:
         with psycopg.connect(postgres_server_url, autocommit=True) as conn:
             rows = conn.execute(
@@ -31,28 +26,20 @@ def test_a_tiny_run_prints_the_six_lines_and_leaves_no_database(postgres_server_
         return {name for (name,) in rows}
 
     before = bench_databases()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "bench/dashboard.py",
-            # Enough patients that some episode is still open at the end (the queue measured).
-            *("--patients", "100", "--per-gp", "20", "--per-centre", "50"),
-            *("--days", "14", "--engine-every", "24", "--runs", "3"),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "TELEMON_BENCH_DATABASE_URL": postgres_server_url},
-        capture_output=True,
-        text=True,
+    out = run_bench(
+        "dashboard.py",
+        # Enough patients that some episode is still open at the end (the queue measured).
+        *("--patients", "100", "--per-gp", "20", "--per-centre", "50"),
+        *("--days", "14", "--engine-every", "24", "--runs", "3"),
+        env={"TELEMON_BENCH_DATABASE_URL": postgres_server_url},
         timeout=300,
     )
-
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    lines = out.splitlines()
     for label in LINES:
         printed = [line for line in lines if line.startswith(f"{label}: ")]
-        assert len(printed) == 1, (label, done.stdout)
+        assert len(printed) == 1, (label, out)
         assert FIGURES.search(printed[0]), printed[0]
     # The engine made episodes, and the GP's list and the nurse's queue were not empty.
-    assert re.search(r"engine: \d+ full passes .* [1-9][0-9,]* episodes", done.stdout)
-    assert re.search(r"queue holds [1-9]\d* episodes; \S+ has 20 patients", done.stdout)
+    assert re.search(r"engine: \d+ full passes .* [1-9][0-9,]* episodes", out)
+    assert re.search(r"queue holds [1-9]\d* episodes; \S+ has 20 patients", out)
     assert bench_databases() <= before

@@ -3,35 +3,22 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
 OBSERVATIONS = 3000
 
 
 def test_a_short_single_reading_run_stores_every_message_once_and_reports_its_cpu(
-    postgres_server_url, mqtt_url
+    postgres_server_url, mqtt_url, run_bench
 ):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "bench/ingest.py",
-            *("--observations", str(OBSERVATIONS), "--per-message", "1", "--gateways", "100"),
-            # A window past a worker's old Receive Maximum (2000): the broker then queued the
-            # rest per session and dropped QoS 1 messages past its queue of 1000.
-            *("--window", "2500"),
-            *("--database-url", postgres_server_url, "--mqtt-url", mqtt_url),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    out = run_bench(
+        "ingest.py",
+        *("--observations", str(OBSERVATIONS), "--per-message", "1", "--gateways", "100"),
+        # A window past a worker's old Receive Maximum (2000): the broker then queued the rest
+        # per session and dropped QoS 1 messages past its queue of 1000.
+        *("--window", "2500"),
+        *("--database-url", postgres_server_url, "--mqtt-url", mqtt_url),
         timeout=300,
     )
-
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
     assert f"{OBSERVATIONS} observations in {OBSERVATIONS} messages from 100 gateways" in out
     stored = re.search(r"^stored (\d+), duplicates (\d+);", out, re.M)
     assert stored is not None and stored.groups() == (str(OBSERVATIONS), "0"), out

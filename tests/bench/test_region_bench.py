@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 GATEWAYS, RATE, DURATION = 20, 1000, 16
 
 pytestmark = pytest.mark.skipif(
@@ -20,22 +16,15 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_a_short_region_run_loses_nothing_across_an_area_broker_killed(postgres_server_url):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "bench/region.py",
-            *("--gateways", str(GATEWAYS), "--rate", str(RATE), "--duration", str(DURATION)),
-            *("--outage", "2", "--database-url", postgres_server_url),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+def test_a_short_region_run_loses_nothing_across_an_area_broker_killed(
+    postgres_server_url, run_bench
+):
+    out = run_bench(
+        "region.py",
+        *("--gateways", str(GATEWAYS), "--rate", str(RATE), "--duration", str(DURATION)),
+        *("--outage", "2", "--database-url", postgres_server_url),
         timeout=180,
     )
-
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
     last = out.strip().splitlines()[-1]
     figures = re.fullmatch(
         r"region: ([\d,]+) obs/s, p99 ([\d,]+) ms, lost (\d+), duplicated (\d+)", last
